@@ -1,0 +1,372 @@
+"""Benchmark: detect + descriptor on the same photos, four ways, concurrency 1 and 8.
+
+(a) raw onnxruntime: cv2 decode, YuNet, alignment, SFace through bare sessions, in-process
+    (the limit the service wraps; threads for concurrency, onnxruntime releases the GIL);
+(b) EstimatorService.Detect over gRPC to `python -m services.estimator` on a free port;
+(c) REST POST /6/sdk?detect_face=1&estimate_face_descriptor=1 through `luna up --free-ports`
+    in a temp dir;
+(d) the `face_recognition` library (dlib HOG detector + ResNet encoder) as a peer, run by the
+    Python of a separate venv (BENCH_FR_PYTHON, default /tmp/fr-venv/bin/python) when it
+    has the package; skipped with the reason otherwise.
+
+One request = one photo; photos rotate. faces/s = faces found / wall time. Not a test.
+
+    python -m bench.estimator.run [--seconds 8] [--concurrency 1 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import cv2
+import grpc
+import numpy as np
+import onnxruntime as ort
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from luna.estimator.v1 import estimator_pb2 as epb
+from luna.estimator.v1 import estimator_pb2_grpc
+from PIL import Image
+from skimage import data
+
+from bench.common import running_platform, save
+from services.common import grpc_client
+from services.common.embedded import pick_free_port
+from services.estimator import align, detect
+from services.estimator import model_repo as mr
+from services.estimator.extract import sface_input
+
+PHOTO_FILES = ("01.jpg", "p3.jpg", "test_3ddfa.jpg")  # nsface wheel photos (p3 is a PNG)
+
+
+def photos(repo: Path) -> list[tuple[str, bytes]]:
+    buf = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buf, format="JPEG", quality=95)
+    out = [("astronaut.jpg", buf.getvalue())]
+    out += [(n, (mr.test_images_dir(repo) / n).read_bytes()) for n in PHOTO_FILES]
+    return out
+
+
+def pct(lat: list[float], q: float) -> float:
+    s = sorted(lat)
+    return round(1000 * s[min(len(s) - 1, int(q * len(s)))], 2)
+
+
+def stats(name: str, c: int, lat: list[float], faces: int, wall: float) -> dict[str, Any]:
+    return {
+        "name": name,
+        "concurrency": c,
+        "requests": len(lat),
+        "faces": faces,
+        "seconds": round(wall, 2),
+        "faces_per_s": round(faces / wall, 2),
+        "requests_per_s": round(len(lat) / wall, 2),
+        "p50_ms": pct(lat, 0.5),
+        "p99_ms": pct(lat, 0.99),
+    }
+
+
+async def closed_loop(
+    name: str,
+    call: Callable[[bytes], Awaitable[int]],
+    images: list[tuple[str, bytes]],
+    concurrency: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """`concurrency` workers, each sending the photos in turn, back to back."""
+    for _, img in images:  # warm-up: sessions, channels, first allocations
+        await call(img)
+    lat: list[float] = []
+    faces = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(offset: int) -> None:
+        nonlocal faces
+        i = offset
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            # not `faces += await ...`: that reads `faces` before the await and loses the
+            # other workers' updates
+            n = await call(images[i % len(images)][1])
+            lat.append(time.perf_counter() - t)
+            faces += n
+            i += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return stats(name, concurrency, lat, faces, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- (a) raw
+class RawOnnx:
+    """The same models with nothing around them: cv2 decode, numpy pre/post, ORT run."""
+
+    def __init__(self, repo: Path) -> None:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        prov = ["CPUExecutionProvider"]
+        self.yunet = ort.InferenceSession(str(mr.model_path(repo, "yunet")), opts, providers=prov)
+        self.sface = ort.InferenceSession(str(mr.model_path(repo, "sface")), opts, providers=prov)
+        self.names = [o.name for o in self.yunet.get_outputs()]
+
+    def __call__(self, encoded: bytes) -> int:
+        bgr = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        blob, scale = detect.yunet_input(rgb)
+        out = dict(zip(self.names, self.yunet.run(self.names, {"input": blob}), strict=True))
+        dets = detect.yunet_decode(out, scale, rgb.shape[1], rgb.shape[0])
+        warps = [align.warp_face(rgb, d.landmarks5) for d in dets]
+        if warps:
+            self.sface.run(None, {"data": sface_input(warps)})
+        return len(dets)
+
+
+def bench_raw(repo: Path, images: list[tuple[str, bytes]], c: int, seconds: float) -> dict:
+    raw = RawOnnx(repo)
+    for _, img in images:
+        raw(img)
+    lat: list[float] = []
+    faces = [0]
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def worker(offset: int) -> None:
+        i = offset
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            n = raw(images[i % len(images)][1])
+            dt = time.perf_counter() - t
+            with lock:
+                lat.append(dt)
+                faces[0] += n
+            i += 1
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(c)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return stats("raw_onnxruntime", c, lat, faces[0], time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- (b) gRPC
+async def start_estimator(repo: Path, log: Path) -> tuple[asyncio.subprocess.Process, str]:
+    address = f"127.0.0.1:{pick_free_port()}"
+    env = {**os.environ, "LUNA_ESTIMATOR_ADDRESS": address, "LUNA_MODELS_DIR": str(repo)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.estimator", env=env, stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    async with grpc.aio.insecure_channel(address) as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.returncode is not None:
+                text = await asyncio.to_thread(log.read_text)
+                raise RuntimeError(f"estimator exited: {text[-2000:]}")
+            try:
+                r = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if r.status == health_pb2.HealthCheckResponse.SERVING:
+                    return proc, address
+            except grpc.aio.AioRpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("estimator did not start")
+            await asyncio.sleep(0.3)
+
+
+def grpc_call(stub: Any) -> Callable[[bytes], Awaitable[int]]:
+    async def call(img: bytes) -> int:
+        reply = await stub.Detect(
+            epb.DetectRequest(
+                images=[epb.Image(data=img)], detect_face=True, estimations=["face_descriptor"]
+            )
+        )
+        return len(reply.results[0].detections.faces)
+
+    return call
+
+
+# ---------------------------------------------------------------------------- (c) REST
+def rest_call(http: aiohttp.ClientSession, url: str, auth: dict) -> Callable:
+    ctypes = {b"\x89PNG": "image/png"}
+
+    async def call(img: bytes) -> int:
+        ctype = ctypes.get(img[:4], "image/jpeg")
+        async with http.post(
+            url + "/6/sdk",
+            params={"detect_face": "1", "estimate_face_descriptor": "1"},
+            data=img,
+            headers={**auth, "Content-Type": ctype},
+        ) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+        (image,) = body["images_estimations"]
+        return len(image["estimations"])
+
+    return call
+
+
+async def bench_rest(images: list, conc: list[int], seconds: float) -> list[dict]:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="luna-bench-") as tmp:
+        async with running_platform(Path(tmp)) as runtime, aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=64)
+        ) as http:  # fmt: skip
+            url = runtime["url"]
+            login = f"bench{os.getpid()}@example.com"
+            async with http.post(
+                url + "/6/accounts",
+                json={"login": login, "password": "secret1", "account_type": "user"},
+            ) as resp:
+                assert resp.status == 201
+            auth = {"Authorization": aiohttp.encode_basic_auth(login, "secret1")}
+            call = rest_call(http, url, auth)
+            for c in conc:
+                out.append(await closed_loop("rest_sdk", call, images, c, seconds))
+    return out
+
+
+# ---------------------------------------------------------------------------- (d) dlib
+FR_SCRIPT = textwrap.dedent(
+    """
+    import io, json, multiprocessing as mp, sys, time
+    import numpy as np, face_recognition
+    from PIL import Image
+    files, conc, seconds = json.loads(sys.argv[1]), json.loads(sys.argv[2]), float(sys.argv[3])
+    imgs = [np.asarray(Image.open(io.BytesIO(open(f, "rb").read())).convert("RGB")) for f in files]
+    def one(i):
+        # decode is done above once; time only detection + encoding
+        img = imgs[i % len(imgs)]
+        locs = face_recognition.face_locations(img)
+        face_recognition.face_encodings(img, locs)
+        return len(locs)
+    def worker(args):
+        # dlib deadlocks under Python threads: concurrency = processes (fork)
+        k, stop = args
+        lat, faces, i = [], 0, k
+        while time.time() < stop:
+            t = time.perf_counter(); faces += one(i); lat.append(time.perf_counter() - t)
+            i += 1
+        return lat, faces
+    for i in range(len(imgs)):
+        one(i)
+    out = []
+    ctx = mp.get_context("fork")
+    for c in conc:
+        t0 = time.perf_counter()
+        stop = time.time() + seconds
+        with ctx.Pool(c) as pool:
+            parts = pool.map(worker, [(k, stop) for k in range(c)])
+        lat = [x for p, _ in parts for x in p]
+        out.append({"c": c, "lat": lat, "faces": sum(f for _, f in parts),
+                    "wall": time.perf_counter() - t0})
+    print(json.dumps(out))
+    """
+)
+
+
+def bench_face_recognition(images: list, conc: list[int], seconds: float) -> tuple[list, str]:
+    py = os.environ.get("BENCH_FR_PYTHON", "/tmp/fr-venv/bin/python")
+    if not Path(py).exists():
+        return [], f"no Python at {py} (face_recognition venv not built)"
+    check = subprocess.run([py, "-c", "import face_recognition"], capture_output=True, text=True)
+    if check.returncode != 0:
+        return [], f"face_recognition not importable in {py}: {check.stderr.strip()[-300:]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for name, img in images:
+            p = Path(tmp) / name
+            p.write_bytes(img)
+            files.append(str(p))
+        proc = subprocess.run(
+            [py, "-c", FR_SCRIPT, json.dumps(files), json.dumps(conc), str(seconds)],
+            capture_output=True,
+            text=True,
+            timeout=120 + 6 * seconds * len(conc),
+        )
+    if proc.returncode != 0:
+        return [], f"face_recognition run failed: {proc.stderr.strip()[-500:]}"
+    runs = json.loads(proc.stdout.strip().splitlines()[-1])
+    note = (
+        "decode excluded (done once up front); HOG detector, 128-D dlib ResNet encoder; "
+        "concurrency = forked processes (dlib deadlocks under threads)"
+    )
+    return [
+        stats("face_recognition_dlib", r["c"], r["lat"], r["faces"], r["wall"]) for r in runs
+    ], note
+
+
+# ---------------------------------------------------------------------------- main
+async def amain(seconds: float, conc: list[int]) -> dict[str, Any]:
+    repo = mr.models_dir()
+    images = photos(repo)
+    results: dict[str, Any] = {
+        "photos": [n for n, _ in images],
+        "request": "one photo per request: detect faces + 128-D descriptor of each",
+        "onnxruntime": ort.__version__,
+        "runs": [],
+    }
+    runs: list[dict[str, Any]] = results["runs"]
+    for c in conc:
+        runs.append(await asyncio.to_thread(bench_raw, repo, images, c, seconds))
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, address = await start_estimator(repo, Path(tmp) / "estimator.log")
+        try:
+            channel = grpc_client.channel("estimator", address)
+            stub = grpc_client.stub(estimator_pb2_grpc.EstimatorServiceStub, channel)
+            for c in conc:
+                runs.append(
+                    await closed_loop("grpc_estimator", grpc_call(stub), images, c, seconds)
+                )
+            await channel.close()
+        finally:
+            proc.terminate()
+            await proc.wait()
+    runs.extend(await bench_rest(images, conc, seconds))
+    fr_runs, note = await asyncio.to_thread(bench_face_recognition, images, conc, seconds)
+    runs.extend(fr_runs)
+    results["face_recognition"] = note
+    raw = {r["concurrency"]: r["faces_per_s"] for r in runs if r["name"] == "raw_onnxruntime"}
+    for r in runs:
+        r["ratio_vs_raw"] = round(r["faces_per_s"] / raw[r["concurrency"]], 3)
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    args = ap.parse_args()
+    results = asyncio.run(amain(args.seconds, args.concurrency))
+    print(f"photos: {', '.join(results['photos'])}; {results['request']}")
+    print(
+        f"{'run':24} {'c':>2} {'faces/s':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'x raw':>6}"
+    )
+    for r in results["runs"]:
+        print(
+            f"{r['name']:24} {r['concurrency']:>2} {r['faces_per_s']:>8} {r['requests_per_s']:>7}"
+            f" {r['p50_ms']:>8} {r['p99_ms']:>8} {r['ratio_vs_raw']:>6}"
+        )
+    print(f"face_recognition: {results['face_recognition']}")
+    path = save(f"estimator_{int(time.time())}", results)
+    print(f"saved {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

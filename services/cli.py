@@ -1,0 +1,77 @@
+"""The `luna` command: up, status, config, models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from services.common import config, logs
+
+
+def _up(args: argparse.Namespace) -> int:
+    from services.supervisor import Supervisor
+
+    logs.setup("supervisor")
+    if args.port is not None:
+        import os
+
+        os.environ["LUNA_PORT"] = str(args.port)
+    try:
+        asyncio.run(Supervisor(free_ports=args.free_ports).run())
+    except asyncio.CancelledError:
+        return 130  # interrupted while starting; everything started was stopped
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from services.supervisor import status
+
+    return asyncio.run(status(config.data_dir()))
+
+
+def _config(args: argparse.Namespace) -> int:
+    settings = config.declared()
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
+        for s in settings:
+            print(f"| `{s.name}` | `{s.default}` | {s.doc} |")
+    else:
+        for s in settings:
+            print(f"{s.name}={s.get()}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from services.estimator.install import install_models
+    from services.estimator.model_repo import models_dir
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    install_models(Path(args.repo) if args.repo else models_dir(), progress=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="luna", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the whole platform (embedded NATS and PostgreSQL)")
+    up.add_argument("--port", type=int, help="REST port (default LUNA_PORT or 5000)")
+    up.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="put the internal gRPC services on free loopback ports instead of 5110..5150",
+    )
+    up.set_defaults(fn=_up)
+    sub.add_parser("status", help="health of each running service").set_defaults(fn=_status)
+    cfg = sub.add_parser("config", help="list every LUNA_* setting")
+    cfg.add_argument("--markdown", action="store_true", help="as the README's table")
+    cfg.set_defaults(fn=_config)
+    models = sub.add_parser("models", help="model repository")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    install = models_sub.add_parser("install", help="fetch and convert the models")
+    install.add_argument("--repo", help="model repository directory (default LUNA_MODELS_DIR)")
+    install.set_defaults(fn=_models)
+    args = parser.parse_args(argv)
+    sys.exit(args.fn(args))

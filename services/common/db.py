@@ -1,0 +1,152 @@
+"""PostgreSQL connection pool and versioned SQL migrations.
+
+Migrations are files `NNNN_name.sql` in a service's `migrations/` directory, applied in order
+at start, each in its own transaction, and recorded in `schema_migrations` with the file's
+sha256, so an edited migration that already ran is caught instead of silently diverging.
+Several replicas may start at once: an advisory lock per service serialises them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger("luna.db")
+
+Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.sql$")
+# Fixed key guarding the creation of schema_migrations itself: concurrent
+# `create table if not exists` can still fail on the catalog's unique index.
+_TABLE_LOCK_KEY = 0x4C554E41_00000000  # "LUNA" << 32
+
+_CREATE_TABLE = """
+create table if not exists schema_migrations (
+    service    text        not null,
+    version    int         not null,
+    name       text        not null,
+    sha256     text        not null,
+    applied_at timestamptz not null default now(),
+    primary key (service, version)
+)
+"""
+
+
+class MigrationError(RuntimeError):
+    """The database and the migration files disagree; the service must not start."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+    sha256: str
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+    """An opened pool of dict-row connections; each is checked before being handed out, so a
+    database restart costs one reconnect instead of an error in a request."""
+    pool: Pool = AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row},
+        connection_class=AsyncConnection[DictRow],
+        check=AsyncConnectionPool.check_connection,
+        open=False,
+    )
+    await pool.open(wait=True, timeout=30.0)
+    return pool
+
+
+def load_migrations(migrations_dir: Path) -> list[Migration]:
+    """Migration files sorted by version; a misnamed or duplicated one is an error, not skipped."""
+    found: dict[int, Migration] = {}
+    for path in sorted(Path(migrations_dir).glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"{path}: migration files are named NNNN_name.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(f"{path}: version {version} appears twice")
+        raw = path.read_bytes()
+        found[version] = Migration(
+            version, match.group(2), raw.decode("utf-8"), hashlib.sha256(raw).hexdigest()
+        )
+    return [found[v] for v in sorted(found)]
+
+
+def _service_lock_key(service: str) -> int:
+    # A signed 64-bit key derived from the service name (pg advisory locks take bigint).
+    digest = hashlib.sha256(f"luna.migrations:{service}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _check_history(service: str, applied: dict[int, dict], files: list[Migration]) -> None:
+    by_version = {m.version: m for m in files}
+    for version, row in sorted(applied.items()):
+        m = by_version.get(version)
+        if m is None:
+            # Newer code already migrated this database (rolling upgrade): tolerate it.
+            log.warning("%s: applied migration %04d has no file here", service, version)
+        elif m.sha256 != row["sha256"]:
+            raise MigrationError(
+                f"{service}: migration {version:04d}_{m.name}.sql changed after it was applied "
+                f"(sha256 {row['sha256'][:12]} in the database, {m.sha256[:12]} on disk); "
+                "add a new migration instead of editing an applied one"
+            )
+    newest = max(applied, default=0)
+    late = [m for m in files if m.version not in applied and m.version < newest]
+    if late:
+        raise MigrationError(
+            f"{service}: migration {late[0].version:04d}_{late[0].name}.sql is older than the "
+            f"newest applied one ({newest:04d}); migrations must be added in order"
+        )
+
+
+async def migrate(pool: Pool, service: str, migrations_dir: Path) -> list[int]:
+    """Apply the pending migrations of `service`; returns the versions this call applied.
+
+    Each migration runs in its own transaction together with its record, under a per-service
+    transaction-level advisory lock, so concurrent starts apply each migration exactly once
+    and a failed migration leaves nothing behind. (So no `create index concurrently` here.)
+    """
+    files = load_migrations(migrations_dir)
+    applied_now: list[int] = []
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            await conn.execute("select pg_advisory_xact_lock(%s)", (_TABLE_LOCK_KEY,))
+            await conn.execute(_CREATE_TABLE)
+        while True:
+            async with conn.transaction():
+                key = _service_lock_key(service)
+                await conn.execute("select pg_advisory_xact_lock(%s)", (key,))
+                cur = await conn.execute(
+                    "select version, name, sha256 from schema_migrations where service = %s",
+                    (service,),
+                )
+                applied = {row["version"]: row for row in await cur.fetchall()}
+                _check_history(service, applied, files)
+                pending = [m for m in files if m.version not in applied]
+                if not pending:
+                    break
+                m = pending[0]
+                # No parameters: psycopg sends it with the simple protocol, so a file may hold
+                # several statements.
+                await conn.execute(m.sql.encode())
+                await conn.execute(
+                    "insert into schema_migrations (service, version, name, sha256)"
+                    " values (%s, %s, %s, %s)",
+                    (service, m.version, m.name, m.sha256),
+                )
+            applied_now.append(m.version)
+            log.info("%s: applied migration %04d_%s", service, m.version, m.name)
+    return applied_now

@@ -1,0 +1,162 @@
+"""gRPC aio server bootstrap shared by every service.
+
+One place does health, reflection, graceful stop and the mapping of exceptions to gRPC status
+plus LUNA error code, so handlers only contain their own logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from luna.common.v1 import error_pb2
+
+from services.common import errors, logs
+
+REQUEST_ID_KEY = "luna-request-id"
+log = logging.getLogger("luna.grpc")
+
+
+@dataclass
+class ServiceApp:
+    """What a service contributes to the shared server."""
+
+    name: str
+    # Full names of the gRPC services it registers, for health and reflection.
+    service_names: list[str]
+    # Adds servicers to the server; runs after `startup`.
+    register: Callable[[grpc.aio.Server], None]
+    startup: Callable[[], Awaitable[None]] | None = None
+    shutdown: Callable[[], Awaitable[None]] | None = None
+    options: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def _error_trailer(err: errors.LunaError) -> tuple[tuple[str, bytes], ...]:
+    detail = error_pb2.ErrorDetail(
+        error_code=err.code, desc=err.desc, detail=err.detail, http_status=err.http_status
+    )
+    return ((errors.ERROR_TRAILER, detail.SerializeToString()),)
+
+
+async def _abort(context: grpc.aio.ServicerContext, err: errors.LunaError) -> None:
+    context.set_trailing_metadata(_error_trailer(err))
+    await context.abort(errors.grpc_status_for(err.http_status), err.detail)
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps LunaError (and anything unexpected) to a status and carries the request id."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        rid = dict(handler_call_details.invocation_metadata or ()).get(REQUEST_ID_KEY, "-")
+        method = handler_call_details.method
+
+        def wrap_unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                token = logs.request_id.set(rid)
+                try:
+                    return await fn(request, context)
+                except errors.LunaError as err:
+                    await _abort(context, err)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception:
+                    log.exception("unhandled error in %s", method)
+                    await _abort(context, errors.LunaError(errors.INTERNAL))
+                finally:
+                    logs.request_id.reset(token)
+
+            return wrapper
+
+        def wrap_stream(fn: Callable[..., Any]) -> Callable[..., Any]:
+            async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                token = logs.request_id.set(rid)
+                try:
+                    async for item in fn(request, context):
+                        yield item
+                except errors.LunaError as err:
+                    await _abort(context, err)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception:
+                    log.exception("unhandled error in %s", method)
+                    await _abort(context, errors.LunaError(errors.INTERNAL))
+                finally:
+                    logs.request_id.reset(token)
+
+            return wrapper
+
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                wrap_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                wrap_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+async def serve(app: ServiceApp, address: str) -> None:
+    """Run `app` on `address` until SIGINT/SIGTERM, then stop gracefully."""
+    server = grpc.aio.server(
+        interceptors=[ErrorInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+            *app.options,
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*app.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    for name in ("", *app.service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    if app.startup is not None:
+        await app.startup()
+    app.register(server)
+    if server.add_insecure_port(address) == 0:
+        raise RuntimeError(f"{app.name}: cannot listen on {address}")
+    await server.start()
+    for name in ("", *app.service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("%s serving gRPC on %s", app.name, address)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("%s stopping", app.name)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace=5)
+    if app.shutdown is not None:
+        await app.shutdown()
+    log.info("%s stopped", app.name)
+
+
+def run(app: ServiceApp, address: str) -> None:
+    logs.setup(app.name)
+    asyncio.run(serve(app, address))

@@ -1,0 +1,162 @@
+"""NATS connection and the platform's JetStream streams (ARCHITECTURE.md §5).
+
+Every stream the platform uses is declared here once, so each service can call
+`ensure_streams` at start in any order: creation is idempotent and a changed declaration is
+applied as an update.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+log = logging.getLogger("luna.nats")
+
+DAY = 24 * 3600.0
+
+# Subjects are all under `luna.`; streams never overlap (a work-queue stream requires that).
+STREAMS: tuple[StreamConfig, ...] = (
+    StreamConfig(
+        name="FACES_CHANGES",
+        description="Changes to faces/lists/attributes; the matcher replays it after a snapshot.",
+        subjects=["luna.faces.changes.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=7 * DAY,
+        duplicate_window=120.0,
+    ),
+    StreamConfig(
+        name="EVENTS",
+        description="Generated events, for the sender websocket and plugins.",
+        subjects=["luna.events.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=1 * DAY,
+        duplicate_window=120.0,
+    ),
+    StreamConfig(
+        name="TASKS_WORK",
+        description="Subtasks to process; each message is removed once a worker acks it.",
+        subjects=["luna.tasks.work.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=120.0,
+    ),
+)
+
+# Fields the server refuses to change on an existing stream: a mismatch needs an operator.
+_IMMUTABLE = ("retention", "storage")
+_COMPARED = ("subjects", "retention", "storage", "discard", "max_age", "duplicate_window")
+
+
+async def connect(url: str, *, name: str | None = None, initial_attempts: int = 10) -> NATS:
+    """Connect, failing after `initial_attempts` (about a second apart) so a wrong URL is an
+    error rather than a silent hang; once connected, reconnects never give up (a service
+    outlives a NATS restart)."""
+    nc = NATS()
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error: %s", exc)
+
+    async def on_disconnect() -> None:
+        if not nc.is_closed:  # our own close() also reports a disconnect
+            log.warning("nats disconnected from %s", url)
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected to %s", url)
+
+    await nc.connect(
+        servers=[url],
+        name=name or f"luna-{socket.gethostname()}-{os.getpid()}",
+        connect_timeout=5,
+        allow_reconnect=True,
+        max_reconnect_attempts=max(1, initial_attempts),
+        reconnect_time_wait=1,
+        ping_interval=20,
+        max_outstanding_pings=3,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+    # nats-py has one limit for both phases and reads it at each attempt: lift it now.
+    nc.options["max_reconnect_attempts"] = -1
+    return nc
+
+
+def _differs(have: StreamConfig, want: StreamConfig) -> list[str]:
+    diffs = []
+    for field in _COMPARED:
+        a, b = getattr(have, field), getattr(want, field)
+        if field == "subjects":
+            a, b = sorted(a or []), sorted(b or [])
+        elif field in ("max_age", "duplicate_window"):
+            # The server answers in ns converted to float seconds; compare to the ms.
+            a, b = round(a or 0.0, 3), round(b or 0.0, 3)
+        if a != b:
+            diffs.append(field)
+    return diffs
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Create every stream in STREAMS, or update one whose declaration changed."""
+    for want in STREAMS:
+        try:
+            info = await js.stream_info(want.name or "")
+        except NotFoundError:
+            await js.add_stream(want)
+            log.info("created stream %s", want.name)
+            continue
+        diffs = _differs(info.config, want)
+        if not diffs:
+            continue
+        frozen = [f for f in diffs if f in _IMMUTABLE]
+        if frozen:
+            raise RuntimeError(
+                f"stream {want.name} exists with different {', '.join(frozen)}; "
+                "the server cannot change that in place (delete the stream to recreate it)"
+            )
+        await js.update_stream(want)
+        log.info("updated stream %s (%s)", want.name, ", ".join(diffs))
+
+
+async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str) -> int:
+    """Publish with `Nats-Msg-Id` so a retry within the stream's duplicate window is dropped
+    by the server; returns the stream sequence (the original one for a duplicate)."""
+    ack = await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+    return int(ack.seq)
+
+
+def work_consumer_config(
+    durable: str,
+    filter_subject: str,
+    *,
+    ack_wait_s: float = 60.0,
+    max_deliver: int = 10,
+) -> ConsumerConfig:
+    """Durable pull consumer for TASKS_WORK: explicit ack, redelivery after `ack_wait_s`.
+
+    Work-queue streams allow one consumer per subject, so all workers share this durable.
+    """
+    return ConsumerConfig(
+        durable_name=durable,
+        filter_subject=filter_subject,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait_s,
+        max_deliver=max_deliver,
+    )

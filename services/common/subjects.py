@@ -1,0 +1,8 @@
+"""NATS subject names: one table so publishers and subscribers cannot drift apart."""
+
+# Core NATS (fire-and-forget): credentials changed; gateways drop their auth caches.
+AUTH_CHANGED = "luna.auth.changed"
+# JetStream subjects.
+FACES_CHANGES_PREFIX = "luna.faces.changes"
+EVENTS_PREFIX = "luna.events"
+TASKS_WORK_PREFIX = "luna.tasks.work"

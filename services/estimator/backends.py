@@ -1,0 +1,295 @@
+"""Inference backends behind one interface: in-process ONNX Runtime and Triton (KServe v2 gRPC).
+
+The ONNX Runtime backend batches concurrent requests itself (Triton does that server-side):
+requests for a model with a free batch dim that arrive within a short window are concatenated,
+run once in a worker thread, and split back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from services.common.config import setting
+from services.estimator import model_repo as mr
+
+MAX_BATCH = mr.MAX_BATCH_SIZE
+
+
+def backend_name() -> str:
+    return setting(
+        "LUNA_ESTIMATOR_BACKEND",
+        "onnxruntime",
+        "Inference backend of the estimator: onnxruntime (in-process) or triton.",
+    )
+
+
+def triton_url() -> str:
+    return setting(
+        "LUNA_TRITON_URL", "127.0.0.1:8001", "Triton (KServe v2) gRPC address, host:port."
+    )
+
+
+def device_name() -> str:
+    return setting(
+        "LUNA_ESTIMATOR_DEVICE",
+        "cpu",
+        "Device for the onnxruntime backend: cpu, or cuda (CUDAExecutionProvider if available).",
+    )
+
+
+class InferenceBackend(ABC):
+    """Runs one model of the repository on named numpy inputs."""
+
+    @abstractmethod
+    async def infer(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs by name; for batched models row i of each output belongs to input row i."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release sessions / channels."""
+
+
+def _dynamic_models(repo_dir: Path) -> set[str]:
+    manifest = mr.load_manifest(repo_dir) or {}
+    models = manifest.get("models", {})
+    if isinstance(models, dict):
+        return {n for n, m in models.items() if m.get("dynamic_batch")}
+    return {m.name for m in mr.MODELS if m.dynamic_batch}
+
+
+@dataclass
+class _Pending:
+    inputs: dict[str, np.ndarray]
+    future: asyncio.Future[dict[str, np.ndarray]]
+    rows: int
+
+
+@dataclass
+class _Batcher:
+    queue: list[_Pending] = field(default_factory=list)
+    flusher: asyncio.Task[None] | None = None
+
+
+class OnnxRuntimeBackend(InferenceBackend):
+    """In-process onnxruntime over the same model repository Triton would serve."""
+
+    def __init__(
+        self,
+        repo_dir: Path | None = None,
+        *,
+        device: str | None = None,
+        batch_window_s: float = 0.002,
+        max_batch: int = MAX_BATCH,
+        threads: int | None = None,
+        intra_op_threads: int = 0,
+    ) -> None:
+        import onnxruntime as ort
+
+        self._ort = ort
+        self.repo_dir = (repo_dir or mr.models_dir()).resolve()
+        self.device = (device or device_name()).lower()
+        self.batch_window_s = batch_window_s
+        self.max_batch = max_batch
+        self.intra_op_threads = intra_op_threads
+        self._dynamic = _dynamic_models(self.repo_dir)
+        self._sessions: dict[str, object] = {}
+        self._batchers: dict[str, _Batcher] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads or max(2, min(8, os.cpu_count() or 2)),
+            thread_name_prefix="ort",
+        )
+        avail = ort.get_available_providers()
+        if self.device == "cuda" and "CUDAExecutionProvider" in avail:
+            self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            self.providers = ["CPUExecutionProvider"]
+
+    def session(self, model: str) -> object:
+        sess = self._sessions.get(model)
+        if sess is None:
+            path = mr.model_path(self.repo_dir, model)
+            if not path.is_file():
+                raise FileNotFoundError(f"model {model!r} not in repository {self.repo_dir}")
+            opts = self._ort.SessionOptions()
+            opts.intra_op_num_threads = self.intra_op_threads
+            opts.log_severity_level = 3
+            sess = self._ort.InferenceSession(str(path), opts, providers=self.providers)
+            self._sessions[model] = sess
+        return sess
+
+    def warmup(self, models: list[str]) -> None:
+        for m in models:
+            self.session(m)
+
+    def is_batched(self, model: str) -> bool:
+        return model in self._dynamic
+
+    def run_sync(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        sess = self.session(model)
+        names = [o.name for o in sess.get_outputs()]  # type: ignore[attr-defined]
+        outs = sess.run(names, inputs)  # type: ignore[attr-defined]
+        return dict(zip(names, outs, strict=True))
+
+    async def _run(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run_sync, model, inputs)
+
+    async def infer(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.session(model)  # fail fast (in the caller) for an unknown model
+        if not self.is_batched(model):
+            return await self._run(model, inputs)
+        rows = int(next(iter(inputs.values())).shape[0])
+        if rows >= self.max_batch:
+            return await self._run_chunked(model, inputs, rows)
+        loop = asyncio.get_running_loop()
+        pending = _Pending(inputs, loop.create_future(), rows)
+        b = self._batchers.setdefault(model, _Batcher())
+        b.queue.append(pending)
+        if sum(p.rows for p in b.queue) >= self.max_batch:
+            self._flush(model)
+        elif b.flusher is None:
+            b.flusher = asyncio.create_task(self._flush_later(model))
+        return await pending.future
+
+    async def _run_chunked(
+        self, model: str, inputs: dict[str, np.ndarray], rows: int
+    ) -> dict[str, np.ndarray]:
+        parts = []
+        for start in range(0, rows, self.max_batch):
+            chunk = {k: v[start : start + self.max_batch] for k, v in inputs.items()}
+            parts.append(await self._run(model, chunk))
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    async def _flush_later(self, model: str) -> None:
+        await asyncio.sleep(self.batch_window_s)
+        b = self._batchers.get(model)
+        if b is not None:
+            b.flusher = None
+            self._flush(model)
+
+    def _flush(self, model: str) -> None:
+        b = self._batchers[model]
+        batch, b.queue = b.queue, []
+        if b.flusher is not None:
+            b.flusher.cancel()
+            b.flusher = None
+        if batch:
+            # Requests only concatenate when their non-batch dims agree (e.g. RetinaFace inputs
+            # of different sizes run separately).
+            groups: dict[tuple[object, ...], list[_Pending]] = {}
+            for p in batch:
+                key = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(p.inputs.items()))
+                groups.setdefault(key, []).append(p)
+            for group in groups.values():
+                task = asyncio.create_task(self._run_group(model, group))
+                # keep a reference until done: the loop holds tasks only weakly
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _run_group(self, model: str, group: list[_Pending]) -> None:
+        try:
+            if len(group) == 1:
+                merged = group[0].inputs
+            else:
+                merged = {k: np.concatenate([p.inputs[k] for p in group]) for k in group[0].inputs}
+            out = await self._run(model, merged)
+        except Exception as e:  # delivered to every waiter; each caller re-raises it
+            for p in group:
+                if not p.future.done():
+                    p.future.set_exception(e)
+            return
+        start = 0
+        for p in group:
+            part = {k: v[start : start + p.rows] for k, v in out.items()}
+            start += p.rows
+            if not p.future.done():
+                p.future.set_result(part)
+
+    async def close(self) -> None:
+        for b in self._batchers.values():
+            if b.flusher is not None:
+                b.flusher.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._sessions.clear()
+
+
+_NP_TO_KSERVE = {
+    "float32": "FP32",
+    "float16": "FP16",
+    "float64": "FP64",
+    "int32": "INT32",
+    "int64": "INT64",
+    "uint8": "UINT8",
+    "int8": "INT8",
+    "bool": "BOOL",
+}
+
+
+class TritonBackend(InferenceBackend):
+    """Triton Inference Server (or any KServe v2 gRPC server) via tritonclient.grpc.aio."""
+
+    def __init__(self, url: str | None = None, repo_dir: Path | None = None) -> None:
+        import tritonclient.grpc.aio as grpcclient
+
+        self._mod = grpcclient
+        self.url = url or triton_url()
+        self._client = grpcclient.InferenceServerClient(self.url)
+        self.repo_dir = (repo_dir or mr.models_dir()).resolve()
+        self._dynamic = _dynamic_models(self.repo_dir)
+
+    async def ready(self) -> bool:
+        with contextlib.suppress(Exception):
+            return bool(await self._client.is_server_ready())
+        return False
+
+    async def _infer_once(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        req = []
+        for name, arr in inputs.items():
+            arr = np.ascontiguousarray(arr)
+            t = self._mod.InferInput(name, list(arr.shape), _NP_TO_KSERVE[arr.dtype.name])
+            t.set_data_from_numpy(arr)
+            req.append(t)
+        result = await self._client.infer(model, req)
+        resp = result.get_response()
+        return {o.name: result.as_numpy(o.name) for o in resp.outputs}
+
+    async def infer(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = int(next(iter(inputs.values())).shape[0])
+        if model not in self._dynamic or rows <= MAX_BATCH:
+            return await self._infer_once(model, inputs)
+        parts = [
+            await self._infer_once(model, {k: v[s : s + MAX_BATCH] for k, v in inputs.items()})
+            for s in range(0, rows, MAX_BATCH)
+        ]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def make_backend(
+    name: str | None = None, repo_dir: Path | None = None, **kwargs: object
+) -> InferenceBackend:
+    kind = (name or backend_name()).lower()
+    if kind == "onnxruntime":
+        return OnnxRuntimeBackend(repo_dir, **kwargs)  # type: ignore[arg-type]
+    if kind == "triton":
+        return TritonBackend(repo_dir=repo_dir, **kwargs)  # type: ignore[arg-type]
+    raise ValueError(f"LUNA_ESTIMATOR_BACKEND must be onnxruntime or triton, not {kind!r}")
+
+
+def describe(backend: InferenceBackend) -> str:
+    if isinstance(backend, OnnxRuntimeBackend):
+        return json.dumps({"backend": "onnxruntime", "providers": backend.providers})
+    if isinstance(backend, TritonBackend):
+        return json.dumps({"backend": "triton", "url": backend.url})
+    return type(backend).__name__

@@ -1,0 +1,305 @@
+"""The estimator's facade: detect, extract, estimate; no network, no protobuf.
+
+Estimation names are LUNA's query parameter names without the `estimate_` prefix
+(`face_descriptor`, `basic_attributes`, `head_pose`, `landmarks68`, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import numpy as np
+
+from services.common.errors import LunaError
+from services.estimator import align, detect, estimations, images
+from services.estimator import model_repo as mr
+from services.estimator.backends import InferenceBackend, make_backend
+from services.estimator.extract import Descriptor, extract_descriptors
+from services.estimator.results import BodyResult, Box, DetectResult, FaceResult, Features
+
+MULTIPLE_FACES = 11038  # "Multiple faces found ... in image"
+ESTIMATION_UNAVAILABLE = 11044  # "Forbidden. {value} turned off on luna-api instance"
+
+AVAILABLE = (
+    "face_descriptor",
+    "basic_attributes",
+    "head_pose",
+    "landmarks5",
+    "landmarks68",
+    "emotions",
+    "mask",
+    "quality",
+    "face_warp",
+    "liveness",
+)
+UNVALIDATED = ("liveness",)
+UNAVAILABLE = (
+    "glasses",
+    "gaze",
+    "eyes_attributes",
+    "mouth_attributes",
+    "deepfake",
+    "people_count",
+    "face_quality",
+    "ethnicity",
+    "body_descriptor",
+    "body_basic_attributes",
+    "upper_body",
+    "lower_body",
+    "accessories",
+    "body_warp",
+)
+# LUNA: "not with warps" - they need the source image around the face.
+SOURCE_IMAGE_ONLY = ("head_pose", "landmarks5", "landmarks68", "liveness")
+IMAGE_RAW, IMAGE_FACE_WARP, IMAGE_BODY_WARP = 0, 1, 2
+
+
+def _box(b: tuple[float, float, float, float]) -> Box:
+    return Box(float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+
+def _check_estimations(requested: set[str], image_type: int) -> None:
+    unknown = requested - set(AVAILABLE) - set(UNAVAILABLE)
+    if unknown:
+        raise LunaError(images.BAD_INPUT, f"Unknown estimations: {', '.join(sorted(unknown))}")
+    missing = requested & set(UNAVAILABLE)
+    if missing:
+        names = ", ".join(f"estimate_{n}" for n in sorted(missing))
+        raise LunaError(
+            ESTIMATION_UNAVAILABLE,
+            f"Forbidden. {names} turned off: no model for it is installed on this platform",
+        )
+    if image_type != IMAGE_RAW:
+        bad = requested & set(SOURCE_IMAGE_ONLY)
+        if bad:
+            names = ", ".join(f"estimate_{n}" for n in sorted(bad))
+            raise LunaError(images.BAD_INPUT, f"{names} cannot be estimated on warped images")
+
+
+class Estimator:
+    """Detection, alignment, descriptors and attributes over one inference backend."""
+
+    def __init__(
+        self,
+        backend: InferenceBackend | None = None,
+        repo_dir: Path | None = None,
+        *,
+        detector: str | None = None,
+        sample_format: str = "jpeg",
+    ) -> None:
+        self.repo_dir = (repo_dir or mr.models_dir()).resolve()
+        manifest = mr.load_manifest(self.repo_dir)
+        if manifest is None:
+            raise FileNotFoundError(
+                f"no model repository at {self.repo_dir}; run `luna models install`"
+            )
+        self.backend = backend or make_backend(repo_dir=self.repo_dir)
+        self.detector = detector or detect.detector_name()
+        self.sample_format = sample_format
+        self.age_weights = np.asarray(manifest["age_weights"], dtype=np.float32)
+        self.tddfa = estimations.TddfaAux.load(self.repo_dir / mr.TDDFA_AUX)
+        self.descriptor_version = int(
+            manifest.get("descriptor_version", mr.SFACE_DESCRIPTOR_VERSION)
+        )  # type: ignore[call-overload]
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    def features(self) -> Features:
+        return Features(
+            available=AVAILABLE,
+            unvalidated=UNVALIDATED,
+            unavailable=UNAVAILABLE,
+            descriptor_version=self.descriptor_version,
+            detector=self.detector,
+        )
+
+    # ------------------------------------------------------------------ detect
+    async def detect(
+        self,
+        image: bytes | np.ndarray,
+        *,
+        content_type: str | None = None,
+        multiface_policy: int = 1,
+        detect_face: bool = True,
+        detect_body: bool = False,
+        estimations: set[str] | frozenset[str] = frozenset({"face_descriptor"}),
+        image_type: int = IMAGE_RAW,
+        use_exif: bool = True,
+    ) -> DetectResult:
+        """Faces (and bodies) of one image with the requested estimations.
+
+        multiface_policy: 0 = an image with several faces is an error (11038), 1 = all faces,
+        2 = only the best face (highest detection score x sqrt(area)).
+        """
+        requested = set(estimations)
+        _check_estimations(requested, image_type)
+        if multiface_policy not in (0, 1, 2):
+            raise LunaError(
+                images.BAD_INPUT, f"multiface_policy must be 0, 1 or 2, not {multiface_policy}"
+            )
+        if image_type == IMAGE_BODY_WARP:
+            raise LunaError(
+                ESTIMATION_UNAVAILABLE, "Forbidden. Body warps are not supported: no body model"
+            )
+        if image_type not in (IMAGE_RAW, IMAGE_FACE_WARP):
+            raise LunaError(images.BAD_INPUT, f"image_type must be 0, 1 or 2, not {image_type}")
+        rgb = images.as_rgb_array(
+            image, content_type, use_exif=use_exif and image_type == IMAGE_RAW
+        )
+        h, w = rgb.shape[:2]
+
+        if image_type == IMAGE_FACE_WARP:
+            if (h, w) != (align.WARP_SIZE, align.WARP_SIZE):
+                raise LunaError(images.BAD_SAMPLE_SIZE, f"Image size is {w}x{h}, not 250x250")
+            dets = [
+                detect.Detection((0.0, 0.0, float(w), float(h)), 1.0, align.WARP_TEMPLATE.copy())
+            ]
+            warps = [rgb]
+        else:
+            dets = (
+                await detect.detect_faces(self.backend, rgb, self.detector) if detect_face else []
+            )
+            dets = [d for d in dets if d.box[2] >= 1 and d.box[3] >= 1]
+            if multiface_policy == 0 and len(dets) > 1:
+                raise LunaError(
+                    MULTIPLE_FACES, f"Multiple faces found in image: {len(dets)} detected"
+                )
+            if multiface_policy == 2 and len(dets) > 1:
+                dets = [max(dets, key=lambda d: d.score * math.sqrt(d.box[2] * d.box[3]))]
+            warps = [align.warp_face(rgb, d.landmarks5) for d in dets]
+
+        bodies: list[BodyResult] = []
+        if detect_body and image_type == IMAGE_RAW:
+            bodies = [
+                BodyResult(_box(b.box), b.score, [tuple(map(float, k)) for k in b.keypoints])  # type: ignore[misc]
+                for b in await detect.detect_bodies(self.backend, rgb)
+            ]
+
+        per_face = await self._estimate(
+            rgb if image_type == IMAGE_RAW else None, dets, warps, requested
+        )
+        faces = []
+        for d, warp, (desc, est) in zip(dets, warps, per_face, strict=True):
+            faces.append(
+                FaceResult(
+                    box=_box(d.box),
+                    score=d.score,
+                    landmarks5=[(float(x), float(y)) for x, y in d.landmarks5],
+                    sample=images.encode_image(warp, self.sample_format),
+                    sample_format=self.sample_format,
+                    descriptor=desc.data if desc else None,
+                    descriptor_version=desc.version if desc else None,
+                    estimations=est,
+                )
+            )
+        self._associate(faces, bodies)
+        if multiface_policy in (0, 2):
+            bodies = [f.body for f in faces if f.body is not None]
+        return DetectResult(w, h, faces, bodies)
+
+    @staticmethod
+    def _associate(faces: list[FaceResult], bodies: list[BodyResult]) -> None:
+        """A face belongs to the body whose box holds the face centre in its upper half."""
+        for f in faces:
+            cx, cy = f.box.x + f.box.width / 2, f.box.y + f.box.height / 2
+            best, best_area = None, math.inf
+            for b in bodies:
+                inside = (
+                    b.box.x <= cx <= b.box.x + b.box.width
+                    and b.box.y <= cy <= b.box.y + b.box.height / 2
+                )
+                area = b.box.width * b.box.height
+                if inside and area < best_area:
+                    best, best_area = b, area
+            f.body = best
+
+    async def _estimate(
+        self,
+        rgb: np.ndarray | None,
+        dets: list[detect.Detection],
+        warps: list[np.ndarray],
+        requested: set[str],
+    ) -> list[tuple[Descriptor | None, dict[str, object]]]:
+        if not dets:
+            return []
+        boxes = [d.box for d in dets]
+        jobs: dict[str, asyncio.Future[list[object]] | asyncio.Task[list[object]]] = {}
+        if "face_descriptor" in requested:
+            jobs["face_descriptor"] = asyncio.ensure_future(
+                extract_descriptors(self.backend, warps)
+            )
+        if "basic_attributes" in requested:
+            jobs["basic_attributes"] = asyncio.ensure_future(
+                estimations.basic_attributes(self.backend, self.age_weights, warps)
+            )
+        if "emotions" in requested:
+            jobs["emotions"] = asyncio.ensure_future(estimations.emotions(self.backend, warps))
+        if "mask" in requested:
+            jobs["mask"] = asyncio.ensure_future(estimations.masks(self.backend, warps))
+        if rgb is not None and requested & {"head_pose", "landmarks68"}:
+            jobs["tddfa"] = asyncio.ensure_future(
+                estimations.head_pose_landmarks68(self.backend, self.tddfa, rgb, boxes)
+            )
+        qualities = (
+            [estimations.quality(w) for w in warps] if requested & {"quality", "liveness"} else []
+        )
+        if rgb is not None and "liveness" in requested:
+            jobs["liveness"] = asyncio.ensure_future(
+                estimations.liveness(self.backend, rgb, boxes, qualities)
+            )
+        done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
+
+        out: list[tuple[Descriptor | None, dict[str, object]]] = []
+        for i, d in enumerate(dets):
+            est: dict[str, object] = {}
+            for key in ("basic_attributes", "emotions", "mask", "liveness"):
+                if key in done:
+                    est[key] = done[key][i]
+            if "tddfa" in done:
+                pose, lm68 = done["tddfa"][i]  # type: ignore[misc]
+                if "head_pose" in requested:
+                    est["head_pose"] = pose
+                if "landmarks68" in requested:
+                    est["landmarks68"] = lm68
+            if "landmarks5" in requested:
+                est["landmarks5"] = [[float(x), float(y)] for x, y in d.landmarks5]
+            if "quality" in requested:
+                est["quality"] = qualities[i]
+            desc = done["face_descriptor"][i] if "face_descriptor" in done else None
+            out.append((desc, est))  # type: ignore[arg-type]
+        return out
+
+    # ------------------------------------------------------------------ samples
+    def _as_sample(self, sample: bytes | np.ndarray, content_type: str | None = None) -> np.ndarray:
+        rgb = images.as_rgb_array(sample, content_type, use_exif=False)
+        if rgb.shape[:2] != (align.WARP_SIZE, align.WARP_SIZE):
+            raise LunaError(
+                images.BAD_SAMPLE_SIZE, f"Image size is {rgb.shape[1]}x{rgb.shape[0]}, not 250x250"
+            )
+        return rgb
+
+    async def extract(self, samples: list[np.ndarray | bytes]) -> list[Descriptor]:
+        """Descriptors of 250x250 samples (arrays, or encoded images), one batched call."""
+        warps = [self._as_sample(s) for s in samples]
+        return await extract_descriptors(self.backend, warps)
+
+    async def estimate(
+        self, samples: list[np.ndarray | bytes], estimations_: set[str]
+    ) -> list[dict[str, object]]:
+        """Warp-space estimations (and descriptors) of 250x250 samples."""
+        _check_estimations(set(estimations_), IMAGE_FACE_WARP)
+        warps = [self._as_sample(s) for s in samples]
+        dets = [
+            detect.Detection((0.0, 0.0, 250.0, 250.0), 1.0, align.WARP_TEMPLATE.copy())
+            for _ in warps
+        ]
+        per = await self._estimate(None, dets, warps, set(estimations_))
+        res = []
+        for desc, est in per:
+            if desc is not None:
+                est = {**est, "face_descriptor": {"descriptor": desc.data, "version": desc.version}}
+            res.append(est)
+        return res

@@ -1,0 +1,166 @@
+"""Image decoding for the estimator: the 5 LUNA image types and their base64 variants.
+
+Decoding goes through Pillow, not cv2.imdecode, because Pillow reports truncated data as an
+error (cv2 silently returns a partly grey image) and exposes EXIF orientation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from services.common.config import setting
+from services.common.errors import LunaError
+
+# LUNA codes (docs.visionlabs.ai/info/luna/troubleshooting/errors-description/code-NNNNN).
+BAD_IMAGE = 18002  # "Bad/incomplete input data. Failed convert bytes to {value}"
+BAD_CONTENT_TYPE = 11028  # "Bad/incomplete input data. Bad content type of image {value}"
+BAD_INPUT = 12022  # "Bad/incomplete input data"
+BAD_SAMPLE_SIZE = 11030  # "Bad/incomplete input data. Image size is not equal to 250x250"
+
+# Never decode a truncated file "as far as it goes": that would hand half a face to the models.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+MIME_FORMATS: dict[str, str] = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/bmp": "BMP",
+    "image/x-portable-pixmap": "PPM",
+    "image/tiff": "TIFF",
+}
+BASE64_MIME: dict[str, str] = {
+    "image/x-jpeg-base64": "image/jpeg",
+    "image/x-png-base64": "image/png",
+    "image/x-bmp-base64": "image/bmp",
+    "image/x-tiff-base64": "image/tiff",
+    "image/x-portable-pixmap-base64": "image/x-portable-pixmap",
+}
+SUPPORTED_CONTENT_TYPES = (*MIME_FORMATS, *BASE64_MIME)
+
+# Pillow reports PBM/PGM/PPM all as "PPM"; MPO is a JPEG with extra frames (phone cameras).
+_FORMAT_ALIASES = {"MPO": "JPEG"}
+
+
+def max_image_bytes() -> int:
+    return int(
+        setting(
+            "LUNA_MAX_IMAGE_BYTES",
+            str(20 * 1024 * 1024),
+            "Largest encoded image the estimator accepts, in bytes (after base64 decoding).",
+        )
+    )
+
+
+def max_image_pixels() -> int:
+    return int(
+        setting(
+            "LUNA_MAX_IMAGE_PIXELS",
+            str(40_000_000),
+            "Largest decoded image the estimator accepts, in pixels (width x height).",
+        )
+    )
+
+
+def _unbase64(data: bytes) -> bytes:
+    text = data.strip()
+    if text.startswith(b"data:") and b"," in text:
+        text = text.split(b",", 1)[1]
+    try:
+        return base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError) as e:
+        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: bad base64 ({e})") from e
+
+
+def decode_image(
+    data: bytes,
+    content_type: str | None = None,
+    *,
+    use_exif: bool = True,
+    max_bytes: int | None = None,
+    max_pixels: int | None = None,
+) -> np.ndarray:
+    """Decode to an RGB uint8 HxWx3 array, honouring EXIF orientation.
+
+    `content_type` (a LUNA image MIME type) is checked against the actual format; None means
+    "sniff". TIFF is always auto-oriented (as LUNA documents); `use_exif=False` skips it for
+    the other formats.
+    """
+    ctype = (content_type or "").split(";", 1)[0].strip().lower() or None
+    if ctype is not None and ctype not in SUPPORTED_CONTENT_TYPES:
+        raise LunaError(BAD_CONTENT_TYPE, f"Bad content type of image {ctype!r}")
+    if ctype in BASE64_MIME:
+        data = _unbase64(data)
+        ctype = BASE64_MIME[ctype]
+    limit = max_image_bytes() if max_bytes is None else max_bytes
+    if len(data) > limit:
+        raise LunaError(BAD_INPUT, f"Image of {len(data)} bytes exceeds the {limit} bytes limit")
+    if not data:
+        raise LunaError(BAD_IMAGE, "Failed convert bytes to image: empty body")
+    pix_limit = max_image_pixels() if max_pixels is None else max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = _FORMAT_ALIASES.get(img.format or "", img.format or "")
+            if fmt not in MIME_FORMATS.values():
+                raise LunaError(BAD_CONTENT_TYPE, f"Bad content type of image: {fmt or 'unknown'}")
+            if ctype is not None and MIME_FORMATS[ctype] != fmt:
+                raise LunaError(
+                    BAD_CONTENT_TYPE,
+                    f"Bad content type of image: declared {ctype}, data is {fmt}",
+                )
+            w, h = img.size
+            if w * h > pix_limit:
+                raise LunaError(
+                    BAD_INPUT, f"Image of {w}x{h} pixels exceeds the {pix_limit} pixels limit"
+                )
+            img.load()
+            if use_exif or fmt == "TIFF":
+                img = ImageOps.exif_transpose(img)
+            rgb = img.convert("RGB")
+    except LunaError:
+        raise
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as e:
+        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: {e}") from e
+    arr = np.asarray(rgb, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise LunaError(BAD_IMAGE, "Failed convert bytes to image: no pixels")
+    return np.ascontiguousarray(arr)
+
+
+def as_rgb_array(
+    image: bytes | np.ndarray, content_type: str | None = None, *, use_exif: bool = True
+) -> np.ndarray:
+    """Bytes are decoded; arrays are validated (HxWx3 RGB uint8, or HxW gray)."""
+    if isinstance(image, bytes | bytearray | memoryview):
+        return decode_image(bytes(image), content_type, use_exif=use_exif)
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: shape {arr.shape}")
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def encode_image(rgb: np.ndarray, fmt: str = "JPEG", quality: int = 95) -> bytes:
+    buf = io.BytesIO()
+    img = Image.fromarray(rgb)
+    if fmt.upper() == "JPEG":
+        img.save(buf, format="JPEG", quality=quality)
+    else:
+        img.save(buf, format=fmt.upper())
+    return buf.getvalue()

@@ -1,0 +1,117 @@
+"""Wiring of the faces service: database, NATS, servicers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+from luna.common.v1 import info_pb2
+from luna.faces.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
+    attributes_pb2,
+    attributes_pb2_grpc,
+    blobs_pb2,
+    blobs_pb2_grpc,
+    faces_pb2,
+    faces_pb2_grpc,
+    lists_pb2,
+    lists_pb2_grpc,
+    tokens_pb2,
+    tokens_pb2_grpc,
+)
+from psycopg_pool import AsyncConnectionPool
+
+from services.common import config, db, nats_streams, subjects
+from services.common.grpc_server import ServiceApp
+from services.common.version import VERSION
+from services.faces import background, jwt_tokens, outbox
+from services.faces.accounts import Accounts
+from services.faces.attributes import Attributes
+from services.faces.blobs import Blobs
+from services.faces.faces import Faces
+from services.faces.grpc_service import (
+    AccountsServicer,
+    AttributesServicer,
+    BlobsServicer,
+    FacesServicer,
+    ListsServicer,
+    TokensServicer,
+)
+from services.faces.lists import Lists
+from services.faces.tokens import Tokens
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+ADMIN_PASSWORD = config.declare(
+    "LUNA_ADMIN_PASSWORD",
+    "",
+    "Password of the operator's admin account, created at first start when set "
+    "(API clients cannot create admin accounts).",
+)
+ADMIN_LOGIN = config.declare(
+    "LUNA_ADMIN_LOGIN", "root@visionlabs.ai", "Login of the admin account."
+)
+
+
+class FacesRuntime:
+    """What the faces process holds while it serves; built in `start`, released in `stop`."""
+
+    async def start(self) -> None:
+        self.pool: AsyncConnectionPool = await db.create_pool(config.database_url(), max_size=20)
+        await db.migrate(self.pool, "faces", MIGRATIONS)
+        self.nc = await nats_streams.connect(config.nats_url(), name="faces")
+        await nats_streams.ensure_streams(self.nc.jetstream())
+        # Faces, lists and accounts write their changes through the FACES_CHANGES outbox.
+        publisher = outbox.Publisher(self.pool, self.nc.jetstream())
+        self.accounts = Accounts(self.pool, publisher)
+        if ADMIN_PASSWORD.get():
+            await self.accounts.ensure_admin(ADMIN_LOGIN.get(), ADMIN_PASSWORD.get())
+        self.tokens = Tokens(self.pool, jwt_tokens.load_secret())
+        self.faces = Faces(self.pool, publisher)
+        self.lists = Lists(self.pool, publisher)
+        self.attributes = Attributes(self.pool)
+        self.blobs = Blobs(self.pool)
+        self.background = background.start(publisher, self.attributes)
+
+    async def auth_changed(self, account_id: str, token_id: str) -> None:
+        payload = json.dumps({"account_id": account_id, "token_id": token_id}).encode()
+        await self.nc.publish(subjects.AUTH_CHANGED, payload)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        info = info_pb2.ServiceInfo(name="faces", version=VERSION)
+        accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
+            AccountsServicer(self.accounts, self.tokens, info, self.auth_changed), server
+        )
+        tokens_pb2_grpc.add_TokensServiceServicer_to_server(
+            TokensServicer(self.tokens, self.auth_changed), server
+        )
+        faces_pb2_grpc.add_FacesServiceServicer_to_server(FacesServicer(self.faces), server)
+        lists_pb2_grpc.add_ListsServiceServicer_to_server(ListsServicer(self.lists), server)
+        attributes_pb2_grpc.add_AttributesServiceServicer_to_server(
+            AttributesServicer(self.attributes), server
+        )
+        blobs_pb2_grpc.add_BlobsServiceServicer_to_server(BlobsServicer(self.blobs), server)
+
+    async def stop(self) -> None:
+        await self.background.stop()
+        await self.nc.drain()
+        await self.pool.close()
+
+
+SERVICES = (accounts_pb2, tokens_pb2, faces_pb2, lists_pb2, attributes_pb2, blobs_pb2)
+
+
+def make_app() -> ServiceApp:
+    runtime = FacesRuntime()
+    return ServiceApp(
+        name="faces",
+        service_names=[
+            service.full_name
+            for module in SERVICES
+            for service in module.DESCRIPTOR.services_by_name.values()
+        ],
+        register=runtime.register,
+        startup=runtime.start,
+        shutdown=runtime.stop,
+    )

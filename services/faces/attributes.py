@@ -1,0 +1,229 @@
+"""Temporary attributes core: descriptors and basic attributes that live for a TTL.
+
+Expiry is enforced on every read (`expire_time > now()`), so an expired attribute is gone at
+once for clients; `purge_expired` (run periodically by the app) only reclaims the space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from services.common import config, errors, ids
+from services.faces.descriptors import AttributeData, BasicAttributes
+from services.faces.scoping import Scope, readable, unique_ids
+
+ATTRIBUTE_NOT_FOUND = 22011
+DESCRIPTOR_VERSION_NOT_FOUND = 22018
+DEFAULT_TTL_S = 300
+MAX_TTL_S = 86400
+
+PURGE_INTERVAL = config.declare(
+    "LUNA_FACES_PURGE_INTERVAL_S",
+    60.0,
+    "How often the faces service deletes expired temporary attributes and old unlink records "
+    "(seconds). Expired attributes are invisible at once either way.",
+)
+UNLINK_RETENTION = config.declare(
+    "LUNA_FACES_UNLINK_RETENTION_S",
+    7 * 24 * 3600,
+    "How long records of list unlinks are kept for incremental readers (seconds).",
+)
+
+
+@dataclass(frozen=True)
+class Attribute:
+    attribute_id: str
+    account_id: str
+    data: AttributeData
+    create_time: datetime
+    expire_time: datetime
+
+
+def check_ttl(ttl_s: int) -> int:
+    ttl_s = ttl_s or DEFAULT_TTL_S
+    if not 1 <= ttl_s <= MAX_TTL_S:
+        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'ttl'")
+    return ttl_s
+
+
+def _not_found(attribute_id: str) -> errors.LunaError:
+    return errors.LunaError(ATTRIBUTE_NOT_FOUND, f"Attributes with id {attribute_id} not found")
+
+
+_SELECT = (
+    "SELECT t.attribute_id::text AS attribute_id, t.account_id::text AS account_id, t.age,"
+    " t.gender, t.ethnicity, t.descriptor_samples::text[] AS ds,"
+    " t.basic_attributes_samples::text[] AS bs, t.create_time, t.expire_time"
+    " FROM temporary_attributes t"
+)
+
+
+async def _descriptors(
+    conn: AsyncConnection, attribute_ids: list[str], version: int = 0
+) -> dict[str, dict[int, bytes]]:
+    out: dict[str, dict[int, bytes]] = {a: {} for a in attribute_ids}
+    if not attribute_ids:
+        return out
+    extra, params = ("", ()) if not version else (" AND version = %s", (version,))
+    cur = await conn.execute(
+        "SELECT attribute_id::text AS attribute_id, version, descriptor"
+        " FROM temporary_attribute_descriptors WHERE attribute_id = ANY(%s::uuid[])" + extra,
+        (attribute_ids, *params),
+    )
+    for row in await cur.fetchall():
+        out[row["attribute_id"]][row["version"]] = bytes(row["descriptor"])
+    return out
+
+
+def _data(row: dict[str, Any], descriptors: dict[int, bytes]) -> AttributeData:
+    basic = (
+        BasicAttributes(row["age"], row["gender"], row["ethnicity"])
+        if row["age"] is not None
+        else None
+    )
+    return AttributeData(
+        descriptors=descriptors,
+        descriptor_samples=tuple(row["ds"]),
+        basic_attributes=basic,
+        basic_attributes_samples=tuple(row["bs"]),
+    )
+
+
+async def load_live(
+    conn: AsyncConnection, account_id: str, attribute_id: str
+) -> AttributeData | None:
+    """An unexpired attribute of `account_id`, for making a face from it; None otherwise."""
+    cur = await conn.execute(
+        f"{_SELECT} WHERE t.attribute_id = %s AND t.account_id = %s AND t.expire_time > now()",
+        (attribute_id, account_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return _data(row, (await _descriptors(conn, [attribute_id]))[attribute_id])
+
+
+class Attributes:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def create(self, scope: Scope, data: AttributeData, *, ttl_s: int = 0) -> Attribute:
+        """Store `data` (already checked by descriptors.checked) for `ttl_s` seconds."""
+        ttl_s = check_ttl(ttl_s)
+        if data.empty:
+            raise errors.LunaError(
+                errors.BAD_JSON,
+                "Failed to validate input json. Path: '', message: "
+                "'face_descriptors or basic_attributes is required'",
+            )
+        attribute_id = ids.new_id()
+        basic = data.basic_attributes
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(
+                    """INSERT INTO temporary_attributes AS t (attribute_id, account_id, age,
+                           gender, ethnicity, descriptor_samples, basic_attributes_samples,
+                           expire_time)
+                       VALUES (%s, %s, %s, %s, %s, %s::uuid[], %s::uuid[], now() + %s)
+                       RETURNING t.create_time, t.expire_time""",
+                    (
+                        attribute_id,
+                        scope.account_id,
+                        basic.age if basic else None,
+                        basic.gender if basic else None,
+                        basic.ethnicity if basic else None,
+                        list(data.descriptor_samples),
+                        list(data.basic_attributes_samples),
+                        timedelta(seconds=ttl_s),
+                    ),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                if data.descriptors:
+                    async with conn.cursor() as c:
+                        await c.executemany(
+                            "INSERT INTO temporary_attribute_descriptors"
+                            " (attribute_id, version, descriptor) VALUES (%s, %s, %s)",
+                            [(attribute_id, v, d) for v, d in data.descriptors.items()],
+                        )
+        except psycopg.errors.ForeignKeyViolation:
+            raise errors.LunaError(
+                errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
+            ) from None
+        return Attribute(
+            attribute_id, scope.account_id, data, row["create_time"], row["expire_time"]
+        )
+
+    async def get_many(
+        self, scope: Scope, attribute_ids: Iterable[str], *, descriptor_version: int = 0
+    ) -> list[Attribute]:
+        """The live attributes among `attribute_ids`, in the order asked."""
+        wanted = unique_ids(attribute_ids, "attribute_ids")
+        if not wanted:
+            return []
+        where, params = readable(scope, "t.account_id")
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"{_SELECT} WHERE t.attribute_id = ANY(%s::uuid[]) AND t.expire_time > now()"
+                f" AND {where}",
+                (wanted, *params),
+            )
+            rows = {r["attribute_id"]: r for r in await cur.fetchall()}
+            descriptors = await _descriptors(conn, list(rows), descriptor_version)
+        return [
+            Attribute(
+                attribute_id=a,
+                account_id=rows[a]["account_id"],
+                data=_data(rows[a], descriptors[a]),
+                create_time=rows[a]["create_time"],
+                expire_time=rows[a]["expire_time"],
+            )
+            for a in wanted
+            if a in rows
+        ]
+
+    async def get(
+        self, scope: Scope, attribute_id: str, *, descriptor_version: int = 0
+    ) -> Attribute:
+        if not ids.is_uuid(attribute_id):
+            raise _not_found(attribute_id)
+        found = await self.get_many(scope, [attribute_id], descriptor_version=descriptor_version)
+        if not found:
+            raise _not_found(attribute_id)
+        attribute = found[0]
+        if descriptor_version and descriptor_version not in attribute.data.descriptors:
+            raise errors.LunaError(
+                DESCRIPTOR_VERSION_NOT_FOUND,
+                f"Descriptor of version {descriptor_version} is not found for object with id "
+                f"'{attribute_id}'.",
+            )
+        return attribute
+
+    async def delete(self, scope: Scope, attribute_id: str) -> None:
+        if not ids.is_uuid(attribute_id):
+            raise _not_found(attribute_id)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM temporary_attributes WHERE attribute_id = %s AND account_id = %s"
+                " AND expire_time > now()",
+                (attribute_id, scope.account_id),
+            )
+        if cur.rowcount == 0:
+            raise _not_found(attribute_id)
+
+    async def purge_expired(self) -> int:
+        """Delete expired attributes and old unlink records; returns attributes deleted."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM temporary_attributes WHERE expire_time <= now()")
+            await conn.execute(
+                "DELETE FROM list_face_unlinks WHERE unlink_time < now() - %s",
+                (timedelta(seconds=UNLINK_RETENTION.get_float()),),
+            )
+        return cur.rowcount

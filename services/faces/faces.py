@@ -1,0 +1,605 @@
+"""Faces core: persistent faces and their attributes over the faces service's pool.
+
+Every write runs in one transaction that also queues its FACES_CHANGES messages in the
+outbox (services/faces/outbox.py); the messages are published after the commit. Input is
+checked before the transaction starts, so a bad request never leaves a partial write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from luna.faces.v1 import changes_pb2
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from services.common import errors, ids
+from services.faces import attributes, outbox
+from services.faces.descriptors import AttributeData, BasicAttributes
+from services.faces.scoping import (
+    Scope,
+    check_length,
+    check_uuid,
+    escape_like,
+    page_bounds,
+    readable,
+    unique_ids,
+)
+
+FACE_NOT_FOUND = 22002
+FACES_NOT_FOUND = 22004  # "One or more faces not found including face with id '{value}'"
+LISTS_NOT_FOUND = 22005
+ATTRIBUTE_FOR_UPDATE_NOT_FOUND = 22010
+ATTRIBUTE_NOT_FOUND = 22011
+DESCRIPTOR_VERSION_NOT_FOUND = 22018
+FACE_HAS_NO_ATTRIBUTES = 11032
+Kind = changes_pb2.FaceChange.Kind
+
+# An attribute source: a temporary attribute id, data given directly, or nothing.
+AttributeSource = str | AttributeData | None
+
+
+@dataclass(frozen=True)
+class Face:
+    face_id: str
+    account_id: str
+    event_id: str
+    user_data: str
+    external_id: str
+    avatar: str
+    create_time: datetime
+    last_update_time: datetime
+    has_attribute: bool
+    list_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FaceFilter:
+    """GET /6/faces filters; every set field must hold."""
+
+    face_ids: tuple[str, ...] = ()
+    external_ids: tuple[str, ...] = ()
+    user_data: str | None = None
+    list_id: str = ""
+    event_id: str = ""
+    create_time_gte: datetime | None = None
+    create_time_lt: datetime | None = None
+    face_id_gte: str = ""
+    face_id_lt: str = ""
+
+    @property
+    def by_face_id(self) -> bool:
+        return bool(self.face_id_gte or self.face_id_lt)
+
+
+@dataclass(frozen=True)
+class FaceAttribute:
+    face_id: str
+    data: AttributeData
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class FaceDescriptor:
+    face_id: str
+    account_id: str
+    descriptor: bytes
+    version: int
+    list_ids: tuple[str, ...]
+
+
+_COLUMNS = (
+    "f.face_id::text AS face_id, f.account_id::text AS account_id, "
+    "coalesce(f.event_id::text, '') AS event_id, f.user_data, f.external_id, f.avatar, "
+    "f.create_time, f.last_update_time, "
+    "EXISTS (SELECT 1 FROM face_attributes a WHERE a.face_id = f.face_id) AS has_attribute"
+)
+
+
+def _face(row: dict[str, Any], list_ids: Iterable[str] = ()) -> Face:
+    return Face(**row, list_ids=tuple(list_ids))
+
+
+def face_where(scope: Scope, flt: FaceFilter) -> tuple[str, list[Any]]:
+    """SQL condition (over alias `f`) and parameters for a scope and a filter."""
+    where, scope_params = readable(scope, "f.account_id")
+    conditions, params = [where], list(scope_params)
+    if flt.face_ids:
+        conditions.append("f.face_id = ANY(%s::uuid[])")
+        params.append(unique_ids(flt.face_ids, "face_ids"))
+    if flt.external_ids:
+        conditions.append("f.external_id = ANY(%s::text[])")
+        params.append(list(flt.external_ids))
+    if flt.user_data is not None:
+        conditions.append("f.user_data ILIKE %s ESCAPE '\\'")
+        params.append(f"%{escape_like(flt.user_data)}%")
+    if flt.list_id:
+        conditions.append(
+            "f.face_id IN (SELECT lf.face_id FROM list_faces lf WHERE lf.list_id = %s)"
+        )
+        params.append(check_uuid(flt.list_id, "list_id"))
+    if flt.event_id:
+        conditions.append("f.event_id = %s")
+        params.append(check_uuid(flt.event_id, "event_id"))
+    if flt.create_time_gte is not None:
+        conditions.append("f.create_time >= %s")
+        params.append(flt.create_time_gte)
+    if flt.create_time_lt is not None:
+        conditions.append("f.create_time < %s")
+        params.append(flt.create_time_lt)
+    if flt.face_id_gte:
+        conditions.append("f.face_id >= %s")
+        params.append(check_uuid(flt.face_id_gte, "face_id__gte"))
+    if flt.face_id_lt:
+        conditions.append("f.face_id < %s")
+        params.append(check_uuid(flt.face_id_lt, "face_id__lt"))
+    return " AND ".join(conditions), params
+
+
+def check_face_fields(
+    *, event_id: str | None, user_data: str | None, external_id: str | None, avatar: str | None
+) -> None:
+    if event_id:
+        unique_ids([event_id], "event_id")
+    if user_data is not None:
+        check_length(user_data, 128, "user_data")
+    if external_id is not None:
+        check_length(external_id, 36, "external_id")
+    if avatar is not None:
+        check_length(avatar, 256, "avatar")
+
+
+async def face_lists(conn: AsyncConnection, face_ids: list[str]) -> dict[str, list[str]]:
+    """face_id -> its lists in link order."""
+    out: dict[str, list[str]] = {f: [] for f in face_ids}
+    if not face_ids:
+        return out
+    cur = await conn.execute(
+        "SELECT face_id::text AS face_id, list_id::text AS list_id FROM list_faces"
+        " WHERE face_id = ANY(%s::uuid[]) ORDER BY link_key",
+        (face_ids,),
+    )
+    for row in await cur.fetchall():
+        out[row["face_id"]].append(row["list_id"])
+    return out
+
+
+async def lock_own_faces(conn: AsyncConnection, account_id: str, face_ids: list[str]) -> set[str]:
+    """Lock the given faces of `account_id` (id order, so concurrent callers cannot deadlock);
+    returns the ids found. Locking orders every change of one face (see outbox.py)."""
+    if not face_ids:
+        return set()
+    cur = await conn.execute(
+        "SELECT face_id::text AS face_id FROM faces WHERE face_id = ANY(%s::uuid[])"
+        " AND account_id = %s ORDER BY face_id FOR UPDATE",
+        (face_ids, account_id),
+    )
+    return {row["face_id"] for row in await cur.fetchall()}
+
+
+async def face_descriptors(conn: AsyncConnection, face_id: str) -> dict[int, bytes]:
+    cur = await conn.execute(
+        "SELECT version, descriptor FROM face_descriptors WHERE face_id = %s", (face_id,)
+    )
+    return {row["version"]: bytes(row["descriptor"]) for row in await cur.fetchall()}
+
+
+async def delete_locked_faces(
+    conn: AsyncConnection, account_id: str, face_ids: list[str]
+) -> list[changes_pb2.FaceChange]:
+    """Delete faces already locked by the caller; returns their KIND_DELETE_FACE changes."""
+    lists = await face_lists(conn, face_ids)
+    await conn.execute("DELETE FROM faces WHERE face_id = ANY(%s::uuid[])", (face_ids,))
+    return [
+        outbox.change(Kind.KIND_DELETE_FACE, account_id, face_id=f, list_ids=lists[f])
+        for f in face_ids
+    ]
+
+
+async def _store_attribute(conn: AsyncConnection, face_id: str, data: AttributeData) -> datetime:
+    basic = data.basic_attributes
+    cur = await conn.execute(
+        """INSERT INTO face_attributes (face_id, age, gender, ethnicity, descriptor_samples,
+                                        basic_attributes_samples)
+           VALUES (%s, %s, %s, %s, %s::uuid[], %s::uuid[]) RETURNING create_time""",
+        (
+            face_id,
+            basic.age if basic else None,
+            basic.gender if basic else None,
+            basic.ethnicity if basic else None,
+            list(data.descriptor_samples),
+            list(data.basic_attributes_samples),
+        ),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    if data.descriptors:
+        async with conn.cursor() as c:
+            await c.executemany(
+                "INSERT INTO face_descriptors (face_id, version, descriptor) VALUES (%s, %s, %s)",
+                [(face_id, v, d) for v, d in data.descriptors.items()],
+            )
+    return row["create_time"]
+
+
+async def _resolve(
+    conn: AsyncConnection, account_id: str, source: AttributeSource, missing_code: int
+) -> AttributeData | None:
+    if source is None or isinstance(source, AttributeData):
+        return source
+    data = None
+    if ids.is_uuid(source):
+        data = await attributes.load_live(conn, account_id, source)
+    if data is None:
+        detail = (
+            f"Attributes with id '{source}' for update not found"
+            if missing_code == ATTRIBUTE_FOR_UPDATE_NOT_FOUND
+            else f"Attributes with id {source} not found"
+        )
+        raise errors.LunaError(missing_code, detail)
+    return data
+
+
+class Faces:
+    def __init__(self, pool: AsyncConnectionPool, publisher: outbox.Publisher) -> None:
+        self._pool = pool
+        self._publisher = publisher
+
+    async def create(
+        self,
+        scope: Scope,
+        *,
+        event_id: str = "",
+        user_data: str = "",
+        external_id: str = "",
+        avatar: str = "",
+        attribute: AttributeSource = None,
+        list_ids: Iterable[str] = (),
+        face_id: str = "",
+    ) -> Face:
+        check_face_fields(
+            event_id=event_id, user_data=user_data, external_id=external_id, avatar=avatar
+        )
+        lists = unique_ids(list_ids, "lists")
+        face_id = face_id or ids.new_id()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                data = await _resolve(conn, scope.account_id, attribute, ATTRIBUTE_NOT_FOUND)
+                if lists:
+                    # Shared locks keep the lists alive until this face is linked.
+                    cur = await conn.execute(
+                        "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
+                        " AND account_id = %s ORDER BY list_id FOR SHARE",
+                        (lists, scope.account_id),
+                    )
+                    found = {r["list_id"] for r in await cur.fetchall()}
+                    missing = [x for x in lists if x not in found]
+                    if missing:
+                        raise errors.LunaError(
+                            LISTS_NOT_FOUND,
+                            f"One or more lists not found including list with id '{missing[0]}'",
+                        )
+                cur = await conn.execute(
+                    f"""INSERT INTO faces AS f (face_id, account_id, event_id, user_data,
+                                                external_id, avatar)
+                        VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
+                    (face_id, scope.account_id, event_id or None, user_data, external_id, avatar),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                if data is not None:
+                    await _store_attribute(conn, face_id, data)
+                if lists:
+                    async with conn.cursor() as c:
+                        # One by one so link_key follows the request's list order.
+                        for list_id in lists:
+                            await c.execute(
+                                "INSERT INTO list_faces (list_id, face_id) VALUES (%s, %s)",
+                                (list_id, face_id),
+                            )
+                    await conn.execute(
+                        "UPDATE lists SET last_update_time = now() WHERE list_id = ANY(%s::uuid[])",
+                        (lists,),
+                    )
+                await outbox.enqueue(
+                    conn,
+                    outbox.upserts(
+                        scope.account_id, face_id, data.descriptors if data else {}, lists
+                    ),
+                )
+        except psycopg.errors.ForeignKeyViolation:
+            raise errors.LunaError(
+                errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
+            ) from None
+        except psycopg.errors.UniqueViolation:
+            raise errors.LunaError(22001, f"Face with id '{face_id}' already exists") from None
+        await self._publisher.flush()
+        return _face({**row, "has_attribute": data is not None}, lists)
+
+    async def get(self, scope: Scope, face_id: str, *, with_lists: bool = True) -> Face:
+        if not ids.is_uuid(face_id):
+            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+        where, params = readable(scope, "f.account_id")
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM faces f WHERE f.face_id = %s AND {where}",
+                (face_id, *params),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            lists = (await face_lists(conn, [face_id]))[face_id] if with_lists else []
+        return _face(row, lists)
+
+    async def list(
+        self,
+        scope: Scope,
+        flt: FaceFilter,
+        *,
+        page: int = 1,
+        page_size: int = 10,
+        with_lists: bool = True,
+    ) -> list[Face]:
+        limit, offset = page_bounds(page, page_size)
+        where, params = face_where(scope, flt)
+        # LUNA: sorted by face id when a face id bound is given, else by creation time.
+        order = "f.face_id" if flt.by_face_id else "f.create_time DESC, f.face_id DESC"
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM faces f WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
+                (*params, limit, offset),
+            )
+            rows = await cur.fetchall()
+            lists = await face_lists(conn, [r["face_id"] for r in rows]) if with_lists else {}
+        return [_face(r, lists.get(r["face_id"], ())) for r in rows]
+
+    async def count(self, scope: Scope, flt: FaceFilter) -> int:
+        where, params = face_where(scope, flt)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(f"SELECT count(*) AS n FROM faces f WHERE {where}", params)
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    async def update(
+        self,
+        scope: Scope,
+        face_id: str,
+        *,
+        event_id: str | None = None,
+        user_data: str | None = None,
+        external_id: str | None = None,
+        avatar: str | None = None,
+    ) -> Face:
+        """Patch fields. Nothing the matcher indexes changes, so nothing is published."""
+        check_face_fields(
+            event_id=event_id, user_data=user_data, external_id=external_id, avatar=avatar
+        )
+        changes: dict[str, Any] = {}
+        if event_id is not None:
+            changes["event_id"] = event_id or None
+        for name, value in (
+            ("user_data", user_data),
+            ("external_id", external_id),
+            ("avatar", avatar),
+        ):
+            if value is not None:
+                changes[name] = value
+        if not ids.is_uuid(face_id):
+            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+        sets = ", ".join(f"{c} = %s" for c in changes)
+        async with self._pool.connection() as conn:
+            if changes:
+                cur = await conn.execute(
+                    f"""UPDATE faces AS f SET {sets}, last_update_time = now()
+                        WHERE f.face_id = %s AND f.account_id = %s RETURNING {_COLUMNS}""",
+                    (*changes.values(), face_id, scope.account_id),
+                )
+            else:
+                cur = await conn.execute(
+                    f"SELECT {_COLUMNS} FROM faces f WHERE f.face_id = %s AND f.account_id = %s",
+                    (face_id, scope.account_id),
+                )
+            row = await cur.fetchone()
+            if row is None:
+                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            lists = (await face_lists(conn, [face_id]))[face_id]
+        return _face(row, lists)
+
+    async def delete(self, scope: Scope, face_id: str) -> None:
+        if not ids.is_uuid(face_id):
+            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+        async with self._pool.connection() as conn, conn.transaction():
+            if not await lock_own_faces(conn, scope.account_id, [face_id]):
+                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            await outbox.enqueue(conn, await delete_locked_faces(conn, scope.account_id, [face_id]))
+        await self._publisher.flush()
+
+    async def delete_many(
+        self, scope: Scope, face_ids: Iterable[str], *, ignore_missing: bool = False
+    ) -> list[str]:
+        wanted = unique_ids(face_ids, "face_ids")
+        async with self._pool.connection() as conn, conn.transaction():
+            found = await lock_own_faces(conn, scope.account_id, wanted)
+            missing = [f for f in wanted if f not in found]
+            if missing and not ignore_missing:
+                raise errors.LunaError(
+                    FACES_NOT_FOUND,
+                    f"One or more faces not found including face with id '{missing[0]}'",
+                )
+            deleted = [f for f in wanted if f in found]
+            if deleted:
+                await outbox.enqueue(
+                    conn, await delete_locked_faces(conn, scope.account_id, deleted)
+                )
+        await self._publisher.flush()
+        return deleted
+
+    async def get_attribute(
+        self, scope: Scope, face_id: str, *, descriptor_version: int = 0
+    ) -> FaceAttribute:
+        face = await self.get(scope, face_id, with_lists=False)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT age, gender, ethnicity, descriptor_samples::text[] AS ds,"
+                " basic_attributes_samples::text[] AS bs, create_time"
+                " FROM face_attributes WHERE face_id = %s",
+                (face_id,),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise errors.LunaError(
+                    FACE_HAS_NO_ATTRIBUTES, f"Face with id {face_id} does not have attributes yet"
+                )
+            descriptors = await face_descriptors(conn, face_id)
+        if descriptor_version:
+            if descriptor_version not in descriptors:
+                raise errors.LunaError(
+                    DESCRIPTOR_VERSION_NOT_FOUND,
+                    f"Descriptor of version {descriptor_version} is not found for object with "
+                    f"id '{face.face_id}'.",
+                )
+            descriptors = {descriptor_version: descriptors[descriptor_version]}
+        basic = (
+            BasicAttributes(row["age"], row["gender"], row["ethnicity"])
+            if row["age"] is not None
+            else None
+        )
+        return FaceAttribute(
+            face_id=face_id,
+            data=AttributeData(
+                descriptors=descriptors,
+                descriptor_samples=tuple(row["ds"]),
+                basic_attributes=basic,
+                basic_attributes_samples=tuple(row["bs"]),
+            ),
+            create_time=row["create_time"],
+        )
+
+    async def put_attribute(
+        self, scope: Scope, face_id: str, source: AttributeSource
+    ) -> FaceAttribute:
+        if source is None:
+            raise errors.LunaError(
+                errors.BAD_JSON,
+                "Failed to validate input json. Path: '', message: 'attribute is required'",
+            )
+        if not ids.is_uuid(face_id):
+            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+        async with self._pool.connection() as conn, conn.transaction():
+            if not await lock_own_faces(conn, scope.account_id, [face_id]):
+                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            data = await _resolve(conn, scope.account_id, source, ATTRIBUTE_FOR_UPDATE_NOT_FOUND)
+            assert data is not None
+            old = await face_descriptors(conn, face_id)
+            await conn.execute("DELETE FROM face_attributes WHERE face_id = %s", (face_id,))
+            created = await _store_attribute(conn, face_id, data)
+            await conn.execute(
+                "UPDATE faces SET last_update_time = now() WHERE face_id = %s", (face_id,)
+            )
+            lists = (await face_lists(conn, [face_id]))[face_id]
+            await outbox.enqueue(
+                conn,
+                outbox.upserts(
+                    scope.account_id, face_id, data.descriptors, lists, removed_versions=old
+                ),
+            )
+        await self._publisher.flush()
+        return FaceAttribute(face_id, data, created)
+
+    async def delete_attribute(self, scope: Scope, face_id: str) -> None:
+        if not ids.is_uuid(face_id):
+            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+        async with self._pool.connection() as conn, conn.transaction():
+            if not await lock_own_faces(conn, scope.account_id, [face_id]):
+                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            cur = await conn.execute("DELETE FROM face_attributes WHERE face_id = %s", (face_id,))
+            if cur.rowcount == 0:
+                raise errors.LunaError(
+                    FACE_HAS_NO_ATTRIBUTES, f"Face with id {face_id} does not have attributes yet"
+                )
+            await conn.execute(
+                "UPDATE faces SET last_update_time = now() WHERE face_id = %s", (face_id,)
+            )
+            lists = (await face_lists(conn, [face_id]))[face_id]
+            await outbox.enqueue(conn, outbox.upserts(scope.account_id, face_id, {}, lists))
+        await self._publisher.flush()
+
+    async def count_attributes(self, scope: Scope) -> int:
+        where, params = readable(scope, "f.account_id")
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM faces f JOIN face_attributes a USING (face_id)"
+                f" WHERE {where}",
+                params,
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    async def stream_descriptors(
+        self,
+        scope: Scope,
+        *,
+        list_ids: Iterable[str] = (),
+        face_ids: Iterable[str] = (),
+        descriptor_version: int = 0,
+        batch_size: int = 1000,
+    ) -> AsyncIterator[list[FaceDescriptor]]:
+        """Every matching descriptor in (face_id, version) order, `batch_size` at a time.
+
+        Keyset pages, each its own short query, so a large database is never held in one
+        transaction or in memory; the matcher's replay of FACES_CHANGES covers concurrent
+        changes (see faces.proto).
+        """
+        batch_size = batch_size or 1000
+        if not 1 <= batch_size <= 10000:
+            raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'batch_size'")
+        where, scope_params = readable(scope, "f.account_id")
+        conditions, params = [where], list(scope_params)
+        lists = unique_ids(list_ids, "list_ids")
+        faces = unique_ids(face_ids, "face_ids")
+        if lists:
+            conditions.append(
+                "d.face_id IN (SELECT lf.face_id FROM list_faces lf"
+                " WHERE lf.list_id = ANY(%s::uuid[]))"
+            )
+            params.append(lists)
+        if faces:
+            conditions.append("d.face_id = ANY(%s::uuid[])")
+            params.append(faces)
+        if descriptor_version:
+            conditions.append("d.version = %s")
+            params.append(descriptor_version)
+        after: tuple[str, int] = ("00000000-0000-0000-0000-000000000000", -1)
+        while True:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT d.face_id::text AS face_id, f.account_id::text AS account_id,"
+                    " d.version, d.descriptor FROM face_descriptors d"
+                    " JOIN faces f ON f.face_id = d.face_id"
+                    f" WHERE {' AND '.join(conditions)} AND (d.face_id, d.version) > (%s, %s)"
+                    " ORDER BY d.face_id, d.version LIMIT %s",
+                    (*params, *after, batch_size),
+                )
+                rows = await cur.fetchall()
+                member = await face_lists(conn, list({r["face_id"] for r in rows}))
+            if not rows:
+                return
+            yield [
+                FaceDescriptor(
+                    face_id=r["face_id"],
+                    account_id=r["account_id"],
+                    descriptor=bytes(r["descriptor"]),
+                    version=r["version"],
+                    list_ids=tuple(member[r["face_id"]]),
+                )
+                for r in rows
+            ]
+            if len(rows) < batch_size:
+                return
+            after = (rows[-1]["face_id"], rows[-1]["version"])

@@ -1,0 +1,648 @@
+"""Thin gRPC adapters of the faces service: protobuf <-> core calls, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+from luna.common.v1 import account_pb2, info_pb2
+from luna.faces.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
+    attributes_pb2,
+    attributes_pb2_grpc,
+    blobs_pb2,
+    blobs_pb2_grpc,
+    faces_pb2,
+    faces_pb2_grpc,
+    lists_pb2,
+    lists_pb2_grpc,
+    tokens_pb2,
+    tokens_pb2_grpc,
+)
+
+from services.common import permissions, times
+from services.faces import descriptors
+from services.faces.accounts import Account, Accounts
+from services.faces.attributes import Attribute, Attributes
+from services.faces.blobs import Blob, BlobInput, Blobs
+from services.faces.faces import AttributeSource, Face, FaceAttribute, FaceFilter, Faces
+from services.faces.lists import FaceList, ListFilter, Lists
+from services.faces.tokens import Scope, Token, TokenFields, Tokens
+
+ACCOUNT_TYPES = {
+    "user": accounts_pb2.ACCOUNT_TYPE_USER,
+    "advanced_user": accounts_pb2.ACCOUNT_TYPE_ADVANCED_USER,
+    "admin": accounts_pb2.ACCOUNT_TYPE_ADMIN,
+}
+ACCOUNT_TYPE_NAMES = {v: k for k, v in ACCOUNT_TYPES.items()}
+VISIBILITY = {
+    "account": accounts_pb2.VISIBILITY_AREA_ACCOUNT,
+    "all": accounts_pb2.VISIBILITY_AREA_ALL,
+}
+VISIBILITY_NAMES = {v: k for k, v in VISIBILITY.items()}
+
+# Called after a change that can make cached credentials stale (account id or token id).
+ChangeHook = Callable[[str, str], Awaitable[None]]
+
+
+def account_pb(account: Account) -> accounts_pb2.Account:
+    return accounts_pb2.Account(
+        account_id=account.account_id,
+        login=account.login,
+        account_type=ACCOUNT_TYPES[account.account_type],
+        description=account.description,
+        create_time=times.to_timestamp(account.create_time),
+        last_update_time=times.to_timestamp(account.last_update_time),
+    )
+
+
+def token_pb(token: Token) -> tokens_pb2.Token:
+    return tokens_pb2.Token(
+        token_id=token.token_id,
+        account_id=token.account_id,
+        description=token.description,
+        expiration_time=times.to_timestamp(token.expiration_time),
+        permissions=permissions.to_pb(token.permissions),
+        visibility_area=VISIBILITY[token.visibility_area],
+        token=token.token,
+        create_time=times.to_timestamp(token.create_time),
+        last_update_time=times.to_timestamp(token.last_update_time),
+    )
+
+
+def scope_of(scope: account_pb2.AccountScope) -> Scope:
+    return Scope(scope.account_id, scope.see_all, scope.filter_account_id)
+
+
+def fields_of(fields: tokens_pb2.TokenFields) -> TokenFields:
+    return TokenFields(
+        description=fields.description,
+        expiration_time=(
+            times.from_timestamp(fields.expiration_time)
+            if fields.HasField("expiration_time")
+            else None
+        ),
+        permissions=permissions.from_pb(fields.permissions),
+        visibility_area=VISIBILITY_NAMES.get(fields.visibility_area, "all"),
+    )
+
+
+class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
+    def __init__(
+        self, accounts: Accounts, tokens: Tokens, info: info_pb2.ServiceInfo, changed: ChangeHook
+    ) -> None:
+        self._accounts = accounts
+        self._tokens = tokens
+        self._info = info
+        self._changed = changed
+
+    async def CreateAccount(
+        self, request: accounts_pb2.CreateAccountRequest, context: grpc.aio.ServicerContext
+    ) -> accounts_pb2.CreateAccountResponse:
+        account = await self._accounts.create(
+            login=request.login,
+            password=request.password,
+            account_type=ACCOUNT_TYPE_NAMES.get(request.account_type, ""),
+            description=request.description,
+            account_id=request.account_id,
+        )
+        return accounts_pb2.CreateAccountResponse(account=account_pb(account))
+
+    async def GetAccount(
+        self, request: accounts_pb2.GetAccountRequest, context: grpc.aio.ServicerContext
+    ) -> accounts_pb2.GetAccountResponse:
+        return accounts_pb2.GetAccountResponse(
+            account=account_pb(await self._accounts.get(request.account_id))
+        )
+
+    async def UpdateAccount(
+        self, request: accounts_pb2.UpdateAccountRequest, context: grpc.aio.ServicerContext
+    ) -> accounts_pb2.UpdateAccountResponse:
+        account = await self._accounts.update(
+            request.account_id,
+            login=request.login if request.HasField("login") else None,
+            password=request.password if request.HasField("password") else None,
+            account_type=ACCOUNT_TYPE_NAMES.get(request.account_type),
+            description=request.description if request.HasField("description") else None,
+        )
+        await self._changed(request.account_id, "")
+        return accounts_pb2.UpdateAccountResponse(account=account_pb(account))
+
+    async def DeleteAccount(
+        self, request: accounts_pb2.DeleteAccountRequest, context: grpc.aio.ServicerContext
+    ) -> accounts_pb2.DeleteAccountResponse:
+        await self._accounts.delete(request.account_id)
+        await self._changed(request.account_id, "")
+        return accounts_pb2.DeleteAccountResponse()
+
+    async def VerifyCredentials(
+        self, request: accounts_pb2.VerifyCredentialsRequest, context: grpc.aio.ServicerContext
+    ) -> accounts_pb2.VerifyCredentialsResponse:
+        kind = request.WhichOneof("credentials")
+        if kind == "token":
+            token = await self._tokens.verify(request.token)
+            account = await self._accounts.get(token.account_id)
+            return accounts_pb2.VerifyCredentialsResponse(
+                account_id=account.account_id,
+                account_type=ACCOUNT_TYPES[account.account_type],
+                token_id=token.token_id,
+                permissions=permissions.to_pb(token.permissions),
+                visibility_area=VISIBILITY[token.visibility_area],
+            )
+        if kind == "login_password":
+            account = await self._accounts.verify_login(
+                request.login_password.login, request.login_password.password
+            )
+        else:
+            account = await self._accounts.get(request.account_id)
+        return accounts_pb2.VerifyCredentialsResponse(
+            account_id=account.account_id,
+            account_type=ACCOUNT_TYPES[account.account_type],
+            visibility_area=accounts_pb2.VISIBILITY_AREA_ALL,
+        )
+
+    async def GetInfo(
+        self, request: accounts_pb2.GetInfoRequest, context: grpc.aio.ServicerContext
+    ) -> accounts_pb2.GetInfoResponse:
+        return accounts_pb2.GetInfoResponse(info=self._info)
+
+
+class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
+    def __init__(self, tokens: Tokens, changed: ChangeHook) -> None:
+        self._tokens = tokens
+        self._changed = changed
+
+    async def CreateToken(
+        self, request: tokens_pb2.CreateTokenRequest, context: grpc.aio.ServicerContext
+    ) -> tokens_pb2.CreateTokenResponse:
+        token = await self._tokens.create(scope_of(request.scope), fields_of(request.fields))
+        return tokens_pb2.CreateTokenResponse(token=token_pb(token))
+
+    async def ListTokens(
+        self, request: tokens_pb2.ListTokensRequest, context: grpc.aio.ServicerContext
+    ) -> tokens_pb2.ListTokensResponse:
+        tokens = await self._tokens.list(
+            scope_of(request.scope),
+            page=request.page.page or 1,
+            page_size=request.page.page_size or 10,
+            create_time_gte=(
+                times.from_timestamp(request.create_time_gte)
+                if request.HasField("create_time_gte")
+                else None
+            ),
+            create_time_lt=(
+                times.from_timestamp(request.create_time_lt)
+                if request.HasField("create_time_lt")
+                else None
+            ),
+        )
+        return tokens_pb2.ListTokensResponse(tokens=[token_pb(t) for t in tokens])
+
+    async def GetToken(
+        self, request: tokens_pb2.GetTokenRequest, context: grpc.aio.ServicerContext
+    ) -> tokens_pb2.GetTokenResponse:
+        token = await self._tokens.get(scope_of(request.scope), request.token_id)
+        return tokens_pb2.GetTokenResponse(token=token_pb(token))
+
+    async def ReplaceToken(
+        self, request: tokens_pb2.ReplaceTokenRequest, context: grpc.aio.ServicerContext
+    ) -> tokens_pb2.ReplaceTokenResponse:
+        token = await self._tokens.replace(
+            scope_of(request.scope), request.token_id, fields_of(request.fields)
+        )
+        await self._changed("", request.token_id)
+        return tokens_pb2.ReplaceTokenResponse(token=token_pb(token))
+
+    async def DeleteToken(
+        self, request: tokens_pb2.DeleteTokenRequest, context: grpc.aio.ServicerContext
+    ) -> tokens_pb2.DeleteTokenResponse:
+        await self._tokens.delete(scope_of(request.scope), request.token_id)
+        await self._changed("", request.token_id)
+        return tokens_pb2.DeleteTokenResponse()
+
+
+# --- Faces, lists, temporary attributes ------------------------------------------------------
+
+
+def _time_or_none(message: object, name: str) -> object:
+    return times.from_timestamp(getattr(message, name)) if message.HasField(name) else None  # type: ignore[attr-defined]
+
+
+def attribute_data_of(data: attributes_pb2.AttributeData) -> descriptors.AttributeData:
+    """Checked and normalised core data from the wire (raises LunaError on bad input)."""
+    basic = (
+        descriptors.BasicAttributes(
+            data.basic_attributes.age, data.basic_attributes.gender, data.basic_attributes.ethnicity
+        )
+        if data.HasField("basic_attributes")
+        else None
+    )
+    return descriptors.checked(
+        [(d.descriptor, d.version) for d in data.descriptors],
+        data.descriptor_samples,
+        basic,
+        data.basic_attributes_samples,
+    )
+
+
+def attribute_data_pb(data: descriptors.AttributeData) -> attributes_pb2.AttributeData:
+    out = attributes_pb2.AttributeData(
+        descriptors=[
+            attributes_pb2.Descriptor(descriptor=d, version=v)
+            for v, d in sorted(data.descriptors.items())
+        ],
+        descriptor_samples=data.descriptor_samples,
+        basic_attributes_samples=data.basic_attributes_samples,
+    )
+    if data.basic_attributes is not None:
+        b = data.basic_attributes
+        out.basic_attributes.CopyFrom(
+            attributes_pb2.BasicAttributes(age=b.age, gender=b.gender, ethnicity=b.ethnicity)
+        )
+    return out
+
+
+def attribute_source_of(source: faces_pb2.FaceAttributeInput) -> AttributeSource:
+    kind = source.WhichOneof("source")
+    if kind == "attribute_id":
+        return source.attribute_id
+    if kind == "data":
+        return attribute_data_of(source.data)
+    return None
+
+
+def face_pb(face: Face) -> faces_pb2.Face:
+    return faces_pb2.Face(
+        face_id=face.face_id,
+        account_id=face.account_id,
+        event_id=face.event_id,
+        user_data=face.user_data,
+        external_id=face.external_id,
+        avatar=face.avatar,
+        create_time=times.to_timestamp(face.create_time),
+        last_update_time=times.to_timestamp(face.last_update_time),
+        list_ids=face.list_ids,
+        has_attribute=face.has_attribute,
+    )
+
+
+def face_attribute_pb(attribute: FaceAttribute) -> faces_pb2.FaceAttribute:
+    return faces_pb2.FaceAttribute(
+        face_id=attribute.face_id,
+        data=attribute_data_pb(attribute.data),
+        create_time=times.to_timestamp(attribute.create_time),
+    )
+
+
+def face_filter_of(f: faces_pb2.FaceFilter) -> FaceFilter:
+    return FaceFilter(
+        face_ids=tuple(f.face_ids),
+        external_ids=tuple(f.external_ids),
+        user_data=f.user_data if f.HasField("user_data") else None,
+        list_id=f.list_id,
+        event_id=f.event_id,
+        create_time_gte=_time_or_none(f, "create_time_gte"),  # type: ignore[arg-type]
+        create_time_lt=_time_or_none(f, "create_time_lt"),  # type: ignore[arg-type]
+        face_id_gte=f.face_id_gte,
+        face_id_lt=f.face_id_lt,
+    )
+
+
+def list_pb(item: FaceList) -> lists_pb2.List:
+    return lists_pb2.List(
+        list_id=item.list_id,
+        account_id=item.account_id,
+        user_data=item.user_data,
+        create_time=times.to_timestamp(item.create_time),
+        last_update_time=times.to_timestamp(item.last_update_time),
+    )
+
+
+def list_filter_of(f: lists_pb2.ListFilter) -> ListFilter:
+    return ListFilter(
+        list_ids=tuple(f.list_ids),
+        user_data=f.user_data if f.HasField("user_data") else None,
+        user_data_eq=f.user_data_eq if f.HasField("user_data_eq") else None,
+        create_time_gte=_time_or_none(f, "create_time_gte"),  # type: ignore[arg-type]
+        create_time_lt=_time_or_none(f, "create_time_lt"),  # type: ignore[arg-type]
+        last_update_time_gte=_time_or_none(f, "last_update_time_gte"),  # type: ignore[arg-type]
+        last_update_time_lt=_time_or_none(f, "last_update_time_lt"),  # type: ignore[arg-type]
+        list_id_gte=f.list_id_gte,
+        list_id_lt=f.list_id_lt,
+    )
+
+
+def attribute_pb(attribute: Attribute) -> attributes_pb2.Attribute:
+    return attributes_pb2.Attribute(
+        attribute_id=attribute.attribute_id,
+        account_id=attribute.account_id,
+        data=attribute_data_pb(attribute.data),
+        create_time=times.to_timestamp(attribute.create_time),
+        expire_time=times.to_timestamp(attribute.expire_time),
+    )
+
+
+class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
+    def __init__(self, faces: Faces) -> None:
+        self._faces = faces
+
+    async def CreateFace(
+        self, request: faces_pb2.CreateFaceRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.CreateFaceResponse:
+        face = await self._faces.create(
+            scope_of(request.scope),
+            event_id=request.event_id,
+            user_data=request.user_data,
+            external_id=request.external_id,
+            avatar=request.avatar,
+            attribute=attribute_source_of(request.attribute),
+            list_ids=request.list_ids,
+        )
+        return faces_pb2.CreateFaceResponse(face=face_pb(face))
+
+    async def GetFace(
+        self, request: faces_pb2.GetFaceRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.GetFaceResponse:
+        face = await self._faces.get(
+            scope_of(request.scope), request.face_id, with_lists=request.with_lists
+        )
+        return faces_pb2.GetFaceResponse(face=face_pb(face))
+
+    async def ListFaces(
+        self, request: faces_pb2.ListFacesRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.ListFacesResponse:
+        faces = await self._faces.list(
+            scope_of(request.scope),
+            face_filter_of(request.filter),
+            page=request.page.page,
+            page_size=request.page.page_size,
+            with_lists=request.with_lists,
+        )
+        return faces_pb2.ListFacesResponse(faces=[face_pb(f) for f in faces])
+
+    async def CountFaces(
+        self, request: faces_pb2.CountFacesRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.CountFacesResponse:
+        count = await self._faces.count(scope_of(request.scope), face_filter_of(request.filter))
+        return faces_pb2.CountFacesResponse(count=count)
+
+    async def UpdateFace(
+        self, request: faces_pb2.UpdateFaceRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.UpdateFaceResponse:
+        def opt(name: str) -> str | None:
+            return getattr(request, name) if request.HasField(name) else None
+
+        face = await self._faces.update(
+            scope_of(request.scope),
+            request.face_id,
+            event_id=opt("event_id"),
+            user_data=opt("user_data"),
+            external_id=opt("external_id"),
+            avatar=opt("avatar"),
+        )
+        return faces_pb2.UpdateFaceResponse(face=face_pb(face))
+
+    async def DeleteFace(
+        self, request: faces_pb2.DeleteFaceRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.DeleteFaceResponse:
+        await self._faces.delete(scope_of(request.scope), request.face_id)
+        return faces_pb2.DeleteFaceResponse()
+
+    async def DeleteFaces(
+        self, request: faces_pb2.DeleteFacesRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.DeleteFacesResponse:
+        deleted = await self._faces.delete_many(
+            scope_of(request.scope), request.face_ids, ignore_missing=request.ignore_missing
+        )
+        return faces_pb2.DeleteFacesResponse(face_ids=deleted)
+
+    async def GetFaceAttribute(
+        self, request: faces_pb2.GetFaceAttributeRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.GetFaceAttributeResponse:
+        attribute = await self._faces.get_attribute(
+            scope_of(request.scope), request.face_id, descriptor_version=request.descriptor_version
+        )
+        return faces_pb2.GetFaceAttributeResponse(attribute=face_attribute_pb(attribute))
+
+    async def PutFaceAttribute(
+        self, request: faces_pb2.PutFaceAttributeRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.PutFaceAttributeResponse:
+        attribute = await self._faces.put_attribute(
+            scope_of(request.scope), request.face_id, attribute_source_of(request.attribute)
+        )
+        return faces_pb2.PutFaceAttributeResponse(attribute=face_attribute_pb(attribute))
+
+    async def DeleteFaceAttribute(
+        self, request: faces_pb2.DeleteFaceAttributeRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.DeleteFaceAttributeResponse:
+        await self._faces.delete_attribute(scope_of(request.scope), request.face_id)
+        return faces_pb2.DeleteFaceAttributeResponse()
+
+    async def CountFaceAttributes(
+        self, request: faces_pb2.CountFaceAttributesRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.CountFaceAttributesResponse:
+        count = await self._faces.count_attributes(scope_of(request.scope))
+        return faces_pb2.CountFaceAttributesResponse(count=count)
+
+    async def StreamDescriptors(
+        self, request: faces_pb2.StreamDescriptorsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[faces_pb2.StreamDescriptorsResponse]:
+        async for batch in self._faces.stream_descriptors(
+            scope_of(request.scope),
+            list_ids=request.list_ids,
+            face_ids=request.face_ids,
+            descriptor_version=request.descriptor_version,
+            batch_size=request.batch_size,
+        ):
+            yield faces_pb2.StreamDescriptorsResponse(
+                descriptors=[
+                    faces_pb2.FaceDescriptor(
+                        face_id=d.face_id,
+                        account_id=d.account_id,
+                        descriptor=d.descriptor,
+                        version=d.version,
+                        list_ids=d.list_ids,
+                    )
+                    for d in batch
+                ]
+            )
+
+
+class ListsServicer(lists_pb2_grpc.ListsServiceServicer):
+    def __init__(self, lists: Lists) -> None:
+        self._lists = lists
+
+    async def CreateList(
+        self, request: lists_pb2.CreateListRequest, context: grpc.aio.ServicerContext
+    ) -> lists_pb2.CreateListResponse:
+        item = await self._lists.create(scope_of(request.scope), user_data=request.user_data)
+        return lists_pb2.CreateListResponse(list=list_pb(item))
+
+    async def GetList(
+        self, request: lists_pb2.GetListRequest, context: grpc.aio.ServicerContext
+    ) -> lists_pb2.GetListResponse:
+        item = await self._lists.get(scope_of(request.scope), request.list_id)
+        return lists_pb2.GetListResponse(list=list_pb(item))
+
+    async def ListLists(
+        self, request: lists_pb2.ListListsRequest, context: grpc.aio.ServicerContext
+    ) -> lists_pb2.ListListsResponse:
+        items = await self._lists.list(
+            scope_of(request.scope),
+            list_filter_of(request.filter),
+            page=request.page.page,
+            page_size=request.page.page_size,
+        )
+        return lists_pb2.ListListsResponse(lists=[list_pb(i) for i in items])
+
+    async def CountLists(
+        self, request: lists_pb2.CountListsRequest, context: grpc.aio.ServicerContext
+    ) -> lists_pb2.CountListsResponse:
+        count = await self._lists.count(scope_of(request.scope), list_filter_of(request.filter))
+        return lists_pb2.CountListsResponse(count=count)
+
+    async def UpdateList(
+        self, request: lists_pb2.UpdateListRequest, context: grpc.aio.ServicerContext
+    ) -> lists_pb2.UpdateListResponse:
+        item = await self._lists.update(
+            scope_of(request.scope), request.list_id, user_data=request.user_data
+        )
+        return lists_pb2.UpdateListResponse(list=list_pb(item))
+
+    async def DeleteList(
+        self, request: lists_pb2.DeleteListRequest, context: grpc.aio.ServicerContext
+    ) -> lists_pb2.DeleteListResponse:
+        n = await self._lists.delete(
+            scope_of(request.scope), request.list_id, with_faces=request.with_faces
+        )
+        return lists_pb2.DeleteListResponse(deleted_faces=n)
+
+    async def DeleteLists(
+        self, request: lists_pb2.DeleteListsRequest, context: grpc.aio.ServicerContext
+    ) -> lists_pb2.DeleteListsResponse:
+        n = await self._lists.delete_many(
+            scope_of(request.scope), request.list_ids, with_faces=request.with_faces
+        )
+        return lists_pb2.DeleteListsResponse(deleted_faces=n)
+
+    async def AttachFaces(
+        self, request: lists_pb2.AttachFacesRequest, context: grpc.aio.ServicerContext
+    ) -> lists_pb2.AttachFacesResponse:
+        changed = await self._lists.attach(
+            scope_of(request.scope), request.list_id, request.face_ids
+        )
+        return lists_pb2.AttachFacesResponse(attached_face_ids=changed)
+
+    async def DetachFaces(
+        self, request: lists_pb2.DetachFacesRequest, context: grpc.aio.ServicerContext
+    ) -> lists_pb2.DetachFacesResponse:
+        changed = await self._lists.detach(
+            scope_of(request.scope), request.list_id, request.face_ids
+        )
+        return lists_pb2.DetachFacesResponse(detached_face_ids=changed)
+
+
+class AttributesServicer(attributes_pb2_grpc.AttributesServiceServicer):
+    def __init__(self, attributes: Attributes) -> None:
+        self._attributes = attributes
+
+    async def CreateAttribute(
+        self, request: attributes_pb2.CreateAttributeRequest, context: grpc.aio.ServicerContext
+    ) -> attributes_pb2.CreateAttributeResponse:
+        attribute = await self._attributes.create(
+            scope_of(request.scope),
+            attribute_data_of(request.data),
+            ttl_s=request.ttl_seconds,
+        )
+        return attributes_pb2.CreateAttributeResponse(attribute=attribute_pb(attribute))
+
+    async def GetAttribute(
+        self, request: attributes_pb2.GetAttributeRequest, context: grpc.aio.ServicerContext
+    ) -> attributes_pb2.GetAttributeResponse:
+        attribute = await self._attributes.get(
+            scope_of(request.scope),
+            request.attribute_id,
+            descriptor_version=request.descriptor_version,
+        )
+        return attributes_pb2.GetAttributeResponse(attribute=attribute_pb(attribute))
+
+    async def GetAttributes(
+        self, request: attributes_pb2.GetAttributesRequest, context: grpc.aio.ServicerContext
+    ) -> attributes_pb2.GetAttributesResponse:
+        found = await self._attributes.get_many(
+            scope_of(request.scope),
+            request.attribute_ids,
+            descriptor_version=request.descriptor_version,
+        )
+        return attributes_pb2.GetAttributesResponse(attributes=[attribute_pb(a) for a in found])
+
+    async def DeleteAttribute(
+        self, request: attributes_pb2.DeleteAttributeRequest, context: grpc.aio.ServicerContext
+    ) -> attributes_pb2.DeleteAttributeResponse:
+        await self._attributes.delete(scope_of(request.scope), request.attribute_id)
+        return attributes_pb2.DeleteAttributeResponse()
+
+    async def GetAttributeSamples(
+        self,
+        request: attributes_pb2.GetAttributeSamplesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> attributes_pb2.GetAttributeSamplesResponse:
+        attribute = await self._attributes.get(scope_of(request.scope), request.attribute_id)
+        return attributes_pb2.GetAttributeSamplesResponse(sample_ids=attribute.data.samples)
+
+
+BLOB_KINDS = {
+    blobs_pb2.BLOB_KIND_FACE_SAMPLE: "face_sample",
+    blobs_pb2.BLOB_KIND_BODY_SAMPLE: "body_sample",
+    blobs_pb2.BLOB_KIND_IMAGE: "image",
+    blobs_pb2.BLOB_KIND_OBJECT: "object",
+}
+BLOB_KIND_VALUES = {v: k for k, v in BLOB_KINDS.items()}
+
+
+def blob_pb(blob: Blob) -> blobs_pb2.Blob:
+    return blobs_pb2.Blob(
+        blob_id=blob.blob_id,
+        account_id=blob.account_id,
+        kind=BLOB_KIND_VALUES[blob.kind],
+        content_type=blob.content_type,
+        data=blob.data,
+        meta=blob.meta,
+        create_time=times.to_timestamp(blob.create_time),
+        size=blob.size,
+    )
+
+
+class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):
+    def __init__(self, blobs: Blobs) -> None:
+        self._blobs = blobs
+
+    async def PutBlobs(
+        self, request: blobs_pb2.PutBlobsRequest, context: grpc.aio.ServicerContext
+    ) -> blobs_pb2.PutBlobsResponse:
+        inputs = [
+            BlobInput(BLOB_KINDS.get(b.kind, ""), b.content_type, b.data, dict(b.meta))
+            for b in request.blobs
+        ]
+        blob_ids = await self._blobs.put(scope_of(request.scope), inputs)
+        return blobs_pb2.PutBlobsResponse(blob_ids=blob_ids)
+
+    async def GetBlob(
+        self, request: blobs_pb2.GetBlobRequest, context: grpc.aio.ServicerContext
+    ) -> blobs_pb2.GetBlobResponse:
+        blob = await self._blobs.get(
+            scope_of(request.scope),
+            BLOB_KINDS.get(request.kind, ""),
+            request.blob_id,
+            metadata_only=request.metadata_only,
+        )
+        return blobs_pb2.GetBlobResponse(blob=blob_pb(blob))
+
+    async def DeleteBlob(
+        self, request: blobs_pb2.DeleteBlobRequest, context: grpc.aio.ServicerContext
+    ) -> blobs_pb2.DeleteBlobResponse:
+        await self._blobs.delete(
+            scope_of(request.scope), BLOB_KINDS.get(request.kind, ""), request.blob_id
+        )
+        return blobs_pb2.DeleteBlobResponse()

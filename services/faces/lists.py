@@ -1,0 +1,306 @@
+"""Lists core: named groups of one account's faces, and their membership.
+
+Membership changes and list deletions are queued in the outbox within their transaction and
+published on FACES_CHANGES after the commit (see outbox.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from luna.faces.v1 import changes_pb2
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from services.common import errors, ids
+from services.faces import outbox
+from services.faces.faces import (
+    FACES_NOT_FOUND,
+    delete_locked_faces,
+    face_descriptors,
+    face_lists,
+    lock_own_faces,
+)
+from services.faces.scoping import (
+    Scope,
+    check_length,
+    check_uuid,
+    escape_like,
+    page_bounds,
+    readable,
+    unique_ids,
+)
+
+LIST_NOT_FOUND = 22003
+LISTS_NOT_FOUND = 22005
+Kind = changes_pb2.FaceChange.Kind
+
+
+@dataclass(frozen=True)
+class FaceList:
+    list_id: str
+    account_id: str
+    user_data: str
+    create_time: datetime
+    last_update_time: datetime
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """GET /6/lists filters; every set field must hold."""
+
+    list_ids: tuple[str, ...] = ()
+    user_data: str | None = None
+    user_data_eq: str | None = None
+    create_time_gte: datetime | None = None
+    create_time_lt: datetime | None = None
+    last_update_time_gte: datetime | None = None
+    last_update_time_lt: datetime | None = None
+    list_id_gte: str = ""
+    list_id_lt: str = ""
+
+    @property
+    def by_list_id(self) -> bool:
+        return bool(self.list_id_gte or self.list_id_lt)
+
+
+_COLUMNS = (
+    "l.list_id::text AS list_id, l.account_id::text AS account_id, l.user_data, "
+    "l.create_time, l.last_update_time"
+)
+
+
+def _not_found(list_id: str) -> errors.LunaError:
+    return errors.LunaError(LIST_NOT_FOUND, f"List with id '{list_id}' not found")
+
+
+def list_where(scope: Scope, flt: ListFilter) -> tuple[str, list[Any]]:
+    """SQL condition (over alias `l`) and parameters for a scope and a filter."""
+    where, scope_params = readable(scope, "l.account_id")
+    conditions, params = [where], list(scope_params)
+    if flt.list_ids:
+        conditions.append("l.list_id = ANY(%s::uuid[])")
+        params.append(unique_ids(flt.list_ids, "list_ids"))
+    if flt.user_data is not None:
+        conditions.append("l.user_data ILIKE %s ESCAPE '\\'")
+        params.append(f"%{escape_like(flt.user_data)}%")
+    if flt.user_data_eq is not None:
+        conditions.append("l.user_data = %s")
+        params.append(flt.user_data_eq)
+    for column, op, value in (
+        ("create_time", ">=", flt.create_time_gte),
+        ("create_time", "<", flt.create_time_lt),
+        ("last_update_time", ">=", flt.last_update_time_gte),
+        ("last_update_time", "<", flt.last_update_time_lt),
+    ):
+        if value is not None:
+            conditions.append(f"l.{column} {op} %s")
+            params.append(value)
+    if flt.list_id_gte:
+        conditions.append("l.list_id >= %s")
+        params.append(check_uuid(flt.list_id_gte, "list_id__gte"))
+    if flt.list_id_lt:
+        conditions.append("l.list_id < %s")
+        params.append(check_uuid(flt.list_id_lt, "list_id__lt"))
+    return " AND ".join(conditions), params
+
+
+async def _lock_own_lists(conn: AsyncConnection, account_id: str, list_ids: list[str]) -> set[str]:
+    cur = await conn.execute(
+        "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
+        " AND account_id = %s ORDER BY list_id FOR UPDATE",
+        (list_ids, account_id),
+    )
+    return {r["list_id"] for r in await cur.fetchall()}
+
+
+class Lists:
+    def __init__(self, pool: AsyncConnectionPool, publisher: outbox.Publisher) -> None:
+        self._pool = pool
+        self._publisher = publisher
+
+    async def create(self, scope: Scope, *, user_data: str = "") -> FaceList:
+        check_length(user_data, 128, "user_data")
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    f"""INSERT INTO lists AS l (list_id, account_id, user_data)
+                        VALUES (%s, %s, %s) RETURNING {_COLUMNS}""",
+                    (ids.new_id(), scope.account_id, user_data),
+                )
+                row = await cur.fetchone()
+        except psycopg.errors.ForeignKeyViolation:
+            raise errors.LunaError(
+                errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
+            ) from None
+        assert row is not None
+        return FaceList(**row)
+
+    async def get(self, scope: Scope, list_id: str) -> FaceList:
+        if not ids.is_uuid(list_id):
+            raise _not_found(list_id)
+        where, params = readable(scope, "l.account_id")
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM lists l WHERE l.list_id = %s AND {where}",
+                (list_id, *params),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise _not_found(list_id)
+        return FaceList(**row)
+
+    async def list(
+        self, scope: Scope, flt: ListFilter, *, page: int = 1, page_size: int = 10
+    ) -> list[FaceList]:
+        limit, offset = page_bounds(page, page_size)
+        where, params = list_where(scope, flt)
+        order = "l.list_id" if flt.by_list_id else "l.create_time DESC, l.list_id DESC"
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM lists l WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
+                (*params, limit, offset),
+            )
+            rows = await cur.fetchall()
+        return [FaceList(**r) for r in rows]
+
+    async def count(self, scope: Scope, flt: ListFilter) -> int:
+        where, params = list_where(scope, flt)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(f"SELECT count(*) AS n FROM lists l WHERE {where}", params)
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    async def update(self, scope: Scope, list_id: str, *, user_data: str) -> FaceList:
+        check_length(user_data, 128, "user_data")
+        if not ids.is_uuid(list_id):
+            raise _not_found(list_id)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"""UPDATE lists AS l SET user_data = %s, last_update_time = now()
+                    WHERE l.list_id = %s AND l.account_id = %s RETURNING {_COLUMNS}""",
+                (user_data, list_id, scope.account_id),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise _not_found(list_id)
+        return FaceList(**row)
+
+    async def delete(self, scope: Scope, list_id: str, *, with_faces: bool = False) -> int:
+        if not ids.is_uuid(list_id):
+            raise _not_found(list_id)
+        return await self._delete(scope, [list_id], with_faces, single=True)
+
+    async def delete_many(
+        self, scope: Scope, list_ids: Iterable[str], *, with_faces: bool = False
+    ) -> int:
+        return await self._delete(scope, unique_ids(list_ids, "list_ids"), with_faces)
+
+    async def _delete(
+        self, scope: Scope, list_ids: list[str], with_faces: bool, single: bool = False
+    ) -> int:
+        """Delete lists (all or nothing); returns how many faces went with them."""
+        account = scope.account_id
+        changes: list[changes_pb2.FaceChange] = []
+        async with self._pool.connection() as conn, conn.transaction():
+            found = await _lock_own_lists(conn, account, list_ids)
+            missing = [x for x in list_ids if x not in found]
+            if missing:
+                if single:
+                    raise _not_found(missing[0])
+                raise errors.LunaError(
+                    LISTS_NOT_FOUND,
+                    f"One or more lists not found including list with id '{missing[0]}'",
+                )
+            deleted_faces: list[str] = []
+            if with_faces:
+                cur = await conn.execute(
+                    "SELECT DISTINCT face_id::text AS face_id FROM list_faces"
+                    " WHERE list_id = ANY(%s::uuid[])",
+                    (list_ids,),
+                )
+                members = sorted(r["face_id"] for r in await cur.fetchall())
+                # Faces of a list are always its account's; lock them like any face change.
+                deleted_faces = sorted(await lock_own_faces(conn, account, members))
+                if deleted_faces:
+                    changes += await delete_locked_faces(conn, account, deleted_faces)
+            await conn.execute("DELETE FROM lists WHERE list_id = ANY(%s::uuid[])", (list_ids,))
+            changes += [outbox.change(Kind.KIND_DELETE_LIST, account, list_id=x) for x in list_ids]
+            await outbox.enqueue(conn, changes)
+        await self._publisher.flush()
+        return len(deleted_faces)
+
+    async def attach(self, scope: Scope, list_id: str, face_ids: Iterable[str]) -> list[str]:
+        return await self._link(scope, list_id, face_ids, attach=True)
+
+    async def detach(self, scope: Scope, list_id: str, face_ids: Iterable[str]) -> list[str]:
+        return await self._link(scope, list_id, face_ids, attach=False)
+
+    async def _link(
+        self, scope: Scope, list_id: str, face_ids: Iterable[str], *, attach: bool
+    ) -> list[str]:
+        """Attach or detach faces; returns the faces whose membership changed. The list and
+        every face must belong to scope.account_id: another account's list or face is
+        "not found", exactly like a missing one."""
+        wanted = unique_ids(face_ids, "face_ids")
+        if not ids.is_uuid(list_id):
+            raise _not_found(list_id)
+        account = scope.account_id
+        changed: list[str] = []
+        async with self._pool.connection() as conn, conn.transaction():
+            if not await _lock_own_lists(conn, account, [list_id]):
+                raise _not_found(list_id)
+            found = await lock_own_faces(conn, account, wanted)
+            missing = [f for f in wanted if f not in found]
+            if missing:
+                raise errors.LunaError(
+                    FACES_NOT_FOUND,
+                    f"One or more faces not found including face with id '{missing[0]}'",
+                )
+            async with conn.cursor() as cur:
+                for face_id in wanted:
+                    if attach:
+                        await cur.execute(
+                            "INSERT INTO list_faces (list_id, face_id) VALUES (%s, %s)"
+                            " ON CONFLICT DO NOTHING",
+                            (list_id, face_id),
+                        )
+                    else:
+                        await cur.execute(
+                            "DELETE FROM list_faces WHERE list_id = %s AND face_id = %s",
+                            (list_id, face_id),
+                        )
+                    if cur.rowcount:
+                        changed.append(face_id)
+            if changed:
+                await conn.execute(
+                    "UPDATE lists SET last_update_time = now() WHERE list_id = %s", (list_id,)
+                )
+                lists = await face_lists(conn, changed)
+                changes = []
+                for face_id in changed:
+                    descriptor, version = b"", 0
+                    if attach:
+                        stored = await face_descriptors(conn, face_id)
+                        if stored:
+                            version = max(stored)
+                            descriptor = stored[version]
+                    changes.append(
+                        outbox.change(
+                            Kind.KIND_ATTACH if attach else Kind.KIND_DETACH,
+                            account,
+                            face_id=face_id,
+                            list_id=list_id,
+                            list_ids=lists[face_id],
+                            descriptor=descriptor,
+                            descriptor_version=version,
+                        )
+                    )
+                await outbox.enqueue(conn, changes)
+        await self._publisher.flush()
+        return changed

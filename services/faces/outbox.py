@@ -1,0 +1,162 @@
+"""FACES_CHANGES publication through a transactional outbox.
+
+A change writes its FaceChange messages into `faces_outbox` inside its own transaction; after
+the commit, `Publisher.flush()` publishes pending rows in `seq` order and deletes them. So:
+- nothing is published for a rolled-back change, and nothing is lost if NATS is down or the
+  process dies after the commit (the periodic flush picks the rows up later);
+- one face's changes keep their commit order: every change locks the face row before it
+  inserts its outbox rows, so a later change of the same face gets a larger seq, and one
+  publisher at a time (a PostgreSQL advisory lock) publishes in seq order;
+- a row published twice (crash between publish and delete) carries the same Nats-Msg-Id and
+  is dropped by JetStream's duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from luna.faces.v1 import changes_pb2
+from nats.js import JetStreamContext
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from services.common import ids, nats_streams, subjects, times
+
+log = logging.getLogger("luna.faces.outbox")
+Kind = changes_pb2.FaceChange.Kind
+_LOCK_KEY = int.from_bytes(hashlib.sha256(b"luna.faces.outbox").digest()[:8], "big", signed=True)
+_BATCH = 500
+
+
+def subject_for(account_id: str) -> str:
+    return f"{subjects.FACES_CHANGES_PREFIX}.{account_id}"
+
+
+def change(
+    kind: int,
+    account_id: str,
+    *,
+    face_id: str = "",
+    list_id: str = "",
+    list_ids: Iterable[str] = (),
+    descriptor: bytes = b"",
+    descriptor_version: int = 0,
+    time: datetime | None = None,
+) -> changes_pb2.FaceChange:
+    return changes_pb2.FaceChange(
+        change_id=ids.new_id(),
+        kind=kind,  # type: ignore[arg-type]
+        account_id=account_id,
+        face_id=face_id,
+        descriptor=descriptor,
+        descriptor_version=descriptor_version,
+        list_ids=list(list_ids),
+        list_id=list_id,
+        time=times.to_timestamp(time or times.now()),
+    )
+
+
+def upserts(
+    account_id: str,
+    face_id: str,
+    descriptors: dict[int, bytes],
+    list_ids: list[str],
+    removed_versions: Iterable[int] = (),
+) -> list[changes_pb2.FaceChange]:
+    """KIND_UPSERT_FACE messages for a face's new attribute state (see changes.proto)."""
+    out = [
+        change(Kind.KIND_UPSERT_FACE, account_id, face_id=face_id, list_ids=list_ids,
+               descriptor_version=v)
+        for v in sorted(set(removed_versions) - set(descriptors))
+    ]  # fmt: skip
+    for version, descriptor in sorted(descriptors.items()):
+        out.append(
+            change(
+                Kind.KIND_UPSERT_FACE,
+                account_id,
+                face_id=face_id,
+                list_ids=list_ids,
+                descriptor=descriptor,
+                descriptor_version=version,
+            )
+        )
+    if not descriptors and not out:
+        # No descriptor at all: version 0, empty descriptor (the face and its lists still count).
+        out.append(change(Kind.KIND_UPSERT_FACE, account_id, face_id=face_id, list_ids=list_ids))
+    return out
+
+
+async def enqueue(conn: AsyncConnection, changes: list[changes_pb2.FaceChange]) -> None:
+    """Insert messages into the outbox; call inside the change's transaction."""
+    if not changes:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO faces_outbox (change_id, subject, payload) VALUES (%s, %s, %s)",
+            [(c.change_id, subject_for(c.account_id), c.SerializeToString()) for c in changes],
+        )
+
+
+class Publisher:
+    """Publishes the outbox on JetStream; `flush()` after each commit, `run()` as a safety net."""
+
+    def __init__(self, pool: AsyncConnectionPool, js: JetStreamContext | None) -> None:
+        self._pool = pool
+        self._js = js
+        self._lock = asyncio.Lock()
+
+    async def flush(self) -> int:
+        """Publish every pending row in seq order; returns how many were published. A NATS
+        failure is logged, not raised: the change is committed, the rows stay for later."""
+        if self._js is None:
+            return 0
+        published = 0
+        async with self._lock:
+            while True:
+                try:
+                    done, more = await self._flush_batch()
+                except Exception:
+                    log.warning("publishing FACES_CHANGES failed; will retry", exc_info=True)
+                    return published
+                published += done
+                if not more:
+                    return published
+
+    async def _flush_batch(self) -> tuple[int, bool]:
+        assert self._js is not None
+        async with self._pool.connection() as conn, conn.transaction():
+            # One publisher at a time across processes keeps seq order on the stream.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            cur = await conn.execute(
+                "SELECT seq, change_id::text AS change_id, subject, payload FROM faces_outbox"
+                " ORDER BY seq LIMIT %s",
+                (_BATCH,),
+            )
+            rows = await cur.fetchall()
+            done: list[int] = []
+            failure: Exception | None = None
+            for row in rows:
+                try:
+                    await nats_streams.publish(
+                        self._js, row["subject"], bytes(row["payload"]), row["change_id"]
+                    )
+                except Exception as exc:
+                    failure = exc
+                    break
+                done.append(row["seq"])
+            # Committed even after a failure, so what did go out is not sent again needlessly.
+            if done:
+                await conn.execute("DELETE FROM faces_outbox WHERE seq = ANY(%s)", (done,))
+        if failure is not None:
+            raise failure
+        return len(done), len(rows) == _BATCH
+
+    async def run(self, interval_s: float) -> None:
+        """Flush every `interval_s` seconds: publishes what a failed flush left behind."""
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.flush()

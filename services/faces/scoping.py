@@ -1,0 +1,76 @@
+"""Who may see what, as SQL: reads honour see_all, writes are always one account's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from services.common import errors, ids
+from services.faces.tokens import Scope
+
+__all__ = ["Scope", "check_uuid", "escape_like", "page_bounds", "readable", "unique_ids"]
+
+MAX_PAGE_SIZE = 1000
+MAX_IDS = 1000
+
+
+def readable(scope: Scope, column: str = "account_id") -> tuple[str, tuple[Any, ...]]:
+    """Condition limiting rows to what `scope` may read."""
+    if scope.see_all:
+        if scope.filter_account_id:
+            check_uuid(scope.filter_account_id, "account_id")
+            return f"{column} = %s", (scope.filter_account_id,)
+        return "TRUE", ()
+    return f"{column} = %s", (scope.account_id,)
+
+
+def check_uuid(value: str, name: str) -> str:
+    """A filter value must be a UUID; the gateway checks first, this guards gRPC callers."""
+    if not ids.is_uuid(value):
+        raise errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
+    return value
+
+
+def unique_ids(values: Iterable[str], name: str) -> list[str]:
+    """Ids in request order, each once, all UUIDs, at most MAX_IDS."""
+    out = list(dict.fromkeys(values))
+    if len(out) > MAX_IDS:
+        raise errors.LunaError(
+            errors.BAD_JSON,
+            f"Failed to validate input json. Path: '{name}', message: "
+            f"'ensure this value has at most {MAX_IDS} items'",
+        )
+    for value in out:
+        if not ids.is_uuid(value):
+            raise errors.LunaError(
+                errors.BAD_JSON,
+                f"Failed to validate input json. Path: '{name}', message: "
+                "'value is not a valid uuid'",
+            )
+    return out
+
+
+def page_bounds(page: int, page_size: int) -> tuple[int, int]:
+    """(limit, offset) of a LUNA page: page from 1, page_size 1..1000 (0 means the default)."""
+    page = page or 1
+    page_size = page_size or 10
+    if page < 1:
+        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'page'")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'page_size'")
+    return page_size, (page - 1) * page_size
+
+
+def escape_like(value: str) -> str:
+    """`value` as a literal inside an ILIKE pattern (with ESCAPE '\\')."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def check_length(value: str, limit: int, name: str) -> str:
+    if len(value) > limit:
+        raise errors.LunaError(
+            errors.BAD_JSON,
+            f"Failed to validate input json. Path: '{name}', message: "
+            f"'ensure this value has at most {limit} characters'",
+        )
+    return value

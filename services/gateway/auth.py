@@ -1,0 +1,184 @@
+"""Authentication at the edge: Basic, Bearer JWT and the deprecated Luna-Account-Id header.
+
+Credentials are verified by the faces service and cached here for a short time, because
+argon2 verification is deliberately slow. The faces service announces every account or token
+change on NATS and the cache drops what it held for them, so a revoked credential stops
+working at once, not after the TTL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+from luna.faces.v1 import accounts_pb2
+
+from services.common import config, errors, ids, permissions
+from services.common.permissions import Principal
+from services.gateway.clients import Clients
+
+ACCOUNT_TYPE_NAMES = {
+    accounts_pb2.ACCOUNT_TYPE_USER: "user",
+    accounts_pb2.ACCOUNT_TYPE_ADVANCED_USER: "advanced_user",
+    accounts_pb2.ACCOUNT_TYPE_ADMIN: "admin",
+}
+VISIBILITY_NAMES = {
+    accounts_pb2.VISIBILITY_AREA_ACCOUNT: "account",
+    accounts_pb2.VISIBILITY_AREA_ALL: "all",
+}
+
+
+@dataclass(frozen=True)
+class AuthRule:
+    """Which credentials a route accepts; `None` resource means no token permission check."""
+
+    basic: bool = True
+    bearer: bool = True
+    account_header: bool = True
+    resource: str | None = None
+    action: str | None = None
+
+
+CACHE_TTL = config.declare(
+    "LUNA_AUTH_CACHE_TTL",
+    30.0,
+    "Seconds the gateway caches verified credentials (changes invalidate at once).",
+)
+ALLOW_ACCOUNT_HEADER = config.declare(
+    "LUNA_ALLOW_ACCOUNT_ID_HEADER",
+    True,
+    "Accept the deprecated Luna-Account-Id header as authorization.",
+)
+
+
+class Authenticator:
+    def __init__(self, clients: Clients) -> None:
+        self._clients = clients
+        self._ttl = CACHE_TTL.get_float()
+        self._allow_header = ALLOW_ACCOUNT_HEADER.get_bool()
+        # cache key -> (expires_at, principal)
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    def invalidate(self, message: bytes) -> None:
+        """Drop cached credentials of the account or token named in an AUTH_CHANGED message."""
+        try:
+            change = json.loads(message)
+        except ValueError:
+            self._cache.clear()
+            return
+        self.forget(account_id=change.get("account_id", ""), token_id=change.get("token_id", ""))
+
+    def forget(self, *, account_id: str = "", token_id: str = "") -> None:
+        for key, (_, principal) in list(self._cache.items()):
+            if (account_id and principal.account_id == account_id) or (
+                token_id and principal.token_id == token_id
+            ):
+                self._cache.pop(key, None)
+
+    async def _verify(
+        self, key: str, method: str, request: accounts_pb2.VerifyCredentialsRequest
+    ) -> Principal:
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        reply = await self._clients.accounts.VerifyCredentials(request)
+        principal = Principal(
+            account_id=reply.account_id,
+            account_type=ACCOUNT_TYPE_NAMES[reply.account_type],
+            method=method,
+            token_id=reply.token_id,
+            permissions={k: tuple(v.actions) for k, v in reply.permissions.resources.items()},
+            visibility_area=VISIBILITY_NAMES.get(reply.visibility_area, "account"),
+            emit_events=permissions.from_pb(reply.permissions).get(permissions.EMIT_EVENTS),
+        )
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[key] = (now + self._ttl, principal)
+        return principal
+
+    async def authenticate(self, request: web.Request, rule: AuthRule) -> Principal:
+        authorization = request.headers.get("Authorization")
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            scheme = scheme.lower()
+            if scheme == "basic" and rule.basic:
+                login, password = _basic_pair(value.strip())
+                digest = hashlib.sha256(f"{login}\0{password}".encode()).hexdigest()
+                return await self._verify(
+                    f"b:{digest}",
+                    "basic",
+                    accounts_pb2.VerifyCredentialsRequest(
+                        login_password=accounts_pb2.VerifyCredentialsRequest.LoginPassword(
+                            login=login, password=password
+                        )
+                    ),
+                )
+            if scheme == "bearer" and rule.bearer:
+                token = value.strip()
+                principal = await self._verify(
+                    f"t:{token}", "bearer", accounts_pb2.VerifyCredentialsRequest(token=token)
+                )
+                if rule.resource is not None and not principal.allows(
+                    rule.resource, rule.action or ""
+                ):
+                    raise errors.LunaError(
+                        errors.PERMISSION_DENIED,
+                        "Request denied due to token restrictions, required "
+                        f"'{rule.action}' permission for '{rule.resource}'",
+                    )
+                return principal
+            if scheme == "bearer":
+                raise errors.LunaError(
+                    errors.TOKEN_AUTH_DENIED,
+                    "Access to the resource is denied using authorization by token",
+                )
+            if scheme != "basic":
+                raise errors.LunaError(
+                    errors.UNAUTHORIZED,
+                    f"Unsupported authorization scheme '{scheme}'; use Basic or Bearer",
+                )
+        account_id = request.headers.get("Luna-Account-Id")
+        if account_id is not None and rule.account_header:
+            if not self._allow_header:
+                raise errors.LunaError(
+                    errors.ACCOUNT_HEADER_DISABLED,
+                    "Authorization with 'Luna-Account-Id' header is disabled",
+                )
+            if not ids.is_uuid(account_id):
+                raise errors.LunaError(errors.ACCOUNT_HEADER_NOT_UUID)
+            try:
+                return await self._verify(
+                    f"a:{account_id}",
+                    "account_id",
+                    accounts_pb2.VerifyCredentialsRequest(account_id=account_id),
+                )
+            except errors.LunaError as err:
+                if err.code == errors.ACCOUNT_NOT_FOUND:
+                    raise errors.LunaError(
+                        errors.AUTHORIZATION_FAILED,
+                        f"Account with id '{account_id}' not found",
+                    ) from None
+                raise
+        raise errors.LunaError(
+            errors.UNAUTHORIZED, 'This resource needs "Authorization" authorization headers'
+        )
+
+
+def _basic_pair(value: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    login, sep, password = decoded.partition(":")
+    if not sep or not login:
+        raise errors.LunaError(
+            errors.BAD_BASIC_AUTH,
+            "Bad format basic authorization header, format: Basic base64(login:password)",
+        )
+    return login, password

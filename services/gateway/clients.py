@@ -1,0 +1,59 @@
+"""The gateway's gRPC stubs to every service, made once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc
+from luna.estimator.v1 import estimator_pb2_grpc
+from luna.events.v1 import events_pb2_grpc, handlers_pb2_grpc, verifiers_pb2_grpc
+from luna.events.v1 import pipeline_pb2_grpc
+from luna.faces.v1 import (
+    accounts_pb2_grpc,
+    attributes_pb2_grpc,
+    blobs_pb2_grpc,
+    faces_pb2_grpc,
+    lists_pb2_grpc,
+    tokens_pb2_grpc,
+)
+from luna.matcher.v1 import matcher_pb2_grpc
+from luna.tasks.v1 import tasks_pb2_grpc
+
+from services.common import config, grpc_client
+
+SERVICES = tuple(config.SERVICE_PORTS)
+
+
+@dataclass
+class Clients:
+    """Stubs for every service; `open()` must run inside the serving event loop, because
+    grpc.aio channels bind to the loop they are created on."""
+
+    channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    def open(self) -> None:
+        for service in SERVICES:
+            self.channels[service] = grpc_client.channel(service)
+        faces = self.channels["faces"]
+        stub = grpc_client.stub
+        self.accounts = stub(accounts_pb2_grpc.AccountsServiceStub, faces)
+        self.tokens = stub(tokens_pb2_grpc.TokensServiceStub, faces)
+        self.faces = stub(faces_pb2_grpc.FacesServiceStub, faces)
+        self.lists = stub(lists_pb2_grpc.ListsServiceStub, faces)
+        self.attributes = stub(attributes_pb2_grpc.AttributesServiceStub, faces)
+        self.blobs = stub(blobs_pb2_grpc.BlobsServiceStub, faces)
+        self.estimator = stub(estimator_pb2_grpc.EstimatorServiceStub, self.channels["estimator"])
+        self.matcher = stub(matcher_pb2_grpc.MatcherServiceStub, self.channels["matcher"])
+        self.events = stub(events_pb2_grpc.EventsServiceStub, self.channels["events"])
+        self.handlers = stub(handlers_pb2_grpc.HandlersServiceStub, self.channels["events"])
+        self.verifiers = stub(verifiers_pb2_grpc.VerifiersServiceStub, self.channels["events"])
+        self.pipeline = stub(pipeline_pb2_grpc.PipelineServiceStub, self.channels["events"])
+        self.tasks = stub(tasks_pb2_grpc.TasksServiceStub, self.channels["tasks"])
+        # Health checks go over plain channels: a failing check must not raise LunaError.
+        # Health checks use the raw stubs: a failing check is an answer, not an exception.
+        self.health = {s: health_pb2_grpc.HealthStub(ch) for s, ch in self.channels.items()}
+
+    async def close(self) -> None:
+        for ch in self.channels.values():
+            await ch.close()

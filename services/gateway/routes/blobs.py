@@ -1,0 +1,245 @@
+"""/6/samples/{faces|bodies}, /6/images, /6/objects: LUNA's Image Store over BlobsService.
+
+Uploaded samples and images are decoded by the estimator before they are stored, so a
+truncated or mistyped image is refused with its LUNA error and nothing is written.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from luna.common.v1 import account_pb2
+from luna.estimator.v1 import estimator_pb2 as epb
+from luna.faces.v1 import blobs_pb2
+
+from services.common import errors
+from services.gateway.auth import AuthRule
+from services.gateway.routes.estimator import IMAGE_TYPES, check_body_type, media_type
+from services.gateway.routing import Ctx, RouteTable, json_response
+
+table = RouteTable()
+
+SAMPLE_KINDS = {
+    "faces": blobs_pb2.BLOB_KIND_FACE_SAMPLE,
+    "bodies": blobs_pb2.BLOB_KIND_BODY_SAMPLE,
+}
+SAMPLE_RESOURCES = {"faces": "face_sample", "bodies": "body_sample"}
+META_PREFIX = "x-luna-meta-"
+
+
+def scope(ctx: Ctx) -> account_pb2.AccountScope:
+    assert ctx.principal is not None
+    return account_pb2.AccountScope(
+        account_id=ctx.principal.account_id, see_all=ctx.principal.sees_all
+    )
+
+
+def _samples_type(ctx: Ctx) -> str:
+    kind = ctx.request.match_info["samples_type"]
+    if kind not in SAMPLE_KINDS:
+        raise errors.LunaError(errors.PAGE_NOT_FOUND, "Page not found")
+    return kind
+
+
+def _check_permission(ctx: Ctx, resource: str, action: str) -> None:
+    """Per-kind token permission for routes whose resource depends on the path."""
+    assert ctx.principal is not None
+    if not ctx.principal.allows(resource, action):
+        raise errors.LunaError(
+            errors.PERMISSION_DENIED,
+            f"Request denied due to token restrictions, required '{action}' permission for "
+            f"'{resource}'",
+        )
+
+
+async def _validated_image(ctx: Ctx, *, face_warp: bool) -> tuple[bytes, str]:
+    """The body, after the estimator decoded it (and, for face samples, checked 250x250)."""
+    media = media_type(ctx.request)
+    check_body_type(media, IMAGE_TYPES)
+    data = await ctx.request.read()
+    reply = await ctx.clients.estimator.Detect(
+        epb.DetectRequest(
+            images=[epb.Image(data=data, content_type=media)],
+            image_type=epb.IMAGE_TYPE_FACE_WARP if face_warp else epb.IMAGE_TYPE_RAW,
+            detect_face=False,
+        ),
+        timeout=60,
+    )
+    result = reply.results[0]
+    if result.WhichOneof("outcome") == "error":
+        raise errors.LunaError(result.error.error_code, result.error.detail)
+    return data, media
+
+
+async def _put(ctx: Ctx, blob: blobs_pb2.BlobInput) -> str:
+    reply = await ctx.clients.blobs.PutBlobs(
+        blobs_pb2.PutBlobsRequest(scope=scope(ctx), blobs=[blob])
+    )
+    return str(reply.blob_ids[0])
+
+
+async def _get(ctx: Ctx, kind: int, blob_id: str, metadata_only: bool) -> blobs_pb2.Blob:
+    reply = await ctx.clients.blobs.GetBlob(
+        blobs_pb2.GetBlobRequest(
+            scope=scope(ctx), kind=kind, blob_id=blob_id, metadata_only=metadata_only
+        )
+    )
+    return reply.blob
+
+
+async def _delete(ctx: Ctx, kind: int, blob_id: str) -> web.Response:
+    await ctx.clients.blobs.DeleteBlob(
+        blobs_pb2.DeleteBlobRequest(scope=scope(ctx), kind=kind, blob_id=blob_id)
+    )
+    return web.Response(status=204)
+
+
+def _content(
+    blob: blobs_pb2.Blob, head: bool, headers: dict[str, str] | None = None
+) -> web.Response:
+    headers = dict(headers or {})
+    if head:
+        # HEAD: the headers GET would send, without the body.
+        headers["Content-Length"] = str(blob.size)
+        headers["Content-Type"] = blob.content_type
+        return web.Response(status=200, headers=headers)
+    return web.Response(body=blob.data, headers={**headers, "Content-Type": blob.content_type})
+
+
+# ---------------------------------------------------------------------------- samples
+AUTHED = AuthRule()
+
+
+@table.route("POST", "/6/samples/{samples_type}", auth=AUTHED, op="saveSample")
+async def save_sample(ctx: Ctx) -> web.Response:
+    kind = _samples_type(ctx)
+    _check_permission(ctx, SAMPLE_RESOURCES[kind], "creation")
+    # Face samples must be 250x250 warps (11030); there is no body model to check bodies by.
+    data, media = await _validated_image(ctx, face_warp=kind == "faces")
+    sample_id = await _put(
+        ctx, blobs_pb2.BlobInput(kind=SAMPLE_KINDS[kind], content_type=media, data=data)
+    )
+    return json_response(
+        {"sample_id": sample_id, "url": f"/6/samples/{kind}/{sample_id}"}, status=201
+    )
+
+
+async def _sample(ctx: Ctx, head: bool) -> web.Response:
+    kind = _samples_type(ctx)
+    _check_permission(ctx, SAMPLE_RESOURCES[kind], "view")
+    blob = await _get(ctx, SAMPLE_KINDS[kind], ctx.request.match_info["sample_id"], head)
+    return _content(blob, head)
+
+
+@table.route("GET", "/6/samples/{samples_type}/{sample_id}", auth=AUTHED, op="getSample")
+async def get_sample(ctx: Ctx) -> web.Response:
+    return await _sample(ctx, head=False)
+
+
+@table.route("HEAD", "/6/samples/{samples_type}/{sample_id}", auth=AUTHED, op="checkSample")
+async def check_sample(ctx: Ctx) -> web.Response:
+    return await _sample(ctx, head=True)
+
+
+@table.route("DELETE", "/6/samples/{samples_type}/{sample_id}", auth=AUTHED, op="deleteSample")
+async def delete_sample(ctx: Ctx) -> web.Response:
+    kind = _samples_type(ctx)
+    _check_permission(ctx, SAMPLE_RESOURCES[kind], "deletion")
+    return await _delete(ctx, SAMPLE_KINDS[kind], ctx.request.match_info["sample_id"])
+
+
+# ---------------------------------------------------------------------------- images
+IMAGE_VIEW = AuthRule(resource="image", action="view")
+
+
+@table.route(
+    "POST", "/6/images", auth=AuthRule(resource="image", action="creation"), op="createImage"
+)
+async def create_image(ctx: Ctx) -> web.Response:
+    meta = {
+        k[len(META_PREFIX) :].lower(): v
+        for k, v in ctx.request.headers.items()
+        if k.lower().startswith(META_PREFIX) and len(k) > len(META_PREFIX)
+    }
+    data, media = await _validated_image(ctx, face_warp=False)
+    image_id = await _put(
+        ctx,
+        blobs_pb2.BlobInput(
+            kind=blobs_pb2.BLOB_KIND_IMAGE, content_type=media, data=data, meta=meta
+        ),
+    )
+    return json_response({"image_id": image_id, "url": f"/6/images/{image_id}"}, status=201)
+
+
+async def _image(ctx: Ctx, head: bool) -> web.Response:
+    blob = await _get(ctx, blobs_pb2.BLOB_KIND_IMAGE, ctx.request.match_info["image_id"], head)
+    headers = {}
+    if ctx.query.get("with_meta"):
+        # LUNA sends user metadata back the way it came: one X-Luna-Meta-<key> header per key.
+        headers = {f"X-Luna-Meta-{k}": v for k, v in sorted(blob.meta.items())}
+    return _content(blob, head, headers)
+
+
+@table.route("GET", "/6/images/{image_id}", auth=IMAGE_VIEW, op="getImage")
+async def get_image(ctx: Ctx) -> web.Response:
+    return await _image(ctx, head=False)
+
+
+@table.route("HEAD", "/6/images/{image_id}", auth=IMAGE_VIEW, op="checkImage")
+async def check_image(ctx: Ctx) -> web.Response:
+    return await _image(ctx, head=True)
+
+
+@table.route(
+    "DELETE",
+    "/6/images/{image_id}",
+    auth=AuthRule(resource="image", action="deletion"),
+    op="deleteImage",
+)
+async def delete_image(ctx: Ctx) -> web.Response:
+    return await _delete(ctx, blobs_pb2.BLOB_KIND_IMAGE, ctx.request.match_info["image_id"])
+
+
+# ---------------------------------------------------------------------------- objects
+OBJECT_VIEW = AuthRule(resource="object", action="view")
+
+
+@table.route(
+    "POST", "/6/objects", auth=AuthRule(resource="object", action="creation"), op="createObject"
+)
+async def create_object(ctx: Ctx) -> web.Response:
+    content_type = ctx.request.headers.get("Content-Type", "").strip()
+    if not content_type:
+        raise errors.LunaError(errors.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+    data = await ctx.request.read()
+    if not data:
+        raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
+    object_id = await _put(
+        ctx,
+        blobs_pb2.BlobInput(kind=blobs_pb2.BLOB_KIND_OBJECT, content_type=content_type, data=data),
+    )
+    return json_response({"object_id": object_id, "url": f"/6/objects/{object_id}"}, status=201)
+
+
+async def _object(ctx: Ctx, head: bool) -> web.Response:
+    blob = await _get(ctx, blobs_pb2.BLOB_KIND_OBJECT, ctx.request.match_info["object_id"], head)
+    return _content(blob, head)
+
+
+@table.route("GET", "/6/objects/{object_id}", auth=OBJECT_VIEW, op="getObject")
+async def get_object(ctx: Ctx) -> web.Response:
+    return await _object(ctx, head=False)
+
+
+@table.route("HEAD", "/6/objects/{object_id}", auth=OBJECT_VIEW, op="checkObject")
+async def check_object(ctx: Ctx) -> web.Response:
+    return await _object(ctx, head=True)
+
+
+@table.route(
+    "DELETE",
+    "/6/objects/{object_id}",
+    auth=AuthRule(resource="object", action="deletion"),
+    op="deleteObject",
+)
+async def delete_object(ctx: Ctx) -> web.Response:
+    return await _delete(ctx, blobs_pb2.BLOB_KIND_OBJECT, ctx.request.match_info["object_id"])

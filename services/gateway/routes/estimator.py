@@ -1,0 +1,508 @@
+"""/6/sdk, /6/detector, /6/features: the estimator behind LUNA's REST shapes.
+
+Images arrive as a raw body of any LUNA image type (base64 variants included), as
+multipart/form-data (one image per part) or as JSON `{"images": [{"image": <base64>,
+"mimetype": ..., "filename": ...}]}`. Decoding, detection and estimation happen in the
+estimator; this module only maps query flags to estimation names, filters, and renders JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import BodyPartReader, web
+from google.protobuf import json_format
+from luna.common.v1 import account_pb2
+from luna.estimator.v1 import estimator_pb2 as epb
+from luna.faces.v1 import blobs_pb2
+
+from services.common import errors
+from services.gateway.auth import AuthRule
+from services.gateway.routing import Ctx, RouteTable, json_response
+
+table = RouteTable()
+
+NOT_IMPLEMENTED = 12029
+MULTIPART_BAD_TYPE = 12041  # "Multipart with name '{value}' has bad Content-Type"
+IMAGE_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/bmp",
+    "image/x-portable-pixmap",
+    "image/tiff",
+)
+BASE64_TYPES = {
+    "image/x-jpeg-base64": "image/jpeg",
+    "image/x-png-base64": "image/png",
+    "image/x-bmp-base64": "image/bmp",
+    "image/x-tiff-base64": "image/tiff",
+    "image/x-portable-pixmap-base64": "image/x-portable-pixmap",
+}
+TO_BASE64 = {v: k for k, v in BASE64_TYPES.items()}
+SDK_BODY_TYPES = ("application/json", "multipart/form-data", *IMAGE_TYPES, *BASE64_TYPES)
+SUCCESS = {"error_code": 0, "desc": "Success", "detail": "Success"}
+# Struct carries numbers as doubles; these estimation fields are integers in LUNA's JSON.
+INT_FIELDS = frozenset({"age", "gender", "prediction"})
+MASK_STATES = {"missing": 1, "medical_mask": 2, "occluded": 3}
+
+# Face estimations: LUNA query flag -> estimator name.
+SDK_FACE_FLAGS = {
+    "estimate_head_pose": "head_pose",
+    "estimate_emotions": "emotions",
+    "estimate_mask": "mask",
+    "estimate_glasses": "glasses",
+    "estimate_liveness": "liveness",
+    "estimate_deepfake": "deepfake",
+    "estimate_landmarks68": "landmarks68",
+    "estimate_landmarks5": "landmarks5",
+    "estimate_quality": "quality",
+    "estimate_gaze": "gaze",
+    "estimate_eyes_attributes": "eyes_attributes",
+    "estimate_mouth_attributes": "mouth_attributes",
+    "estimate_face_descriptor": "face_descriptor",
+    "estimate_basic_attributes": "basic_attributes",
+    "estimate_face_warp": "face_warp",
+}
+SDK_BODY_FLAGS = {
+    "estimate_body_descriptor": "body_descriptor",
+    "estimate_upper_body": "upper_body",
+    "estimate_lower_body": "lower_body",
+    "estimate_accessories": "accessories",
+    "estimate_body_basic_attributes": "body_basic_attributes",
+    "estimate_body_warp": "body_warp",
+}
+DETECTOR_FLAGS = {
+    "estimate_head_pose": "head_pose",
+    "estimate_emotions": "emotions",
+    "estimate_mask": "mask",
+    "detect_landmarks68": "landmarks68",
+    "estimate_quality": "quality",
+    "estimate_gaze": "gaze",
+    "estimate_eyes_attributes": "eyes_attributes",
+    "estimate_mouth_attributes": "mouth_attributes",
+    "estimate_face_quality": "face_quality",
+}
+# Where an estimation goes in a LUNA face object.
+DETECTION_ATTRIBUTES = ("head_pose", "emotions", "mask", "quality", "liveness")
+MULTIFACE = {
+    0: epb.MULTIFACE_POLICY_SINGLE,
+    1: epb.MULTIFACE_POLICY_ALL,
+    2: epb.MULTIFACE_POLICY_BEST,
+}
+IMAGE_TYPE = {
+    0: epb.IMAGE_TYPE_RAW,
+    1: epb.IMAGE_TYPE_FACE_WARP,
+    2: epb.IMAGE_TYPE_BODY_WARP,
+}
+
+
+# ---------------------------------------------------------------------------- input
+def media_type(request: web.Request) -> str:
+    return (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+
+
+def check_body_type(media: str, allowed: tuple[str, ...]) -> None:
+    if not media:
+        raise errors.LunaError(errors.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+    if media not in allowed:
+        raise errors.LunaError(
+            errors.UNACCEPTABLE_CONTENT_TYPE,
+            f"Content type is unacceptable allowed types: '{', '.join(allowed)}'",
+        )
+
+
+async def read_images(request: web.Request) -> list[epb.Image]:
+    """The images of a request body, each with its declared type (checked by the estimator)."""
+    media = media_type(request)
+    check_body_type(media, SDK_BODY_TYPES)
+    if media == "multipart/form-data":
+        return await _multipart_images(request)
+    raw = await request.read()
+    if media == "application/json":
+        return _json_images(raw)
+    # An empty body is still "an image" here: the estimator answers it with 18002 like any
+    # other undecodable image.
+    return [epb.Image(data=raw, content_type=media)]
+
+
+async def _multipart_images(request: web.Request) -> list[epb.Image]:
+    out: list[epb.Image] = []
+    reader = await request.multipart()
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader):  # nested multipart: not LUNA's
+            raise errors.LunaError(MULTIPART_BAD_TYPE, "Nested multipart is not supported")
+        ptype = (part.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        name = part.name or part.filename or ""
+        if ptype not in IMAGE_TYPES and ptype not in BASE64_TYPES:
+            raise errors.LunaError(
+                MULTIPART_BAD_TYPE, f"Multipart with name '{name}' has bad Content-Type"
+            )
+        data = await part.read(decode=False)
+        out.append(epb.Image(data=bytes(data), content_type=ptype, filename=part.filename or ""))
+    if not out:
+        raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
+    return out
+
+
+def _json_images(raw: bytes) -> list[epb.Image]:
+    if not raw.strip():
+        raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise errors.LunaError(errors.NOT_JSON, "Request does not contain json") from None
+    items = body.get("images") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise errors.LunaError(
+            errors.BAD_JSON,
+            "Failed to validate input json. Path: 'images', message: 'non-empty array required'",
+        )
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("image"), str):
+            raise errors.LunaError(
+                errors.BAD_JSON,
+                f"Failed to validate input json. Path: 'images.{i}.image', message: "
+                "'base64 image string required'",
+            )
+        mimetype = item.get("mimetype", "image/jpeg")
+        if mimetype not in TO_BASE64:
+            raise errors.LunaError(
+                errors.BAD_JSON,
+                f"Failed to validate input json. Path: 'images.{i}.mimetype', message: "
+                f"'one of {', '.join(IMAGE_TYPES)}'",
+            )
+        out.append(
+            epb.Image(
+                data=item["image"].encode(),
+                content_type=TO_BASE64[mimetype],
+                filename=str(item.get("filename", "")),
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------- output
+def _ints(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: int(v) if k in INT_FIELDS and isinstance(v, float) else _ints(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def estimations_of(face: epb.Face) -> dict[str, Any]:
+    return _ints(json_format.MessageToDict(face.estimations))
+
+
+def rect(box: epb.Box) -> dict[str, int]:
+    return {
+        "x": round(box.x),
+        "y": round(box.y),
+        "width": round(box.width),
+        "height": round(box.height),
+    }
+
+
+def face_detection(face: epb.Face, est: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
+    """LUNA `detection` of a face: rect, landmarks and the detection-time attributes."""
+    det: dict[str, Any] = {"rect": rect(face.box)}
+    if "landmarks5" in wanted:
+        det["landmarks5"] = [[p.x, p.y] for p in face.landmarks5]
+    if "landmarks68" in est:
+        det["landmarks68"] = est["landmarks68"]
+    if "face_warp" in wanted:
+        det["warp"] = base64.b64encode(face.sample).decode()
+    attrs = {k: est[k] for k in DETECTION_ATTRIBUTES if k in est and k in wanted}
+    if attrs:
+        det["attributes"] = attrs
+    return det
+
+
+def face_attributes(face: epb.Face, est: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    if "basic_attributes" in wanted and "basic_attributes" in est:
+        attrs["basic_attributes"] = est["basic_attributes"]
+    if "face_descriptor" in wanted and face.HasField("descriptor"):
+        attrs["descriptor"] = {
+            # base64 of the packed little-endian float32 vector (not VisionLabs' SDK blob).
+            "sdk_descriptor": base64.b64encode(face.descriptor.data).decode(),
+            "version": face.descriptor.version,
+        }
+    return attrs
+
+
+def body_json(body: epb.Body) -> dict[str, Any]:
+    return {
+        "detection": {
+            "rect": rect(body.box),
+            "landmarks17": [[k.x, k.y, k.score] for k in body.keypoints],
+        }
+    }
+
+
+@dataclass
+class Filters:
+    """LUNA's sdk/detector filters; a face failing one goes to the filtered list."""
+
+    thresholds: dict[str, int] = field(default_factory=dict)  # pitch/roll/yaw
+    mask_states: list[int] | None = None
+    liveness_states: list[int] | None = None
+
+    @classmethod
+    def of(cls, q: dict[str, Any]) -> Filters:
+        thresholds = {
+            angle: int(q[f"{angle}_threshold"])
+            for angle in ("pitch", "roll", "yaw")
+            if f"{angle}_threshold" in q and int(q[f"{angle}_threshold"]) < 180
+        }
+        return cls(thresholds, q.get("mask_states"), q.get("liveness_states"))
+
+    def needs(self) -> set[str]:
+        """Estimations the filters read, whether or not the client shows them."""
+        need = set()
+        if self.thresholds:
+            need.add("head_pose")
+        if self.mask_states:
+            need.add("mask")
+        if self.liveness_states:
+            need.add("liveness")
+        return need
+
+    def reasons(self, est: dict[str, Any]) -> list[str]:
+        out = []
+        pose = est.get("head_pose", {})
+        for angle, limit in self.thresholds.items():
+            if abs(float(pose.get(angle, 0.0))) >= limit:
+                out.append(f"{angle}_threshold")
+        if self.mask_states:
+            state = MASK_STATES.get(est.get("mask", {}).get("predominant_mask", ""))
+            if state not in self.mask_states:
+                out.append("mask_states")
+        if self.liveness_states:
+            if est.get("liveness", {}).get("prediction") not in self.liveness_states:
+                out.append("liveness_states")
+        return out
+
+
+def image_error(result: epb.ImageResult) -> dict[str, Any]:
+    e = result.error
+    return {"error_code": e.error_code, "desc": e.desc, "detail": e.detail}
+
+
+def _flag(q: dict[str, Any], name: str) -> bool:
+    return bool(q.get(name, 0))
+
+
+# ---------------------------------------------------------------------------- /6/sdk
+SDK_AUTH = AuthRule(resource="resources", action="sdk")
+
+
+@table.route("POST", "/6/sdk", auth=SDK_AUTH, op="sdk")
+async def sdk(ctx: Ctx) -> web.Response:
+    q = ctx.query
+    accept = (ctx.request.headers.get("Accept") or "").lower()
+    if "application/msgpack" in accept and "application/json" not in accept:
+        raise errors.LunaError(NOT_IMPLEMENTED, "msgpack responses are not implemented")
+    for name in ("aggregate_attributes", "extract_exif"):
+        if _flag(q, name):
+            raise errors.LunaError(NOT_IMPLEMENTED, f"{name}=1 is not implemented")
+    if float(q.get("score_threshold", 0) or 0) > 0:
+        raise errors.LunaError(
+            NOT_IMPLEMENTED, "score_threshold is not implemented: no descriptor quality score"
+        )
+    image_type = int(q.get("image_type", 0))
+    faces_on = _flag(q, "detect_face") or image_type == 1
+    bodies_on = _flag(q, "detect_body") or image_type == 2
+    wanted = {n for f, n in SDK_FACE_FLAGS.items() if _flag(q, f)} if faces_on else set()
+    body_wanted = {n for f, n in SDK_BODY_FLAGS.items() if _flag(q, f)} if bodies_on else set()
+    image_level = {"people_count"} if _flag(q, "estimate_people_count") else set()
+    if q.get("deepfake_states"):
+        image_level.add("deepfake")
+    filters = Filters.of(q)
+    if not faces_on:
+        filters = Filters()
+    images = await read_images(ctx.request)
+    request = epb.DetectRequest(
+        images=images,
+        image_type=IMAGE_TYPE[image_type],
+        multiface_policy=MULTIFACE[int(q.get("multiface_policy", 1))],
+        detect_face=faces_on,
+        detect_body=bodies_on,
+        # Every name goes to the estimator, which refuses the whole request with 11044 when
+        # one has no model (body and image-level ones included) before touching any image.
+        estimations=sorted(wanted | body_wanted | image_level | filters.needs()),
+        ignore_exif="use_exif_info" in q and not _flag(q, "use_exif_info"),
+    )
+    reply = await ctx.clients.estimator.Detect(request, timeout=120)
+    out = []
+    for result in reply.results:
+        item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
+        if result.WhichOneof("outcome") == "error":
+            item.update(status=0, error=image_error(result))
+            out.append(item)
+            continue
+        det = result.detections
+        estimations: list[dict[str, Any]] = []
+        filtered: list[dict[str, Any]] = []
+        used_bodies: set[int] = set()
+        for face in det.faces:
+            est = estimations_of(face)
+            body = None
+            if face.HasField("body_index"):
+                used_bodies.add(face.body_index)
+                body = body_json(det.bodies[face.body_index])
+            entry = {
+                "face": {
+                    "detection": face_detection(face, est, wanted),
+                    "attributes": face_attributes(face, est, wanted),
+                },
+                "body": body,
+            }
+            reasons = filters.reasons(est)
+            if reasons:
+                filtered.append({"object": entry, "filter_reasons": reasons})
+            else:
+                estimations.append(entry)
+        for i, body_pb in enumerate(det.bodies):
+            if i not in used_bodies:
+                estimations.append({"face": None, "body": body_json(body_pb)})
+        item.update(
+            status=1,
+            error=SUCCESS,
+            estimations=estimations,
+            filtered_estimations={"faces": filtered, "bodies": []},
+        )
+        out.append(item)
+    return json_response({"images_estimations": out})
+
+
+# ---------------------------------------------------------------------------- /6/detector
+def scope(ctx: Ctx) -> account_pb2.AccountScope:
+    assert ctx.principal is not None
+    return account_pb2.AccountScope(
+        account_id=ctx.principal.account_id, see_all=ctx.principal.sees_all
+    )
+
+
+@table.route(
+    "POST",
+    "/6/detector",
+    auth=AuthRule(resource="face_sample", action="creation"),
+    op="detectFaces",
+)
+async def detector(ctx: Ctx) -> web.Response:
+    q = ctx.query
+    if _flag(q, "extract_exif"):
+        raise errors.LunaError(NOT_IMPLEMENTED, "extract_exif=1 is not implemented")
+    wanted = {n for f, n in DETECTOR_FLAGS.items() if _flag(q, f)}
+    filters = Filters(thresholds=Filters.of(q).thresholds)
+    images = await read_images(ctx.request)
+    warped = _flag(q, "warped_image")
+    reply = await ctx.clients.estimator.Detect(
+        epb.DetectRequest(
+            images=images,
+            image_type=epb.IMAGE_TYPE_FACE_WARP if warped else epb.IMAGE_TYPE_RAW,
+            multiface_policy=MULTIFACE[int(q.get("multiface_policy", 1))],
+            detect_face=True,
+            estimations=sorted(wanted | filters.needs()),
+            ignore_exif="use_exif_info" in q and not _flag(q, "use_exif_info"),
+        ),
+        timeout=120,
+    )
+    results = list(reply.results)
+    if all(r.WhichOneof("outcome") == "error" for r in results) and len(results) == 1:
+        # One image and it failed: a plain LUNA error, nothing stored.
+        e = results[0].error
+        raise errors.LunaError(e.error_code, e.detail)
+
+    # Decide what is kept before storing anything, then store every sample in one call.
+    kept: list[list[tuple[epb.Face, dict[str, Any]]]] = []
+    dropped: list[list[dict[str, Any]]] = []
+    to_store: list[blobs_pb2.BlobInput] = []
+    for result in results:
+        keep: list[tuple[epb.Face, dict[str, Any]]] = []
+        drop: list[dict[str, Any]] = []
+        if result.WhichOneof("outcome") == "detections":
+            for face in result.detections.faces:
+                est = estimations_of(face)
+                reasons = filters.reasons(est)
+                if reasons:
+                    det = face_detection(face, est, wanted | {"landmarks5"})
+                    drop.append({"object": {"face": {"detection": det}}, "filter_reasons": reasons})
+                    continue
+                keep.append((face, est))
+                to_store.append(
+                    blobs_pb2.BlobInput(
+                        kind=blobs_pb2.BLOB_KIND_FACE_SAMPLE,
+                        content_type=face.sample_content_type,
+                        data=face.sample,
+                    )
+                )
+        kept.append(keep)
+        dropped.append(drop)
+    sample_ids: list[str] = []
+    if to_store:
+        stored = await ctx.clients.blobs.PutBlobs(
+            blobs_pb2.PutBlobsRequest(scope=scope(ctx), blobs=to_store)
+        )
+        sample_ids = list(stored.blob_ids)
+
+    ids_iter = iter(sample_ids)
+    out = []
+    for result, keep, drop in zip(results, kept, dropped, strict=True):
+        item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
+        if result.WhichOneof("outcome") == "error":
+            item.update(status=0, error=image_error(result))
+            out.append(item)
+            continue
+        samples = []
+        for face, est in keep:
+            sample_id = next(ids_iter)
+            samples.append(
+                {
+                    "face": {
+                        "sample_id": sample_id,
+                        "url": f"/6/samples/faces/{sample_id}",
+                        "detection": face_detection(face, est, wanted | {"landmarks5"}),
+                    },
+                    "body": None,
+                }
+            )
+        item.update(
+            status=1,
+            error=SUCCESS,
+            detections={"samples": samples, "filtered_detections": {"face_detections": drop}},
+        )
+        out.append(item)
+    return json_response({"images": out}, status=201)
+
+
+# ---------------------------------------------------------------------------- /6/features
+@table.route("GET", "/6/features", auth=None, op="getFeatures")
+async def features(ctx: Ctx) -> web.Response:
+    f = await ctx.clients.estimator.GetFeatures(epb.GetFeaturesRequest(), timeout=10)
+    estimations = {name: True for name in f.available}
+    estimations.update({name: False for name in f.unavailable})
+    return json_response(
+        {
+            # No licence exists here: every feature is what the installed models can do.
+            "license": True,
+            "estimations": estimations,
+            "components": {"image_store": True, "remote_sdk": True, "faces": True},
+            # Not LUNA fields: honest notes for operators.
+            "unvalidated_estimations": list(f.unvalidated),
+            "unavailable_estimations": list(f.unavailable),
+            "descriptor_version": f.descriptor_version,
+            "face_detector": f.detector,
+        }
+    )

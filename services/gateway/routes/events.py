@@ -1,0 +1,239 @@
+"""/6/events (every documented filter, `target`, order, paging), /6/events/{event_id} and
+/6/events/stats. Events are saved through /6/handlers/{handler_id}/events/raw (handlers.py)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+from google.protobuf import json_format, struct_pb2
+from luna.common.v1 import paging_pb2
+from luna.events.v1 import events_pb2
+
+from services.common import errors, times
+from services.gateway.auth import AuthRule
+from services.gateway.routes.accounts import scope
+from services.gateway.routes.handlers import path_id, plain, struct_json
+from services.gateway.routing import Ctx, RouteTable, json_response
+
+table = RouteTable()
+
+EVENT_VIEW = AuthRule(resource="event", action="view")
+# `meta.<dotted.path>__<operator>:<type>` query keys (LUNA user meta filters).
+META_KEY = re.compile(
+    r"^meta\.(?P<path>[A-Za-z0-9_.]+?)(?:__(?P<op>eq|neq|like|nlike|in|nin|gt|gte|lt|lte))?"
+    r"(?::(?P<type>string|integer|numeric))?$"
+)
+_STRING_NULLABLE = (
+    "sources",
+    "stream_ids",
+    "cities",
+    "areas",
+    "districts",
+    "streets",
+    "house_numbers",
+    "track_ids",
+    "headwear_apparent_colors",
+    "sleeve_lengths",
+    "upper_clothing_colors",
+    "lower_garment_colors",
+    "lower_garment_types",
+    "shoes_apparent_colors",
+)
+_INT_NULLABLE = (
+    "emotions",
+    "masks",
+    "ethnic_groups",
+    "liveness",
+    "deepfake",
+    "apparent_gender",
+    "headwear_states",
+    "backpack_states",
+)
+_LISTS = (
+    "event_ids",
+    "handler_ids",
+    "face_ids",
+    "external_ids",
+    "tags",
+    "top_similar_object_ids",
+    "top_similar_external_ids",
+)
+# query name -> EventFilter optional field
+_SCALARS = {
+    "user_data": "user_data",
+    "top_matching_candidates_label": "top_matching_candidates_label",
+    "top_similar_object_similarity__gte": "top_similar_object_similarity_gte",
+    "top_similar_object_similarity__lt": "top_similar_object_similarity_lt",
+    "age__gte": "age_gte",
+    "age__lt": "age_lt",
+    "apparent_age__gte": "apparent_age_gte",
+    "apparent_age__lt": "apparent_age_lt",
+    "longitude_delta": "longitude_delta",
+    "latitude_delta": "latitude_delta",
+}
+_TIMES = {
+    "create_time__gte": "create_time_gte",
+    "create_time__lt": "create_time_lt",
+    "end_time__gte": "end_time_gte",
+    "end_time__lt": "end_time_lt",
+}
+
+
+def _split_null(values: list[str]) -> tuple[list[str], bool]:
+    return [v for v in values if v != "null"], "null" in values
+
+
+def meta_filters(query: Any) -> list[events_pb2.MetaFilter]:
+    out = []
+    for key in query:
+        if not key.startswith("meta."):
+            continue
+        m = META_KEY.match(key)
+        if m is None:
+            raise errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{key}'")
+        op = m.group("op") or "eq"
+        raw = query[key]
+        values = raw.split(",") if op in ("in", "nin") else [raw]
+        values, with_null = _split_null(values)
+        out.append(
+            events_pb2.MetaFilter(
+                path=m.group("path"),
+                operator=op,
+                type=m.group("type") or "string",
+                values=values,
+                with_null=with_null,
+            )
+        )
+    return out
+
+
+def event_filter(ctx: Ctx) -> events_pb2.EventFilter:
+    q = ctx.query
+    flt = events_pb2.EventFilter(
+        event_id_gte=q.get("event_id__gte", ""), event_id_lt=q.get("event_id__lt", "")
+    )
+    for name in _LISTS:
+        getattr(flt, name).extend(q.get(name, []))
+    for name in _STRING_NULLABLE:
+        if name in q:
+            values, with_null = _split_null(q[name])
+            getattr(flt, name).CopyFrom(
+                events_pb2.NullableStrings(values=values, with_null=with_null)
+            )
+    for name in _INT_NULLABLE:
+        if name in q:
+            values, with_null = _split_null(q[name])
+            getattr(flt, name).CopyFrom(
+                events_pb2.NullableInts(values=[int(v) for v in values], with_null=with_null)
+            )
+    if "gender" in q:
+        values, with_null = _split_null([q["gender"]])
+        flt.gender.CopyFrom(
+            events_pb2.NullableInts(values=[int(v) for v in values], with_null=with_null)
+        )
+    for param, field in _SCALARS.items():
+        if param in q:
+            setattr(flt, field, q[param])
+    for param, field in _TIMES.items():
+        if param in q:
+            getattr(flt, field).CopyFrom(times.to_timestamp(times.parse_rfc3339(q[param])))
+    lon, lat = q.get("origin_longitude"), q.get("origin_latitude")
+    if lon == "null" or lat == "null":
+        # LUNA: a null origin asks for events without geo position (only without deltas).
+        if "longitude_delta" in q or "latitude_delta" in q:
+            raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'geo_position'")
+        flt.geo_null = True
+    elif lon is not None or lat is not None:
+        if lon is None or lat is None:
+            missing = "origin_longitude" if lon is None else "origin_latitude"
+            raise errors.LunaError(
+                errors.REQUIRED_QUERY_PARAM, f"Required parameters '{missing}' not found"
+            )
+        flt.origin_longitude, flt.origin_latitude = float(lon), float(lat)
+    flt.meta.extend(meta_filters(ctx.request.query))
+    return flt
+
+
+@table.route("GET", "/6/events", auth=EVENT_VIEW, op="getEvents")
+async def get_events(ctx: Ctx) -> web.Response:
+    q = ctx.query
+    reply = await ctx.clients.events.ListEvents(
+        events_pb2.ListEventsRequest(
+            scope=scope(ctx, q.get("account_id", "")),
+            filter=event_filter(ctx),
+            targets=q.get("target", []),
+            page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
+            order=q.get("order", "desc"),
+        )
+    )
+    return json_response({"events": [struct_json(e.data) for e in reply.events]})
+
+
+async def _get_event(ctx: Ctx) -> events_pb2.Event:
+    reply = await ctx.clients.events.GetEvent(
+        events_pb2.GetEventRequest(
+            scope=scope(ctx),
+            event_id=path_id(ctx, "event_id"),
+            targets=ctx.query.get("target", []),
+        )
+    )
+    return reply.event
+
+
+@table.route("GET", "/6/events/{event_id}", auth=EVENT_VIEW, op="getEvent")
+async def get_event(ctx: Ctx) -> web.Response:
+    return json_response(struct_json((await _get_event(ctx)).data))
+
+
+@table.route("HEAD", "/6/events/{event_id}", auth=EVENT_VIEW, op="checkEvent")
+async def check_event(ctx: Ctx) -> web.Response:
+    await _get_event(ctx)
+    return web.Response(status=200)
+
+
+def _value(value: Any) -> struct_pb2.Value:
+    out = struct_pb2.Value()
+    if value is None:
+        out.null_value = struct_pb2.NULL_VALUE
+    else:
+        holder = struct_pb2.Struct()
+        holder.update({"v": value})
+        out.CopyFrom(holder.fields["v"])
+    return out
+
+
+@table.route("POST", "/6/events/stats", auth=EVENT_VIEW, op="getEventStatistics", json_body=True)
+async def event_statistics(ctx: Ctx) -> web.Response:
+    body: dict[str, Any] = ctx.body or {}
+    request = events_pb2.GetEventStatisticsRequest(
+        scope=scope(ctx),
+        targets=[
+            events_pb2.StatTarget(column=t["column"], aggregator=t["aggregator"])
+            for t in body.get("targets") or [{"column": "event_id", "aggregator": "count"}]
+        ],
+        filters=[
+            events_pb2.StatFilter(
+                column=f["column"], operator=f["operator"], value=_value(f["value"])
+            )
+            for f in body.get("filters", [])
+        ],
+        group_by=body.get("group_by", ""),
+    )
+    for period in body.get("period", []):
+        if "start" in period:
+            request.period_start.CopyFrom(times.to_timestamp(times.parse_rfc3339(period["start"])))
+        if "end" in period:
+            request.period_end.CopyFrom(times.to_timestamp(times.parse_rfc3339(period["end"])))
+    reply = await ctx.clients.events.GetEventStatistics(request)
+    return json_response(
+        {
+            "fields": list(reply.fields),
+            "stats": [struct_json_list(row) for row in reply.stats],
+        }
+    )
+
+
+def struct_json_list(row: struct_pb2.ListValue) -> list[Any]:
+    return plain(json_format.MessageToDict(row))

@@ -1,0 +1,103 @@
+"""Route table of the REST edge and the per-request context handlers receive.
+
+A route declares its method, path, credentials rule and OpenAPI operation id; the wrapper
+authenticates, validates query and body against the OpenAPI document and hands the handler
+a `Ctx`. Handlers stay thin: they call one or two gRPC methods and render JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from services.common.permissions import Principal
+from services.gateway.auth import Authenticator, AuthRule
+from services.gateway.clients import Clients
+from services.gateway.validation import RequestValidator
+
+
+@dataclass
+class Ctx:
+    request: web.Request
+    clients: Clients
+    principal: Principal | None
+    query: dict[str, Any]
+    body: Any
+
+    @property
+    def account_id(self) -> str:
+        assert self.principal is not None
+        return self.principal.account_id
+
+
+Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    auth: AuthRule | None
+    operation_id: str | None
+    # Parse the body as JSON and validate it against the operation's schema.
+    json_body: bool
+
+
+@dataclass
+class RouteTable:
+    routes: list[Route] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: AuthRule | None,
+        op: str | None = None,
+        json_body: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        def decorate(handler: Handler) -> Handler:
+            self.routes.append(Route(method, path, handler, auth, op, json_body))
+            return handler
+
+        return decorate
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def wrap(
+    route: Route, authenticator: Authenticator, validator: RequestValidator
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        principal = None
+        if route.auth is not None:
+            principal = await authenticator.authenticate(request, route.auth)
+        query: dict[str, Any] = {}
+        body: Any = None
+        if route.operation_id is not None:
+            query = validator.validate_query(route.operation_id, request.query)
+            if route.json_body:
+                raw = await request.read()
+                if raw:
+                    validator.validate_content_type(
+                        route.operation_id, request.headers.get("Content-Type")
+                    )
+                body = validator.parse_json_body(route.operation_id, raw)
+        ctx = Ctx(request, request.app["clients"], principal, query, body)
+        return await route.handler(ctx)
+
+    return handle

@@ -1,0 +1,471 @@
+"""Request validation against the gateway's OpenAPI document, with LUNA's error codes and texts.
+
+`RequestValidator(spec)` precompiles, per operationId, a JSON Schema (Draft 2020-12) validator for
+the JSON request body and a converter + validator for every query parameter. OpenAPI 3.0 specifics
+are translated once at construction: `$ref`s are inlined, `nullable: true` becomes a `null` type,
+boolean `exclusiveMinimum`/`exclusiveMaximum` become numeric ones.
+
+Errors (codes and detail texts as LUNA returns them; see services/common/luna_errors.yaml):
+
+- 12022 `Failed to validate input json. Path: '<dotted.path>', message: '<msg>'` for a body that
+  does not match its schema; `<msg>` is phrased like LUNA's (pydantic) messages, e.g.
+  `extra fields not permitted`, `field required`, `value is not a valid integer`,
+  `ensure this value has at most 128 characters`, `value is not a valid uuid`.
+- 12030 `Request does not contain data` for an empty body where one is required.
+- 12002 `Request does not contain json` for a body that is not parseable JSON.
+- 12023 `Content type is unacceptable allowed types: '<types>'` for a Content-Type the operation
+  does not accept; 12024 `Unsupported media type` for a body sent without any Content-Type.
+- 12012 `Bad query parameters '<name>'` for a query value that cannot be converted or is out of
+  range; 12014 `Required parameters '<name>' not found` for a missing required query parameter;
+  12016 `No one parameters '[<a>, <b>]' not found` when none of an `x-luna-require-one-of` group
+  of an operation is present.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError, best_match
+
+from services.common.errors import BAD_JSON as BAD_JSON_SCHEMA
+from services.common.errors import (
+    BAD_QUERY_PARAM,
+    NO_DATA,
+    NO_ONE_QUERY_PARAM,
+    NOT_JSON,
+    REQUIRED_QUERY_PARAM,
+    UNACCEPTABLE_CONTENT_TYPE,
+    UNSUPPORTED_MEDIA_TYPE,
+    LunaError,
+)
+
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+JSON_TYPES = ("application/json",)
+
+_UUID_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
+_DATETIME_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$"
+)
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_OPENAPI_ONLY = frozenset(
+    {
+        "example",
+        "examples",
+        "xml",
+        "externalDocs",
+        "discriminator",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+    }
+)
+
+_FORMATS = FormatChecker(formats=())
+
+
+@_FORMATS.checks("uuid")
+def _is_uuid(value: object) -> bool:
+    return not isinstance(value, str) or bool(_UUID_RE.match(value))
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_datetime(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _DATETIME_RE.match(value):
+        return False
+    datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAPI 3.0 -> JSON Schema 2020-12
+
+
+def _resolve_pointer(spec: Mapping[str, Any], ref: str) -> Any:
+    if not ref.startswith("#/"):
+        raise ValueError(f"only local $refs are supported: {ref}")
+    node: Any = spec
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _deref(spec: Mapping[str, Any], node: Any) -> Any:
+    while isinstance(node, Mapping) and "$ref" in node:
+        node = _resolve_pointer(spec, node["$ref"])
+    return node
+
+
+def _to_json_schema(spec: Mapping[str, Any], node: Any, stack: tuple[str, ...] = ()) -> Any:
+    """Inline `$ref`s and translate OpenAPI 3.0 keywords into a standalone JSON Schema."""
+    if isinstance(node, list):
+        return [_to_json_schema(spec, n, stack) for n in node]
+    if not isinstance(node, Mapping):
+        return node
+    if "$ref" in node:
+        ref = node["$ref"]
+        if ref in stack:
+            raise ValueError(f"recursive schema reference {ref} is not supported")
+        return _to_json_schema(spec, _resolve_pointer(spec, ref), (*stack, ref))
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _OPENAPI_ONLY or key.startswith("x-"):
+            continue
+        if key in ("properties", "patternProperties", "$defs", "definitions"):
+            out[key] = {k: _to_json_schema(spec, v, stack) for k, v in value.items()}
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and isinstance(value, bool):
+            continue  # handled below
+        elif key == "nullable":
+            continue
+        else:
+            out[key] = _to_json_schema(spec, value, stack)
+    for excl, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if node.get(excl) is True and bound in out:
+            out[excl] = out.pop(bound)
+    if node.get("nullable") is True:
+        if "type" in out:
+            types = out["type"] if isinstance(out["type"], list) else [out["type"]]
+            out["type"] = [*types, "null"]
+            if "enum" in out and None not in out["enum"]:
+                out["enum"] = [*out["enum"], None]
+        else:
+            out = {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# LUNA (pydantic-style) messages
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        return f"'{value}'"
+    if value is None:
+        return "None"
+    return str(value)
+
+
+def _type_message(expected: Any, instance: Any) -> str:
+    if instance is None:
+        return "none is not an allowed value"
+    types = expected if isinstance(expected, list) else [expected]
+    first = next((t for t in types if t != "null"), "null")
+    return {
+        "integer": "value is not a valid integer",
+        "number": "value is not a valid float",
+        "string": "str type expected",
+        "boolean": "value could not be parsed to a boolean",
+        "object": "value is not a valid dict",
+        "array": "value is not a valid list",
+    }.get(first, f"value is not a valid {first}")
+
+
+def _describe(error: ValidationError) -> tuple[list[Any], str]:
+    """Return (path, message) of one jsonschema error, phrased like LUNA's messages."""
+    path = list(error.absolute_path)
+    v, value, inst, schema = error.validator, error.validator_value, error.instance, error.schema
+    if v == "additionalProperties" and isinstance(inst, dict):
+        known = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+        patterns = schema.get("patternProperties", {}) if isinstance(schema, Mapping) else {}
+        for key in inst:
+            if key not in known and not any(re.search(p, key) for p in patterns):
+                return [*path, key], "extra fields not permitted"
+        return path, "extra fields not permitted"
+    if v == "required" and isinstance(inst, dict):
+        missing = next((r for r in value if r not in inst), value[0] if value else "")
+        return [*path, missing], "field required"
+    if v == "type":
+        return path, _type_message(value, inst)
+    if v == "maxLength":
+        return path, f"ensure this value has at most {value} characters"
+    if v == "minLength":
+        return path, f"ensure this value has at least {value} characters"
+    if v == "maxItems":
+        return path, f"ensure this value has at most {value} items"
+    if v == "minItems":
+        return path, f"ensure this value has at least {value} items"
+    if v == "maxProperties":
+        return path, f"ensure this value has at most {value} items"
+    if v == "minProperties":
+        return path, f"ensure this value has at least {value} items"
+    if v == "maximum":
+        return path, f"ensure this value is less than or equal to {value}"
+    if v == "minimum":
+        return path, f"ensure this value is greater than or equal to {value}"
+    if v == "exclusiveMaximum":
+        return path, f"ensure this value is less than {value}"
+    if v == "exclusiveMinimum":
+        return path, f"ensure this value is greater than {value}"
+    if v == "multipleOf":
+        return path, f"ensure this value is a multiple of {value}"
+    if v == "uniqueItems":
+        return path, "the list has duplicated items"
+    if (
+        v in ("pattern", "format")
+        and isinstance(schema, Mapping)
+        and schema.get("format") == "uuid"
+    ):
+        return path, "value is not a valid uuid"
+    if v == "format" and value == "date-time":
+        return path, "invalid datetime format"
+    if v == "format":
+        return path, f"value is not a valid {value}"
+    if v == "pattern":
+        return path, f'string does not match regex "{value}"'
+    if v == "enum":
+        return path, "value is not a valid enumeration member; permitted: " + ", ".join(
+            _fmt(x) for x in value
+        )
+    if v == "const":
+        return path, f"unexpected value; permitted: {_fmt(value)}"
+    if v == "not":
+        return path, "value is not permitted"
+    if v == "oneOf" and not error.context:
+        return path, "value matches more than one allowed schema"
+    return path, error.message
+
+
+def _pick(errors: list[ValidationError]) -> ValidationError:
+    """The error LUNA would report first: the best match, descending into oneOf/anyOf branches."""
+    error = best_match(errors)
+    assert error is not None
+    return error
+
+
+def _body_error(error: ValidationError) -> LunaError:
+    path, message = _describe(error)
+    dotted = ".".join(str(p) for p in path)
+    return LunaError(
+        BAD_JSON_SCHEMA, f"Failed to validate input json. Path: '{dotted}', message: '{message}'"
+    )
+
+
+def _apply_defaults(schema: Any, instance: Any) -> None:
+    if isinstance(instance, dict) and isinstance(schema, Mapping):
+        for name, sub in schema.get("properties", {}).items():
+            if name in instance:
+                _apply_defaults(sub, instance[name])
+            elif isinstance(sub, Mapping) and "default" in sub:
+                instance[name] = copy.deepcopy(sub["default"])
+        for sub in schema.get("allOf", ()):
+            _apply_defaults(sub, instance)
+    elif isinstance(instance, list) and isinstance(schema, Mapping):
+        items = schema.get("items")
+        if isinstance(items, Mapping):
+            for item in instance:
+                _apply_defaults(items, item)
+
+
+# ---------------------------------------------------------------------------------------------
+# Query parameters
+
+Converter = Callable[[str], Any]
+
+
+def _scalar_converter(schema: Mapping[str, Any]) -> Converter:
+    types = schema.get("type")
+    t = next((x for x in types if x != "null"), None) if isinstance(types, list) else types
+
+    if t == "integer":
+
+        def to_int(raw: str) -> Any:
+            if not _INT_RE.match(raw.strip()):
+                raise ValueError(raw)
+            return int(raw)
+
+        return to_int
+    if t == "number":
+        return float
+    if t == "boolean":
+
+        def to_bool(raw: str) -> Any:
+            low = raw.strip().lower()
+            if low in ("1", "true"):
+                return True
+            if low in ("0", "false"):
+                return False
+            raise ValueError(raw)
+
+        return to_bool
+    return lambda raw: raw
+
+
+@dataclass
+class _QueryParam:
+    name: str
+    required: bool
+    has_default: bool
+    default: Any
+    convert: Converter
+    validator: Draft202012Validator
+
+
+@dataclass
+class _Operation:
+    operation_id: str
+    method: str
+    path: str
+    query: list[_QueryParam] = field(default_factory=list)
+    require_one_of: list[list[str]] = field(default_factory=list)
+    body_required: bool = False
+    body_types: tuple[str, ...] = ()
+    body_schema: dict[str, Any] | None = None
+    body_validator: Draft202012Validator | None = None
+
+
+class RequestValidator:
+    """Validates request bodies, content types and query strings per operationId."""
+
+    def __init__(self, spec: dict) -> None:
+        self._spec = spec
+        self._ops: dict[str, _Operation] = {}
+        for path, item in spec.get("paths", {}).items():
+            item = _deref(spec, item)
+            shared = item.get("parameters", [])
+            for method, raw_op in item.items():
+                if method not in HTTP_METHODS:
+                    continue
+                op_id = raw_op.get("operationId")
+                if not op_id:
+                    raise ValueError(f"{method.upper()} {path} has no operationId")
+                if op_id in self._ops:
+                    raise ValueError(f"duplicate operationId {op_id}")
+                self._ops[op_id] = self._compile(op_id, method, path, raw_op, shared)
+
+    # -- construction ---------------------------------------------------------------------
+    def _compile(
+        self, op_id: str, method: str, path: str, raw: Mapping[str, Any], shared: list[Any]
+    ) -> _Operation:
+        spec = self._spec
+        op = _Operation(op_id, method, path)
+        params: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for p in [*shared, *raw.get("parameters", [])]:
+            p = _deref(spec, p)
+            params[(p["name"], p["in"])] = p
+        for (name, where), p in params.items():
+            if where != "query":
+                continue
+            schema = _to_json_schema(spec, p.get("schema", {}))
+            if schema.get("type") == "array":
+                item_conv = _scalar_converter(schema.get("items", {}))
+
+                def convert(raw: str, item_conv: Converter = item_conv) -> Any:
+                    return [item_conv(x) for x in raw.split(",")] if raw != "" else []
+
+            else:
+                convert = _scalar_converter(schema)
+            op.query.append(
+                _QueryParam(
+                    name=name,
+                    required=bool(p.get("required")),
+                    has_default="default" in schema,
+                    default=schema.get("default"),
+                    convert=convert,
+                    validator=Draft202012Validator(schema, format_checker=_FORMATS),
+                )
+            )
+        op.require_one_of = [list(g) for g in raw.get("x-luna-require-one-of", [])]
+        body = _deref(spec, raw.get("requestBody")) if raw.get("requestBody") else None
+        if body:
+            op.body_required = bool(body.get("required"))
+            content = body.get("content", {})
+            op.body_types = tuple(ct.lower() for ct in content)
+            json_ct = next((ct for ct in content if ct.lower() in JSON_TYPES), None)
+            if json_ct is not None and "schema" in content[json_ct]:
+                schema = _to_json_schema(spec, content[json_ct]["schema"])
+                Draft202012Validator.check_schema(schema)
+                op.body_schema = schema
+                op.body_validator = Draft202012Validator(schema, format_checker=_FORMATS)
+        return op
+
+    # -- introspection --------------------------------------------------------------------
+    @property
+    def operation_ids(self) -> frozenset[str]:
+        return frozenset(self._ops)
+
+    def _op(self, operation_id: str) -> _Operation:
+        try:
+            return self._ops[operation_id]
+        except KeyError:
+            raise KeyError(f"unknown operationId {operation_id!r}") from None
+
+    def body_schema(self, operation_id: str) -> dict[str, Any] | None:
+        """The compiled (standalone JSON Schema) body schema of an operation, if it has one."""
+        return self._op(operation_id).body_schema
+
+    # -- validation -------------------------------------------------------------------------
+    def validate_content_type(self, operation_id: str, content_type: str | None) -> str:
+        """Check the request Content-Type against the operation's; return the bare media type."""
+        op = self._op(operation_id)
+        if not content_type:
+            raise LunaError(UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+        media = content_type.split(";", 1)[0].strip().lower()
+        if not op.body_types or "*/*" in op.body_types or media in op.body_types:
+            return media
+        allowed = ", ".join(op.body_types)
+        raise LunaError(
+            UNACCEPTABLE_CONTENT_TYPE, f"Content type is unacceptable allowed types: '{allowed}'"
+        )
+
+    def parse_json_body(self, operation_id: str, raw: bytes | str | None) -> Any:
+        """Parse a raw JSON body and validate it (12030: empty but required, 12002: not JSON)."""
+        op = self._op(operation_id)
+        if raw is None or (isinstance(raw, (bytes, str)) and not raw.strip()):
+            if op.body_required:
+                raise LunaError(NO_DATA, "Request does not contain data")
+            return None
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise LunaError(NOT_JSON, "Request does not contain json") from None
+        return self.validate_body(operation_id, body)
+
+    def validate_body(self, operation_id: str, body: Any) -> Any:
+        """Validate a parsed JSON body; fill in schema defaults (in place) and return it."""
+        op = self._op(operation_id)
+        if body is None and op.body_required:
+            raise LunaError(NO_DATA, "Request does not contain data")
+        if op.body_validator is None or body is None:
+            return body
+        errors = list(op.body_validator.iter_errors(body))
+        if errors:
+            raise _body_error(_pick(errors))
+        _apply_defaults(op.body_schema, body)
+        return body
+
+    def validate_query(self, operation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+        """Convert and check the query parameters the operation declares; apply defaults.
+
+        Parameters the operation does not declare are ignored, like LUNA does.
+        """
+        op = self._op(operation_id)
+        out: dict[str, Any] = {}
+        for p in op.query:
+            if p.name not in query:
+                if p.required:
+                    raise LunaError(
+                        REQUIRED_QUERY_PARAM, f"Required parameters '{p.name}' not found"
+                    )
+                if p.has_default:
+                    out[p.name] = copy.deepcopy(p.default)
+                continue
+            try:
+                value = p.convert(query[p.name])
+            except (ValueError, TypeError):
+                raise LunaError(BAD_QUERY_PARAM, f"Bad query parameters '{p.name}'") from None
+            if not p.validator.is_valid(value):
+                raise LunaError(BAD_QUERY_PARAM, f"Bad query parameters '{p.name}'")
+            out[p.name] = value
+        for group in op.require_one_of:
+            if not any(name in query for name in group):
+                names = ", ".join(group)
+                raise LunaError(NO_ONE_QUERY_PARAM, f"No one parameters '[{names}]' not found")
+        return out

@@ -1,0 +1,104 @@
+"""Wiring of the matcher service: NATS, the faces stubs, the initial load, the servicer.
+
+`startup` finishes the initial load and stream replay before the server binds, so gRPC
+health only reports SERVING (and `luna up` only proceeds) once matches see every face.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+from luna.faces.v1 import attributes_pb2_grpc, faces_pb2_grpc
+from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from nats.aio.client import Client as NATS
+
+from services.common import config, grpc_client, nats_streams
+from services.common.grpc_server import ServiceApp
+from services.matcher import settings
+from services.matcher.grpc_service import MatcherServicer
+from services.matcher.matching import Matching
+from services.matcher.sync import Sync
+
+log = logging.getLogger("luna.matcher")
+
+
+@dataclass
+class MatcherState:
+    nc: NATS | None = None
+    channel: grpc.aio.Channel | None = None
+    sync: Sync | None = None
+    matching: Matching | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self, nats_url: str, faces_address: str | None = None) -> None:
+        self.nc = await nats_streams.connect(nats_url, name="matcher")
+        js = self.nc.jetstream()
+        await nats_streams.ensure_streams(js)
+        self.channel = grpc_client.channel("faces", faces_address)
+        faces = grpc_client.stub(faces_pb2_grpc.FacesServiceStub, self.channel)
+        attributes = grpc_client.stub(attributes_pb2_grpc.AttributesServiceStub, self.channel)
+        self.sync = Sync(
+            js,
+            faces,
+            snapshot_root=settings.snapshot_dir(),
+            version=settings.DESCRIPTOR_VERSION.get_int(),
+        )
+        await self.sync.start(retry_for=settings.START_TIMEOUT.get_float())
+        self.matching = Matching(
+            self.sync,
+            faces,
+            attributes,
+            consistency_wait=settings.CONSISTENCY_WAIT.get_float(),
+            filter_max_faces=settings.FILTER_MAX_FACES.get_int(),
+        )
+        self.tasks.append(
+            asyncio.create_task(
+                self.sync.run_snapshots(
+                    settings.SNAPSHOT_INTERVAL.get_float(), settings.SNAPSHOT_CHANGES.get_int()
+                )
+            )
+        )
+
+    async def stop(self, snapshot: bool = True) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.sync is not None:
+            await self.sync._stop_follow()
+            if snapshot:
+                try:
+                    await self.sync.snapshot()
+                except Exception:
+                    log.exception("snapshot at shutdown failed")
+            await self.sync.close()
+        if self.channel is not None:
+            await self.channel.close()
+        if self.nc is not None:
+            await self.nc.close()
+
+    def servicer(self) -> MatcherServicer:
+        assert self.matching is not None and self.sync is not None
+        return MatcherServicer(self.matching, self.sync)
+
+
+def make_app() -> ServiceApp:
+    state = MatcherState()
+
+    async def startup() -> None:
+        await state.start(config.nats_url())
+
+    def register(server: grpc.aio.Server) -> None:
+        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(state.servicer(), server)
+
+    return ServiceApp(
+        name="matcher",
+        service_names=[matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name],
+        register=register,
+        startup=startup,
+        shutdown=state.stop,
+    )

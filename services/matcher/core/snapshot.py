@@ -1,0 +1,211 @@
+"""Atomic on-disk snapshots of an `IndexSet`, tagged with the JetStream sequence they reflect.
+
+Layout under a root directory:
+
+    <root>/CURRENT                      name of the live snapshot dir (replaced atomically)
+    <root>/snap-<seq>-<tag>/meta.json   format, dim, version, stream_seq, collection manifest
+        faces_slot.npy, faces_id.npy, faces_account.npy   every live face
+        c<i>/delta_labels.npy, c<i>/delta_vecs.npy        exact rows of collection i
+        c<i>/graph.bin, graph_labels.npy, graph_deleted.npy   its HNSW graph (hnswlib format)
+
+A snapshot is written into `<root>/.tmp-<tag>`, fsynced, renamed into place, and only then does
+CURRENT switch to it, so a crash at any point leaves the previous snapshot loadable. Older
+snapshot dirs are removed after the switch. Descriptors are raw float32 .npy and graphs are
+hnswlib's own format, so loading is I/O bound (seconds for a million faces, no rebuild).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from services.matcher.core.collection import ACCOUNT, LIST, Collection, CollectionKey
+from services.matcher.core.exact_matrix import ExactMatrix
+from services.matcher.core.hnsw_graph import HnswGraph
+from services.matcher.core.index_set import FaceEntry, IndexSet
+from services.matcher.core.settings import MatcherConfig
+
+FORMAT = 1
+CURRENT = "CURRENT"
+
+
+class SnapshotError(Exception):
+    """The snapshot is missing, of an unknown format, or inconsistent."""
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    np.save(path, arr, allow_pickle=False)
+
+
+def _write_collection(coll: Collection, out: Path) -> dict[str, object]:
+    out.mkdir()
+    with coll.lock.read():
+        graph = coll.graph()
+        # Exact rows: the delta plus any segment frozen by a running build (minus tombstones).
+        labels = [coll.delta.labels[: coll.delta.n]]
+        vecs = [coll.delta.vecs[: coll.delta.n]]
+        for seg in coll.segments:
+            if isinstance(seg, ExactMatrix):
+                lab, vec = seg.live_arrays(coll.tomb)
+                labels.append(lab)
+                vecs.append(vec)
+        _save_npy(out / "delta_labels.npy", np.concatenate(labels))
+        _save_npy(out / "delta_vecs.npy", np.concatenate(vecs).reshape(-1, coll.dim))
+        entry: dict[str, object] = {
+            "kind": coll.key.kind,
+            "account_id": coll.key.account_id,
+            "list_id": coll.key.list_id,
+            "dir": out.name,
+            "graph": graph is not None,
+        }
+        if graph is not None:
+            graph.save(out / "graph.bin")
+            _save_npy(out / "graph_labels.npy", graph.sorted_labels)
+            tomb = np.array(sorted(x for x in coll.tomb if graph.contains(x)), dtype=np.int64)
+            _save_npy(out / "graph_deleted.npy", tomb)
+    return entry
+
+
+def save_snapshot(index_set: IndexSet, root: Path, stream_seq: int) -> Path:
+    """Write `index_set` under `root` atomically; returns the new snapshot directory.
+
+    Mutations wait while it runs (the IndexSet write lock); searches do not.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:12]
+    tmp = root / f".tmp-{tag}"
+    tmp.mkdir()
+    try:
+        with index_set._write_lock:
+            faces = index_set._faces
+            accounts = sorted({e.account_id for e in faces.values()})
+            acc_idx = {a: i for i, a in enumerate(accounts)}
+            ids = list(faces.keys())
+            _save_npy(tmp / "faces_id.npy", np.array([f.encode() for f in ids], dtype=np.bytes_))
+            _save_npy(
+                tmp / "faces_slot.npy",
+                np.fromiter((faces[f].slot for f in ids), dtype=np.int64, count=len(ids)),
+            )
+            _save_npy(
+                tmp / "faces_account.npy",
+                np.fromiter(
+                    (acc_idx[faces[f].account_id] for f in ids), dtype=np.int32, count=len(ids)
+                ),
+            )
+            manifest = [
+                _write_collection(coll, tmp / f"c{i}")
+                for i, coll in enumerate(list(index_set._collections.values()))
+            ]
+            meta = {
+                "format": FORMAT,
+                "dim": index_set.dim,
+                "version": index_set.version,
+                "stream_seq": int(stream_seq),
+                "next_slot": len(index_set._slot_face),
+                "accounts": accounts,
+                "collections": manifest,
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                _fsync_file(path)
+        final = root / f"snap-{int(stream_seq):020d}-{tag}"
+        tmp.rename(final)
+        current_tmp = root / f".{CURRENT}.{tag}"
+        current_tmp.write_text(final.name, encoding="utf-8")
+        _fsync_file(current_tmp)
+        os.replace(current_tmp, root / CURRENT)
+        dir_fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in root.glob("snap-*"):
+        if old.name != final.name:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def current_snapshot(root: Path) -> Path | None:
+    marker = root / CURRENT
+    if not marker.exists():
+        return None
+    path = root / marker.read_text(encoding="utf-8").strip()
+    return path if path.is_dir() else None
+
+
+def load_snapshot(root: Path, config: MatcherConfig | None = None) -> tuple[IndexSet, int]:
+    """Load the current snapshot under `root`: (IndexSet, JetStream sequence it reflects)."""
+    path = current_snapshot(root)
+    if path is None:
+        raise SnapshotError(f"no snapshot under {root}")
+    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT:
+        raise SnapshotError(f"unknown snapshot format {meta.get('format')!r}")
+    dim = int(meta["dim"])
+    index_set = IndexSet(dim=dim, version=meta["version"], config=config)
+    accounts: list[str] = meta["accounts"]
+    face_ids = [b.decode() for b in np.load(path / "faces_id.npy").tolist()]
+    slots = np.load(path / "faces_slot.npy").tolist()
+    account_of = np.load(path / "faces_account.npy").tolist()
+
+    slot_face: list[str | None] = [None] * int(meta["next_slot"])
+    for fid, slot in zip(face_ids, slots, strict=True):
+        slot_face[slot] = fid
+    lists_of: dict[int, list[str]] = {}
+    collections: dict[CollectionKey, Collection] = {}
+    for entry in meta["collections"]:
+        key = CollectionKey(entry["kind"], entry["account_id"], entry["list_id"])
+        cdir = path / entry["dir"]
+        indexable = key.kind == LIST or index_set.config.index_account_views
+        coll = Collection(key, dim, indexable)
+        delta_labels = np.load(cdir / "delta_labels.npy")
+        coll.delta = ExactMatrix.from_arrays(delta_labels, np.load(cdir / "delta_vecs.npy"))
+        members = [delta_labels]
+        if entry["graph"]:
+            labels = np.load(cdir / "graph_labels.npy")
+            deleted = np.load(cdir / "graph_deleted.npy")
+            graph = HnswGraph.load(
+                cdir / "graph.bin", dim, labels, set(deleted.tolist()), index_set.params
+            )
+            coll.segments = [graph]
+            coll.tomb = set(deleted.tolist())
+            members.append(labels[~np.isin(labels, deleted)])
+        if key.kind == LIST:
+            for slot in np.concatenate(members).tolist():
+                lists_of.setdefault(slot, []).append(key.list_id)
+        collections[key] = coll
+
+    faces = {
+        fid: FaceEntry(slot, accounts[acc], tuple(sorted(lists_of.get(slot, ()))))
+        for fid, slot, acc in zip(face_ids, slots, account_of, strict=True)
+    }
+    with index_set._write_lock:
+        index_set._faces = faces
+        index_set._slot_face = slot_face
+        index_set._collections = collections
+        list_accounts: dict[str, set[str]] = {}
+        for key in collections:
+            if key.kind == LIST:
+                list_accounts.setdefault(key.list_id, set()).add(key.account_id)
+        index_set._list_accounts = {k: frozenset(v) for k, v in list_accounts.items()}
+        index_set._accounts = frozenset(k.account_id for k in collections if k.kind == ACCOUNT)
+        for coll in collections.values():
+            index_set._maybe_schedule(coll)
+    return index_set, int(meta["stream_seq"])

@@ -1,0 +1,382 @@
+"""Keeps the matcher's IndexSet equal to the faces service's descriptors.
+
+Start: load the latest snapshot (it records the FACES_CHANGES sequence it reflects) and replay
+the stream from the next sequence; without a usable snapshot, note the stream's last sequence
+first, stream every descriptor from FacesService.StreamDescriptors, then replay from the noted
+sequence + 1. Every change kind is idempotent and last-writer-wins per face, so replaying
+changes the loaded state already reflects is harmless. Then keep following the stream.
+
+Reads wait for the stream (`wait_applied`): a request first reads the stream's last sequence
+and waits until the follower has applied it, so a face is matchable as soon as its create
+returned and gone as soon as its delete returned (faces publishes before it answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from luna.common.v1 import account_pb2
+from luna.faces.v1 import changes_pb2, faces_pb2
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from services.common import errors, subjects
+from services.matcher.core import IndexSet, MatcherConfig
+from services.matcher.core.snapshot import (
+    SnapshotError,
+    current_snapshot,
+    load_snapshot,
+    save_snapshot,
+)
+
+log = logging.getLogger("luna.matcher.sync")
+
+STREAM = "FACES_CHANGES"
+Kind = changes_pb2.FaceChange.Kind
+_BATCH = 5000
+
+
+def _vector(raw: bytes) -> np.ndarray:
+    return np.frombuffer(raw, dtype="<f4")
+
+
+class Sync:
+    """Owns the live IndexSet, the stream follower and the snapshots."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        faces: Any,  # LunaStub of FacesService
+        *,
+        snapshot_root: Path,
+        version: int,
+        config: MatcherConfig | None = None,
+    ) -> None:
+        self.js = js
+        self.faces = faces
+        self.snapshot_root = snapshot_root
+        self.version = version
+        self.config = config if config is not None else MatcherConfig.from_env()
+        self.ix = IndexSet(version=version, config=self.config)
+        self.applied_seq = 0
+        self.snapshot_seq = 0
+        self.changes_since_snapshot = 0
+        self.skipped = 0  # changes with unusable descriptors (logged)
+        self._progress = asyncio.Condition()
+        self._sub: Subscription | None = None
+        self._follow_task: asyncio.Task[None] | None = None
+        self._snapshot_lock = asyncio.Lock()
+        self._rebuild_lock = asyncio.Lock()
+
+    # --- start ---------------------------------------------------------------------------
+    async def start(self, retry_for: float = 600.0) -> str:
+        """Initial load + replay; returns how the state was obtained ("snapshot"/"faces")."""
+        how = "faces"
+        loaded = await self._try_snapshot()
+        if loaded is not None:
+            ix, seq = loaded
+            if await self._replayable_from(seq):
+                self._swap(ix, seq)
+                self.snapshot_seq = seq
+                how = "snapshot"
+            else:
+                ix.close()
+                loaded = None
+        if loaded is None:
+            ix, seq = await self._retrying(self._full_load, retry_for)
+            self._swap(ix, seq)
+        await self._start_follow()
+        await self.wait_applied(timeout=None)
+        log.info(
+            "matcher loaded %d faces from %s; applied stream sequence %d",
+            len(self.ix),
+            how,
+            self.applied_seq,
+        )
+        return how
+
+    async def _retrying(self, fn: Any, retry_for: float) -> Any:
+        """The faces service may start after us (`luna up` starts services in parallel)."""
+        deadline = time.monotonic() + retry_for
+        while True:
+            try:
+                return await fn()
+            except errors.LunaError as exc:
+                if exc.code != errors.SERVICE_UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                log.info("faces service not reachable yet; retrying the initial load")
+                await asyncio.sleep(0.5)
+
+    async def _try_snapshot(self) -> tuple[IndexSet, int] | None:
+        if current_snapshot(self.snapshot_root) is None:
+            return None
+        try:
+            ix, seq = await asyncio.to_thread(load_snapshot, self.snapshot_root, self.config)
+        except (SnapshotError, OSError, ValueError, KeyError) as exc:
+            log.warning(
+                "snapshot under %s unusable (%s); loading from faces", self.snapshot_root, exc
+            )
+            return None
+        if ix.version is not None and ix.version != self.version:
+            log.warning("snapshot holds version %s, want %s; reloading", ix.version, self.version)
+            ix.close()
+            return None
+        return ix, seq
+
+    async def _replayable_from(self, seq: int) -> bool:
+        """The stream still holds every message after `seq` (nothing expired or reset)."""
+        state = (await self.js.stream_info(STREAM)).state
+        if state.last_seq < seq:
+            log.warning(
+                "stream at %d is behind snapshot %d (stream reset); reloading", state.last_seq, seq
+            )
+            return False
+        if state.messages and state.first_seq > seq + 1:
+            log.warning(
+                "stream starts at %d, snapshot at %d: changes expired; reloading",
+                state.first_seq,
+                seq,
+            )
+            return False
+        return True
+
+    async def _full_load(self) -> tuple[IndexSet, int]:
+        """Every descriptor from the faces service; returns (IndexSet, sequence to replay after)."""
+        noted = (await self.js.stream_info(STREAM)).state.last_seq
+        ix = IndexSet(version=self.version, config=self.config)
+        try:
+            request = faces_pb2.StreamDescriptorsRequest(
+                scope=account_pb2.AccountScope(see_all=True),
+                descriptor_version=self.version,
+                batch_size=_BATCH,
+            )
+            async for batch in self.faces.StreamDescriptors(request):
+                await asyncio.to_thread(self._add_batch, ix, batch.descriptors)
+        except BaseException:
+            ix.close()
+            raise
+        return ix, noted
+
+    def _add_batch(self, ix: IndexSet, items: Sequence[faces_pb2.FaceDescriptor]) -> None:
+        # add_many needs one account and one list set per call: group the batch.
+        groups: dict[tuple[str, tuple[str, ...]], list[faces_pb2.FaceDescriptor]] = defaultdict(
+            list
+        )
+        for d in items:
+            if d.version != self.version or len(d.descriptor) != ix.dim * 4:
+                self.skipped += 1
+                log.warning(
+                    "face %s: unusable descriptor (version %d, %d bytes) skipped",
+                    d.face_id,
+                    d.version,
+                    len(d.descriptor),
+                )
+                continue
+            groups[(d.account_id, tuple(sorted(d.list_ids)))].append(d)
+        for (account_id, lists), group in groups.items():
+            vecs = np.frombuffer(b"".join(d.descriptor for d in group), dtype="<f4")
+            try:
+                ix.add_many(
+                    account_id,
+                    [d.face_id for d in group],
+                    vecs.reshape(len(group), ix.dim),
+                    self.version,
+                    lists,
+                )
+            except errors.LunaError:
+                for d in group:  # find and skip the bad one(s)
+                    self._apply_one(
+                        ix,
+                        Kind.KIND_UPSERT_FACE,
+                        d.account_id,
+                        d.face_id,
+                        d.descriptor,
+                        d.version,
+                        list(d.list_ids),
+                        "",
+                    )
+
+    def _swap(self, ix: IndexSet, seq: int) -> None:
+        old, self.ix = self.ix, ix
+        self.applied_seq = seq
+        if old is not ix:
+            old.close()
+
+    # --- follow --------------------------------------------------------------------------
+    async def _start_follow(self) -> None:
+        cfg = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.applied_seq + 1
+        )
+        self._sub = await self.js.subscribe(
+            f"{subjects.FACES_CHANGES_PREFIX}.>",
+            stream=STREAM,
+            ordered_consumer=True,
+            config=cfg,
+        )
+        self._follow_task = asyncio.create_task(self._follow(self._sub, self.ix))
+
+    async def _stop_follow(self) -> None:
+        task, sub = self._follow_task, self._sub
+        self._follow_task = self._sub = None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _follow(self, sub: Subscription, ix: IndexSet) -> None:
+        while True:
+            try:
+                first = await sub.next_msg(timeout=30.0)
+            except TimeoutError:
+                continue
+            batch = [first]
+            # Whatever is already buffered goes in the same thread hop.
+            for _ in range(min(sub.pending_msgs, _BATCH - 1)):
+                batch.append(await sub.next_msg(timeout=1.0))
+            try:
+                last = await asyncio.to_thread(self._apply_msgs, ix, batch)
+            except Exception:
+                # A bug here must not stop the follower for good; the message is skipped.
+                log.exception("applying FACES_CHANGES failed")
+                last = batch[-1].metadata.sequence.stream
+            async with self._progress:
+                self.applied_seq = max(self.applied_seq, last)
+                self.changes_since_snapshot += len(batch)
+                self._progress.notify_all()
+
+    def _apply_msgs(self, ix: IndexSet, msgs: list[Msg]) -> int:
+        last = self.applied_seq
+        for msg in msgs:
+            seq = msg.metadata.sequence.stream
+            if seq <= last:
+                continue  # a redelivery after an ordered-consumer reset
+            ch = changes_pb2.FaceChange.FromString(msg.data)
+            self._apply_one(
+                ix,
+                ch.kind,
+                ch.account_id,
+                ch.face_id,
+                ch.descriptor,
+                ch.descriptor_version,
+                list(ch.list_ids),
+                ch.list_id,
+            )
+            last = seq
+        return last
+
+    def _apply_one(
+        self,
+        ix: IndexSet,
+        kind: int,
+        account_id: str,
+        face_id: str,
+        descriptor: bytes,
+        version: int,
+        list_ids: list[str],
+        list_id: str,
+    ) -> None:
+        try:
+            if kind == Kind.KIND_UPSERT_FACE:
+                if version not in (0, self.version):
+                    return  # another model's descriptor: not ours to index
+                if descriptor:
+                    ix.add(account_id, face_id, _vector(descriptor), version, list_ids)
+                else:
+                    ix.remove(face_id)
+            elif kind == Kind.KIND_DELETE_FACE:
+                ix.remove(face_id)
+            elif kind == Kind.KIND_ATTACH:
+                if face_id in ix:
+                    ix.attach(list_id, [face_id])
+                elif descriptor and version == self.version:
+                    ix.add(account_id, face_id, _vector(descriptor), version, list_ids)
+            elif kind == Kind.KIND_DETACH:
+                ix.detach(list_id, [face_id])
+            elif kind == Kind.KIND_DELETE_LIST:
+                ix.delete_list(list_id)
+        except errors.LunaError as exc:
+            # A descriptor we cannot index (wrong length, NaN): skip it, never stop following.
+            self.skipped += 1
+            ix.remove(face_id)
+            log.warning("face %s: change skipped: %s", face_id, exc.detail)
+
+    # --- reads ---------------------------------------------------------------------------
+    async def wait_applied(self, timeout: float | None) -> bool:
+        """Wait until everything the stream holds now is applied; False after `timeout`."""
+        target = (await self.js.stream_info(STREAM)).state.last_seq
+        if self.applied_seq >= target:
+            return True
+
+        async def reached() -> None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self.applied_seq >= target)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            log.warning(
+                "matcher behind the stream (%d < %d) after %.1fs; answering anyway",
+                self.applied_seq,
+                target,
+                timeout or 0.0,
+            )
+            return False
+        return True
+
+    # --- snapshots and admin ---------------------------------------------------------------
+    async def snapshot(self, force: bool = False) -> tuple[Path | None, int]:
+        """Write a snapshot when changes were applied since the last one (or `force`)."""
+        async with self._snapshot_lock:
+            # Read the sequence before writing: the snapshot then holds at least what the
+            # sequence says, and replaying a change it already holds is harmless.
+            seq = self.applied_seq
+            if not force and seq == self.snapshot_seq and self.changes_since_snapshot == 0:
+                return None, seq
+            pending = self.changes_since_snapshot
+            path = await asyncio.to_thread(save_snapshot, self.ix, self.snapshot_root, seq)
+            self.snapshot_seq = seq
+            self.changes_since_snapshot = max(0, self.changes_since_snapshot - pending)
+            log.info("snapshot %s written (stream sequence %d, %d faces)", path, seq, len(self.ix))
+            return path, seq
+
+    async def run_snapshots(self, interval: float, max_changes: int) -> None:
+        """Periodic snapshots: every `interval` seconds, or sooner after `max_changes`."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            due = interval > 0 and time.monotonic() - last >= interval
+            if due or (max_changes > 0 and self.changes_since_snapshot >= max_changes):
+                try:
+                    await self.snapshot()
+                except Exception:
+                    log.exception("periodic snapshot failed")
+                last = time.monotonic()
+
+    async def rebuild(self) -> int:
+        """Reload every descriptor from the faces service; searches use the old state until
+        the new one is swapped in, and then wait for it to catch up with the stream."""
+        async with self._rebuild_lock:
+            ix, seq = await self._full_load()
+            await self._stop_follow()
+            async with self._progress:
+                self._swap(ix, seq)
+            await self._start_follow()
+            await self.wait_applied(timeout=None)
+            return len(self.ix)
+
+    async def close(self) -> None:
+        await self._stop_follow()
+        self.ix.close()

@@ -1,0 +1,308 @@
+"""`luna up`: embedded NATS and PostgreSQL, then every service as its own process.
+
+The supervisor waits until every service reports SERVING over gRPC health, starts the gateway,
+records what runs where in `<data dir>/runtime.json`, restarts a service that dies (and logs
+it), and stops everything in reverse order on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common import config
+from services.common.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
+
+log = logging.getLogger("luna.supervisor")
+
+SERVICES = tuple(config.SERVICE_PORTS)  # started in this order
+START_TIMEOUT = config.declare(
+    "LUNA_START_TIMEOUT", 180, "Seconds `luna up` waits for every service to be SERVING."
+)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_file is None:
+            self.log_file = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=self.log_file,
+            start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children
+        )
+        self.started_at = time.monotonic()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        proc = self.process
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def _check_alive(child: Child | None) -> None:
+    if child is not None and child.process is not None and child.process.returncode is not None:
+        raise RuntimeError(f"{child.name} exited with {child.process.returncode}")
+
+
+async def wait_serving(address: str, timeout: float, child: Child | None = None) -> None:
+    """Until the server at `address` answers grpc.health SERVING (or `child` dies)."""
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            _check_alive(child)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{address} not SERVING after {timeout:.0f}s")
+            await asyncio.sleep(0.2)
+
+
+async def wait_http(url: str, timeout: float, child: Child | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    if resp.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            _check_alive(child)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer 200 after {timeout:.0f}s")
+            await asyncio.sleep(0.2)
+
+
+class Supervisor:
+    def __init__(self, *, free_ports: bool = False) -> None:
+        self.data_dir = config.data_dir()
+        self.free_ports = free_ports
+        self.nats: EmbeddedNats | None = None
+        self.postgres: EmbeddedPostgres | None = None
+        self.children: dict[str, Child] = {}
+        self.env: dict[str, str] = {}
+        self._stopping = asyncio.Event()
+        self._lock_file: IO[str] | None = None
+
+    def _lock(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = (self.data_dir / "luna.lock").open("w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another `luna up` is already running on {self.data_dir}") from None
+
+    async def start_infrastructure(self) -> None:
+        env = dict(os.environ)
+        env["LUNA_DATA_DIR"] = str(self.data_dir)
+        if not config.database_url():
+            self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
+            env["LUNA_DATABASE_URL"] = await self.postgres.start()
+            log.info("embedded PostgreSQL at %s", env["LUNA_DATABASE_URL"])
+        if not config.nats_url():
+            self.nats = EmbeddedNats(self.data_dir / "nats")
+            env["LUNA_NATS_URL"] = await self.nats.start()
+            log.info("embedded NATS at %s", env["LUNA_NATS_URL"])
+        for service in SERVICES:
+            key = f"LUNA_{service.upper()}_ADDRESS"
+            if self.free_ports and key not in os.environ:
+                env[key] = f"127.0.0.1:{pick_free_port()}"
+            else:
+                env[key] = config.service_address(service)
+        self.env = env
+
+    def _child(self, name: str, module: str) -> Child:
+        return Child(
+            name=name,
+            argv=[sys.executable, "-m", module],
+            env=self.env,
+            log_path=self.data_dir / "logs" / f"{name}.log",
+        )
+
+    async def start_services(self) -> None:
+        timeout = START_TIMEOUT.get_float()
+        for service in SERVICES:
+            self.children[service] = self._child(service, f"services.{service}")
+        await asyncio.gather(*(c.start() for c in self.children.values()))
+        waits = [wait_serving(self.env[f"LUNA_{s.upper()}_ADDRESS"], timeout) for s in SERVICES]
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        failed = [
+            f"{s} ({r}; see {self.children[s].log_path})"
+            for s, r in zip(SERVICES, results, strict=True)
+            if isinstance(r, BaseException)
+        ]
+        if failed:
+            raise RuntimeError("services did not start: " + ", ".join(failed))
+        self.children["gateway"] = self._child("gateway", "services.gateway")
+        await self.children["gateway"].start()
+        try:
+            await wait_http(f"{self.url}/version", timeout, self.children["gateway"])
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; see {self.children['gateway'].log_path}") from None
+
+    @property
+    def url(self) -> str:
+        host = self.env.get("LUNA_HOST", config.gateway_host())
+        port = self.env.get("LUNA_PORT", str(config.gateway_port()))
+        return f"http://{host}:{port}"
+
+    def write_runtime(self) -> None:
+        runtime = {
+            "url": self.url,
+            "database_url": self.env["LUNA_DATABASE_URL"],
+            "nats_url": self.env["LUNA_NATS_URL"],
+            "supervisor_pid": os.getpid(),
+            "services": {
+                name: {
+                    "pid": child.process.pid if child.process else None,
+                    "address": self.env.get(f"LUNA_{name.upper()}_ADDRESS", self.url),
+                    "log": str(child.log_path),
+                }
+                for name, child in self.children.items()
+            },
+        }
+        (self.data_dir / "runtime.json").write_text(json.dumps(runtime, indent=2))
+
+    async def watch(self) -> None:
+        """Restart any child that exits while we are not stopping."""
+        while not self._stopping.is_set():
+            for child in self.children.values():
+                proc = child.process
+                if proc is None or proc.returncode is None:
+                    continue
+                backoff = min(30.0, 2.0 ** min(child.restarts, 5))
+                if time.monotonic() - child.started_at > 60:
+                    child.restarts = 0  # it ran fine for a while: forgive old crashes
+                log.warning(
+                    "%s exited with %s; restarting in %.0fs (restart #%d, log %s)",
+                    child.name,
+                    proc.returncode,
+                    backoff,
+                    child.restarts + 1,
+                    child.log_path,
+                )
+                child.restarts += 1
+                child.process = None
+                asyncio.get_running_loop().call_later(
+                    backoff, lambda c=child: asyncio.ensure_future(self._restart(c))
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 0.5)
+
+    async def _restart(self, child: Child) -> None:
+        if self._stopping.is_set():
+            return
+        await child.start()
+        log.info("%s restarted (pid %s)", child.name, child.process.pid if child.process else "?")
+        self.write_runtime()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        gateway = self.children.get("gateway")
+        if gateway is not None:
+            await gateway.stop()
+        await asyncio.gather(
+            *(c.stop() for n, c in self.children.items() if n != "gateway"),
+            return_exceptions=True,
+        )
+        for child in self.children.values():
+            if child.log_file is not None:
+                child.log_file.close()
+        if self.nats is not None:
+            await self.nats.stop()
+        if self.postgres is not None:
+            await self.postgres.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / "runtime.json").unlink()
+
+    async def run(self) -> None:
+        self._lock()
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        started = False
+
+        def on_signal() -> None:
+            # While starting, nothing watches the stop event: cancel the start itself.
+            self._stopping.set()
+            if not started and main is not None:
+                main.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            await self.start_infrastructure()
+            await self.start_services()
+            started = True
+            self.write_runtime()
+            print(
+                f"LUNA platform is up: {self.url}  (data: {self.data_dir}; Ctrl-C stops)",
+                flush=True,
+            )
+            await self.watch()
+        finally:
+            log.info("stopping")
+            await self.stop()
+            log.info("stopped")
+
+
+async def status(data_dir: Path) -> int:
+    """Print each service's health from runtime.json; non-zero when anything is down."""
+    path = data_dir / "runtime.json"
+    if not path.exists():
+        print(f"not running (no {path})")
+        return 1
+    runtime = json.loads(path.read_text())
+    worst = 0
+    for name, info in runtime["services"].items():
+        if name == "gateway":
+            try:
+                await wait_http(f"{runtime['url']}/healthcheck", 3)
+                state = "SERVING"
+            except TimeoutError:
+                state, worst = "NOT SERVING", 1
+        else:
+            try:
+                await wait_serving(info["address"], 3)
+                state = "SERVING"
+            except TimeoutError:
+                state, worst = "NOT SERVING", 1
+        print(f"{name:10} {state:12} pid={info['pid']:<8} {info['address']}")
+    return worst

@@ -1,0 +1,128 @@
+"""Backends: request batching in onnxruntime, and the Triton path via the KServe test server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from services.estimator.backends import OnnxRuntimeBackend, TritonBackend, make_backend
+from services.estimator.core import Estimator
+from services.estimator.kserve_server import start_server
+
+ALL = {
+    "face_descriptor",
+    "basic_attributes",
+    "head_pose",
+    "landmarks68",
+    "emotions",
+    "mask",
+    "quality",
+    "liveness",
+}
+
+
+@pytest.fixture(scope="module")
+async def kserve(model_repo: Path) -> AsyncIterator[str]:
+    server, port = await start_server(model_repo, port=0)
+    yield f"127.0.0.1:{port}"
+    await server.stop(None)
+
+
+async def test_concurrent_requests_are_batched(model_repo: Path) -> None:
+    be = OnnxRuntimeBackend(model_repo, batch_window_s=0.01)
+    calls: list[int] = []
+    run = be.run_sync
+
+    def spy(model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        calls.append(next(iter(inputs.values())).shape[0])
+        return run(model, inputs)
+
+    be.run_sync = spy  # type: ignore[method-assign]
+    rng = np.random.default_rng(1)
+    xs = [rng.uniform(0, 255, (n, 3, 112, 112)).astype(np.float32) for n in (1, 2, 1, 3)]
+    outs = await asyncio.gather(*(be.infer("sface", {"data": x}) for x in xs))
+    assert calls == [7]  # one model run for four requests
+    for x, o in zip(xs, outs, strict=True):
+        single = run("sface", {"data": x})["fc1"]
+        assert o["fc1"].shape == (x.shape[0], 128)
+        np.testing.assert_allclose(o["fc1"], single, atol=1e-4)
+    # a fixed-batch model is never concatenated
+    calls.clear()
+    blob = np.zeros((1, 3, 640, 640), np.float32)
+    await asyncio.gather(*(be.infer("yunet", {"input": blob}) for _ in range(2)))
+    assert calls == [1, 1]
+    await be.close()
+
+
+async def test_batch_errors_reach_every_caller(model_repo: Path) -> None:
+    be = OnnxRuntimeBackend(model_repo)
+    bad = {"data": np.zeros((1, 3, 50, 50), np.float32)}
+    results = await asyncio.gather(
+        be.infer("sface", bad), be.infer("sface", bad), return_exceptions=True
+    )
+    assert all(isinstance(r, Exception) for r in results)
+    with pytest.raises(FileNotFoundError):
+        await be.infer("nope", bad)
+    await be.close()
+
+
+def test_backend_selection(model_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LUNA_ESTIMATOR_BACKEND", "onnxruntime")
+    assert isinstance(make_backend(repo_dir=model_repo), OnnxRuntimeBackend)
+    monkeypatch.setenv("LUNA_ESTIMATOR_BACKEND", "triton")
+    monkeypatch.setenv("LUNA_TRITON_URL", "127.0.0.1:1")
+    assert isinstance(make_backend(repo_dir=model_repo), TritonBackend)
+    with pytest.raises(ValueError):
+        make_backend("tensorrt", repo_dir=model_repo)
+
+
+async def test_kserve_server_metadata(kserve: str) -> None:
+    client = grpcclient.InferenceServerClient(kserve)
+    assert await client.is_server_live() and await client.is_server_ready()
+    assert await client.is_model_ready("sface") and not await client.is_model_ready("nope")
+    meta = await client.get_model_metadata("sface")
+    assert meta.inputs[0].name == "data" and list(meta.inputs[0].shape) == [-1, 3, 112, 112]
+    cfg = await client.get_model_config("sface")
+    assert cfg.config.max_batch_size == 32 and list(cfg.config.input[0].dims) == [3, 112, 112]
+    with pytest.raises(InferenceServerException) as ei:
+        await client.get_model_metadata("nope")
+    assert "unknown model" in str(ei.value)
+    await client.close()
+
+
+async def test_triton_backend_matches_onnxruntime(
+    kserve: str,
+    model_repo: Path,
+    estimator: Estimator,
+    astronaut: np.ndarray,
+    load_image: Callable[[str], np.ndarray],
+) -> None:
+    triton = Estimator(
+        TritonBackend(kserve, model_repo), model_repo, detector="yunet", sample_format="png"
+    )
+    for img in (astronaut, load_image("p3.jpg")):
+        a = await estimator.detect(img, estimations=ALL, detect_body=True)
+        b = await triton.detect(img, estimations=ALL, detect_body=True)
+        assert len(a.faces) == len(b.faces) and len(a.bodies) == len(b.bodies)
+        for fa, fb in zip(a.faces, b.faces, strict=True):
+            da = np.frombuffer(fa.descriptor or b"", "<f4")
+            db = np.frombuffer(fb.descriptor or b"", "<f4")
+            np.testing.assert_allclose(da, db, atol=1e-4)
+            assert fa.estimations["basic_attributes"] == fb.estimations["basic_attributes"]
+            for k in ("pitch", "roll", "yaw"):
+                assert abs(fa.estimations["head_pose"][k] - fb.estimations["head_pose"][k]) < 1e-3  # type: ignore[index]
+    await triton.close()
+
+
+async def test_triton_backend_reports_server_errors(kserve: str, model_repo: Path) -> None:
+    be = TritonBackend(kserve, model_repo)
+    with pytest.raises((InferenceServerException, grpc.RpcError)):
+        await be.infer("sface", {"data": np.zeros((1, 3, 50, 50), np.float32)})
+    await be.close()

@@ -1,0 +1,124 @@
+"""FACES_CHANGES: what each write publishes, in commit order, with the right content; nothing
+for a failed write; and nothing lost when NATS was unreachable at commit time."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+from luna.faces.v1 import changes_pb2
+
+from services.common import errors
+from services.faces.descriptors import checked
+from services.faces.faces import Faces
+from services.faces.outbox import Publisher
+
+from .conftest import World, read_changes
+
+K = changes_pb2.FaceChange.Kind
+
+
+def raw(seed: int) -> bytes:
+    return np.random.default_rng(seed).standard_normal(128).astype("<f4").tobytes()
+
+
+async def test_face_lifecycle_messages(world: World) -> None:
+    a = world.a.account_id
+    lst = await world.lists.create(world.a)
+    face = await world.faces.create(
+        world.a, attribute=checked([(raw(1), 200)], [], None, []), list_ids=[lst.list_id]
+    )
+    bare = await world.faces.create(world.a)
+    await world.faces.put_attribute(world.a, face.face_id, checked([(raw(2), 59)], [], None, []))
+    await world.lists.detach(world.a, lst.list_id, [face.face_id])
+    await world.lists.attach(world.a, lst.list_id, [face.face_id, bare.face_id])
+    await world.faces.update(world.a, face.face_id, user_data="not published")
+    await world.faces.delete_attribute(world.a, face.face_id)
+    await world.faces.delete(world.a, face.face_id)
+    await world.lists.delete(world.a, lst.list_id)
+
+    got = await read_changes(world.js, a)
+    summary = [(c.kind, c.face_id, c.descriptor_version, bool(c.descriptor)) for c in got]
+    f, b = face.face_id, bare.face_id
+    assert summary == [
+        (K.KIND_UPSERT_FACE, f, 200, True),  # created with a descriptor
+        (K.KIND_UPSERT_FACE, b, 0, False),  # created without one
+        (K.KIND_UPSERT_FACE, f, 200, False),  # attribute replaced: version 200 is gone...
+        (K.KIND_UPSERT_FACE, f, 59, True),  # ...and version 59 is new
+        (K.KIND_DETACH, f, 0, False),
+        (K.KIND_ATTACH, f, 59, True),  # attach carries the face's newest descriptor
+        (K.KIND_ATTACH, b, 0, False),
+        (K.KIND_UPSERT_FACE, f, 0, False),  # attribute deleted
+        (K.KIND_DELETE_FACE, f, 0, False),
+        (K.KIND_DELETE_LIST, "", 0, False),
+    ]
+    assert all(c.account_id == a for c in got)
+    assert len({c.change_id for c in got}) == len(got)
+    assert list(got[0].list_ids) == [lst.list_id]
+    vec = np.frombuffer(got[0].descriptor, dtype="<f4")
+    assert abs(float(np.linalg.norm(vec)) - 1.0) < 1e-5
+    assert np.allclose(
+        vec, np.frombuffer(raw(1), "<f4") / np.linalg.norm(np.frombuffer(raw(1), "<f4"))
+    )
+    assert got[4].list_id == lst.list_id and list(got[4].list_ids) == []
+    assert list(got[6].list_ids) == [lst.list_id]
+    assert list(got[8].list_ids) == [lst.list_id]  # the lists the deleted face was in
+    assert got[9].list_id == lst.list_id
+    assert [c.time.ToDatetime() for c in got] == sorted(c.time.ToDatetime() for c in got)
+
+
+async def test_delete_list_with_faces_publishes_faces_then_list(world: World) -> None:
+    lst = await world.lists.create(world.a)
+    faces = [await world.faces.create(world.a, list_ids=[lst.list_id]) for _ in range(2)]
+    await world.lists.delete(world.a, lst.list_id, with_faces=True)
+    got = (await read_changes(world.js, world.a.account_id))[2:]
+    assert [c.kind for c in got] == [K.KIND_DELETE_FACE, K.KIND_DELETE_FACE, K.KIND_DELETE_LIST]
+    assert {c.face_id for c in got[:2]} == {f.face_id for f in faces}
+
+
+async def test_failed_writes_publish_nothing(world: World) -> None:
+    face = await world.faces.create(world.a)
+    with pytest.raises(errors.LunaError):
+        await world.faces.create(world.a, list_ids=[str(uuid.uuid4())])
+    with pytest.raises(errors.LunaError):
+        await world.faces.delete_many(world.a, [face.face_id, str(uuid.uuid4())])
+    with pytest.raises(errors.LunaError):
+        await world.faces.delete(world.b, face.face_id)
+    assert [c.face_id for c in await read_changes(world.js, world.a.account_id)] == [face.face_id]
+    assert await read_changes(world.js, world.b.account_id) == []
+
+
+async def test_changes_survive_nats_being_unreachable(world: World) -> None:
+    # A publisher without JetStream stands for NATS being down at commit time.
+    offline = Faces(world.pool, Publisher(world.pool, None))
+    made = [await offline.create(world.a) for _ in range(3)]
+    assert await read_changes(world.js, world.a.account_id) == []
+    async with world.pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM faces_outbox")
+        assert (await cur.fetchone())["n"] == 3  # type: ignore[index]
+    # The next flush (a later write, or the periodic one) publishes them, in order, once.
+    assert await world.publisher.flush() == 3
+    assert await world.publisher.flush() == 0
+    got = await read_changes(world.js, world.a.account_id)
+    assert [c.face_id for c in got] == [f.face_id for f in made]
+
+
+async def test_deleting_an_account_announces_its_faces_and_lists(world: World) -> None:
+    from services.faces.accounts import Accounts
+
+    lst = await world.lists.create(world.a)
+    face = await world.faces.create(
+        world.a, attribute=checked([(raw(3), 200)], [], None, []), list_ids=[lst.list_id]
+    )
+    other = await world.faces.create(world.b)
+    await Accounts(world.pool, world.publisher).delete(world.a.account_id)
+    got = (await read_changes(world.js, world.a.account_id))[1:]
+    assert [(c.kind, c.face_id) for c in got] == [
+        (K.KIND_DELETE_FACE, face.face_id),
+        (K.KIND_DELETE_LIST, ""),
+    ]
+    assert list(got[0].list_ids) == [lst.list_id] and got[1].list_id == lst.list_id
+    assert await world.faces.get(world.b, other.face_id)  # the other account is untouched
+    with pytest.raises(errors.LunaError):
+        await world.faces.get(world.a, face.face_id)

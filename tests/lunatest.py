@@ -1,0 +1,58 @@
+"""Helpers for REST tests: credentials headers, account creation and error assertions."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from typing import Any
+
+import aiohttp
+
+REQUEST_ID_RE = re.compile(
+    r"^[0-9]{10},[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}$"
+)
+UUID_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
+
+
+def basic(login: str, password: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{login}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def unique_login(prefix: str = "user") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def create_account(
+    http: aiohttp.ClientSession, url: str, account_type: str = "user", password: str = "secret1"
+) -> tuple[str, dict[str, str]]:
+    """A new account; returns its id and Basic credentials headers."""
+    login = unique_login()
+    async with http.post(
+        f"{url}/6/accounts",
+        json={"login": login, "password": password, "account_type": account_type},
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        account_id = (await resp.json())["account_id"]
+    return account_id, basic(login, password)
+
+
+async def assert_error(
+    resp: aiohttp.ClientResponse, status: int, code: int, detail_part: str | None = None
+) -> dict[str, Any]:
+    """A LUNA error: the status, the code, the three documented fields, the request id."""
+    body = await resp.json(content_type=None)
+    assert resp.status == status, body
+    assert set(body) >= {"error_code", "desc", "detail"}, body
+    assert body["error_code"] == code, body
+    assert isinstance(body["desc"], str) and body["desc"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    if detail_part is not None:
+        assert detail_part in body["detail"], body
+    assert REQUEST_ID_RE.match(resp.headers["Luna-Request-Id"])
+    return body

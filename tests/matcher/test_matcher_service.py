@@ -1,0 +1,560 @@
+"""MatcherService in-process against real NATS (JetStream) and PostgreSQL on random ports, with
+the faces service's real servicers on an in-process gRPC server: read-your-writes through the
+stream, account isolation, filters, limit/threshold, the HNSW path, snapshot + replay
+restarts, the full-load path, and LUNA errors."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import psycopg
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from luna.common.v1 import account_pb2, error_pb2
+from luna.faces.v1 import (
+    attributes_pb2,
+    attributes_pb2_grpc,
+    faces_pb2,
+    faces_pb2_grpc,
+    lists_pb2,
+    lists_pb2_grpc,
+)
+from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
+
+from services.common import db, errors, nats_streams
+from services.common.embedded import EmbeddedNats, EmbeddedPostgres
+from services.common.grpc_server import ErrorInterceptor
+from services.common.testing import _with_database, running_nats, running_postgres, temp_database
+from services.faces.attributes import Attributes
+from services.faces.faces import Faces
+from services.faces.grpc_service import AttributesServicer, FacesServicer, ListsServicer
+from services.faces.lists import Lists
+from services.faces.outbox import Publisher
+from services.matcher.app import MatcherState
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "faces" / "migrations"
+VERSION = 200
+DIM = 128
+
+
+# --- infrastructure -----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+async def pg(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedPostgres]:
+    async with running_postgres(tmp_path_factory.mktemp("matcher-pg")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def template(pg: EmbeddedPostgres) -> AsyncIterator[str]:
+    async with temp_database(pg.url, prefix="matcher_template") as url:
+        pool = await db.create_pool(url, max_size=2)
+        await db.migrate(pool, "faces", MIGRATIONS)
+        await pool.close()
+        yield url.rsplit("/", 1)[-1] if "://" in url else conninfo_to_dict(url)["dbname"]
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
+    # One NATS per test: each test's FACES_CHANGES stream starts empty, as a platform's does.
+    async with running_nats(tmp_path / "nats") as server:
+        yield server
+
+
+@pytest.fixture
+async def pool(pg: EmbeddedPostgres, template: str) -> AsyncIterator[AsyncConnectionPool]:
+    name = f"matcher_{uuid.uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(pg.url, autocommit=True) as conn:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'.encode())
+    pool = await db.create_pool(_with_database(pg.url, name), max_size=8)
+    yield pool
+    await pool.close()
+    async with await psycopg.AsyncConnection.connect(pg.url, autocommit=True) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+@dataclass
+class World:
+    faces: Any
+    lists: Any
+    attrs: Any
+    a: account_pb2.AccountScope
+    b: account_pb2.AccountScope
+    admin: account_pb2.AccountScope  # advanced user reading every account
+    start_matcher: Callable[..., Any]
+    snapshot_dir: Path
+
+
+@pytest.fixture
+async def world(
+    pool: AsyncConnectionPool,
+    nats_server: EmbeddedNats,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[World]:
+    made = [str(uuid.uuid4()) for _ in range(3)]
+    async with pool.connection() as conn:
+        for account_id, kind in zip(made, ("user", "user", "advanced_user"), strict=True):
+            await conn.execute(
+                "INSERT INTO accounts (account_id, login, password_hash, account_type)"
+                " VALUES (%s, %s, 'x', %s)",
+                (account_id, f"{account_id}@example.com", kind),
+            )
+    nc = await nats_streams.connect(nats_server.url, name="tests-matcher-faces")
+    js = nc.jetstream()
+    await nats_streams.ensure_streams(js)
+    publisher = Publisher(pool, js)
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    faces_pb2_grpc.add_FacesServiceServicer_to_server(FacesServicer(Faces(pool, publisher)), server)
+    lists_pb2_grpc.add_ListsServiceServicer_to_server(ListsServicer(Lists(pool, publisher)), server)
+    attributes_pb2_grpc.add_AttributesServiceServicer_to_server(
+        AttributesServicer(Attributes(pool)), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    faces_address = f"127.0.0.1:{port}"
+    snapshot_dir = tmp_path / "snapshots"
+    monkeypatch.setenv("LUNA_MATCHER_SNAPSHOT_DIR", str(snapshot_dir))
+    monkeypatch.setenv("LUNA_MATCHER_SNAPSHOT_INTERVAL", "0")
+    states: list[MatcherState] = []
+    servers: list[grpc.aio.Server] = []
+
+    async def start_matcher(**env: str) -> tuple[MatcherState, Any]:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        state = MatcherState()
+        await state.start(nats_server.url, faces_address)
+        srv = grpc.aio.server(interceptors=[ErrorInterceptor()])
+        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(state.servicer(), srv)
+        mport = srv.add_insecure_port("127.0.0.1:0")
+        await srv.start()
+        states.append(state)
+        servers.append(srv)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{mport}")
+        return state, matcher_pb2_grpc.MatcherServiceStub(channel)
+
+    async with grpc.aio.insecure_channel(faces_address) as ch:
+        yield World(
+            faces=faces_pb2_grpc.FacesServiceStub(ch),
+            lists=lists_pb2_grpc.ListsServiceStub(ch),
+            attrs=attributes_pb2_grpc.AttributesServiceStub(ch),
+            a=account_pb2.AccountScope(account_id=made[0]),
+            b=account_pb2.AccountScope(account_id=made[1]),
+            admin=account_pb2.AccountScope(account_id=made[2], see_all=True),
+            start_matcher=start_matcher,
+            snapshot_dir=snapshot_dir,
+        )
+    for srv in servers:
+        await srv.stop(None)
+    for state in states:
+        await state.stop(snapshot=False)
+    await server.stop(None)
+    await nc.close()
+
+
+# --- helpers ------------------------------------------------------------------------------
+def identity(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def sample(centre: np.ndarray, seed: int, noise: float = 0.6) -> np.ndarray:
+    v = centre + np.random.default_rng(seed).standard_normal(DIM).astype(np.float32) * (
+        noise / np.sqrt(DIM)
+    )
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def raw(vec: np.ndarray, version: int = VERSION) -> matcher_pb2.RawDescriptor:
+    return matcher_pb2.RawDescriptor(descriptor=vec.astype("<f4").tobytes(), version=version)
+
+
+async def create_face(
+    w: World, scope: account_pb2.AccountScope, vec: np.ndarray | None, **fields: Any
+) -> str:
+    req = faces_pb2.CreateFaceRequest(scope=scope, **fields)
+    if vec is not None:
+        req.attribute.data.descriptors.add(descriptor=vec.astype("<f4").tobytes(), version=VERSION)
+    return (await w.faces.CreateFace(req)).face.face_id
+
+
+async def create_list(w: World, scope: account_pb2.AccountScope) -> str:
+    return (await w.lists.CreateList(lists_pb2.CreateListRequest(scope=scope))).list.list_id
+
+
+def by_descriptor(vec: np.ndarray, rid: str = "q") -> matcher_pb2.Reference:
+    return matcher_pb2.Reference(id=rid, descriptor=raw(vec))
+
+
+async def match(
+    stub: Any,
+    scope: account_pb2.AccountScope,
+    refs: list[matcher_pb2.Reference],
+    *cands: matcher_pb2.FaceCandidates,
+) -> matcher_pb2.MatchFacesResponse:
+    return await stub.MatchFaces(
+        matcher_pb2.MatchFacesRequest(scope=scope, references=refs, candidates=list(cands))
+    )
+
+
+def ids_of(resp: matcher_pb2.MatchFacesResponse, ref: int = 0, cand: int = 0) -> list[str]:
+    return [m.face.face_id for m in resp.results[ref].candidates[cand].matches]
+
+
+def luna_code(exc: grpc.aio.AioRpcError) -> int:
+    for key, value in exc.trailing_metadata() or ():
+        if key == errors.ERROR_TRAILER:
+            return error_pb2.ErrorDetail.FromString(value).error_code
+    raise AssertionError(f"no LUNA error trailer: {exc}")
+
+
+async def expect_error(code: int, call: Any) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    assert luna_code(info.value) == code, info.value
+
+
+# --- tests --------------------------------------------------------------------------------
+async def test_matchable_when_create_returns_and_gone_when_delete_returns(world: World) -> None:
+    w = world
+    _, stub = await w.start_matcher()
+    person = identity(1)
+    waits = []
+    for i in range(20):
+        fid = await create_face(w, w.a, sample(person, 100 + i), user_data=f"u{i}")
+        began = time.perf_counter()
+        resp = await match(
+            stub,
+            w.a,
+            [matcher_pb2.Reference(id=fid, face_id=fid)],
+            matcher_pb2.FaceCandidates(face_ids=[fid], limit=1),
+        )
+        waits.append(time.perf_counter() - began)
+        assert ids_of(resp) == [fid]
+        assert resp.results[0].candidates[0].matches[0].similarity == pytest.approx(1.0, abs=1e-5)
+        assert resp.results[0].candidates[0].matches[0].face.user_data == f"u{i}"
+        await w.faces.DeleteFace(faces_pb2.DeleteFaceRequest(scope=w.a, face_id=fid))
+        resp = await match(
+            stub,
+            w.a,
+            [by_descriptor(sample(person, 100 + i))],
+            matcher_pb2.FaceCandidates(limit=30),
+        )
+        assert fid not in ids_of(resp)
+    assert sorted(waits)[len(waits) // 2] < 0.5  # the median match, wait included, is quick
+
+
+async def test_accounts_are_isolated_unless_see_all(world: World) -> None:
+    w = world
+    _, stub = await w.start_matcher()
+    person = identity(2)
+    fa = await create_face(w, w.a, sample(person, 1))
+    fb = await create_face(w, w.b, sample(person, 2))
+    q = [by_descriptor(sample(person, 3))]
+    everyone = matcher_pb2.FaceCandidates(limit=10)
+    assert ids_of(await match(stub, w.a, q, everyone)) == [fa]
+    assert ids_of(await match(stub, w.b, q, everyone)) == [fb]
+    # B names A's face as a candidate or as a reference: invisible / not found.
+    got = await match(stub, w.b, q, matcher_pb2.FaceCandidates(face_ids=[fa, fb]))
+    assert ids_of(got) == [fb]
+    await expect_error(22002, match(stub, w.b, [matcher_pb2.Reference(face_id=fa)], everyone))
+    # An advanced user reading every account sees both, or one account with the filter.
+    assert set(ids_of(await match(stub, w.admin, q, everyone))) == {fa, fb}
+    only_b = account_pb2.AccountScope(
+        account_id=w.admin.account_id, see_all=True, filter_account_id=w.b.account_id
+    )
+    assert ids_of(await match(stub, only_b, q, everyone)) == [fb]
+
+
+async def test_lists_filters_limit_threshold(world: World) -> None:
+    w = world
+    _, stub = await w.start_matcher()
+    person, other = identity(3), identity(4)
+    l1, l2 = await create_list(w, w.a), await create_list(w, w.a)
+    t0 = Timestamp()
+    t0.GetCurrentTime()
+    same = [
+        await create_face(
+            w,
+            w.a,
+            sample(person, 10 + i),
+            list_ids=[l1] if i < 3 else [l2],
+            user_data=f"person {i}",
+            external_id=f"ext-{i % 2}",
+        )
+        for i in range(6)
+    ]
+    stranger = await create_face(w, w.a, other, list_ids=[l1], user_data="stranger")
+    q = [by_descriptor(sample(person, 99))]
+
+    got = await match(stub, w.a, q, matcher_pb2.FaceCandidates(list_id=l1, limit=10))
+    assert set(ids_of(got)) == {*same[:3], stranger}
+    # Default limit is 3, results best first.
+    resp = await match(stub, w.a, q, matcher_pb2.FaceCandidates())
+    sims = [m.similarity for m in resp.results[0].candidates[0].matches]
+    assert len(sims) == 3 and sims == sorted(sims, reverse=True)
+    assert resp.results[0].candidates[0].total_found == 3
+    # Threshold drops the stranger (cosine ~0 -> similarity ~0.01).
+    resp = await match(stub, w.a, q, matcher_pb2.FaceCandidates(limit=100, threshold=0.3))
+    assert set(ids_of(resp)) == set(same)
+    assert all(m.similarity >= 0.3 for m in resp.results[0].candidates[0].matches)
+    # Filters only PostgreSQL knows, alone and combined with the list.
+    got = await match(stub, w.a, q, matcher_pb2.FaceCandidates(user_data="stranger", limit=10))
+    assert ids_of(got) == [stranger]
+    got = await match(stub, w.a, q, matcher_pb2.FaceCandidates(external_ids=["ext-1"], limit=10))
+    assert set(ids_of(got)) == {same[1], same[3], same[5]}
+    got = await match(
+        stub, w.a, q, matcher_pb2.FaceCandidates(list_id=l2, external_ids=["ext-0"], limit=10)
+    )
+    assert ids_of(got) == [same[4]]
+    got = await match(stub, w.a, q, matcher_pb2.FaceCandidates(create_time_gte=t0, limit=10))
+    assert len(ids_of(got)) == 7
+    future = Timestamp(seconds=t0.seconds + 3600)
+    got = await match(stub, w.a, q, matcher_pb2.FaceCandidates(create_time_gte=future))
+    assert ids_of(got) == []
+    # face_ids and list together: the intersection.
+    got = await match(
+        stub, w.a, q, matcher_pb2.FaceCandidates(list_id=l1, face_ids=[same[0], same[4]])
+    )
+    assert ids_of(got) == [same[0]]
+    # Several references x several candidate sets; the result rows follow request order.
+    resp = await match(
+        stub,
+        w.a,
+        [*q, by_descriptor(other, "o")],
+        matcher_pb2.FaceCandidates(list_id=l1, limit=1),
+        matcher_pb2.FaceCandidates(list_id=l2, limit=1),
+    )
+    assert [r.reference.id for r in resp.results] == ["q", "o"]
+    assert ids_of(resp, 1, 0) == [stranger]
+    assert ids_of(resp, 0, 1)[0] in same[3:]
+    # Attach / detach / delete list follow the stream at once.
+    await w.lists.AttachFaces(
+        lists_pb2.AttachFacesRequest(scope=w.a, list_id=l2, face_ids=[stranger])
+    )
+    got = await match(
+        stub, w.a, [by_descriptor(other)], matcher_pb2.FaceCandidates(list_id=l2, limit=1)
+    )
+    assert ids_of(got) == [stranger]
+    assert list(got.results[0].candidates[0].matches[0].face.list_ids) == [l1, l2]
+    await w.lists.DetachFaces(
+        lists_pb2.DetachFacesRequest(scope=w.a, list_id=l2, face_ids=[stranger])
+    )
+    got = await match(
+        stub, w.a, [by_descriptor(other)], matcher_pb2.FaceCandidates(list_id=l2, limit=10)
+    )
+    assert stranger not in ids_of(got)
+    await w.lists.DeleteList(lists_pb2.DeleteListRequest(scope=w.a, list_id=l1))
+    got = await match(stub, w.a, q, matcher_pb2.FaceCandidates(list_id=l1, limit=10))
+    assert ids_of(got) == []
+
+
+async def test_references_by_face_attribute_external_id(world: World) -> None:
+    w = world
+    _, stub = await w.start_matcher()
+    person = identity(5)
+    f1 = await create_face(w, w.a, sample(person, 1), external_id="alice")
+    f2 = await create_face(w, w.a, sample(person, 2), external_id="alice")
+    f3 = await create_face(w, w.a, sample(person, 3))
+    no_descriptor = await create_face(w, w.a, None, external_id="nobody")
+    attr = await w.attrs.CreateAttribute(
+        attributes_pb2.CreateAttributeRequest(
+            scope=w.a,
+            data=attributes_pb2.AttributeData(
+                descriptors=[
+                    attributes_pb2.Descriptor(
+                        descriptor=sample(person, 4).astype("<f4").tobytes(), version=VERSION
+                    )
+                ]
+            ),
+            ttl_seconds=60,
+        )
+    )
+    aid = attr.attribute.attribute_id
+    cands = matcher_pb2.FaceCandidates(face_ids=[f3], limit=1)
+    resp = await match(
+        stub,
+        w.a,
+        [
+            matcher_pb2.Reference(id=f1, face_id=f1),
+            matcher_pb2.Reference(id=aid, attribute_id=aid),
+            matcher_pb2.Reference(id="alice", external_id="alice"),
+        ],
+        cands,
+    )
+    # The external id names two faces: one result per face.
+    assert [(r.reference.id, r.face_id) for r in resp.results] == [
+        (f1, f1),
+        (aid, ""),
+        ("alice", min(f1, f2)),
+        ("alice", max(f1, f2)),
+    ]
+    assert all(ids_of(resp, i) == [f3] for i in range(4))
+    assert all(r.candidates[0].matches[0].similarity > 0.5 for r in resp.results)
+    # Not found / no descriptor.
+    missing = str(uuid.uuid4())
+    await expect_error(22002, match(stub, w.a, [matcher_pb2.Reference(face_id=missing)], cands))
+    await expect_error(
+        22011, match(stub, w.a, [matcher_pb2.Reference(attribute_id=missing)], cands)
+    )
+    await expect_error(11041, match(stub, w.a, [matcher_pb2.Reference(external_id="zz")], cands))
+    await expect_error(
+        11032, match(stub, w.a, [matcher_pb2.Reference(face_id=no_descriptor)], cands)
+    )
+
+
+async def test_bad_input_gets_luna_errors(world: World) -> None:
+    w = world
+    _, stub = await w.start_matcher()
+    good = identity(6)
+    c = matcher_pb2.FaceCandidates()
+    bad_refs = {
+        12034: matcher_pb2.RawDescriptor(descriptor=good[:64].tobytes(), version=VERSION),
+        26302: matcher_pb2.RawDescriptor(
+            descriptor=np.full(DIM, np.nan, np.float32).tobytes(), version=VERSION
+        ),
+        31001: matcher_pb2.RawDescriptor(descriptor=good.tobytes(), version=59),
+    }
+    for code, desc in bad_refs.items():
+        await expect_error(code, match(stub, w.a, [matcher_pb2.Reference(descriptor=desc)], c))
+    await expect_error(
+        12034,
+        match(
+            stub,
+            w.a,
+            [matcher_pb2.Reference(descriptor=matcher_pb2.RawDescriptor(descriptor=b"abc"))],
+            c,
+        ),
+    )
+    await expect_error(12031, match(stub, w.a, [by_descriptor(good)] * 31, c))
+    await expect_error(12031, match(stub, w.a, [by_descriptor(good)], *([c] * 31)))
+    await expect_error(12031, match(stub, w.a, [], c))
+    await expect_error(
+        12031, match(stub, w.a, [by_descriptor(good)], matcher_pb2.FaceCandidates(threshold=1.5))
+    )
+    await expect_error(
+        12031,
+        match(stub, w.a, [by_descriptor(good)], matcher_pb2.FaceCandidates(face_ids=["nope"])),
+    )
+    # No candidate sets at all is allowed (0..30): each reference gets an empty list.
+    resp = await match(stub, w.a, [by_descriptor(good)])
+    assert len(resp.results) == 1 and not resp.results[0].candidates
+
+
+async def test_match_raw(world: World) -> None:
+    w = world
+    _, stub = await w.start_matcher()
+    person = identity(7)
+    ents = [
+        matcher_pb2.RawEntity(id=f"c{i}", descriptor=raw(v))
+        for i, v in enumerate([identity(8), sample(person, 1), identity(9)])
+    ]
+    resp = await stub.MatchRaw(
+        matcher_pb2.MatchRawRequest(
+            references=[matcher_pb2.RawEntity(id="r", descriptor=raw(sample(person, 2)))],
+            candidates=ents,
+        )
+    )
+    row = resp.results[0]
+    assert row.reference_id == "r"
+    assert row.matches[0].candidate_id == "c1"
+    assert row.matches[0].similarity > 0.5 > row.matches[1].similarity
+    await expect_error(
+        31001,
+        stub.MatchRaw(
+            matcher_pb2.MatchRawRequest(
+                references=[matcher_pb2.RawEntity(id="r", descriptor=raw(person, 57))],
+                candidates=ents,
+            )
+        ),
+    )
+
+
+async def test_hnsw_path_equals_exact(world: World) -> None:
+    w = world
+    state, stub = await w.start_matcher(LUNA_MATCHER_INDEX_THRESHOLD="60")
+    lst = await create_list(w, w.a)
+    made = [
+        await create_face(w, w.a, sample(identity(1000 + i // 2), i), list_ids=[lst])
+        for i in range(90)
+    ]
+    assert state.sync is not None
+    assert state.sync.ix.wait_for_builds(30)
+    stats = await stub.GetIndexStats(matcher_pb2.GetIndexStatsRequest())
+    modes = {c.list_id: c.mode for c in stats.collections if c.kind == "list"}
+    assert modes[lst] == "hnsw" and stats.faces == 90
+    for i in range(0, 90, 9):
+        q = [by_descriptor(sample(identity(1000 + i // 2), 5000 + i))]
+        hnsw = await match(stub, w.a, q, matcher_pb2.FaceCandidates(list_id=lst, limit=2))
+        exact = await match(stub, w.a, q, matcher_pb2.FaceCandidates(face_ids=made, limit=2))
+        assert ids_of(hnsw) == ids_of(exact)
+        assert set(ids_of(hnsw)) == {made[i - i % 2], made[i - i % 2 + 1]}
+
+
+async def test_restart_from_snapshot_replays_and_full_load(world: World) -> None:
+    w = world
+    state, stub = await w.start_matcher()
+    lst = await create_list(w, w.a)
+    people = [identity(200 + i) for i in range(5)]
+    faces = [await create_face(w, w.a, sample(p, 1), list_ids=[lst]) for p in people]
+    queries = [[by_descriptor(sample(p, 2))] for p in people]
+    cands = matcher_pb2.FaceCandidates(list_id=lst, limit=5)
+
+    async def answers(s: Any) -> list[list[tuple[str, float]]]:
+        out = []
+        for q in queries:
+            r = await match(s, w.a, q, cands)
+            out.append(
+                [
+                    (m.face.face_id, round(m.similarity, 5))
+                    for m in r.results[0].candidates[0].matches
+                ]
+            )
+        return out
+
+    before = await answers(stub)
+    assert [row[0][0] for row in before] == faces
+    await state.stop()  # graceful: writes a snapshot at the current stream sequence
+    snap = await _snapshot_seq(w.snapshot_dir)
+    assert snap > 0
+    state1b, stub1b = await w.start_matcher()  # snapshot, nothing to replay
+    assert await answers(stub1b) == before
+    await state1b.stop()
+    # Changes while the matcher is down are replayed from the stream after the snapshot.
+    await w.faces.DeleteFace(faces_pb2.DeleteFaceRequest(scope=w.a, face_id=faces[0]))
+    late = await create_face(w, w.a, sample(people[0], 3), list_ids=[lst])
+    state2, stub2 = await w.start_matcher()
+    assert state2.sync is not None and state2.sync.snapshot_seq == snap
+    got = await answers(stub2)
+    assert got[0][0][0] == late and faces[0] not in {f for row in got for f, _ in row}
+    assert [row[0] for row in got[1:]] == [row[0] for row in before[1:]]
+    # The same state loaded from scratch (no snapshot) answers identically.
+    await state2.stop(snapshot=False)
+    for path in w.snapshot_dir.iterdir():
+        if path.is_file():
+            path.unlink()
+    state3, stub3 = await w.start_matcher()
+    assert state3.sync is not None and state3.sync.snapshot_seq == 0
+    assert await answers(stub3) == got
+    # Admin: snapshot now, rebuild.
+    snap_reply = await stub3.SaveSnapshot(matcher_pb2.SaveSnapshotRequest())
+    assert snap_reply.stream_seq == state3.sync.applied_seq
+    rebuilt = await stub3.RebuildIndex(matcher_pb2.RebuildIndexRequest())
+    assert rebuilt.faces == 5
+    assert await answers(stub3) == got
+
+
+async def _snapshot_seq(root: Path) -> int:
+    from services.matcher.core.snapshot import current_snapshot
+
+    path = current_snapshot(root)
+    assert path is not None
+    return int(path.name.split("-")[1])

@@ -1,0 +1,73 @@
+"""Pure parts of authentication and authorization: no network."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from services.common import errors, permissions
+from services.common.permissions import Principal
+from services.gateway import request_ids
+from services.gateway.auth import _basic_pair
+
+
+def test_request_ids_are_generated_in_luna_format() -> None:
+    rid = request_ids.new_request_id()
+    assert request_ids.is_valid(rid)
+    assert not request_ids.is_valid("1536751345,not-a-uuid")
+    assert not request_ids.is_valid("153675134,8b8b5937-2e9c-4e8b-a7a7-5caf86621b5a")
+    assert request_ids.new_request_id() != rid
+
+
+def test_basic_header_parsing() -> None:
+    raw = base64.b64encode(b"luna@visionlabs.ru:pa:ss").decode()
+    assert _basic_pair(raw) == ("luna@visionlabs.ru", "pa:ss")
+    for bad in ("!!!", base64.b64encode(b"no-colon").decode(), base64.b64encode(b":pw").decode()):
+        with pytest.raises(errors.LunaError) as exc:
+            _basic_pair(bad)
+        assert exc.value.code == errors.BAD_BASIC_AUTH
+        assert exc.value.http_status == 401
+
+
+@pytest.mark.parametrize(
+    ("account_type", "method", "area", "sees_all"),
+    [
+        ("user", "basic", "all", False),
+        ("advanced_user", "basic", "all", True),
+        ("admin", "basic", "all", True),
+        ("advanced_user", "bearer", "all", True),
+        ("advanced_user", "bearer", "account", False),
+        ("user", "bearer", "all", False),
+        ("advanced_user", "account_id", "all", False),
+    ],
+)
+def test_visibility_matrix(account_type: str, method: str, area: str, sees_all: bool) -> None:
+    principal = Principal("a", account_type, method, visibility_area=area)
+    assert principal.sees_all is sees_all
+
+
+def test_token_permissions_restrict_bearers_only() -> None:
+    token = Principal("a", "user", "bearer", permissions={"face": ("view",)})
+    assert token.allows("face", "view")
+    assert not token.allows("face", "deletion")
+    assert not token.allows("list", "view")
+    assert Principal("a", "user", "basic").allows("list", "deletion")
+
+
+def test_permission_validation() -> None:
+    assert permissions.validate_permissions({"face": ["view", "creation"]}) is None
+    assert permissions.validate_permissions({"emit_events": {"allowed": 1}}) is None
+    assert "unknown" in (permissions.validate_permissions({"faces": ["view"]}) or "")
+    assert "does not accept" in (permissions.validate_permissions({"face": ["fly"]}) or "")
+    assert "twice" in (permissions.validate_permissions({"face": ["view", "view"]}) or "")
+    assert permissions.validate_permissions({"emit_events": ["allowed"]}) is not None
+
+
+def test_permissions_round_trip_through_protobuf() -> None:
+    perms = {
+        "face": ["view"],
+        "list": [],
+        "emit_events": {"allowed": 1, "white_list": ["8b8b5937-2e9c-4e8b-a7a7-5caf86621b5a"]},
+    }
+    assert permissions.from_pb(permissions.to_pb(perms)) == perms

@@ -1,0 +1,80 @@
+"""services/common without a network: config, errors, times, JWTs, passwords."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+
+from services.common import config, errors, times
+from services.faces import jwt_tokens, passwords
+
+SECRET = "a-test-secret-long-enough-for-hs256-0123456789"
+
+
+def test_settings_are_declared_once_and_read_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = config.declare("LUNA_TEST_ONLY_SETTING", 7, "a test setting")
+    assert s.get_int() == 7
+    monkeypatch.setenv("LUNA_TEST_ONLY_SETTING", "9")
+    assert s.get_int() == 9
+    with pytest.raises(ValueError):
+        config.declare("NOT_LUNA", 1, "bad name")
+
+
+def test_every_setting_is_listed_with_a_doc() -> None:
+    names = {s.name: s for s in config.declared()}
+    for expected in (
+        "LUNA_PORT",
+        "LUNA_DATA_DIR",
+        "LUNA_DATABASE_URL",
+        "LUNA_NATS_URL",
+        "LUNA_FACES_ADDRESS",
+        "LUNA_AUTH_CACHE_TTL",
+        "LUNA_TOKEN_SECRET",
+    ):
+        assert expected in names
+    assert all(s.doc for s in names.values())
+    assert os.environ.get("LUNA_TEST_ONLY_SETTING") is None
+
+
+def test_luna_errors_carry_registered_status_and_desc() -> None:
+    err = errors.LunaError(errors.BAD_JSON, "Failed to validate input json. Path: 'x'")
+    assert (err.http_status, err.desc) == (400, "Bad/incomplete input data")
+    assert err.as_json() == {
+        "error_code": 12022,
+        "desc": "Bad/incomplete input data",
+        "detail": "Failed to validate input json. Path: 'x'",
+    }
+    assert errors.LunaError(errors.UNAUTHORIZED).http_status == 401
+    assert errors.grpc_status_for(404) == grpc.StatusCode.NOT_FOUND
+    assert errors.grpc_status_for(418) == grpc.StatusCode.INVALID_ARGUMENT
+    unknown = errors.LunaError(987654, "x")
+    assert unknown.http_status == 500  # never invent a client error for an unknown code
+
+
+def test_times_round_trip() -> None:
+    now = times.now()
+    text = times.to_rfc3339(now)
+    assert text is not None and text.endswith("Z")
+    assert times.parse_rfc3339(text) == now
+    assert times.from_timestamp(times.to_timestamp(now)) == now
+    assert times.parse_rfc3339("2021-08-11T14:57:18.416928+03:00").utcoffset() is not None
+
+
+def test_jwt_issue_and_decode() -> None:
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    jwt = jwt_tokens.issue(SECRET, "tid", "aid", expires)
+    payload = jwt_tokens.decode(SECRET, jwt)
+    assert payload is not None and payload["tokenId"] == "tid" and payload["accountId"] == "aid"
+    assert jwt_tokens.decode(SECRET[::-1], jwt) is None
+    assert jwt_tokens.issue(SECRET, "tid", "aid", None) != jwt
+
+
+async def test_passwords_hash_and_verify() -> None:
+    hashed = await passwords.hash_password("pa55word")
+    assert hashed.startswith("$argon2id$") and "pa55word" not in hashed
+    assert await passwords.verify_password(hashed, "pa55word")
+    assert not await passwords.verify_password(hashed, "pa55wore")
+    assert not await passwords.verify_password("garbage", "pa55word")

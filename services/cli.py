@@ -37,7 +37,9 @@ def _config(args: argparse.Namespace) -> int:
     if args.markdown:
         print("| variable | default | meaning |\n|---|---|---|")
         for s in settings:
-            print(f"| `{s.name}` | `{s.default}` | {s.doc} |")
+            # Defaults under the checkout are shown relative to it, so the table is portable.
+            default = s.default.replace(str(config.REPO_ROOT), "<repo>")
+            print(f"| `{s.name}` | `{default}` | {s.doc} |")
     else:
         for s in settings:
             print(f"{s.name}={s.get()}")

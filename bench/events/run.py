@@ -5,11 +5,11 @@
 
 Population: 100k faces through REST is slow (each request authenticates and validates JSON),
 so the faces are created over the faces gRPC API (CreateFace with the descriptor given as
-attribute data, 64 calls in flight, then AttachFaces to the list 1000 at a time).
-Descriptors are random unit vectors of the estimator's dimension and version, so the probe
-has no true match: matching cost is scanning/searching the whole list, the same as for a
-true match. The matcher indexes them from the faces change stream; the run waits until
-its index holds every face.
+attribute data and the list to link, 64 calls in flight). Descriptors are the clustered
+synthetic identities of bench/matcher/data.py (shaped like SFace's, not uniform noise), so
+the HNSW search costs what it costs on real galleries; the probe's real descriptor has no
+true match among them, and matching cost does not depend on that. The matcher indexes them
+from the faces change stream; the run waits until its index holds every face.
 
 Components (each alone, concurrency 1, same platform, same image): EstimatorService.Detect
 with face_descriptor, MatcherService.MatchFaces of that descriptor against the list,
@@ -32,17 +32,17 @@ from typing import Any
 
 import aiohttp
 import grpc
-import numpy as np
 from google.protobuf import struct_pb2
 from luna.common.v1 import account_pb2
 from luna.estimator.v1 import estimator_pb2, estimator_pb2_grpc
 from luna.events.v1 import events_pb2, events_pb2_grpc
-from luna.faces.v1 import attributes_pb2, faces_pb2, faces_pb2_grpc, lists_pb2, lists_pb2_grpc
+from luna.faces.v1 import attributes_pb2, faces_pb2, faces_pb2_grpc
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from PIL import Image
 from skimage import data
 
 from bench.common import closed_loop, running_platform, save
+from bench.matcher.data import generate
 
 LOGIN, PASSWORD = "bench-events@example.com", "secret123"
 
@@ -68,28 +68,25 @@ def astronaut_jpeg() -> bytes:
 async def populate(
     address: str, account_id: str, list_id: str, n: int, dim: int, version: int
 ) -> float:
-    rng = np.random.default_rng(7)
+    gallery = generate(n, n_queries=1, dim=dim).gallery
     t0 = time.perf_counter()
     scope = account_pb2.AccountScope(account_id=account_id)
     async with grpc.aio.insecure_channel(address) as ch:
         stub = faces_pb2_grpc.FacesServiceStub(ch)
-        made: list[str] = []
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(n):
             queue.put_nowait(i)
 
         async def worker() -> None:
             while not queue.empty():
-                queue.get_nowait()
-                v = rng.standard_normal(dim).astype("<f4")
-                v /= np.linalg.norm(v)
-                # No list_ids here: concurrent CreateFace calls linking to one list deadlock
-                # in the faces service (DeadlockDetected, reported); links go in batches below.
-                req = faces_pb2.CreateFaceRequest(scope=scope)
+                i = queue.get_nowait()
+                req = faces_pb2.CreateFaceRequest(scope=scope, list_ids=[list_id])
                 req.attribute.data.descriptors.append(
-                    attributes_pb2.Descriptor(descriptor=v.tobytes(), version=version)
+                    attributes_pb2.Descriptor(
+                        descriptor=gallery[i].astype("<f4").tobytes(), version=version
+                    )
                 )
-                made.append((await stub.CreateFace(req)).face.face_id)
+                await stub.CreateFace(req)
 
         async def progress() -> None:
             while not queue.empty():
@@ -99,13 +96,6 @@ async def populate(
         ticker = asyncio.ensure_future(progress())
         await asyncio.gather(*(worker() for _ in range(64)))
         ticker.cancel()
-        lists = lists_pb2_grpc.ListsServiceStub(ch)
-        for start in range(0, len(made), 1000):
-            await lists.AttachFaces(
-                lists_pb2.AttachFacesRequest(
-                    scope=scope, list_id=list_id, face_ids=made[start : start + 1000]
-                )
-            )
     return time.perf_counter() - t0
 
 

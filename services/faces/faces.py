@@ -270,10 +270,12 @@ class Faces:
             async with self._pool.connection() as conn, conn.transaction():
                 data = await _resolve(conn, scope.account_id, attribute, ATTRIBUTE_NOT_FOUND)
                 if lists:
-                    # Shared locks keep the lists alive until this face is linked.
+                    # Lock the lists (in id order) before linking: this transaction updates
+                    # their last_update_time below, and two creates holding shared locks
+                    # on one list would deadlock on that update.
                     cur = await conn.execute(
                         "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
-                        " AND account_id = %s ORDER BY list_id FOR SHARE",
+                        " AND account_id = %s ORDER BY list_id FOR NO KEY UPDATE",
                         (lists, scope.account_id),
                     )
                     found = {r["list_id"] for r in await cur.fetchall()}

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 from luna.estimator.v1 import estimator_pb2_grpc
-from luna.events.v1 import events_pb2_grpc, handlers_pb2_grpc, verifiers_pb2_grpc
-from luna.events.v1 import pipeline_pb2_grpc
+from luna.events.v1 import events_pb2_grpc, handlers_pb2_grpc, pipeline_pb2_grpc, verifiers_pb2_grpc
 from luna.faces.v1 import (
     accounts_pb2_grpc,
     attributes_pb2_grpc,

@@ -225,6 +225,19 @@ async def test_create_with_a_missing_list_writes_nothing(world: World) -> None:
             assert (await cur.fetchone())["n"] == 0, table  # type: ignore[index]
 
 
+async def test_concurrent_creates_into_one_list_all_succeed(world: World) -> None:
+    # Regression: shared list locks followed by the last_update_time update deadlocked.
+    lst = await world.lists.create(world.a)
+    made = await asyncio.gather(
+        *(
+            world.faces.create(world.a, attribute=data(seed), list_ids=[lst.list_id])
+            for seed in range(32)
+        )
+    )
+    assert len({f.face_id for f in made}) == 32
+    assert await world.faces.count(world.a, FaceFilter(list_id=lst.list_id)) == 32
+
+
 async def test_bad_descriptors_are_refused(world: World) -> None:
     for raw in (b"", b"abc", np.zeros(8, "<f4").tobytes(), np.full(8, np.nan, "<f4").tobytes()):
         with pytest.raises(errors.LunaError) as info:

@@ -78,3 +78,24 @@ async def test_passwords_hash_and_verify() -> None:
     assert await passwords.verify_password(hashed, "pa55word")
     assert not await passwords.verify_password(hashed, "pa55wore")
     assert not await passwords.verify_password("garbage", "pa55word")
+
+
+def test_readme_configuration_table_is_current() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUNA_")}
+    table = subprocess.run(
+        [sys.executable, "-m", "services", "config", "--markdown"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    readme = (root / "README.md").read_text()
+    start = readme.index("<!-- config-table:start -->\n") + len("<!-- config-table:start -->\n")
+    block = readme[start : readme.index("<!-- config-table:end -->")]
+    assert block == table, "README's configuration table is stale: paste `luna config --markdown`"

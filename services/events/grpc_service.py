@@ -15,7 +15,7 @@ from luna.events.v1 import (
     verifiers_pb2_grpc,
 )
 
-from services.common import logs, times
+from services.common import errors, logs, times
 from services.events import statistics
 from services.events.events import (
     DescriptorIn,
@@ -28,7 +28,8 @@ from services.events.events import (
 )
 from services.events.handlers import Handler, HandlerFields, HandlerFilter, Handlers
 from services.events.pbjson import from_struct, from_value, to_list_value, to_struct
-from services.events.policies import validate_handler_policies
+from services.events.pipeline_match import MAX_EVENT_CANDIDATES, select_event_candidates
+from services.events.policies import validate_event_candidate_filters, validate_handler_policies
 from services.events.scoping import Scope
 from services.events.verifiers import Verifier, Verifiers
 
@@ -388,5 +389,32 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
             descriptors=[
                 events_pb2.EventDescriptorItem(event_id=i, descriptor=d, version=v)
                 for i, d, v in found
+            ]
+        )
+
+    async def SelectEventCandidates(
+        self, request: events_pb2.SelectEventCandidatesRequest, context: Ctx
+    ) -> events_pb2.SelectEventCandidatesResponse:
+        filters = validate_event_candidate_filters(from_struct(request.filters), ["filters"])
+        limit = request.limit or MAX_EVENT_CANDIDATES
+        if not 1 <= limit <= MAX_EVENT_CANDIDATES:
+            raise errors.LunaError(errors.BAD_INPUT, "limit must be in 1..10000")
+        found = await select_event_candidates(
+            self._e,
+            scope_of(request.scope),
+            filters,
+            kind=request.kind,
+            version=request.version,
+            limit=limit,
+        )
+        return events_pb2.SelectEventCandidatesResponse(
+            candidates=[
+                events_pb2.EventCandidate(
+                    event_id=c.event_id,
+                    descriptor=c.descriptor,
+                    version=c.version,
+                    event=to_struct(c.event),
+                )
+                for c in found
             ]
         )

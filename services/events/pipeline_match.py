@@ -147,6 +147,44 @@ def _event_json(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class EventCandidate:
+    event_id: str
+    descriptor: bytes
+    version: int
+    event: dict[str, Any]  # the event as a match result shows it
+
+
+async def select_event_candidates(
+    events: Events,
+    scope: Scope,
+    filters: dict[str, Any],
+    *,
+    kind: int,
+    version: int,
+    limit: int = MAX_EVENT_CANDIDATES,
+) -> list[EventCandidate]:
+    """The newest `limit` events `filters` (validated LUNA event candidate filters) name that
+    hold a descriptor of `version`, newest first."""
+    flt = event_filter(filters)
+    found: dict[str, dict[str, Any]] = {}
+    page = 1
+    while len(found) < limit:
+        batch = await events.list(scope, flt, page=page, page_size=_EVENT_PAGE)
+        found.update({e.event_id: _event_json(e.data) for e in batch})
+        if len(batch) < _EVENT_PAGE:
+            break
+        page += 1
+    ids = list(found)[:limit]
+    have: dict[str, tuple[bytes, int]] = {}
+    for start in range(0, len(ids), _EVENT_PAGE):
+        rows = await events.descriptors(
+            scope, kind=kind, version=version, event_ids=ids[start : start + _EVENT_PAGE]
+        )
+        have.update({eid: (d, v) for eid, d, v in rows})
+    return [EventCandidate(i, *have[i], found[i]) for i in ids if i in have]
+
+
 async def match_events(
     matcher: Any,
     events: Events,
@@ -159,35 +197,18 @@ async def match_events(
     core_scope = Scope(scope.account_id)
     if c.get("account_id") and c["account_id"] != scope.account_id and scope.see_all:
         core_scope = Scope(scope.account_id, True, c["account_id"])
-    flt = event_filter(c)
-    found: dict[str, dict[str, Any]] = {}
-    page = 1
-    while len(found) < MAX_EVENT_CANDIDATES:
-        batch = await events.list(core_scope, flt, page=page, page_size=_EVENT_PAGE)
-        found.update({e.event_id: _event_json(e.data) for e in batch})
-        if len(batch) < _EVENT_PAGE:
-            break
-        page += 1
     out: dict[int, list[dict[str, Any]]] = {r.key: [] for r in refs}
-    if not found or not refs:
+    if not refs:
         return out
-    ids = list(found)
     by_version: dict[int, list[Reference]] = {}
     for r in refs:
         by_version.setdefault(r.version, []).append(r)
     limit, threshold = entry.get("limit", 3), float(entry.get("threshold", 0.0))
     for version, vrefs in by_version.items():
-        cands: list[mpb.RawEntity] = []
-        for start in range(0, len(ids), _EVENT_PAGE):
-            rows = await events.descriptors(
-                core_scope, kind=FACE, version=version, event_ids=ids[start : start + _EVENT_PAGE]
-            )
-            cands += [
-                mpb.RawEntity(id=eid, descriptor=mpb.RawDescriptor(descriptor=d, version=v))
-                for eid, d, v in rows
-            ]
-        if not cands:
+        found = await select_event_candidates(events, core_scope, c, kind=FACE, version=version)
+        if not found:
             continue
+        events_by_id = {f.event_id: f.event for f in found}
         reply = await matcher.MatchRaw(
             mpb.MatchRawRequest(
                 references=[
@@ -197,13 +218,19 @@ async def match_events(
                     )
                     for r in vrefs
                 ],
-                candidates=cands,
+                candidates=[
+                    mpb.RawEntity(
+                        id=f.event_id,
+                        descriptor=mpb.RawDescriptor(descriptor=f.descriptor, version=f.version),
+                    )
+                    for f in found
+                ],
             )
         )
         for result in reply.results:
             best = sorted(result.matches, key=lambda m: -m.similarity)
             out[int(result.reference_id)] = [
-                {"event": found[m.candidate_id], "similarity": round(m.similarity, 6)}
+                {"event": events_by_id[m.candidate_id], "similarity": round(m.similarity, 6)}
                 for m in best
                 if m.similarity >= threshold
             ][:limit]

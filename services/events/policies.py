@@ -517,19 +517,30 @@ def validate_handler_policies(policies: Any) -> dict[str, Any]:
 
 
 def _check_time_filters(policies: dict[str, Any]) -> None:
+    for i, match in enumerate(policies["match_policy"]):
+        _check_candidate_times(match["candidates"], ["policies", "match_policy", i, "candidates"])
+
+
+def _check_candidate_times(candidates: dict[str, Any], path: list[Any]) -> None:
     # A date-time that matches the pattern can still be impossible (month 13).
     from datetime import datetime
 
-    for i, match in enumerate(policies["match_policy"]):
-        for key, value in match["candidates"].items():
-            if key.endswith(("time__gte", "time__lt")) and not value.startswith("now-"):
-                try:
-                    datetime.fromisoformat(re.sub(r"[Zz]$", "+00:00", value))
-                except ValueError:
-                    raise bad_json(
-                        ["policies", "match_policy", i, "candidates", key],
-                        "invalid datetime format",
-                    ) from None
+    for key, value in candidates.items():
+        if key.endswith(("time__gte", "time__lt")) and not value.startswith("now-"):
+            try:
+                datetime.fromisoformat(re.sub(r"[Zz]$", "+00:00", value))
+            except ValueError:
+                raise bad_json([*path, key], "invalid datetime format") from None
+
+
+EVENT_CANDIDATES_SCHEMA = PolicySchema(_obj(EVENT_CANDIDATE_FILTERS))
+
+
+def validate_event_candidate_filters(filters: Any, path: list[Any]) -> dict[str, Any]:
+    """LUNA candidate_event filters (/6/matcher/faces), as match_policy's event candidates."""
+    out = EVENT_CANDIDATES_SCHEMA.validate(filters, prefix=".".join(map(str, path)))
+    _check_candidate_times(out, path)
+    return out
 
 
 def validate_verifier_policies(policies: Any) -> dict[str, Any]:

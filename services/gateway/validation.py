@@ -237,7 +237,30 @@ def _pick(errors: list[ValidationError]) -> ValidationError:
     """The error LUNA would report first: the best match, descending into oneOf/anyOf branches."""
     error = best_match(errors)
     assert error is not None
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        branch = _discriminated_branch(error.context)
+        if branch:
+            return _pick(branch)
     return error
+
+
+def _discriminated_branch(context: list[ValidationError]) -> list[ValidationError] | None:
+    """The errors of the one branch whose top-level enum/required checks the instance passes.
+
+    A branch failing those (`target: events` against the faces branch, a missing `target`)
+    is not what the client meant; when exactly one branch is left, its error is the useful one.
+    """
+    branches: dict[Any, list[ValidationError]] = {}
+    for e in context:
+        branches.setdefault(e.schema_path[0] if e.schema_path else None, []).append(e)
+    meant = [
+        errs
+        for errs in branches.values()
+        if not any(
+            e.validator in ("enum", "const", "required") and len(e.relative_path) <= 1 for e in errs
+        )
+    ]
+    return meant[0] if len(meant) == 1 else None
 
 
 def _body_error(error: ValidationError) -> LunaError:

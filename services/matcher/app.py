@@ -1,4 +1,4 @@
-"""Wiring of the matcher service: NATS, the faces stubs, the initial load, the servicer.
+"""Wiring of the matcher service: NATS, the faces and events stubs, the initial load, the servicer.
 
 `startup` finishes the initial load and stream replay before the server binds, so gRPC
 health only reports SERVING (and `luna up` only proceeds) once matches see every face.
@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 import grpc
+from luna.events.v1 import events_pb2_grpc
 from luna.faces.v1 import attributes_pb2_grpc, faces_pb2_grpc
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from nats.aio.client import Client as NATS
@@ -30,17 +31,24 @@ log = logging.getLogger("luna.matcher")
 class MatcherState:
     nc: NATS | None = None
     channel: grpc.aio.Channel | None = None
+    events_channel: grpc.aio.Channel | None = None
     sync: Sync | None = None
     matching: Matching | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def start(self, nats_url: str, faces_address: str | None = None) -> None:
+    async def start(
+        self, nats_url: str, faces_address: str | None = None, events_address: str | None = None
+    ) -> None:
         self.nc = await nats_streams.connect(nats_url, name="matcher")
         js = self.nc.jetstream()
         await nats_streams.ensure_streams(js)
         self.channel = grpc_client.channel("faces", faces_address)
         faces = grpc_client.stub(faces_pb2_grpc.FacesServiceStub, self.channel)
         attributes = grpc_client.stub(attributes_pb2_grpc.AttributesServiceStub, self.channel)
+        # Only event references and candidates use it; it connects lazily, so the matcher
+        # starts (and serves face matching) while the events service is still starting.
+        self.events_channel = grpc_client.channel("events", events_address)
+        events = grpc_client.stub(events_pb2_grpc.EventsServiceStub, self.events_channel)
         self.sync = Sync(
             js,
             faces,
@@ -52,6 +60,7 @@ class MatcherState:
             self.sync,
             faces,
             attributes,
+            events,
             consistency_wait=settings.CONSISTENCY_WAIT.get_float(),
             filter_max_faces=settings.FILTER_MAX_FACES.get_int(),
         )
@@ -76,8 +85,9 @@ class MatcherState:
                 except Exception:
                     log.exception("snapshot at shutdown failed")
             await self.sync.close()
-        if self.channel is not None:
-            await self.channel.close()
+        for channel in (self.channel, self.events_channel):
+            if channel is not None:
+                await channel.close()
         if self.nc is not None:
             await self.nc.close()
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from google.protobuf import json_format
 from luna.common.v1 import account_pb2, paging_pb2
+from luna.events.v1 import events_pb2
 from luna.faces.v1 import attributes_pb2, faces_pb2
 from luna.matcher.v1 import matcher_pb2
 
@@ -37,6 +39,8 @@ from services.matcher.sync import Sync
 BAD_INPUT = 12031  # "Bad/incomplete input data {value}"
 FACE_NOT_FOUND = 22002
 NO_FACE_WITH_EXTERNAL_ID = 11041
+NO_EVENT_WITH_EXTERNAL_ID = 11057
+EVENT_DESCRIPTOR_NOT_FOUND = 22018
 DESCRIPTOR_NOT_FOUND = 11018
 MAX_REFERENCES = 30
 MAX_CANDIDATE_SETS = 30
@@ -52,6 +56,7 @@ class Resolved:
     face_id: str
     vector: np.ndarray  # (dim,) unit float32
     index: int = 0  # position of the reference in the request
+    event_id: str = ""
 
 
 def _bad(detail: str) -> errors.LunaError:
@@ -108,8 +113,13 @@ def _check_ids(values: Sequence[str], path: str) -> None:
 def validate(req: matcher_pb2.MatchFacesRequest) -> None:
     if not 1 <= len(req.references) <= MAX_REFERENCES:
         raise _bad(f"references: 1..{MAX_REFERENCES} items required")
-    if len(req.candidates) > MAX_CANDIDATE_SETS:
+    if len(req.candidates) + len(req.event_candidates) > MAX_CANDIDATE_SETS:
         raise _bad(f"candidates: at most {MAX_CANDIDATE_SETS} items")
+    for i, e in enumerate(req.event_candidates):
+        if not 0 <= e.limit <= MAX_LIMIT:
+            raise _bad(f"candidates.{i}.limit: must be within 1..{MAX_LIMIT}")
+        if not 0.0 <= e.threshold <= 1.0:
+            raise _bad(f"candidates.{i}.threshold: must be within 0..1")
     for i, c in enumerate(req.candidates):
         if not 0 <= c.limit <= MAX_LIMIT:
             raise _bad(f"candidates.{i}.limit: must be within 1..{MAX_LIMIT}")
@@ -122,7 +132,7 @@ def validate(req: matcher_pb2.MatchFacesRequest) -> None:
         which = r.WhichOneof("source")
         if which is None:
             raise _bad(f"references.{i}: no source")
-        if which in ("face_id", "attribute_id"):
+        if which in ("face_id", "attribute_id", "event_id"):
             _check_ids([getattr(r, which)], f"references.{i}.{which}")
 
 
@@ -132,6 +142,7 @@ class Matching:
         sync: Sync,
         faces: Any,  # LunaStub of FacesService
         attributes: Any,  # LunaStub of AttributesService
+        events: Any,  # LunaStub of EventsService (event references and candidates)
         *,
         consistency_wait: float,
         filter_max_faces: int,
@@ -139,6 +150,7 @@ class Matching:
         self.sync = sync
         self.faces = faces
         self.attributes = attributes
+        self.events = events
         self.consistency_wait = consistency_wait
         self.filter_max_faces = filter_max_faces
 
@@ -174,14 +186,20 @@ class Matching:
                 self.version,
             )
             per_set.append(found)
+        event_sets = [await self._match_events(scope, e, queries) for e in req.event_candidates]
         records = await self._face_records(
             scope, {m.face_id for rows in per_set for row in rows for m in row}
         )
         out = matcher_pb2.MatchFacesResponse()
         for j, ref in enumerate(refs):
             res = out.results.add(
-                reference=ref.reference, face_id=ref.face_id, reference_index=ref.index
+                reference=ref.reference,
+                face_id=ref.face_id,
+                event_id=ref.event_id,
+                reference_index=ref.index,
             )
+            for event_rows in event_sets:
+                res.event_candidates.append(event_rows[j])
             for rows in per_set:
                 cr = res.candidates.add()
                 for m in rows[j]:
@@ -209,6 +227,8 @@ class Matching:
             return [Resolved(ref, "", vec)]
         if which == "face_id":
             return [Resolved(ref, ref.face_id, await self._face_vector(ix, scope, ref.face_id))]
+        if which in ("event_id", "event_external_id"):
+            return await self._resolve_events(scope, ref)
         if which == "attribute_id":
             reply = await self.attributes.GetAttribute(
                 attributes_pb2.GetAttributeRequest(
@@ -246,6 +266,66 @@ class Matching:
                 f"Face descriptor of version {self.version} is not found for object with id "
                 f"'{reply.faces[0].face_id}'.",
             )
+        return out
+
+    async def _resolve_events(
+        self, scope: account_pb2.AccountScope, ref: matcher_pb2.Reference
+    ) -> list[Resolved]:
+        if ref.WhichOneof("source") == "event_id":
+            filters = {"event_ids": [ref.event_id]}
+        else:
+            filters = {"external_ids": [ref.event_external_id]}
+        found = await self._event_candidates(scope, filters, MAX_REFERENCES)
+        if found:
+            return [
+                Resolved(
+                    ref, "", unit_vector(c.descriptor, c.version, self.version), event_id=c.event_id
+                )
+                for c in sorted(found, key=lambda c: c.event_id)
+            ]
+        if ref.event_external_id:
+            raise errors.LunaError(
+                NO_EVENT_WITH_EXTERNAL_ID,
+                f"No one event found with external id {ref.event_external_id}",
+            )
+        # No descriptor: GetEvent raises 23001 when the event itself is not visible.
+        await self.events.GetEvent(events_pb2.GetEventRequest(scope=scope, event_id=ref.event_id))
+        raise errors.LunaError(
+            EVENT_DESCRIPTOR_NOT_FOUND,
+            f"Descriptor of version {self.version} is not found for object with id "
+            f"'{ref.event_id}'.",
+        )
+
+    async def _event_candidates(
+        self, scope: account_pb2.AccountScope, filters: dict[str, Any], limit: int = 0
+    ) -> Sequence[events_pb2.EventCandidate]:
+        request = events_pb2.SelectEventCandidatesRequest(
+            scope=scope, kind=events_pb2.DESCRIPTOR_KIND_FACE, version=self.version, limit=limit
+        )
+        request.filters.update(filters)
+        return (await self.events.SelectEventCandidates(request)).candidates
+
+    async def _match_events(
+        self,
+        scope: account_pb2.AccountScope,
+        c: matcher_pb2.EventCandidates,
+        queries: np.ndarray,
+    ) -> list[matcher_pb2.EventCandidatesResult]:
+        """One result per reference row of `queries`: the best events of the set, exactly."""
+        filters = json_format.MessageToDict(c.filters)
+        found = await self._event_candidates(scope, filters)
+        out = [matcher_pb2.EventCandidatesResult() for _ in range(queries.shape[0])]
+        if not found:
+            return out
+        vectors = np.stack([unit_vector(e.descriptor, e.version, self.version) for e in found])
+        sims = cosine_to_similarity(queries @ vectors.T)
+        limit = c.limit or DEFAULT_LIMIT
+        for j, row in enumerate(sims):
+            for k in np.argsort(-row, kind="stable")[:limit].tolist():
+                if row[k] < c.threshold:
+                    break
+                out[j].matches.add(event=found[k].event, similarity=float(row[k]))
+            out[j].total_found = len(out[j].matches)
         return out
 
     async def _face_vector(

@@ -57,6 +57,15 @@ async def _post(http: aiohttp.ClientSession, url: str, auth: dict[str, str], **k
         return body
 
 
+async def _match(
+    http: aiohttp.ClientSession, url: str, auth: dict[str, str], body: dict[str, Any]
+) -> Any:
+    async with http.post(f"{url}/6/matcher/faces", json=body, headers=auth) as resp:
+        got = await resp.json(content_type=None)
+        assert resp.status == 200, got
+        return got
+
+
 async def _counts(http: aiohttp.ClientSession, url: str, auth: dict[str, str]) -> tuple[int, int]:
     async with http.get(f"{url}/6/events?page_size=1000", headers=auth) as resp:
         events = len((await resp.json())["events"])
@@ -107,6 +116,7 @@ async def test_generate_match_store_notify_and_verify(
         data=enrolled,
         headers={"Content-Type": "image/jpeg"},
     )
+    enrol_event_id = got["events"][0]["event_id"]
     face = got["events"][0]["face"]
     assert face["lists"] == [list_id]
     face_id = face["face_id"]
@@ -224,3 +234,66 @@ async def test_generate_match_store_notify_and_verify(
     dets = other["images"][0]["detections"]["face_detections"]
     assert dets and all(not v["status"] for d in dets for v in d["verifications"])
     assert other["images"][0]["detections"]["overall_status"] is False
+
+    # 5. events as references and candidates of /6/matcher/faces
+    other_event = await _post(
+        http,
+        f"{url}/6/handlers/{handler_id}/events?source=gate-c",
+        auth,
+        data=stranger,
+        headers={"Content-Type": "image/jpeg"},
+    )
+    other_ids = [e["event_id"] for e in other_event["events"]]
+    body = {
+        "references": [{"type": "event", "id": event["event_id"]}],
+        "candidates": [
+            {"target": "events", "filters": {"handler_ids": [enrol["handler_id"]]}, "limit": 5},
+            {"filters": {"list_id": list_id}},
+        ],
+    }
+    matched = await _match(http, url, auth, body)
+    by_events, by_faces = matched[0]["matches"]
+    assert matched[0]["reference"] == {"type": "event", "id": event["event_id"]}
+    assert [r["event"]["event_id"] for r in by_events["result"]] == [enrol_event_id]
+    assert by_events["result"][0]["similarity"] > 0.5 and by_events["total_found"] == 1
+    assert by_events["result"][0]["event"]["external_id"] == "astro"
+    assert by_faces["result"][0]["face"]["face_id"] == face_id
+    body = {
+        "references": [{"type": "event_external_id", "id": "astro"}],
+        "candidates": [
+            {
+                "target": "events",
+                "filters": {"event_ids": [event["event_id"], *other_ids]},
+                "threshold": 0.5,
+            }
+        ],
+    }
+    matched = await _match(http, url, auth, body)
+    assert matched[0]["reference"]["event_id"] == enrol_event_id
+    result = matched[0]["matches"][0]["result"]
+    assert [r["event"]["event_id"] for r in result] == [event["event_id"]]
+    # Another account neither uses A's events as references nor finds them as candidates.
+    _, auth_b = await create_account(http, url)
+    async with http.post(
+        f"{url}/6/matcher/faces",
+        json={
+            "references": [{"type": "event", "id": event["event_id"]}],
+            "candidates": [{"target": "events", "filters": {}}],
+        },
+        headers=auth_b,
+    ) as resp:
+        await assert_error(resp, 404, 23001)
+    body = {
+        "references": [{"type": "event", "id": event["event_id"]}],
+        "candidates": [{"target": "events", "filters": {"event_ids": [enrol_event_id]}}],
+    }
+    matched = await _match(http, url, auth, body)
+    assert matched[0]["matches"][0]["total_found"] == 1
+    async with http.post(f"{url}/6/matcher/faces", json=body, headers=auth_b) as resp:
+        await assert_error(resp, 404, 23001)
+    body["references"] = [{"type": "face", "id": face_id}]
+    async with http.post(f"{url}/6/matcher/faces", json=body, headers=auth_b) as resp:
+        await assert_error(resp, 404, 22002)
+    body["candidates"][0]["filters"] = {"list_id": list_id}
+    async with http.post(f"{url}/6/matcher/faces", json=body, headers=auth) as resp:
+        await assert_error(resp, 400, 12022)

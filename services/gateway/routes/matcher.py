@@ -13,6 +13,7 @@ from services.common import errors, times
 from services.gateway.auth import AuthRule
 from services.gateway.routes.accounts import scope
 from services.gateway.routes.faces import face_json
+from services.gateway.routes.handlers import struct_json, to_struct
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -24,6 +25,7 @@ BODY_DESCRIPTOR_VERSION = 107  # LUNA's default body descriptor version
 
 # Reference types naming a stored object by `id`, and the proto field each maps to.
 _BY_ID = {"face": "face_id", "attribute": "attribute_id", "face_external_id": "external_id"}
+_EVENT_BY_ID = {"event": "event_id", "event_external_id": "event_external_id"}
 
 
 def _json_error(path: str, message: str) -> errors.LunaError:
@@ -60,17 +62,25 @@ def reference_pb(item: dict[str, Any], i: int) -> matcher_pb2.Reference:
             raise _json_error(f"{path}.id", "field required")
         setattr(ref, _BY_ID[kind], item["id"])
         return ref
-    if kind in ("event", "event_external_id"):
-        raise errors.LunaError(NOT_IMPLEMENTED, "Matching by events is not implemented yet")
+    if kind in _EVENT_BY_ID:
+        if not item.get("id"):
+            raise _json_error(f"{path}.id", "field required")
+        setattr(ref, _EVENT_BY_ID[kind], item["id"])
+        return ref
     ref.descriptor.CopyFrom(descriptor_pb(item, path))
     return ref
 
 
+def event_candidates_pb(item: dict[str, Any]) -> matcher_pb2.EventCandidates:
+    """candidate_event: its filters are checked by the events service (12022 with the path)."""
+    return matcher_pb2.EventCandidates(
+        filters=to_struct(item.get("filters") or {}),
+        limit=item.get("limit", 3),
+        threshold=item.get("threshold", 0.0),
+    )
+
+
 def candidates_pb(item: dict[str, Any], i: int) -> matcher_pb2.FaceCandidates:
-    if item.get("target", "faces") != "faces":
-        raise errors.LunaError(
-            NOT_IMPLEMENTED, f"Matching against {item['target']} is not implemented yet"
-        )
     f = item.get("filters") or {}
     out = matcher_pb2.FaceCandidates(
         list_id=f.get("list_id", ""),
@@ -97,7 +107,48 @@ def reference_json(item: dict[str, Any], result: matcher_pb2.ReferenceResult) ->
     out: dict[str, Any] = {"type": item["type"], "id": item.get("id")}
     if item["type"] == "face_external_id":
         out["face_id"] = result.face_id
+    elif item["type"] == "event_external_id":
+        out["event_id"] = result.event_id
     return out
+
+
+Split = tuple[
+    list[matcher_pb2.FaceCandidates], list[matcher_pb2.EventCandidates], list[tuple[str, int]]
+]
+
+
+def _split_candidates(cands_in: list[dict[str, Any]]) -> Split:
+    """Face and event candidate sets, plus where each request item's result is found."""
+    faces: list[matcher_pb2.FaceCandidates] = []
+    events: list[matcher_pb2.EventCandidates] = []
+    order: list[tuple[str, int]] = []
+    for i, item in enumerate(cands_in):
+        # The schema's oneOf (by target) leaves defaults to us; the response echoes them.
+        item.setdefault("target", "faces")
+        item.setdefault("limit", 3)
+        item.setdefault("threshold", 0)
+        target = item["target"]
+        if target == "faces":
+            order.append(("face", len(faces)))
+            faces.append(candidates_pb(item, i))
+        elif target == "events":
+            order.append(("event", len(events)))
+            events.append(event_candidates_pb(item))
+        else:
+            raise errors.LunaError(NOT_IMPLEMENTED, f"Matching against {target} is not implemented")
+    return faces, events, order
+
+
+def _matches_json(res: matcher_pb2.ReferenceResult, kind: str, k: int) -> tuple[list[Any], int]:
+    if kind == "face":
+        cr = res.candidates[k]
+        return [
+            {"face": face_json(m.face, None), "similarity": m.similarity} for m in cr.matches
+        ], cr.total_found
+    er = res.event_candidates[k]
+    return [
+        {"event": struct_json(m.event), "similarity": m.similarity} for m in er.matches
+    ], er.total_found
 
 
 @table.route(
@@ -111,10 +162,12 @@ async def match_faces(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body
     refs_in: list[dict[str, Any]] = body["references"]
     cands_in: list[dict[str, Any]] = body["candidates"]
+    face_sets, event_sets, order = _split_candidates(cands_in)
     request = matcher_pb2.MatchFacesRequest(
         scope=scope(ctx, ctx.query.get("account_id", "")),
         references=[reference_pb(r, i) for i, r in enumerate(refs_in)],
-        candidates=[candidates_pb(c, i) for i, c in enumerate(cands_in)],
+        candidates=face_sets,
+        event_candidates=event_sets,
     )
     reply = await ctx.clients.matcher.MatchFaces(request)
     out = []
@@ -125,15 +178,13 @@ async def match_faces(ctx: Ctx) -> web.Response:
                 "reference": reference_json(item, res),
                 "matches": [
                     {
-                        "filters": cands_in[k].get("filters", {}),
-                        "candidates": cands_in[k],
-                        "result": [
-                            {"face": face_json(m.face, None), "similarity": m.similarity}
-                            for m in cr.matches
-                        ],
-                        "total_found": cr.total_found,
+                        "filters": cands_in[n].get("filters", {}),
+                        "candidates": cands_in[n],
+                        "result": result,
+                        "total_found": total,
                     }
-                    for k, cr in enumerate(res.candidates)
+                    for n, (kind, k) in enumerate(order)
+                    for result, total in [_matches_json(res, kind, k)]
                 ],
             }
         )

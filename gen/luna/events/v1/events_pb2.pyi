@@ -349,3 +349,35 @@ class GetEventDescriptorsResponse(_message.Message):
     DESCRIPTORS_FIELD_NUMBER: _ClassVar[int]
     descriptors: _containers.RepeatedCompositeFieldContainer[EventDescriptorItem]
     def __init__(self, descriptors: _Optional[_Iterable[_Union[EventDescriptorItem, _Mapping]]] = ...) -> None: ...
+
+class SelectEventCandidatesRequest(_message.Message):
+    __slots__ = ("scope", "filters", "kind", "version", "limit")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    scope: _account_pb2.AccountScope
+    filters: _struct_pb2.Struct
+    kind: DescriptorKind
+    version: int
+    limit: int
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., filters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., kind: _Optional[_Union[DescriptorKind, str]] = ..., version: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class EventCandidate(_message.Message):
+    __slots__ = ("event_id", "descriptor", "version", "event")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    descriptor: bytes
+    version: int
+    event: _struct_pb2.Struct
+    def __init__(self, event_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., version: _Optional[int] = ..., event: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class SelectEventCandidatesResponse(_message.Message):
+    __slots__ = ("candidates",)
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[EventCandidate]
+    def __init__(self, candidates: _Optional[_Iterable[_Union[EventCandidate, _Mapping]]] = ...) -> None: ...

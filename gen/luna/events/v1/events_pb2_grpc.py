@@ -72,6 +72,11 @@ class EventsServiceStub:
                 request_serializer=luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsRequest.SerializeToString,
                 response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsResponse.FromString,
                 _registered_method=True)
+        self.SelectEventCandidates = channel.unary_unary(
+                '/luna.events.v1.EventsService/SelectEventCandidates',
+                request_serializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesRequest.SerializeToString,
+                response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesResponse.FromString,
+                _registered_method=True)
 
 
 class EventsServiceServicer:
@@ -130,6 +135,14 @@ class EventsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SelectEventCandidates(self, request, context):
+        """SelectEventCandidates picks the events a LUNA event-candidate filter names (newest first)
+        with their descriptors and a short event record, for matching against events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -167,6 +180,11 @@ def add_EventsServiceServicer_to_server(servicer, server):
                     servicer.GetEventDescriptors,
                     request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsRequest.FromString,
                     response_serializer=luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsResponse.SerializeToString,
+            ),
+            'SelectEventCandidates': grpc.unary_unary_rpc_method_handler(
+                    servicer.SelectEventCandidates,
+                    request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesRequest.FromString,
+                    response_serializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -361,6 +379,33 @@ class EventsService:
             '/luna.events.v1.EventsService/GetEventDescriptors',
             luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsRequest.SerializeToString,
             luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SelectEventCandidates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.events.v1.EventsService/SelectEventCandidates',
+            luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesRequest.SerializeToString,
+            luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,13 +23,14 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from luna.common.v1 import account_pb2 as luna_dot_common_dot_v1_dot_account__pb2
 from luna.common.v1 import info_pb2 as luna_dot_common_dot_v1_dot_info__pb2
 from luna.faces.v1 import faces_pb2 as luna_dot_faces_dot_v1_dot_faces__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dluna/matcher/v1/matcher.proto\x12\x0fluna.matcher.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cluna/common/v1/account.proto\x1a\x19luna/common/v1/info.proto\x1a\x19luna/faces/v1/faces.proto\"\x10\n\x0eGetInfoRequest\"<\n\x0fGetInfoResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.luna.common.v1.ServiceInfo\"4\n\rRawDescriptor\x12\x12\n\ndescriptor\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\x99\x01\n\tReference\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x07\x66\x61\x63\x65_id\x18\x02 \x01(\tH\x00\x12\x16\n\x0c\x61ttribute_id\x18\x03 \x01(\tH\x00\x12\x15\n\x0b\x65xternal_id\x18\x04 \x01(\tH\x00\x12\x34\n\ndescriptor\x18\x05 \x01(\x0b\x32\x1e.luna.matcher.v1.RawDescriptorH\x00\x42\x08\n\x06source\"\xb5\x02\n\x0e\x46\x61\x63\x65\x43\x61ndidates\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\x10\n\x08\x66\x61\x63\x65_ids\x18\x02 \x03(\t\x12\x14\n\x0c\x65xternal_ids\x18\x03 \x03(\t\x12\x16\n\tuser_data\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12\x33\n\x0f\x63reate_time_gte\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reate_time_lt\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x66\x61\x63\x65_id_gte\x18\x08 \x01(\t\x12\x12\n\nface_id_lt\x18\t \x01(\t\x12\r\n\x05limit\x18\n \x01(\x05\x12\x11\n\tthreshold\x18\x0b \x01(\x01\x42\x0c\n\n_user_data\"\xa5\x01\n\x11MatchFacesRequest\x12+\n\x05scope\x18\x01 \x01(\x0b\x32\x1c.luna.common.v1.AccountScope\x12.\n\nreferences\x18\x02 \x03(\x0b\x32\x1a.luna.matcher.v1.Reference\x12\x33\n\ncandidates\x18\x03 \x03(\x0b\x32\x1f.luna.matcher.v1.FaceCandidates\"B\n\tFaceMatch\x12!\n\x04\x66\x61\x63\x65\x18\x01 \x01(\x0b\x32\x13.luna.faces.v1.Face\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\"T\n\x10\x43\x61ndidatesResult\x12+\n\x07matches\x18\x01 \x03(\x0b\x32\x1a.luna.matcher.v1.FaceMatch\x12\x13\n\x0btotal_found\x18\x02 \x01(\x05\"\xa1\x01\n\x0fReferenceResult\x12-\n\treference\x18\x01 \x01(\x0b\x32\x1a.luna.matcher.v1.Reference\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x02 \x01(\t\x12\x35\n\ncandidates\x18\x03 \x03(\x0b\x32!.luna.matcher.v1.CandidatesResult\x12\x17\n\x0freference_index\x18\x04 \x01(\x05\"G\n\x12MatchFacesResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .luna.matcher.v1.ReferenceResult\"K\n\tRawEntity\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\ndescriptor\x18\x02 \x01(\x0b\x32\x1e.luna.matcher.v1.RawDescriptor\"q\n\x0fMatchRawRequest\x12.\n\nreferences\x18\x01 \x03(\x0b\x32\x1a.luna.matcher.v1.RawEntity\x12.\n\ncandidates\x18\x02 \x03(\x0b\x32\x1a.luna.matcher.v1.RawEntity\"4\n\x08RawMatch\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\"V\n\x12RawReferenceResult\x12\x14\n\x0creference_id\x18\x01 \x01(\t\x12*\n\x07matches\x18\x02 \x03(\x0b\x32\x19.luna.matcher.v1.RawMatch\"H\n\x10MatchRawResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.luna.matcher.v1.RawReferenceResult\"\x16\n\x14GetIndexStatsRequest\"\x80\x01\n\x0f\x43ollectionStats\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0f\n\x07list_id\x18\x03 \x01(\t\x12\x0c\n\x04live\x18\x04 \x01(\x03\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x06 \x01(\x03\x12\x0f\n\x07\x64\x65leted\x18\x07 \x01(\x03\"\xa4\x01\n\x15GetIndexStatsResponse\x12\r\n\x05\x66\x61\x63\x65s\x18\x01 \x01(\x03\x12\x1a\n\x12\x64\x65scriptor_version\x18\x02 \x01(\x05\x12\x13\n\x0b\x61pplied_seq\x18\x03 \x01(\x04\x12\x14\n\x0csnapshot_seq\x18\x04 \x01(\x04\x12\x35\n\x0b\x63ollections\x18\x05 \x03(\x0b\x32 .luna.matcher.v1.CollectionStats\"\x15\n\x13RebuildIndexRequest\"6\n\x14RebuildIndexResponse\x12\r\n\x05\x66\x61\x63\x65s\x18\x01 \x01(\x03\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\x15\n\x13SaveSnapshotRequest\"I\n\x14SaveSnapshotResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nstream_seq\x18\x02 \x01(\x04\x12\x0f\n\x07seconds\x18\x03 \x01(\x01\x32\x8f\x06\n\x0eMatcherService\x12k\n\x07GetInfo\x12\x1f.luna.matcher.v1.GetInfoRequest\x1a .luna.matcher.v1.GetInfoResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/luna.matcher.v1/info\x12~\n\nMatchFaces\x12\".luna.matcher.v1.MatchFacesRequest\x1a#.luna.matcher.v1.MatchFacesResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/luna.matcher.v1/faces:match:\x01*\x12v\n\x08MatchRaw\x12 .luna.matcher.v1.MatchRawRequest\x1a!.luna.matcher.v1.MatchRawResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/luna.matcher.v1/raw:match:\x01*\x12\x84\x01\n\rGetIndexStats\x12%.luna.matcher.v1.GetIndexStatsRequest\x1a&.luna.matcher.v1.GetIndexStatsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/luna.matcher.v1/index:stats\x12\x86\x01\n\x0cRebuildIndex\x12$.luna.matcher.v1.RebuildIndexRequest\x1a%.luna.matcher.v1.RebuildIndexResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/luna.matcher.v1/index:rebuild:\x01*\x12\x87\x01\n\x0cSaveSnapshot\x12$.luna.matcher.v1.SaveSnapshotRequest\x1a%.luna.matcher.v1.SaveSnapshotResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/luna.matcher.v1/index:snapshot:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dluna/matcher/v1/matcher.proto\x12\x0fluna.matcher.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cluna/common/v1/account.proto\x1a\x19luna/common/v1/info.proto\x1a\x19luna/faces/v1/faces.proto\"\x10\n\x0eGetInfoRequest\"<\n\x0fGetInfoResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.luna.common.v1.ServiceInfo\"4\n\rRawDescriptor\x12\x12\n\ndescriptor\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\xca\x01\n\tReference\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x07\x66\x61\x63\x65_id\x18\x02 \x01(\tH\x00\x12\x16\n\x0c\x61ttribute_id\x18\x03 \x01(\tH\x00\x12\x15\n\x0b\x65xternal_id\x18\x04 \x01(\tH\x00\x12\x34\n\ndescriptor\x18\x05 \x01(\x0b\x32\x1e.luna.matcher.v1.RawDescriptorH\x00\x12\x12\n\x08\x65vent_id\x18\x06 \x01(\tH\x00\x12\x1b\n\x11\x65vent_external_id\x18\x07 \x01(\tH\x00\x42\x08\n\x06source\"\xb5\x02\n\x0e\x46\x61\x63\x65\x43\x61ndidates\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\x10\n\x08\x66\x61\x63\x65_ids\x18\x02 \x03(\t\x12\x14\n\x0c\x65xternal_ids\x18\x03 \x03(\t\x12\x16\n\tuser_data\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12\x33\n\x0f\x63reate_time_gte\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reate_time_lt\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x66\x61\x63\x65_id_gte\x18\x08 \x01(\t\x12\x12\n\nface_id_lt\x18\t \x01(\t\x12\r\n\x05limit\x18\n \x01(\x05\x12\x11\n\tthreshold\x18\x0b \x01(\x01\x42\x0c\n\n_user_data\"\xe1\x01\n\x11MatchFacesRequest\x12+\n\x05scope\x18\x01 \x01(\x0b\x32\x1c.luna.common.v1.AccountScope\x12.\n\nreferences\x18\x02 \x03(\x0b\x32\x1a.luna.matcher.v1.Reference\x12\x33\n\ncandidates\x18\x03 \x03(\x0b\x32\x1f.luna.matcher.v1.FaceCandidates\x12:\n\x10\x65vent_candidates\x18\x04 \x03(\x0b\x32 .luna.matcher.v1.EventCandidates\"]\n\x0f\x45ventCandidates\x12(\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x11\n\tthreshold\x18\x03 \x01(\x01\"H\n\nEventMatch\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\"Z\n\x15\x45ventCandidatesResult\x12,\n\x07matches\x18\x01 \x03(\x0b\x32\x1b.luna.matcher.v1.EventMatch\x12\x13\n\x0btotal_found\x18\x02 \x01(\x05\"B\n\tFaceMatch\x12!\n\x04\x66\x61\x63\x65\x18\x01 \x01(\x0b\x32\x13.luna.faces.v1.Face\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\"T\n\x10\x43\x61ndidatesResult\x12+\n\x07matches\x18\x01 \x03(\x0b\x32\x1a.luna.matcher.v1.FaceMatch\x12\x13\n\x0btotal_found\x18\x02 \x01(\x05\"\xf5\x01\n\x0fReferenceResult\x12-\n\treference\x18\x01 \x01(\x0b\x32\x1a.luna.matcher.v1.Reference\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x02 \x01(\t\x12\x35\n\ncandidates\x18\x03 \x03(\x0b\x32!.luna.matcher.v1.CandidatesResult\x12\x17\n\x0freference_index\x18\x04 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12@\n\x10\x65vent_candidates\x18\x06 \x03(\x0b\x32&.luna.matcher.v1.EventCandidatesResult\"G\n\x12MatchFacesResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .luna.matcher.v1.ReferenceResult\"K\n\tRawEntity\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\ndescriptor\x18\x02 \x01(\x0b\x32\x1e.luna.matcher.v1.RawDescriptor\"q\n\x0fMatchRawRequest\x12.\n\nreferences\x18\x01 \x03(\x0b\x32\x1a.luna.matcher.v1.RawEntity\x12.\n\ncandidates\x18\x02 \x03(\x0b\x32\x1a.luna.matcher.v1.RawEntity\"4\n\x08RawMatch\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\"V\n\x12RawReferenceResult\x12\x14\n\x0creference_id\x18\x01 \x01(\t\x12*\n\x07matches\x18\x02 \x03(\x0b\x32\x19.luna.matcher.v1.RawMatch\"H\n\x10MatchRawResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.luna.matcher.v1.RawReferenceResult\"\x16\n\x14GetIndexStatsRequest\"\x80\x01\n\x0f\x43ollectionStats\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0f\n\x07list_id\x18\x03 \x01(\t\x12\x0c\n\x04live\x18\x04 \x01(\x03\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x06 \x01(\x03\x12\x0f\n\x07\x64\x65leted\x18\x07 \x01(\x03\"\xa4\x01\n\x15GetIndexStatsResponse\x12\r\n\x05\x66\x61\x63\x65s\x18\x01 \x01(\x03\x12\x1a\n\x12\x64\x65scriptor_version\x18\x02 \x01(\x05\x12\x13\n\x0b\x61pplied_seq\x18\x03 \x01(\x04\x12\x14\n\x0csnapshot_seq\x18\x04 \x01(\x04\x12\x35\n\x0b\x63ollections\x18\x05 \x03(\x0b\x32 .luna.matcher.v1.CollectionStats\"\x15\n\x13RebuildIndexRequest\"6\n\x14RebuildIndexResponse\x12\r\n\x05\x66\x61\x63\x65s\x18\x01 \x01(\x03\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\x15\n\x13SaveSnapshotRequest\"I\n\x14SaveSnapshotResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nstream_seq\x18\x02 \x01(\x04\x12\x0f\n\x07seconds\x18\x03 \x01(\x01\x32\x8f\x06\n\x0eMatcherService\x12k\n\x07GetInfo\x12\x1f.luna.matcher.v1.GetInfoRequest\x1a .luna.matcher.v1.GetInfoResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/luna.matcher.v1/info\x12~\n\nMatchFaces\x12\".luna.matcher.v1.MatchFacesRequest\x1a#.luna.matcher.v1.MatchFacesResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/luna.matcher.v1/faces:match:\x01*\x12v\n\x08MatchRaw\x12 .luna.matcher.v1.MatchRawRequest\x1a!.luna.matcher.v1.MatchRawResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/luna.matcher.v1/raw:match:\x01*\x12\x84\x01\n\rGetIndexStats\x12%.luna.matcher.v1.GetIndexStatsRequest\x1a&.luna.matcher.v1.GetIndexStatsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/luna.matcher.v1/index:stats\x12\x86\x01\n\x0cRebuildIndex\x12$.luna.matcher.v1.RebuildIndexRequest\x1a%.luna.matcher.v1.RebuildIndexResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/luna.matcher.v1/index:rebuild:\x01*\x12\x87\x01\n\x0cSaveSnapshot\x12$.luna.matcher.v1.SaveSnapshotRequest\x1a%.luna.matcher.v1.SaveSnapshotResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/luna.matcher.v1/index:snapshot:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,50 +49,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MATCHERSERVICE'].methods_by_name['RebuildIndex']._serialized_options = b'\202\323\344\223\002#\"\036/luna.matcher.v1/index:rebuild:\001*'
   _globals['_MATCHERSERVICE'].methods_by_name['SaveSnapshot']._loaded_options = None
   _globals['_MATCHERSERVICE'].methods_by_name['SaveSnapshot']._serialized_options = b'\202\323\344\223\002$\"\037/luna.matcher.v1/index:snapshot:\001*'
-  _globals['_GETINFOREQUEST']._serialized_start=197
-  _globals['_GETINFOREQUEST']._serialized_end=213
-  _globals['_GETINFORESPONSE']._serialized_start=215
-  _globals['_GETINFORESPONSE']._serialized_end=275
-  _globals['_RAWDESCRIPTOR']._serialized_start=277
-  _globals['_RAWDESCRIPTOR']._serialized_end=329
-  _globals['_REFERENCE']._serialized_start=332
-  _globals['_REFERENCE']._serialized_end=485
-  _globals['_FACECANDIDATES']._serialized_start=488
-  _globals['_FACECANDIDATES']._serialized_end=797
-  _globals['_MATCHFACESREQUEST']._serialized_start=800
-  _globals['_MATCHFACESREQUEST']._serialized_end=965
-  _globals['_FACEMATCH']._serialized_start=967
-  _globals['_FACEMATCH']._serialized_end=1033
-  _globals['_CANDIDATESRESULT']._serialized_start=1035
-  _globals['_CANDIDATESRESULT']._serialized_end=1119
-  _globals['_REFERENCERESULT']._serialized_start=1122
-  _globals['_REFERENCERESULT']._serialized_end=1283
-  _globals['_MATCHFACESRESPONSE']._serialized_start=1285
-  _globals['_MATCHFACESRESPONSE']._serialized_end=1356
-  _globals['_RAWENTITY']._serialized_start=1358
-  _globals['_RAWENTITY']._serialized_end=1433
-  _globals['_MATCHRAWREQUEST']._serialized_start=1435
-  _globals['_MATCHRAWREQUEST']._serialized_end=1548
-  _globals['_RAWMATCH']._serialized_start=1550
-  _globals['_RAWMATCH']._serialized_end=1602
-  _globals['_RAWREFERENCERESULT']._serialized_start=1604
-  _globals['_RAWREFERENCERESULT']._serialized_end=1690
-  _globals['_MATCHRAWRESPONSE']._serialized_start=1692
-  _globals['_MATCHRAWRESPONSE']._serialized_end=1764
-  _globals['_GETINDEXSTATSREQUEST']._serialized_start=1766
-  _globals['_GETINDEXSTATSREQUEST']._serialized_end=1788
-  _globals['_COLLECTIONSTATS']._serialized_start=1791
-  _globals['_COLLECTIONSTATS']._serialized_end=1919
-  _globals['_GETINDEXSTATSRESPONSE']._serialized_start=1922
-  _globals['_GETINDEXSTATSRESPONSE']._serialized_end=2086
-  _globals['_REBUILDINDEXREQUEST']._serialized_start=2088
-  _globals['_REBUILDINDEXREQUEST']._serialized_end=2109
-  _globals['_REBUILDINDEXRESPONSE']._serialized_start=2111
-  _globals['_REBUILDINDEXRESPONSE']._serialized_end=2165
-  _globals['_SAVESNAPSHOTREQUEST']._serialized_start=2167
-  _globals['_SAVESNAPSHOTREQUEST']._serialized_end=2188
-  _globals['_SAVESNAPSHOTRESPONSE']._serialized_start=2190
-  _globals['_SAVESNAPSHOTRESPONSE']._serialized_end=2263
-  _globals['_MATCHERSERVICE']._serialized_start=2266
-  _globals['_MATCHERSERVICE']._serialized_end=3049
+  _globals['_GETINFOREQUEST']._serialized_start=227
+  _globals['_GETINFOREQUEST']._serialized_end=243
+  _globals['_GETINFORESPONSE']._serialized_start=245
+  _globals['_GETINFORESPONSE']._serialized_end=305
+  _globals['_RAWDESCRIPTOR']._serialized_start=307
+  _globals['_RAWDESCRIPTOR']._serialized_end=359
+  _globals['_REFERENCE']._serialized_start=362
+  _globals['_REFERENCE']._serialized_end=564
+  _globals['_FACECANDIDATES']._serialized_start=567
+  _globals['_FACECANDIDATES']._serialized_end=876
+  _globals['_MATCHFACESREQUEST']._serialized_start=879
+  _globals['_MATCHFACESREQUEST']._serialized_end=1104
+  _globals['_EVENTCANDIDATES']._serialized_start=1106
+  _globals['_EVENTCANDIDATES']._serialized_end=1199
+  _globals['_EVENTMATCH']._serialized_start=1201
+  _globals['_EVENTMATCH']._serialized_end=1273
+  _globals['_EVENTCANDIDATESRESULT']._serialized_start=1275
+  _globals['_EVENTCANDIDATESRESULT']._serialized_end=1365
+  _globals['_FACEMATCH']._serialized_start=1367
+  _globals['_FACEMATCH']._serialized_end=1433
+  _globals['_CANDIDATESRESULT']._serialized_start=1435
+  _globals['_CANDIDATESRESULT']._serialized_end=1519
+  _globals['_REFERENCERESULT']._serialized_start=1522
+  _globals['_REFERENCERESULT']._serialized_end=1767
+  _globals['_MATCHFACESRESPONSE']._serialized_start=1769
+  _globals['_MATCHFACESRESPONSE']._serialized_end=1840
+  _globals['_RAWENTITY']._serialized_start=1842
+  _globals['_RAWENTITY']._serialized_end=1917
+  _globals['_MATCHRAWREQUEST']._serialized_start=1919
+  _globals['_MATCHRAWREQUEST']._serialized_end=2032
+  _globals['_RAWMATCH']._serialized_start=2034
+  _globals['_RAWMATCH']._serialized_end=2086
+  _globals['_RAWREFERENCERESULT']._serialized_start=2088
+  _globals['_RAWREFERENCERESULT']._serialized_end=2174
+  _globals['_MATCHRAWRESPONSE']._serialized_start=2176
+  _globals['_MATCHRAWRESPONSE']._serialized_end=2248
+  _globals['_GETINDEXSTATSREQUEST']._serialized_start=2250
+  _globals['_GETINDEXSTATSREQUEST']._serialized_end=2272
+  _globals['_COLLECTIONSTATS']._serialized_start=2275
+  _globals['_COLLECTIONSTATS']._serialized_end=2403
+  _globals['_GETINDEXSTATSRESPONSE']._serialized_start=2406
+  _globals['_GETINDEXSTATSRESPONSE']._serialized_end=2570
+  _globals['_REBUILDINDEXREQUEST']._serialized_start=2572
+  _globals['_REBUILDINDEXREQUEST']._serialized_end=2593
+  _globals['_REBUILDINDEXRESPONSE']._serialized_start=2595
+  _globals['_REBUILDINDEXRESPONSE']._serialized_end=2649
+  _globals['_SAVESNAPSHOTREQUEST']._serialized_start=2651
+  _globals['_SAVESNAPSHOTREQUEST']._serialized_end=2672
+  _globals['_SAVESNAPSHOTRESPONSE']._serialized_start=2674
+  _globals['_SAVESNAPSHOTRESPONSE']._serialized_end=2747
+  _globals['_MATCHERSERVICE']._serialized_start=2750
+  _globals['_MATCHERSERVICE']._serialized_end=3533
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from luna.common.v1 import account_pb2 as _account_pb2
 from luna.common.v1 import info_pb2 as _info_pb2
@@ -32,18 +33,22 @@ class RawDescriptor(_message.Message):
     def __init__(self, descriptor: _Optional[bytes] = ..., version: _Optional[int] = ...) -> None: ...
 
 class Reference(_message.Message):
-    __slots__ = ("id", "face_id", "attribute_id", "external_id", "descriptor")
+    __slots__ = ("id", "face_id", "attribute_id", "external_id", "descriptor", "event_id", "event_external_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTE_ID_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     face_id: str
     attribute_id: str
     external_id: str
     descriptor: RawDescriptor
-    def __init__(self, id: _Optional[str] = ..., face_id: _Optional[str] = ..., attribute_id: _Optional[str] = ..., external_id: _Optional[str] = ..., descriptor: _Optional[_Union[RawDescriptor, _Mapping]] = ...) -> None: ...
+    event_id: str
+    event_external_id: str
+    def __init__(self, id: _Optional[str] = ..., face_id: _Optional[str] = ..., attribute_id: _Optional[str] = ..., external_id: _Optional[str] = ..., descriptor: _Optional[_Union[RawDescriptor, _Mapping]] = ..., event_id: _Optional[str] = ..., event_external_id: _Optional[str] = ...) -> None: ...
 
 class FaceCandidates(_message.Message):
     __slots__ = ("list_id", "face_ids", "external_ids", "user_data", "event_id", "create_time_gte", "create_time_lt", "face_id_gte", "face_id_lt", "limit", "threshold")
@@ -72,14 +77,42 @@ class FaceCandidates(_message.Message):
     def __init__(self, list_id: _Optional[str] = ..., face_ids: _Optional[_Iterable[str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., user_data: _Optional[str] = ..., event_id: _Optional[str] = ..., create_time_gte: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time_lt: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., face_id_gte: _Optional[str] = ..., face_id_lt: _Optional[str] = ..., limit: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class MatchFacesRequest(_message.Message):
-    __slots__ = ("scope", "references", "candidates")
+    __slots__ = ("scope", "references", "candidates", "event_candidates")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    EVENT_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     scope: _account_pb2.AccountScope
     references: _containers.RepeatedCompositeFieldContainer[Reference]
     candidates: _containers.RepeatedCompositeFieldContainer[FaceCandidates]
-    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[FaceCandidates, _Mapping]]] = ...) -> None: ...
+    event_candidates: _containers.RepeatedCompositeFieldContainer[EventCandidates]
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[FaceCandidates, _Mapping]]] = ..., event_candidates: _Optional[_Iterable[_Union[EventCandidates, _Mapping]]] = ...) -> None: ...
+
+class EventCandidates(_message.Message):
+    __slots__ = ("filters", "limit", "threshold")
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    filters: _struct_pb2.Struct
+    limit: int
+    threshold: float
+    def __init__(self, filters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., limit: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class EventMatch(_message.Message):
+    __slots__ = ("event", "similarity")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    event: _struct_pb2.Struct
+    similarity: float
+    def __init__(self, event: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., similarity: _Optional[float] = ...) -> None: ...
+
+class EventCandidatesResult(_message.Message):
+    __slots__ = ("matches", "total_found")
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FOUND_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[EventMatch]
+    total_found: int
+    def __init__(self, matches: _Optional[_Iterable[_Union[EventMatch, _Mapping]]] = ..., total_found: _Optional[int] = ...) -> None: ...
 
 class FaceMatch(_message.Message):
     __slots__ = ("face", "similarity")
@@ -98,16 +131,20 @@ class CandidatesResult(_message.Message):
     def __init__(self, matches: _Optional[_Iterable[_Union[FaceMatch, _Mapping]]] = ..., total_found: _Optional[int] = ...) -> None: ...
 
 class ReferenceResult(_message.Message):
-    __slots__ = ("reference", "face_id", "candidates", "reference_index")
+    __slots__ = ("reference", "face_id", "candidates", "reference_index", "event_id", "event_candidates")
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     reference: Reference
     face_id: str
     candidates: _containers.RepeatedCompositeFieldContainer[CandidatesResult]
     reference_index: int
-    def __init__(self, reference: _Optional[_Union[Reference, _Mapping]] = ..., face_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[CandidatesResult, _Mapping]]] = ..., reference_index: _Optional[int] = ...) -> None: ...
+    event_id: str
+    event_candidates: _containers.RepeatedCompositeFieldContainer[EventCandidatesResult]
+    def __init__(self, reference: _Optional[_Union[Reference, _Mapping]] = ..., face_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[CandidatesResult, _Mapping]]] = ..., reference_index: _Optional[int] = ..., event_id: _Optional[str] = ..., event_candidates: _Optional[_Iterable[_Union[EventCandidatesResult, _Mapping]]] = ...) -> None: ...
 
 class MatchFacesResponse(_message.Message):
     __slots__ = ("results",)

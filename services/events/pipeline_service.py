@@ -6,7 +6,7 @@ import grpc
 from luna.events.v1 import pipeline_pb2, pipeline_pb2_grpc
 
 from services.common import logs
-from services.events.pbjson import to_struct
+from services.common.pbjson import to_struct
 from services.events.pipeline import Pipeline
 from services.events.pipeline_verify import Verification
 

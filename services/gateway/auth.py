@@ -8,6 +8,7 @@ working at once, not after the TTL.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -63,17 +64,24 @@ class Authenticator:
         self._allow_header = ALLOW_ACCOUNT_HEADER.get_bool()
         # cache key -> (expires_at, principal)
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self._inflight: dict[str, asyncio.Future[Principal]] = {}
+        # Bumped by every invalidation: a verification that started before one is not cached.
+        self._generation = 0
 
     def invalidate(self, message: bytes) -> None:
         """Drop cached credentials of the account or token named in an AUTH_CHANGED message."""
         try:
             change = json.loads(message)
         except ValueError:
+            self._generation += 1
+            self._inflight.clear()
             self._cache.clear()
             return
         self.forget(account_id=change.get("account_id", ""), token_id=change.get("token_id", ""))
 
     def forget(self, *, account_id: str = "", token_id: str = "") -> None:
+        self._generation += 1
+        self._inflight.clear()  # requests after this must not join an older verification
         for key, (_, principal) in list(self._cache.items()):
             if (account_id and principal.account_id == account_id) or (
                 token_id and principal.token_id == token_id
@@ -84,10 +92,26 @@ class Authenticator:
         self, key: str, method: str, request: accounts_pb2.VerifyCredentialsRequest
     ) -> Principal:
         hit = self._cache.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
+        # Single flight: when an entry expires under load, every request with those
+        # credentials would otherwise run its own password hash check at once (seconds of
+        # CPU at concurrency 64); they share one verification instead.
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(key, method, request))
+            self._inflight[key] = pending
+            pending.add_done_callback(
+                lambda done: self._inflight.pop(key) if self._inflight.get(key) is done else None
+            )
+        return await asyncio.shield(pending)
+
+    async def _fetch(
+        self, key: str, method: str, request: accounts_pb2.VerifyCredentialsRequest
+    ) -> Principal:
+        generation = self._generation
         reply = await self._clients.accounts.VerifyCredentials(request)
+        now = time.monotonic()
         principal = Principal(
             account_id=reply.account_id,
             account_type=ACCOUNT_TYPE_NAMES[reply.account_type],
@@ -97,9 +121,10 @@ class Authenticator:
             visibility_area=VISIBILITY_NAMES.get(reply.visibility_area, "account"),
             emit_events=permissions.from_pb(reply.permissions).get(permissions.EMIT_EVENTS),
         )
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[key] = (now + self._ttl, principal)
+        if generation == self._generation:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key] = (now + self._ttl, principal)
         return principal
 
     async def authenticate(self, request: web.Request, rule: AuthRule) -> Principal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,40 @@ def test_permissions_round_trip_through_protobuf() -> None:
         "emit_events": {"allowed": 1, "white_list": ["8b8b5937-2e9c-4e8b-a7a7-5caf86621b5a"]},
     }
     assert permissions.from_pb(permissions.to_pb(perms)) == perms
+
+
+async def test_concurrent_misses_share_one_verification_and_invalidation_is_honoured() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from luna.faces.v1 import accounts_pb2
+
+    from services.gateway.auth import Authenticator
+
+    calls: list[str] = []
+
+    class Accounts:
+        async def VerifyCredentials(self, request: Any) -> Any:
+            calls.append(request.login_password.login)
+            n = len(calls)
+            await asyncio.sleep(0.05)  # a password hash check takes a while
+            return accounts_pb2.VerifyCredentialsResponse(
+                account_id=f"acc-{n}", account_type=accounts_pb2.ACCOUNT_TYPE_USER
+            )
+
+    auth = Authenticator(SimpleNamespace(accounts=Accounts()))  # type: ignore[arg-type]
+    request = accounts_pb2.VerifyCredentialsRequest(
+        login_password=accounts_pb2.VerifyCredentialsRequest.LoginPassword(login="a", password="p")
+    )
+    got = await asyncio.gather(*(auth._verify("k", "basic", request) for _ in range(64)))
+    assert len(calls) == 1 and {p.account_id for p in got} == {"acc-1"}
+    assert (await auth._verify("k", "basic", request)).account_id == "acc-1"  # cached
+    # An invalidation during a verification: that result is not cached, later requests
+    # do not join it.
+    auth.forget(account_id="acc-1")
+    first = asyncio.ensure_future(auth._verify("k", "basic", request))
+    await asyncio.sleep(0.01)
+    auth.forget(account_id="acc-1")
+    second = await auth._verify("k", "basic", request)
+    assert (await first).account_id == "acc-2" and second.account_id == "acc-3"
+    assert (await auth._verify("k", "basic", request)).account_id == "acc-3"

@@ -12,9 +12,10 @@ from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2
 
 from services.common import errors, times
+from services.common.pbjson import from_struct, plain
 from services.gateway.auth import AuthRule
 from services.gateway.routes.accounts import scope
-from services.gateway.routes.handlers import path_id, plain, struct_json
+from services.gateway.routes.handlers import path_id
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -168,7 +169,7 @@ async def get_events(ctx: Ctx) -> web.Response:
             order=q.get("order", "desc"),
         )
     )
-    return json_response({"events": [struct_json(e.data) for e in reply.events]})
+    return json_response({"events": [from_struct(e.data) for e in reply.events]})
 
 
 async def _get_event(ctx: Ctx) -> events_pb2.Event:
@@ -184,7 +185,7 @@ async def _get_event(ctx: Ctx) -> events_pb2.Event:
 
 @table.route("GET", "/6/events/{event_id}", auth=EVENT_VIEW, op="getEvent")
 async def get_event(ctx: Ctx) -> web.Response:
-    return json_response(struct_json((await _get_event(ctx)).data))
+    return json_response(from_struct((await _get_event(ctx)).data))
 
 
 @table.route("HEAD", "/6/events/{event_id}", auth=EVENT_VIEW, op="checkEvent")

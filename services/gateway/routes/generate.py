@@ -27,6 +27,7 @@ from luna.estimator.v1 import estimator_pb2 as epb
 from luna.events.v1 import pipeline_pb2 as ppb
 
 from services.common import errors, logs, times
+from services.common.pbjson import from_struct
 from services.gateway.auth import AuthRule
 from services.gateway.routes.accounts import scope
 from services.gateway.routes.estimator import (
@@ -311,7 +312,7 @@ async def generate_events(ctx: Ctx) -> web.Response:
         policies.update(body.policies)
         req.policies.CopyFrom(policies)
     reply = await ctx.clients.pipeline.GenerateEvents(req)
-    return json_response(_plain(reply.result), status=201)
+    return json_response(from_struct(reply.result), status=201)
 
 
 @table.route("POST", "/6/verifiers/{verifier_id}/verifications", auth=VERIFY, op="verify")
@@ -338,7 +339,7 @@ async def verify(ctx: Ctx) -> web.Response:
             ignore_exif=not q.get("use_exif_info", 1),
         )
     )
-    return json_response(_plain(reply.result), status=201)
+    return json_response(from_struct(reply.result), status=201)
 
 
 def _raw_entities(body: dict[str, Any], name: str) -> list[ppb.RawEntity]:
@@ -374,20 +375,4 @@ async def verify_raw(ctx: Ctx) -> web.Response:
             candidates=_raw_entities(body, "candidates"),
         )
     )
-    return json_response(_plain(reply.result), status=201)
-
-
-def _plain(struct: struct_pb2.Struct) -> Any:
-    """Struct -> JSON, with whole-number doubles back to ints (ages, codes, rect pixels)."""
-    from google.protobuf import json_format
-
-    def fix(value: Any) -> Any:
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            return int(value)
-        if isinstance(value, dict):
-            return {k: fix(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fix(v) for v in value]
-        return value
-
-    return fix(json_format.MessageToDict(struct))
+    return json_response(from_struct(reply.result), status=201)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from google.protobuf import json_format, struct_pb2
 from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2, handlers_pb2
 
 from services.common import errors, ids, times
+from services.common.pbjson import from_struct, to_struct
 from services.gateway.auth import AuthRule
 from services.gateway.routes.accounts import scope
 from services.gateway.routing import Ctx, RouteTable, json_response
@@ -18,27 +18,6 @@ from services.gateway.routing import Ctx, RouteTable, json_response
 table = RouteTable()
 
 HANDLER_VIEW = AuthRule(resource="handler", action="view")
-
-
-def plain(value: Any) -> Any:
-    """Struct numbers are doubles: integral ones go back to ints (LUNA flags are 0/1)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
-
-
-def struct_json(value: struct_pb2.Struct) -> dict[str, Any]:
-    return plain(json_format.MessageToDict(value))
-
-
-def to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(data)
-    return out
 
 
 def path_id(ctx: Ctx, name: str) -> str:
@@ -59,7 +38,7 @@ def handler_json(h: handlers_pb2.Handler) -> dict[str, Any]:
         "handler_id": h.handler_id,
         "account_id": h.account_id,
         "description": h.description,
-        "policies": struct_json(h.policies) if h.HasField("policies") else None,
+        "policies": from_struct(h.policies) if h.HasField("policies") else None,
         "handler_type": h.handler_type,
         "lambda_id": h.lambda_id or None,
         "create_time": ts(h.create_time),

@@ -10,10 +10,10 @@ from aiohttp import web
 from luna.matcher.v1 import matcher_pb2
 
 from services.common import errors, times
+from services.common.pbjson import from_struct, to_struct
 from services.gateway.auth import AuthRule
 from services.gateway.routes.accounts import scope
 from services.gateway.routes.faces import face_json
-from services.gateway.routes.handlers import struct_json, to_struct
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -147,7 +147,7 @@ def _matches_json(res: matcher_pb2.ReferenceResult, kind: str, k: int) -> tuple[
         ], cr.total_found
     er = res.event_candidates[k]
     return [
-        {"event": struct_json(m.event), "similarity": m.similarity} for m in er.matches
+        {"event": from_struct(m.event), "similarity": m.similarity} for m in er.matches
     ], er.total_found
 
 

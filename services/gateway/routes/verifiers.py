@@ -8,9 +8,10 @@ from aiohttp import web
 from luna.common.v1 import paging_pb2
 from luna.events.v1 import verifiers_pb2
 
+from services.common.pbjson import from_struct, to_struct
 from services.gateway.auth import AuthRule
 from services.gateway.routes.accounts import scope
-from services.gateway.routes.handlers import path_id, struct_json, to_struct, ts
+from services.gateway.routes.handlers import path_id, ts
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -23,7 +24,7 @@ def verifier_json(v: verifiers_pb2.Verifier) -> dict[str, Any]:
         "verifier_id": v.verifier_id,
         "account_id": v.account_id,
         "description": v.description,
-        "policies": struct_json(v.policies),
+        "policies": from_struct(v.policies),
         "create_time": ts(v.create_time),
         "last_update_time": ts(v.last_update_time),
         "version": v.version,

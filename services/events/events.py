@@ -60,6 +60,9 @@ class EventIn:
     event: dict[str, Any]
     event_id: str = ""
     descriptors: tuple[DescriptorIn, ...] = ()
+    # A handler's storage policy may notify the Sender without storing, or store silently.
+    store: bool = True
+    notify: bool = True
 
 
 @dataclass(frozen=True)
@@ -415,6 +418,8 @@ class _Prepared:
     descriptors: list[list[DescriptorIn]]
     request_id: str = ""
     done: asyncio.Future[None] | None = field(default=None)
+    unstored: frozenset[str] = frozenset()  # event ids only published
+    silent: frozenset[str] = frozenset()  # event ids only stored
 
 
 class Events:
@@ -500,7 +505,15 @@ class Events:
                 )
             )
             descriptors.append(list(item.descriptors))
-        return _Prepared(account_id, handler_id, rows, descriptors)
+        pairs = list(zip(rows, events, strict=True))
+        return _Prepared(
+            account_id,
+            handler_id,
+            rows,
+            descriptors,
+            unstored=frozenset(r.event_id for r, e in pairs if not e.store),
+            silent=frozenset(r.event_id for r, e in pairs if not e.notify),
+        )
 
     async def _write_logged(self, prepared: _Prepared) -> None:
         try:
@@ -510,9 +523,10 @@ class Events:
             log.exception("saving %d buffered event(s) failed", len(prepared.rows))
 
     async def _write(self, prepared: _Prepared) -> None:
-        async with self._pool.connection() as conn:
-            async with conn.transaction():
-                await self._insert(conn, prepared)
+        if len(prepared.unstored) < len(prepared.rows):
+            async with self._pool.connection() as conn:
+                async with conn.transaction():
+                    await self._insert(conn, prepared)
         await self._publish_all(prepared)
 
     async def _insert(self, conn: AsyncConnection, prepared: _Prepared) -> None:
@@ -535,11 +549,13 @@ class Events:
                         Jsonb(r.data),
                     )
                     for r in prepared.rows
+                    if r.event_id not in prepared.unstored
                 ],
             )
             desc_rows = [
                 (r.event_id, d.kind, d.version, d.descriptor)
                 for r, ds in zip(prepared.rows, prepared.descriptors, strict=True)
+                if r.event_id not in prepared.unstored
                 for d in ds
             ]
             if desc_rows:
@@ -554,6 +570,8 @@ class Events:
             return
         subject = subject_for(prepared.account_id, prepared.handler_id)
         for r in prepared.rows:
+            if r.event_id in prepared.silent:
+                continue
             headers = {"Nats-Msg-Id": r.event_id}
             if prepared.request_id:
                 headers["Luna-Request-Id"] = prepared.request_id

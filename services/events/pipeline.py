@@ -35,6 +35,7 @@ from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2, lists_pb2
 
 from services.common import errors, ids, times
 from services.events import pipeline_render as render
+from services.events.callbacks import CallbackSender, ws_notification_wanted
 from services.events.event_schema import INPUT_EVENT_SCHEMA
 from services.events.events import FACE, DescriptorIn, EventIn, Events
 from services.events.handlers import DYNAMIC, LAMBDA, Handlers
@@ -183,10 +184,17 @@ def _basic_mean(values: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class Pipeline:
-    def __init__(self, clients: Clients, handlers: Handlers, events: Events) -> None:
+    def __init__(
+        self,
+        clients: Clients,
+        handlers: Handlers,
+        events: Events,
+        callbacks: CallbackSender | None = None,
+    ) -> None:
         self._c = clients
         self._handlers = handlers
         self._events = events
+        self._callbacks = callbacks or CallbackSender()
 
     # -- validation ------------------------------------------------------------------------
     async def _policies(self, req: ppb.GenerateEventsRequest) -> tuple[dict[str, Any], str]:
@@ -539,6 +547,9 @@ class Pipeline:
         out = []
         to_save: list[EventIn] = []
         event_policy = sp["event_policy"]
+        notification_policy = sp.get("notification_policy") or {}
+        callbacks = sp.get("callbacks") or []
+        delivered: list[tuple[dict[str, Any], Facts]] = []
         for unit in units:
             samples = [sample_ids[id(d)] for d in unit.faces if id(d) in sample_ids]
             event = self._event_json(unit, shown, sample_ids, origins, create_time, end_time, now)
@@ -591,12 +602,24 @@ class Pipeline:
                     "url": f"/6/faces/{face.face_id}",
                     "lists": list(face.list_ids),
                 }
-            if store_event:
+            # LUNA notifies the Sender of events it does not store too, and may stay silent
+            # about stored ones (notification_policy with its filters).
+            notify = (
+                bool(notification_policy.get("send_notification", 1))
+                and holds(notification_policy.get("filters"), unit.facts)
+            ) or ws_notification_wanted(callbacks, unit.facts)
+            if store_event or notify:
                 descriptors = (
                     (DescriptorIn(FACE, unit.descriptor, unit.version),) if unit.descriptor else ()
                 )
                 to_save.append(
-                    EventIn(event=event, event_id=unit.event_id, descriptors=descriptors)
+                    EventIn(
+                        event=event,
+                        event_id=unit.event_id,
+                        descriptors=descriptors,
+                        store=store_event,
+                        notify=notify,
+                    )
                 )
             out.append(
                 {
@@ -607,6 +630,7 @@ class Pipeline:
                     **event,
                 }
             )
+            delivered.append((out[-1], unit.facts))
         if to_save:
             # The last write: SaveEvents also publishes each event on EVENTS (the Sender's feed).
             await self._events.save(
@@ -616,6 +640,7 @@ class Pipeline:
                 wait_saving=bool(event_policy.get("wait_saving")),
                 request_id=req.request_id,
             )
+        self._callbacks.send(callbacks, delivered)
         return out
 
     def _event_json(

@@ -11,6 +11,7 @@ from luna.faces.v1 import attributes_pb2_grpc, blobs_pb2_grpc, faces_pb2_grpc, l
 from luna.matcher.v1 import matcher_pb2_grpc
 
 from services.common import grpc_client
+from services.events.callbacks import CallbackSender
 from services.events.events import Events
 from services.events.handlers import Handlers
 from services.events.pipeline import Clients, Pipeline
@@ -39,7 +40,8 @@ def start(state: dict[str, Any]) -> dict[str, Any]:
     assert isinstance(verifiers, Verifiers)
     return {
         "pipeline_channels": channels,
-        "pipeline": Pipeline(clients, handlers, events),
+        "callbacks": (callbacks := CallbackSender()),
+        "pipeline": Pipeline(clients, handlers, events, callbacks),
         "verification": Verification(clients, verifiers, events),
     }
 
@@ -51,5 +53,7 @@ def register(state: dict[str, Any], server: grpc.aio.Server) -> None:
 
 
 async def stop(state: dict[str, Any]) -> None:
+    if isinstance(state.get("callbacks"), CallbackSender):
+        await state["callbacks"].close()
     for channel in (state.get("pipeline_channels") or {}).values():
         await channel.close()

@@ -147,6 +147,34 @@ async def test_save_stores_publishes_in_order_and_dedupes(world: World) -> None:
     assert only.data == {"event_id": ids[1], "tags": ["staff", "vip"]}
 
 
+async def test_notify_only_and_silent_events(world: World) -> None:
+    """storage_policy: an event may be published without being stored, or stored silently."""
+    hid = await _static_handler(world, world.alice)
+    js = world.nc.jetstream()
+    sub = await js.subscribe(
+        subject_for(world.alice.account_id, hid),
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
+        ordered_consumer=True,
+    )
+    chosen = [str(uuid.uuid4()) for _ in range(3)]
+    inputs = [
+        EventIn(ev(0), event_id=chosen[0], store=False),
+        EventIn(ev(1), event_id=chosen[1], notify=False),
+        EventIn(ev(2), event_id=chosen[2]),
+    ]
+    await world.events.save(world.alice, hid, inputs)
+    published = [(await sub.next_msg(timeout=5)).headers["Nats-Msg-Id"] for _ in range(2)]
+    assert published == [chosen[0], chosen[2]]
+    with pytest.raises(Exception):  # noqa: B017 - nats raises its own TimeoutError
+        await sub.next_msg(timeout=0.5)
+    await sub.unsubscribe()
+    stored = await world.events.list(world.alice, EventFilter(no_default_window=True))
+    assert sorted(e.event_id for e in stored) == sorted(chosen[1:])
+    with pytest.raises(LunaError) as err:
+        await world.events.get(world.alice, chosen[0])
+    assert err.value.code == 23001
+
+
 async def test_invalid_event_refuses_whole_batch(world: World) -> None:
     hid = await _static_handler(world, world.alice)
     bad = [EventIn(ev(0)), EventIn(ev(1, track_id="bad id!"))]

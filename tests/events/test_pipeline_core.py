@@ -362,3 +362,87 @@ async def test_event_time_headers_and_descriptor_inputs(world: dict[str, Any]) -
     with pytest.raises(errors.LunaError) as err:
         await pipe.generate(bad)
     assert err.value.code == 12034
+
+
+async def test_notification_policy_and_callbacks(world: dict[str, Any]) -> None:
+    import asyncio
+
+    import msgpack
+    from aiohttp import web
+
+    from services.common.embedded import pick_free_port
+    from services.events.callbacks import CallbackSender
+
+    received: list[tuple[str, str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        raw = await request.read()
+        ctype = request.headers["Content-Type"]
+        body = msgpack.unpackb(raw) if ctype == "application/msgpack" else await request.json()
+        received.append((request.path, request.headers.get("Authorization", ""), body))
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/{name}", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = pick_free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        policies = {
+            "extract_policy": {"extract_face_descriptor": 1, "extract_basic_attributes": 1},
+            "storage_policy": {
+                "face_sample_policy": {"store_sample": 0},
+                "event_policy": {"store_event": 0},
+                "notification_policy": {"send_notification": 0},
+                "callbacks": [
+                    {
+                        "type": "http",
+                        "url": f"http://127.0.0.1:{port}/young",
+                        "filters": {"age__lt": 40},
+                        "authorization": {"type": "basic", "login": "u", "password": "p"},
+                    },
+                    {
+                        "type": "http",
+                        "url": f"http://127.0.0.1:{port}/old",
+                        "filters": {"age__gte": 60},
+                    },
+                    {
+                        "type": "http",
+                        "url": f"http://127.0.0.1:{port}/packed",
+                        "params": {"content_type": "application/msgpack"},
+                    },
+                    {"type": "http", "url": f"http://127.0.0.1:{port}/off", "enable": 0},
+                    {"type": "luna-ws-notification", "filters": {"age__lt": 40}},
+                ],
+            },
+        }
+        hid = world["handlers"].add(policies)
+        pipe = make(world, [[FACE_OK]])
+        sender = CallbackSender()
+        pipe._callbacks = sender
+        result, _ = await pipe.generate(request(hid, [b"img"]))
+        event_id = result["events"][0]["event_id"]
+        # Not stored, but the ws-notification callback (age 30 < 40) notifies the Sender.
+        (saved,) = world["events"].saved
+        assert (saved.store, saved.notify, saved.event_id) == (False, True, event_id)
+        for _ in range(100):
+            if len(received) == 2:
+                break
+            await asyncio.sleep(0.02)
+        await sender.close()
+        by_path = {path: (auth, body) for path, auth, body in received}
+        assert set(by_path) == {"/young", "/packed"}
+        auth, body = by_path["/young"]
+        assert auth == "Basic dTpw" and [e["event_id"] for e in body["events"]] == [event_id]
+        assert by_path["/packed"][1]["events"][0]["event_id"] == event_id
+        # Silent: stored but no notification at all.
+        policies["storage_policy"] = {
+            "face_sample_policy": {"store_sample": 0},
+            "notification_policy": {"send_notification": 0},
+        }
+        quiet = world["handlers"].add(policies)
+        await make(world, [[FACE_OK]]).generate(request(quiet, [b"img"]))
+        assert (world["events"].saved[-1].store, world["events"].saved[-1].notify) == (True, False)
+    finally:
+        await runner.cleanup()

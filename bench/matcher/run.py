@@ -394,7 +394,7 @@ def main() -> None:
     ap.add_argument(
         "--ef-sweep",
         type=lambda v: [int(x) for x in v.split(",") if x],
-        default=[64, 256, 512, 1024],
+        default=[128, 192, 384],
         help="extra HNSW ef values to measure (a) and (e) at",
     )
     args = ap.parse_args()

@@ -74,9 +74,13 @@ def declared() -> list[Setting]:
         if ".tests" in module.name or module.name.endswith("__main__"):
             continue
         try:
-            importlib.import_module(module.name)
+            imported = importlib.import_module(module.name)
         except ImportError:
             continue  # optional extras (tensorflow tools) may be absent
+        # Settings read lazily inside functions are declared when read: modules list those
+        # readers in SETTINGS so the table has them too.
+        for read in getattr(imported, "SETTINGS", ()):
+            read()
     for fn in (data_dir, database_url, nats_url, log_level, log_json, gateway_host, gateway_port):
         fn()
     for service in SERVICE_PORTS:

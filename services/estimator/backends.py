@@ -293,3 +293,7 @@ def describe(backend: InferenceBackend) -> str:
     if isinstance(backend, TritonBackend):
         return json.dumps({"backend": "triton", "url": backend.url})
     return type(backend).__name__
+
+
+# Read by `luna config` to list these lazily read settings.
+SETTINGS = (backend_name, triton_url, device_name)

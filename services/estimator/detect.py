@@ -219,3 +219,7 @@ async def detect_bodies(
     b = np.array([f.box for f in found])
     s = np.array([f.score for f in found])
     return [found[i] for i in nms(b, s, 0.5)]
+
+
+# Read by `luna config` to list these lazily read settings.
+SETTINGS = (detector_name,)

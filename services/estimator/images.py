@@ -164,3 +164,7 @@ def encode_image(rgb: np.ndarray, fmt: str = "JPEG", quality: int = 95) -> bytes
     else:
         img.save(buf, format=fmt.upper())
     return buf.getvalue()
+
+
+# Read by `luna config` to list these lazily read settings.
+SETTINGS = (max_image_bytes, max_image_pixels)

@@ -278,3 +278,7 @@ def manifest_is_valid(repo_dir: Path, *, check_hashes: bool = True) -> bool:
         if check_hashes and sha256_file(path) != digest:
             return False
     return True
+
+
+# Read by `luna config` to list these lazily read settings.
+SETTINGS = (models_dir,)

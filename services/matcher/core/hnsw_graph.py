@@ -19,9 +19,11 @@ VectorSource = Callable[[np.ndarray], "np.ndarray | None"]
 
 @dataclass(frozen=True)
 class HnswParams:
-    m: int = 16
-    ef_construction: int = 200
-    ef: int = 128
+    """hnswlib parameters; the defaults live in MatcherConfig (LUNA_MATCHER_HNSW_*)."""
+
+    m: int
+    ef_construction: int
+    ef: int
 
 
 def _new_index(dim: int, capacity: int, params: HnswParams) -> hnswlib.Index:

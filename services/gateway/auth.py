@@ -101,10 +101,14 @@ class Authenticator:
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(key, method, request))
             self._inflight[key] = pending
-            pending.add_done_callback(
-                lambda done: self._inflight.pop(key) if self._inflight.get(key) is done else None
-            )
+            pending.add_done_callback(lambda done: self._settled(key, done))
         return await asyncio.shield(pending)
+
+    def _settled(self, key: str, done: asyncio.Future[Principal]) -> None:
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have gone (client disconnects)
 
     async def _fetch(
         self, key: str, method: str, request: accounts_pb2.VerifyCredentialsRequest

@@ -386,7 +386,7 @@ class Faces:
         external_id: str | None = None,
         avatar: str | None = None,
     ) -> Face:
-        """Patch fields. Nothing the matcher indexes changes, so nothing is published."""
+        """Patch fields; publishes KIND_UPDATE_FACE (the matcher caches face records)."""
         check_face_fields(
             event_id=event_id, user_data=user_data, external_id=external_id, avatar=avatar
         )
@@ -403,8 +403,9 @@ class Faces:
         if not ids.is_uuid(face_id):
             raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
         sets = ", ".join(f"{c} = %s" for c in changes)
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
             if changes:
+                # The UPDATE locks the face row before the outbox row: per-face order holds.
                 cur = await conn.execute(
                     f"""UPDATE faces AS f SET {sets}, last_update_time = now()
                         WHERE f.face_id = %s AND f.account_id = %s RETURNING {_COLUMNS}""",
@@ -419,6 +420,13 @@ class Faces:
             if row is None:
                 raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
             lists = (await face_lists(conn, [face_id]))[face_id]
+            if changes:
+                await outbox.enqueue(
+                    conn,
+                    [outbox.change(Kind.KIND_UPDATE_FACE, scope.account_id, face_id=face_id)],
+                )
+        if changes:
+            await self._publisher.flush()
         return _face(row, lists)
 
     async def delete(self, scope: Scope, face_id: str) -> None:

@@ -20,6 +20,7 @@ from nats.aio.client import Client as NATS
 from services.common import config, grpc_client, nats_streams
 from services.common.grpc_server import ServiceApp
 from services.matcher import settings
+from services.matcher.face_records import FaceRecords
 from services.matcher.grpc_service import MatcherServicer
 from services.matcher.matching import Matching
 from services.matcher.sync import Sync
@@ -54,6 +55,7 @@ class MatcherState:
             faces,
             snapshot_root=settings.snapshot_dir(),
             version=settings.DESCRIPTOR_VERSION.get_int(),
+            records=FaceRecords(settings.RECORD_CACHE.get_int()),
         )
         await self.sync.start(retry_for=settings.START_TIMEOUT.get_float())
         self.matching = Matching(

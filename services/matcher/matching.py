@@ -403,8 +403,13 @@ class Matching:
     async def _face_records(
         self, scope: account_pb2.AccountScope, face_ids: set[str]
     ) -> dict[str, faces_pb2.Face]:
-        wanted = sorted(face_ids)
-        chunks = [wanted[i : i + PAGE] for i in range(0, len(wanted), PAGE)]
+        """Records of matched faces visible to the caller: recent ones from the cache, the
+        rest through ListFaces (with the caller's scope, so a face deleted meanwhile or not
+        visible to the caller is dropped)."""
+        records = self.sync.records
+        generation = records.generation
+        found, missing = records.get_many(sorted(face_ids), search_account(scope))
+        chunks = [missing[i : i + PAGE] for i in range(0, len(missing), PAGE)]
         replies = await asyncio.gather(
             *(
                 self.faces.ListFaces(
@@ -418,7 +423,10 @@ class Matching:
                 for chunk in chunks
             )
         )
-        return {f.face_id: f for r in replies for f in r.faces}
+        read = [f for r in replies for f in r.faces]
+        records.put_many(read, generation)
+        found.update((f.face_id, f) for f in read)
+        return found
 
     # --- MatchRaw ----------------------------------------------------------------------------
     def match_raw(self, req: matcher_pb2.MatchRawRequest) -> matcher_pb2.MatchRawResponse:

@@ -40,6 +40,12 @@ FILTER_MAX_FACES = config.declare(
     "Candidate filters the index cannot answer (user_data, external_ids, create_time, ...) "
     "are resolved to face ids through the faces service; at most this many per candidate set.",
 )
+RECORD_CACHE = config.declare(
+    "LUNA_MATCHER_RECORD_CACHE",
+    100_000,
+    "Face records of recent match results the matcher keeps (dropped by FACES_CHANGES), so "
+    "repeated matches need not read them from the faces service; 0 disables.",
+)
 START_TIMEOUT = config.declare(
     "LUNA_MATCHER_START_TIMEOUT",
     600.0,

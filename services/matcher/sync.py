@@ -38,6 +38,7 @@ from services.matcher.core.snapshot import (
     load_snapshot,
     save_snapshot,
 )
+from services.matcher.face_records import FaceRecords
 
 log = logging.getLogger("luna.matcher.sync")
 
@@ -61,8 +62,10 @@ class Sync:
         snapshot_root: Path,
         version: int,
         config: MatcherConfig | None = None,
+        records: FaceRecords | None = None,
     ) -> None:
         self.js = js
+        self.records = records if records is not None else FaceRecords(0)
         self.faces = faces
         self.snapshot_root = snapshot_root
         self.version = version
@@ -209,6 +212,7 @@ class Sync:
     def _swap(self, ix: IndexSet, seq: int) -> None:
         old, self.ix = self.ix, ix
         self.applied_seq = seq
+        self.records.clear()  # a reload may skip changes the cache never saw applied
         if old is not ix:
             old.close()
 
@@ -288,6 +292,10 @@ class Sync:
         list_ids: list[str],
         list_id: str,
     ) -> None:
+        if kind == Kind.KIND_DELETE_LIST:
+            self.records.clear()
+        elif face_id:
+            self.records.forget(face_id)
         try:
             if kind == Kind.KIND_UPSERT_FACE:
                 if version not in (0, self.version):

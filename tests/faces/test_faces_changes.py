@@ -33,7 +33,7 @@ async def test_face_lifecycle_messages(world: World) -> None:
     await world.faces.put_attribute(world.a, face.face_id, checked([(raw(2), 59)], [], None, []))
     await world.lists.detach(world.a, lst.list_id, [face.face_id])
     await world.lists.attach(world.a, lst.list_id, [face.face_id, bare.face_id])
-    await world.faces.update(world.a, face.face_id, user_data="not published")
+    await world.faces.update(world.a, face.face_id, user_data="fields only")
     await world.faces.delete_attribute(world.a, face.face_id)
     await world.faces.delete(world.a, face.face_id)
     await world.lists.delete(world.a, lst.list_id)
@@ -49,6 +49,7 @@ async def test_face_lifecycle_messages(world: World) -> None:
         (K.KIND_DETACH, f, 0, False),
         (K.KIND_ATTACH, f, 59, True),  # attach carries the face's newest descriptor
         (K.KIND_ATTACH, b, 0, False),
+        (K.KIND_UPDATE_FACE, f, 0, False),  # user_data patched (drops cached records)
         (K.KIND_UPSERT_FACE, f, 0, False),  # attribute deleted
         (K.KIND_DELETE_FACE, f, 0, False),
         (K.KIND_DELETE_LIST, "", 0, False),
@@ -63,8 +64,8 @@ async def test_face_lifecycle_messages(world: World) -> None:
     )
     assert got[4].list_id == lst.list_id and list(got[4].list_ids) == []
     assert list(got[6].list_ids) == [lst.list_id]
-    assert list(got[8].list_ids) == [lst.list_id]  # the lists the deleted face was in
-    assert got[9].list_id == lst.list_id
+    assert list(got[9].list_ids) == [lst.list_id]  # the lists the deleted face was in
+    assert got[10].list_id == lst.list_id
     assert [c.time.ToDatetime() for c in got] == sorted(c.time.ToDatetime() for c in got)
 
 

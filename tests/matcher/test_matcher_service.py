@@ -252,6 +252,42 @@ async def test_matchable_when_create_returns_and_gone_when_delete_returns(world:
     assert sorted(waits)[len(waits) // 2] < 0.5  # the median match, wait included, is quick
 
 
+async def test_cached_face_records_follow_every_change(world: World) -> None:
+    """Match results come from the record cache after the first match, yet a PATCH, a list
+    attach/detach, a list deletion or a face deletion shows in the very next match."""
+    w = world
+    state, stub = await w.start_matcher()
+    person = identity(7)
+    fid = await create_face(w, w.a, sample(person, 1), user_data="before")
+    lst = await create_list(w, w.a)
+    cands = matcher_pb2.FaceCandidates(face_ids=[fid], limit=1)
+
+    async def record() -> faces_pb2.Face:
+        resp = await match(stub, w.a, [by_descriptor(sample(person, 2))], cands)
+        (found,) = resp.results[0].candidates[0].matches
+        return found.face
+
+    assert (await record()).user_data == "before"
+    hits = state.sync.records.hits
+    assert (await record()).user_data == "before" and state.sync.records.hits == hits + 1
+    await w.faces.UpdateFace(faces_pb2.UpdateFaceRequest(scope=w.a, face_id=fid, user_data="x"))
+    assert (await record()).user_data == "x"
+    await w.lists.AttachFaces(lists_pb2.AttachFacesRequest(scope=w.a, list_id=lst, face_ids=[fid]))
+    assert list((await record()).list_ids) == [lst]
+    await w.lists.DetachFaces(lists_pb2.DetachFacesRequest(scope=w.a, list_id=lst, face_ids=[fid]))
+    assert list((await record()).list_ids) == []
+    await w.lists.AttachFaces(lists_pb2.AttachFacesRequest(scope=w.a, list_id=lst, face_ids=[fid]))
+    assert list((await record()).list_ids) == [lst]
+    await w.lists.DeleteList(lists_pb2.DeleteListRequest(scope=w.a, list_id=lst))
+    assert list((await record()).list_ids) == []
+    # Another account never gets A's cached record.
+    resp = await match(stub, w.b, [by_descriptor(sample(person, 2))], cands)
+    assert ids_of(resp) == []
+    await w.faces.DeleteFace(faces_pb2.DeleteFaceRequest(scope=w.a, face_id=fid))
+    resp = await match(stub, w.a, [by_descriptor(sample(person, 2))], cands)
+    assert ids_of(resp) == []
+
+
 async def test_accounts_are_isolated_unless_see_all(world: World) -> None:
     w = world
     _, stub = await w.start_matcher()

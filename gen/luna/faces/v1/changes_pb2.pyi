@@ -20,12 +20,14 @@ class FaceChange(_message.Message):
         KIND_ATTACH: _ClassVar[FaceChange.Kind]
         KIND_DETACH: _ClassVar[FaceChange.Kind]
         KIND_DELETE_LIST: _ClassVar[FaceChange.Kind]
+        KIND_UPDATE_FACE: _ClassVar[FaceChange.Kind]
     KIND_UNSPECIFIED: FaceChange.Kind
     KIND_UPSERT_FACE: FaceChange.Kind
     KIND_DELETE_FACE: FaceChange.Kind
     KIND_ATTACH: FaceChange.Kind
     KIND_DETACH: FaceChange.Kind
     KIND_DELETE_LIST: FaceChange.Kind
+    KIND_UPDATE_FACE: FaceChange.Kind
     CHANGE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -64,13 +64,16 @@ def test_threshold_and_limit(make_index, data3k, threshold: int) -> None:
     fill(ix, data3k)
     full = ix.search(ACC, data3k.queries[:20], ListCandidates(LST), 30, 0.0)
     cut = ix.search(ACC, data3k.queries[:20], ListCandidates(LST), 30, 0.5)
-    for f, c in zip(full, cut, strict=True):
+    identity_of = {fid(i): int(data3k.identity[i]) for i in range(len(data3k.gallery))}
+    for q, (f, c) in enumerate(zip(full, cut, strict=True)):
         sims = [m.similarity for m in f]
         assert len(f) == 30 and sims == sorted(sims, reverse=True)
         # Thresholding = filtering the unthresholded list (threshold pushed down exactly).
         assert [m.face_id for m in c] == [m.face_id for m in f if m.similarity >= 0.5]
         assert all(m.similarity >= 0.5 for m in c)
-        assert 1 <= len(c) <= 4  # held-out sample matches its own identity's 4 samples
+        # A held-out sample matches (some of) its own identity's 4 samples, and nobody else.
+        assert 1 <= len(c) <= 4
+        assert {identity_of[m.face_id] for m in c} == {int(data3k.query_identity[q])}
     one = ix.search(ACC, data3k.queries[:3], ListCandidates(LST), 1, 0.0)
     assert [len(r) for r in one] == [1, 1, 1]
     assert ix.search(ACC, data3k.queries[:3], ListCandidates(LST), 5, 1.0) == [[], [], []]

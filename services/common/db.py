@@ -65,10 +65,7 @@ async def _check_if_idle(conn: AsyncConnection[Any]) -> None:
 
 
 async def _mark_returned(conn: AsyncConnection[Any]) -> None:
-    conn.info_returned_at = time.monotonic()  # type: ignore[attr-defined]
-
-
-async def _configure(conn: AsyncConnection[Any]) -> None:
+    """Pool `configure` (a new connection) and `reset` (one handed back) hook."""
     conn.info_returned_at = time.monotonic()  # type: ignore[attr-defined]
 
 
@@ -81,7 +78,7 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Poo
         max_size=max_size,
         kwargs={"row_factory": dict_row},
         connection_class=AsyncConnection[DictRow],
-        configure=_configure,
+        configure=_mark_returned,
         reset=_mark_returned,
         check=_check_if_idle,
         open=False,

@@ -139,16 +139,24 @@ def _split_candidates(cands_in: list[dict[str, Any]]) -> Split:
     return faces, events, order
 
 
-def _matches_json(res: matcher_pb2.ReferenceResult, kind: str, k: int) -> tuple[list[Any], int]:
+def _candidate_set_json(
+    item: dict[str, Any], res: matcher_pb2.ReferenceResult, kind: str, k: int
+) -> dict[str, Any]:
+    """One candidate set's outcome for one reference, echoing the set as requested."""
     if kind == "face":
         cr = res.candidates[k]
-        return [
-            {"face": face_json(m.face, None), "similarity": m.similarity} for m in cr.matches
-        ], cr.total_found
-    er = res.event_candidates[k]
-    return [
-        {"event": from_struct(m.event), "similarity": m.similarity} for m in er.matches
-    ], er.total_found
+        result = [{"face": face_json(m.face, None), "similarity": m.similarity} for m in cr.matches]
+        total = cr.total_found
+    else:
+        er = res.event_candidates[k]
+        result = [{"event": from_struct(m.event), "similarity": m.similarity} for m in er.matches]
+        total = er.total_found
+    return {
+        "filters": item.get("filters", {}),
+        "candidates": item,
+        "result": result,
+        "total_found": total,
+    }
 
 
 @table.route(
@@ -177,14 +185,8 @@ async def match_faces(ctx: Ctx) -> web.Response:
             {
                 "reference": reference_json(item, res),
                 "matches": [
-                    {
-                        "filters": cands_in[n].get("filters", {}),
-                        "candidates": cands_in[n],
-                        "result": result,
-                        "total_found": total,
-                    }
+                    _candidate_set_json(cands_in[n], res, kind, k)
                     for n, (kind, k) in enumerate(order)
-                    for result, total in [_matches_json(res, kind, k)]
                 ],
             }
         )

@@ -391,3 +391,22 @@ def test_triton_gets_gpu_instance_groups_and_keeps_dynamic_batching(tmp_path: Pa
             assert cfg.HasField("dynamic_batching"), path
             batched += 1
     assert batched >= 1
+
+
+@pytest.mark.parametrize("overlay", ["cluster", "gpu"])
+def test_cluster_workloads_are_replicated_and_drain_safely(overlay: str) -> None:
+    objects = render(overlay)
+    scaled = {
+        h["spec"]["scaleTargetRef"]["name"]: h for h in of_kind(objects, "HorizontalPodAutoscaler")
+    }
+    budgets = [
+        p["spec"]["selector"]["matchLabels"] for p in of_kind(objects, "PodDisruptionBudget")
+    ]
+    for w in of_kind(objects, *WORKLOADS):
+        name = w["metadata"]["name"]
+        if name == "triton":
+            continue  # one per GPU; scaled by adding GPUs
+        replicas = scaled[name]["spec"]["minReplicas"] if name in scaled else w["spec"]["replicas"]
+        assert replicas >= 2, name
+        assert any(_selects(b, _labels(w)) for b in budgets), name
+    assert {"gateway", "faces", "events", "estimator"} <= set(scaled)

@@ -1,0 +1,113 @@
+"""Children die with their supervisor; leftovers of a dead one are recognised and stopped
+(only when pid, start time and command line all still match)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+from services.common.procs import ProcessRecord, record_of, stop_leftovers, still_ours
+
+# A middle process that starts `sleep` the way the supervisor starts its children, prints
+# the sleeper's pid and waits to be killed.
+_MIDDLE = """
+import signal, subprocess, sys, time
+from services.common.procs import die_with_parent
+use = sys.argv[1] == "1"
+child = subprocess.Popen(["sleep", "300"], start_new_session=True,
+                         preexec_fn=die_with_parent(signal.SIGTERM) if use else None)
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _orphan_after_sigkill(use_pdeathsig: bool) -> int:
+    middle = subprocess.Popen(
+        [sys.executable, "-c", _MIDDLE, "1" if use_pdeathsig else "0"],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert middle.stdout is not None
+    pid = int(middle.stdout.readline())
+    middle.kill()
+    middle.wait()
+    return pid
+
+
+def test_child_dies_with_its_sigkilled_parent() -> None:
+    sleeper = _orphan_after_sigkill(use_pdeathsig=True)
+    assert _gone(sleeper, 5.0)
+
+
+def test_without_the_parent_death_signal_the_child_would_survive() -> None:
+    # The control: proves the test above can fail (the orphan lives on, re-parented).
+    sleeper = _orphan_after_sigkill(use_pdeathsig=False)
+    try:
+        assert not _gone(sleeper, 1.0)
+    finally:
+        os.kill(sleeper, signal.SIGKILL)
+
+
+async def test_leftovers_are_stopped_only_when_still_the_same_process() -> None:
+    ours = subprocess.Popen(["sleep", "300"])
+    other = subprocess.Popen(["sleep", "301"])
+    try:
+        record = record_of("faces", ours.pid)
+        assert record is not None and record.cmdline == ["sleep", "300"]
+        # Same pid, but started at another time or with another command line: pid reuse,
+        # not ours to kill.
+        reused = ProcessRecord("x", other.pid, record.create_time - 100, ["sleep", "301"])
+        renamed = ProcessRecord("y", other.pid, other_ct(other.pid), ["python", "-m", "y"])
+        assert still_ours(reused) is None and still_ours(renamed) is None
+        stopped = await stop_leftovers([reused, renamed, record], grace=5.0)
+        assert stopped == ["faces"]
+        await asyncio.to_thread(ours.wait, 5)
+        assert ours.returncode == -signal.SIGTERM
+        assert other.poll() is None
+        # Gone now: a second pass finds nothing to stop.
+        assert await stop_leftovers([record]) == []
+    finally:
+        for p in (ours, other):
+            p.kill()
+            p.wait()
+
+
+async def test_a_leftover_that_ignores_its_stop_signal_is_killed() -> None:
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal,time; signal.signal(15, signal.SIG_IGN); "
+         "print(1, flush=True); time.sleep(300)"],  # fmt: skip
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert stubborn.stdout is not None
+        stubborn.stdout.readline()  # the handler is in place
+        record = record_of("gateway", stubborn.pid)
+        assert record is not None
+        assert await stop_leftovers([record], grace=0.5) == ["gateway"]
+        await asyncio.to_thread(stubborn.wait, 5)
+        assert stubborn.returncode == -signal.SIGKILL
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+
+
+def other_ct(pid: int) -> float:
+    return psutil.Process(pid).create_time()

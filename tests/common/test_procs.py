@@ -12,7 +12,7 @@ import time
 
 import psutil
 
-from services.common.procs import ProcessRecord, record_of, stop_leftovers, still_ours
+from services.common.procs import ProcessRecord, record_of, still_ours, stop_leftovers
 
 # A middle process that starts `sleep` the way the supervisor starts its children, prints
 # the sleeper's pid and waits to be killed.
@@ -67,8 +67,8 @@ def test_without_the_parent_death_signal_the_child_would_survive() -> None:
 
 
 async def test_leftovers_are_stopped_only_when_still_the_same_process() -> None:
-    ours = subprocess.Popen(["sleep", "300"])
-    other = subprocess.Popen(["sleep", "301"])
+    ours = await asyncio.create_subprocess_exec("sleep", "300")
+    other = await asyncio.create_subprocess_exec("sleep", "301")
     try:
         record = record_of("faces", ours.pid)
         assert record is not None and record.cmdline == ["sleep", "300"]
@@ -79,34 +79,35 @@ async def test_leftovers_are_stopped_only_when_still_the_same_process() -> None:
         assert still_ours(reused) is None and still_ours(renamed) is None
         stopped = await stop_leftovers([reused, renamed, record], grace=5.0)
         assert stopped == ["faces"]
-        await asyncio.to_thread(ours.wait, 5)
-        assert ours.returncode == -signal.SIGTERM
-        assert other.poll() is None
+        assert await asyncio.wait_for(ours.wait(), 5) == -signal.SIGTERM
+        assert other.returncode is None
         # Gone now: a second pass finds nothing to stop.
         assert await stop_leftovers([record]) == []
     finally:
         for p in (ours, other):
-            p.kill()
-            p.wait()
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
 
 
 async def test_a_leftover_that_ignores_its_stop_signal_is_killed() -> None:
-    stubborn = subprocess.Popen(
-        [sys.executable, "-c", "import signal,time; signal.signal(15, signal.SIG_IGN); "
-         "print(1, flush=True); time.sleep(300)"],  # fmt: skip
-        stdout=subprocess.PIPE,
+    code = "import signal,time; signal.signal(15, signal.SIG_IGN); print(1, flush=True); " + (
+        "time.sleep(300)"
+    )
+    stubborn = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
     )
     try:
         assert stubborn.stdout is not None
-        stubborn.stdout.readline()  # the handler is in place
+        await stubborn.stdout.readline()  # the handler is in place
         record = record_of("gateway", stubborn.pid)
         assert record is not None
         assert await stop_leftovers([record], grace=0.5) == ["gateway"]
-        await asyncio.to_thread(stubborn.wait, 5)
-        assert stubborn.returncode == -signal.SIGKILL
+        assert await asyncio.wait_for(stubborn.wait(), 5) == -signal.SIGKILL
     finally:
-        stubborn.kill()
-        stubborn.wait()
+        if stubborn.returncode is None:
+            stubborn.kill()
+            await stubborn.wait()
 
 
 def other_ct(pid: int) -> float:

@@ -61,7 +61,7 @@ async def test_sigkill_of_luna_up_leaves_no_orphans_and_a_second_up_replaces_lef
     proc.kill()
     await proc.wait()
     deadline = time.monotonic() + 15
-    while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+    while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     assert [n for n, p in pids.items() if _alive(p)] == []
 
@@ -90,7 +90,7 @@ async def test_sigkill_of_luna_up_leaves_no_orphans_and_a_second_up_replaces_lef
         runtime["services"]["tasks"].update(pid=bystander.pid, create_time=1.0)
         (data_dir / "runtime.json").write_text(json.dumps(runtime))
 
-        proc, lines = await _start(data_dir, port)
+        proc, _ = await _start(data_dir, port)
         try:
             assert await asyncio.wait_for(squatter.wait(), 5) is not None
             assert bystander.returncode is None

@@ -64,6 +64,8 @@ class FacesRuntime:
         await nats_streams.ensure_streams(self.nc.jetstream())
         # Faces, lists and accounts write their changes through the FACES_CHANGES outbox.
         publisher = outbox.Publisher(self.pool, self.nc.jetstream())
+        # What was committed while NATS was away goes out as soon as it is back.
+        nats_streams.on_reconnect(self.nc, publisher.flush_quietly)
         self.accounts = Accounts(self.pool, publisher)
         if ADMIN_PASSWORD.get():
             await self.accounts.ensure_admin(ADMIN_LOGIN.get(), ADMIN_PASSWORD.get())

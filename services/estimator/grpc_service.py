@@ -143,6 +143,9 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
                 core.ESTIMATION_UNAVAILABLE,
                 "Forbidden. Body warps turned off: no body model is installed on this platform",
             )
+        images.check_request_pixels(
+            [images.image_pixels(i.data, i.content_type or None) for i in request.images]
+        )
 
         async def one(image: pb.Image) -> pb.ImageResult:
             try:

@@ -30,7 +30,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import config
 from services.common.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
-from services.common.procs import ProcessRecord, die_with_parent, record_of, stop_leftovers
+from services.common.procs import (
+    ProcessRecord,
+    die_with_parent,
+    record_of,
+    still_ours,
+    stop_leftovers,
+)
 
 log = logging.getLogger("luna.supervisor")
 
@@ -387,4 +393,11 @@ async def status(data_dir: Path) -> int:
             except TimeoutError:
                 state, worst = "NOT SERVING", 1
         print(f"{name:10} {state:12} pid={info['pid']:<8} {info['address']}")
+    for name, info in runtime.get("infrastructure", {}).items():
+        record = ProcessRecord.from_json(name, info)
+        state = "RUNNING" if record is not None and still_ours(record) else "NOT RUNNING"
+        if state != "RUNNING":
+            worst = 1
+        url = runtime.get(f"{'database' if name == 'postgres' else name}_url", "")
+        print(f"{name:10} {state:12} pid={info.get('pid')!s:<8} {url}")
     return worst

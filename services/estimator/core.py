@@ -309,11 +309,7 @@ class Estimator:
     def _as_sample(self, sample: bytes | np.ndarray, content_type: str | None = None) -> np.ndarray:
         if not isinstance(sample, np.ndarray):
             # Refused from the header: a "sample" of 40 megapixels is never decoded.
-            pixels = images.image_pixels(bytes(sample), content_type)
-            if pixels > align.WARP_SIZE * align.WARP_SIZE:
-                raise LunaError(
-                    images.BAD_SAMPLE_SIZE, f"Image of {pixels} pixels is not a 250x250 sample"
-                )
+            images.check_sample_header(bytes(sample), content_type)
         rgb = images.as_rgb_array(sample, content_type, use_exif=False)
         if rgb.shape[:2] != (align.WARP_SIZE, align.WARP_SIZE):
             raise LunaError(

@@ -200,7 +200,9 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
 
 
 def _sample(s: pb.Sample) -> object:
-    """Decoded here, so a declared content type is checked like a detect image's."""
+    """Decoded here, so a declared content type is checked like a detect image's; a sample
+    too large for 250x250 is refused from its header without being decoded."""
+    images.check_sample_header(s.data, s.content_type or None)
     return images.as_rgb_array(s.data, s.content_type or None, use_exif=False)
 
 

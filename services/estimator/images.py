@@ -117,6 +117,16 @@ def check_request_pixels(pixels: list[int]) -> None:
         )
 
 
+SAMPLE_PIXELS = 250 * 250
+
+
+def check_sample_header(data: bytes, content_type: str | None = None) -> None:
+    """Refuse a "sample" larger than 250x250 from its header, before decoding it."""
+    pixels = image_pixels(data, content_type)
+    if pixels > SAMPLE_PIXELS:
+        raise LunaError(BAD_SAMPLE_SIZE, f"Image of {pixels} pixels is not a 250x250 sample")
+
+
 def _unbase64(data: bytes) -> bytes:
     text = data.strip()
     if text.startswith(b"data:") and b"," in text:

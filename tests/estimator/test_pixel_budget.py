@@ -190,3 +190,13 @@ async def test_large_images_are_decoded_within_the_budget_and_small_requests_pas
     print(f"small request {small_s:.2f} s during a large one of {big_s:.2f} s; "
           f"peak {est.budget.peak} of {est.budget.capacity} pixels")  # fmt: skip
     assert small_s < max(2.0, big_s / 3), (small_s, big_s)
+
+
+async def test_a_large_sample_is_refused_from_its_header(served, zero_png) -> None:
+    _, stub = served
+    request = pb.ExtractRequest(samples=[pb.Sample(data=zero_png, content_type="image/png")])
+    started = time.perf_counter()
+    with pytest.raises(errors.LunaError) as err:
+        await stub.Extract(request)
+    assert err.value.code == images.BAD_SAMPLE_SIZE
+    assert time.perf_counter() - started < 0.5  # a decode of it takes over a second

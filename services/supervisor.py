@@ -34,6 +34,7 @@ from services.common.procs import (
     ProcessRecord,
     die_with_parent,
     record_of,
+    service_of_data_dir,
     still_ours,
     stop_leftovers,
 )
@@ -157,7 +158,13 @@ class Supervisor:
         records = []
         services = runtime.get("services", {})
         for name in sorted(services, key=lambda n: n != "gateway"):
-            records.append(ProcessRecord.from_json(name, services[name]))
+            info = services[name]
+            record = ProcessRecord.from_json(name, info)
+            if record is None and isinstance(info.get("pid"), int):
+                record = service_of_data_dir(
+                    name, info["pid"], f"services.{name}", str(self.data_dir)
+                )
+            records.append(record)
         for name, info in runtime.get("infrastructure", {}).items():
             records.append(ProcessRecord.from_json(name, info))
         stopped = await stop_leftovers(r for r in records if r is not None)
@@ -392,7 +399,7 @@ async def status(data_dir: Path) -> int:
                 state = "SERVING"
             except TimeoutError:
                 state, worst = "NOT SERVING", 1
-        print(f"{name:10} {state:12} pid={info['pid']:<8} {info['address']}")
+        print(f"{name:10} {state:12} pid={info['pid']!s:<8} {info['address']}")
     for name, info in runtime.get("infrastructure", {}).items():
         record = ProcessRecord.from_json(name, info)
         state = "RUNNING" if record is not None and still_ours(record) else "NOT RUNNING"

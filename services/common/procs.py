@@ -97,6 +97,19 @@ def record_of(name: str, pid: int, stop_signal: int = int(signal.SIGTERM)) -> Pr
         return None
 
 
+def service_of_data_dir(name: str, pid: int, module: str, data_dir: str) -> ProcessRecord | None:
+    """For a runtime file written before records carried start time and command line: the
+    pid counts as ours only if it runs `-m <module>` with LUNA_DATA_DIR set to `data_dir`."""
+    try:
+        proc = psutil.Process(pid)
+        cmd = proc.cmdline()
+        if module not in cmd or proc.environ().get("LUNA_DATA_DIR") != data_dir:
+            return None
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    return record_of(name, pid)
+
+
 def still_ours(record: ProcessRecord) -> psutil.Process | None:
     """The live process `record` describes, or None when that pid is gone or now another
     program (same pid, different start time or command line)."""

@@ -12,7 +12,13 @@ import time
 
 import psutil
 
-from services.common.procs import ProcessRecord, record_of, still_ours, stop_leftovers
+from services.common.procs import (
+    ProcessRecord,
+    record_of,
+    service_of_data_dir,
+    still_ours,
+    stop_leftovers,
+)
 
 # A middle process that starts `sleep` the way the supervisor starts its children, prints
 # the sleeper's pid and waits to be killed.
@@ -112,3 +118,21 @@ async def test_a_leftover_that_ignores_its_stop_signal_is_killed() -> None:
 
 def other_ct(pid: int) -> float:
     return psutil.Process(pid).create_time()
+
+
+async def test_an_old_runtime_file_pid_is_trusted_only_for_our_module_and_data_dir(
+    tmp_path,
+) -> None:
+    env = {**os.environ, "LUNA_DATA_DIR": str(tmp_path)}
+    code = "import time; time.sleep(300)"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, "-m", "services.faces", env=env
+    )
+    try:
+        await asyncio.sleep(0.2)
+        assert service_of_data_dir("faces", proc.pid, "services.faces", str(tmp_path))
+        assert service_of_data_dir("faces", proc.pid, "services.faces", "/elsewhere") is None
+        assert service_of_data_dir("events", proc.pid, "services.events", str(tmp_path)) is None
+    finally:
+        proc.kill()
+        await proc.wait()

@@ -3,8 +3,8 @@
 Bytes on the wire say little about memory: a 115 KB PNG of zeros decodes to 119 MB of RGB. So
 before an image is decoded it takes its width x height (read from the header) out of one
 shared budget and gives it back once its detections are built. Memory then stays bounded
-however many large images arrive together, and a waiter that fits in what is left goes first,
-so a small request is not queued behind a large one.
+however many large images arrive together. Small images have a lane of their own, so a small
+request is never queued behind large ones.
 """
 
 from __future__ import annotations
@@ -31,31 +31,17 @@ _LOW_PRIORITY_NICE = 10
 OVERTAKE_FOR_S = 2.0
 
 
-class PixelBudget:
+class _Lane:
+    """A budget of pixels with its waiters."""
+
     def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError("pixel budget must be positive")
         self.capacity = capacity
         self.used = 0
-        self.peak = 0
         self._waiters: list[tuple[int, float, asyncio.Future[None]]] = []
 
-    @contextlib.asynccontextmanager
-    async def hold(self, pixels: int) -> AsyncIterator[None]:
-        """Hold `pixels` of the budget while the block runs. An image larger than the whole
-        budget (still within the per-image limit) waits until it can run alone."""
-        need = max(0, min(pixels, self.capacity))
-        await self._acquire(need)
-        try:
-            yield
-        finally:
-            # Synchronous on purpose: a cancelled request must never keep its share.
-            self.used -= need
-            self._wake()
-
-    async def _acquire(self, need: int) -> None:
+    async def acquire(self, need: int) -> None:
         if self.used + need <= self.capacity and not self._someone_starving():
-            self._take(need)
+            self.used += need
             return
         waiter = (need, time.monotonic(), asyncio.get_running_loop().create_future())
         self._waiters.append(waiter)
@@ -64,23 +50,22 @@ class PixelBudget:
         except asyncio.CancelledError:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-                self._wake()  # it may have been the one everybody waited behind
+                self.wake()  # it may have been the one everybody waited behind
             elif waiter[2].done() and not waiter[2].cancelled():
-                self.used -= need  # granted just as it was cancelled: give it back
-                self._wake()
+                self.release(need)  # granted just as it was cancelled: give it back
             raise
 
-    def _take(self, need: int) -> None:
-        self.used += need
-        self.peak = max(self.peak, self.used)
+    def release(self, need: int) -> None:
+        self.used -= need
+        self.wake()
 
     def _someone_starving(self) -> bool:
         now = time.monotonic()
         return any(now - since > OVERTAKE_FOR_S for _, since, _ in self._waiters)
 
-    def _wake(self) -> None:
-        # In arrival order, but anyone who fits goes: a small image does not wait for a large
-        # one ahead of it to find room, unless that one has waited too long already.
+    def wake(self) -> None:
+        # In arrival order, but anyone who fits goes, unless someone ahead of it has waited
+        # too long already.
         now = time.monotonic()
         for waiter in list(self._waiters):
             need, since, fut = waiter
@@ -88,10 +73,43 @@ class PixelBudget:
                 self._waiters.remove(waiter)
             elif self.used + need <= self.capacity:
                 self._waiters.remove(waiter)
-                self._take(need)
+                self.used += need
                 fut.set_result(None)
             elif now - since > OVERTAKE_FOR_S:
                 return
+
+
+class PixelBudget:
+    """Two lanes: images up to LARGE_PIXELS share a small lane (an eighth of the budget) that
+    large images never use, so a small request never waits behind large ones; large images
+    share the rest and cannot be starved by small ones either."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("pixel budget must be positive")
+        self.capacity = capacity
+        small = min(capacity, max(2 * LARGE_PIXELS, capacity // 8))
+        self._small = _Lane(small)
+        self._large = _Lane(max(1, capacity - small))
+        self.peak = 0
+
+    @property
+    def used(self) -> int:
+        return self._small.used + self._large.used
+
+    @contextlib.asynccontextmanager
+    async def hold(self, pixels: int) -> AsyncIterator[None]:
+        """Hold `pixels` of the budget while the block runs. An image larger than its whole
+        lane (still within the per-image limit) waits until it can run alone."""
+        lane = self._small if pixels <= LARGE_PIXELS else self._large
+        need = max(0, min(pixels, lane.capacity))
+        await lane.acquire(need)
+        self.peak = max(self.peak, self.used)
+        try:
+            yield
+        finally:
+            # Synchronous on purpose: a cancelled request must never keep its share.
+            lane.release(need)
 
 
 def _lower_priority() -> None:

@@ -107,6 +107,20 @@ async def test_a_large_waiter_is_not_starved_by_a_stream_of_small_ones(
     await asyncio.gather(*streams)
 
 
+async def test_small_images_never_wait_behind_large_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.estimator.budget.OVERTAKE_FOR_S", 0.05)
+    budget = PixelBudget(80_000_000)
+    big = BIG[0] * BIG[1]
+    running = [asyncio.create_task(_hold(budget, big, 1.0)) for _ in range(4)]
+    await asyncio.sleep(0.2)  # a large image holds the large lane, three wait (starving)
+    assert budget.used >= big
+    started = time.perf_counter()
+    await asyncio.wait_for(_hold(budget, 512 * 512), 0.5)
+    assert time.perf_counter() - started < 0.1
+    await asyncio.gather(*running)
+    assert budget.peak <= budget.capacity and budget.used == 0
+
+
 async def _hold(budget: PixelBudget, pixels: int, seconds: float = 0.0) -> None:
     async with budget.hold(pixels):
         await asyncio.sleep(seconds)

@@ -182,8 +182,9 @@ def decode_image(
                 )
             img.load()
             if use_exif or fmt == "TIFF":
-                img = ImageOps.exif_transpose(img)
-            rgb = img.convert("RGB")
+                # In place: a copy would be one more full-size image in memory at once.
+                ImageOps.exif_transpose(img, in_place=True)
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
     except LunaError:
         raise
     except (

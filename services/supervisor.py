@@ -73,9 +73,10 @@ class Child:
         )
         self.started_at = time.monotonic()
 
-    def record(self) -> ProcessRecord | None:
-        proc = self.process
-        return None if proc is None else record_of(self.name, proc.pid)
+    def record_json(self) -> dict[str, object]:
+        """Start time and command line, so a later `luna up` can tell it is still this."""
+        record = None if self.process is None else record_of(self.name, self.process.pid)
+        return {} if record is None else record.as_json()
 
     async def stop(self, grace: float = 10.0) -> None:
         proc = self.process
@@ -177,6 +178,9 @@ class Supervisor:
     async def start_infrastructure(self) -> None:
         env = dict(os.environ)
         env["LUNA_DATA_DIR"] = str(self.data_dir)
+        # Known before the servers answer, so the runtime file can be written meanwhile.
+        env.setdefault("LUNA_DATABASE_URL", config.database_url())
+        env.setdefault("LUNA_NATS_URL", config.nats_url())
         self.env = env
         if not config.database_url():
             self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
@@ -236,27 +240,26 @@ class Supervisor:
     def write_runtime(self) -> None:
         """What runs where; written as soon as anything runs, so that a later `luna up` can
         stop it even if this one dies while starting."""
-        services: dict[str, dict[str, object]] = {}
-        for name, child in self.children.items():
-            record = child.record()
-            services[name] = {
-                "pid": child.process.pid if child.process else None,
-                "address": self.env.get(f"LUNA_{name.upper()}_ADDRESS", self.url),
-                "log": str(child.log_path),
-                **(record.as_json() if record is not None else {}),
-            }
         infrastructure: dict[str, dict[str, object]] = {}
         for server in self._servers():
             record = record_of(server.name, server.pid, server.stop_signal) if server.pid else None
             if record is not None:
                 infrastructure[server.name] = record.as_json()
         runtime = {
-            "url": self.url,
-            "database_url": self.env.get("LUNA_DATABASE_URL", ""),
-            "nats_url": self.env.get("LUNA_NATS_URL", ""),
-            "supervisor_pid": os.getpid(),
-            "services": services,
             "infrastructure": infrastructure,
+            "url": self.url,
+            "database_url": self.env["LUNA_DATABASE_URL"],
+            "nats_url": self.env["LUNA_NATS_URL"],
+            "supervisor_pid": os.getpid(),
+            "services": {
+                name: {
+                    "pid": child.process.pid if child.process else None,
+                    "address": self.env.get(f"LUNA_{name.upper()}_ADDRESS", self.url),
+                    "log": str(child.log_path),
+                    **child.record_json(),
+                }
+                for name, child in self.children.items()
+            },
         }
         path = self.data_dir / "runtime.json"
         tmp = path.with_suffix(".json.tmp")
@@ -386,6 +389,13 @@ async def status(data_dir: Path) -> int:
         return 1
     runtime = json.loads(path.read_text())
     worst = 0
+    for name, info in runtime.get("infrastructure", {}).items():
+        record = ProcessRecord.from_json(name, info)
+        state = "RUNNING" if record is not None and still_ours(record) else "NOT RUNNING"
+        if state != "RUNNING":
+            worst = 1
+        url = runtime.get(f"{'database' if name == 'postgres' else name}_url", "")
+        print(f"{name:10} {state:12} pid={info.get('pid')!s:<8} {url}")
     for name, info in runtime["services"].items():
         if name == "gateway":
             try:
@@ -399,12 +409,5 @@ async def status(data_dir: Path) -> int:
                 state = "SERVING"
             except TimeoutError:
                 state, worst = "NOT SERVING", 1
-        print(f"{name:10} {state:12} pid={info['pid']!s:<8} {info['address']}")
-    for name, info in runtime.get("infrastructure", {}).items():
-        record = ProcessRecord.from_json(name, info)
-        state = "RUNNING" if record is not None and still_ours(record) else "NOT RUNNING"
-        if state != "RUNNING":
-            worst = 1
-        url = runtime.get(f"{'database' if name == 'postgres' else name}_url", "")
-        print(f"{name:10} {state:12} pid={info.get('pid')!s:<8} {url}")
+        print(f"{name:10} {state:12} pid={info['pid']:<8} {info['address']}")
     return worst

@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from luna.common.v1 import error_pb2
 
-from services.common import db, errors, logs, nats_streams
+from services.common import errors, logs
 
 REQUEST_ID_KEY = "luna-request-id"
 log = logging.getLogger("luna.grpc")
@@ -54,6 +54,8 @@ async def _abort(context: grpc.aio.ServicerContext, err: errors.LunaError) -> No
 def _unexpected(exc: Exception, method: str) -> errors.LunaError:
     """An exception no handler turned into a LunaError: a dependency outage gets its LUNA
     error (the client may retry), anything else is a bug (code 1, logged)."""
+    from services.common import db, nats_streams  # here: they import this module's siblings
+
     if db.is_outage(exc):
         return db.outage_error(exc)
     if nats_streams.is_outage(exc):

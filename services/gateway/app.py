@@ -15,6 +15,7 @@ from services.common import config, logs, nats_streams, subjects
 from services.gateway import middleware, routing
 from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
+from services.gateway.events_follower import follow_events
 from services.gateway.routes import accounts, system
 from services.gateway.routes import attributes as attributes_routes
 from services.gateway.routes import blobs as blobs_routes
@@ -96,7 +97,7 @@ def build_app(clients: Clients | None = None) -> web.Application:
             await nc.subscribe(subjects.AUTH_CHANGED, cb=invalidate)
             app["nats"] = nc
             await nats_streams.ensure_streams(nc.jetstream())
-            await app["sender_hub"].follow(nc.jetstream())
+            await follow_events(app["sender_hub"], nc)
 
     async def on_cleanup(app: web.Application) -> None:
         nc = app.get("nats")

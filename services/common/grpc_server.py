@@ -174,7 +174,7 @@ async def serve(app: ServiceApp, address: str) -> None:
     log.info("%s stopped", app.name)
 
 
-SHUTDOWN_TIMEOUT_S = 15.0
+SHUTDOWN_TIMEOUT_S = 10.0
 
 
 async def _serve_and_exit(app: ServiceApp, address: str) -> None:

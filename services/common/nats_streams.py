@@ -71,46 +71,6 @@ _IMMUTABLE = ("retention", "storage")
 _COMPARED = ("subjects", "retention", "storage", "discard", "max_age", "duplicate_window")
 
 
-# A publish waits this long for JetStream's ack; while NATS is down nobody waits at all.
-PUBLISH_TIMEOUT_S = 2.0
-ReconnectCallback = Callable[[], Awaitable[None]]
-
-
-class NatsUnavailable(ConnectionError):
-    """NATS is not connected right now (it is restarting); the client reconnects by itself."""
-
-
-def is_outage(exc: BaseException) -> bool:
-    """True for errors that mean "NATS is not reachable now"."""
-    return isinstance(
-        exc,
-        NatsUnavailable
-        | nats.errors.ConnectionClosedError
-        | nats.errors.ConnectionReconnectingError
-        | nats.errors.NoServersError
-        | nats.errors.StaleConnectionError
-        | nats.errors.OutboundBufferLimitError
-        | nats.errors.TimeoutError
-        | nats.js.errors.NoStreamResponseError
-        | nats.js.errors.ServiceUnavailableError,
-    )
-
-
-def outage_error(exc: BaseException) -> errors.LunaError:
-    log.warning("nats unavailable: %s: %s", type(exc).__name__, exc)
-    return errors.LunaError(errors.QUEUE_UNAVAILABLE, f"Message queue unavailable: {exc}")
-
-
-def on_reconnect(nc: NATS, callback: ReconnectCallback) -> None:
-    """Run `callback` after each reconnect of `nc` (made by `connect`): resume what needs the
-    server's state (consumers, pending publications) right away instead of at a timeout."""
-    nc._luna_reconnect_callbacks.append(callback)  # type: ignore[attr-defined]
-
-
-def is_connected(js: JetStreamContext) -> bool:
-    return bool(js._nc.is_connected)
-
-
 async def connect(url: str, *, name: str | None = None, initial_attempts: int = 10) -> NATS:
     """Connect, failing after `initial_attempts` (about a second apart) so a wrong URL is an
     error rather than a silent hang; once connected, reconnects never give up (a service
@@ -151,6 +111,46 @@ async def connect(url: str, *, name: str | None = None, initial_attempts: int = 
     # nats-py has one limit for both phases and reads it at each attempt: lift it now.
     nc.options["max_reconnect_attempts"] = -1
     return nc
+
+
+# A publish waits this long for JetStream's ack; while NATS is down nobody waits at all.
+PUBLISH_TIMEOUT_S = 2.0
+ReconnectCallback = Callable[[], Awaitable[None]]
+
+
+class NatsUnavailable(ConnectionError):
+    """NATS is not connected right now (it is restarting); the client reconnects by itself."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors that mean "NATS is not reachable now"."""
+    return isinstance(
+        exc,
+        NatsUnavailable
+        | nats.errors.ConnectionClosedError
+        | nats.errors.ConnectionReconnectingError
+        | nats.errors.NoServersError
+        | nats.errors.StaleConnectionError
+        | nats.errors.OutboundBufferLimitError
+        | nats.errors.TimeoutError
+        | nats.js.errors.NoStreamResponseError
+        | nats.js.errors.ServiceUnavailableError,
+    )
+
+
+def outage_error(exc: BaseException) -> errors.LunaError:
+    log.warning("nats unavailable: %s: %s", type(exc).__name__, exc)
+    return errors.LunaError(errors.QUEUE_UNAVAILABLE, f"Message queue unavailable: {exc}")
+
+
+def on_reconnect(nc: NATS, callback: ReconnectCallback) -> None:
+    """Run `callback` after each reconnect of `nc` (made by `connect`): resume what needs the
+    server's state (consumers, pending publications) right away instead of at a timeout."""
+    nc._luna_reconnect_callbacks.append(callback)  # type: ignore[attr-defined]
+
+
+def is_connected(js: JetStreamContext) -> bool:
+    return bool(js._nc.is_connected)
 
 
 _running: set[asyncio.Future[None]] = set()

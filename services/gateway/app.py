@@ -15,7 +15,7 @@ from services.common import config, logs, nats_streams, subjects
 from services.gateway import middleware, routing
 from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
-from services.gateway.events_follower import follow_events
+from services.gateway.events_follower import refollow_on_reconnect
 from services.gateway.routes import accounts, system
 from services.gateway.routes import attributes as attributes_routes
 from services.gateway.routes import blobs as blobs_routes
@@ -96,8 +96,9 @@ def build_app(clients: Clients | None = None) -> web.Application:
 
             await nc.subscribe(subjects.AUTH_CHANGED, cb=invalidate)
             app["nats"] = nc
+            refollow_on_reconnect(app["sender_hub"], nc)
             await nats_streams.ensure_streams(nc.jetstream())
-            await follow_events(app["sender_hub"], nc)
+            await app["sender_hub"].follow(nc.jetstream())
 
     async def on_cleanup(app: web.Application) -> None:
         nc = app.get("nats")

@@ -21,18 +21,25 @@ from services.common import nats_streams
 log = logging.getLogger("luna.gateway.events")
 
 
-async def follow_events(hub: Any, nc: NATS) -> None:
-    """`hub.follow(js)` now and again after every reconnect of `nc`."""
-    current: dict[str, Any] = {"sub": await hub.follow(nc.jetstream())}
+def refollow_on_reconnect(hub: Any, nc: NATS) -> None:
+    """Make every `hub.follow(js)` subscription (the one made at start included) be replaced
+    by a fresh `hub.follow` after each reconnect of `nc`."""
+    follow = hub.follow
+    current: dict[str, Any] = {}
+
+    async def tracked(js: Any) -> Any:
+        current["sub"] = await follow(js)
+        return current["sub"]
 
     async def again() -> None:
         old = current.pop("sub", None)
-        if old is not None:
-            with contextlib.suppress(Exception):  # the server forgot it already
-                await old.unsubscribe()
+        if old is None:
+            return  # not following (yet)
+        with contextlib.suppress(Exception):  # the server forgot it already
+            await old.unsubscribe()
         for attempt in range(1, 31):  # JetStream may still be recovering its streams
             try:
-                current["sub"] = await hub.follow(nc.jetstream())
+                await tracked(nc.jetstream())
             except Exception as exc:
                 log.warning("following EVENTS again failed (%s); retrying", exc)
                 await asyncio.sleep(min(2.0, 0.2 * attempt))
@@ -40,4 +47,5 @@ async def follow_events(hub: Any, nc: NATS) -> None:
             log.info("following EVENTS again after a NATS reconnect")
             return
 
+    hub.follow = tracked
     nats_streams.on_reconnect(nc, again)

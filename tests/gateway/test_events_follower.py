@@ -11,7 +11,7 @@ from pathlib import Path
 
 from services.common import nats_streams
 from services.common.embedded import EmbeddedNats
-from services.gateway.events_follower import follow_events
+from services.gateway.events_follower import refollow_on_reconnect
 from services.gateway.sender import Hub
 
 
@@ -35,7 +35,8 @@ async def test_follower_resumes_from_now_after_a_nats_restart(tmp_path: Path) ->
         for i in range(5):
             await js.publish("luna.events.acc.handler", b"old-%d" % i)
         hub = _Recording()
-        await follow_events(hub, nc)
+        refollow_on_reconnect(hub, nc)
+        await hub.follow(js)
         await asyncio.sleep(0.5)
         assert hub.seen == []  # from now on only
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import grpc
@@ -43,6 +44,7 @@ from services.faces.lists import Lists
 from services.faces.tokens import Tokens
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger("luna.faces")
 ADMIN_PASSWORD = config.declare(
     "LUNA_ADMIN_PASSWORD",
     "",
@@ -76,7 +78,14 @@ class FacesRuntime:
 
     async def auth_changed(self, account_id: str, token_id: str) -> None:
         payload = json.dumps({"account_id": account_id, "token_id": token_id}).encode()
-        await self.nc.publish(subjects.AUTH_CHANGED, payload)
+        # The change is answered only once NATS holds the message, so a client that goes on
+        # to another gateway finds the old credential dropped there too. While NATS is away
+        # gateways trust no cache (auth.Authenticator.follow), so a lost message costs nothing.
+        try:
+            await self.nc.publish(subjects.AUTH_CHANGED, payload)
+            await self.nc.flush(timeout=2)
+        except Exception as exc:  # the change is committed: failing the request would lie
+            log.warning("auth change not confirmed by NATS: %s", exc)
 
     def register(self, server: grpc.aio.Server) -> None:
         info = info_pb2.ServiceInfo(name="faces", version=VERSION)

@@ -94,6 +94,7 @@ def build_app(clients: Clients | None = None) -> web.Application:
                 authenticator.invalidate(msg.data)
 
             await nc.subscribe(subjects.AUTH_CHANGED, cb=invalidate)
+            authenticator.follow(nc)
             app["nats"] = nc
             await nats_streams.ensure_streams(nc.jetstream())
             await app["sender_hub"].follow(nc.jetstream())

@@ -24,10 +24,10 @@ from luna.faces.v1 import (
 )
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import config, db, nats_streams, subjects
+from services.common import config, db, grpc_client, nats_streams, subjects
 from services.common.grpc_server import ServiceApp
 from services.common.version import VERSION
-from services.faces import background, jwt_tokens, outbox
+from services.faces import background, event_refs, jwt_tokens, outbox
 from services.faces.accounts import Accounts
 from services.faces.attributes import Attributes
 from services.faces.blobs import Blobs
@@ -70,7 +70,8 @@ class FacesRuntime:
         if ADMIN_PASSWORD.get():
             await self.accounts.ensure_admin(ADMIN_LOGIN.get(), ADMIN_PASSWORD.get())
         self.tokens = Tokens(self.pool, jwt_tokens.load_secret())
-        self.faces = Faces(self.pool, publisher)
+        self.events_channel = grpc_client.channel("events")
+        self.faces = Faces(self.pool, publisher, event_refs.lookup(self.events_channel))
         self.lists = Lists(self.pool, publisher)
         self.attributes = Attributes(self.pool)
         self.blobs = Blobs(self.pool)
@@ -104,6 +105,7 @@ class FacesRuntime:
 
     async def stop(self) -> None:
         await self.background.stop()
+        await self.events_channel.close()
         await self.nc.drain()
         await self.pool.close()
 

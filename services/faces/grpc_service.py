@@ -361,6 +361,7 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
             avatar=request.avatar,
             attribute=attribute_source_of(request.attribute),
             list_ids=request.list_ids,
+            event_pending=request.event_pending,
         )
         return faces_pb2.CreateFaceResponse(face=face_pb(face))
 

@@ -115,4 +115,5 @@ def main() -> None:
     host, port = config.gateway_host(), config.gateway_port()
     # uvloop roughly halves aiohttp's per-request overhead; grpc.aio runs on it as well.
     uvloop.install()
+    middleware.install_protocol_errors()
     web.run_app(build_app(), host=host, port=port, access_log=None, print=None)

@@ -300,4 +300,6 @@ def _basic_pair(value: str) -> tuple[str, str]:
             errors.BAD_BASIC_AUTH,
             "Bad format basic authorization header, format: Basic base64(login:password)",
         )
+    if "\x00" in decoded:  # no login or password holds one: accounts refuse them
+        raise errors.LunaError(errors.AUTH_FAILED, "Account corresponding login/password not found")
     return login, password

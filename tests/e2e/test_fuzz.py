@@ -32,7 +32,7 @@ from lunatest import create_account
 from schemathesis import GenerationMode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fuzz, pytest.mark.slow]
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261207"))
 # Account credentials themselves change under these: each example gets its own account.
 NOT_IMPLEMENTED = 12029

@@ -134,3 +134,25 @@ async def test_cache_is_not_trusted_while_nats_is_away() -> None:
     started = time.monotonic()
     await auth.authenticate(_request(headers), AuthRule())
     assert accounts.calls == 5 and time.monotonic() - started < 1
+
+
+def test_front_proxy_strips_the_account_header() -> None:
+    """Envoy connects to the gateway from a trusted (loopback) address; a client's
+    Luna-Account-Id must not reach the gateway through it."""
+    from pathlib import Path
+
+    import yaml
+
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "deploy" / "envoy" / "envoy.yaml").read_text()
+    )
+    hosts = [
+        host
+        for listener in config["static_resources"]["listeners"]
+        for chain in listener["filter_chains"]
+        for flt in chain["filters"]
+        for host in flt["typed_config"].get("route_config", {}).get("virtual_hosts", [])
+    ]
+    assert hosts
+    for host in hosts:
+        assert "luna-account-id" in [h.lower() for h in host.get("request_headers_to_remove", [])]

@@ -124,26 +124,25 @@ class Authenticator:
         nc = self._nats
         if nc is None:
             return True
-        if not nc.is_connected:
-            self._forget_all()
-            return False
-        if nc.stats["reconnects"] != self._reconnects:
-            self._reconnects = nc.stats["reconnects"]
-            self._forget_all()
-        return True
+        reconnects = nc.stats["reconnects"]
+        if nc.is_connected and reconnects == self._reconnects:
+            return True
+        # Invalidations may have been missed: nothing verified before now may be cached.
+        self._reconnects = reconnects
+        self._generation += 1
+        self._cache.clear()
+        return bool(nc.is_connected)
 
     def _forget_all(self) -> None:
-        if self._cache or self._inflight:
-            self._generation += 1
-            self._inflight.clear()
-            self._cache.clear()
+        self._generation += 1
+        self._inflight.clear()
+        self._cache.clear()
 
     def invalidate(self, message: bytes) -> None:
         """Drop cached credentials of the account or token named in an AUTH_CHANGED message."""
         try:
             change = json.loads(message)
         except ValueError:
-            self._generation += 1
             self._forget_all()
             return
         self.forget(account_id=change.get("account_id", ""), token_id=change.get("token_id", ""))
@@ -160,11 +159,10 @@ class Authenticator:
     async def _verify(
         self, key: str, method: str, request: accounts_pb2.VerifyCredentialsRequest
     ) -> Principal:
-        if not self._cache_trusted():
-            return await self._fetch(key, method, request)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+        if self._cache_trusted():
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
         # Single flight: when an entry expires under load, every request with those
         # credentials would otherwise run its own password hash check at once (seconds of
         # CPU at concurrency 64); they share one verification instead.
@@ -201,7 +199,8 @@ class Authenticator:
             visibility_area=VISIBILITY_NAMES.get(reply.visibility_area, "account"),
             emit_events=permissions.from_pb(reply.permissions).get(permissions.EMIT_EVENTS),
         )
-        if generation == self._generation and lifetime > 0 and self._cache_trusted():
+        trusted = self._cache_trusted()  # first: it may end the generation
+        if trusted and generation == self._generation and lifetime > 0:
             if len(self._cache) > 100_000:
                 self._cache.clear()
             self._cache[key] = (now + lifetime, principal)

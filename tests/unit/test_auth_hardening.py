@@ -156,3 +156,26 @@ def test_front_proxy_strips_the_account_header() -> None:
     assert hosts
     for host in hosts:
         assert "luna-account-id" in [h.lower() for h in host.get("request_headers_to_remove", [])]
+
+
+async def test_verification_across_a_reconnect_is_not_cached() -> None:
+    class Slow(FakeAccounts):
+        async def VerifyCredentials(self, request: Any) -> Any:
+            await asyncio.sleep(0.1)
+            return await super().VerifyCredentials(request)
+
+    accounts = Slow()
+    auth = _auth(accounts)
+    nc = SimpleNamespace(is_connected=True, stats={"reconnects": 0})
+    auth.follow(nc)
+    headers = {"Authorization": "Basic dUBleGFtcGxlLmNvbTpwdw=="}
+    first = asyncio.ensure_future(auth.authenticate(_request(headers), AuthRule()))
+    await asyncio.sleep(0.02)
+    nc.stats["reconnects"] = 1  # an invalidation may have been lost meanwhile
+    await first
+    await auth.authenticate(_request(headers), AuthRule())
+    assert accounts.calls == 2
+    # While disconnected, concurrent requests still share one verification.
+    nc.is_connected = False
+    await asyncio.gather(*(auth.authenticate(_request(headers), AuthRule()) for _ in range(8)))
+    assert accounts.calls == 3

@@ -12,7 +12,9 @@ Errors (codes and detail texts as LUNA returns them; see services/common/luna_er
   `extra fields not permitted`, `field required`, `value is not a valid integer`,
   `ensure this value has at most 128 characters`, `value is not a valid uuid`.
 - 12030 `Request does not contain data` for an empty body where one is required.
-- 12002 `Request does not contain json` for a body that is not parseable JSON.
+- 12002 `Request does not contain json` for a body that is not parseable JSON; 12022 also for
+  one nested deeper than 24 levels or holding a NUL (`jsonbody`, the one parser of input).
+- Integers the document leaves unbounded are bounded to int32 (our protos and columns).
 - 12023 `Content type is unacceptable allowed types: '<types>'` for a Content-Type the operation
   does not accept; 12024 `Unsupported media type` for a body sent without any Content-Type.
 - 12012 `Bad query parameters '<name>'` for a query value that cannot be converted or is out of

@@ -3,10 +3,12 @@ another account's objects must be refused. Each case is a reproduction from issu
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import aiohttp
 import pytest
+import yaml
 from lunatest import assert_error, basic, create_account, unique_login
 
 pytestmark = pytest.mark.e2e
@@ -114,31 +116,36 @@ async def test_pages_beyond_int32(platform, http) -> None:
         assert lists and all(v == [] for v in lists), (path, body)
 
 
+def _body_types(op: dict) -> dict:
+    return op.get("requestBody", {}).get("content", {})
+
+
 async def test_deeply_nested_json(platform, http) -> None:
     url = platform.url
     _, auth = await create_account(http, url)
     dynamic = await _handler(http, url, auth, {"handler_type": 1})
     deep = ("[" * 5000 + "]" * 5000).encode()
+    async with http.get(url + "/6/docs/spec", headers={"Accept": "application/x-yaml"}) as r:
+        spec = yaml.safe_load(await r.text())
     targets = [
-        ("POST", "/6/accounts"),
-        ("POST", "/6/faces"),
-        ("POST", "/6/lists"),
-        ("POST", "/6/handlers"),
-        ("POST", "/6/verifiers"),
-        ("POST", "/6/events/stats"),
-        ("POST", "/6/matcher/faces"),
-        ("POST", "/6/matcher/raw"),
-        ("POST", "/6/tokens"),
-        ("POST", "/6/sdk"),
-        ("POST", f"/6/handlers/{dynamic}/events"),
-        ("POST", f"/6/handlers/{dynamic}/events/raw"),
-        ("PATCH", "/6/account"),
+        (method.upper(), path.replace("{handler_id}", dynamic))
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if isinstance(op, dict)
+        and "application/json" in op.get("requestBody", {}).get("content", {})
     ]
+    assert len(targets) >= 20
     for method, path in targets:
+        path = re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), path)
         for body in (deep, b'{"user_data": ' + deep + b"}"):
             headers = {**auth, "Content-Type": "application/json"}
             async with http.request(method, url + path, data=body, headers=headers) as r:
-                await assert_error(r, 400, 12022, "nested deeper")
+                error = await r.json()
+                if error["error_code"] == 12013:  # in the document, not served (yet)
+                    continue
+                assert r.status == 400, (method, path, error)
+                assert error["error_code"] == 12022, (method, path, error)
+                assert "nested deeper" in error["detail"], (method, path, error)
     # Below the parser's own limit but deeper than anything can travel: refused up front.
     meta: dict = {}
     for _ in range(40):

@@ -9,6 +9,9 @@ from luna.events.v1 import events_pb2, events_pb2_grpc
 from services.common import errors, grpc_client
 from services.faces.faces import EVENT_NOT_FOUND, EventLookup
 
+# A face creation waits this long for the events service, then answers its timeout error.
+LOOKUP_TIMEOUT_S = 10.0
+
 
 def lookup(channel: grpc.aio.Channel) -> EventLookup:
     """`(account_id, event_id) -> bool`: whether the event exists in that account alone
@@ -22,7 +25,7 @@ def lookup(channel: grpc.aio.Channel) -> EventLookup:
             targets=["event_id"],
         )
         try:
-            await events.GetEvent(request)
+            await events.GetEvent(request, timeout=LOOKUP_TIMEOUT_S)
         except errors.LunaError as err:
             if err.code == EVENT_NOT_FOUND:
                 return False

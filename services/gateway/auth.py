@@ -251,8 +251,8 @@ class Authenticator:
         if account_id is not None and not rule.account_header:
             raise errors.LunaError(
                 errors.ACCOUNT_HEADER_DISABLED,
-                "Authorization with 'Luna-Account-Id' header is not accepted here: account "
-                "credentials and tokens change only with Basic authorization",
+                "Authorization with 'Luna-Account-Id' header is not accepted for account "
+                "credentials and tokens: use Basic authorization",
             )
         if account_id is not None:
             if not self._allow_header:

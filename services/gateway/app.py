@@ -95,6 +95,7 @@ def build_app(clients: Clients | None = None) -> web.Application:
                 authenticator.invalidate(msg.data)
 
             await nc.subscribe(subjects.AUTH_CHANGED, cb=invalidate)
+            authenticator.follow(nc)
             app["nats"] = nc
             refollow_on_reconnect(app["sender_hub"], nc)
             await nats_streams.ensure_streams(nc.jetstream())
@@ -116,4 +117,5 @@ def main() -> None:
     host, port = config.gateway_host(), config.gateway_port()
     # uvloop roughly halves aiohttp's per-request overhead; grpc.aio runs on it as well.
     uvloop.install()
+    middleware.install_protocol_errors()
     web.run_app(build_app(), host=host, port=port, access_log=None, print=None)

@@ -42,6 +42,8 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from services.common.procs import die_with_parent
+
 log = logging.getLogger("luna.embedded")
 
 
@@ -192,6 +194,8 @@ class _ServerProcess:
     """A server we spawned (asyncio child) or adopted from a crashed run (psutil handle)."""
 
     name = "server"
+    # What asks it to stop cleanly; also its parent-death signal (it must die with `luna up`).
+    stop_signal = signal.SIGTERM
 
     def __init__(self, data_dir: Path, port: int | None) -> None:
         # Resolved: leftover servers are recognised by this path in their command line.
@@ -258,6 +262,7 @@ class _ServerProcess:
                 # Own session: the terminal's Ctrl-C goes to the supervisor only, which stops
                 # the services first and the servers last.
                 start_new_session=True,
+                preexec_fn=die_with_parent(self.stop_signal),
                 **kwargs,  # type: ignore[arg-type]
             )
         self._adopted = None
@@ -296,6 +301,14 @@ class _ServerProcess:
                 return False
             await asyncio.sleep(0.05)
         return True
+
+    async def restart(self) -> str:
+        """Start again after the process died, on the same port: clients keep their URL and
+        reconnect by themselves."""
+        if self.port is not None:
+            self._requested_port = self.port
+        self._url = None
+        return await self.start()  # type: ignore[attr-defined,no-any-return]
 
     def _check_child_alive(self) -> None:
         if self._child is not None and self._child.returncode is not None:
@@ -627,6 +640,8 @@ class EmbeddedPostgres(_ServerProcess):
     """
 
     name = "postgres"
+    # SIGINT is "fast" shutdown: SIGTERM ("smart") would wait for every client to leave.
+    stop_signal = signal.SIGINT
 
     def __init__(
         self, data_dir: Path, *, port: int | None = None, system_user: str = PG_SYSTEM_USER

@@ -61,6 +61,7 @@ class LunaError(Exception):
 
 # Codes referred to by name. Values are LUNA's (docs.visionlabs.ai error pages, see the registry).
 INTERNAL = 1
+QUEUE_UNAVAILABLE = 2  # LUNA's "Queue request timeout": the message queue (NATS) is down
 REQUEST_TIMEOUT = 9
 # A sibling service did not answer in time (LUNA's "Request timeout", HTTP 504).
 SERVICE_UNAVAILABLE = REQUEST_TIMEOUT

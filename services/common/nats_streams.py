@@ -7,11 +7,15 @@ applied as an update.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 
+import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -24,7 +28,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from services.common import config
+from services.common import config, errors
 
 log = logging.getLogger("luna.nats")
 
@@ -105,8 +109,16 @@ async def connect(url: str, *, name: str | None = None, initial_attempts: int = 
         if not nc.is_closed:  # our own close() also reports a disconnect
             log.warning("nats disconnected from %s", url)
 
+    callbacks: list[ReconnectCallback] = []
+    nc._luna_reconnect_callbacks = callbacks  # type: ignore[attr-defined]
+
     async def on_reconnect() -> None:
         log.info("nats reconnected to %s", url)
+        for callback in callbacks:
+            # In the background: nats-py awaits this inside its reconnect loop.
+            task = asyncio.ensure_future(callback())
+            _running.add(task)
+            task.add_done_callback(_callback_done)
 
     await nc.connect(
         servers=[url],
@@ -124,6 +136,55 @@ async def connect(url: str, *, name: str | None = None, initial_attempts: int = 
     # nats-py has one limit for both phases and reads it at each attempt: lift it now.
     nc.options["max_reconnect_attempts"] = -1
     return nc
+
+
+# A publish waits this long for JetStream's ack; while NATS is down nobody waits at all.
+PUBLISH_TIMEOUT_S = 2.0
+ReconnectCallback = Callable[[], Awaitable[None]]
+
+
+class NatsUnavailable(ConnectionError):
+    """NATS is not connected right now (it is restarting); the client reconnects by itself."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors that mean "NATS is not reachable now"."""
+    return isinstance(
+        exc,
+        NatsUnavailable
+        | nats.errors.ConnectionClosedError
+        | nats.errors.ConnectionReconnectingError
+        | nats.errors.NoServersError
+        | nats.errors.StaleConnectionError
+        | nats.errors.OutboundBufferLimitError
+        | nats.errors.TimeoutError
+        | nats.js.errors.NoStreamResponseError
+        | nats.js.errors.ServiceUnavailableError,
+    )
+
+
+def outage_error(exc: BaseException) -> errors.LunaError:
+    log.warning("nats unavailable: %s: %s", type(exc).__name__, exc)
+    return errors.LunaError(errors.QUEUE_UNAVAILABLE, f"Message queue unavailable: {exc}")
+
+
+def on_reconnect(nc: NATS, callback: ReconnectCallback) -> None:
+    """Run `callback` after each reconnect of `nc` (made by `connect`): resume what needs the
+    server's state (consumers, pending publications) right away instead of at a timeout."""
+    nc._luna_reconnect_callbacks.append(callback)  # type: ignore[attr-defined]
+
+
+def is_connected(js: JetStreamContext) -> bool:
+    return bool(js._nc.is_connected)
+
+
+_running: set[asyncio.Future[None]] = set()
+
+
+def _callback_done(task: asyncio.Future[None]) -> None:
+    _running.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("after nats reconnect: %s", task.exception())
 
 
 def _differs(have: StreamConfig, want: StreamConfig) -> list[str]:
@@ -167,8 +228,15 @@ async def ensure_streams(js: JetStreamContext) -> None:
 
 async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str) -> int:
     """Publish with `Nats-Msg-Id` so a retry within the stream's duplicate window is dropped
-    by the server; returns the stream sequence (the original one for a duplicate)."""
-    ack = await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+    by the server; returns the stream sequence (the original one for a duplicate).
+
+    Raises NatsUnavailable at once while disconnected: nats-py would buffer the message and
+    wait the whole ack timeout for every publish (seconds per request while NATS restarts)."""
+    if not is_connected(js):
+        raise NatsUnavailable("not connected to NATS")
+    ack = await js.publish(
+        subject, payload, timeout=PUBLISH_TIMEOUT_S, headers={"Nats-Msg-Id": msg_id}
+    )
     return int(ack.seq)
 
 

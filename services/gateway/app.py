@@ -15,6 +15,7 @@ from services.common import config, logs, nats_streams, subjects
 from services.gateway import middleware, routing
 from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
+from services.gateway.events_follower import refollow_on_reconnect
 from services.gateway.routes import accounts, system
 from services.gateway.routes import attributes as attributes_routes
 from services.gateway.routes import blobs as blobs_routes
@@ -94,7 +95,9 @@ def build_app(clients: Clients | None = None) -> web.Application:
                 authenticator.invalidate(msg.data)
 
             await nc.subscribe(subjects.AUTH_CHANGED, cb=invalidate)
+            authenticator.follow(nc)
             app["nats"] = nc
+            refollow_on_reconnect(app["sender_hub"], nc)
             await nats_streams.ensure_streams(nc.jetstream())
             await app["sender_hub"].follow(nc.jetstream())
 
@@ -114,4 +117,5 @@ def main() -> None:
     host, port = config.gateway_host(), config.gateway_port()
     # uvloop roughly halves aiohttp's per-request overhead; grpc.aio runs on it as well.
     uvloop.install()
+    middleware.install_protocol_errors()
     web.run_app(build_app(), host=host, port=port, access_log=None, print=None)

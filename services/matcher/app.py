@@ -58,6 +58,7 @@ class MatcherState:
             records=FaceRecords(settings.RECORD_CACHE.get_int()),
         )
         await self.sync.start(retry_for=settings.START_TIMEOUT.get_float())
+        nats_streams.on_reconnect(self.nc, self.sync.resume_follow)
         self.matching = Matching(
             self.sync,
             faces,

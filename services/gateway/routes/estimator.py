@@ -12,14 +12,14 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from google.protobuf import json_format
 from luna.common.v1 import account_pb2
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import blobs_pb2
 
 from services.common import errors
+from services.gateway import jsonbody, multipart
 from services.gateway.auth import AuthRule
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -130,21 +130,14 @@ async def read_images(request: web.Request) -> list[epb.Image]:
 
 async def _multipart_images(request: web.Request) -> list[epb.Image]:
     out: list[epb.Image] = []
-    reader = await request.multipart()
-    while True:
-        part = await reader.next()
-        if part is None:
-            break
-        if not isinstance(part, BodyPartReader):  # nested multipart: not LUNA's
-            raise errors.LunaError(MULTIPART_BAD_TYPE, "Nested multipart is not supported")
-        ptype = (part.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        name = part.name or part.filename or ""
+    async for part in multipart.parts(request):
+        ptype = part.content_type
+        name = part.name or part.filename
         if ptype not in IMAGE_TYPES and ptype not in BASE64_TYPES:
             raise errors.LunaError(
                 MULTIPART_BAD_TYPE, f"Multipart with name '{name}' has bad Content-Type"
             )
-        data = await part.read(decode=False)
-        out.append(epb.Image(data=bytes(data), content_type=ptype, filename=part.filename or ""))
+        out.append(epb.Image(data=part.data, content_type=ptype, filename=part.filename))
     if not out:
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
     return out
@@ -153,10 +146,7 @@ async def _multipart_images(request: web.Request) -> list[epb.Image]:
 def _json_images(raw: bytes) -> list[epb.Image]:
     if not raw.strip():
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise errors.LunaError(errors.NOT_JSON, "Request does not contain json") from None
+    body = jsonbody.loads(raw)
     items = body.get("images") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise errors.LunaError(

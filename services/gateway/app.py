@@ -17,11 +17,11 @@ from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
 from services.gateway.routes import accounts, system
 from services.gateway.routes import attributes as attributes_routes
-from services.gateway.routes import checks as checks_routes
 from services.gateway.routes import blobs as blobs_routes
+from services.gateway.routes import checks as checks_routes
+from services.gateway.routes import docs as docs_routes
 from services.gateway.routes import estimator as estimator_routes
 from services.gateway.routes import events as events_routes
-from services.gateway.routes import docs as docs_routes
 from services.gateway.routes import extractor as extractor_routes
 from services.gateway.routes import faces as faces_routes
 from services.gateway.routes import generate as generate_routes

@@ -123,12 +123,10 @@ def checks(facts: FaceFacts) -> list[dict[str, Any]]:
         }
     ]
     if facts.box is not None:
-        x, y, w, h = facts.box
+        x, _y, w, h = facts.box
         out.append(_range_check("image_width", float(facts.image_width)))
         out.append(_range_check("image_height", float(facts.image_height)))
-        out.append(
-            _range_check("head_horizontal_center", (x + w / 2) / max(facts.image_width, 1))
-        )
+        out.append(_range_check("head_horizontal_center", (x + w / 2) / max(facts.image_width, 1)))
         out.append(_range_check("head_width", w / max(facts.image_width, 1)))
         out.append(_range_check("head_height", h / max(facts.image_height, 1)))
         (lx, ly), (rx, ry) = facts.landmarks5[0], facts.landmarks5[1]

@@ -54,9 +54,7 @@ async def _create(
     ctx: Ctx, data: attributes_pb2.AttributeData, ttl: int, created: list[str]
 ) -> str:
     reply = await ctx.clients.attributes.CreateAttribute(
-        attributes_pb2.CreateAttributeRequest(
-            scope=_own_scope(ctx), data=data, ttl_seconds=ttl
-        )
+        attributes_pb2.CreateAttributeRequest(scope=_own_scope(ctx), data=data, ttl_seconds=ttl)
     )
     created.append(reply.attribute.attribute_id)
     return reply.attribute.attribute_id
@@ -85,8 +83,9 @@ async def extract(ctx: Ctx) -> web.Response:
     want_basic = bool(q.get("extract_basic_attributes", 0))
     if not (want_descriptor or want_basic):
         raise errors.LunaError(
-            BAD_INPUT, "Not selected attributes for extract: extract_descriptor and "
-            "extract_basic_attributes are both 0"
+            BAD_INPUT,
+            "Not selected attributes for extract: extract_descriptor and "
+            "extract_basic_attributes are both 0",
         )
     if float(q.get("score_threshold", 0) or 0) > 0:
         raise errors.LunaError(

@@ -259,9 +259,10 @@ async def test_liveness_every_input_form_and_aggregate(platform, http, accounts,
     # Several faces in one photo are that image's error; the others are answered.
     assert three["status"] == 0 and three["error"]["error_code"] == 11038
     agg = multi["aggregate_estimations"]["liveness"]
-    mean = (one["liveness"]["estimations"]["probability"] + two["liveness"]["estimations"][
-        "probability"
-    ]) / 2
+    mean = (
+        one["liveness"]["estimations"]["probability"]
+        + two["liveness"]["estimations"]["probability"]
+    ) / 2
     assert agg["estimations"]["probability"] == pytest.approx(mean)
     body = {"images": [{"image": base64.b64encode(photos["stranger"]).decode()}]}
     async with http.post(live, json=body, headers=a) as r:

@@ -144,7 +144,11 @@ async def test_documented_pipeline_detector_extractor_face_list_match(
     assert 0.5 <= basic["gender_score"] <= 1.0 and basic["ethnicity"] is None
     async with http.get(url + agg["url"], headers=a) as r:
         stored = await _json(r, 200)
-    assert stored["basic_attributes"]["age"] == basic["age"]
+    assert stored["basic_attributes"] == {
+        "age": basic["age"],
+        "gender": basic["gender"],
+        "ethnicity": None,
+    }
     assert stored["basic_attributes_samples"] == [enrolled, probe]
     assert stored["face_descriptor_samples"] == [enrolled, probe]
     body["references"] = [{"type": "attribute", "id": agg["attribute_id"]}]

@@ -341,3 +341,73 @@ async def test_every_served_operation_answers_on_the_running_platform(
                 if r.status >= 500 or r.status == 405 or code == 12013:
                     unanswered.append(f"{method.upper()} {path}: {r.status} {body[:120]!r}")
     assert not unanswered, "\n".join(unanswered)
+
+
+async def _sdk_descriptor(http, url: str, auth: dict[str, str], image: bytes) -> str:
+    async with http.post(
+        f"{url}/6/sdk?detect_face=1&estimate_face_descriptor=1&multiface_policy=2",
+        data=image,
+        headers={**auth, "Content-Type": "image/jpeg"},
+    ) as r:
+        (img,) = (await _json(r, 200))["images_estimations"]
+    return img["estimations"][0]["face"]["attributes"]["descriptor"]["sdk_descriptor"]
+
+
+async def test_lunas_descriptor_entities_in_raw_matching_and_raw_verification(
+    platform, http, accounts, photos
+) -> None:
+    url, a = platform.url, accounts["a"]
+    enrolled = await _sdk_descriptor(http, url, a, photos["enrolled"])
+    probe = await _sdk_descriptor(http, url, a, photos["probe"])
+    stranger = await _sdk_descriptor(http, url, a, photos["stranger"])
+    # LUNA's shape: {type, id, data} (LUNA ID's DescriptorRaw), plus version for raw ones.
+    body = {
+        "references": [{"type": "sdk_descriptor", "id": "probe", "data": probe}],
+        "candidates": [
+            {"type": "sdk_descriptor", "id": "same", "data": enrolled},
+            {"type": "raw_descriptor", "id": "other", "data": stranger, "version": 200},
+        ],
+    }
+    async with http.post(url + "/6/matcher/raw", json=body, headers=a) as r:
+        (ref,) = (await _json(r, 200))["matches"]
+    sims = {m["candidate_id"]: m["similarity"] for m in ref["matches"]}
+    assert ref["reference_id"] == "probe"
+    assert sims["same"] > SAME_PERSON > sims["other"]
+    # The earlier `descriptor` name answers the same.
+    old = {
+        k: [{**e, "descriptor": e.pop("data")} for e in [dict(x) for x in v]]
+        for k, v in body.items()
+    }
+    async with http.post(url + "/6/matcher/raw", json=old, headers=a) as r:
+        (ref_old,) = (await _json(r, 200))["matches"]
+    assert {m["candidate_id"]: m["similarity"] for m in ref_old["matches"]} == sims
+
+    async with http.post(
+        url + "/6/verifiers", json={"policies": {"verification_threshold": 0.5}}, headers=a
+    ) as r:
+        verifier_id = (await _json(r, 201))["verifier_id"]
+    async with http.post(f"{url}/6/verifiers/{verifier_id}/raw", json=body, headers=a) as r:
+        verified = await _json(r, 201)
+    (vref,) = verified["matches"]
+    status = {m["candidate_id"]: m["status"] for m in vref["matches"]}
+    assert status == {"same": True, "other": False}
+
+    refused = [
+        ({"type": "sdk_descriptor", "id": "x"}, 12022, "references.0.data"),
+        ({"type": "sdk_descriptor", "data": 7}, 12022, "str type expected"),
+        ({"type": "xpk_file", "data": probe}, 12035, None),
+    ]
+    for entity, code, detail in refused:
+        bad = {"references": [entity], "candidates": body["candidates"]}
+        async with http.post(url + "/6/matcher/raw", json=bad, headers=a) as r:
+            await assert_error(r, 400, code, detail)
+        async with http.post(f"{url}/6/verifiers/{verifier_id}/raw", json=bad, headers=a) as r:
+            await assert_error(r, 400, code, detail)
+    bad = {
+        "references": [{"type": "sdk_descriptor", "data": "!!"}],
+        "candidates": body["candidates"],
+    }
+    async with http.post(url + "/6/matcher/raw", json=bad, headers=a) as r:
+        await assert_error(r, 400, 12022, "base64")
+    async with http.post(f"{url}/6/verifiers/{verifier_id}/raw", json=bad, headers=a) as r:
+        await assert_error(r, 400, 18001)

@@ -307,6 +307,19 @@ async def test_iso_checks_on_a_real_photo(platform, http, accounts, photos) -> N
     assert group["status"] == 0 and group["error"]["error_code"] == 11038
     async with http.post(url + "/6/iso", data=photos["enrolled"]) as r:
         await assert_error(r, 401, 12010)
+    # A face warp: image checks only; what needs the source photo is listed as not checked.
+    sample = await detect(http, url, a, photos["enrolled"])
+    async with http.get(f"{url}/6/samples/faces/{sample}", headers=a) as r:
+        warp = await r.read()
+    async with http.post(
+        url + "/6/iso?image_type=1", data=warp, headers={**a, "Content-Type": "image/jpeg"}
+    ) as r:
+        (image,) = (await _json(r, 200))["images"]
+    (face,) = image["detections"]["faces"]
+    names = {c["name"] for c in face["iso"]["checks"]}
+    assert "blurriness_quality" in names and "head_yaw" not in names
+    not_checked = {c["name"]: c["error"]["error_code"] for c in face["iso"]["not_checked"]}
+    assert not_checked["head_yaw"] == 12031 and not_checked["eye_distance"] == 12031
 
 
 async def test_every_served_operation_answers_on_the_running_platform(

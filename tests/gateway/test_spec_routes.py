@@ -131,3 +131,24 @@ async def test_plugins_is_an_honest_empty_list(client: TestClient) -> None:
     assert resp.status == 200
     assert await resp.json() == {"plugins": []}
     assert isinstance(client.server.app, web.Application)
+
+
+def test_lunas_descriptor_entities_pass_the_request_schemas() -> None:
+    from pathlib import Path
+
+    from services.gateway.validation import RequestValidator
+
+    spec_path = Path(__file__).resolve().parents[2] / "services/gateway/openapi"
+    validator = RequestValidator(
+        yaml.safe_load((spec_path / "luna-platform-v6.yaml").read_text(encoding="utf-8"))
+    )
+    luna = {"type": "sdk_descriptor", "id": "a", "data": "AAAAAA=="}
+    raw = {"type": "raw_descriptor", "id": "b", "data": "AAAAAA==", "version": 200}
+    body = {"references": [luna], "candidates": [raw]}
+    assert validator.validate_body("matchRaw", body) == body
+    assert validator.validate_body("verifyRaw", body) == body
+    faces = {"references": [luna], "candidates": [{"filters": {}}]}
+    assert validator.validate_body("matchFaces", faces)["references"] == [luna]
+    with pytest.raises(Exception) as err:
+        validator.validate_body("matchRaw", {"references": [{"type": "x"}], "candidates": [raw]})
+    assert getattr(err.value, "code", None) == 12022

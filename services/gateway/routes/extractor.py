@@ -22,7 +22,6 @@ log = logging.getLogger("luna.gateway")
 
 NOT_IMPLEMENTED = 12029
 BAD_INPUT = 12031
-INT_FIELDS = ("age", "gender")
 
 
 def _own_scope(ctx: Ctx) -> account_pb2.AccountScope:
@@ -46,10 +45,6 @@ async def _samples(ctx: Ctx, sample_ids: list[str]) -> list[epb.Sample]:
     return [epb.Sample(data=r.blob.data, content_type=r.blob.content_type) for r in replies]
 
 
-def _basic(est: dict[str, Any]) -> dict[str, Any]:
-    return {k: int(v) if k in INT_FIELDS else v for k, v in est.items()}
-
-
 async def _create(
     ctx: Ctx, data: attributes_pb2.AttributeData, ttl: int, created: list[str]
 ) -> str:
@@ -68,6 +63,35 @@ async def _undo(ctx: Ctx, created: list[str]) -> None:
             )
         except Exception:  # the TTL removes it anyway; the original error is what matters
             log.warning("could not remove attribute %s after a failed extraction", aid)
+
+
+def _attribute(
+    sample_ids: list[str], results: list[epb.SampleEstimations], want_basic: bool
+) -> tuple[attributes_pb2.AttributeData, dict[str, Any]]:
+    """The attribute of one group of samples (aggregated when there are several) and what the
+    response shows of it besides ids."""
+    data = attributes_pb2.AttributeData()
+    shown: dict[str, Any] = {}
+    descriptors = [r.descriptor for r in results if r.HasField("descriptor")]
+    if descriptors:
+        data.descriptors.append(
+            attributes_pb2.Descriptor(
+                descriptor=aggregation.mean_descriptor([d.data for d in descriptors]),
+                version=descriptors[0].version,
+            )
+        )
+        data.descriptor_samples.extend(sample_ids)
+    if want_basic:
+        basic = aggregation.mean_basic_attributes(
+            [from_struct(r.estimations)["basic_attributes"] for r in results]
+        )
+        # No ethnicity model here: ethnicity stays unset (0) rather than made up.
+        data.basic_attributes.CopyFrom(
+            attributes_pb2.BasicAttributes(age=basic["age"], gender=basic["gender"])
+        )
+        data.basic_attributes_samples.extend(sample_ids)
+        shown["basic_attributes"] = {**basic, "ethnicity": None}
+    return data, shown
 
 
 @table.route(
@@ -100,12 +124,9 @@ async def extract(ctx: Ctx) -> web.Response:
     reply = await ctx.clients.estimator.Estimate(
         epb.EstimateRequest(samples=samples, estimations=wanted), timeout=120
     )
-    per_sample = [
-        (r.descriptor if r.HasField("descriptor") else None, from_struct(r.estimations))
-        for r in reply.results
-    ]
+    per_sample = list(reply.results)
     # One attribute per sample, or one for all of them (aggregate_attributes=1).
-    groups: list[list[int]] = (
+    groups = (
         [list(range(len(sample_ids)))]
         if q.get("aggregate_attributes")
         else [[i] for i in range(len(sample_ids))]
@@ -115,32 +136,13 @@ async def extract(ctx: Ctx) -> web.Response:
     try:
         for group in groups:
             ids_ = [sample_ids[i] for i in group]
-            data = attributes_pb2.AttributeData()
-            item: dict[str, Any] = {}
-            if want_descriptor:
-                descs = [per_sample[i][0] for i in group]
-                assert all(d is not None for d in descs)
-                raw = aggregation.mean_descriptor([d.data for d in descs])  # type: ignore[union-attr]
-                data.descriptors.append(
-                    attributes_pb2.Descriptor(descriptor=raw, version=descs[0].version)  # type: ignore[union-attr]
-                )
-                data.descriptor_samples.extend(ids_)
-            if want_basic:
-                basic = aggregation.mean_basic_attributes(
-                    [per_sample[i][1]["basic_attributes"] for i in group]
-                )
-                # No ethnicity model here: ethnicity stays unset (0) rather than made up.
-                data.basic_attributes.CopyFrom(
-                    attributes_pb2.BasicAttributes(age=basic["age"], gender=basic["gender"])
-                )
-                data.basic_attributes_samples.extend(ids_)
-                item["basic_attributes"] = {**_basic(basic), "ethnicity": None}
+            data, shown = _attribute(ids_, [per_sample[i] for i in group], want_basic)
             aid = await _create(ctx, data, ttl, created)
             out.append(
                 {
                     "attribute_id": aid,
                     "url": f"/6/attributes/{aid}",
-                    **item,
+                    **shown,
                     "samples": ids_,
                     # LUNA's descriptor quality score needs a model we do not have.
                     "score": None,

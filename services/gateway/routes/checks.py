@@ -58,6 +58,40 @@ def _image_format(image: epb.Image) -> str:
 
 
 # ---------------------------------------------------------------------------- /6/iso
+def _not_checked(warped: bool) -> list[dict[str, Any]]:
+    """ISO requirements this request cannot judge, each with the reason as a LUNA error."""
+    out = [
+        {"name": name, "error": _error(FEATURE_OFF, f"{name} estimation turned off: no model")}
+        for name in iso_checks.NOT_CHECKED
+    ]
+    if warped:
+        out += [
+            {
+                "name": name,
+                "error": _error(
+                    errors.BAD_INPUT, f"{name} needs the source image, not a face warp"
+                ),
+            }
+            for name in iso_checks.SOURCE_ONLY
+        ]
+    return out
+
+
+def _iso_facts(
+    image: epb.Image, det: epb.ImageDetections, face: epb.Face, warped: bool
+) -> iso_checks.FaceFacts:
+    est = estimations_of(face)
+    return iso_checks.FaceFacts(
+        image_width=det.image_width,
+        image_height=det.image_height,
+        image_format=_image_format(image),
+        box=None if warped else (face.box.x, face.box.y, face.box.width, face.box.height),
+        landmarks5=[(p.x, p.y) for p in face.landmarks5],
+        head_pose=None if warped else est["head_pose"],
+        quality=est["quality"],
+    )
+
+
 @table.route("POST", "/6/iso", auth=AuthRule(resource="resources", action="iso"), op="iso")
 async def iso(ctx: Ctx) -> web.Response:
     q = ctx.query
@@ -77,20 +111,7 @@ async def iso(ctx: Ctx) -> web.Response:
         ),
         timeout=120,
     )
-    not_checked = [
-        {"name": name, "error": _error(FEATURE_OFF, f"{name} estimation turned off: no model")}
-        for name in iso_checks.NOT_CHECKED
-    ]
-    if warped:
-        not_checked += [
-            {
-                "name": name,
-                "error": _error(
-                    errors.BAD_INPUT, f"{name} needs the source image, not a face warp"
-                ),
-            }
-            for name in iso_checks.SOURCE_ONLY
-        ]
+    not_checked = _not_checked(warped)
     out = []
     for image, result in zip(images, reply.results, strict=True):
         item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
@@ -103,32 +124,21 @@ async def iso(ctx: Ctx) -> web.Response:
             item.update(status=0, error=_error(NO_FACES, "No faces found."))
             out.append(item)
             continue
-        faces = []
-        for face in det.faces:
-            est = estimations_of(face)
-            facts = iso_checks.FaceFacts(
-                image_width=det.image_width,
-                image_height=det.image_height,
-                image_format=_image_format(image),
-                box=None if warped else (face.box.x, face.box.y, face.box.width, face.box.height),
-                landmarks5=[(p.x, p.y) for p in face.landmarks5],
-                head_pose=None if warped else est["head_pose"],
-                quality=est["quality"],
-            )
-            checks = iso_checks.checks(facts)
-            faces.append(
-                {
-                    "detection": {
-                        "rect": rect(face.box),
-                        "landmarks5": [[p.x, p.y] for p in face.landmarks5],
-                    },
-                    "iso": {
-                        "status": iso_checks.verdict(checks),
-                        "checks": checks,
-                        "not_checked": not_checked,
-                    },
-                }
-            )
+        facts = [_iso_facts(image, det, face, warped) for face in det.faces]
+        faces = [
+            {
+                "detection": {
+                    "rect": rect(face.box),
+                    "landmarks5": [[p.x, p.y] for p in face.landmarks5],
+                },
+                "iso": {
+                    "status": iso_checks.verdict(checks),
+                    "checks": checks,
+                    "not_checked": not_checked,
+                },
+            }
+            for face, checks in zip(det.faces, map(iso_checks.checks, facts), strict=True)
+        ]
         item.update(status=1, error=SUCCESS, detections={"faces": faces})
         out.append(item)
     return json_response({"images": out})

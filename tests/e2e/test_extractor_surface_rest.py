@@ -192,6 +192,17 @@ async def test_extractor_documented_errors(platform, http, accounts, photos) -> 
         await assert_error(r, 415, 12023)
     async with http.post(ext, json=[mine]) as r:
         await assert_error(r, 401, 12010)
+    # Token permissions: extraction creates attributes; ISO and liveness are resources.
+    body = {"permissions": {"attribute": ["view"], "resources": ["sdk"]}}
+    async with http.post(url + "/6/tokens", json=body, headers=a) as r:
+        token = {"Authorization": "Bearer " + (await _json(r, 201))["token"]}
+    async with http.post(ext, json=[mine], headers=token) as r:
+        await assert_error(r, 403, 11059, "creation")
+    for resource, name in (("/6/iso", "iso"), ("/6/liveness", "liveness")):
+        async with http.post(
+            url + resource, data=photos["enrolled"], headers={**token, "Content-Type": "image/jpeg"}
+        ) as r:
+            await assert_error(r, 403, 11059, name)
     # Attributes from VisionLabs' binary descriptor files (multipart) are not served.
     form = aiohttp.FormData()
     form.add_field("descriptor", b"\x00" * 512, content_type="application/octet-stream")

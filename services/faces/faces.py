@@ -220,7 +220,7 @@ async def _store_attribute(conn: AsyncConnection, face_id: str, data: AttributeD
             face_id,
             basic.age if basic else None,
             basic.gender if basic else None,
-            basic.ethnicity if basic else None,
+            (basic.ethnicity or None) if basic else None,
             list(data.descriptor_samples),
             list(data.basic_attributes_samples),
         ),
@@ -508,7 +508,7 @@ class Faces:
                 )
             descriptors = {descriptor_version: descriptors[descriptor_version]}
         basic = (
-            BasicAttributes(row["age"], row["gender"], row["ethnicity"])
+            BasicAttributes(row["age"], row["gender"], row["ethnicity"] or 0)
             if row["age"] is not None
             else None
         )

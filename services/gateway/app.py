@@ -19,8 +19,11 @@ from services.gateway.events_follower import refollow_on_reconnect
 from services.gateway.routes import accounts, system
 from services.gateway.routes import attributes as attributes_routes
 from services.gateway.routes import blobs as blobs_routes
+from services.gateway.routes import checks as checks_routes
+from services.gateway.routes import docs as docs_routes
 from services.gateway.routes import estimator as estimator_routes
 from services.gateway.routes import events as events_routes
+from services.gateway.routes import extractor as extractor_routes
 from services.gateway.routes import faces as faces_routes
 from services.gateway.routes import generate as generate_routes
 from services.gateway.routes import handlers as handlers_routes
@@ -46,6 +49,9 @@ ROUTE_TABLES = (
     generate_routes.table,
     matcher_routes.table,
     sender_routes.table,
+    extractor_routes.table,
+    docs_routes.table,
+    checks_routes.table,
 )
 log = logging.getLogger("luna.gateway")
 

@@ -27,8 +27,7 @@ from luna.events.v1 import pipeline_pb2 as ppb
 
 from services.common import errors, logs, times
 from services.common.pbjson import from_struct
-from services.gateway import jsonbody, multipart
-from services.gateway import descriptor_entities
+from services.gateway import descriptor_entities, jsonbody, multipart
 from services.gateway.auth import AuthRule
 from services.gateway.routes.accounts import scope
 from services.gateway.routes.estimator import (

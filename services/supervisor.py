@@ -25,6 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import config
+from services.common import runtime_metrics as metrics
 from services.common.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
 
 log = logging.getLogger("luna.supervisor")
@@ -147,6 +148,7 @@ class Supervisor:
                 env[key] = f"127.0.0.1:{pick_free_port()}"
             else:
                 env[key] = config.service_address(service)
+        env.update(metrics.runtime_env(self.free_ports))
         self.env = env
 
     def _child(self, name: str, module: str) -> Child:
@@ -198,6 +200,7 @@ class Supervisor:
                 }
                 for name, child in self.children.items()
             },
+            **metrics.runtime_entries(self.env),
         }
         (self.data_dir / "runtime.json").write_text(json.dumps(runtime, indent=2))
 
@@ -305,4 +308,5 @@ async def status(data_dir: Path) -> int:
             except TimeoutError:
                 state, worst = "NOT SERVING", 1
         print(f"{name:10} {state:12} pid={info['pid']:<8} {info['address']}")
+    await metrics.print_figures(runtime)
     return worst

@@ -154,6 +154,18 @@ def _code_of(context: grpc.aio.ServicerContext, default: str) -> str:
     return default
 
 
+_CHILDREN: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, memoised: methods and codes are a small fixed set."""
+    key = (metric, *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
+
+
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """Counts every RPC by method and final status code and times it."""
 
@@ -166,11 +178,11 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
-        seconds = RPC_SECONDS.labels(method)
+        seconds = _child(RPC_SECONDS, method)
 
         def finish(context: grpc.aio.ServicerContext, started: float, default: str) -> None:
             seconds.observe(time.perf_counter() - started)
-            RPC_HANDLED.labels(method, _code_of(context, default)).inc()
+            _child(RPC_HANDLED, method, _code_of(context, default)).inc()
 
         if handler.unary_unary:
             fn = handler.unary_unary

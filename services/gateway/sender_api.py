@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import Gauge
 
 from services.common import config, errors, ids, logs, version
 from services.gateway import metrics as http_metrics
@@ -266,7 +267,16 @@ def build_sender_app(hub: Hub, nats: Callable[[], Any]) -> web.Application:
     app["sender_hub"], app["nats"] = hub, nats
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
-    http_metrics.install(app)
+    collected = http_metrics.install(app)
+    if collected is not None:
+        subscribers = Gauge(
+            "sender_subscriptions",
+            "Open websocket subscriptions of this gateway (both listeners), by kind.",
+            ["kind"],
+            registry=collected.exposition.registry,
+        )
+        subscribers.labels("events").set_function(lambda: len(hub.subscriptions))
+        subscribers.labels("general").set_function(lambda: len(hub.general))
     return app
 
 

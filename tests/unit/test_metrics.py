@@ -140,6 +140,8 @@ async def test_sender_app_autopings_and_documents_itself(monkeypatch: pytest.Mon
         async with client.ws_connect("/2/ws", headers=headers, autoping=False) as ws:
             msg = await ws.receive(timeout=3)
             assert msg.type == aiohttp.WSMsgType.PING
+            page = metrics.parse(await (await client.get("/metrics")).text())
+            assert _value(page, "sender_subscriptions", kind="events") == 1
         async with client.ws_connect("/2/ws/general?event_type=t", autoping=False) as ws:
             msg = await ws.receive(timeout=3)
             assert msg.type == aiohttp.WSMsgType.PING

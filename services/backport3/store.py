@@ -348,7 +348,8 @@ class Store:
                 )
             else:
                 cur = await conn.execute(
-                    "DELETE FROM bp3_person_descriptors WHERE descriptor_id = %s AND person_id = %s",
+                    "DELETE FROM bp3_person_descriptors "
+                    "WHERE descriptor_id = %s AND person_id = %s",
                     (descriptor_id, person_id),
                 )
                 if cur.rowcount == 0:

@@ -147,6 +147,8 @@ class Supervisor:
                 env[key] = f"127.0.0.1:{pick_free_port()}"
             else:
                 env[key] = config.service_address(service)
+        if self.free_ports and "LUNA_BACKPORT3_PORT" not in os.environ:
+            env["LUNA_BACKPORT3_PORT"] = str(pick_free_port())
         self.env = env
 
     def _child(self, name: str, module: str) -> Child:
@@ -184,12 +186,22 @@ class Supervisor:
         port = self.env.get("LUNA_PORT", str(config.gateway_port()))
         return f"http://{host}:{port}"
 
+    @property
+    def backport3_url(self) -> str | None:
+        """Backport 3's own listener (served by the gateway process), None when disabled."""
+        from services.gateway.backport3 import PORT
+
+        port = self.env.get("LUNA_BACKPORT3_PORT", PORT.get())
+        host = self.env.get("LUNA_HOST", config.gateway_host())
+        return f"http://{host}:{port}" if port != "0" else None
+
     def write_runtime(self) -> None:
         runtime = {
             "url": self.url,
             "database_url": self.env["LUNA_DATABASE_URL"],
             "nats_url": self.env["LUNA_NATS_URL"],
             "supervisor_pid": os.getpid(),
+            "backport3_url": self.backport3_url,
             "services": {
                 name: {
                     "pid": child.process.pid if child.process else None,

@@ -12,7 +12,7 @@ import uvloop
 from aiohttp import web
 
 from services.common import config, logs, nats_streams, subjects
-from services.gateway import middleware, routing
+from services.gateway import backport3, middleware, routing
 from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
 from services.gateway.routes import accounts, system
@@ -84,6 +84,7 @@ def build_app(clients: Clients | None = None) -> web.Application:
             methods_by_path[route.path].append(route.method)
     for path, methods in methods_by_path.items():
         app.router.add_route("OPTIONS", path, _options_handler(methods))
+    backport3.install(app)
 
     async def on_startup(app: web.Application) -> None:
         clients.open()
@@ -105,6 +106,8 @@ def build_app(clients: Clients | None = None) -> web.Application:
         await clients.close()
 
     app.on_startup.append(on_startup)
+    app.on_startup.append(backport3.start_listener)
+    app.on_cleanup.append(backport3.stop_listener)
     app.on_cleanup.append(on_cleanup)
     return app
 

@@ -18,6 +18,7 @@ _FLAGS = (
     "extract_exif",
 )
 _ANGLES = ("yaw_threshold", "roll_threshold", "pitch_threshold")
+_FRACTIONS = ("score_threshold", "identify_threshold", "verify_threshold")
 # 180 degrees filters nothing; 0 similarity/score thresholds keep everything. LUNA 3 leaves
 # the defaults to the installation; these make a fresh handler refuse nothing.
 _COMMON: dict[str, Any] = {
@@ -55,6 +56,9 @@ def validate(handler_type: int, changes: Any) -> dict[str, Any]:
     allowed = set(DEFAULTS[handler_type]) | set(_EXTRA[handler_type])
     out: dict[str, Any] = {}
     for key, value in changes.items():
+        if isinstance(value, float) and value.is_integer() and key not in _FRACTIONS:
+            # google.protobuf.Struct carries every JSON number as a double.
+            value = int(value)
         if key not in allowed:
             raise _bad(key, "additional property is not allowed")
         if key in _FLAGS:

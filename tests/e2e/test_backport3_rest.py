@@ -91,7 +91,7 @@ class Client:
     async def image(self, path: str, image: bytes, status: int = 201, **params: Any) -> Any:
         return await self.call(
             "POST", path, status, data=image, params=params,
-            headers={"Content-Type": "image/jpeg"},
+            headers={"Content-Type": "image/png" if image[:4] == b"\x89PNG" else "image/jpeg"},
         )  # fmt: skip
 
 

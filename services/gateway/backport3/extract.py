@@ -117,7 +117,7 @@ class Options:
         )
 
     def estimations(self) -> list[str]:
-        names = {"landmarks5"}
+        names = set() if self.warped else {"landmarks5"}
         if self.extract_descriptor:
             names.add("face_descriptor")
         if self.attributes:

@@ -50,9 +50,7 @@ class Clients:
         self.verifiers = stub(verifiers_pb2_grpc.VerifiersServiceStub, self.channels["events"])
         self.pipeline = stub(pipeline_pb2_grpc.PipelineServiceStub, self.channels["events"])
         self.tasks = stub(tasks_pb2_grpc.TasksServiceStub, self.channels["tasks"])
-        self.backport3 = stub(
-            backport3_pb2_grpc.Backport3ServiceStub, self.channels["backport3"]
-        )
+        self.backport3 = stub(backport3_pb2_grpc.Backport3ServiceStub, self.channels["backport3"])
         # Health checks go over plain channels: a failing check must not raise LunaError.
         # Health checks use the raw stubs: a failing check is an answer, not an exception.
         self.health = {s: health_pb2_grpc.HealthStub(ch) for s, ch in self.channels.items()}

@@ -119,6 +119,12 @@ for _name in TYPES:
     table.route("PATCH", f"/4/handlers/{_name}")(_patch(_name))
 
 
+async def _store_after_match(clients: Any, c: Caller, extraction: ex.Extraction) -> None:
+    # After the match: a face stored first would make the matcher wait until it sees it.
+    if not extraction.from_descriptor:
+        await ex.store_faces(clients, c, extraction.faces)
+
+
 def _face_json(extraction: ex.Extraction, opts: ex.Options) -> dict[str, Any]:
     (face,) = extraction.faces_json(opts)
     return face
@@ -186,6 +192,7 @@ async def run_verify(request: web.Request) -> web.Response:
         request,
         c,
         opts,
+        store=False,
         best_only=True,
         no_faces=fail(NO_FACES_HANDLER, "No faces found.", 500),
     )
@@ -197,6 +204,7 @@ async def run_verify(request: web.Request) -> web.Response:
         empty=not person.descriptor_ids,
     )
     found = await matching.run_match(clients, c, [matching.reference_of(face)], cand, 1)
+    await _store_after_match(clients, c, extraction)
     threshold = float(policies["verify_threshold"])
     status = bool(found) and found[0]["similarity"] >= threshold
     body: dict[str, Any] = {
@@ -227,11 +235,12 @@ async def run_identify(request: web.Request) -> web.Response:
         )
     cand = await matching.list_candidates(clients, c, list_id)
     opts = ex.Options.from_policies(policies, warped)
-    extraction = await ex.extract(request, c, opts, best_only=True)
+    extraction = await ex.extract(request, c, opts, store=False, best_only=True)
     (face,) = extraction.faces
     found = await matching.run_match(
         clients, c, [matching.reference_of(face)], cand, int(policies["limit"])
     )
+    await _store_after_match(clients, c, extraction)
     threshold = float(policies["identify_threshold"])
     found = [x for x in found if x["similarity"] >= threshold]
     body: dict[str, Any] = {"candidates": found, "face": _face_json(extraction, opts)}

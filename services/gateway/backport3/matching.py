@@ -296,11 +296,12 @@ async def search(request: web.Request) -> web.Response:
     extraction = await ex.extract(request, c, opts, store=False)
     if len(extraction.faces) > 1:
         raise many_faces(extraction.faces_json(opts))
+    (face,) = extraction.faces
+    found = await run_match(request.app["clients"], c, [reference_of(face)], cand, limit)
+    # Stored after the match, as LUNA 3 keeps the search descriptor: storing first would make
+    # the matcher wait to see the new face before it may answer (read-your-writes).
     if not extraction.from_descriptor:
         await ex.store_faces(request.app["clients"], c, extraction.faces)
-    (face,) = extraction.faces
-    ref = reference_of(face)
-    found = await run_match(request.app["clients"], c, [ref], cand, limit)
     face_json = extraction.faces_json(opts)[0]
     body: dict[str, Any] = {"candidates": found, "face": face_json}
     if extraction.exif is not None:

@@ -493,3 +493,102 @@ async def test_documented_errors(world: dict[str, Any], bp3_url: str, http: Any)
     # ws
     await check("GET", "/4/ws", 401, 12010)
     await check("GET", "/4/ws", 400, 12012, headers=a.tok, params={"event_type": "other"})
+
+
+async def test_tokens_persons_lifecycle_and_legacy_ws(
+    bp3_url: str, http: aiohttp.ClientSession, platform: Any
+) -> None:
+    a = await Client(http, bp3_url).register()
+    # Tokens: patch, delete one, delete many; a deleted token stops working.
+    t1 = (await a.call("POST", "/4/account/tokens", 201, json={"token_data": "a"},
+                       headers=a.basic))["token"]  # fmt: skip
+    t2 = (await a.call("POST", "/4/account/tokens", 201, json={"token_data": "b"},
+                       headers=a.basic))["token"]  # fmt: skip
+    await a.call("PATCH", f"/4/account/tokens/{t1}", 204, json={"token_data": "c"},
+                 headers=a.basic)  # fmt: skip
+    assert await a.call("GET", f"/4/account/tokens/{t1}", 200, headers=a.basic) == {
+        "token_data": "c"
+    }
+    await a.call("DELETE", f"/4/account/tokens/{t2}", 204, headers=a.basic)
+    async with http.get(bp3_url + "/4/storage/persons", headers={"X-Auth-Token": t2}) as r:
+        await err(r, 401, 11002)
+    await a.call("DELETE", "/4/account/tokens", 204, json={"tokens": [t1]}, headers=a.basic)
+    assert (await a.call("GET", "/4/account/tokens", 200, headers=a.basic))["count"] == 1
+
+    # The deprecated /api/subscribe with the token in the query sees extractions.
+    async with aiohttp.ClientSession() as ws_http:
+        async with ws_http.ws_connect(
+            bp3_url + "/api/subscribe", params={"auth_token": a.token, "event_type": "extract"}
+        ) as ws:
+            made = await a.image("/4/handlers/extractor", ASTRONAUT, user_data="astro",
+                                 external_id="ext-1")  # fmt: skip
+            message = await asyncio.wait_for(ws.receive_json(), 30)
+    assert message["source"] == "descriptors" and message["event_type"] == "extract"
+    assert message["result"]["faces"][0]["id"] == made["face"]["id"]
+
+    # Persons: filters, the linker, and what /6 sees as they change.
+    person, desc = made["person_id"], made["face"]["id"]
+    other = (await a.call("POST", "/4/storage/persons", 201, json={"user_data": "zeta"}))[
+        "person_id"
+    ]
+    got = await a.call("GET", "/4/storage/persons", 200, params={"user_data": "str"})
+    assert [p["id"] for p in got["persons"]] == [person] and got["count"] == 1
+    got = await a.call("GET", "/4/storage/persons", 200, params={"external_id": "ext-1"})
+    assert [p["id"] for p in got["persons"]] == [person]
+    lst = (await a.call("POST", "/4/storage/lists", 201))["list_id"]
+    link = {"action": "attach", "person_ids": [person, other], "list_id": lst}
+    await a.call("PATCH", "/4/storage/linker", 204, json=link)
+    assert (await a.call("GET", f"/4/storage/lists/{lst}", 200))["count"] == 2
+    await a.call("PATCH", f"/4/storage/persons/{person}", 204, json={"user_data": "renamed"})
+
+    async def face6() -> dict[str, Any]:
+        async with http.get(f"{platform.url}/6/faces/{desc}", headers=a.basic) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    seen = await face6()
+    assert (seen["user_data"], seen["external_id"], seen["lists"]) == ("renamed", "ext-1", [lst])
+    await a.call("PATCH", f"/4/storage/persons/{person}/linked_descriptors", 204,
+                 params={"descriptor_id": desc, "do": "detach"})  # fmt: skip
+    seen = await face6()
+    assert (seen["user_data"], seen["lists"]) == ("", [])
+    info = await a.call("GET", f"/4/storage/descriptors/{desc}", 200)
+    assert info["person_id"] is None
+    await a.call("PATCH", f"/4/storage/persons/{person}/linked_descriptors", 204,
+                 params={"descriptor_id": desc, "do": "attach"})  # fmt: skip
+    assert (await face6())["lists"] == [lst]
+    await a.call("DELETE", f"/4/storage/persons/{person}", 204)
+    seen = await face6()
+    assert (seen["user_data"], seen["lists"]) == ("", [])
+    assert (await a.call("GET", f"/4/storage/lists/{lst}", 200))["count"] == 1
+
+    # A face made through /6 is a descriptor through /4.
+    vec = base64.b64encode((np.ones(128, "<f4") / np.sqrt(128)).astype("<f4").tobytes()).decode()
+    async with http.post(
+        platform.url + "/6/faces", headers=a.basic,
+        json={"attribute": {"face_descriptors": [{"descriptor": vec, "version": 200}]}},
+    ) as r:  # fmt: skip
+        assert r.status == 201, await r.text()
+        face_id = (await r.json())["face_id"]
+    assert (await a.call("GET", f"/4/storage/descriptors/{face_id}", 200))["id"] == face_id
+
+
+async def test_liveness(world: dict[str, Any]) -> None:
+    a = world["a"]
+    got = await a.image("/4/liveness", ASTRONAUT, 200, aggregate=1)
+    (item,) = got["images"]
+    assert item["filename"] == "raw_image" and item["status"] == 1
+    assert item["error"]["error_code"] == 0
+    assert item["liveness"]["prediction"] in (0, 1, 2)
+    assert 0 <= item["liveness"]["estimations"]["probability"] <= 1
+    assert (
+        got["aggregate_estimations"]["liveness"]["estimations"] == item["liveness"]["estimations"]
+    )
+    form = aiohttp.FormData()
+    form.add_field("image", ASTRONAUT, filename="a.jpg", content_type="image/jpeg")
+    form.add_field("image", b"broken", filename="b.jpg", content_type="image/jpeg")
+    got = await a.call("POST", "/4/liveness", 200, data=form)
+    assert [i["status"] for i in got["images"]] == [1, 0]
+    assert got["images"][1]["error"]["error_code"] == 3001
+    async with a.req("POST", "/4/liveness", data=b"x", headers={"Content-Type": "text/plain"}) as r:
+        await err(r, 400, 12017)

@@ -355,6 +355,12 @@ async def test_service_resources(bp3_url: str, http: aiohttp.ClientSession) -> N
         assert set(r.headers["Allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
     async with http.options(bp3_url + "/4/ws") as r:
         assert r.status == 200 and "Allow" not in r.headers
+    async with http.options(bp3_url + "/version") as r:
+        assert r.status == 200 and r.headers["Allow"] == "GET, OPTIONS"
+    async with http.get(bp3_url + "/healthcheck", allow_redirects=False) as r:
+        assert r.status == 308 and r.headers["Location"] == "/4/healthcheck"
+    async with http.get(bp3_url + "/4/docs/dev") as r:
+        assert r.status == 200 and "text/html" in r.content_type
 
 
 async def test_documented_errors(world: dict[str, Any], bp3_url: str, http: Any) -> None:

@@ -139,6 +139,9 @@ async def run_extractor(request: web.Request) -> web.Response:
     clients = request.app["clients"]
     handler = await handler_of(clients, c, "extractor")
     policies = policies_of(handler)
+    if policies.get("list_id"):
+        # Checked before anything is stored: a list deleted since the PATCH fails cleanly.
+        await storage.get_list(clients, c, policies["list_id"], status=400)
     opts = ex.Options.from_policies(policies, warped)
     extraction = await ex.extract(
         request,

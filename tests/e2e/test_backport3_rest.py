@@ -426,6 +426,8 @@ async def test_documented_errors(world: dict[str, Any], bp3_url: str, http: Any)
                 params={"descriptor_id": w["astro_desc"], "do": "attach"})  # fmt: skip
     await check("PATCH", f"{p}/{w['man']}/linked_descriptors", 409, 22008, headers=a.tok,
                 params={"descriptor_id": w["astro_desc"], "do": "attach"})  # fmt: skip
+    await check("PATCH", f"{p}/{w['man']}/linked_descriptors", 404, 36004, headers=a.tok,
+                params={"descriptor_id": w["astro_desc"], "do": "detach"})  # fmt: skip
     await check("PATCH", f"{p}/{w['astro']}/linked_lists", 400, 12014, headers=a.tok,
                 params={"do": "attach"})  # fmt: skip
     dl = (await a.call("POST", "/4/storage/lists", 201, params={"type": "descriptors"}))["list_id"]
@@ -598,3 +600,14 @@ async def test_liveness(world: dict[str, Any]) -> None:
     assert got["images"][1]["error"]["error_code"] == 3001
     async with a.req("POST", "/4/liveness", data=b"x", headers={"Content-Type": "text/plain"}) as r:
         await err(r, 400, 12017)
+    async with a.req("POST", "/4/liveness", json={"urls": ["http://example.com/a.jpg"]}) as r:
+        await err(r, 400, 11027)
+    form = aiohttp.FormData()
+    form.add_field("image", b"x", filename="a.txt", content_type="text/plain")
+    async with a.req("POST", "/4/liveness", data=form) as r:
+        await err(r, 400, 11029)
+    form = aiohttp.FormData()
+    for _ in range(2):
+        form.add_field("image", ASTRONAUT, filename="same.jpg", content_type="image/jpeg")
+    async with a.req("POST", "/4/liveness", data=form) as r:
+        await err(r, 400, 11049)

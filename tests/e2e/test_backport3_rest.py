@@ -239,9 +239,23 @@ async def test_descriptors_estimations_portraits_and_lists(world: dict[str, Any]
     )  # fmt: skip
     raw_id = got["faces"][0]["id"]
 
-    # Portraits and thumbnails.
+    # Head angle thresholds: a face turned more than the threshold is not extracted.
+    yaw = abs(face["attributes"]["head_pose"]["yaw"])
+    if yaw > 0.5:
+        async with a.req("POST", "/4/storage/descriptors", data=ASTRONAUT,
+                         headers={"Content-Type": "image/jpeg"},
+                         params={"yaw__lt": str(yaw / 2)}) as r:  # fmt: skip
+            await err(r, 400, 36003)
+    got = await a.image("/4/storage/descriptors", ASTRONAUT, yaw__lt=str(yaw + 1), roll__lt=500)
+    assert len(got["faces"]) == 1  # out-of-range thresholds are ignored
+
+    # Portraits and thumbnails; a portrait is a warped image LUNA 3 can extract again.
     portrait = await a.call("GET", f"/4/storage/portraits/{world['astro_desc']}", 200)
     assert Image.open(io.BytesIO(portrait)).format == "JPEG"
+    assert Image.open(io.BytesIO(portrait)).size == (250, 250)
+    got = await a.image("/4/storage/descriptors", portrait, warped_image=1)
+    (warp,) = got["faces"]
+    assert set(warp) == {"id", "score"} and UUID_RE.match(warp["id"])
     for size in (32, 64, 96, 160):
         thumb = await a.call("GET", f"/4/storage/portraits/{world['astro_desc']}_{size}", 200)
         assert max(Image.open(io.BytesIO(thumb)).size) == size

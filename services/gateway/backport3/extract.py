@@ -147,7 +147,8 @@ class Extracted:
         out: dict[str, Any] = {}
         if self.descriptor_id:
             out["id"] = self.descriptor_id
-        if opts.warped and not self.face.HasField("box"):
+        if opts.warped:
+            # LUNA 3's extracted_face_warp: a warp has no detection of its own to report.
             out["score"] = round(float(self.face.score), 6)
             return out
         out["rect"] = rect(self.face.box)

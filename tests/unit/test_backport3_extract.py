@@ -70,3 +70,18 @@ def test_rect_iso_is_centred_on_the_eyes() -> None:
     assert (r["width"], r["height"]) == (160, 213)  # 4 eye distances, 4:3
     assert r["x"] + r["width"] / 2 == 150  # centred between the eyes
     assert r["y"] == round(150 - 0.4 * 213.33)
+
+
+async def test_portraits_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.gateway.backport3 import storage
+    from services.gateway.backport3.core import Caller
+
+    async def caller(request: object) -> Caller:
+        return Caller("00000000-0000-4000-8000-000000000000")
+
+    monkeypatch.setattr(storage, "caller", caller)
+    monkeypatch.setenv("LUNA_BACKPORT3_ENABLE_PORTRAITS", "0")
+    request = make_mocked_request("GET", "/4/storage/portraits/x", match_info={"portrait_id": "x"})
+    with pytest.raises(errors.LunaError) as info:
+        await storage.get_portrait(request)
+    assert (info.value.code, info.value.http_status) == (11070, 403)

@@ -21,7 +21,7 @@ from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2
 from PIL import ExifTags, Image
 
-from services.common import errors
+from services.common import config, errors
 from services.gateway.backport3.core import BAD_CONTENT_TYPE, Caller, fail, q_flag, q_number
 from services.gateway.routes.attributes import DEFAULT_DESCRIPTOR_VERSION as DESCRIPTOR_VERSION
 
@@ -54,6 +54,12 @@ BASE64_IMAGE_TYPES = {
 }
 DESCRIPTOR_TYPES = ("application/x-vl-face-descriptor", "application/x-vl-face-descriptor-base64")
 XPK_TYPES = ("application/x-vl-xpk", "application/x-vl-xpk-base64")
+PORTRAITS = config.declare(
+    "LUNA_BACKPORT3_ENABLE_PORTRAITS",
+    True,
+    "Backport 3 keeps each descriptor's portrait (its face sample); 0: no samples are stored "
+    "and the portrait resources answer 11070.",
+)
 # SFace: 128 float32.
 DESCRIPTOR_BYTES = 128 * 4
 EMOTION_NAMES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
@@ -351,6 +357,9 @@ def _passes(f: Extracted, opts: Options) -> bool:
 
 
 async def store_faces(clients: Any, caller: Caller, faces: list[Extracted]) -> None:
+    if not PORTRAITS.get_bool():
+        await _create_faces(clients, caller, faces, [""] * len(faces))
+        return
     stored = await clients.blobs.PutBlobs(
         blobs_pb2.PutBlobsRequest(
             scope=caller.scope,
@@ -364,7 +373,13 @@ async def store_faces(clients: Any, caller: Caller, faces: list[Extracted]) -> N
             ],
         )
     )
-    for f, sample_id in zip(faces, stored.blob_ids, strict=True):
+    await _create_faces(clients, caller, faces, list(stored.blob_ids))
+
+
+async def _create_faces(
+    clients: Any, caller: Caller, faces: list[Extracted], sample_ids: list[str]
+) -> None:
+    for f, sample_id in zip(faces, sample_ids, strict=True):
         created = await clients.faces.CreateFace(
             faces_pb2.CreateFaceRequest(
                 scope=caller.scope,
@@ -376,7 +391,7 @@ async def store_faces(clients: Any, caller: Caller, faces: list[Extracted]) -> N
                                 version=f.face.descriptor.version,
                             )
                         ],
-                        descriptor_samples=[sample_id],
+                        descriptor_samples=[sample_id] if sample_id else [],
                     )
                 ),
             )

@@ -42,6 +42,7 @@ from services.gateway.backport3.table import Table
 table = Table()
 DESCRIPTORS, PERSONS = bpb.LIST_KIND_DESCRIPTORS, bpb.LIST_KIND_PERSONS
 IMAGE_NOT_FOUND = 13003
+PORTRAITS_DISABLED = 11070
 LIST_NOT_FOUND = 22003
 NOT_PERSONS_LIST = 36001
 THUMBNAIL_SIZES = (32, 64, 96, 160)
@@ -237,6 +238,8 @@ async def patch_descriptor_lists(request: web.Request) -> web.Response:
 @table.route("GET", "/4/storage/portraits/{portrait_id}")
 async def get_portrait(request: web.Request) -> web.Response:
     c = await caller(request)
+    if not ex.PORTRAITS.get_bool():
+        raise fail(PORTRAITS_DISABLED, "Luna Image Store service is disabled")
     raw = request.match_info["portrait_id"]
     descriptor_id, _, size_text = raw.partition("_")
     size = 0

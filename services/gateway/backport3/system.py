@@ -9,11 +9,13 @@ from typing import Any
 
 import yaml
 from aiohttp import web
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2
 from luna.backport3.v1 import backport3_pb2 as bpb
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import accounts_pb2
 
-from services.common import errors, version
+from services.common import config, errors, version
 from services.gateway.backport3 import extract as ex
 from services.gateway.backport3.core import (
     BAD_CONTENT_TYPE,
@@ -250,7 +252,7 @@ async def liveness(request: web.Request) -> web.Response:
                 error={"error_code": 4003, "desc": "No faces found", "detail": "No faces found."},
             )
         else:
-            est = ex.json_format.MessageToDict(result.detections.faces[0].estimations)["liveness"]
+            est = json_format.MessageToDict(result.detections.faces[0].estimations)["liveness"]
             prob, qual = float(est["estimations"]["score"]), float(est["estimations"]["quality"])
             live.append((prob, qual))
             item.update(
@@ -322,8 +324,6 @@ async def get_config(request: web.Request) -> web.Response:
     if accept and not any(t in accept for t in ("application/json", "text/plain", "*/*")):
         raise fail(errors.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
     values: dict[str, str] = {}
-    from services.common import config
-
     for s in config.declared():
         value = config.setting(s.name, s.default, s.doc)
         hidden = any(m in s.name for m in v6_system.SECRET_MARKERS) or (
@@ -342,8 +342,6 @@ async def healthcheck(request: web.Request) -> web.Response:
     clients = request.app["clients"]
 
     async def check(service: str) -> errors.LunaError | None:
-        from grpc_health.v1 import health_pb2
-
         try:
             reply = await clients.health[service].Check(health_pb2.HealthCheckRequest(), timeout=2)
         except Exception as exc:  # any failure is the reported state

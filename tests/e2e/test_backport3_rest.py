@@ -196,6 +196,18 @@ async def test_luna3_client_flow(world: dict[str, Any], platform: Any) -> None:
     assert set(face["rect"]) == {"x", "y", "width", "height"} and "rectISO" in face
     assert 0 <= face["attributes"]["age"] <= 100 and face["attributes"]["gender"] in (0, 1)
 
+    # Explicit candidates: persons, or descriptors.
+    got = await a.image("/4/matching/search", MIRROR, person_ids=f"{w['man']},{w['astro']}")
+    assert [c["person_id"] for c in got["candidates"]] == [w["astro"], w["man"]]
+    got = await a.image("/4/matching/search", MIRROR, descriptor_ids=w["astro_desc"])
+    assert got["candidates"] == [{"id": w["astro_desc"], "similarity": pytest.approx(
+        first["similarity"], abs=0.05)}]  # fmt: skip
+    got = await a.call(
+        "POST", "/4/matching/match", 201,
+        params={"descriptor_id": probe, "descriptor_ids": f"{w['man_desc']},{w['astro_desc']}"},
+    )  # fmt: skip
+    assert [c["id"] for c in got["candidates"]] == [w["astro_desc"], w["man_desc"]]
+
     # Identify handler with its policies (the list, the limit).
     await a.call("PATCH", "/4/handlers/identify", 200, json={"list_id": w["list"], "limit": 1})
     got = await a.image("/4/handlers/identify", MIRROR)

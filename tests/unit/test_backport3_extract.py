@@ -85,3 +85,13 @@ async def test_portraits_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(errors.LunaError) as info:
         await storage.get_portrait(request)
     assert (info.value.code, info.value.http_status) == (11070, 403)
+
+
+def test_every_catalogue_operation_is_routed() -> None:
+    from services.gateway.backport3 import ROUTES
+    from services.gateway.backport3.operations import OPERATION_IDS
+    from services.gateway.backport3.system import LISTENER_ONLY
+
+    served = {(m, p) for m, p, _ in [*ROUTES, *LISTENER_ONLY]}
+    # 56 operations less /metrics, the two portrait operations sharing one route.
+    assert served == set(OPERATION_IDS) and len(served) == 54

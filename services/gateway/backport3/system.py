@@ -32,6 +32,7 @@ from services.gateway.backport3.core import (
     q_flag,
     q_page,
 )
+from services.gateway.backport3.operations import OPERATION_IDS
 from services.gateway.backport3.table import Table
 from services.gateway.routes import system as v6_system
 
@@ -284,10 +285,9 @@ def _spec(app: web.Application) -> dict[str, Any]:
     from services.gateway.backport3 import ROUTES
 
     paths: dict[str, Any] = {}
-    for method, path, handler in ROUTES:
+    for method, path, handler in [*ROUTES, *LISTENER_ONLY]:
         paths.setdefault(path, {})[method.lower()] = {
-            "operationId": handler.__name__,
-            "summary": (handler.__doc__ or "").strip().split("\n")[0],
+            "operationId": OPERATION_IDS.get((method, path), handler.__name__),
         }
     return {
         "openapi": "3.0.0",

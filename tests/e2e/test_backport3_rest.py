@@ -406,6 +406,7 @@ async def test_documented_errors(world: dict[str, Any], bp3_url: str, http: Any)
     await check("POST", "/4/accounts", 400, 12017, data=b"{}")
     await check("GET", "/4/account", 401, 12010)
     await check("GET", "/4/account", 401, 36002, headers={"Authorization": "Basic !!!"})
+    await check("GET", "/4/storage/persons", 401, 36002, headers={"Authorization": "Bearer x"})
     await check("GET", "/4/account", 401, 11002, headers=basic(a.email, "wrong-password"))
     await check("GET", "/4/storage/persons", 401, 12001, headers={"X-Auth-Token": "nope"})
     await check("GET", "/4/storage/persons", 401, 11002,

@@ -84,6 +84,12 @@ class Caller:
 
 
 async def basic_caller(request: web.Request) -> Caller:
+    scheme = (request.headers.get("Authorization") or "").partition(" ")[0]
+    if scheme.lower() != "basic":
+        # LUNA 3 knows Basic only in this header (tokens travel in X-Auth-Token).
+        raise fail(
+            36002, "Bad format basic authorization header, format: Basic base64(login:password)"
+        )
     principal = await request.app["authenticator"].authenticate(request, BASIC_ONLY)
     return Caller(principal.account_id)
 

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import grpc
 from luna.backport3.v1 import backport3_pb2, backport3_pb2_grpc
+from luna.faces.v1 import faces_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
+from services.backport3 import settings
+from services.backport3.collector import Collector
 from services.backport3.grpc_service import Backport3Servicer
 from services.backport3.store import Store
-from services.common import config, db
+from services.common import config, db, grpc_client
 from services.common.grpc_server import ServiceApp
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -21,6 +24,10 @@ class Backport3Runtime:
         self.pool: AsyncConnectionPool = await db.create_pool(config.database_url(), max_size=10)
         await db.migrate(self.pool, "backport3", MIGRATIONS)
         self.store = Store(self.pool)
+        self.faces_channel = grpc_client.channel("faces")
+        faces = grpc_client.stub(faces_pb2_grpc.FacesServiceStub, self.faces_channel)
+        self.collector = Collector(self.store, faces, settings.GC_INTERVAL.get_float())
+        self.collector.start()
 
     def register(self, server: grpc.aio.Server) -> None:
         backport3_pb2_grpc.add_Backport3ServiceServicer_to_server(
@@ -28,6 +35,8 @@ class Backport3Runtime:
         )
 
     async def stop(self) -> None:
+        await self.collector.stop()
+        await self.faces_channel.close()
         await self.pool.close()
 
 

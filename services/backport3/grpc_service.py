@@ -9,6 +9,7 @@ from google.protobuf import json_format, struct_pb2
 from luna.backport3.v1 import backport3_pb2 as pb
 from luna.backport3.v1 import backport3_pb2_grpc
 
+from services.backport3 import settings
 from services.backport3.store import Row, Store
 from services.common import times
 
@@ -193,6 +194,12 @@ class Backport3Servicer(backport3_pb2_grpc.Backport3ServiceServicer):
     async def DeleteLists(self, request: Any, context: Ctx) -> pb.DeleteListsResponse:
         await self.store.delete_lists(request.account_id, list(request.list_ids))
         return pb.DeleteListsResponse()
+
+    async def TrackDescriptors(self, request: Any, context: Ctx) -> pb.TrackDescriptorsResponse:
+        await self.store.track_descriptors(
+            request.account_id, list(request.descriptor_ids), settings.DESCRIPTOR_TTL.get_float()
+        )
+        return pb.TrackDescriptorsResponse()
 
     async def GetHandler(self, request: Any, context: Ctx) -> pb.GetHandlerResponse:
         row = await self.store.get_handler(request.account_id, request.type)

@@ -346,6 +346,10 @@ class Store:
                     "INSERT INTO bp3_person_descriptors (descriptor_id, person_id) VALUES (%s, %s)",
                     (descriptor_id, person_id),
                 )
+                # Attached: no longer a candidate for collection.
+                await conn.execute(
+                    "DELETE FROM bp3_descriptors WHERE descriptor_id = %s", (descriptor_id,)
+                )
             else:
                 cur = await conn.execute(
                     "DELETE FROM bp3_person_descriptors "
@@ -398,6 +402,51 @@ class Store:
                 )
             ).fetchall()
         return {r["descriptor_id"]: r["person_id"] for r in rows}
+
+    # ------------------------------------------------------------------ descriptor TTL
+    async def track_descriptors(
+        self, account_id: str, descriptor_ids: list[str], ttl_s: float
+    ) -> None:
+        """(Re)start the TTL of descriptors; those attached to a person are not tracked."""
+        valid = [d for d in dict.fromkeys(descriptor_ids) if ids.is_uuid(d)]
+        if not valid or ttl_s <= 0:
+            return
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO bp3_descriptors (descriptor_id, account_id, expire_time) "
+                "SELECT d, %s, now() + make_interval(secs => %s) FROM unnest(%s::uuid[]) d "
+                "WHERE NOT EXISTS (SELECT 1 FROM bp3_person_descriptors p "
+                "                  WHERE p.descriptor_id = d) "
+                "ON CONFLICT (descriptor_id) DO UPDATE SET expire_time = EXCLUDED.expire_time",
+                (account_id, ttl_s, valid),
+            )
+
+    async def expired_descriptors(self, limit: int) -> list[Row]:
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT descriptor_id::text AS descriptor_id, account_id::text AS account_id "
+                    "FROM bp3_descriptors WHERE expire_time < now() "
+                    "ORDER BY expire_time LIMIT %s",
+                    (limit,),
+                )
+            ).fetchall()
+        return list(rows)
+
+    async def claim_expired(self, descriptor_id: str) -> bool:
+        """Stop tracking a descriptor if it is still expired (not attached or re-armed since)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM bp3_descriptors WHERE descriptor_id = %s AND expire_time < now()",
+                (descriptor_id,),
+            )
+        return cur.rowcount == 1
+
+    async def untrack_descriptor(self, descriptor_id: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM bp3_descriptors WHERE descriptor_id = %s", (descriptor_id,)
+            )
 
     # ------------------------------------------------------------------ lists
     async def create_list(self, account_id: str, list_id: str, kind: int, list_data: str) -> Row:

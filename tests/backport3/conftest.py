@@ -27,7 +27,7 @@ async def store(bp3_pg: EmbeddedPostgres) -> AsyncIterator[Store]:
     async with temp_database(bp3_pg.url, "bp3") as url:
         pool = await db.create_pool(url, max_size=4)
         try:
-            assert await db.migrate(pool, "backport3", MIGRATIONS) == [1]
+            assert await db.migrate(pool, "backport3", MIGRATIONS) == [1, 2]
             yield Store(pool)
         finally:
             await pool.close()

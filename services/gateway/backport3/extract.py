@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 from google.protobuf import json_format
+from luna.backport3.v1 import backport3_pb2 as bpb
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2
 from PIL import ExifTags, Image
@@ -356,6 +357,14 @@ def _passes(f: Extracted, opts: Options) -> bool:
     return all(abs(float(pose.get(a, 0.0))) < limit for a, limit in opts.angles.items())
 
 
+async def track(clients: Any, caller: Caller, descriptor_ids: list[str]) -> None:
+    """Start (again) the LUNA 3 TTL of descriptors that may now be attached to nothing."""
+    if descriptor_ids:
+        await clients.backport3.TrackDescriptors(
+            bpb.TrackDescriptorsRequest(account_id=caller.account_id, descriptor_ids=descriptor_ids)
+        )
+
+
 async def store_faces(clients: Any, caller: Caller, faces: list[Extracted]) -> None:
     if not PORTRAITS.get_bool():
         await _create_faces(clients, caller, faces, [""] * len(faces))
@@ -397,6 +406,7 @@ async def _create_faces(
             )
         )
         f.descriptor_id = created.face.face_id
+    await track(clients, caller, [f.descriptor_id for f in faces])
 
 
 async def _store_descriptor(clients: Any, caller: Caller, data: bytes) -> Extraction:
@@ -422,6 +432,7 @@ async def _store_descriptor(clients: Any, caller: Caller, data: bytes) -> Extrac
             ),
         )
     )
+    await track(clients, caller, [created.face.face_id])
     return Extraction(
         [Extracted(epb.Face(), {}, (0, 0), created.face.face_id)], from_descriptor=True
     )

@@ -231,6 +231,8 @@ async def patch_descriptor_lists(request: web.Request) -> web.Response:
             f"Expected list of descriptors. Got list of persons. List id '{list_id}'",
         )
     await link_faces(clients, c, [list_id], [face.face_id], attach)
+    if not attach:
+        await ex.track(clients, c, [face.face_id])
     return no_content()
 
 
@@ -357,6 +359,7 @@ async def delete_person(request: web.Request) -> web.Response:
     faces = list(p.descriptor_ids)
     await link_faces(clients, c, list(p.list_ids), faces, attach=False)
     await mirror_person(clients, c, faces, None)
+    await ex.track(clients, c, faces)
     return no_content()
 
 
@@ -391,6 +394,8 @@ async def patch_person_descriptors(request: web.Request) -> web.Response:
     ).person
     await link_faces(clients, c, list(p.list_ids), [face.face_id], attach)
     await mirror_person(clients, c, [face.face_id], p if attach else None)
+    if not attach:
+        await ex.track(clients, c, [face.face_id])
     return no_content()
 
 
@@ -621,4 +626,6 @@ async def linker(request: web.Request) -> web.Response:
         if err.code == FACES_NOT_FOUND:
             raise fail(11020, "One or more descriptor not found", 400) from None
         raise
+    if not attach:
+        await ex.track(clients, c, descriptor_ids)
     return no_content()

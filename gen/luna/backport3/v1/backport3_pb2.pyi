@@ -475,3 +475,15 @@ class UpdateHandlerResponse(_message.Message):
     HANDLER_FIELD_NUMBER: _ClassVar[int]
     handler: Handler
     def __init__(self, handler: _Optional[_Union[Handler, _Mapping]] = ...) -> None: ...
+
+class TrackDescriptorsRequest(_message.Message):
+    __slots__ = ("account_id", "descriptor_ids")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_IDS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    descriptor_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account_id: _Optional[str] = ..., descriptor_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TrackDescriptorsResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

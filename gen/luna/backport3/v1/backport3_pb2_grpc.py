@@ -143,6 +143,11 @@ class Backport3ServiceStub:
                 request_serializer=luna_dot_backport3_dot_v1_dot_backport3__pb2.DeleteListsRequest.SerializeToString,
                 response_deserializer=luna_dot_backport3_dot_v1_dot_backport3__pb2.DeleteListsResponse.FromString,
                 _registered_method=True)
+        self.TrackDescriptors = channel.unary_unary(
+                '/luna.backport3.v1.Backport3Service/TrackDescriptors',
+                request_serializer=luna_dot_backport3_dot_v1_dot_backport3__pb2.TrackDescriptorsRequest.SerializeToString,
+                response_deserializer=luna_dot_backport3_dot_v1_dot_backport3__pb2.TrackDescriptorsResponse.FromString,
+                _registered_method=True)
         self.GetHandler = channel.unary_unary(
                 '/luna.backport3.v1.Backport3Service/GetHandler',
                 request_serializer=luna_dot_backport3_dot_v1_dot_backport3__pb2.GetHandlerRequest.SerializeToString,
@@ -309,6 +314,14 @@ class Backport3ServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TrackDescriptors(self, request, context):
+        """TrackDescriptors (re)starts the TTL of descriptors made or detached through /4 that no
+        person holds; the service deletes their faces once it runs out unless a list holds them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetHandler(self, request, context):
         """GetHandler reads one of the account's three handlers, created with default policies on first use.
         """
@@ -430,6 +443,11 @@ def add_Backport3ServiceServicer_to_server(servicer, server):
                     servicer.DeleteLists,
                     request_deserializer=luna_dot_backport3_dot_v1_dot_backport3__pb2.DeleteListsRequest.FromString,
                     response_serializer=luna_dot_backport3_dot_v1_dot_backport3__pb2.DeleteListsResponse.SerializeToString,
+            ),
+            'TrackDescriptors': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrackDescriptors,
+                    request_deserializer=luna_dot_backport3_dot_v1_dot_backport3__pb2.TrackDescriptorsRequest.FromString,
+                    response_serializer=luna_dot_backport3_dot_v1_dot_backport3__pb2.TrackDescriptorsResponse.SerializeToString,
             ),
             'GetHandler': grpc.unary_unary_rpc_method_handler(
                     servicer.GetHandler,
@@ -1013,6 +1031,33 @@ class Backport3Service:
             '/luna.backport3.v1.Backport3Service/DeleteLists',
             luna_dot_backport3_dot_v1_dot_backport3__pb2.DeleteListsRequest.SerializeToString,
             luna_dot_backport3_dot_v1_dot_backport3__pb2.DeleteListsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrackDescriptors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.backport3.v1.Backport3Service/TrackDescriptors',
+            luna_dot_backport3_dot_v1_dot_backport3__pb2.TrackDescriptorsRequest.SerializeToString,
+            luna_dot_backport3_dot_v1_dot_backport3__pb2.TrackDescriptorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

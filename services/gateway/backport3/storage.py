@@ -36,12 +36,14 @@ from services.gateway.backport3.core import (
     q_page,
     q_string,
     q_uuid,
+    restatus,
 )
 from services.gateway.backport3.table import Table
 
 table = Table()
 DESCRIPTORS, PERSONS = bpb.LIST_KIND_DESCRIPTORS, bpb.LIST_KIND_PERSONS
 IMAGE_NOT_FOUND = 13003
+PERSON_NOT_FOUND = 22007
 PORTRAITS_DISABLED = 11070
 LIST_NOT_FOUND = 22003
 NOT_PERSONS_LIST = 36001
@@ -70,9 +72,7 @@ async def get_person(clients: Any, c: Caller, person_id: str, status: int = 404)
             bpb.GetPersonRequest(account_id=c.account_id, person_id=person_id)
         )
     except errors.LunaError as err:
-        if status != 404:
-            err.http_status = status
-        raise
+        raise restatus(err, {PERSON_NOT_FOUND: status}) from None
     return reply.person
 
 
@@ -82,9 +82,7 @@ async def get_list(clients: Any, c: Caller, list_id: str, status: int = 404) -> 
             bpb.GetListsRequest(account_id=c.account_id, list_ids=[list_id])
         )
     except errors.LunaError as err:
-        if status != 404:
-            err.http_status = status
-        raise
+        raise restatus(err, {LIST_NOT_FOUND: status}) from None
     return reply.lists[0]
 
 

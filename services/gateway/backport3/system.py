@@ -31,6 +31,7 @@ from services.gateway.backport3.core import (
     only_keys,
     q_flag,
     q_page,
+    restatus,
 )
 from services.gateway.backport3.operations import OPERATION_IDS
 from services.gateway.backport3.table import Table
@@ -97,8 +98,8 @@ async def _basic(request: web.Request) -> tuple[Caller, Any]:
             )
         ).account
     except errors.LunaError as err:
-        err.http_status = 401
-        raise
+        # A LUNA 5 account never registered through /4 has no LUNA 3 account (11002, 401).
+        raise restatus(err, {11002: 401}) from None
     if account.suspended:
         raise fail(ACCOUNT_SUSPENDED, "Account is suspended")
     return c, account

@@ -544,6 +544,8 @@ async def test_tokens_persons_lifecycle_and_legacy_ws(
     assert await a.call("GET", f"/4/account/tokens/{t1}", 200, headers=a.basic) == {
         "token_data": "c"
     }
+    async with http.get(bp3_url + "/4/storage/persons", headers={"X-Auth-Token": t2}) as r:
+        assert r.status == 200  # verified, and now cached by the gateway
     await a.call("DELETE", f"/4/account/tokens/{t2}", 204, headers=a.basic)
     async with http.get(bp3_url + "/4/storage/persons", headers={"X-Auth-Token": t2}) as r:
         await err(r, 401, 11002)

@@ -58,3 +58,19 @@ def test_bad_filters_are_refused(query: str) -> None:
     with pytest.raises(errors.LunaError) as info:
         filters(query)
     assert info.value.code == 12012
+
+
+def test_token_cache_forgets_what_auth_changed_names() -> None:
+    from services.gateway.backport3.core import Caller, TokenCache
+
+    cache = TokenCache(60)
+    a1, a2, b = Caller("acc-a", "t1"), Caller("acc-a", "t2"), Caller("acc-b", "t3")
+    for c in (a1, a2, b):
+        cache.put(c.token_id, c)
+    cache.forget(b'{"account_id": "acc-a", "token_id": "t1"}')
+    assert cache.get("t1") is None and cache.get("t2") is a2
+    cache.forget(b'{"account_id": "acc-a", "token_id": ""}')  # a whole account
+    assert cache.get("t2") is None and cache.get("t3") is b
+    cache.forget(b"not json")
+    assert cache.get("t3") is None
+    assert TokenCache(-1).get("x") is None

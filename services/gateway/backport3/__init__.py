@@ -12,9 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from services.common import config
+from services.common import config, subjects
 from services.gateway import middleware
+from services.gateway.auth import CACHE_TTL
 from services.gateway.backport3 import handlers, matching, storage, system, ws
+from services.gateway.backport3.core import TokenCache
 
 log = logging.getLogger("luna.gateway.backport3")
 ROUTES = [
@@ -62,6 +64,7 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
 def install(app: web.Application, extra: list[tuple[str, str, Any]] | None = None) -> None:
     """Add the /4 routes (and their OPTIONS) to `app`."""
     app["bp3_main"] = app
+    app["bp3_tokens"] = TokenCache(CACHE_TTL.get_float())
     methods: dict[str, list[str]] = {}
     for method, path, handler in [*ROUTES, *(extra or [])]:
         app.router.add_route(method, path, handler)
@@ -77,15 +80,24 @@ def listener_app(main: web.Application) -> web.Application:
     app = web.Application(
         middlewares=[middleware.luna_middleware], client_max_size=main._client_max_size
     )
-    for key in ("clients", "authenticator"):
-        app[key] = main[key]
     install(app, system.LISTENER_ONLY)
+    for key in ("clients", "authenticator", "bp3_tokens"):
+        app[key] = main[key]
     app["bp3_main"] = main
     app["bp3_listener"] = True
     return app
 
 
 async def start_listener(main: web.Application) -> None:
+    """Follow token changes of other gateways and open the listener (runs after NATS is up)."""
+    nc = main.get("nats")
+    if nc is not None:
+        cache: TokenCache = main["bp3_tokens"]
+
+        async def forget(msg: Any) -> None:
+            cache.forget(msg.data)
+
+        await nc.subscribe(subjects.AUTH_CHANGED, cb=forget)
     port = PORT.get_int()
     if not port:
         return

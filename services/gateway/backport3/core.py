@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from aiohttp import web
 from luna.backport3.v1 import backport3_pb2 as bpb
 from luna.common.v1 import account_pb2
 
-from services.common import errors, ids
+from services.common import errors, ids, subjects
 from services.gateway.auth import AuthRule
 from services.gateway.clients import Clients
 
@@ -100,20 +101,74 @@ async def caller(request: web.Request, *, basic_only: bool = False) -> Caller:
         return await basic_caller(request)
     token = request.headers.get("X-Auth-Token")
     if token is not None and not basic_only:
-        return await token_caller(request.app["clients"], token)
+        return await token_caller(request, token)
     raise fail(errors.UNAUTHORIZED, 'This resource needs "Authorization" authorization headers')
 
 
-async def token_caller(clients: Clients, token: str) -> Caller:
+class TokenCache:
+    """Verified X-Auth-Tokens for LUNA_AUTH_CACHE_TTL seconds, as the gateway caches LUNA 5
+    credentials. A change to a token is announced on AUTH_CHANGED; every gateway drops it."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl = ttl_s
+        self._items: dict[str, tuple[float, Caller]] = {}
+
+    def get(self, token: str) -> Caller | None:
+        hit = self._items.get(token)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, token: str, c: Caller) -> None:
+        if len(self._items) > 100_000:
+            self._items.clear()
+        self._items[token] = (time.monotonic() + self._ttl, c)
+
+    def forget(self, message: bytes) -> None:
+        try:
+            change = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            change = {}
+        token_id = change.get("token_id") if isinstance(change, dict) else None
+        account_id = change.get("account_id") if isinstance(change, dict) else None
+        if token_id:
+            self._items.pop(token_id, None)
+        elif account_id:
+            for key, (_, c) in list(self._items.items()):
+                if c.account_id == account_id:
+                    self._items.pop(key, None)
+        else:
+            self._items.clear()
+
+
+async def tokens_changed(request: web.Request, account_id: str, token_ids: list[str]) -> None:
+    """Drop changed tokens here at once and tell every other gateway."""
+    cache: TokenCache = request.app["bp3_tokens"]
+    nc = request.app["bp3_main"].get("nats")
+    for token_id in token_ids:
+        message = orjson.dumps({"account_id": account_id, "token_id": token_id})
+        cache.forget(message)
+        if nc is not None:
+            await nc.publish(subjects.AUTH_CHANGED, message)
+
+
+async def token_caller(request: web.Request, token: str) -> Caller:
     token = token.strip()
     if not ids.is_uuid(token):
         raise fail(
             NOT_UUID4_TOKEN, "Token is not UUID4, format: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
         )
+    cache: TokenCache = request.app["bp3_tokens"]
+    hit = cache.get(token)
+    if hit is not None:
+        return hit
+    clients: Clients = request.app["clients"]
     reply = await clients.backport3.VerifyToken(bpb.VerifyTokenRequest(token_id=token))
     if reply.account.suspended:
         raise fail(11004, "Account is suspended")
-    return Caller(reply.token.account_id, reply.token.token_id, reply.token.token_data)
+    c = Caller(reply.token.account_id, reply.token.token_id, reply.token.token_data)
+    cache.put(token, c)
+    return c
 
 
 # ------------------------------------------------------------------------------ query

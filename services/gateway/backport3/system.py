@@ -32,6 +32,7 @@ from services.gateway.backport3.core import (
     q_flag,
     q_page,
     restatus,
+    tokens_changed,
 )
 from services.gateway.backport3.operations import OPERATION_IDS
 from services.gateway.backport3.table import Table
@@ -152,9 +153,11 @@ async def delete_tokens(request: web.Request) -> web.Response:
     c, _ = await _basic(request)
     body = await json_body(request)
     only_keys(body, {"tokens"})
+    token_ids = body_uuids(body, "tokens")
     await request.app["clients"].backport3.DeleteTokens(
-        bpb.DeleteTokensRequest(account_id=c.account_id, token_ids=body_uuids(body, "tokens"))
+        bpb.DeleteTokensRequest(account_id=c.account_id, token_ids=token_ids)
     )
+    await tokens_changed(request, c.account_id, token_ids)
     return no_content()
 
 
@@ -171,20 +174,23 @@ async def get_token(request: web.Request) -> web.Response:
 async def patch_token(request: web.Request) -> web.Response:
     c, _ = await _basic(request)
     token_data = _token_data(await json_body(request))
+    token_id = request.match_info["token_id"]
     await request.app["clients"].backport3.UpdateToken(
-        bpb.UpdateTokenRequest(
-            account_id=c.account_id, token_id=request.match_info["token_id"], token_data=token_data
-        )
+        bpb.UpdateTokenRequest(account_id=c.account_id, token_id=token_id, token_data=token_data)
     )
+    # The ws messages report token_data: cached callers must not keep the old one.
+    await tokens_changed(request, c.account_id, [token_id])
     return no_content()
 
 
 @table.route("DELETE", "/4/account/tokens/{token_id}")
 async def delete_token(request: web.Request) -> web.Response:
     c, _ = await _basic(request)
+    token_id = request.match_info["token_id"]
     await request.app["clients"].backport3.DeleteTokens(
-        bpb.DeleteTokensRequest(account_id=c.account_id, token_ids=[request.match_info["token_id"]])
+        bpb.DeleteTokensRequest(account_id=c.account_id, token_ids=[token_id])
     )
+    await tokens_changed(request, c.account_id, [token_id])
     return no_content()
 
 

@@ -183,7 +183,7 @@ async def ws_legacy(request: web.Request) -> web.StreamResponse:
         cloned = request.clone(headers={**request.headers, "Authorization": basic})
         c = await basic_caller(cloned)
     elif token:
-        c = await token_caller(request.app["clients"], token)
+        c = await token_caller(request, token)
     else:
         raise fail(errors.UNAUTHORIZED, 'This resource needs "Authorization" authorization headers')
     return await _serve(request, c)

@@ -288,8 +288,8 @@ async def test_descriptors_estimations_portraits_and_lists(world: dict[str, Any]
     )
     assert got["candidates"][0] == {"id": world["astro_desc"], "similarity": pytest.approx(1.0)}
     lists = await a.call("GET", "/4/storage/lists", 200)
-    assert lists["descriptors_list_count"] == 1 and lists["persons_list_count"] >= 1
-    assert lists["lists"]["descriptor_lists"] == [{"list_data": "", "count": 2, "id": dl}]
+    assert lists["descriptors_list_count"] >= 1 and lists["persons_list_count"] >= 1
+    assert {"list_data": "", "count": 2, "id": dl} in lists["lists"]["descriptor_lists"]
     await a.call(
         "PATCH", f"/4/storage/descriptors/{raw_id}/linked_lists", 204,
         params={"list_id": dl, "do": "detach"},

@@ -200,6 +200,8 @@ class Supervisor:
             else:
                 env[key] = config.service_address(service)
         env.update(metrics.runtime_env(self.free_ports))
+        if self.free_ports and "LUNA_BACKPORT3_PORT" not in os.environ:
+            env["LUNA_BACKPORT3_PORT"] = str(pick_free_port())
         self.env = env
 
     def _child(self, name: str, module: str) -> Child:
@@ -239,6 +241,15 @@ class Supervisor:
         port = self.env.get("LUNA_PORT", str(config.gateway_port()))
         return f"http://{host}:{port}"
 
+    @property
+    def backport3_url(self) -> str | None:
+        """Backport 3's own listener (served by the gateway process), None when disabled."""
+        from services.gateway.backport3 import PORT
+
+        port = self.env.get("LUNA_BACKPORT3_PORT", PORT.get())
+        host = self.env.get("LUNA_HOST", config.gateway_host())
+        return f"http://{host}:{port}" if port != "0" else None
+
     def write_runtime(self) -> None:
         """What runs where; written as soon as anything runs, so that a later `luna up` can
         stop it even if this one dies while starting."""
@@ -253,6 +264,7 @@ class Supervisor:
             "database_url": self.env["LUNA_DATABASE_URL"],
             "nats_url": self.env["LUNA_NATS_URL"],
             "supervisor_pid": os.getpid(),
+            "backport3_url": self.backport3_url,
             "services": {
                 name: {
                     "pid": child.process.pid if child.process else None,

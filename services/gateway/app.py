@@ -12,8 +12,8 @@ import uvloop
 from aiohttp import web
 
 from services.common import config, logs, nats_streams, subjects
+from services.gateway import backport3, middleware, routing, sender_api
 from services.gateway import metrics as http_metrics
-from services.gateway import middleware, routing, sender_api
 from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
 from services.gateway.events_follower import refollow_on_reconnect
@@ -92,6 +92,7 @@ def build_app(clients: Clients | None = None) -> web.Application:
             methods_by_path[route.path].append(route.method)
     for path, methods in methods_by_path.items():
         app.router.add_route("OPTIONS", path, _options_handler(methods))
+    backport3.install(app)
 
     async def on_startup(app: web.Application) -> None:
         clients.open()
@@ -115,6 +116,8 @@ def build_app(clients: Clients | None = None) -> web.Application:
         await clients.close()
 
     app.on_startup.append(on_startup)
+    app.on_startup.append(backport3.start_listener)
+    app.on_cleanup.append(backport3.stop_listener)
     app.on_cleanup.append(on_cleanup)
     http_metrics.install(app)
     http_metrics.track_events_follower(app)

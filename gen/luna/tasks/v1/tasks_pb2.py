@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from luna.common.v1 import info_pb2 as luna_dot_common_dot_v1_dot_info__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19luna/tasks/v1/tasks.proto\x12\rluna.tasks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19luna/common/v1/info.proto\"\x10\n\x0eGetInfoRequest\"<\n\x0fGetInfoResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.luna.common.v1.ServiceInfo2u\n\x0cTasksService\x12\x65\n\x07GetInfo\x12\x1d.luna.tasks.v1.GetInfoRequest\x1a\x1e.luna.tasks.v1.GetInfoResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/luna.tasks.v1/infob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19luna/tasks/v1/tasks.proto\x12\rluna.tasks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19luna/common/v1/info.proto\"\x10\n\x0eGetInfoRequest\"<\n\x0fGetInfoResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.luna.common.v1.ServiceInfo\"\xf8\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x11\n\ttask_type\x18\x03 \x01(\x05\x12\x13\n\x0btask_status\x18\x04 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontent_json\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10last_update_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tresult_id\x18\n \x01(\t\x12\x1d\n\x15\x63ount_task_parts_done\x18\x0b \x01(\x05\x12\x1c\n\x14\x63ount_task_parts_all\x18\x0c \x01(\x05\x12\x13\n\x0bschedule_id\x18\r \x01(\x03\"\xce\x01\n\x07Subtask\x12\x12\n\nsubtask_id\x18\x01 \x01(\x03\x12\x0f\n\x07task_id\x18\x02 \x01(\x03\x12\x11\n\tresult_id\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0esubtask_status\x18\x06 \x01(\x05\x12\x14\n\x0c\x63ontent_json\x18\x07 \x01(\t\"\x80\x02\n\tTaskError\x12\x10\n\x08\x65rror_id\x18\x01 \x01(\x03\x12\x0f\n\x07task_id\x18\x02 \x01(\x03\x12\x12\n\nsubtask_id\x18\x03 \x01(\x03\x12\x12\n\nerror_code\x18\x04 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x17\n\x0f\x61\x64\x64itional_info\x18\x07 \x01(\t\x12.\n\nerror_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bstatus_code\x18\t \x01(\x05\x12\x11\n\ttask_type\x18\n \x01(\x05\x12\x12\n\naccount_id\x18\x0b \x01(\t\"z\n\x11\x43reateTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_json\x18\x04 \x01(\t\x12\x13\n\x0bschedule_id\x18\x05 \x01(\x03\"%\n\x12\x43reateTaskResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\"5\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\t\"4\n\x0fGetTaskResponse\x12!\n\x04task\x18\x01 \x01(\x0b\x32\x13.luna.tasks.v1.Task\"\xf6\x02\n\nTaskFilter\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\x03\x12\x16\n\ttask_type\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btask_status\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x33\n\x0f\x63reate_time_gte\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reate_time_lt\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x65nd_time_gte\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65nd_time_lt\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tresult_id\x18\t \x01(\t\x12\x13\n\x0bschedule_id\x18\n \x01(\x03\x42\x0c\n\n_task_typeB\x0e\n\x0c_task_status\"^\n\x10ListTasksRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.luna.tasks.v1.TaskFilter\x12\x0c\n\x04page\x18\x02 \x01(\x05\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"7\n\x11ListTasksResponse\x12\"\n\x05tasks\x18\x01 \x03(\x0b\x32\x13.luna.tasks.v1.Task\">\n\x11\x43ountTasksRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.luna.tasks.v1.TaskFilter\"#\n\x12\x43ountTasksResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"8\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\t\"\x14\n\x12\x43\x61ncelTaskResponse\"8\n\x11\x44\x65leteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\t\"\x14\n\x12\x44\x65leteTaskResponse\";\n\x14GetTaskResultRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\t\"M\n\x15GetTaskResultResponse\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\":\n\x13ListSubtasksRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\t\"@\n\x14ListSubtasksResponse\x12(\n\x08subtasks\x18\x01 \x03(\x0b\x32\x16.luna.tasks.v1.Subtask\"\xa5\x02\n\x0b\x45rrorFilter\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\x03\x12\x11\n\terror_ids\x18\x03 \x03(\x03\x12\x17\n\nerror_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\ttask_type\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x0bstatus_code\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12\x32\n\x0e\x65rror_time_gte\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rerror_time_lt\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\r\n\x0b_error_codeB\x0c\n\n_task_typeB\x0e\n\x0c_status_code\"`\n\x11ListErrorsRequest\x12*\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1a.luna.tasks.v1.ErrorFilter\x12\x0c\n\x04page\x18\x02 \x01(\x05\x12\x11\n\tpage_size\x18\x03 \x01(\x05\">\n\x12ListErrorsResponse\x12(\n\x06\x65rrors\x18\x01 \x03(\x0b\x32\x18.luna.tasks.v1.TaskError\"@\n\x12\x43ountErrorsRequest\x12*\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1a.luna.tasks.v1.ErrorFilter\"$\n\x13\x43ountErrorsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"7\n\x0fGetErrorRequest\x12\x10\n\x08\x65rror_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\t\";\n\x10GetErrorResponse\x12\'\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x18.luna.tasks.v1.TaskError2\xbc\x0b\n\x0cTasksService\x12\x65\n\x07GetInfo\x12\x1d.luna.tasks.v1.GetInfoRequest\x1a\x1e.luna.tasks.v1.GetInfoResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/luna.tasks.v1/info\x12r\n\nCreateTask\x12 .luna.tasks.v1.CreateTaskRequest\x1a!.luna.tasks.v1.CreateTaskResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/luna.tasks.v1/tasks:\x01*\x12p\n\x07GetTask\x12\x1d.luna.tasks.v1.GetTaskRequest\x1a\x1e.luna.tasks.v1.GetTaskResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/luna.tasks.v1/tasks/{task_id}\x12l\n\tListTasks\x12\x1f.luna.tasks.v1.ListTasksRequest\x1a .luna.tasks.v1.ListTasksResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/luna.tasks.v1/tasks\x12u\n\nCountTasks\x12 .luna.tasks.v1.CountTasksRequest\x1a!.luna.tasks.v1.CountTasksResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/luna.tasks.v1/tasks:count\x12\x83\x01\n\nCancelTask\x12 .luna.tasks.v1.CancelTaskRequest\x1a!.luna.tasks.v1.CancelTaskResponse\"0\x82\xd3\xe4\x93\x02*\"%/luna.tasks.v1/tasks/{task_id}:cancel:\x01*\x12y\n\nDeleteTask\x12 .luna.tasks.v1.DeleteTaskRequest\x1a!.luna.tasks.v1.DeleteTaskResponse\"&\x82\xd3\xe4\x93\x02 *\x1e/luna.tasks.v1/tasks/{task_id}\x12\x89\x01\n\rGetTaskResult\x12#.luna.tasks.v1.GetTaskResultRequest\x1a$.luna.tasks.v1.GetTaskResultResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/luna.tasks.v1/tasks/{task_id}/result\x12\x88\x01\n\x0cListSubtasks\x12\".luna.tasks.v1.ListSubtasksRequest\x1a#.luna.tasks.v1.ListSubtasksResponse\"/\x82\xd3\xe4\x93\x02)\x12\'/luna.tasks.v1/tasks/{task_id}/subtasks\x12p\n\nListErrors\x12 .luna.tasks.v1.ListErrorsRequest\x1a!.luna.tasks.v1.ListErrorsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/luna.tasks.v1/errors\x12y\n\x0b\x43ountErrors\x12!.luna.tasks.v1.CountErrorsRequest\x1a\".luna.tasks.v1.CountErrorsResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/luna.tasks.v1/errors:count\x12u\n\x08GetError\x12\x1e.luna.tasks.v1.GetErrorRequest\x1a\x1f.luna.tasks.v1.GetErrorResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /luna.tasks.v1/errors/{error_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +36,86 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKSSERVICE'].methods_by_name['GetInfo']._loaded_options = None
   _globals['_TASKSSERVICE'].methods_by_name['GetInfo']._serialized_options = b'\202\323\344\223\002\025\022\023/luna.tasks.v1/info'
-  _globals['_GETINFOREQUEST']._serialized_start=101
-  _globals['_GETINFOREQUEST']._serialized_end=117
-  _globals['_GETINFORESPONSE']._serialized_start=119
-  _globals['_GETINFORESPONSE']._serialized_end=179
-  _globals['_TASKSSERVICE']._serialized_start=181
-  _globals['_TASKSSERVICE']._serialized_end=298
+  _globals['_TASKSSERVICE'].methods_by_name['CreateTask']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['CreateTask']._serialized_options = b'\202\323\344\223\002\031\"\024/luna.tasks.v1/tasks:\001*'
+  _globals['_TASKSSERVICE'].methods_by_name['GetTask']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['GetTask']._serialized_options = b'\202\323\344\223\002 \022\036/luna.tasks.v1/tasks/{task_id}'
+  _globals['_TASKSSERVICE'].methods_by_name['ListTasks']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['ListTasks']._serialized_options = b'\202\323\344\223\002\026\022\024/luna.tasks.v1/tasks'
+  _globals['_TASKSSERVICE'].methods_by_name['CountTasks']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['CountTasks']._serialized_options = b'\202\323\344\223\002\034\022\032/luna.tasks.v1/tasks:count'
+  _globals['_TASKSSERVICE'].methods_by_name['CancelTask']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['CancelTask']._serialized_options = b'\202\323\344\223\002*\"%/luna.tasks.v1/tasks/{task_id}:cancel:\001*'
+  _globals['_TASKSSERVICE'].methods_by_name['DeleteTask']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['DeleteTask']._serialized_options = b'\202\323\344\223\002 *\036/luna.tasks.v1/tasks/{task_id}'
+  _globals['_TASKSSERVICE'].methods_by_name['GetTaskResult']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['GetTaskResult']._serialized_options = b'\202\323\344\223\002\'\022%/luna.tasks.v1/tasks/{task_id}/result'
+  _globals['_TASKSSERVICE'].methods_by_name['ListSubtasks']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['ListSubtasks']._serialized_options = b'\202\323\344\223\002)\022\'/luna.tasks.v1/tasks/{task_id}/subtasks'
+  _globals['_TASKSSERVICE'].methods_by_name['ListErrors']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['ListErrors']._serialized_options = b'\202\323\344\223\002\027\022\025/luna.tasks.v1/errors'
+  _globals['_TASKSSERVICE'].methods_by_name['CountErrors']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['CountErrors']._serialized_options = b'\202\323\344\223\002\035\022\033/luna.tasks.v1/errors:count'
+  _globals['_TASKSSERVICE'].methods_by_name['GetError']._loaded_options = None
+  _globals['_TASKSSERVICE'].methods_by_name['GetError']._serialized_options = b'\202\323\344\223\002\"\022 /luna.tasks.v1/errors/{error_id}'
+  _globals['_GETINFOREQUEST']._serialized_start=134
+  _globals['_GETINFOREQUEST']._serialized_end=150
+  _globals['_GETINFORESPONSE']._serialized_start=152
+  _globals['_GETINFORESPONSE']._serialized_end=212
+  _globals['_TASK']._serialized_start=215
+  _globals['_TASK']._serialized_end=591
+  _globals['_SUBTASK']._serialized_start=594
+  _globals['_SUBTASK']._serialized_end=800
+  _globals['_TASKERROR']._serialized_start=803
+  _globals['_TASKERROR']._serialized_end=1059
+  _globals['_CREATETASKREQUEST']._serialized_start=1061
+  _globals['_CREATETASKREQUEST']._serialized_end=1183
+  _globals['_CREATETASKRESPONSE']._serialized_start=1185
+  _globals['_CREATETASKRESPONSE']._serialized_end=1222
+  _globals['_GETTASKREQUEST']._serialized_start=1224
+  _globals['_GETTASKREQUEST']._serialized_end=1277
+  _globals['_GETTASKRESPONSE']._serialized_start=1279
+  _globals['_GETTASKRESPONSE']._serialized_end=1331
+  _globals['_TASKFILTER']._serialized_start=1334
+  _globals['_TASKFILTER']._serialized_end=1708
+  _globals['_LISTTASKSREQUEST']._serialized_start=1710
+  _globals['_LISTTASKSREQUEST']._serialized_end=1804
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1806
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1861
+  _globals['_COUNTTASKSREQUEST']._serialized_start=1863
+  _globals['_COUNTTASKSREQUEST']._serialized_end=1925
+  _globals['_COUNTTASKSRESPONSE']._serialized_start=1927
+  _globals['_COUNTTASKSRESPONSE']._serialized_end=1962
+  _globals['_CANCELTASKREQUEST']._serialized_start=1964
+  _globals['_CANCELTASKREQUEST']._serialized_end=2020
+  _globals['_CANCELTASKRESPONSE']._serialized_start=2022
+  _globals['_CANCELTASKRESPONSE']._serialized_end=2042
+  _globals['_DELETETASKREQUEST']._serialized_start=2044
+  _globals['_DELETETASKREQUEST']._serialized_end=2100
+  _globals['_DELETETASKRESPONSE']._serialized_start=2102
+  _globals['_DELETETASKRESPONSE']._serialized_end=2122
+  _globals['_GETTASKRESULTREQUEST']._serialized_start=2124
+  _globals['_GETTASKRESULTREQUEST']._serialized_end=2183
+  _globals['_GETTASKRESULTRESPONSE']._serialized_start=2185
+  _globals['_GETTASKRESULTRESPONSE']._serialized_end=2262
+  _globals['_LISTSUBTASKSREQUEST']._serialized_start=2264
+  _globals['_LISTSUBTASKSREQUEST']._serialized_end=2322
+  _globals['_LISTSUBTASKSRESPONSE']._serialized_start=2324
+  _globals['_LISTSUBTASKSRESPONSE']._serialized_end=2388
+  _globals['_ERRORFILTER']._serialized_start=2391
+  _globals['_ERRORFILTER']._serialized_end=2684
+  _globals['_LISTERRORSREQUEST']._serialized_start=2686
+  _globals['_LISTERRORSREQUEST']._serialized_end=2782
+  _globals['_LISTERRORSRESPONSE']._serialized_start=2784
+  _globals['_LISTERRORSRESPONSE']._serialized_end=2846
+  _globals['_COUNTERRORSREQUEST']._serialized_start=2848
+  _globals['_COUNTERRORSREQUEST']._serialized_end=2912
+  _globals['_COUNTERRORSRESPONSE']._serialized_start=2914
+  _globals['_COUNTERRORSRESPONSE']._serialized_end=2950
+  _globals['_GETERRORREQUEST']._serialized_start=2952
+  _globals['_GETERRORREQUEST']._serialized_end=3007
+  _globals['_GETERRORRESPONSE']._serialized_start=3009
+  _globals['_GETERRORRESPONSE']._serialized_end=3068
+  _globals['_TASKSSERVICE']._serialized_start=3071
+  _globals['_TASKSSERVICE']._serialized_end=4539
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,368 @@
+"""Tasks through both REST APIs of a running platform: `/6/tasks` (credentials) and the Luna
+Tasks API `/2` on its own listener; linker and exporter end to end, statuses and progress,
+cancel/delete, results, errors with filters, account scoping, bad input leaving nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import signal
+import time
+import uuid
+import zipfile
+from typing import Any
+
+from lunatest import REQUEST_ID_RE, assert_error, create_account
+
+DONE, FAILED, CANCELLED = 5, 3, 2
+
+
+def tasks_url(platform: Any) -> str:
+    return platform.runtime["tasks_api_url"]
+
+
+async def make_faces(http, url: str, auth: dict[str, str], n: int, tag: str) -> list[str]:
+    ids = []
+    for i in range(n):
+        body = {"user_data": f"{tag}-{i}", "external_id": f"{tag}{i}"}
+        async with http.post(url + "/6/faces", json=body, headers=auth) as r:
+            assert r.status == 201, await r.text()
+            ids.append((await r.json())["face_id"])
+    return ids
+
+
+async def wait_task(
+    http, url: str, task_id: int, headers: dict[str, str], statuses=(DONE, FAILED, CANCELLED)
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 90
+    while True:
+        async with http.get(f"{url}/tasks/{task_id}", headers=headers) as r:
+            # 504 while a killed tasks service is being restarted.
+            assert r.status in (200, 504), await r.text()
+            task = await r.json()
+        if r.status == 200 and task["task_status"] in statuses:
+            return task
+        assert time.monotonic() < deadline, task
+        await asyncio.sleep(0.2)
+
+
+def runtime(platform: Any) -> dict[str, Any]:
+    return json.loads((platform.data_dir / "runtime.json").read_text())
+
+
+def worker_pids(platform: Any) -> list[int]:
+    services = runtime(platform)["services"]
+    return [int(v["pid"]) for k, v in services.items() if k.startswith("tasks_worker")]
+
+
+async def test_linker_through_platform_api(platform, http) -> None:
+    url = platform.url
+    _, auth = await create_account(http, url)
+    face_ids = await make_faces(http, url, auth, 5, "lnk")
+    async with http.post(url + "/6/lists", json={"user_data": "target"}, headers=auth) as r:
+        list_id = (await r.json())["list_id"]
+    body = {
+        "description": "link five",
+        "content": {"objects_type": "faces", "list_id": list_id, "filters": {"user_data": "lnk"}},
+    }
+    async with http.post(url + "/6/tasks/linker", json=body, headers=auth) as r:
+        assert r.status == 202, await r.text()
+        assert REQUEST_ID_RE.match(r.headers["Luna-Request-Id"])
+        task_id = (await r.json())["task_id"]
+    assert isinstance(task_id, int) and task_id >= 1
+    task = await wait_task(http, url + "/6", task_id, auth)
+    assert task["task_status"] == DONE, task
+    assert task["task_type"] == 1 and task["description"] == "link five"
+    assert task["count_task_parts_done"] == task["count_task_parts_all"] == 1
+    assert task["content"]["list_id"] == list_id and task["result_id"]
+    assert task["end_time"] >= task["create_time"]
+    async with http.get(f"{url}/6/tasks/{task_id}/result", headers=auth) as r:
+        assert r.status == 200 and r.content_type == "application/json"
+        result = await r.json()
+    assert result["errors"] == []
+    assert result["result"]["list_id"] == list_id
+    assert sorted(result["result"]["face_ids"]) == sorted(face_ids)
+    async with http.get(f"{url}/6/faces/count?list_id={list_id}", headers=auth) as r:
+        assert (await r.json())["faces_count"] == 5
+    async with http.get(f"{url}/6/tasks/{task_id}/subtasks", headers=auth) as r:
+        subtasks = (await r.json())["subtasks"]
+    assert len(subtasks) == 1 and subtasks[0]["subtask_status"] == 4
+    assert subtasks[0]["task_id"] == task_id and subtasks[0]["result_id"]
+    assert sorted(subtasks[0]["content"]["face_ids"]) == sorted(face_ids)
+    # Finished: cannot be cancelled.
+    async with http.patch(f"{url}/6/tasks/{task_id}", headers=auth) as r:
+        await assert_error(r, 400, 28019, f"Task '{task_id}' with status 5")
+    async with http.get(f"{url}/6/tasks?task_type=1&task_status=5", headers=auth) as r:
+        assert [t["task_id"] for t in (await r.json())["tasks"]] == [task_id]
+    async with http.get(f"{url}/6/tasks/count?task_ids={task_id},999999", headers=auth) as r:
+        assert await r.json() == {"count": 1}
+    async with http.options(f"{url}/6/tasks/{task_id}") as r:
+        assert r.status == 200 and "PATCH" in r.headers["Allow"]
+    async with http.delete(f"{url}/6/tasks/{task_id}", headers=auth) as r:
+        assert r.status == 204
+    async with http.get(f"{url}/6/tasks/{task_id}", headers=auth) as r:
+        await assert_error(r, 404, 28001, str(task_id))
+
+
+async def test_tasks_api_create_list_and_account_scoping(platform, http) -> None:
+    url, tasks = platform.url, tasks_url(platform)
+    account_id, auth = await create_account(http, url)
+    other_id, other_auth = await create_account(http, url)
+    face_ids = await make_faces(http, url, auth, 3, "newlist")
+    body = {
+        "account_id": account_id,
+        "content": {
+            "objects_type": "faces",
+            "create_list": 1,
+            "user_data": "made by task",
+            "filters": {"face_ids": face_ids, "account_id": account_id},
+        },
+    }
+    async with http.post(tasks + "/2/tasks/linker", json=body) as r:
+        assert r.status == 202, await r.text()
+        task_id = (await r.json())["task_id"]
+    task = await wait_task(http, tasks + "/2", task_id, {})
+    assert task["task_status"] == DONE and task["account_id"] == account_id
+    async with http.get(f"{tasks}/2/tasks/{task_id}/result") as r:
+        result = (await r.json())["result"]
+    new_list = result["list_id"]
+    assert sorted(result["face_ids"]) == sorted(face_ids)
+    async with http.get(f"{url}/6/lists/{new_list}", headers=auth) as r:
+        assert r.status == 200 and (await r.json())["user_data"] == "made by task"
+    # The same task through the platform API, and nobody else's.
+    async with http.get(f"{url}/6/tasks/{task_id}", headers=auth) as r:
+        assert (await r.json())["result_id"] == task["result_id"]
+    for path in ("", "/result", "/subtasks", "/errors"):
+        async with http.get(f"{url}/6/tasks/{task_id}{path}", headers=other_auth) as r:
+            await assert_error(r, 404, 28001)
+    async with http.patch(f"{url}/6/tasks/{task_id}", headers=other_auth) as r:
+        await assert_error(r, 404, 28001)
+    async with http.delete(f"{url}/6/tasks/{task_id}", headers=other_auth) as r:
+        await assert_error(r, 404, 28001)
+    async with http.get(f"{tasks}/2/tasks/{task_id}?account_id={other_id}") as r:
+        await assert_error(r, 404, 28001)
+    async with http.get(f"{url}/6/tasks", headers=other_auth) as r:
+        assert (await r.json())["tasks"] == []
+    # Another account's faces are invisible to a task of this account: nothing linked.
+    body["content"]["filters"] = {"face_ids": face_ids}
+    async with http.post(
+        url + "/6/tasks/linker", json={"content": body["content"]}, headers=other_auth
+    ) as r:
+        other_task = (await r.json())["task_id"]
+    done = await wait_task(http, url + "/6", other_task, other_auth)
+    async with http.get(f"{url}/6/tasks/{done['task_id']}/result", headers=other_auth) as r:
+        assert (await r.json())["result"]["face_ids"] == []
+    # Service endpoints of the Tasks API.
+    async with http.get(tasks + "/version") as r:
+        assert r.status == 200 and "luna-tasks" in await r.json()
+    async with http.get(tasks + "/healthcheck") as r:
+        assert r.status == 200 and "execution_time" in await r.json()
+    async with http.get(tasks + "/2/docs/spec", headers={"Accept": "application/x-yaml"}) as r:
+        assert r.status == 200 and "/2/tasks/linker" in await r.text()
+    async with http.get(tasks + "/2/docs/spec", headers={"Accept": "image/png"}) as r:
+        await assert_error(r, 415, 12024)
+    async with http.get(tasks + "/2/docs/dev") as r:
+        assert r.status == 200 and r.content_type == "text/html"
+    async with http.get(tasks + "/2/config") as r:
+        assert "LUNA_TASKS_WORKERS" in await r.json()
+
+
+async def test_exporter_faces_zip(platform, http) -> None:
+    url = platform.url
+    _, auth = await create_account(http, url)
+    face_ids = await make_faces(http, url, auth, 4, "exp")
+    body = {
+        "content": {
+            "objects_type": "faces",
+            "filters": {"user_data": "exp"},
+            "columns": ["face_id", "user_data", "external_id", "lists"],
+            "csv_delimiter": ";",
+        }
+    }
+    async with http.post(url + "/6/tasks/exporter", json=body, headers=auth) as r:
+        assert r.status == 202, await r.text()
+        task_id = (await r.json())["task_id"]
+    task = await wait_task(http, url + "/6", task_id, auth)
+    assert task["task_status"] == DONE and task["task_type"] == 8
+    assert task["content"]["save_images"] == 0  # defaults filled in
+    async with http.get(f"{url}/6/tasks/{task_id}/result", headers=auth) as r:
+        assert r.status == 200 and r.content_type == "application/zip"
+        assert r.headers["Content-Disposition"] == f"attachment; filename=task_{task_id}.zip"
+        data = await r.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        text = archive.read("faces.csv").decode()
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    assert rows[0] == ["face_id", "user_data", "external_id", "lists"]
+    assert sorted(r[0] for r in rows[1:]) == sorted(face_ids)
+    assert {r[1] for r in rows[1:]} == {f"exp-{i}" for i in range(4)}
+    assert all(r[3] == "[]" for r in rows[1:])
+
+
+async def test_bad_input_creates_nothing(platform, http) -> None:
+    url, tasks = platform.url, tasks_url(platform)
+    account_id, auth = await create_account(http, url)
+    _, other_auth = await create_account(http, url)
+    async with http.post(url + "/6/lists", json={}, headers=other_auth) as r:
+        foreign_list = (await r.json())["list_id"]
+    faces = {"objects_type": "faces"}
+    cases = [
+        ({"content": faces}, 400, 12022),
+        ({"content": {**faces, "objects_type": "rocks", "filters": {}}}, 400, 12022),
+        ({"content": {**faces, "filters": {}}}, 400, 12022),  # no list
+        ({"content": {**faces, "filters": {}, "list_id": foreign_list}}, 404, 22003),
+        ({"content": {**faces, "filters": {"face_ids": ["x"]}, "create_list": 1}}, 400, 12022),
+        ({"content": {}, "userdata": 1}, 400, 12022),
+        (
+            {"description": "x" * 129, "content": {**faces, "filters": {}, "create_list": 1}},
+            400,
+            12022,
+        ),
+    ]
+    for body, status, code in cases:
+        async with http.post(url + "/6/tasks/linker", json=body, headers=auth) as r:
+            await assert_error(r, status, code)
+    async with http.post(url + "/6/tasks/linker", data=b"{nope", headers=auth) as r:
+        await assert_error(r, 400, 12002)
+    async with http.post(url + "/6/tasks/clustering", json={"content": {}}, headers=auth) as r:
+        await assert_error(r, 501, 12029)
+    async with http.post(tasks + "/2/tasks/linker", json={"content": {}}) as r:
+        await assert_error(r, 400, 12022, "account_id")
+    async with http.get(url + "/6/tasks/count", headers=auth) as r:
+        assert await r.json() == {"count": 0}
+    for query, name in (
+        ("task_type=12", "task_type"),
+        ("task_status=x", "task_status"),
+        ("page_size=1001", "page_size"),
+        ("task_ids=1,a", "task_ids"),
+        ("create_time__gte=yesterday", "create_time__gte"),
+    ):
+        async with http.get(f"{url}/6/tasks?{query}", headers=auth) as r:
+            await assert_error(r, 400, 12012, name)
+    async with http.get(f"{tasks}/2/tasks?page_size=101") as r:
+        await assert_error(r, 400, 12012, "page_size")
+    async with http.get(f"{url}/6/tasks/0", headers=auth) as r:
+        await assert_error(r, 400, 12012, "task_id")
+    async with http.get(f"{url}/6/tasks/errors/123456789", headers=auth) as r:
+        await assert_error(r, 404, 28003)
+    async with http.get(f"{url}/6/tasks") as r:
+        assert r.status == 401
+    assert account_id
+
+
+async def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+async def test_failed_part_is_a_task_error_with_filters(platform, http) -> None:
+    """Workers paused, the list deleted under the task: the part fails as a task error."""
+    url = platform.url
+    _, auth = await create_account(http, url)
+    await make_faces(http, url, auth, 2, "gone")
+    async with http.post(url + "/6/lists", json={}, headers=auth) as r:
+        list_id = (await r.json())["list_id"]
+    pids = worker_pids(platform)
+    await _signal_all(pids, signal.SIGSTOP)
+    try:
+        body = {
+            "content": {
+                "objects_type": "faces",
+                "list_id": list_id,
+                "filters": {"user_data": "gone"},
+            }
+        }
+        async with http.post(url + "/6/tasks/linker", json=body, headers=auth) as r:
+            task_id = (await r.json())["task_id"]
+        await wait_task(http, url + "/6", task_id, auth, statuses=(1,))
+        async with http.delete(f"{url}/6/lists/{list_id}", headers=auth) as r:
+            assert r.status == 204
+    finally:
+        await _signal_all(pids, signal.SIGCONT)
+    task = await wait_task(http, url + "/6", task_id, auth)
+    assert task["task_status"] == FAILED, task
+    async with http.get(f"{url}/6/tasks/{task_id}/errors", headers=auth) as r:
+        errors = (await r.json())["errors"]
+    assert len(errors) == 1 and errors[0]["error_code"] == 22003
+    err = errors[0]
+    assert err["task_id"] == task_id and err["subtask_id"] >= 1 and list_id in err["detail"]
+    assert err["link"].endswith("code-22003") and err["error_time"].endswith("Z")
+    async with http.get(f"{url}/6/tasks/errors/{err['error_id']}", headers=auth) as r:
+        assert await r.json() == err
+    for query, n in (
+        (f"task_ids={task_id}", 1),
+        ("error_code=22003", 1),
+        ("error_code=22004", 0),
+        ("task_type=1&status_code=404", 1),
+        ("task_type=8", 0),
+        (f"error_ids={err['error_id']}", 1),
+        ("error_time__gte=2100-01-01T00:00:00Z", 0),
+    ):
+        async with http.get(f"{url}/6/tasks/errors?{query}", headers=auth) as r:
+            assert len((await r.json())["errors"]) == n, query
+        async with http.get(f"{url}/6/tasks/errors/count?{query}", headers=auth) as r:
+            assert (await r.json())["count"] == n, query
+    async with http.get(f"{url}/6/tasks/{task_id}/result", headers=auth) as r:
+        await assert_error(r, 404, 28017)
+
+
+async def test_cancel_stops_a_task(platform, http) -> None:
+    url = platform.url
+    _, auth = await create_account(http, url)
+    await make_faces(http, url, auth, 2, "cancel")
+    pids = worker_pids(platform)
+    await _signal_all(pids, signal.SIGSTOP)
+    try:
+        body = {"content": {"objects_type": "faces", "create_list": 1, "filters": {}}}
+        async with http.post(url + "/6/tasks/linker", json=body, headers=auth) as r:
+            task_id = (await r.json())["task_id"]
+        async with http.patch(f"{url}/6/tasks/{task_id}", headers=auth) as r:
+            assert r.status == 202
+        async with http.get(f"{url}/6/tasks/{task_id}", headers=auth) as r:
+            task = await r.json()
+        assert task["task_status"] == CANCELLED and task["end_time"]
+        async with http.get(f"{url}/6/tasks/{task_id}/result", headers=auth) as r:
+            await assert_error(r, 400, 28020, f"task {task_id} with status 2")
+        async with http.patch(f"{url}/6/tasks/{task_id}", headers=auth) as r:
+            await assert_error(r, 400, 28019)
+    finally:
+        await _signal_all(pids, signal.SIGCONT)
+    await asyncio.sleep(1)
+    async with http.get(f"{url}/6/tasks/{task_id}/subtasks", headers=auth) as r:
+        assert {s["subtask_status"] for s in (await r.json())["subtasks"]} <= {2}
+
+
+async def test_killed_workers_and_tasks_service_resume(platform, http) -> None:
+    """SIGKILL every worker while it holds a delivered part, and the tasks service while the
+    task runs: the part is redelivered to the restarted workers and applied once."""
+    url = platform.url
+    _, auth = await create_account(http, url)
+    face_ids = await make_faces(http, url, auth, 3, "crash")
+    async with http.post(url + "/6/lists", json={}, headers=auth) as r:
+        list_id = (await r.json())["list_id"]
+    pids = worker_pids(platform)
+    await _signal_all(pids, signal.SIGSTOP)
+    body = {
+        "content": {"objects_type": "faces", "list_id": list_id, "filters": {"user_data": "crash"}}
+    }
+    async with http.post(url + "/6/tasks/linker", json=body, headers=auth) as r:
+        task_id = (await r.json())["task_id"]
+    await wait_task(http, url + "/6", task_id, auth, statuses=(1,))
+    tasks_pid = int(runtime(platform)["services"]["tasks"]["pid"])
+    os.kill(tasks_pid, signal.SIGKILL)
+    await asyncio.sleep(1.5)  # the stopped workers' pending pulls receive the part
+    await _signal_all(pids, signal.SIGKILL)
+    task = await wait_task(http, url + "/6", task_id, auth)
+    assert task["task_status"] == DONE, task
+    assert task["count_task_parts_done"] == task["count_task_parts_all"] == 1
+    async with http.get(f"{url}/6/tasks/{task_id}/result", headers=auth) as r:
+        assert sorted((await r.json())["result"]["face_ids"]) == sorted(face_ids)
+    async with http.get(f"{url}/6/faces?list_id={list_id}&page_size=100", headers=auth) as r:
+        assert sorted(f["face_id"] for f in (await r.json())["faces"]) == sorted(face_ids)
+    assert set(worker_pids(platform)).isdisjoint(pids)  # restarted by the supervisor
+    assert uuid.UUID(task["result_id"])

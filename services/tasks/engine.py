@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -53,8 +54,10 @@ WORK_SUBJECT = "luna.tasks.work"
 RETRYABLE = (errors.INTERNAL, 2, errors.REQUEST_TIMEOUT)
 
 
-def message_id(task_id: int, subtask_id: int) -> str:
-    return f"task-{task_id}-part-{subtask_id}"
+def message_id(task_id: int, subtask_id: int, created: datetime) -> str:
+    # The creation time keeps ids unique across a database that was recreated (ids restart)
+    # while NATS still remembers the old ones in its duplicate window.
+    return f"task-{task_id}-part-{subtask_id}-{int(created.timestamp() * 1e6)}"
 
 
 async def create_task(
@@ -168,7 +171,7 @@ class Engine:
     async def publish_pending(self) -> None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "select s.subtask_id, s.task_id, t.task_type from tasks_subtasks s"
+                "select s.subtask_id, s.task_id, s.create_time, t.task_type from tasks_subtasks s"
                 " join tasks_tasks t using (task_id) where not s.published"
                 " and t.task_status = %s order by s.subtask_id limit 10000",
                 (IN_PROGRESS,),
@@ -180,7 +183,7 @@ class Engine:
                 self.js,
                 f"{WORK_SUBJECT}.{row['task_type']}",
                 payload,
-                message_id(row["task_id"], row["subtask_id"]),
+                message_id(row["task_id"], row["subtask_id"], row["create_time"]),
             )
             async with self.pool.connection() as conn:
                 await conn.execute(

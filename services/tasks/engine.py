@@ -231,6 +231,14 @@ async def collect(store: TaskStore, task_id: int) -> None:
             return
         kind = kinds.kind_for(task["task_type"])
         content_type, body = kind.collect(task, [p["result"] for p in parts], errors_json)
+        if not content_type:  # the task asked not to store a result (gc store_results=false)
+            await conn.execute(
+                "update tasks_tasks set task_status = %s, end_time = now(),"
+                " last_update_time = now() where task_id = %s",
+                (DONE, task_id),
+            )
+            log.info("task %s done (no result stored)", task_id)
+            return
         result_id = str(uuid.uuid4())
         await conn.execute(
             "insert into tasks_results (result_id, task_id, content_type, body)"

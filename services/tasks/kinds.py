@@ -61,6 +61,9 @@ class Deps:
     lists: Any = None
     events: Any = None
     handlers: Any = None
+    blobs: Any = None
+    # The engine's store, for parts that checkpoint what they learned before their effects.
+    store: Any = None
 
 
 @dataclass

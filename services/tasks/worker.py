@@ -73,7 +73,7 @@ async def ensure_consumer(js: JetStreamContext) -> None:
 
 def make_deps() -> Deps:
     from luna.events.v1 import events_pb2_grpc, handlers_pb2_grpc
-    from luna.faces.v1 import faces_pb2_grpc, lists_pb2_grpc
+    from luna.faces.v1 import blobs_pb2_grpc, faces_pb2_grpc, lists_pb2_grpc
 
     faces, events = grpc_client.channel("faces"), grpc_client.channel("events")
     return Deps(
@@ -81,6 +81,7 @@ def make_deps() -> Deps:
         lists=grpc_client.stub(lists_pb2_grpc.ListsServiceStub, faces),
         events=grpc_client.stub(events_pb2_grpc.EventsServiceStub, events),
         handlers=grpc_client.stub(handlers_pb2_grpc.HandlersServiceStub, events),
+        blobs=grpc_client.stub(blobs_pb2_grpc.BlobsServiceStub, faces),
     )
 
 
@@ -170,7 +171,10 @@ async def serve() -> None:
     js = nc.jetstream()
     await nats_streams.ensure_streams(js)
     await ensure_consumer(js)
-    worker = Worker(TaskStore(pool), make_deps())
+    store = TaskStore(pool)
+    deps = make_deps()
+    deps.store = store
+    worker = Worker(store, deps)
     sub = await js.pull_subscribe(f"{engine.WORK_SUBJECT}.>", durable=DURABLE, stream="TASKS_WORK")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

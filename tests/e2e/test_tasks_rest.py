@@ -15,6 +15,7 @@ import uuid
 import zipfile
 from typing import Any
 
+import numpy as np
 from lunatest import REQUEST_ID_RE, assert_error, create_account
 
 DONE, FAILED, CANCELLED = 5, 3, 2
@@ -366,3 +367,129 @@ async def test_killed_workers_and_tasks_service_resume(platform, http) -> None:
         assert sorted(f["face_id"] for f in (await r.json())["faces"]) == sorted(face_ids)
     assert set(worker_pids(platform)).isdisjoint(pids)  # restarted by the supervisor
     assert uuid.UUID(task["result_id"])
+
+
+def _warp_jpeg(seed: int) -> bytes:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(0, 255, (250, 250, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG")
+    return buf.getvalue()
+
+
+async def _raw_event(http, url, auth, handler_id: str, sample_id: str | None, city: str) -> str:
+    body: dict[str, Any] = {
+        "user_data": city,
+        "location": {"city": city, "geo_position": {"longitude": 37.5, "latitude": 55.75}},
+    }
+    if sample_id:
+        body["detections"] = [
+            {
+                "samples": {
+                    "face": {
+                        "sample_id": sample_id,
+                        "detection": {"rect": {"x": 0, "y": 0, "width": 10, "height": 10}},
+                    }
+                }
+            }
+        ]
+    raw = f"{url}/6/handlers/{handler_id}/events/raw?wait_saving=1"
+    async with http.post(raw, json=body, headers=auth) as r:
+        assert r.status == 201, await r.text()
+        return (await r.json())["event_id"]
+
+
+async def test_gc_events_and_exporter_events(platform, http) -> None:
+    url, tasks = platform.url, tasks_url(platform)
+    account_id, auth = await create_account(http, url)
+    _, other_auth = await create_account(http, url)
+    handlers = []
+    for who in (auth, auth, other_auth):
+        async with http.post(url + "/6/handlers", json={"handler_type": 1}, headers=who) as r:
+            handlers.append((await r.json())["handler_id"])
+    samples = []
+    for i in range(2):
+        async with http.post(
+            url + "/6/samples/faces",
+            data=_warp_jpeg(i),
+            headers={**auth, "Content-Type": "image/jpeg"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            samples.append((await r.json())["sample_id"])
+    doomed = [await _raw_event(http, url, auth, handlers[0], s, "Moscow") for s in samples]
+    kept = await _raw_event(http, url, auth, handlers[1], None, "Paris")
+    foreign = await _raw_event(http, url, other_auth, handlers[2], None, "Rome")
+
+    # Exporter of events first: the kept handler's event with its location columns.
+    body = {
+        "content": {
+            "objects_type": "events",
+            "filters": {"handler_ids": [handlers[1]]},
+            "columns": ["event_id", "handler_id", "city", "geo_position", "user_data"],
+        }
+    }
+    async with http.post(url + "/6/tasks/exporter", json=body, headers=auth) as r:
+        assert r.status == 202, await r.text()
+        export_id = (await r.json())["task_id"]
+    assert (await wait_task(http, url + "/6", export_id, auth))["task_status"] == DONE
+    async with http.get(f"{url}/6/tasks/{export_id}/result", headers=auth) as r:
+        data = await r.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        rows = list(csv.reader(io.StringIO(archive.read("events.csv").decode())))
+    assert rows == [
+        ["event_id", "handler_id", "city", "geo_position", "user_data"],
+        [kept, handlers[1], "Paris", "55.75, 37.5", "Paris"],
+    ]
+
+    gc = {
+        "account_id": account_id,
+        "description": "drop handler 0",
+        "content": {
+            "target": "events",
+            "filters": {"handler_id": handlers[0]},
+            "remove_samples": True,
+        },
+    }
+    async with http.post(tasks + "/2/tasks/gc", json=gc) as r:
+        assert r.status == 202, await r.text()
+        gc_id = (await r.json())["task_id"]
+    task = await wait_task(http, tasks + "/2", gc_id, {})
+    assert task["task_status"] == DONE and task["task_type"] == 4
+    assert task["content"]["store_results"] is True
+    async with http.get(f"{tasks}/2/tasks/{gc_id}/result") as r:
+        result = await r.json()
+    assert result["errors"] == []
+    assert sorted(result["result"], key=lambda x: x["event_id"]) == sorted(
+        (
+            {"event_id": e, "samples": [s], "image_origins": []}
+            for e, s in zip(doomed, samples, strict=True)
+        ),
+        key=lambda x: x["event_id"],
+    )
+    for event_id in doomed:
+        async with http.get(f"{url}/6/events/{event_id}", headers=auth) as r:
+            assert r.status == 404
+    for sample_id in samples:
+        async with http.get(f"{url}/6/samples/faces/{sample_id}", headers=auth) as r:
+            assert r.status == 404
+    # Everything of the account, results not stored; another account's event survives.
+    gc["content"] = {"target": "events", "store_results": False}
+    async with http.post(tasks + "/2/tasks/gc", json=gc) as r:
+        gc_all = (await r.json())["task_id"]
+    assert (await wait_task(http, tasks + "/2", gc_all, {}))["task_status"] == DONE
+    async with http.get(f"{url}/6/events/{kept}", headers=auth) as r:
+        assert r.status == 404
+    async with http.get(f"{url}/6/events/{foreign}", headers=other_auth) as r:
+        assert r.status == 200
+    async with http.get(f"{tasks}/2/tasks/{gc_all}/result") as r:
+        await assert_error(r, 404, 28017)
+    for content, status, code in (
+        ({"target": "events", "filters": {"account_id": str(uuid.uuid4())}}, 400, 12031),
+        ({"target": "faces"}, 400, 12022),
+        ({"target": "face_descriptors", "filters": {"descriptor_version": 200}}, 501, 12029),
+        ({"target": "events", "filters": {"handler_id": "nope"}}, 400, 12022),
+    ):
+        async with http.post(tasks + "/2/tasks/gc", json={**gc, "content": content}) as r:
+            await assert_error(r, status, code)

@@ -26,6 +26,9 @@ create table tasks_subtasks (
     subtask_status smallint    not null default 0,
     content        jsonb       not null,
     result         jsonb,
+    -- What a part learned before its effects (e.g. the samples of events it deletes), so a
+    -- redelivered part finishes the same work instead of losing what the first try knew.
+    checkpoint     jsonb,
     result_id      uuid,
     attempts       int         not null default 0,
     published      boolean     not null default false,

@@ -1,0 +1,181 @@
+"""gc (type 4): remove events chosen by filters, optionally with their samples.
+
+A part first reads what its events reference and checkpoints it, then deletes the events and
+the samples. A redelivered part resumes from the checkpoint: deleting what is already gone is
+a no-op, and the result still names every event the part removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from luna.common.v1 import paging_pb2
+from luna.events.v1 import events_pb2
+from luna.faces.v1 import blobs_pb2
+
+from services.common import errors
+from services.tasks import kinds
+from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.store import ItemError
+from services.tasks.types.exporter import event_ids
+
+PART_SIZE = 1000
+SAMPLE_NOT_FOUND = (12013, 22002, 13001, 13003)
+
+
+class GC(Kind):
+    task_type = 4
+    name = "gc"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["target"],
+        "properties": {
+            "target": {
+                "type": "string",
+                "enum": ["events", "face_descriptors", "event_descriptors"],
+            },
+            "filters": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "account_id": UUID,
+                    "create_time__lt": kinds.DATE_TIME,
+                    "insert_time__lt": kinds.DATE_TIME,
+                    "handler_id": UUID,
+                    "descriptor_version": {"type": "integer"},
+                    "descriptor_type": {"type": "string", "enum": ["face", "body"]},
+                },
+            },
+            "store_results": {"type": "boolean"},
+            "remove_samples": {"type": "boolean"},
+            "remove_image_origins": {"type": "boolean"},
+        },
+    }
+
+    async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
+        if content["target"] != "events":
+            raise errors.LunaError(
+                kinds.NOT_IMPLEMENTED,
+                f"gc of {content['target']} is not implemented by this server yet",
+            )
+        filters = content.setdefault("filters", {})
+        kinds.check_filters_account(account_id, filters)
+        for key in ("descriptor_version", "descriptor_type"):
+            if key in filters:
+                raise errors.LunaError(
+                    errors.BAD_JSON,
+                    f"Failed to validate input json. Path: 'content.filters', message: "
+                    f"'{key}' is not allowed for target 'events'",
+                )
+        if "insert_time__lt" in filters:
+            # Events here record no separate insertion time; refusing beats guessing.
+            raise errors.LunaError(
+                kinds.NOT_IMPLEMENTED, "filters.insert_time__lt is not implemented yet"
+            )
+        if content.get("remove_image_origins"):
+            raise errors.LunaError(
+                kinds.NOT_IMPLEMENTED, "remove_image_origins is not implemented yet"
+            )
+        content.setdefault("store_results", True)
+        content.setdefault("remove_samples", False)
+        content.setdefault("remove_image_origins", False)
+        return content
+
+    async def plan(self, deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
+        filters = task["content"]["filters"]
+        flt: dict[str, Any] = {}
+        if "create_time__lt" in filters:
+            flt["create_time__lt"] = filters["create_time__lt"]
+        if "handler_id" in filters:
+            flt["handler_ids"] = [filters["handler_id"]]
+        ids = await event_ids(deps, str(task["account_id"]), flt)
+        return [{"event_ids": ids[i : i + PART_SIZE]} for i in range(0, len(ids), PART_SIZE)]
+
+    async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
+        ids = (subtask["content"] or {}).get("event_ids", [])
+        scope = kinds.scope(str(subtask["account_id"]))
+        removed = subtask.get("checkpoint")
+        if removed is None:
+            removed = await _references(deps, scope, ids)
+            await deps.store.save_checkpoint(subtask["subtask_id"], removed)
+        for i in range(0, len(removed), PART_SIZE):
+            await deps.events.DeleteEvents(
+                events_pb2.DeleteEventsRequest(
+                    scope=scope, event_ids=[r["event_id"] for r in removed[i : i + PART_SIZE]]
+                )
+            )
+        failures: list[ItemError] = []
+        if subtask["task_content"].get("remove_samples"):
+            for item in removed:
+                for kind, key in (
+                    (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face_samples"),
+                    (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body_samples"),
+                ):
+                    for sample_id in item[key]:
+                        try:
+                            await deps.blobs.DeleteBlob(
+                                blobs_pb2.DeleteBlobRequest(
+                                    scope=scope, kind=kind, blob_id=sample_id
+                                )
+                            )
+                        except errors.LunaError as err:
+                            if err.http_status != 404:
+                                failures.append(ItemError.of(err, sample_id))
+        result = [
+            {
+                "event_id": r["event_id"],
+                "samples": r["face_samples"] + r["body_samples"],
+                "image_origins": r["image_origins"],
+            }
+            for r in removed
+        ]
+        return Outcome(result, failures)
+
+    def collect(
+        self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
+    ) -> tuple[str, bytes]:
+        if not task["content"].get("store_results", True):
+            return "", b""
+        return super().collect(task, results, errors_json)
+
+    def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
+        return [item for part in results if part for item in part]
+
+
+async def _references(deps: Deps, scope: Any, ids: list[str]) -> list[dict[str, Any]]:
+    """The events of `ids` that still exist, with the samples and image origins they hold."""
+    if not ids:
+        return []
+    reply = await deps.events.ListEvents(
+        events_pb2.ListEventsRequest(
+            scope=scope,
+            filter=events_pb2.EventFilter(
+                event_ids=ids, event_id_gte="00000000-0000-0000-0000-000000000000"
+            ),
+            page=paging_pb2.Page(page=1, page_size=PART_SIZE),
+            order="asc",
+        )
+    )
+    found = []
+    for e in reply.events:
+        data = MessageToDict(e.data)
+        refs: dict[str, Any] = {
+            "event_id": e.event_id,
+            "face_samples": [],
+            "body_samples": [],
+            "image_origins": [],
+        }
+        for kind in ("face", "body"):
+            for det in data.get(f"{kind}_detections") or ():
+                if det.get("sample_id"):
+                    refs[f"{kind}_samples"].append(det["sample_id"])
+                origin = det.get("image_origin")
+                if origin and origin not in refs["image_origins"]:
+                    refs["image_origins"].append(origin)
+        found.append(refs)
+    return found
+
+
+kinds.register(GC())

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import signal
+import sys
 import time
 import uuid
 import zipfile
@@ -127,6 +128,13 @@ async def test_tasks_api_create_list_and_account_scoping(platform, http) -> None
         task_id = (await r.json())["task_id"]
     task = await wait_task(http, tasks + "/2", task_id, {})
     assert task["task_status"] == DONE and task["account_id"] == account_id
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services", "tasks", "watch", str(task_id), "--url", tasks,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0 and f"task {task_id} [" in out.decode()
+    assert out.decode().strip().endswith("1/1 parts  done")
     async with http.get(f"{tasks}/2/tasks/{task_id}/result") as r:
         result = (await r.json())["result"]
     new_list = result["list_id"]

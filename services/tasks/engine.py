@@ -68,6 +68,7 @@ async def create_task(
     description: str,
     content: Any,
     schedule_id: int = 0,
+    conn: Any = None,
 ) -> int:
     """Validate everything first, then one insert: a refused task leaves nothing behind."""
     load_all()
@@ -80,7 +81,7 @@ async def create_task(
         )
     valid = kind.validate(content)
     prepared = await kind.prepare(deps, account_id, valid)
-    return await store.create(account_id, task_type, description, prepared, schedule_id)
+    return await store.create(account_id, task_type, description, prepared, schedule_id, conn)
 
 
 class Engine:
@@ -93,6 +94,9 @@ class Engine:
         self.js = js
         self.wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        from services.tasks.schedules import Schedules
+
+        self.schedules = Schedules(pool, deps)
 
     def start(self) -> None:
         self._loop = asyncio.create_task(self._run())
@@ -120,6 +124,7 @@ class Engine:
             self.wake.clear()
 
     async def sweep(self) -> None:
+        await self.schedules.fire_due()
         while await self.plan_one():
             pass
         await self.publish_pending()

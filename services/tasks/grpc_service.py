@@ -92,7 +92,85 @@ def _page(page: int, page_size: int) -> tuple[int, int]:
     return max(page, 1), min(max(page_size or 10, 1), 1000)
 
 
-class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
+def schedule_pb(row: dict[str, Any]) -> tasks_pb2.Schedule:
+    return tasks_pb2.Schedule(
+        schedule_id=row["schedule_id"],
+        account_id=str(row["account_id"]),
+        task_json=orjson.dumps(row["task"]).decode(),
+        trigger_json=orjson.dumps(row["trigger"]).decode(),
+        behaviour_json=orjson.dumps(row["behaviour"]).decode(),
+        status=row["status"],
+        next_run_time=_ts(row["next_run_time"]),
+        create_time=_ts(row["create_time"]),
+        last_update_time=_ts(row["last_update_time"]),
+        task_ids=row["task_ids"],
+    )
+
+
+def _json(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise errors.LunaError(errors.NOT_JSON, "Failed to parse json") from None
+
+
+class SchedulesMixin:
+    """Schedule methods of TasksServicer (kept apart for reading)."""
+
+    engine: engine.Engine
+
+    async def CreateSchedule(
+        self, request: tasks_pb2.CreateScheduleRequest, context: Ctx
+    ) -> tasks_pb2.CreateScheduleResponse:
+        sid = await self.engine.schedules.create(request.account_id, _json(request.schedule_json))
+        self.engine.wake.set()
+        return tasks_pb2.CreateScheduleResponse(schedule_id=sid)
+
+    async def GetSchedule(
+        self, request: tasks_pb2.GetScheduleRequest, context: Ctx
+    ) -> tasks_pb2.GetScheduleResponse:
+        row = await self.engine.schedules.get(request.schedule_id, request.account_id)
+        return tasks_pb2.GetScheduleResponse(schedule=schedule_pb(row))
+
+    async def ListSchedules(
+        self, request: tasks_pb2.ListSchedulesRequest, context: Ctx
+    ) -> tasks_pb2.ListSchedulesResponse:
+        page, size = _page(request.page, request.page_size)
+        rows = await self.engine.schedules.list(
+            request.account_id,
+            request.task_type if request.HasField("task_type") else None,
+            _time(request, "create_time_gte"),
+            _time(request, "create_time_lt"),
+            page,
+            size,
+        )
+        return tasks_pb2.ListSchedulesResponse(schedules=[schedule_pb(r) for r in rows])
+
+    async def ReplaceSchedule(
+        self, request: tasks_pb2.ReplaceScheduleRequest, context: Ctx
+    ) -> tasks_pb2.ReplaceScheduleResponse:
+        await self.engine.schedules.replace(
+            request.schedule_id, request.account_id, _json(request.schedule_json)
+        )
+        self.engine.wake.set()
+        return tasks_pb2.ReplaceScheduleResponse()
+
+    async def SetScheduleStatus(
+        self, request: tasks_pb2.SetScheduleStatusRequest, context: Ctx
+    ) -> tasks_pb2.SetScheduleStatusResponse:
+        await self.engine.schedules.set_status(
+            request.schedule_id, request.account_id, request.action
+        )
+        return tasks_pb2.SetScheduleStatusResponse()
+
+    async def DeleteSchedule(
+        self, request: tasks_pb2.DeleteScheduleRequest, context: Ctx
+    ) -> tasks_pb2.DeleteScheduleResponse:
+        await self.engine.schedules.delete(request.schedule_id, request.account_id)
+        return tasks_pb2.DeleteScheduleResponse()
+
+
+class TasksServicer(SchedulesMixin, tasks_pb2_grpc.TasksServiceServicer):
     def __init__(self, store: TaskStore, deps: Deps, eng: engine.Engine) -> None:
         self.store = store
         self.deps = deps

@@ -131,14 +131,19 @@ class TaskStore:
         description: str,
         content: dict[str, Any],
         schedule_id: int = 0,
+        conn: Any = None,
     ) -> int:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "insert into tasks_tasks (account_id, task_type, description, content,"
-                " schedule_id) values (%s, %s, %s, %s, %s) returning task_id",
-                (account_id, task_type, description, Jsonb(content), schedule_id or None),
-            )
-            row = await cur.fetchone()
+        """Insert a validated task; with `conn`, inside the caller's transaction."""
+        sql = (
+            "insert into tasks_tasks (account_id, task_type, description, content,"
+            " schedule_id) values (%s, %s, %s, %s, %s) returning task_id"
+        )
+        args = (account_id, task_type, description, Jsonb(content), schedule_id or None)
+        if conn is not None:
+            row = await (await conn.execute(sql, args)).fetchone()
+        else:
+            async with self.pool.connection() as own:
+                row = await (await own.execute(sql, args)).fetchone()
         assert row is not None
         return int(row["task_id"])
 

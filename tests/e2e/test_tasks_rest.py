@@ -501,3 +501,58 @@ async def test_gc_events_and_exporter_events(platform, http) -> None:
     ):
         async with http.post(tasks + "/2/tasks/gc", json={**gc, "content": content}) as r:
             await assert_error(r, status, code)
+
+
+async def test_schedules_crud(platform, http) -> None:
+    url = platform.url
+    _, auth = await create_account(http, url)
+    _, other_auth = await create_account(http, url)
+    body = {
+        "task": {"task_type": 4, "content": {"target": "events"}, "description": "nightly"},
+        "trigger": {"cron": "5 4 * * *", "cron_timezone": "utc"},
+        "behaviour": {"start_immediately": True},
+    }
+    async with http.post(url + "/6/tasks/schedules", json=body, headers=auth) as r:
+        assert r.status == 201, await r.text()
+        sid = (await r.json())["schedule_id"]
+    async with http.get(f"{url}/6/tasks/schedules/{sid}", headers=auth) as r:
+        sc = await r.json()
+    assert sc["status"] == "running" and sc["trigger"] == body["trigger"]
+    assert sc["task"]["task_type"] == 4 and len(sc["task_ids"]) == 1
+    assert sc["next_run_time"].endswith("Z") and "T04:05:00" in sc["next_run_time"]
+    first = sc["task_ids"][0]
+    task = await wait_task(http, url + "/6", first, auth)
+    assert task["task_status"] == DONE and task["schedule_id"] == sid
+    async with http.get(f"{url}/6/tasks?schedule_id={sid}", headers=auth) as r:
+        assert [t["task_id"] for t in (await r.json())["tasks"]] == [first]
+    async with http.get(f"{url}/6/tasks/schedules?task_type=4", headers=auth) as r:
+        listed = await r.json()
+    assert [s["schedule_id"] for s in listed] == [sid]
+    async with http.patch(f"{url}/6/tasks/schedules/{sid}?action=pause", headers=auth) as r:
+        assert r.status == 204
+    async with http.get(f"{url}/6/tasks/schedules/{sid}", headers=auth) as r:
+        sc = await r.json()
+    assert sc["status"] == "stopped" and sc["next_run_time"] is None
+    body["trigger"] = {"cron": "0 */2 * * *"}
+    body["behaviour"] = {"create_stopped": False}
+    async with http.put(f"{url}/6/tasks/schedules/{sid}", json=body, headers=auth) as r:
+        assert r.status == 200 and (await r.json()) == {"schedule_id": sid}
+    async with http.get(f"{url}/6/tasks/schedules/{sid}", headers=auth) as r:
+        sc = await r.json()
+    assert sc["status"] == "running" and sc["trigger"]["cron_timezone"] == "utc"
+    for method in ("get", "delete"):
+        async with http.request(method, f"{url}/6/tasks/schedules/{sid}", headers=other_auth) as r:
+            await assert_error(r, 404, 28040)
+    for bad, code in (
+        ({**body, "trigger": {"cron": "every day"}}, 12022),
+        ({**body, "task": {"task_type": 4, "content": {"target": "nothing"}}}, 12022),
+        ({"trigger": body["trigger"]}, 12022),
+    ):
+        async with http.post(url + "/6/tasks/schedules", json=bad, headers=auth) as r:
+            await assert_error(r, 400, code)
+    async with http.patch(f"{url}/6/tasks/schedules/{sid}?action=jump", headers=auth) as r:
+        await assert_error(r, 400, 12012, "action")
+    async with http.delete(f"{url}/6/tasks/schedules/{sid}", headers=auth) as r:
+        assert r.status == 204
+    async with http.get(f"{url}/6/tasks/schedules/{sid}", headers=auth) as r:
+        await assert_error(r, 404, 28040)

@@ -298,3 +298,117 @@ class GetErrorResponse(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     error: TaskError
     def __init__(self, error: _Optional[_Union[TaskError, _Mapping]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("schedule_id", "account_id", "task_json", "trigger_json", "behaviour_json", "status", "next_run_time", "create_time", "last_update_time", "task_ids")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_JSON_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_JSON_FIELD_NUMBER: _ClassVar[int]
+    BEHAVIOUR_JSON_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RUN_TIME_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: int
+    account_id: str
+    task_json: str
+    trigger_json: str
+    behaviour_json: str
+    status: str
+    next_run_time: _timestamp_pb2.Timestamp
+    create_time: _timestamp_pb2.Timestamp
+    last_update_time: _timestamp_pb2.Timestamp
+    task_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, schedule_id: _Optional[int] = ..., account_id: _Optional[str] = ..., task_json: _Optional[str] = ..., trigger_json: _Optional[str] = ..., behaviour_json: _Optional[str] = ..., status: _Optional[str] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class CreateScheduleRequest(_message.Message):
+    __slots__ = ("account_id", "schedule_json")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_JSON_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    schedule_json: str
+    def __init__(self, account_id: _Optional[str] = ..., schedule_json: _Optional[str] = ...) -> None: ...
+
+class CreateScheduleResponse(_message.Message):
+    __slots__ = ("schedule_id",)
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: int
+    def __init__(self, schedule_id: _Optional[int] = ...) -> None: ...
+
+class GetScheduleRequest(_message.Message):
+    __slots__ = ("schedule_id", "account_id")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: int
+    account_id: str
+    def __init__(self, schedule_id: _Optional[int] = ..., account_id: _Optional[str] = ...) -> None: ...
+
+class GetScheduleResponse(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class ListSchedulesRequest(_message.Message):
+    __slots__ = ("account_id", "task_type", "create_time_gte", "create_time_lt", "page", "page_size")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_GTE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_LT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    task_type: int
+    create_time_gte: _timestamp_pb2.Timestamp
+    create_time_lt: _timestamp_pb2.Timestamp
+    page: int
+    page_size: int
+    def __init__(self, account_id: _Optional[str] = ..., task_type: _Optional[int] = ..., create_time_gte: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time_lt: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListSchedulesResponse(_message.Message):
+    __slots__ = ("schedules",)
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ...) -> None: ...
+
+class ReplaceScheduleRequest(_message.Message):
+    __slots__ = ("schedule_id", "account_id", "schedule_json")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_JSON_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: int
+    account_id: str
+    schedule_json: str
+    def __init__(self, schedule_id: _Optional[int] = ..., account_id: _Optional[str] = ..., schedule_json: _Optional[str] = ...) -> None: ...
+
+class ReplaceScheduleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetScheduleStatusRequest(_message.Message):
+    __slots__ = ("schedule_id", "account_id", "action")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: int
+    account_id: str
+    action: str
+    def __init__(self, schedule_id: _Optional[int] = ..., account_id: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+
+class SetScheduleStatusResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeleteScheduleRequest(_message.Message):
+    __slots__ = ("schedule_id", "account_id")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: int
+    account_id: str
+    def __init__(self, schedule_id: _Optional[int] = ..., account_id: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -93,6 +93,36 @@ class TasksServiceStub:
                 request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsRequest.SerializeToString,
                 response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsResponse.FromString,
                 _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/CreateSchedule',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/GetSchedule',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/ListSchedules',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.ReplaceSchedule = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/ReplaceSchedule',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleResponse.FromString,
+                _registered_method=True)
+        self.SetScheduleStatus = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/SetScheduleStatus',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusResponse.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/DeleteSchedule',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
         self.GetError = channel.unary_unary(
                 '/luna.tasks.v1.TasksService/GetError',
                 request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetErrorRequest.SerializeToString,
@@ -184,6 +214,48 @@ class TasksServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSchedule(self, request, context):
+        """CreateSchedule stores a cron-triggered task template (and may start one task at once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """GetSchedule returns one schedule (28040 when not found).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """ListSchedules filters and pages schedules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplaceSchedule(self, request, context):
+        """ReplaceSchedule replaces a schedule, cancelling its running task.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetScheduleStatus(self, request, context):
+        """SetScheduleStatus starts or stops a schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """DeleteSchedule removes a schedule (its tasks stay).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetError(self, request, context):
         """GetError returns one task error (28003 when not found).
         """
@@ -248,6 +320,36 @@ def add_TasksServiceServicer_to_server(servicer, server):
                     servicer.CountErrors,
                     request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsRequest.FromString,
                     response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'ReplaceSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceSchedule,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleResponse.SerializeToString,
+            ),
+            'SetScheduleStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetScheduleStatus,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusResponse.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleResponse.SerializeToString,
             ),
             'GetError': grpc.unary_unary_rpc_method_handler(
                     servicer.GetError,
@@ -556,6 +658,168 @@ class TasksService:
             '/luna.tasks.v1.TasksService/CountErrors',
             luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsRequest.SerializeToString,
             luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/CreateSchedule',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/GetSchedule',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/ListSchedules',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/ReplaceSchedule',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetScheduleStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/SetScheduleStatus',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/DeleteSchedule',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -62,6 +62,7 @@ class Deps:
     events: Any = None
     handlers: Any = None
     blobs: Any = None
+    pipeline: Any = None
     # The engine's store, for parts that checkpoint what they learned before their effects.
     store: Any = None
 

@@ -289,6 +289,22 @@ class TaskStore:
                 (Jsonb(value), subtask_id),
             )
 
+    async def part_items(self, subtask_id: int) -> dict[str, Any]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select item, outcome from tasks_part_items where subtask_id = %s",
+                (subtask_id,),
+            )
+            return {r["item"]: r["outcome"] for r in await cur.fetchall()}
+
+    async def add_part_item(self, subtask_id: int, item: str, outcome: Any) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "insert into tasks_part_items (subtask_id, item, outcome) values (%s, %s, %s)"
+                " on conflict do nothing",
+                (subtask_id, item, Jsonb(outcome)),
+            )
+
     async def finish_subtask(
         self,
         subtask: dict[str, Any],

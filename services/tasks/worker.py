@@ -72,7 +72,7 @@ async def ensure_consumer(js: JetStreamContext) -> None:
 
 
 def make_deps() -> Deps:
-    from luna.events.v1 import events_pb2_grpc, handlers_pb2_grpc
+    from luna.events.v1 import events_pb2_grpc, handlers_pb2_grpc, pipeline_pb2_grpc
     from luna.faces.v1 import blobs_pb2_grpc, faces_pb2_grpc, lists_pb2_grpc
 
     faces, events = grpc_client.channel("faces"), grpc_client.channel("events")
@@ -82,6 +82,7 @@ def make_deps() -> Deps:
         events=grpc_client.stub(events_pb2_grpc.EventsServiceStub, events),
         handlers=grpc_client.stub(handlers_pb2_grpc.HandlersServiceStub, events),
         blobs=grpc_client.stub(blobs_pb2_grpc.BlobsServiceStub, faces),
+        pipeline=grpc_client.stub(pipeline_pb2_grpc.PipelineServiceStub, events),
     )
 
 

@@ -11,19 +11,13 @@ import json
 import os
 import signal
 import sys
-import time
 import uuid
 import zipfile
 from typing import Any
 
 import numpy as np
 from lunatest import REQUEST_ID_RE, assert_error, create_account
-
-DONE, FAILED, CANCELLED = 5, 3, 2
-
-
-def tasks_url(platform: Any) -> str:
-    return platform.runtime["tasks_api_url"]
+from taskstest import CANCELLED, DONE, FAILED, tasks_url, wait_task
 
 
 async def make_faces(http, url: str, auth: dict[str, str], n: int, tag: str) -> list[str]:
@@ -34,21 +28,6 @@ async def make_faces(http, url: str, auth: dict[str, str], n: int, tag: str) -> 
             assert r.status == 201, await r.text()
             ids.append((await r.json())["face_id"])
     return ids
-
-
-async def wait_task(
-    http, url: str, task_id: int, headers: dict[str, str], statuses=(DONE, FAILED, CANCELLED)
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 90
-    while True:
-        async with http.get(f"{url}/tasks/{task_id}", headers=headers) as r:
-            # 504 while a killed tasks service is being restarted.
-            assert r.status in (200, 504), await r.text()
-            task = await r.json()
-        if r.status == 200 and task["task_status"] in statuses:
-            return task
-        assert time.monotonic() < deadline, task
-        await asyncio.sleep(0.2)
 
 
 def runtime(platform: Any) -> dict[str, Any]:

@@ -35,7 +35,8 @@ from bench.common import running_platform, save
 from services.estimator import model_repo as mr
 
 LOGIN, PASSWORD = "bench-tasks@example.com", "secret123"
-WORKER_LANES, IMAGE_CONCURRENCY = 2, 4  # LUNA_TASKS_WORKER_CONCURRENCY x ..._ESTIMATOR_...
+# A worker sends at most LUNA_TASKS_ESTIMATOR_CONCURRENCY images at once; the loop matches it.
+IMAGE_CONCURRENCY = 8
 
 
 def log(msg: str) -> None:
@@ -116,7 +117,7 @@ async def client_loop(
             )  # fmt: skip
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(WORKER_LANES * IMAGE_CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(IMAGE_CONCURRENCY)))
     return time.perf_counter() - started
 
 
@@ -251,7 +252,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await proc.wait()
         out["estimator"] = {
             "photos": len(paths),
-            "concurrency": WORKER_LANES * IMAGE_CONCURRENCY,
+            "concurrency": IMAGE_CONCURRENCY,
             "parts": task["count_task_parts_all"],
             "client_loop_s": round(loop_s, 3),
             "task_1_worker_s": round(one_s, 3),

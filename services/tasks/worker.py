@@ -176,13 +176,17 @@ async def serve() -> None:
     deps = make_deps()
     deps.store = store
     worker = Worker(store, deps)
-    sub = await js.pull_subscribe(f"{engine.WORK_SUBJECT}.>", durable=DURABLE, stream="TASKS_WORK")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
     async def lane() -> None:
+        # One pull subscription per lane: concurrent fetches on one subscription share its
+        # inbox and were seen to serialise the lanes.
+        sub = await js.pull_subscribe(
+            f"{engine.WORK_SUBJECT}.>", durable=DURABLE, stream="TASKS_WORK"
+        )
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(1, timeout=2)

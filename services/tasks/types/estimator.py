@@ -26,9 +26,21 @@ PART_SIZE = config.declare(
 )
 CONCURRENCY = config.declare(
     "LUNA_TASKS_ESTIMATOR_CONCURRENCY",
-    4,
-    "Images of one estimator part processed at once (each is one pipeline call).",
+    8,
+    "Images one worker process sends through the pipeline at once, shared by its parts (so "
+    "a lone last part can use every slot).",
 )
+_gates: dict[int, asyncio.Semaphore] = {}
+
+
+def _gate() -> asyncio.Semaphore:
+    """The worker's image semaphore (one per event loop)."""
+    loop = id(asyncio.get_running_loop())
+    if loop not in _gates:
+        _gates[loop] = asyncio.Semaphore(CONCURRENCY.get_int())
+    return _gates[loop]
+
+
 STATIC, DYNAMIC = 0, 1
 IMAGE_TYPES = {
     0: estimator_pb2.IMAGE_TYPE_RAW,
@@ -229,7 +241,7 @@ class Estimator(Kind):
         source = task_content["source"]
         done = await deps.store.part_items(subtask["subtask_id"])
         scope = kinds.scope(str(subtask["account_id"]))
-        gate = asyncio.Semaphore(CONCURRENCY.get_int())
+        gate = _gate()
         zip_path = None
         if source["source_type"] == "zip":
             zip_path = await sources.zip_archive(source["reference"], str(subtask["task_id"]))

@@ -154,6 +154,7 @@ async def _references(deps: Deps, scope: Any, ids: list[str]) -> list[dict[str, 
             filter=events_pb2.EventFilter(
                 event_ids=ids, event_id_gte="00000000-0000-0000-0000-000000000000"
             ),
+            targets=["event_id", "face_detections", "body_detections"],
             page=paging_pb2.Page(page=1, page_size=PART_SIZE),
             order="asc",
         )

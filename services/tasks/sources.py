@@ -290,3 +290,74 @@ async def read_ftp(reference: dict[str, Any], auth: dict[str, Any], rel: str) ->
         return await asyncio.to_thread(fetch)
     except (ftplib.Error, OSError, EOFError) as exc:
         raise refuse(f"FTP file '{rel}' failed: {exc}") from None
+
+
+# -- S3 ----------------------------------------------------------------------------------
+def _s3_client(reference: dict[str, Any], auth: dict[str, Any]) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    signature = {"s3v2": "s3", "s3v4": "s3v4"}[auth.get("signature_version", "s3v4")]
+    return boto3.client(
+        "s3",
+        endpoint_url=reference.get("endpoint"),
+        region_name=reference.get("region") or "us-east-1",
+        aws_access_key_id=auth["public_access_key"],
+        aws_secret_access_key=auth["secret_access_key"],
+        config=Config(
+            signature_version=signature,
+            connect_timeout=SOURCE_TIMEOUT.get_float(),
+            read_timeout=SOURCE_TIMEOUT.get_float(),
+            retries={"max_attempts": 2},
+        ),
+    )
+
+
+def s3_endpoint(reference: dict[str, Any]) -> str:
+    endpoint = reference.get("endpoint")
+    if endpoint:
+        return str(endpoint)
+    return f"https://s3.{reference.get('region') or 'us-east-1'}.amazonaws.com"
+
+
+async def check_s3(reference: dict[str, Any]) -> None:
+    await check_url(s3_endpoint(reference))
+
+
+async def list_s3(reference: dict[str, Any], auth: dict[str, Any], recursive: bool) -> list[str]:
+    await check_s3(reference)
+    prefix = reference.get("prefix", "")
+
+    def walk() -> list[str]:
+        client = _s3_client(reference, auth)
+        kwargs: dict[str, Any] = {"Bucket": reference["bucket_name"], "Prefix": prefix}
+        if not recursive:
+            kwargs["Delimiter"] = "/"
+        keys = []
+        for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(k for k in keys if not k.endswith("/"))
+
+    try:
+        return await asyncio.to_thread(walk)
+    except Exception as exc:  # botocore's errors have no common base worth naming
+        raise refuse(f"S3 source '{reference['bucket_name']}' failed: {exc}") from None
+
+
+async def read_s3(reference: dict[str, Any], auth: dict[str, Any], key: str) -> bytes:
+    await check_s3(reference)
+    limit = SOURCE_MAX_BYTES.get_int()
+
+    def fetch() -> bytes:
+        client = _s3_client(reference, auth)
+        obj = client.get_object(Bucket=reference["bucket_name"], Key=key)
+        if int(obj.get("ContentLength", 0)) > limit:
+            raise refuse(f"'{key}' is larger than the source size limit")
+        return bytes(obj["Body"].read(limit + 1)[:limit])
+
+    try:
+        return await asyncio.to_thread(fetch)
+    except errors.LunaError:
+        raise
+    except Exception as exc:
+        raise refuse(f"S3 object '{key}' failed: {exc}") from None

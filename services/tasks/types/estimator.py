@@ -117,8 +117,35 @@ SOURCE_SCHEMA: dict[str, Any] = {
         },
         {
             "type": "object",
-            "required": ["source_type"],
-            "properties": {"source_type": {"const": "s3"}},
+            "additionalProperties": False,
+            "required": ["source_type", "reference", "authorization"],
+            "properties": {
+                "source_type": {"const": "s3"},
+                "reference": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["bucket_name"],
+                    "properties": {
+                        "endpoint": {"type": "string", "format": "uri"},
+                        "bucket_name": {"type": "string", "minLength": 1},
+                        "prefix": {"type": "string"},
+                        "region": {"type": "string"},
+                    },
+                },
+                "authorization": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["public_access_key", "secret_access_key"],
+                    "properties": {
+                        "public_access_key": {"type": "string"},
+                        "secret_access_key": {"type": "string"},
+                        "signature_version": {"type": "string", "enum": ["s3v2", "s3v4"]},
+                    },
+                },
+                "recursive": {"type": "boolean"},
+                "save_origin": {"type": "boolean"},
+                "image_type": _IMAGE_TYPE,
+            },
         },
     ]
 }
@@ -180,10 +207,6 @@ class Estimator(Kind):
                 "'handler_id or policies is required'",
             )
         kind = source["source_type"]
-        if kind == "s3":
-            raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, "S3 sources are not implemented by this server yet"
-            )
         source.setdefault("image_type", 0)
         if kind == "network_disk":
             source.setdefault("recursive", True)
@@ -191,6 +214,11 @@ class Estimator(Kind):
             sources.check_disk_path(source["reference"]["path"])
         elif kind == "zip":
             await sources.check_url(source["reference"])
+        elif kind == "s3":
+            source.setdefault("recursive", True)
+            source.setdefault("save_origin", True)
+            source["authorization"].setdefault("signature_version", "s3v4")
+            await sources.check_s3(source["reference"])
         else:
             source.setdefault("recursive", True)
             ref = source["reference"]
@@ -209,6 +237,10 @@ class Estimator(Kind):
             path = await sources.zip_archive(source["reference"], str(task["task_id"]))
             password = source.get("authorization", {}).get("password")
             names = await asyncio.to_thread(sources.list_zip, path, password)
+        elif kind == "s3":
+            names = await sources.list_s3(
+                source["reference"], source["authorization"], source["recursive"]
+            )
         else:
             names = await sources.list_ftp(
                 source["reference"], _ftp_auth(source), source["recursive"]
@@ -267,6 +299,15 @@ class Estimator(Kind):
         return [item for part in results if part for item in part]
 
 
+def _origin(source: dict[str, Any], name: str) -> pipeline_pb2.EventMeta:
+    """S3 `save_origin`: the object's URL becomes the events' image origin."""
+    meta = pipeline_pb2.EventMeta()
+    if source["source_type"] == "s3" and source.get("save_origin", True):
+        ref = source["reference"]
+        meta.image_origin = f"{sources.s3_endpoint(ref).rstrip('/')}/{ref['bucket_name']}/{name}"
+    return meta
+
+
 def _ftp_auth(source: dict[str, Any]) -> dict[str, Any]:
     ref = source["reference"]
     auth = {"user": ref.get("user", "anonymous"), "password": ref.get("password", "anonymous")}
@@ -281,6 +322,8 @@ async def _read(source: dict[str, Any], zip_path: Any, name: str) -> bytes:
     if kind == "zip":
         password = source.get("authorization", {}).get("password")
         return await asyncio.to_thread(sources.read_zip, zip_path, password, name)
+    if kind == "s3":
+        return await sources.read_s3(source["reference"], source["authorization"], name)
     return await sources.read_ftp(source["reference"], _ftp_auth(source), name)
 
 
@@ -295,7 +338,10 @@ async def _process(
                 scope=scope,
                 handler_id=handler_id,
                 inputs=[
-                    pipeline_pb2.InputItem(image=estimator_pb2.Image(data=data, filename=name))
+                    pipeline_pb2.InputItem(
+                        image=estimator_pb2.Image(data=data, filename=name),
+                        meta=_origin(source, name),
+                    )
                 ],
                 image_type=IMAGE_TYPES[source.get("image_type", 0)],
             )

@@ -535,3 +535,51 @@ async def test_schedules_crud(platform, http) -> None:
         assert r.status == 204
     async with http.get(f"{url}/6/tasks/schedules/{sid}", headers=auth) as r:
         await assert_error(r, 404, 28040)
+
+
+async def test_linker_of_events_makes_one_face_per_event(platform, http) -> None:
+    from services.estimator import model_repo as mr
+
+    url = platform.url
+    _, auth = await create_account(http, url)
+    async with http.post(url + "/6/handlers", json={"handler_type": 1}, headers=auth) as r:
+        dynamic = (await r.json())["handler_id"]
+    raw = [await _raw_event(http, url, auth, dynamic, None, f"City{i}") for i in range(2)]
+    policies = {"extract_policy": {"extract_face_descriptor": 1}}
+    async with http.post(url + "/6/handlers", json={"policies": policies}, headers=auth) as r:
+        static = (await r.json())["handler_id"]
+    photo = (mr.test_images_dir(mr.models_dir()) / "test_crop.jpg").read_bytes()
+    async with http.post(
+        f"{url}/6/handlers/{static}/events?user_data=from-photo",
+        data=photo,
+        headers={**auth, "Content-Type": "image/jpeg"},
+    ) as r:
+        assert r.status == 201, await r.text()
+        generated = [e["event_id"] for e in (await r.json())["events"]]
+    assert len(generated) == 1
+    body = {
+        "content": {
+            "objects_type": "events",
+            "create_list": 1,
+            "filters": {"event_ids": [*raw, *generated]},
+        }
+    }
+    async with http.post(url + "/6/tasks/linker", json=body, headers=auth) as r:
+        assert r.status == 202, await r.text()
+        task_id = (await r.json())["task_id"]
+    task = await wait_task(http, url + "/6", task_id, auth)
+    assert task["task_status"] == DONE, task
+    async with http.get(f"{url}/6/tasks/{task_id}/result", headers=auth) as r:
+        result = (await r.json())["result"]
+    assert len(result["face_ids"]) == 3
+    async with http.get(
+        f"{url}/6/faces?list_id={result['list_id']}&page_size=10", headers=auth
+    ) as r:
+        faces = {f["event_id"]: f for f in (await r.json())["faces"]}
+    assert set(faces) == {*raw, *generated}
+    assert faces[raw[0]]["user_data"] == "City0"
+    assert faces[generated[0]]["user_data"] == "from-photo"
+    face = faces[generated[0]]["face_id"]
+    async with http.get(f"{url}/6/faces/{face}/attributes", headers=auth) as r:
+        body = await r.json()
+    assert body["attributes"].get("face_descriptor"), body  # the event's descriptor came along

@@ -430,6 +430,21 @@ async def test_gc_events_and_exporter_events(platform, http) -> None:
         [kept, handlers[1], "Paris", "55.75, 37.5", "Paris"],
     ]
 
+    # The same with samples: each event's face sample in images/<event_id>/.
+    body["content"].update(filters={"handler_ids": [handlers[0]]}, save_images=1)
+    async with http.post(url + "/6/tasks/exporter", json=body, headers=auth) as r:
+        export_id = (await r.json())["task_id"]
+    assert (await wait_task(http, url + "/6", export_id, auth))["task_status"] == DONE
+    async with http.get(f"{url}/6/tasks/{export_id}/result", headers=auth) as r:
+        data = await r.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = set(archive.namelist())
+        assert names == {
+            "events.csv",
+            *(f"images/{e}/{s}.jpg" for e, s in zip(doomed, samples, strict=True)),
+        }
+        assert archive.read(f"images/{doomed[0]}/{samples[0]}.jpg") == _warp_jpeg(0)
+
     gc = {
         "account_id": account_id,
         "description": "drop handler 0",
@@ -583,3 +598,20 @@ async def test_linker_of_events_makes_one_face_per_event(platform, http) -> None
     async with http.get(f"{url}/6/faces/{face}/attributes", headers=auth) as r:
         body = await r.json()
     assert body["attributes"].get("face_descriptor"), body  # the event's descriptor came along
+    # Export the list's faces with their samples: the photo face brought its event's sample.
+    body = {
+        "content": {
+            "objects_type": "faces",
+            "filters": {"list_id": result["list_id"]},
+            "save_images": 1,
+        }
+    }
+    async with http.post(url + "/6/tasks/exporter", json=body, headers=auth) as r:
+        export_id = (await r.json())["task_id"]
+    assert (await wait_task(http, url + "/6", export_id, auth))["task_status"] == DONE
+    async with http.get(f"{url}/6/tasks/{export_id}/result", headers=auth) as r:
+        data = await r.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        images = [n for n in archive.namelist() if n.startswith("images/")]
+        assert len(images) == 1 and images[0].startswith(f"images/{face}/")
+        assert archive.read(images[0])[:2] == b"\xff\xd8"  # a JPEG sample

@@ -7,6 +7,7 @@ a redelivered part simply reads again.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import zipfile
@@ -16,11 +17,12 @@ import orjson
 from google.protobuf.json_format import MessageToDict
 from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2
-from luna.faces.v1 import faces_pb2
+from luna.faces.v1 import blobs_pb2, faces_pb2
 
 from services.common import errors, times
 from services.tasks import kinds
 from services.tasks.kinds import FACES_FILTERS, UUID, Deps, Kind, Outcome
+from services.tasks.store import ItemError
 
 PART_SIZE = 1000
 FACE_COLUMNS = ["face_id", "user_data", "create_time", "lists", "external_id", "avatar", "event_id"]
@@ -159,6 +161,39 @@ def event_row(event: dict[str, Any], columns: list[str]) -> list[str]:
     return cells
 
 
+SUFFIX = {"image/jpeg": "jpg", "image/png": "png", "image/bmp": "bmp", "image/tiff": "tiff"}
+
+
+async def _add_samples(
+    deps: Deps,
+    scope: Any,
+    owner: str,
+    samples: dict[str, None],
+    images: list[dict[str, str]],
+    failures: list[ItemError],
+) -> None:
+    """The face samples of one face or event, as `images/<owner>/<sample>.<ext>` entries."""
+    for sample_id in samples:
+        try:
+            reply = await deps.blobs.GetBlob(
+                blobs_pb2.GetBlobRequest(
+                    scope=scope, kind=blobs_pb2.BLOB_KIND_FACE_SAMPLE, blob_id=sample_id
+                )
+            )
+        except errors.LunaError as err:
+            if err.http_status != 404:
+                raise
+            failures.append(ItemError.of(err, sample_id))  # a sample deleted since
+            continue
+        ext = SUFFIX.get(reply.blob.content_type, "bin")
+        images.append(
+            {
+                "path": f"images/{owner}/{sample_id}.{ext}",
+                "data": base64.b64encode(reply.blob.data).decode(),
+            }
+        )
+
+
 class Exporter(Kind):
     task_type = 8
     name = "exporter"
@@ -194,10 +229,6 @@ class Exporter(Kind):
                 f"Failed to validate input json. Path: 'content.columns', message: "
                 f"'{bad[0]!r} is not one of {allowed}'",
             )
-        if content.get("save_images", 0) == 1:
-            raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, "save_images is not implemented by this server yet"
-            )
         content.setdefault("csv_delimiter", ",")
         content.setdefault("save_images", 0)
         content.setdefault("descriptor", {"type": "face"})
@@ -230,7 +261,22 @@ class Exporter(Kind):
                     with_lists=True,
                 )
             )
-            return Outcome({"rows": [face_row(f, columns) for f in reply.faces]})
+            images: list[dict[str, str]] = []
+            failures: list[ItemError] = []
+            if subtask["task_content"].get("save_images"):
+                for face in reply.faces:
+                    if not face.has_attribute:
+                        continue
+                    attr = await deps.faces.GetFaceAttribute(
+                        faces_pb2.GetFaceAttributeRequest(scope=scope, face_id=face.face_id)
+                    )
+                    data = attr.attribute.data
+                    samples = dict.fromkeys(
+                        [*data.descriptor_samples, *data.basic_attributes_samples]
+                    )
+                    await _add_samples(deps, scope, face.face_id, samples, images, failures)
+            rows = [face_row(f, columns) for f in reply.faces]
+            return Outcome({"rows": rows, "images": images}, failures)
         if not content["event_ids"]:
             return Outcome({"rows": []})
         reply = await deps.events.ListEvents(
@@ -244,8 +290,16 @@ class Exporter(Kind):
                 order="asc",
             )
         )
-        rows = [event_row(MessageToDict(e.data), columns) for e in reply.events]
-        return Outcome({"rows": rows})
+        events = [MessageToDict(e.data) for e in reply.events]
+        images, failures = [], []
+        if subtask["task_content"].get("save_images"):
+            for event in events:
+                samples = dict.fromkeys(
+                    d["sample_id"] for d in event.get("face_detections") or () if d.get("sample_id")
+                )
+                await _add_samples(deps, scope, event["event_id"], samples, images, failures)
+        rows = [event_row(event, columns) for event in events]
+        return Outcome({"rows": rows, "images": images}, failures)
 
     def collect(
         self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
@@ -259,6 +313,9 @@ class Exporter(Kind):
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(f"{content['objects_type']}.csv", text.getvalue())
+            for part in results:
+                for image in (part or {}).get("images", []):
+                    archive.writestr(image["path"], base64.b64decode(image["data"]))
             if errors_json:
                 archive.writestr("errors.json", orjson.dumps(errors_json))
         return "application/zip", buf.getvalue()

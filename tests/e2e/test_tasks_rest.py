@@ -16,8 +16,11 @@ import zipfile
 from typing import Any
 
 import numpy as np
+from aiohttp import web
 from lunatest import REQUEST_ID_RE, assert_error, create_account
 from taskstest import CANCELLED, DONE, FAILED, tasks_url, wait_task
+
+from services.common.embedded import pick_free_port
 
 
 async def make_faces(http, url: str, auth: dict[str, str], n: int, tag: str) -> list[str]:
@@ -366,7 +369,9 @@ def _warp_jpeg(seed: int) -> bytes:
     return buf.getvalue()
 
 
-async def _raw_event(http, url, auth, handler_id: str, sample_id: str | None, city: str) -> str:
+async def _raw_event(
+    http, url, auth, handler_id: str, sample_id: str | None, city: str, origin: str | None = None
+) -> str:
     body: dict[str, Any] = {
         "user_data": city,
         "location": {"city": city, "geo_position": {"longitude": 37.5, "latitude": 55.75}},
@@ -379,7 +384,8 @@ async def _raw_event(http, url, auth, handler_id: str, sample_id: str | None, ci
                         "sample_id": sample_id,
                         "detection": {"rect": {"x": 0, "y": 0, "width": 10, "height": 10}},
                     }
-                }
+                },
+                **({"image_origin": origin} if origin else {}),
             }
         ]
     raw = f"{url}/6/handlers/{handler_id}/events/raw?wait_saving=1"
@@ -405,7 +411,29 @@ async def test_gc_events_and_exporter_events(platform, http) -> None:
         ) as r:
             assert r.status == 201, await r.text()
             samples.append((await r.json())["sample_id"])
-    doomed = [await _raw_event(http, url, auth, handlers[0], s, "Moscow") for s in samples]
+    # Source images: one of ours, one on an external server that must receive a DELETE.
+    async with http.post(
+        url + "/6/images", data=_warp_jpeg(7), headers={**auth, "Content-Type": "image/jpeg"}
+    ) as r:
+        assert r.status == 201, await r.text()
+        image_url = (await r.json())["url"]
+    deleted: list[str] = []
+
+    async def on_delete(request: web.Request) -> web.Response:
+        deleted.append(request.path)
+        return web.Response(status=204)
+
+    origin_app = web.Application()
+    origin_app.router.add_delete("/cam/{name}", on_delete)
+    runner = web.AppRunner(origin_app)
+    await runner.setup()
+    origin_port = pick_free_port()
+    await web.TCPSite(runner, "127.0.0.1", origin_port).start()
+    external = f"http://127.0.0.1:{origin_port}/cam/frame1.jpg"
+    doomed = [
+        await _raw_event(http, url, auth, handlers[0], s, "Moscow", origin)
+        for s, origin in zip(samples, (image_url, external), strict=True)
+    ]
     kept = await _raw_event(http, url, auth, handlers[1], None, "Paris")
     foreign = await _raw_event(http, url, other_auth, handlers[2], None, "Rome")
 
@@ -452,6 +480,7 @@ async def test_gc_events_and_exporter_events(platform, http) -> None:
             "target": "events",
             "filters": {"handler_id": handlers[0]},
             "remove_samples": True,
+            "remove_image_origins": True,
         },
     }
     async with http.post(tasks + "/2/tasks/gc", json=gc) as r:
@@ -465,11 +494,15 @@ async def test_gc_events_and_exporter_events(platform, http) -> None:
     assert result["errors"] == []
     assert sorted(result["result"], key=lambda x: x["event_id"]) == sorted(
         (
-            {"event_id": e, "samples": [s], "image_origins": []}
-            for e, s in zip(doomed, samples, strict=True)
+            {"event_id": e, "samples": [s], "image_origins": [o]}
+            for e, s, o in zip(doomed, samples, (image_url, external), strict=True)
         ),
         key=lambda x: x["event_id"],
     )
+    assert deleted == ["/cam/frame1.jpg"]
+    await runner.cleanup()
+    async with http.get(url + image_url, headers=auth) as r:
+        assert r.status == 404
     for event_id in doomed:
         async with http.get(f"{url}/6/events/{event_id}", headers=auth) as r:
             assert r.status == 404

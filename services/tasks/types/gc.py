@@ -7,15 +7,17 @@ a no-op, and the result still names every event the part removed.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import aiohttp
 from google.protobuf.json_format import MessageToDict
 from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2
 from luna.faces.v1 import blobs_pb2
 
 from services.common import errors
-from services.tasks import kinds
+from services.tasks import kinds, sources
 from services.tasks.kinds import UUID, Deps, Kind, Outcome
 from services.tasks.store import ItemError
 from services.tasks.types.exporter import event_ids
@@ -74,10 +76,6 @@ class GC(Kind):
             raise errors.LunaError(
                 kinds.NOT_IMPLEMENTED, "filters.insert_time__lt is not implemented yet"
             )
-        if content.get("remove_image_origins"):
-            raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, "remove_image_origins is not implemented yet"
-            )
         content.setdefault("store_results", True)
         content.setdefault("remove_samples", False)
         content.setdefault("remove_image_origins", False)
@@ -123,6 +121,12 @@ class GC(Kind):
                         except errors.LunaError as err:
                             if err.http_status != 404:
                                 failures.append(ItemError.of(err, sample_id))
+        if subtask["task_content"].get("remove_image_origins"):
+            origins = dict.fromkeys(o for item in removed for o in item["image_origins"])
+            for origin in origins:
+                failure = await _remove_origin(deps, scope, origin)
+                if failure is not None:
+                    failures.append(failure)
         result = [
             {
                 "event_id": r["event_id"],
@@ -142,6 +146,42 @@ class GC(Kind):
 
     def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
         return [item for part in results if part for item in part]
+
+
+INTERNAL_IMAGE = re.compile(r"^/6/images/([a-f0-9-]{36})$")
+
+
+async def _remove_origin(deps: Deps, scope: Any, origin: str) -> ItemError | None:
+    """Delete an event's source image: ours through the faces service, an external one with
+    an HTTP DELETE (as LUNA does) only where sources may reach; a gone image is fine."""
+    match = INTERNAL_IMAGE.match(origin)
+    if match:
+        try:
+            await deps.blobs.DeleteBlob(
+                blobs_pb2.DeleteBlobRequest(
+                    scope=scope, kind=blobs_pb2.BLOB_KIND_IMAGE, blob_id=match.group(1)
+                )
+            )
+        except errors.LunaError as err:
+            if err.http_status != 404:
+                return ItemError.of(err, origin)
+        return None
+    try:
+        await sources.check_url(origin)
+        timeout = aiohttp.ClientTimeout(total=sources.SOURCE_TIMEOUT.get_float())
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.delete(origin, allow_redirects=False) as resp,
+        ):
+            if resp.status >= 400 and resp.status != 404:
+                return ItemError(
+                    errors.BAD_INPUT, f"DELETE {origin} answered HTTP {resp.status}", origin
+                )
+    except errors.LunaError as err:
+        return ItemError.of(err, origin)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return ItemError(errors.BAD_INPUT, f"DELETE {origin} failed: {exc}", origin)
+    return None
 
 
 async def _references(deps: Deps, scope: Any, ids: list[str]) -> list[dict[str, Any]]:

@@ -648,3 +648,36 @@ async def test_linker_of_events_makes_one_face_per_event(platform, http) -> None
         images = [n for n in archive.namelist() if n.startswith("images/")]
         assert len(images) == 1 and images[0].startswith(f"images/{face}/")
         assert archive.read(images[0])[:2] == b"\xff\xd8"  # a JPEG sample
+
+
+async def test_task_stored_before_a_crash_is_planned_after_restart(platform, http) -> None:
+    """The tasks service dies between storing a task and planning it (simulated: the row is
+    written while the service is stopped, then the service is SIGKILLed): the restarted
+    service plans it and workers finish it."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    url = platform.url
+    account_id, auth = await create_account(http, url)
+    face_ids = await make_faces(http, url, auth, 3, "restart")
+    async with http.post(url + "/6/lists", json={}, headers=auth) as r:
+        list_id = (await r.json())["list_id"]
+    tasks_pid = int(runtime(platform)["services"]["tasks"]["pid"])
+    os.kill(tasks_pid, signal.SIGSTOP)
+    try:
+        content = {"objects_type": "faces", "list_id": list_id, "filters": {"user_data": "restart"}}
+        async with await psycopg.AsyncConnection.connect(platform.runtime["database_url"]) as conn:
+            cur = await conn.execute(
+                "insert into tasks_tasks (account_id, task_type, content) values (%s, 1, %s)"
+                " returning task_id",
+                (account_id, Jsonb(content)),
+            )
+            task_id = (await cur.fetchone())[0]
+            await conn.commit()
+    finally:
+        os.kill(tasks_pid, signal.SIGKILL)
+    task = await wait_task(http, url + "/6", task_id, auth)
+    assert task["task_status"] == DONE, task
+    async with http.get(f"{url}/6/tasks/{task_id}/result", headers=auth) as r:
+        assert sorted((await r.json())["result"]["face_ids"]) == sorted(face_ids)
+    assert int(runtime(platform)["services"]["tasks"]["pid"]) != tasks_pid

@@ -523,7 +523,14 @@ async def test_gc_events_and_exporter_events(platform, http) -> None:
     for content, status, code in (
         ({"target": "events", "filters": {"account_id": str(uuid.uuid4())}}, 400, 12031),
         ({"target": "faces"}, 400, 12022),
-        ({"target": "face_descriptors", "filters": {"descriptor_version": 200}}, 501, 12029),
+        (
+            {
+                "target": "event_descriptors",
+                "filters": {"descriptor_version": 200, "descriptor_type": "face"},
+            },
+            501,
+            12029,
+        ),
         ({"target": "events", "filters": {"handler_id": "nope"}}, 400, 12022),
     ):
         async with http.post(tasks + "/2/tasks/gc", json={**gc, "content": content}) as r:
@@ -681,3 +688,48 @@ async def test_task_stored_before_a_crash_is_planned_after_restart(platform, htt
     async with http.get(f"{url}/6/tasks/{task_id}/result", headers=auth) as r:
         assert sorted((await r.json())["result"]["face_ids"]) == sorted(face_ids)
     assert int(runtime(platform)["services"]["tasks"]["pid"]) != tasks_pid
+
+
+async def test_gc_face_descriptors(platform, http) -> None:
+    import base64
+
+    url, tasks = platform.url, tasks_url(platform)
+    account_id, auth = await create_account(http, url)
+    _, other_auth = await create_account(http, url)
+
+    async def face_with_descriptor(who: dict[str, str], seed: int) -> str:
+        vec = np.random.default_rng(seed).standard_normal(128).astype("<f4")
+        attr = {
+            "face_descriptors": [
+                {"descriptor": base64.b64encode(vec.tobytes()).decode(), "version": 200}
+            ],
+            "basic_attributes": {"age": 30, "gender": 1, "ethnicity": 2},
+        }
+        async with http.post(url + "/6/attributes?ttl=60", json=attr, headers=who) as r:
+            attribute_id = (await r.json())["attribute_id"]
+        body = {"attribute": {"attribute_id": attribute_id}}
+        async with http.post(url + "/6/faces", json=body, headers=who) as r:
+            assert r.status == 201, await r.text()
+            return (await r.json())["face_id"]
+
+    mine = [await face_with_descriptor(auth, i) for i in range(3)]
+    theirs = await face_with_descriptor(other_auth, 99)
+    await make_faces(http, url, auth, 1, "no-descriptor")
+    gc = {
+        "account_id": account_id,
+        "content": {"target": "face_descriptors", "filters": {"descriptor_version": 200}},
+    }
+    async with http.post(tasks + "/2/tasks/gc", json=gc) as r:
+        assert r.status == 202, await r.text()
+        task_id = (await r.json())["task_id"]
+    assert (await wait_task(http, tasks + "/2", task_id, {}))["task_status"] == DONE
+    async with http.get(f"{tasks}/2/tasks/{task_id}/result") as r:
+        assert sorted((await r.json())["result"]) == sorted(mine)
+    async with http.get(f"{url}/6/faces/{mine[0]}/attributes", headers=auth) as r:
+        left = (await r.json())["attributes"]
+    assert not left.get("face_descriptor") and left["basic_attributes"]["age"] == 30
+    async with http.get(f"{url}/6/faces/{theirs}/attributes", headers=other_auth) as r:
+        assert (await r.json())["attributes"]["face_descriptor"]
+    gc["content"]["filters"] = {}
+    async with http.post(tasks + "/2/tasks/gc", json=gc) as r:
+        await assert_error(r, 400, 12022)

@@ -14,7 +14,7 @@ import aiohttp
 from google.protobuf.json_format import MessageToDict
 from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2
-from luna.faces.v1 import blobs_pb2
+from luna.faces.v1 import blobs_pb2, faces_pb2
 
 from services.common import errors
 from services.tasks import kinds, sources
@@ -57,12 +57,22 @@ class GC(Kind):
     }
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
-        if content["target"] != "events":
+        if content["target"] == "event_descriptors":
             raise errors.LunaError(
                 kinds.NOT_IMPLEMENTED,
-                f"gc of {content['target']} is not implemented by this server yet",
+                "gc of event_descriptors is not implemented by this server yet",
             )
         filters = content.setdefault("filters", {})
+        if content["target"] == "face_descriptors":
+            extra = set(filters) - {"descriptor_version"}
+            if "descriptor_version" not in filters or extra:
+                raise errors.LunaError(
+                    errors.BAD_JSON,
+                    "Failed to validate input json. Path: 'content.filters', message: "
+                    "'target face_descriptors takes exactly filters.descriptor_version'",
+                )
+            content.setdefault("store_results", True)
+            return content
         kinds.check_filters_account(account_id, filters)
         for key in ("descriptor_version", "descriptor_type"):
             if key in filters:
@@ -83,6 +93,21 @@ class GC(Kind):
 
     async def plan(self, deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
         filters = task["content"]["filters"]
+        if task["content"]["target"] == "face_descriptors":
+            version = filters["descriptor_version"]
+            faces: list[str] = []
+            async for batch in deps.faces.StreamDescriptors(
+                faces_pb2.StreamDescriptorsRequest(
+                    scope=kinds.scope(str(task["account_id"])),
+                    descriptor_version=version,
+                    batch_size=PART_SIZE,
+                )
+            ):
+                faces.extend(d.face_id for d in batch.descriptors)
+            return [
+                {"version": version, "face_ids": faces[i : i + PART_SIZE]}
+                for i in range(0, len(faces), PART_SIZE)
+            ]
         flt: dict[str, Any] = {}
         if "create_time__lt" in filters:
             flt["create_time__lt"] = filters["create_time__lt"]
@@ -92,6 +117,18 @@ class GC(Kind):
         return [{"event_ids": ids[i : i + PART_SIZE]} for i in range(0, len(ids), PART_SIZE)]
 
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
+        if "face_ids" in (subtask["content"] or {}):
+            # Deleting a version's descriptor twice is a no-op, and every face of the part had
+            # one when it was planned: the part's faces are its result on every delivery.
+            content = subtask["content"]
+            await deps.faces.DeleteFaceDescriptors(
+                faces_pb2.DeleteFaceDescriptorsRequest(
+                    scope=kinds.scope(str(subtask["account_id"])),
+                    version=content["version"],
+                    face_ids=content["face_ids"],
+                )
+            )
+            return Outcome(content["face_ids"])
         ids = (subtask["content"] or {}).get("event_ids", [])
         scope = kinds.scope(str(subtask["account_id"]))
         removed = subtask.get("checkpoint")

@@ -43,6 +43,9 @@ from services.common.procs import (
 log = logging.getLogger("luna.supervisor")
 
 SERVICES = tuple(config.SERVICE_PORTS)  # started in this order
+TASKS_WORKERS = config.declare(
+    "LUNA_TASKS_WORKERS", 2, "Task worker processes `luna up` starts (more may run anywhere)."
+)
 START_TIMEOUT = config.declare(
     "LUNA_START_TIMEOUT", 180, "Seconds `luna up` waits for every service to be SERVING."
 )
@@ -202,6 +205,8 @@ class Supervisor:
         env.update(metrics.runtime_env(self.free_ports))
         if self.free_ports and "LUNA_BACKPORT3_PORT" not in os.environ:
             env["LUNA_BACKPORT3_PORT"] = str(pick_free_port())
+        if self.free_ports and "LUNA_TASKS_API_PORT" not in os.environ:
+            env["LUNA_TASKS_API_PORT"] = str(pick_free_port())
         self.env = env
 
     def _child(self, name: str, module: str) -> Child:
@@ -227,6 +232,10 @@ class Supervisor:
         ]
         if failed:
             raise RuntimeError("services did not start: " + ", ".join(failed))
+        for n in range(1, TASKS_WORKERS.get_int() + 1):
+            worker = self._child(f"tasks_worker_{n}", "services.tasks.worker")
+            self.children[worker.name] = worker
+            await worker.start()
         self.children["gateway"] = self._child("gateway", "services.gateway")
         await self.children["gateway"].start()
         self.write_runtime()
@@ -250,6 +259,11 @@ class Supervisor:
         host = self.env.get("LUNA_HOST", config.gateway_host())
         return f"http://{host}:{port}" if port != "0" else None
 
+    @property
+    def tasks_api_url(self) -> str:
+        host = self.env.get("LUNA_TASKS_API_HOST", "127.0.0.1")
+        return f"http://{host}:{self.env.get('LUNA_TASKS_API_PORT', '5050')}"
+
     def write_runtime(self) -> None:
         """What runs where; written as soon as anything runs, so that a later `luna up` can
         stop it even if this one dies while starting."""
@@ -263,6 +277,7 @@ class Supervisor:
             "url": self.url,
             "database_url": self.env["LUNA_DATABASE_URL"],
             "nats_url": self.env["LUNA_NATS_URL"],
+            "tasks_api_url": self.tasks_api_url,
             "supervisor_pid": os.getpid(),
             "backport3_url": self.backport3_url,
             "services": {
@@ -396,6 +411,16 @@ class Supervisor:
             log.info("stopped")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 async def status(data_dir: Path) -> int:
     """Print each service's health from runtime.json; non-zero when anything is down."""
     path = data_dir / "runtime.json"
@@ -412,7 +437,11 @@ async def status(data_dir: Path) -> int:
         url = runtime.get(f"{'database' if name == 'postgres' else name}_url", "")
         print(f"{name:10} {state:12} pid={info.get('pid')!s:<8} {url}")
     for name, info in runtime["services"].items():
-        if name == "gateway":
+        if name.startswith("tasks_worker"):
+            # Workers serve no port; they pull from NATS. Alive is what can be told.
+            alive = info["pid"] is not None and _pid_alive(int(info["pid"]))
+            state, worst = ("RUNNING", worst) if alive else ("NOT RUNNING", 1)
+        elif name == "gateway":
             try:
                 await wait_http(f"{runtime['url']}/healthcheck", 3)
                 state = "SERVING"

@@ -572,6 +572,45 @@ class Faces:
             await outbox.enqueue(conn, outbox.upserts(scope.account_id, face_id, {}, lists))
         await self._publisher.flush()
 
+    async def delete_descriptors(
+        self, scope: Scope, version: int, face_ids: Iterable[str]
+    ) -> list[str]:
+        """Remove descriptors of `version` from the given faces of scope.account_id; returns
+        the faces that had one. The matcher hears each face's remaining descriptors."""
+        wanted = unique_ids(face_ids, "face_ids")
+        if len(wanted) > 1000:
+            raise errors.LunaError(errors.BAD_INPUT, "At most 1000 faces per call")
+        async with self._pool.connection() as conn, conn.transaction():
+            own = sorted(await lock_own_faces(conn, scope.account_id, wanted))
+            cur = await conn.execute(
+                "DELETE FROM face_descriptors WHERE face_id = ANY(%s::uuid[]) AND version = %s"
+                " RETURNING face_id::text AS face_id",
+                (own, version),
+            )
+            touched = sorted({r["face_id"] for r in await cur.fetchall()})
+            if touched:
+                await conn.execute(
+                    "UPDATE faces SET last_update_time = now() WHERE face_id = ANY(%s::uuid[])",
+                    (touched,),
+                )
+                cur = await conn.execute(
+                    "SELECT face_id::text AS face_id, version, descriptor FROM face_descriptors"
+                    " WHERE face_id = ANY(%s::uuid[])",
+                    (touched,),
+                )
+                left: dict[str, dict[int, bytes]] = {f: {} for f in touched}
+                for r in await cur.fetchall():
+                    left[r["face_id"]][r["version"]] = bytes(r["descriptor"])
+                lists = await face_lists(conn, touched)
+                changes = []
+                for f in touched:
+                    changes += outbox.upserts(
+                        scope.account_id, f, left[f], lists[f], removed_versions=[version]
+                    )
+                await outbox.enqueue(conn, changes)
+        await self._publisher.flush()
+        return touched
+
     async def count_attributes(self, scope: Scope) -> int:
         where, params = readable(scope, "f.account_id")
         async with self._pool.connection() as conn:

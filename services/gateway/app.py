@@ -12,7 +12,7 @@ import uvloop
 from aiohttp import web
 
 from services.common import config, logs, nats_streams, subjects
-from services.gateway import backport3, middleware, routing, sender_api
+from services.gateway import backport3, middleware, routing, sender_api, tasks_api
 from services.gateway import metrics as http_metrics
 from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
@@ -31,6 +31,7 @@ from services.gateway.routes import handlers as handlers_routes
 from services.gateway.routes import lists as lists_routes
 from services.gateway.routes import matcher as matcher_routes
 from services.gateway.routes import sender as sender_routes
+from services.gateway.routes import tasks as tasks_routes
 from services.gateway.routes import verifiers as verifiers_routes
 from services.gateway.sender import Hub
 from services.gateway.validation import RequestValidator
@@ -53,6 +54,7 @@ ROUTE_TABLES = (
     extractor_routes.table,
     docs_routes.table,
     checks_routes.table,
+    tasks_routes.table,
 )
 log = logging.getLogger("luna.gateway")
 
@@ -82,6 +84,7 @@ def build_app(clients: Clients | None = None) -> web.Application:
     authenticator = Authenticator(clients)
     app["clients"], app["authenticator"] = clients, authenticator
     app["sender_hub"] = Hub()
+    app["validator"] = validator
 
     methods_by_path: dict[str, list[str]] = defaultdict(list)
     for table in ROUTE_TABLES:
@@ -108,8 +111,10 @@ def build_app(clients: Clients | None = None) -> web.Application:
             refollow_on_reconnect(app["sender_hub"], nc)
             await nats_streams.ensure_streams(nc.jetstream())
             await app["sender_hub"].follow(nc.jetstream())
+        await tasks_api.start(app)
 
     async def on_cleanup(app: web.Application) -> None:
+        await tasks_api.stop(app)
         nc = app.get("nats")
         if nc is not None:
             await nc.drain()

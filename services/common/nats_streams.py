@@ -240,6 +240,33 @@ async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: st
     return int(ack.seq)
 
 
+async def publish_many(
+    js: JetStreamContext, messages: list[tuple[str, bytes, str]]
+) -> list[int | BaseException]:
+    """Publish (subject, payload, msg_id) messages in order on the one connection, then await
+    their acks together: one round trip for the batch instead of one per message. Each result
+    is the stream sequence or the exception of that message; a prefix of successes is what is
+    known to be stored. Fails fast while disconnected and waits at most PUBLISH_TIMEOUT_S."""
+    if not is_connected(js):
+        raise NatsUnavailable("not connected to NATS")
+    acks = [
+        await js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
+        for subject, payload, msg_id in messages
+    ]
+    _, pending = await asyncio.wait(acks, timeout=PUBLISH_TIMEOUT_S) if acks else ((), ())
+    for future in pending:
+        future.cancel()
+    results: list[int | BaseException] = []
+    for future in acks:
+        if future in pending:
+            results.append(NatsUnavailable("no ack from NATS in time"))
+        elif future.exception() is not None:
+            results.append(future.exception())  # type: ignore[arg-type]
+        else:
+            results.append(int(future.result().seq))
+    return results
+
+
 def work_consumer_config(
     durable: str,
     filter_subject: str,

@@ -220,7 +220,7 @@ async def _store_attribute(conn: AsyncConnection, face_id: str, data: AttributeD
             face_id,
             basic.age if basic else None,
             basic.gender if basic else None,
-            basic.ethnicity if basic else None,
+            (basic.ethnicity or None) if basic else None,
             list(data.descriptor_samples),
             list(data.basic_attributes_samples),
         ),
@@ -508,7 +508,7 @@ class Faces:
                 )
             descriptors = {descriptor_version: descriptors[descriptor_version]}
         basic = (
-            BasicAttributes(row["age"], row["gender"], row["ethnicity"])
+            BasicAttributes(row["age"], row["gender"], row["ethnicity"] or 0)
             if row["age"] is not None
             else None
         )
@@ -571,6 +571,45 @@ class Faces:
             lists = (await face_lists(conn, [face_id]))[face_id]
             await outbox.enqueue(conn, outbox.upserts(scope.account_id, face_id, {}, lists))
         await self._publisher.flush()
+
+    async def delete_descriptors(
+        self, scope: Scope, version: int, face_ids: Iterable[str]
+    ) -> list[str]:
+        """Remove descriptors of `version` from the given faces of scope.account_id; returns
+        the faces that had one. The matcher hears each face's remaining descriptors."""
+        wanted = unique_ids(face_ids, "face_ids")
+        if len(wanted) > 1000:
+            raise errors.LunaError(errors.BAD_INPUT, "At most 1000 faces per call")
+        async with self._pool.connection() as conn, conn.transaction():
+            own = sorted(await lock_own_faces(conn, scope.account_id, wanted))
+            cur = await conn.execute(
+                "DELETE FROM face_descriptors WHERE face_id = ANY(%s::uuid[]) AND version = %s"
+                " RETURNING face_id::text AS face_id",
+                (own, version),
+            )
+            touched = sorted({r["face_id"] for r in await cur.fetchall()})
+            if touched:
+                await conn.execute(
+                    "UPDATE faces SET last_update_time = now() WHERE face_id = ANY(%s::uuid[])",
+                    (touched,),
+                )
+                cur = await conn.execute(
+                    "SELECT face_id::text AS face_id, version, descriptor FROM face_descriptors"
+                    " WHERE face_id = ANY(%s::uuid[])",
+                    (touched,),
+                )
+                left: dict[str, dict[int, bytes]] = {f: {} for f in touched}
+                for r in await cur.fetchall():
+                    left[r["face_id"]][r["version"]] = bytes(r["descriptor"])
+                lists = await face_lists(conn, touched)
+                changes = []
+                for f in touched:
+                    changes += outbox.upserts(
+                        scope.account_id, f, left[f], lists[f], removed_versions=[version]
+                    )
+                await outbox.enqueue(conn, changes)
+        await self._publisher.flush()
+        return touched
 
     async def count_attributes(self, scope: Scope) -> int:
         where, params = readable(scope, "f.account_id")

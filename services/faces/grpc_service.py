@@ -443,6 +443,14 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
         await self._faces.delete_attribute(scope_of(request.scope), request.face_id)
         return faces_pb2.DeleteFaceAttributeResponse()
 
+    async def DeleteFaceDescriptors(
+        self, request: faces_pb2.DeleteFaceDescriptorsRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.DeleteFaceDescriptorsResponse:
+        removed = await self._faces.delete_descriptors(
+            scope_of(request.scope), request.version, list(request.face_ids)
+        )
+        return faces_pb2.DeleteFaceDescriptorsResponse(face_ids=removed)
+
     async def CountFaceAttributes(
         self, request: faces_pb2.CountFaceAttributesRequest, context: grpc.aio.ServicerContext
     ) -> faces_pb2.CountFaceAttributesResponse:

@@ -114,12 +114,16 @@ def check_body_type(media: str, allowed: tuple[str, ...]) -> None:
         )
 
 
-async def read_images(request: web.Request) -> list[epb.Image]:
-    """The images of a request body, each with its declared type (checked by the estimator)."""
+async def read_images(
+    request: web.Request, skip_parts: frozenset[str] = frozenset()
+) -> list[epb.Image]:
+    """The images of a request body, each with its declared type (checked by the estimator).
+
+    `skip_parts`: multipart part names that carry something else (LUNA's liveness `meta`)."""
     media = media_type(request)
     check_body_type(media, SDK_BODY_TYPES)
     if media == "multipart/form-data":
-        return await _multipart_images(request)
+        return await _multipart_images(request, skip_parts)
     raw = await request.read()
     if media == "application/json":
         return _json_images(raw)
@@ -128,9 +132,13 @@ async def read_images(request: web.Request) -> list[epb.Image]:
     return [epb.Image(data=raw, content_type=media)]
 
 
-async def _multipart_images(request: web.Request) -> list[epb.Image]:
+async def _multipart_images(
+    request: web.Request, skip_parts: frozenset[str] = frozenset()
+) -> list[epb.Image]:
     out: list[epb.Image] = []
     async for part in multipart.parts(request):
+        if part.name in skip_parts:
+            continue
         ptype = part.content_type
         name = part.name or part.filename
         if ptype not in IMAGE_TYPES and ptype not in BASE64_TYPES:

@@ -27,7 +27,7 @@ from luna.events.v1 import pipeline_pb2 as ppb
 
 from services.common import errors, logs, times
 from services.common.pbjson import from_struct
-from services.gateway import jsonbody, multipart
+from services.gateway import descriptor_entities, jsonbody, multipart
 from services.gateway.auth import AuthRule
 from services.gateway.routes.accounts import scope
 from services.gateway.routes.estimator import (
@@ -132,13 +132,17 @@ def meta_pb(fields: dict[str, Any], path: str) -> ppb.EventMeta:
     return meta
 
 
+def _bad_base64(path: str) -> errors.LunaError:
+    return errors.LunaError(18001, "Failed convert data from base64 to bytes")
+
+
 def _b64(value: Any, path: str) -> bytes:
     if not isinstance(value, str):
         raise _bad_json(path, "str type expected")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise errors.LunaError(18001, "Failed convert data from base64 to bytes") from None
+        raise _bad_base64(path) from None
 
 
 def _descriptor(data: bytes, media: str) -> ppb.InputDescriptor:
@@ -338,13 +342,11 @@ def _raw_entities(body: dict[str, Any], name: str) -> list[ppb.RawEntity]:
         path = f"{name}.{i}"
         if not isinstance(e, dict):
             raise _bad_json(path, "value is not a valid dict")
-        if e.get("type") == "xpk_file":
-            raise errors.LunaError(XPK_INVALID, "Failed to parse xpk file")
-        data = _b64(e.get("descriptor"), f"{path}.descriptor")
+        data, version = descriptor_entities.entity_bytes(e, path, bad_base64=_bad_base64)
         out.append(
             ppb.RawEntity(
                 id=str(e.get("id") if e.get("id") is not None else i),
-                descriptor=ppb.InputDescriptor(descriptor=data, version=int(e.get("version") or 0)),
+                descriptor=ppb.InputDescriptor(descriptor=data, version=version),
             )
         )
     return out

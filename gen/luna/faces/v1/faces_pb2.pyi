@@ -290,3 +290,19 @@ class StreamDescriptorsResponse(_message.Message):
     DESCRIPTORS_FIELD_NUMBER: _ClassVar[int]
     descriptors: _containers.RepeatedCompositeFieldContainer[FaceDescriptor]
     def __init__(self, descriptors: _Optional[_Iterable[_Union[FaceDescriptor, _Mapping]]] = ...) -> None: ...
+
+class DeleteFaceDescriptorsRequest(_message.Message):
+    __slots__ = ("scope", "version", "face_ids")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    scope: _account_pb2.AccountScope
+    version: int
+    face_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., version: _Optional[int] = ..., face_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteFaceDescriptorsResponse(_message.Message):
+    __slots__ = ("face_ids",)
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    face_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, face_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -4,7 +4,6 @@ between objects, settings, configs and images that no schema sees."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -33,6 +32,7 @@ from deploytest import (
     pod_spec,
     render,
     render_kubectl,
+    runnable,
 )
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
@@ -220,8 +220,7 @@ def test_every_command_runs_an_existing_module(overlay: str) -> None:
     modules = {c["command"][2] for _, c in platform_containers(render(overlay))}
     assert {f"services.{s}" for s in config.SERVICE_PORTS} | {"services.gateway"} <= modules
     for module in modules:
-        assert importlib.util.find_spec(module) is not None, module
-        assert importlib.util.find_spec(f"{module}.__main__") is not None, module
+        assert runnable(module), module
 
 
 def test_services_listen_where_the_others_call_them(overlay: str) -> None:
@@ -243,8 +242,16 @@ def test_services_listen_where_the_others_call_them(overlay: str) -> None:
                 assert c[probe]["grpc"]["port"] == int(port), (key(w), probe)
             assert _selects(svc["spec"]["selector"], _labels(w))
     gateway = find(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
-    assert gateway["ports"] == [{"name": "http", "containerPort": int(settings["LUNA_PORT"])}]
-    assert settings["LUNA_HOST"] == "0.0.0.0"
+    listeners = {
+        "http": "LUNA_PORT",
+        "tasks-api": "LUNA_TASKS_API_PORT",
+        "sender": "LUNA_SENDER_PORT",
+        "backport3": "LUNA_BACKPORT3_PORT",
+    }
+    assert {p["name"]: p["containerPort"] for p in gateway["ports"]} == {
+        name: int(settings[variable]) for name, variable in listeners.items()
+    }
+    assert settings["LUNA_HOST"] == settings["LUNA_TASKS_API_HOST"] == "0.0.0.0"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert gateway[probe]["httpGet"] == {"path": "/version", "port": "http"}
     nats_host = settings["LUNA_NATS_URL"].removeprefix("nats://").rpartition(":")[0]

@@ -38,6 +38,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from services.common import config
+from services.common.metrics import METRICS_PORT_OFFSET
 
 # The oldest Kubernetes the manifests support (native gRPC probes are GA since 1.27; we pick a
 # release still in support) and the newest the schemas know.
@@ -237,7 +238,14 @@ def test_services_listen_where_the_others_call_them(overlay: str) -> None:
         for w, c in owners:
             # A service binds LUNA_<SVC>_ADDRESS: its own pod must say 0.0.0.0, not the Service.
             assert _env(c)[variable] == f"0.0.0.0:{port}", key(w)
-            assert {p["containerPort"] for p in c["ports"]} == {int(port)}
+            metrics = int(port) + METRICS_PORT_OFFSET
+            assert {p["name"]: p["containerPort"] for p in c["ports"]} == {
+                "grpc": int(port),
+                "metrics": metrics,
+            }
+            assert _env(c)[f"LUNA_{service.upper()}_METRICS_ADDRESS"] == f"0.0.0.0:{metrics}"
+            annotations = w["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["prometheus.io/port"] == str(metrics)
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert c[probe]["grpc"]["port"] == int(port), (key(w), probe)
             assert _selects(svc["spec"]["selector"], _labels(w))

@@ -65,11 +65,14 @@ async def closed_loop(
 
 
 @asynccontextmanager
-async def running_platform(data_dir: Path) -> AsyncIterator[dict[str, Any]]:
+async def running_platform(
+    data_dir: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """`luna up --free-ports` in `data_dir`; yields runtime.json (with the REST url)."""
     port = pick_free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUNA_")}
     env.update(LUNA_DATA_DIR=str(data_dir), LUNA_PORT=str(port), PYTHONUNBUFFERED="1")
+    env.update(extra_env or {})
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -55,6 +55,12 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tasks_watch(args: argparse.Namespace) -> int:
+    from services.tasks.watch import watch
+
+    return asyncio.run(watch(args.task_id, url=args.url, interval=args.interval))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="luna", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     up.add_argument(
         "--free-ports",
         action="store_true",
-        help="put the internal gRPC services on free loopback ports instead of 5110..5150",
+        help="put the internal gRPC services on free loopback ports instead of 5110..5160",
     )
     up.set_defaults(fn=_up)
     sub.add_parser("status", help="health of each running service").set_defaults(fn=_status)
@@ -75,5 +81,12 @@ def main(argv: list[str] | None = None) -> None:
     install = models_sub.add_parser("install", help="fetch and convert the models")
     install.add_argument("--repo", help="model repository directory (default LUNA_MODELS_DIR)")
     install.set_defaults(fn=_models)
+    tasks = sub.add_parser("tasks", help="follow tasks")
+    tasks_sub = tasks.add_subparsers(dest="tasks_command", required=True)
+    watch = tasks_sub.add_parser("watch", help="progress bar of a task until it finishes")
+    watch.add_argument("task_id", type=int)
+    watch.add_argument("--url", help="Tasks API URL (default: the running platform's)")
+    watch.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    watch.set_defaults(fn=_tasks_watch)
     args = parser.parse_args(argv)
     sys.exit(args.fn(args))

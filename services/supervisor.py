@@ -29,6 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import config
+from services.common import runtime_metrics as metrics
 from services.common.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
 from services.common.procs import (
     ProcessRecord,
@@ -42,6 +43,9 @@ from services.common.procs import (
 log = logging.getLogger("luna.supervisor")
 
 SERVICES = tuple(config.SERVICE_PORTS)  # started in this order
+TASKS_WORKERS = config.declare(
+    "LUNA_TASKS_WORKERS", 2, "Task worker processes `luna up` starts (more may run anywhere)."
+)
 START_TIMEOUT = config.declare(
     "LUNA_START_TIMEOUT", 180, "Seconds `luna up` waits for every service to be SERVING."
 )
@@ -198,6 +202,11 @@ class Supervisor:
                 env[key] = f"127.0.0.1:{pick_free_port()}"
             else:
                 env[key] = config.service_address(service)
+        env.update(metrics.runtime_env(self.free_ports))
+        if self.free_ports and "LUNA_BACKPORT3_PORT" not in os.environ:
+            env["LUNA_BACKPORT3_PORT"] = str(pick_free_port())
+        if self.free_ports and "LUNA_TASKS_API_PORT" not in os.environ:
+            env["LUNA_TASKS_API_PORT"] = str(pick_free_port())
         self.env = env
 
     def _child(self, name: str, module: str) -> Child:
@@ -223,6 +232,10 @@ class Supervisor:
         ]
         if failed:
             raise RuntimeError("services did not start: " + ", ".join(failed))
+        for n in range(1, TASKS_WORKERS.get_int() + 1):
+            worker = self._child(f"tasks_worker_{n}", "services.tasks.worker")
+            self.children[worker.name] = worker
+            await worker.start()
         self.children["gateway"] = self._child("gateway", "services.gateway")
         await self.children["gateway"].start()
         self.write_runtime()
@@ -237,6 +250,20 @@ class Supervisor:
         port = self.env.get("LUNA_PORT", str(config.gateway_port()))
         return f"http://{host}:{port}"
 
+    @property
+    def backport3_url(self) -> str | None:
+        """Backport 3's own listener (served by the gateway process), None when disabled."""
+        from services.gateway.backport3 import PORT
+
+        port = self.env.get("LUNA_BACKPORT3_PORT", PORT.get())
+        host = self.env.get("LUNA_HOST", config.gateway_host())
+        return f"http://{host}:{port}" if port != "0" else None
+
+    @property
+    def tasks_api_url(self) -> str:
+        host = self.env.get("LUNA_TASKS_API_HOST", "127.0.0.1")
+        return f"http://{host}:{self.env.get('LUNA_TASKS_API_PORT', '5050')}"
+
     def write_runtime(self) -> None:
         """What runs where; written as soon as anything runs, so that a later `luna up` can
         stop it even if this one dies while starting."""
@@ -250,7 +277,9 @@ class Supervisor:
             "url": self.url,
             "database_url": self.env["LUNA_DATABASE_URL"],
             "nats_url": self.env["LUNA_NATS_URL"],
+            "tasks_api_url": self.tasks_api_url,
             "supervisor_pid": os.getpid(),
+            "backport3_url": self.backport3_url,
             "services": {
                 name: {
                     "pid": child.process.pid if child.process else None,
@@ -260,6 +289,7 @@ class Supervisor:
                 }
                 for name, child in self.children.items()
             },
+            **metrics.runtime_entries(self.env),
         }
         path = self.data_dir / "runtime.json"
         tmp = path.with_suffix(".json.tmp")
@@ -381,6 +411,16 @@ class Supervisor:
             log.info("stopped")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 async def status(data_dir: Path) -> int:
     """Print each service's health from runtime.json; non-zero when anything is down."""
     path = data_dir / "runtime.json"
@@ -397,7 +437,11 @@ async def status(data_dir: Path) -> int:
         url = runtime.get(f"{'database' if name == 'postgres' else name}_url", "")
         print(f"{name:10} {state:12} pid={info.get('pid')!s:<8} {url}")
     for name, info in runtime["services"].items():
-        if name == "gateway":
+        if name.startswith("tasks_worker"):
+            # Workers serve no port; they pull from NATS. Alive is what can be told.
+            alive = info["pid"] is not None and _pid_alive(int(info["pid"]))
+            state, worst = ("RUNNING", worst) if alive else ("NOT RUNNING", 1)
+        elif name == "gateway":
             try:
                 await wait_http(f"{runtime['url']}/healthcheck", 3)
                 state = "SERVING"
@@ -410,4 +454,5 @@ async def status(data_dir: Path) -> int:
             except TimeoutError:
                 state, worst = "NOT SERVING", 1
         print(f"{name:10} {state:12} pid={info['pid']:<8} {info['address']}")
+    await metrics.print_figures(runtime)
     return worst

@@ -41,6 +41,9 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
     port = pick_free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUNA_")}
     env.update(LUNA_DATA_DIR=str(data_dir), LUNA_PORT=str(port), PYTHONUNBUFFERED="1")
+    # Estimator tasks may read this directory and reach loopback (test HTTP/FTP servers).
+    tasks_disk = tmp_path_factory.mktemp("tasks-disk")
+    env.update(LUNA_TASKS_DISK_ROOTS=str(tasks_disk), LUNA_TASKS_SOURCE_NETWORKS="127.0.0.0/8")
     for key in ("LUNA_MODELS_DIR",):
         if key in os.environ:
             env[key] = os.environ[key]

@@ -60,7 +60,9 @@ POSTGRES_BIN_PATH = _postgres_bin_path()
 
 LOOPBACK = "127.0.0.1"
 # Ports a machine (or this platform) commonly uses; never hand them out even if free now.
-RESERVED_PORTS = frozenset({4222, 5432, 6222, 7422, 8222, 5000, 5110, 5120, 5130, 5140, 5150})
+RESERVED_PORTS = frozenset(
+    {4222, 5432, 6222, 7422, 8222, 5000, 5110, 5120, 5130, 5140, 5150, 5160, 5170}
+)
 # Below Linux's default ephemeral range (32768-60999): outgoing connections never take these
 # ports, so a recorded port is very likely still free at the next start.
 _PORT_RANGE = (20000, 32768)

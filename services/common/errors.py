@@ -89,6 +89,7 @@ NO_DATA = 12030
 BAD_INPUT = 12031  # generic "Bad/incomplete input data" with a specific detail
 FORBIDDEN = 12033
 ACCOUNT_NOT_FOUND = 15012
+SUBSCRIBE_WITHOUT_ACCOUNT = 29001  # Sender ws handshake without Luna-Account-Id
 BAD_BASIC_AUTH = 36002
 
 _HTTP_TO_GRPC = {

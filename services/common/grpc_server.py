@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from luna.common.v1 import error_pb2
 
-from services.common import errors, logs
+from services.common import errors, logs, metrics
 
 REQUEST_ID_KEY = "luna-request-id"
 log = logging.getLogger("luna.grpc")
@@ -129,7 +129,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 async def serve(app: ServiceApp, address: str) -> None:
     """Run `app` on `address` until SIGINT/SIGTERM, then stop gracefully."""
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
+        interceptors=[*metrics.interceptors(), ErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -154,6 +154,7 @@ async def serve(app: ServiceApp, address: str) -> None:
     for name in ("", *app.service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("%s serving gRPC on %s", app.name, address)
+    metrics_http = await metrics.start_for_service(app.name)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -164,6 +165,8 @@ async def serve(app: ServiceApp, address: str) -> None:
     log.info("%s stopping", app.name)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
+    if metrics_http is not None:
+        await metrics_http.cleanup()
     if app.shutdown is not None:
         try:
             # Bounded: a client of a server that is gone (NATS killed with us) may never

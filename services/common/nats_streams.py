@@ -8,6 +8,7 @@ applied as an update.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -27,11 +28,18 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from services.common import errors
+from services.common import config, errors
 
 log = logging.getLogger("luna.nats")
 
 DAY = 24 * 3600.0
+
+REPLICAS = config.declare(
+    "LUNA_NATS_REPLICAS",
+    1,
+    "Copies JetStream keeps of each platform stream (FACES_CHANGES, EVENTS, TASKS_WORK): 1 for "
+    "one nats-server, 3 on a 3-node JetStream cluster so losing one node loses no message.",
+)
 
 # Subjects are all under `luna.`; streams never overlap (a work-queue stream requires that).
 STREAMS: tuple[StreamConfig, ...] = (
@@ -68,7 +76,24 @@ STREAMS: tuple[StreamConfig, ...] = (
 
 # Fields the server refuses to change on an existing stream: a mismatch needs an operator.
 _IMMUTABLE = ("retention", "storage")
-_COMPARED = ("subjects", "retention", "storage", "discard", "max_age", "duplicate_window")
+_COMPARED = (
+    "subjects",
+    "retention",
+    "storage",
+    "discard",
+    "max_age",
+    "duplicate_window",
+    "num_replicas",
+)
+
+
+def stream_configs() -> list[StreamConfig]:
+    """STREAMS with the configured replica count; read at each call so a process started with
+    another LUNA_NATS_REPLICAS (the cluster overlay) declares its streams accordingly."""
+    replicas = REPLICAS.get_int()
+    if replicas < 1:
+        raise ValueError(f"LUNA_NATS_REPLICAS must be at least 1, not {replicas}")
+    return [dataclasses.replace(s, num_replicas=replicas) for s in STREAMS]
 
 
 async def connect(url: str, *, name: str | None = None, initial_attempts: int = 10) -> NATS:
@@ -168,6 +193,8 @@ def _differs(have: StreamConfig, want: StreamConfig) -> list[str]:
         a, b = getattr(have, field), getattr(want, field)
         if field == "subjects":
             a, b = sorted(a or []), sorted(b or [])
+        elif field == "num_replicas":
+            a, b = a or 1, b or 1  # the server omits the default of one replica
         elif field in ("max_age", "duplicate_window"):
             # The server answers in ns converted to float seconds; compare to the ms.
             a, b = round(a or 0.0, 3), round(b or 0.0, 3)
@@ -177,8 +204,9 @@ def _differs(have: StreamConfig, want: StreamConfig) -> list[str]:
 
 
 async def ensure_streams(js: JetStreamContext) -> None:
-    """Create every stream in STREAMS, or update one whose declaration changed."""
-    for want in STREAMS:
+    """Create every stream in STREAMS, or update one whose declaration changed (a cluster
+    changes the replica count of an existing stream in place)."""
+    for want in stream_configs():
         try:
             info = await js.stream_info(want.name or "")
         except NotFoundError:
@@ -210,6 +238,33 @@ async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: st
         subject, payload, timeout=PUBLISH_TIMEOUT_S, headers={"Nats-Msg-Id": msg_id}
     )
     return int(ack.seq)
+
+
+async def publish_many(
+    js: JetStreamContext, messages: list[tuple[str, bytes, str]]
+) -> list[int | BaseException]:
+    """Publish (subject, payload, msg_id) messages in order on the one connection, then await
+    their acks together: one round trip for the batch instead of one per message. Each result
+    is the stream sequence or the exception of that message; a prefix of successes is what is
+    known to be stored. Fails fast while disconnected and waits at most PUBLISH_TIMEOUT_S."""
+    if not is_connected(js):
+        raise NatsUnavailable("not connected to NATS")
+    acks = [
+        await js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
+        for subject, payload, msg_id in messages
+    ]
+    _, pending = await asyncio.wait(acks, timeout=PUBLISH_TIMEOUT_S) if acks else ((), ())
+    for future in pending:
+        future.cancel()
+    results: list[int | BaseException] = []
+    for future in acks:
+        if future in pending:
+            results.append(NatsUnavailable("no ack from NATS in time"))
+        elif future.exception() is not None:
+            results.append(future.exception())  # type: ignore[arg-type]
+        else:
+            results.append(int(future.result().seq))
+    return results
 
 
 def work_consumer_config(

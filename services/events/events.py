@@ -635,6 +635,33 @@ class Events:
             rows = await cur.fetchall()
         return [_stored(r, targets) for r in rows]
 
+    async def delete(self, account_id: str, event_ids: list[str]) -> list[dict[str, Any]]:
+        """Remove events of `account_id`; returns each removed event's id and the samples and
+        image origins its detections referenced (events already gone are skipped)."""
+        if len(event_ids) > 1000:
+            raise errors.LunaError(errors.BAD_INPUT, "At most 1000 events per deletion")
+        wanted = [e for e in event_ids if ids.is_uuid(e)]
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM events WHERE event_id = ANY(%s::uuid[]) AND account_id = %s"
+                " RETURNING event_id, data",
+                (wanted, account_id),
+            )
+            rows = await cur.fetchall()
+        removed = []
+        for row in rows:
+            data = row["data"] or {}
+            refs: dict[str, list[str]] = {"face": [], "body": [], "origins": []}
+            for kind in ("face", "body"):
+                for det in data.get(f"{kind}_detections") or ():
+                    if det.get("sample_id"):
+                        refs[kind].append(det["sample_id"])
+                    origin = det.get("image_origin")
+                    if origin and origin not in refs["origins"]:
+                        refs["origins"].append(origin)
+            removed.append({"event_id": str(row["event_id"]), **refs})
+        return removed
+
     async def count(self, scope: Scope, flt: EventFilter) -> int:
         where, params = event_where(scope, flt)
         async with self._pool.connection() as conn:

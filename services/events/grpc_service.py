@@ -353,6 +353,22 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         )
         return events_pb2.ListEventsResponse(events=[event_pb(e) for e in found])
 
+    async def DeleteEvents(
+        self, request: events_pb2.DeleteEventsRequest, context: Ctx
+    ) -> events_pb2.DeleteEventsResponse:
+        removed = await self._e.delete(request.scope.account_id, list(request.event_ids))
+        return events_pb2.DeleteEventsResponse(
+            events=[
+                events_pb2.DeletedEvent(
+                    event_id=r["event_id"],
+                    face_sample_ids=r["face"],
+                    body_sample_ids=r["body"],
+                    image_origins=r["origins"],
+                )
+                for r in removed
+            ]
+        )
+
     async def CountEvents(
         self, request: events_pb2.CountEventsRequest, context: Ctx
     ) -> events_pb2.CountEventsResponse:

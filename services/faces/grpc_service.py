@@ -149,6 +149,9 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
                 token_id=token.token_id,
                 permissions=permissions.to_pb(token.permissions),
                 visibility_area=VISIBILITY[token.visibility_area],
+                expiration_time=(
+                    times.to_timestamp(token.expiration_time) if token.expiration_time else None
+                ),
             )
         if kind == "login_password":
             account = await self._accounts.verify_login(
@@ -358,6 +361,7 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
             avatar=request.avatar,
             attribute=attribute_source_of(request.attribute),
             list_ids=request.list_ids,
+            event_pending=request.event_pending,
         )
         return faces_pb2.CreateFaceResponse(face=face_pb(face))
 
@@ -438,6 +442,14 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
     ) -> faces_pb2.DeleteFaceAttributeResponse:
         await self._faces.delete_attribute(scope_of(request.scope), request.face_id)
         return faces_pb2.DeleteFaceAttributeResponse()
+
+    async def DeleteFaceDescriptors(
+        self, request: faces_pb2.DeleteFaceDescriptorsRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.DeleteFaceDescriptorsResponse:
+        removed = await self._faces.delete_descriptors(
+            scope_of(request.scope), request.version, list(request.face_ids)
+        )
+        return faces_pb2.DeleteFaceDescriptorsResponse(face_ids=removed)
 
     async def CountFaceAttributes(
         self, request: faces_pb2.CountFaceAttributesRequest, context: grpc.aio.ServicerContext

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATS
 
 from services.common import config, grpc_client, nats_streams
 from services.common.grpc_server import ServiceApp
+from services.matcher import metrics as matcher_metrics
 from services.matcher import settings
 from services.matcher.face_records import FaceRecords
 from services.matcher.grpc_service import MatcherServicer
@@ -104,6 +105,7 @@ def make_app() -> ServiceApp:
 
     async def startup() -> None:
         await state.start(config.nats_url())
+        matcher_metrics.register(lambda: state.sync)
 
     def register(server: grpc.aio.Server) -> None:
         matcher_pb2_grpc.add_MatcherServiceServicer_to_server(state.servicer(), server)

@@ -381,3 +381,29 @@ class SelectEventCandidatesResponse(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedCompositeFieldContainer[EventCandidate]
     def __init__(self, candidates: _Optional[_Iterable[_Union[EventCandidate, _Mapping]]] = ...) -> None: ...
+
+class DeleteEventsRequest(_message.Message):
+    __slots__ = ("scope", "event_ids")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    scope: _account_pb2.AccountScope
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeletedEvent(_message.Message):
+    __slots__ = ("event_id", "face_sample_ids", "body_sample_ids", "image_origins")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FACE_SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    BODY_SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    face_sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    body_sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    image_origins: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_id: _Optional[str] = ..., face_sample_ids: _Optional[_Iterable[str]] = ..., body_sample_ids: _Optional[_Iterable[str]] = ..., image_origins: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[DeletedEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[DeletedEvent, _Mapping]]] = ...) -> None: ...

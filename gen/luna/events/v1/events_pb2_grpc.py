@@ -72,6 +72,11 @@ class EventsServiceStub:
                 request_serializer=luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsRequest.SerializeToString,
                 response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsResponse.FromString,
                 _registered_method=True)
+        self.DeleteEvents = channel.unary_unary(
+                '/luna.events.v1.EventsService/DeleteEvents',
+                request_serializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsRequest.SerializeToString,
+                response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsResponse.FromString,
+                _registered_method=True)
         self.SelectEventCandidates = channel.unary_unary(
                 '/luna.events.v1.EventsService/SelectEventCandidates',
                 request_serializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesRequest.SerializeToString,
@@ -135,6 +140,15 @@ class EventsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteEvents(self, request, context):
+        """DeleteEvents removes events of scope.account_id (their descriptors with them) and tells
+        what each one referenced, so a caller (the gc task) can remove samples and images too.
+        Events already gone are skipped, which makes a repeated call harmless.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SelectEventCandidates(self, request, context):
         """SelectEventCandidates picks the events a LUNA event-candidate filter names (newest first)
         with their descriptors and a short event record, for matching against events.
@@ -180,6 +194,11 @@ def add_EventsServiceServicer_to_server(servicer, server):
                     servicer.GetEventDescriptors,
                     request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsRequest.FromString,
                     response_serializer=luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsResponse.SerializeToString,
+            ),
+            'DeleteEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEvents,
+                    request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsRequest.FromString,
+                    response_serializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsResponse.SerializeToString,
             ),
             'SelectEventCandidates': grpc.unary_unary_rpc_method_handler(
                     servicer.SelectEventCandidates,
@@ -379,6 +398,33 @@ class EventsService:
             '/luna.events.v1.EventsService/GetEventDescriptors',
             luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsRequest.SerializeToString,
             luna_dot_events_dot_v1_dot_events__pb2.GetEventDescriptorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.events.v1.EventsService/DeleteEvents',
+            luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsRequest.SerializeToString,
+            luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,6 +87,11 @@ class FacesServiceStub:
                 request_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceAttributeRequest.SerializeToString,
                 response_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceAttributeResponse.FromString,
                 _registered_method=True)
+        self.DeleteFaceDescriptors = channel.unary_unary(
+                '/luna.faces.v1.FacesService/DeleteFaceDescriptors',
+                request_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceDescriptorsRequest.SerializeToString,
+                response_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceDescriptorsResponse.FromString,
+                _registered_method=True)
         self.CountFaceAttributes = channel.unary_unary(
                 '/luna.faces.v1.FacesService/CountFaceAttributes',
                 request_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.CountFaceAttributesRequest.SerializeToString,
@@ -175,6 +180,15 @@ class FacesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteFaceDescriptors(self, request, context):
+        """DeleteFaceDescriptors removes the descriptors of one version from faces of
+        scope.account_id (the rest of each attribute stays); faces without one are skipped, so a
+        repeated call is harmless. The gc task's `face_descriptors` target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CountFaceAttributes(self, request, context):
         """CountFaceAttributes counts the visible faces that have an attribute.
         """
@@ -244,6 +258,11 @@ def add_FacesServiceServicer_to_server(servicer, server):
                     servicer.DeleteFaceAttribute,
                     request_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceAttributeRequest.FromString,
                     response_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceAttributeResponse.SerializeToString,
+            ),
+            'DeleteFaceDescriptors': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFaceDescriptors,
+                    request_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceDescriptorsRequest.FromString,
+                    response_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceDescriptorsResponse.SerializeToString,
             ),
             'CountFaceAttributes': grpc.unary_unary_rpc_method_handler(
                     servicer.CountFaceAttributes,
@@ -529,6 +548,33 @@ class FacesService:
             '/luna.faces.v1.FacesService/DeleteFaceAttribute',
             luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceAttributeRequest.SerializeToString,
             luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceAttributeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFaceDescriptors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.faces.v1.FacesService/DeleteFaceDescriptors',
+            luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceDescriptorsRequest.SerializeToString,
+            luna_dot_faces_dot_v1_dot_faces__pb2.DeleteFaceDescriptorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,10 @@ if _version_not_supported:
 
 
 class TasksServiceStub:
-    """TasksService is the tasks service's API.
+    """TasksService is the tasks service's API: long, bulk work cut into subtasks that workers run.
+
+    Task content travels as JSON text: it is a family of nine polymorphic LUNA schemas that the
+    tasks service alone validates, so both REST APIs get the same checks and errors.
     """
 
     def __init__(self, channel):
@@ -40,14 +43,221 @@ class TasksServiceStub:
                 request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetInfoResponse.FromString,
                 _registered_method=True)
+        self.CreateTask = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/CreateTask',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateTaskRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateTaskResponse.FromString,
+                _registered_method=True)
+        self.GetTask = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/GetTask',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskResponse.FromString,
+                _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/ListTasks',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListTasksRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
+        self.CountTasks = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/CountTasks',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountTasksRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountTasksResponse.FromString,
+                _registered_method=True)
+        self.CancelTask = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/CancelTask',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CancelTaskRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CancelTaskResponse.FromString,
+                _registered_method=True)
+        self.DeleteTask = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/DeleteTask',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteTaskRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteTaskResponse.FromString,
+                _registered_method=True)
+        self.GetTaskResult = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/GetTaskResult',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskResultRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskResultResponse.FromString,
+                _registered_method=True)
+        self.ListSubtasks = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/ListSubtasks',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSubtasksRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSubtasksResponse.FromString,
+                _registered_method=True)
+        self.ListErrors = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/ListErrors',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListErrorsRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListErrorsResponse.FromString,
+                _registered_method=True)
+        self.CountErrors = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/CountErrors',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsResponse.FromString,
+                _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/CreateSchedule',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/GetSchedule',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/ListSchedules',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.ReplaceSchedule = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/ReplaceSchedule',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleResponse.FromString,
+                _registered_method=True)
+        self.SetScheduleStatus = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/SetScheduleStatus',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusResponse.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/DeleteSchedule',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
+        self.GetError = channel.unary_unary(
+                '/luna.tasks.v1.TasksService/GetError',
+                request_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetErrorRequest.SerializeToString,
+                response_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetErrorResponse.FromString,
+                _registered_method=True)
 
 
 class TasksServiceServicer:
-    """TasksService is the tasks service's API.
+    """TasksService is the tasks service's API: long, bulk work cut into subtasks that workers run.
+
+    Task content travels as JSON text: it is a family of nine polymorphic LUNA schemas that the
+    tasks service alone validates, so both REST APIs get the same checks and errors.
     """
 
     def GetInfo(self, request, context):
         """GetInfo tells the service name and version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTask(self, request, context):
+        """CreateTask validates and stores a task; workers run it asynchronously.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTask(self, request, context):
+        """GetTask returns one task (28001 when not found for the account).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTasks(self, request, context):
+        """ListTasks filters and pages tasks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountTasks(self, request, context):
+        """CountTasks counts tasks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelTask(self, request, context):
+        """CancelTask cancels a task that has not finished (28019 otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTask(self, request, context):
+        """DeleteTask removes a task with its subtasks, errors and result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTaskResult(self, request, context):
+        """GetTaskResult returns the stored result (JSON or ZIP).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSubtasks(self, request, context):
+        """ListSubtasks returns the parts of a task.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListErrors(self, request, context):
+        """ListErrors filters and pages task errors.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountErrors(self, request, context):
+        """CountErrors counts task errors.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSchedule(self, request, context):
+        """CreateSchedule stores a cron-triggered task template (and may start one task at once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """GetSchedule returns one schedule (28040 when not found).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """ListSchedules filters and pages schedules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplaceSchedule(self, request, context):
+        """ReplaceSchedule replaces a schedule, cancelling its running task.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetScheduleStatus(self, request, context):
+        """SetScheduleStatus starts or stops a schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """DeleteSchedule removes a schedule (its tasks stay).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetError(self, request, context):
+        """GetError returns one task error (28003 when not found).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +271,91 @@ def add_TasksServiceServicer_to_server(servicer, server):
                     request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetInfoRequest.FromString,
                     response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetInfoResponse.SerializeToString,
             ),
+            'CreateTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTask,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateTaskRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateTaskResponse.SerializeToString,
+            ),
+            'GetTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTask,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskResponse.SerializeToString,
+            ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListTasksRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'CountTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountTasks,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountTasksRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountTasksResponse.SerializeToString,
+            ),
+            'CancelTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTask,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CancelTaskRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CancelTaskResponse.SerializeToString,
+            ),
+            'DeleteTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTask,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteTaskRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteTaskResponse.SerializeToString,
+            ),
+            'GetTaskResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskResult,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskResultRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskResultResponse.SerializeToString,
+            ),
+            'ListSubtasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubtasks,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSubtasksRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSubtasksResponse.SerializeToString,
+            ),
+            'ListErrors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListErrors,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListErrorsRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListErrorsResponse.SerializeToString,
+            ),
+            'CountErrors': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountErrors,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'ReplaceSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceSchedule,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleResponse.SerializeToString,
+            ),
+            'SetScheduleStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetScheduleStatus,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusResponse.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'GetError': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetError,
+                    request_deserializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetErrorRequest.FromString,
+                    response_serializer=luna_dot_tasks_dot_v1_dot_tasks__pb2.GetErrorResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'luna.tasks.v1.TasksService', rpc_method_handlers)
@@ -70,7 +365,10 @@ def add_TasksServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TasksService:
-    """TasksService is the tasks service's API.
+    """TasksService is the tasks service's API: long, bulk work cut into subtasks that workers run.
+
+    Task content travels as JSON text: it is a family of nine polymorphic LUNA schemas that the
+    tasks service alone validates, so both REST APIs get the same checks and errors.
     """
 
     @staticmethod
@@ -90,6 +388,465 @@ class TasksService:
             '/luna.tasks.v1.TasksService/GetInfo',
             luna_dot_tasks_dot_v1_dot_tasks__pb2.GetInfoRequest.SerializeToString,
             luna_dot_tasks_dot_v1_dot_tasks__pb2.GetInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/CreateTask',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateTaskRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/GetTask',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/ListTasks',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ListTasksRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/CountTasks',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CountTasksRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CountTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/CancelTask',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CancelTaskRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CancelTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/DeleteTask',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteTaskRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTaskResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/GetTaskResult',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskResultRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSubtasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/ListSubtasks',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSubtasksRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSubtasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListErrors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/ListErrors',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ListErrorsRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ListErrorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountErrors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/CountErrors',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CountErrorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/CreateSchedule',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.CreateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/GetSchedule',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.GetScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/ListSchedules',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/ReplaceSchedule',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.ReplaceScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetScheduleStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/SetScheduleStatus',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.SetScheduleStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/DeleteSchedule',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetError(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.tasks.v1.TasksService/GetError',
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.GetErrorRequest.SerializeToString,
+            luna_dot_tasks_dot_v1_dot_tasks__pb2.GetErrorResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,258 @@
+"""The task engine: creation, planning into parts, publishing parts to TASKS_WORK, collecting.
+
+State lives in PostgreSQL; NATS only carries "run part N" messages. Every step can be repeated
+after a crash: a pending task is planned again (its row is locked while planning, so two tasks
+processes never plan it twice), an unpublished part is published again (the Nats-Msg-Id makes
+a duplicate a no-op), and a task whose parts are all finished is collected by whichever
+process gets its row lock first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+from nats.js import JetStreamContext
+from psycopg.types.json import Jsonb
+
+from services.common import config, errors, nats_streams
+from services.common.db import Pool
+from services.tasks import kinds
+from services.tasks.kinds import Deps
+from services.tasks.store import (
+    COLLECTING,
+    DONE,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    SUB_FAILED,
+    ItemError,
+    TaskStore,
+    error_json,
+)
+from services.tasks.types import load_all
+
+log = logging.getLogger("luna.tasks")
+
+SWEEP_INTERVAL = config.declare(
+    "LUNA_TASKS_SWEEP_INTERVAL",
+    2.0,
+    "Seconds between the tasks service's passes over unplanned, unpublished and uncollected "
+    "tasks (what a crash may have left behind).",
+)
+MAX_RESULT_ERRORS = config.declare(
+    "LUNA_TASKS_MAX_RESULT_ERRORS",
+    100000,
+    "Most task errors embedded in a task result (all stay in the error log).",
+)
+WORK_SUBJECT = "luna.tasks.work"
+# A sibling service that is down or slow: the same work may succeed later.
+RETRYABLE = (errors.INTERNAL, 2, errors.REQUEST_TIMEOUT)
+
+
+def message_id(task_id: int, subtask_id: int, created: datetime) -> str:
+    # The creation time keeps ids unique across a database that was recreated (ids restart)
+    # while NATS still remembers the old ones in its duplicate window.
+    return f"task-{task_id}-part-{subtask_id}-{int(created.timestamp() * 1e6)}"
+
+
+async def create_task(
+    store: TaskStore,
+    deps: Deps,
+    account_id: str,
+    task_type: int,
+    description: str,
+    content: Any,
+    schedule_id: int = 0,
+    conn: Any = None,
+) -> int:
+    """Validate everything first, then one insert: a refused task leaves nothing behind."""
+    load_all()
+    kind = kinds.kind_for(task_type)
+    if len(description) > 128:
+        raise errors.LunaError(
+            errors.BAD_JSON,
+            "Failed to validate input json. Path: 'description', message: "
+            f"'{description[:20]}...' is too long'",
+        )
+    valid = kind.validate(content)
+    prepared = await kind.prepare(deps, account_id, valid)
+    return await store.create(account_id, task_type, description, prepared, schedule_id, conn)
+
+
+class Engine:
+    """The tasks service's background work: plan, publish, collect, in a loop."""
+
+    def __init__(self, pool: Pool, deps: Deps, js: JetStreamContext) -> None:
+        self.pool = pool
+        self.store = TaskStore(pool)
+        self.deps = deps
+        self.js = js
+        self.wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        from services.tasks.schedules import Schedules
+
+        self.schedules = Schedules(pool, deps)
+
+    def start(self) -> None:
+        self._loop = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            try:
+                await self._loop
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("task sweep failed; retrying")
+            try:
+                await asyncio.wait_for(self.wake.wait(), SWEEP_INTERVAL.get_float())
+            except TimeoutError:
+                pass
+            self.wake.clear()
+
+    async def sweep(self) -> None:
+        await self.schedules.fire_due()
+        while await self.plan_one():
+            pass
+        await self.publish_pending()
+        for task_id in await self._collectable():
+            await collect(self.store, task_id)
+
+    async def plan_one(self) -> bool:
+        """Plan the oldest pending task nobody else is planning; False when none is left."""
+        load_all()
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "select * from tasks_tasks where task_status = %s order by task_id"
+                " limit 1 for update skip locked",
+                (PENDING,),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return False
+            task = dict(row)
+            kind = kinds.kind_for(task["task_type"])
+            try:
+                parts = await kind.plan(self.deps, task)
+            except errors.LunaError as err:
+                if err.code in RETRYABLE:
+                    raise  # a sibling is down: plan again on the next pass
+                failure: ItemError | None = ItemError.of(err)
+            else:
+                failure = None
+                if not parts:
+                    parts = [{}]
+                async with conn.cursor() as c:
+                    await c.executemany(
+                        "insert into tasks_subtasks (task_id, part, content) values (%s, %s, %s)"
+                        " on conflict (task_id, part) do nothing",
+                        [(task["task_id"], i, Jsonb(p)) for i, p in enumerate(parts)],
+                    )
+                await conn.execute(
+                    "update tasks_tasks set parts_all = %s, task_status = %s,"
+                    " last_update_time = now() where task_id = %s",
+                    (len(parts), IN_PROGRESS, task["task_id"]),
+                )
+        if failure is not None:
+            log.info("task %s failed while planning: %s", task["task_id"], failure.detail)
+            await self.store.fail_task(task, failure)
+        else:
+            log.info("task %s planned in %d parts", task["task_id"], len(parts))
+        return True
+
+    async def publish_pending(self) -> None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select s.subtask_id, s.task_id, s.create_time, t.task_type from tasks_subtasks s"
+                " join tasks_tasks t using (task_id) where not s.published"
+                " and t.task_status = %s order by s.subtask_id limit 10000",
+                (IN_PROGRESS,),
+            )
+            rows = await cur.fetchall()
+        for row in rows:
+            payload = orjson.dumps({"task_id": row["task_id"], "subtask_id": row["subtask_id"]})
+            await nats_streams.publish(
+                self.js,
+                f"{WORK_SUBJECT}.{row['task_type']}",
+                payload,
+                message_id(row["task_id"], row["subtask_id"], row["create_time"]),
+            )
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    "update tasks_subtasks set published = true where subtask_id = %s",
+                    (row["subtask_id"],),
+                )
+
+    async def _collectable(self) -> list[int]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select task_id from tasks_tasks where task_status = %s", (COLLECTING,)
+            )
+            return [int(r["task_id"]) for r in await cur.fetchall()]
+
+
+async def collect(store: TaskStore, task_id: int) -> None:
+    """Merge the parts of a task in "collect results" into its result, once."""
+    load_all()
+    async with store.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "select * from tasks_tasks where task_id = %s and task_status = %s"
+            " for update skip locked",
+            (task_id, COLLECTING),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return
+        task = dict(row)
+        cur = await conn.execute(
+            "select subtask_status, result from tasks_subtasks where task_id = %s order by part",
+            (task_id,),
+        )
+        parts = await cur.fetchall()
+        cur = await conn.execute(
+            "select * from tasks_errors where task_id = %s order by error_id limit %s",
+            (task_id, MAX_RESULT_ERRORS.get_int()),
+        )
+        errors_json = [error_json(dict(r)) for r in await cur.fetchall()]
+        if parts and all(p["subtask_status"] == SUB_FAILED for p in parts):
+            await conn.execute(
+                "update tasks_tasks set task_status = %s, end_time = now(),"
+                " last_update_time = now() where task_id = %s",
+                (FAILED, task_id),
+            )
+            return
+        kind = kinds.kind_for(task["task_type"])
+        content_type, body = kind.collect(task, [p["result"] for p in parts], errors_json)
+        if not content_type:  # the task asked not to store a result (gc store_results=false)
+            await conn.execute(
+                "update tasks_tasks set task_status = %s, end_time = now(),"
+                " last_update_time = now() where task_id = %s",
+                (DONE, task_id),
+            )
+            log.info("task %s done (no result stored)", task_id)
+            return
+        result_id = str(uuid.uuid4())
+        await conn.execute(
+            "insert into tasks_results (result_id, task_id, content_type, body)"
+            " values (%s, %s, %s, %s)",
+            (result_id, task_id, content_type, body),
+        )
+        await conn.execute(
+            "update tasks_tasks set task_status = %s, result_id = %s, end_time = now(),"
+            " last_update_time = now() where task_id = %s",
+            (DONE, result_id, task_id),
+        )
+    log.info("task %s done (result %s, %d bytes)", task_id, result_id, len(body))

@@ -1,0 +1,228 @@
+"""What every task type provides to the engine, and the registry of types.
+
+A kind validates and completes its content at creation (`prepare`, which may ask the owning
+services whether referenced objects exist), cuts the work into parts (`plan`), runs one part
+(`run`, with effects that are safe to repeat: a redelivered part must not apply them twice),
+and merges the parts' results (`collect`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+import orjson
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import best_match
+from luna.common.v1 import account_pb2, paging_pb2
+from luna.faces.v1 import faces_pb2
+
+from services.common import errors, times
+from services.tasks.store import ItemError
+
+NOT_IMPLEMENTED = 12029
+
+UUID_PATTERN = "^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$"
+UUID = {"type": "string", "pattern": UUID_PATTERN}
+DATE_TIME = {"type": "string", "format": "date-time"}
+
+
+def uuid_array(max_items: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "array", "items": UUID}
+    if max_items:
+        schema["maxItems"] = max_items
+    return schema
+
+
+FACES_FILTERS: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "account_id": UUID,
+        "face_ids": uuid_array(),
+        "external_ids": {"type": "array", "items": {"type": "string", "maxLength": 36}},
+        "user_data": {"type": "string", "maxLength": 128},
+        "create_time__gte": DATE_TIME,
+        "create_time__lt": DATE_TIME,
+        "face_id__gte": UUID,
+        "face_id__lt": UUID,
+        "list_id": UUID,
+    },
+}
+
+
+@dataclass
+class Deps:
+    """Stubs to the services that own the data tasks work on."""
+
+    faces: Any = None
+    lists: Any = None
+    events: Any = None
+    handlers: Any = None
+    blobs: Any = None
+    pipeline: Any = None
+    # The engine's store, for parts that checkpoint what they learned before their effects.
+    store: Any = None
+
+
+@dataclass
+class Outcome:
+    result: Any
+    errors: list[ItemError] = field(default_factory=list)
+
+
+class Kind:
+    task_type: ClassVar[int]
+    name: ClassVar[str]
+    schema: ClassVar[dict[str, Any]]
+    _validator: ClassVar[Draft202012Validator | None] = None
+
+    def validate(self, content: Any) -> dict[str, Any]:
+        cls = type(self)
+        if cls._validator is None:
+            cls._validator = Draft202012Validator(self.schema, format_checker=FormatChecker())
+        err = best_match(cls._validator.iter_errors(content))
+        if err is not None:
+            path = ".".join(str(p) for p in err.absolute_path)
+            raise errors.LunaError(
+                errors.BAD_JSON,
+                f"Failed to validate input json. Path: 'content{'.' if path else ''}{path}',"
+                f" message: '{err.message}'",
+            )
+        return dict(content)
+
+    async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
+        """Check references and fill defaults; raise LunaError to refuse the task."""
+        return content
+
+    async def plan(self, deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
+        raise NotImplementedError
+
+    def collect(
+        self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
+    ) -> tuple[str, bytes]:
+        """Merge part results into (content type, body); JSON by default."""
+        merged = self.merge(task, results)
+        return "application/json", orjson.dumps({"result": merged, "errors": errors_json})
+
+    def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
+        return results
+
+
+def scope(account_id: str) -> account_pb2.AccountScope:
+    return account_pb2.AccountScope(account_id=str(account_id))
+
+
+def check_filters_account(account_id: str, filters: dict[str, Any]) -> None:
+    """A filter naming another account than the task's would read another account's data."""
+    other = filters.get("account_id")
+    if other and other != str(account_id):
+        raise errors.LunaError(
+            errors.BAD_INPUT,
+            f"filters.account_id '{other}' differs from the task's account '{account_id}'",
+        )
+
+
+def face_filter(filters: dict[str, Any]) -> faces_pb2.FaceFilter:
+    flt = faces_pb2.FaceFilter(
+        external_ids=filters.get("external_ids", []),
+        list_id=filters.get("list_id", ""),
+        face_id_gte=filters.get("face_id__gte", ""),
+        face_id_lt=filters.get("face_id__lt", ""),
+    )
+    if "user_data" in filters:
+        flt.user_data = filters["user_data"]
+    for key, target in (
+        ("create_time__gte", flt.create_time_gte),
+        ("create_time__lt", flt.create_time_lt),
+    ):
+        if key in filters:
+            ts = times.to_timestamp(_parse_time(filters[key]))
+            assert ts is not None
+            target.CopyFrom(ts)
+    return flt
+
+
+def _parse_time(value: str) -> datetime:
+    return times.parse_rfc3339(value)
+
+
+PAGE = 1000
+
+
+async def face_ids(deps: Deps, account_id: str, filters: dict[str, Any]) -> AsyncIterator[str]:
+    """Every face id the filters select, ascending, paged by id so 100k faces cost 100 calls."""
+    wanted = filters.get("face_ids")
+    chunks: list[list[str]] = (
+        [sorted(set(wanted))[i : i + PAGE] for i in range(0, len(set(wanted)), PAGE)]
+        if wanted is not None
+        else [[]]
+    )
+    for chunk in chunks:
+        if wanted is not None and not chunk:
+            continue
+        cursor = ""
+        while True:
+            flt = face_filter(filters)
+            flt.face_ids.extend(chunk)
+            lower = max(flt.face_id_gte, cursor) if cursor else flt.face_id_gte
+            # face_id >= lower is inclusive: ask for one more and drop the cursor itself.
+            flt.face_id_gte = lower or "00000000-0000-0000-0000-000000000000"
+            reply = await deps.faces.ListFaces(
+                faces_pb2.ListFacesRequest(
+                    scope=scope(account_id),
+                    filter=flt,
+                    page=paging_pb2.Page(page=1, page_size=PAGE),
+                )
+            )
+            got = [f.face_id for f in reply.faces if f.face_id != cursor]
+            for fid in got:
+                yield fid
+            if len(reply.faces) < PAGE or not got:
+                break
+            cursor = got[-1]
+
+
+async def chunked_face_ids(
+    deps: Deps, account_id: str, filters: dict[str, Any], size: int
+) -> list[list[str]]:
+    parts: list[list[str]] = [[]]
+    async for fid in face_ids(deps, account_id, filters):
+        if len(parts[-1]) >= size:
+            parts.append([])
+        parts[-1].append(fid)
+    return parts if parts[0] else []
+
+
+REGISTRY: dict[int, Kind] = {}
+NAMES: dict[str, int] = {
+    "linker": 1,
+    "clustering": 2,
+    "reporter": 3,
+    "gc": 4,
+    "additional_extract": 5,
+    "cross_match": 6,
+    "roc": 7,
+    "exporter": 8,
+    "estimator": 9,
+}
+
+
+def register(kind: Kind) -> Kind:
+    REGISTRY[kind.task_type] = kind
+    return kind
+
+
+def kind_for(task_type: int) -> Kind:
+    kind = REGISTRY.get(task_type)
+    if kind is None:
+        raise errors.LunaError(
+            NOT_IMPLEMENTED,
+            f"Task type {task_type} is not implemented by this server yet",
+        )
+    return kind

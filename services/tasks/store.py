@@ -1,0 +1,438 @@
+"""The tasks service's tables: tasks, subtasks, errors and results (migrations/0001).
+
+Every state change is one statement or one transaction whose WHERE clause names the status it
+expects, so two processes racing on the same row (a redelivered subtask, two collectors, a
+cancel during a finish) resolve to exactly one winner without locks held across calls.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from psycopg.types.json import Jsonb
+
+from services.common import errors
+from services.common.db import Pool
+
+# LUNA task statuses (catalogue tasks-api §3).
+PENDING, IN_PROGRESS, CANCELLED, FAILED, COLLECTING, DONE = 0, 1, 2, 3, 4, 5
+FINISHED = (CANCELLED, FAILED, DONE)
+# Subtask statuses.
+SUB_PENDING, SUB_IN_PROGRESS, SUB_CANCELLED, SUB_FAILED, SUB_DONE = 0, 1, 2, 3, 4
+
+TASK_NOT_FOUND = 28001
+TASK_ERROR_NOT_FOUND = 28003
+RESULT_NOT_FOUND = 28017
+NO_RESULT_YET = 28018
+CANNOT_CANCEL = 28019
+CANCELLED_RESULT = 28020
+
+
+@dataclass
+class ItemError:
+    """An error of one object or of a whole part, recorded in the task's error log."""
+
+    code: int
+    detail: str
+    additional_info: str | None = None
+
+    @classmethod
+    def of(cls, err: errors.LunaError, additional_info: str | None = None) -> ItemError:
+        return cls(err.code, err.detail, additional_info)
+
+
+@dataclass
+class TaskFilter:
+    account_id: str = ""
+    task_ids: list[int] = field(default_factory=list)
+    task_type: int | None = None
+    task_status: int | None = None
+    create_time_gte: datetime | None = None
+    create_time_lt: datetime | None = None
+    end_time_gte: datetime | None = None
+    end_time_lt: datetime | None = None
+    result_id: str = ""
+    schedule_id: int = 0
+
+
+@dataclass
+class ErrorFilter:
+    account_id: str = ""
+    task_ids: list[int] = field(default_factory=list)
+    error_ids: list[int] = field(default_factory=list)
+    error_code: int | None = None
+    task_type: int | None = None
+    status_code: int | None = None
+    error_time_gte: datetime | None = None
+    error_time_lt: datetime | None = None
+
+
+def _task_where(f: TaskFilter) -> tuple[str, list[Any]]:
+    conds, args = ["true"], []
+    for sql, value in (
+        ("account_id = %s", f.account_id or None),
+        ("task_type = %s", f.task_type),
+        ("task_status = %s", f.task_status),
+        ("create_time >= %s", f.create_time_gte),
+        ("create_time < %s", f.create_time_lt),
+        ("end_time >= %s", f.end_time_gte),
+        ("end_time < %s", f.end_time_lt),
+        ("result_id = %s", f.result_id or None),
+        ("schedule_id = %s", f.schedule_id or None),
+    ):
+        if value is not None:
+            conds.append(sql)
+            args.append(value)
+    if f.task_ids:
+        conds.append("task_id = any(%s)")
+        args.append(f.task_ids)
+    return " and ".join(conds), args
+
+
+def _error_where(f: ErrorFilter) -> tuple[str, list[Any]]:
+    conds, args = ["true"], []
+    for sql, value in (
+        ("account_id = %s", f.account_id or None),
+        ("error_code = %s", f.error_code),
+        ("task_type = %s", f.task_type),
+        ("status_code = %s", f.status_code),
+        ("error_time >= %s", f.error_time_gte),
+        ("error_time < %s", f.error_time_lt),
+    ):
+        if value is not None:
+            conds.append(sql)
+            args.append(value)
+    if f.task_ids:
+        conds.append("task_id = any(%s)")
+        args.append(f.task_ids)
+    if f.error_ids:
+        conds.append("error_id = any(%s)")
+        args.append(f.error_ids)
+    return " and ".join(conds), args
+
+
+def _not_found(task_id: int) -> errors.LunaError:
+    return errors.LunaError(TASK_NOT_FOUND, f"Task with id '{task_id}' not found")
+
+
+class TaskStore:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    # -- tasks ---------------------------------------------------------------------------
+    async def create(
+        self,
+        account_id: str,
+        task_type: int,
+        description: str,
+        content: dict[str, Any],
+        schedule_id: int = 0,
+        conn: Any = None,
+    ) -> int:
+        """Insert a validated task; with `conn`, inside the caller's transaction."""
+        sql = (
+            "insert into tasks_tasks (account_id, task_type, description, content,"
+            " schedule_id) values (%s, %s, %s, %s, %s) returning task_id"
+        )
+        args = (account_id, task_type, description, Jsonb(content), schedule_id or None)
+        if conn is not None:
+            row = await (await conn.execute(sql, args)).fetchone()
+        else:
+            async with self.pool.connection() as own:
+                row = await (await own.execute(sql, args)).fetchone()
+        assert row is not None
+        return int(row["task_id"])
+
+    async def get(self, task_id: int, account_id: str = "") -> dict[str, Any]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select * from tasks_tasks where task_id = %s"
+                " and (%s::uuid is null or account_id = %s::uuid)",
+                (task_id, account_id or None, account_id or None),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise _not_found(task_id)
+        return dict(row)
+
+    async def list(self, f: TaskFilter, page: int, page_size: int) -> list[dict[str, Any]]:
+        where, args = _task_where(f)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"select * from tasks_tasks where {where} order by task_id desc limit %s offset %s",
+                (*args, page_size, (page - 1) * page_size),
+            )
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def count(self, f: TaskFilter) -> int:
+        where, args = _task_where(f)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"select count(*) as n from tasks_tasks where {where}",
+                args,
+            )
+            row = await cur.fetchone()
+        return int(row["n"]) if row else 0
+
+    async def cancel(self, task_id: int, account_id: str = "") -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            task = await self._locked(conn, task_id, account_id)
+            if task["task_status"] in FINISHED:
+                raise errors.LunaError(
+                    CANNOT_CANCEL,
+                    f"Task '{task_id}' with status {task['task_status']} can not canceled",
+                )
+            await conn.execute(
+                "update tasks_tasks set task_status = %s, end_time = now(),"
+                " last_update_time = now() where task_id = %s",
+                (CANCELLED, task_id),
+            )
+            await conn.execute(
+                "update tasks_subtasks set subtask_status = %s, end_time = now()"
+                " where task_id = %s and subtask_status in (%s, %s)",
+                (SUB_CANCELLED, task_id, SUB_PENDING, SUB_IN_PROGRESS),
+            )
+
+    async def delete(self, task_id: int, account_id: str = "") -> None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "delete from tasks_tasks where task_id = %s"
+                " and (%s::uuid is null or account_id = %s::uuid)",
+                (task_id, account_id or None, account_id or None),
+            )
+            if cur.rowcount == 0:
+                raise _not_found(task_id)
+
+    async def status(self, task_id: int) -> int | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select task_status from tasks_tasks where task_id = %s", (task_id,)
+            )
+            row = await cur.fetchone()
+        return None if row is None else int(row["task_status"])
+
+    async def _locked(self, conn: Any, task_id: int, account_id: str) -> dict[str, Any]:
+        cur = await conn.execute(
+            "select * from tasks_tasks where task_id = %s"
+            " and (%s::uuid is null or account_id = %s::uuid) for update",
+            (task_id, account_id or None, account_id or None),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise _not_found(task_id)
+        return dict(row)
+
+    # -- results -------------------------------------------------------------------------
+    async def result(self, task_id: int, account_id: str = "") -> tuple[str, bytes]:
+        task = await self.get(task_id, account_id)
+        if task["task_status"] == CANCELLED:
+            raise errors.LunaError(
+                CANCELLED_RESULT,
+                f"Impossible get a result of task {task_id} with status {CANCELLED}",
+            )
+        if task["result_id"] is None:
+            if task["task_status"] in (FAILED, DONE):
+                raise errors.LunaError(
+                    RESULT_NOT_FOUND, f"Result of the task '{task_id}' not found"
+                )
+            raise errors.LunaError(NO_RESULT_YET, f"task '{task_id}' does not have result yet")
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select content_type, body from tasks_results where result_id = %s",
+                (task["result_id"],),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise errors.LunaError(RESULT_NOT_FOUND, f"Result of the task '{task_id}' not found")
+        return str(row["content_type"]), bytes(row["body"])
+
+    # -- subtasks ------------------------------------------------------------------------
+    async def subtasks(self, task_id: int, account_id: str = "") -> list[dict[str, Any]]:
+        await self.get(task_id, account_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select subtask_id, task_id, result_id, create_time, end_time, subtask_status,"
+                " content from tasks_subtasks where task_id = %s order by part",
+                (task_id,),
+            )
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def claim_subtask(self, subtask_id: int) -> dict[str, Any] | None:
+        """Mark a subtask in progress and count the attempt; None when it must not run (its
+        task is gone, cancelled or finished, or the subtask already finished)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "update tasks_subtasks s set subtask_status = %s, attempts = s.attempts + 1"
+                " from tasks_tasks t where s.subtask_id = %s and t.task_id = s.task_id"
+                " and s.subtask_status in (%s, %s) and t.task_status in (%s, %s)"
+                " returning s.subtask_id, s.task_id, s.part, s.content, s.attempts, s.checkpoint,"
+                " t.task_type, t.account_id, t.content as task_content, t.parts_all",
+                (SUB_IN_PROGRESS, subtask_id, SUB_PENDING, SUB_IN_PROGRESS, PENDING, IN_PROGRESS),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                await conn.execute(
+                    "update tasks_tasks set task_status = %s, last_update_time = now()"
+                    " where task_id = %s and task_status = %s",
+                    (IN_PROGRESS, row["task_id"], PENDING),
+                )
+        return None if row is None else dict(row)
+
+    async def save_checkpoint(self, subtask_id: int, value: Any) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "update tasks_subtasks set checkpoint = %s where subtask_id = %s",
+                (Jsonb(value), subtask_id),
+            )
+
+    async def part_items(self, subtask_id: int) -> dict[str, Any]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select item, outcome from tasks_part_items where subtask_id = %s",
+                (subtask_id,),
+            )
+            return {r["item"]: r["outcome"] for r in await cur.fetchall()}
+
+    async def add_part_item(self, subtask_id: int, item: str, outcome: Any) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "insert into tasks_part_items (subtask_id, item, outcome) values (%s, %s, %s)"
+                " on conflict do nothing",
+                (subtask_id, item, Jsonb(outcome)),
+            )
+
+    async def finish_subtask(
+        self,
+        subtask: dict[str, Any],
+        status: int,
+        result: Any,
+        item_errors: list[ItemError],
+    ) -> int | None:
+        """Record a part's outcome once; returns the task's new status when this call was the
+        one that finished the part (None when another delivery already did)."""
+        subtask_id, task_id = subtask["subtask_id"], subtask["task_id"]
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "update tasks_subtasks set subtask_status = %s, result = %s, result_id = %s,"
+                " end_time = now() where subtask_id = %s and subtask_status = %s",
+                (
+                    status,
+                    None if result is None else Jsonb(result),
+                    str(uuid.uuid4()) if status == SUB_DONE else None,
+                    subtask_id,
+                    SUB_IN_PROGRESS,
+                ),
+            )
+            if cur.rowcount == 0:
+                return None
+            await self._insert_errors(conn, subtask, item_errors)
+            cur = await conn.execute(
+                "update tasks_tasks set parts_done = parts_done + 1, last_update_time = now(),"
+                " task_status = case when parts_done + 1 >= parts_all and task_status = %s"
+                " then %s else task_status end where task_id = %s returning task_status",
+                (IN_PROGRESS, COLLECTING, task_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else int(row["task_status"])
+
+    async def _insert_errors(
+        self, conn: Any, subtask: dict[str, Any], item_errors: list[ItemError]
+    ) -> None:
+        if not item_errors:
+            return
+        sid = subtask.get("subtask_id")
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "insert into tasks_errors (task_id, subtask_id, account_id, task_type,"
+                " error_code, status_code, description, detail, additional_info, dedupe_key)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " on conflict (dedupe_key) do nothing",
+                [
+                    (
+                        subtask["task_id"],
+                        sid,
+                        subtask["account_id"],
+                        subtask["task_type"],
+                        e.code,
+                        errors.spec(e.code).http_status,
+                        errors.spec(e.code).desc,
+                        e.detail,
+                        e.additional_info,
+                        f"{subtask['task_id']}:{sid or 0}:{subtask.get('attempt_key', '')}:{i}",
+                    )
+                    for i, e in enumerate(item_errors)
+                ],
+            )
+
+    async def fail_task(self, task: dict[str, Any], err: ItemError) -> None:
+        """A task that could not even be split: failed, with the reason as its error."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "update tasks_tasks set task_status = %s, end_time = now(),"
+                " last_update_time = now() where task_id = %s and task_status in (%s, %s)",
+                (FAILED, task["task_id"], PENDING, IN_PROGRESS),
+            )
+            if cur.rowcount:
+                await self._insert_errors(
+                    conn, {**task, "subtask_id": None, "attempt_key": "plan"}, [err]
+                )
+
+    # -- errors --------------------------------------------------------------------------
+    async def list_errors(self, f: ErrorFilter, page: int, page_size: int) -> list[dict]:
+        where, args = _error_where(f)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"select * from tasks_errors where {where} order by error_id limit %s offset %s",
+                (*args, page_size, (page - 1) * page_size),
+            )
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def count_errors(self, f: ErrorFilter) -> int:
+        where, args = _error_where(f)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"select count(*) as n from tasks_errors where {where}",
+                args,
+            )
+            row = await cur.fetchone()
+        return int(row["n"]) if row else 0
+
+    async def get_error(self, error_id: int, account_id: str = "") -> dict[str, Any]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select * from tasks_errors where error_id = %s"
+                " and (%s::uuid is null or account_id = %s::uuid)",
+                (error_id, account_id or None, account_id or None),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise errors.LunaError(
+                TASK_ERROR_NOT_FOUND, f"Task error with id '{error_id}' not found"
+            )
+        return dict(row)
+
+
+def error_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A task error as LUNA renders it (catalogue tasks-api §4.3)."""
+    from services.common import times
+
+    return {
+        "error_id": row["error_id"],
+        "task_id": row["task_id"],
+        "subtask_id": row["subtask_id"],
+        "error_code": row["error_code"],
+        "description": row["description"],
+        "detail": row["detail"],
+        "additional_info": row["additional_info"],
+        "error_time": times.to_rfc3339(row["error_time"]),
+        "link": "https://docs.visionlabs.ai/info/luna/troubleshooting/errors-description/"
+        f"code-{row['error_code']}",
+    }
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)

@@ -1,0 +1,7 @@
+"""Task types; importing one registers it with `services.tasks.kinds`."""
+
+from __future__ import annotations
+
+
+def load_all() -> None:
+    from services.tasks.types import estimator, exporter, gc, linker  # noqa: F401

@@ -1,0 +1,364 @@
+"""estimator (type 9): a handler over a batch of images from a network disk, a ZIP by URL or
+an FTP server; one result (events, filtered detections, errors) per image.
+
+Each image is one call of the events service's pipeline (the same flow as
+`POST /6/handlers/{id}/events`). Its outcome goes to a per-part ledger before the next one
+starts, so a redelivered part skips the images already done; only an image in flight when a
+worker died can be processed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from google.protobuf import struct_pb2
+from luna.estimator.v1 import estimator_pb2
+from luna.events.v1 import handlers_pb2, pipeline_pb2
+
+from services.common import config, errors, pbjson
+from services.tasks import kinds, sources
+from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.store import ItemError
+
+PART_SIZE = config.declare(
+    "LUNA_TASKS_ESTIMATOR_PART_SIZE", 50, "Images per part of an estimator task."
+)
+CONCURRENCY = config.declare(
+    "LUNA_TASKS_ESTIMATOR_CONCURRENCY",
+    8,
+    "Images one worker process sends through the pipeline at once, shared by its parts (so "
+    "a lone last part can use every slot).",
+)
+_gates: dict[int, asyncio.Semaphore] = {}
+
+
+def _gate() -> asyncio.Semaphore:
+    """The worker's image semaphore (one per event loop)."""
+    loop = id(asyncio.get_running_loop())
+    if loop not in _gates:
+        _gates[loop] = asyncio.Semaphore(CONCURRENCY.get_int())
+    return _gates[loop]
+
+
+STATIC, DYNAMIC = 0, 1
+IMAGE_TYPES = {
+    0: estimator_pb2.IMAGE_TYPE_RAW,
+    1: estimator_pb2.IMAGE_TYPE_FACE_WARP,
+    2: estimator_pb2.IMAGE_TYPE_BODY_WARP,
+}
+_IMAGE_TYPE = {"type": "integer", "enum": [0, 1, 2]}
+_PREFIXES = {"prefix": {"type": "string"}, "postfix": {"type": "string"}}
+SOURCE_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["source_type", "reference"],
+            "properties": {
+                "source_type": {"const": "zip"},
+                "reference": {"type": "string", "format": "uri"},
+                "authorization": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"password": {"type": "string", "maxLength": 128}},
+                },
+                "image_type": _IMAGE_TYPE,
+            },
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["source_type", "reference"],
+            "properties": {
+                "source_type": {"const": "network_disk"},
+                "reference": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["path"],
+                    "properties": {
+                        "path": {"type": "string"},
+                        "follow_links": {"type": "boolean"},
+                        **_PREFIXES,
+                    },
+                },
+                "recursive": {"type": "boolean"},
+                "image_type": _IMAGE_TYPE,
+            },
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["source_type", "reference"],
+            "properties": {
+                "source_type": {"const": "ftp"},
+                "reference": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["host"],
+                    "properties": {
+                        "host": {"type": "string"},
+                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "user": {"type": "string"},
+                        "password": {"type": "string"},
+                        "max_sessions": {"type": "integer", "minimum": 1, "maximum": 50},
+                        "path": {"type": "string"},
+                        **_PREFIXES,
+                    },
+                },
+                "authorization": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"user": {"type": "string"}, "password": {"type": "string"}},
+                },
+                "recursive": {"type": "boolean"},
+                "image_type": _IMAGE_TYPE,
+            },
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["source_type", "reference", "authorization"],
+            "properties": {
+                "source_type": {"const": "s3"},
+                "reference": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["bucket_name"],
+                    "properties": {
+                        "endpoint": {"type": "string", "format": "uri"},
+                        "bucket_name": {"type": "string", "minLength": 1},
+                        "prefix": {"type": "string"},
+                        "region": {"type": "string"},
+                    },
+                },
+                "authorization": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["public_access_key", "secret_access_key"],
+                    "properties": {
+                        "public_access_key": {"type": "string"},
+                        "secret_access_key": {"type": "string"},
+                        "signature_version": {"type": "string", "enum": ["s3v2", "s3v4"]},
+                    },
+                },
+                "recursive": {"type": "boolean"},
+                "save_origin": {"type": "boolean"},
+                "image_type": _IMAGE_TYPE,
+            },
+        },
+    ]
+}
+
+
+class Estimator(Kind):
+    task_type = 9
+    name = "estimator"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["handler", "source"],
+        "properties": {
+            "handler": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "handler_id": UUID,
+                    "policies": {"type": "object"},
+                    "description": {"type": "string", "maxLength": 128},
+                },
+            },
+            "source": SOURCE_SCHEMA,
+            "filters": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"account_id": UUID},
+            },
+        },
+    }
+
+    async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
+        kinds.check_filters_account(account_id, content.get("filters", {}))
+        handler, source = content["handler"], content["source"]
+        scope = kinds.scope(account_id)
+        if "handler_id" in handler:
+            found = await deps.handlers.GetHandler(
+                handlers_pb2.GetHandlerRequest(scope=scope, handler_id=handler["handler_id"])
+            )  # 34000 for a handler of another account
+            if found.handler.handler_type != STATIC:
+                raise errors.LunaError(
+                    errors.BAD_INPUT,
+                    f"Handler {handler['handler_id']} is dynamic. Dynamic handler not supported",
+                )
+            if "policies" in handler:
+                raise errors.LunaError(
+                    errors.BAD_INPUT, "policies cannot be given with a static handler"
+                )
+        elif "policies" in handler:
+            policies = struct_pb2.Struct()
+            policies.update(handler["policies"])
+            await deps.handlers.ValidatePolicies(
+                handlers_pb2.ValidatePoliciesRequest(scope=scope, policies=policies)
+            )
+        else:
+            raise errors.LunaError(
+                errors.BAD_JSON,
+                "Failed to validate input json. Path: 'content.handler', message: "
+                "'handler_id or policies is required'",
+            )
+        kind = source["source_type"]
+        source.setdefault("image_type", 0)
+        if kind == "network_disk":
+            source.setdefault("recursive", True)
+            source["reference"].setdefault("follow_links", False)
+            sources.check_disk_path(source["reference"]["path"])
+        elif kind == "zip":
+            await sources.check_url(source["reference"])
+        elif kind == "s3":
+            source.setdefault("recursive", True)
+            source.setdefault("save_origin", True)
+            source["authorization"].setdefault("signature_version", "s3v4")
+            await sources.check_s3(source["reference"])
+        else:
+            source.setdefault("recursive", True)
+            ref = source["reference"]
+            await sources.check_host(ref["host"], int(ref.get("port", 21)))
+        return content
+
+    async def plan(self, deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
+        content, account_id = task["content"], str(task["account_id"])
+        source = content["source"]
+        kind = source["source_type"]
+        if kind == "network_disk":
+            names = await asyncio.to_thread(
+                sources.list_disk, source["reference"], source["recursive"]
+            )
+        elif kind == "zip":
+            path = await sources.zip_archive(source["reference"], str(task["task_id"]))
+            password = source.get("authorization", {}).get("password")
+            names = await asyncio.to_thread(sources.list_zip, path, password)
+        elif kind == "s3":
+            names = await sources.list_s3(
+                source["reference"], source["authorization"], source["recursive"]
+            )
+        else:
+            names = await sources.list_ftp(
+                source["reference"], _ftp_auth(source), source["recursive"]
+            )
+        handler_id = content["handler"].get("handler_id")
+        if handler_id is None:
+            policies = struct_pb2.Struct()
+            policies.update(content["handler"]["policies"])
+            reply = await deps.handlers.CreateHandler(
+                handlers_pb2.CreateHandlerRequest(
+                    scope=kinds.scope(account_id),
+                    fields=handlers_pb2.HandlerFields(
+                        description=content["handler"].get(
+                            "description", f"estimator_task_{task['task_id']}"
+                        ),
+                        handler_type=STATIC,
+                        policies=policies,
+                    ),
+                )
+            )
+            handler_id = reply.handler.handler_id
+        size = PART_SIZE.get_int()
+        return [
+            {"handler_id": handler_id, "files": names[i : i + size]}
+            for i in range(0, len(names), size)
+        ] or [{"handler_id": handler_id, "files": []}]
+
+    async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
+        content, task_content = subtask["content"], subtask["task_content"]
+        source = task_content["source"]
+        done = await deps.store.part_items(subtask["subtask_id"])
+        scope = kinds.scope(str(subtask["account_id"]))
+        gate = _gate()
+        zip_path = None
+        if source["source_type"] == "zip":
+            zip_path = await sources.zip_archive(source["reference"], str(subtask["task_id"]))
+
+        async def one(name: str) -> None:
+            if name in done:
+                return
+            async with gate:
+                outcome = await _process(deps, scope, content["handler_id"], source, zip_path, name)
+            await deps.store.add_part_item(subtask["subtask_id"], name, outcome)
+            done[name] = outcome
+
+        await asyncio.gather(*(one(n) for n in content["files"]))
+        items = [done[n] for n in content["files"]]
+        failures = [
+            ItemError(e["error_code"], e["detail"], item["filename"])
+            for item in items
+            for e in item["errors"]
+        ]
+        return Outcome(items, failures)
+
+    def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
+        return [item for part in results if part for item in part]
+
+
+def _origin(source: dict[str, Any], name: str) -> pipeline_pb2.EventMeta:
+    """S3 `save_origin`: the object's URL becomes the events' image origin."""
+    meta = pipeline_pb2.EventMeta()
+    if source["source_type"] == "s3" and source.get("save_origin", True):
+        ref = source["reference"]
+        meta.image_origin = f"{sources.s3_endpoint(ref).rstrip('/')}/{ref['bucket_name']}/{name}"
+    return meta
+
+
+def _ftp_auth(source: dict[str, Any]) -> dict[str, Any]:
+    ref = source["reference"]
+    auth = {"user": ref.get("user", "anonymous"), "password": ref.get("password", "anonymous")}
+    auth.update(source.get("authorization", {}))
+    return auth
+
+
+async def _read(source: dict[str, Any], zip_path: Any, name: str) -> bytes:
+    kind = source["source_type"]
+    if kind == "network_disk":
+        return await asyncio.to_thread(sources.read_disk, source["reference"], name)
+    if kind == "zip":
+        password = source.get("authorization", {}).get("password")
+        return await asyncio.to_thread(sources.read_zip, zip_path, password, name)
+    if kind == "s3":
+        return await sources.read_s3(source["reference"], source["authorization"], name)
+    return await sources.read_ftp(source["reference"], _ftp_auth(source), name)
+
+
+async def _process(
+    deps: Deps, scope: Any, handler_id: str, source: dict[str, Any], zip_path: Any, name: str
+) -> dict[str, Any]:
+    """One image through the handler: its events and filtered detections, or its errors."""
+    try:
+        data = await _read(source, zip_path, name)
+        reply = await deps.pipeline.GenerateEvents(
+            pipeline_pb2.GenerateEventsRequest(
+                scope=scope,
+                handler_id=handler_id,
+                inputs=[
+                    pipeline_pb2.InputItem(
+                        image=estimator_pb2.Image(data=data, filename=name),
+                        meta=_origin(source, name),
+                    )
+                ],
+                image_type=IMAGE_TYPES[source.get("image_type", 0)],
+            )
+        )
+    except errors.LunaError as err:
+        if err.code in (errors.INTERNAL, errors.REQUEST_TIMEOUT):
+            raise  # the platform, not the image: let the part be retried
+        return {"filename": name, "result": None, "errors": [err.as_json()]}
+    result = pbjson.from_struct(reply.result)
+    return {
+        "filename": name,
+        "result": {
+            "events": result.get("events", []),
+            "filtered_detections": result.get("filtered_detections", {"face_detections": []}),
+        },
+        "errors": [],
+    }
+
+
+kinds.register(Estimator())

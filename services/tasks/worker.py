@@ -1,0 +1,219 @@
+"""Task worker process: pulls parts from TASKS_WORK, runs them, records their outcome.
+
+Any number of workers, on any machine that reaches NATS and PostgreSQL, share one durable pull
+consumer. A part is acked only after its outcome is committed; while it runs the worker sends
+in-progress heartbeats, so a long part keeps its message and a dead worker's part comes back
+after the ack wait. A part that keeps failing is retried a bounded number of times and then
+recorded as a task error (the dead letter) instead of blocking its task.
+
+    python -m services.tasks.worker
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import orjson
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.errors import BadRequestError
+
+from services.common import config, db, errors, grpc_client, logs, nats_streams
+from services.tasks import engine, kinds
+from services.tasks.kinds import Deps
+from services.tasks.store import (
+    CANCELLED,
+    COLLECTING,
+    SUB_DONE,
+    SUB_FAILED,
+    ItemError,
+    TaskStore,
+)
+from services.tasks.types import load_all
+
+log = logging.getLogger("luna.tasks.worker")
+
+DURABLE = "tasks-workers"
+ACK_WAIT = config.declare(
+    "LUNA_TASKS_ACK_WAIT",
+    10.0,
+    "Seconds a task part may go without a worker heartbeat before NATS hands it to another "
+    "worker (heartbeats are sent every third of it while a part runs).",
+)
+MAX_ATTEMPTS = config.declare(
+    "LUNA_TASKS_MAX_ATTEMPTS",
+    5,
+    "Times a task part is tried before it is recorded as failed (dead letter).",
+)
+CONCURRENCY = config.declare(
+    "LUNA_TASKS_WORKER_CONCURRENCY", 2, "Task parts one worker process runs at once."
+)
+CANCEL_POLL_S = 0.5
+DEAD_LETTER = errors.INTERNAL
+
+
+async def ensure_consumer(js: JetStreamContext) -> None:
+    cfg = nats_streams.work_consumer_config(
+        DURABLE,
+        f"{engine.WORK_SUBJECT}.>",
+        ack_wait_s=ACK_WAIT.get_float(),
+        # One more delivery than attempts, so the worker sees the part once more and records
+        # the dead letter instead of NATS dropping it silently.
+        max_deliver=MAX_ATTEMPTS.get_int() + 1,
+    )
+    try:
+        await js.add_consumer("TASKS_WORK", cfg)
+    except BadRequestError:
+        await js.update_consumer("TASKS_WORK", cfg)
+
+
+def make_deps() -> Deps:
+    from luna.events.v1 import events_pb2_grpc, handlers_pb2_grpc, pipeline_pb2_grpc
+    from luna.faces.v1 import blobs_pb2_grpc, faces_pb2_grpc, lists_pb2_grpc
+
+    faces, events = grpc_client.channel("faces"), grpc_client.channel("events")
+    return Deps(
+        faces=grpc_client.stub(faces_pb2_grpc.FacesServiceStub, faces),
+        lists=grpc_client.stub(lists_pb2_grpc.ListsServiceStub, faces),
+        events=grpc_client.stub(events_pb2_grpc.EventsServiceStub, events),
+        handlers=grpc_client.stub(handlers_pb2_grpc.HandlersServiceStub, events),
+        blobs=grpc_client.stub(blobs_pb2_grpc.BlobsServiceStub, faces),
+        pipeline=grpc_client.stub(pipeline_pb2_grpc.PipelineServiceStub, events),
+    )
+
+
+class Worker:
+    def __init__(self, store: TaskStore, deps: Deps) -> None:
+        self.store = store
+        self.deps = deps
+
+    async def handle(self, msg: Any) -> None:
+        """Run one delivered part to its recorded outcome, then ack it."""
+        load_all()
+        ref = orjson.loads(msg.data)
+        subtask = await self.store.claim_subtask(int(ref["subtask_id"]))
+        if subtask is None:  # finished, cancelled or deleted meanwhile
+            await msg.ack()
+            return
+        subtask["content"] = subtask["content"] or {}
+        kind = kinds.kind_for(subtask["task_type"])
+        if subtask["attempts"] > MAX_ATTEMPTS.get_int():
+            await self._finish(
+                msg,
+                subtask,
+                SUB_FAILED,
+                None,
+                [
+                    ItemError(
+                        DEAD_LETTER,
+                        f"Subtask {subtask['subtask_id']} failed {MAX_ATTEMPTS.get_int()} times"
+                        " and was abandoned",
+                    )
+                ],
+            )
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        run = asyncio.create_task(kind.run(self.deps, subtask))
+        try:
+            while not run.done():
+                await asyncio.wait({run}, timeout=CANCEL_POLL_S)
+                if not run.done() and await self.store.status(subtask["task_id"]) in (
+                    CANCELLED,
+                    None,
+                ):
+                    run.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await run
+                    log.info("part %s stopped: its task was cancelled", subtask["subtask_id"])
+                    await msg.ack()
+                    return
+            try:
+                outcome = run.result()
+            except errors.LunaError as err:
+                if err.code in engine.RETRYABLE:
+                    raise
+                # The part itself is refused (its list was deleted, ...): retrying cannot help.
+                await self._finish(msg, subtask, SUB_FAILED, None, [ItemError.of(err)])
+                return
+            await self._finish(msg, subtask, SUB_DONE, outcome.result, outcome.errors)
+        except Exception as exc:
+            log.warning(
+                "part %s attempt %s failed: %s; it will be retried",
+                subtask["subtask_id"],
+                subtask["attempts"],
+                exc,
+            )
+            await msg.nak(delay=min(30.0, 2.0 ** subtask["attempts"]))
+        finally:
+            heartbeat.cancel()
+
+    async def _finish(
+        self, msg: Any, subtask: dict[str, Any], status: int, result: Any, errs: list[ItemError]
+    ) -> None:
+        new_status = await self.store.finish_subtask(subtask, status, result, errs)
+        await msg.ack()
+        if new_status == COLLECTING:
+            await engine.collect(self.store, subtask["task_id"])
+
+    async def _heartbeat(self, msg: Any) -> None:
+        while True:
+            await asyncio.sleep(ACK_WAIT.get_float() / 3)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+
+async def serve() -> None:
+    pool = await db.create_pool(config.database_url(), max_size=10)
+    nc = await nats_streams.connect(config.nats_url(), name="tasks-worker")
+    js = nc.jetstream()
+    await nats_streams.ensure_streams(js)
+    await ensure_consumer(js)
+    store = TaskStore(pool)
+    deps = make_deps()
+    deps.store = store
+    worker = Worker(store, deps)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def lane() -> None:
+        # One pull subscription per lane: concurrent fetches on one subscription share its
+        # inbox and were seen to serialise the lanes.
+        sub = await js.pull_subscribe(
+            f"{engine.WORK_SUBJECT}.>", durable=DURABLE, stream="TASKS_WORK"
+        )
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(1, timeout=2)
+            except (NatsTimeout, TimeoutError):
+                continue
+            except Exception as exc:  # NATS reconnecting: wait and pull again
+                log.warning("fetch failed: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            for msg in msgs:
+                await worker.handle(msg)
+
+    log.info("tasks worker pulling from TASKS_WORK (%d lanes)", CONCURRENCY.get_int())
+    lanes = [asyncio.create_task(lane()) for _ in range(CONCURRENCY.get_int())]
+    await stop.wait()
+    # A part in flight finishes and is acked; an unfinished one is redelivered elsewhere.
+    await asyncio.wait(lanes, timeout=ACK_WAIT.get_float())
+    for t in lanes:
+        t.cancel()
+    await nc.drain()
+    await pool.close()
+
+
+def main() -> None:
+    logs.setup("tasks-worker")
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

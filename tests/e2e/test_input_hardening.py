@@ -216,3 +216,9 @@ async def test_face_cannot_name_another_accounts_event(platform, http) -> None:
         assert r.status == 204
     async with http.get(url + "/6/faces", params={"event_id": alices_event}, headers=mallory) as r:
         assert (await _json(r, 200))["faces"] == []
+
+
+async def test_websocket_route_without_upgrade_answers_in_luna_format(platform, http) -> None:
+    _, auth = await create_account(http, platform.url)
+    async with http.get(platform.url + "/6/ws", headers=auth) as r:
+        await assert_error(r, 400, 12031, "WebSocket")

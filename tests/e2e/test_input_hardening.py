@@ -222,3 +222,19 @@ async def test_websocket_route_without_upgrade_answers_in_luna_format(platform, 
     _, auth = await create_account(http, platform.url)
     async with http.get(platform.url + "/6/ws", headers=auth) as r:
         await assert_error(r, 400, 12031, "WebSocket")
+
+
+async def test_task_bodies_obey_the_json_limits(platform, http) -> None:
+    _, auth = await create_account(http, platform.url)
+    url = platform.url + "/6/tasks/gc"
+    body = {"description": "gc\x00", "content": {"target": "events"}}
+    async with http.post(url, json=body, headers=auth) as r:
+        await assert_error(r, 400, 12022, "NUL")
+    deep: list = []
+    for _ in range(30):
+        deep = [deep]
+    body = {"description": "gc", "content": {"target": "events", "x": deep}}
+    async with http.post(url, json=body, headers=auth) as r:
+        await assert_error(r, 400, 12022)
+    async with http.get(platform.url + "/6/tasks", headers=auth) as r:
+        assert r.status == 200 and (await r.json())["tasks"] == []  # nothing was created

@@ -674,6 +674,48 @@ async def test_linker_of_events_makes_one_face_per_event(platform, http) -> None
     async with http.get(f"{url}/6/events/{generated[0]}", headers=auth) as r:
         assert r.status == 200
 
+    # gc the face descriptors, then extract them again from the faces' own samples.
+    import base64
+
+    async with http.get(f"{url}/6/faces/{face}/attributes", headers=auth) as r:
+        before = np.frombuffer(
+            base64.b64decode((await r.json())["attributes"]["face_descriptor"]), "<f4"
+        )
+    gc = {"content": {"target": "face_descriptors", "filters": {"descriptor_version": 200}}}
+    async with http.post(url + "/6/tasks/gc", json=gc, headers=auth) as r:
+        gc_id = (await r.json())["task_id"]
+    assert (await wait_task(http, url + "/6", gc_id, auth))["task_status"] == DONE
+    async with http.get(f"{url}/6/faces/{face}/attributes", headers=auth) as r:
+        assert not (await r.json())["attributes"].get("face_descriptor")
+    extract = {
+        "content": {
+            "extraction_target": "face_descriptor",
+            "options": {"descriptor_version": 200},
+            "filters": {"objects_type": "faces"},
+        }
+    }
+    for expected in ([face], []):  # the second run finds nothing missing
+        async with http.post(url + "/6/tasks/additional_extract", json=extract, headers=auth) as r:
+            assert r.status == 202, await r.text()
+            ae_id = (await r.json())["task_id"]
+        assert (await wait_task(http, url + "/6", ae_id, auth))["task_status"] == DONE
+        async with http.get(f"{url}/6/tasks/{ae_id}/result", headers=auth) as r:
+            got = await r.json()
+        assert [i["face_id"] for i in got["result"]] == expected, got
+        assert all(len(i["samples"]) == 1 for i in got["result"])
+    async with http.get(f"{url}/6/faces/{face}/attributes", headers=auth) as r:
+        after = np.frombuffer(
+            base64.b64decode((await r.json())["attributes"]["face_descriptor"]), "<f4"
+        )
+    assert float(before @ after) > 0.95  # the same face, re-extracted from its sample
+    for options, status, code in (
+        ({"descriptor_version": 999}, 400, 34001),
+        ({"descriptor_version": 200, "missing": False}, 501, 12029),
+    ):
+        bad = {"content": {**extract["content"], "options": options}}
+        async with http.post(url + "/6/tasks/additional_extract", json=bad, headers=auth) as r:
+            await assert_error(r, status, code)
+
 
 async def test_task_stored_before_a_crash_is_planned_after_restart(platform, http) -> None:
     """The tasks service dies between storing a task and planning it (simulated: the row is

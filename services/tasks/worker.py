@@ -201,7 +201,12 @@ async def serve() -> None:
                 await asyncio.sleep(1)
                 continue
             for msg in msgs:
-                await worker.handle(msg)
+                try:
+                    await worker.handle(msg)
+                except Exception:  # the database or NATS went away mid-part: retry later
+                    log.exception("part delivery failed; it will be redelivered")
+                    with contextlib.suppress(Exception):
+                        await msg.nak(delay=5)
 
     log.info("tasks worker pulling from TASKS_WORK (%d lanes)", CONCURRENCY.get_int())
     lanes = [asyncio.create_task(lane()) for _ in range(CONCURRENCY.get_int())]

@@ -55,6 +55,7 @@ bench:
 	$(BIN)/python -m bench.estimator.run
 	$(BIN)/python -m bench.matcher.run
 	$(BIN)/python -m bench.events.run
+	$(BIN)/python -m bench.backport3.run
 
 clean:
 	rm -rf $(VENV) .node gen/luna

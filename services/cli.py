@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     up.add_argument(
         "--free-ports",
         action="store_true",
-        help="put the internal gRPC services on free loopback ports instead of 5110..5150",
+        help="put the internal gRPC services on free loopback ports instead of 5110..5160",
     )
     up.set_defaults(fn=_up)
     sub.add_parser("status", help="health of each running service").set_defaults(fn=_status)

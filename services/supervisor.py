@@ -1,8 +1,12 @@
 """`luna up`: embedded NATS and PostgreSQL, then every service as its own process.
 
 The supervisor waits until every service reports SERVING over gRPC health, starts the gateway,
-records what runs where in `<data dir>/runtime.json`, restarts a service that dies (and logs
-it), and stops everything in reverse order on Ctrl-C / SIGTERM.
+records what runs where in `<data dir>/runtime.json`, restarts a service or an embedded server
+that dies (and logs it), and stops everything in reverse order on Ctrl-C / SIGTERM.
+
+Children never outlive it: each gets a parent-death signal, and a later `luna up` on the same
+data directory stops whatever the runtime file says an earlier one left running
+(services/common/procs.py).
 """
 
 from __future__ import annotations
@@ -25,7 +29,16 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import config
+from services.common import runtime_metrics as metrics
 from services.common.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
+from services.common.procs import (
+    ProcessRecord,
+    die_with_parent,
+    record_of,
+    service_of_data_dir,
+    still_ours,
+    stop_leftovers,
+)
 
 log = logging.getLogger("luna.supervisor")
 
@@ -60,8 +73,14 @@ class Child:
             stdout=self.log_file,
             stderr=self.log_file,
             start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         self.started_at = time.monotonic()
+
+    def record_json(self) -> dict[str, object]:
+        """Start time and command line, so a later `luna up` can tell it is still this."""
+        record = None if self.process is None else record_of(self.name, self.process.pid)
+        return {} if record is None else record.as_json()
 
     async def stop(self, grace: float = 10.0) -> None:
         proc = self.process
@@ -124,6 +143,7 @@ class Supervisor:
         self.env: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._lock_file: IO[str] | None = None
+        self._restarting: dict[str, asyncio.Task[None]] = {}  # embedded servers coming back
 
     def _lock(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -133,23 +153,58 @@ class Supervisor:
         except BlockingIOError:
             raise SystemExit(f"another `luna up` is already running on {self.data_dir}") from None
 
+    async def stop_leftovers(self) -> None:
+        """Stop what an earlier `luna up` on this data directory left running (it was killed
+        before it could stop its children): services first, embedded servers last."""
+        try:
+            runtime = json.loads((self.data_dir / "runtime.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        records = []
+        services = runtime.get("services", {})
+        for name in sorted(services, key=lambda n: n != "gateway"):
+            info = services[name]
+            record = ProcessRecord.from_json(name, info)
+            if record is None and isinstance(info.get("pid"), int):
+                record = service_of_data_dir(
+                    name, info["pid"], f"services.{name}", str(self.data_dir)
+                )
+            records.append(record)
+        for name, info in runtime.get("infrastructure", {}).items():
+            records.append(ProcessRecord.from_json(name, info))
+        stopped = await stop_leftovers(r for r in records if r is not None)
+        if stopped:
+            log.warning("stopped leftovers of an earlier run: %s", ", ".join(stopped))
+
+    def _servers(self) -> list[EmbeddedNats | EmbeddedPostgres]:
+        return [s for s in (self.postgres, self.nats) if s is not None]
+
     async def start_infrastructure(self) -> None:
         env = dict(os.environ)
         env["LUNA_DATA_DIR"] = str(self.data_dir)
+        # Known before the servers answer, so the runtime file can be written meanwhile.
+        env.setdefault("LUNA_DATABASE_URL", config.database_url())
+        env.setdefault("LUNA_NATS_URL", config.nats_url())
+        self.env = env
         if not config.database_url():
             self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
             env["LUNA_DATABASE_URL"] = await self.postgres.start()
             log.info("embedded PostgreSQL at %s", env["LUNA_DATABASE_URL"])
+            self.write_runtime()
         if not config.nats_url():
             self.nats = EmbeddedNats(self.data_dir / "nats")
             env["LUNA_NATS_URL"] = await self.nats.start()
             log.info("embedded NATS at %s", env["LUNA_NATS_URL"])
+            self.write_runtime()
         for service in SERVICES:
             key = f"LUNA_{service.upper()}_ADDRESS"
             if self.free_ports and key not in os.environ:
                 env[key] = f"127.0.0.1:{pick_free_port()}"
             else:
                 env[key] = config.service_address(service)
+        env.update(metrics.runtime_env(self.free_ports))
+        if self.free_ports and "LUNA_BACKPORT3_PORT" not in os.environ:
+            env["LUNA_BACKPORT3_PORT"] = str(pick_free_port())
         if self.free_ports and "LUNA_TASKS_API_PORT" not in os.environ:
             env["LUNA_TASKS_API_PORT"] = str(pick_free_port())
         self.env = env
@@ -167,6 +222,7 @@ class Supervisor:
         for service in SERVICES:
             self.children[service] = self._child(service, f"services.{service}")
         await asyncio.gather(*(c.start() for c in self.children.values()))
+        self.write_runtime()
         waits = [wait_serving(self.env[f"LUNA_{s.upper()}_ADDRESS"], timeout) for s in SERVICES]
         results = await asyncio.gather(*waits, return_exceptions=True)
         failed = [
@@ -182,6 +238,7 @@ class Supervisor:
             await worker.start()
         self.children["gateway"] = self._child("gateway", "services.gateway")
         await self.children["gateway"].start()
+        self.write_runtime()
         try:
             await wait_http(f"{self.url}/version", timeout, self.children["gateway"])
         except RuntimeError as exc:
@@ -194,27 +251,50 @@ class Supervisor:
         return f"http://{host}:{port}"
 
     @property
+    def backport3_url(self) -> str | None:
+        """Backport 3's own listener (served by the gateway process), None when disabled."""
+        from services.gateway.backport3 import PORT
+
+        port = self.env.get("LUNA_BACKPORT3_PORT", PORT.get())
+        host = self.env.get("LUNA_HOST", config.gateway_host())
+        return f"http://{host}:{port}" if port != "0" else None
+
+    @property
     def tasks_api_url(self) -> str:
         host = self.env.get("LUNA_TASKS_API_HOST", "127.0.0.1")
         return f"http://{host}:{self.env.get('LUNA_TASKS_API_PORT', '5050')}"
 
     def write_runtime(self) -> None:
+        """What runs where; written as soon as anything runs, so that a later `luna up` can
+        stop it even if this one dies while starting."""
+        infrastructure: dict[str, dict[str, object]] = {}
+        for server in self._servers():
+            record = record_of(server.name, server.pid, server.stop_signal) if server.pid else None
+            if record is not None:
+                infrastructure[server.name] = record.as_json()
         runtime = {
+            "infrastructure": infrastructure,
             "url": self.url,
             "database_url": self.env["LUNA_DATABASE_URL"],
             "nats_url": self.env["LUNA_NATS_URL"],
             "tasks_api_url": self.tasks_api_url,
             "supervisor_pid": os.getpid(),
+            "backport3_url": self.backport3_url,
             "services": {
                 name: {
                     "pid": child.process.pid if child.process else None,
                     "address": self.env.get(f"LUNA_{name.upper()}_ADDRESS", self.url),
                     "log": str(child.log_path),
+                    **child.record_json(),
                 }
                 for name, child in self.children.items()
             },
+            **metrics.runtime_entries(self.env),
         }
-        (self.data_dir / "runtime.json").write_text(json.dumps(runtime, indent=2))
+        path = self.data_dir / "runtime.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(runtime, indent=2))
+        tmp.replace(path)  # readers never see half a file
 
     async def watch(self) -> None:
         """Restart any child that exits while we are not stopping."""
@@ -223,7 +303,9 @@ class Supervisor:
                 proc = child.process
                 if proc is None or proc.returncode is None:
                     continue
-                backoff = min(30.0, 2.0 ** min(child.restarts, 5))
+                # The first restart is at once: most deaths are one-off kills, and every
+                # second here is a second of 5xx answers.
+                backoff = min(30.0, 0.25 * 4.0 ** min(child.restarts, 4)) if child.restarts else 0.0
                 if time.monotonic() - child.started_at > 60:
                     child.restarts = 0  # it ran fine for a while: forgive old crashes
                 log.warning(
@@ -239,6 +321,11 @@ class Supervisor:
                 asyncio.get_running_loop().call_later(
                     backoff, lambda c=child: asyncio.ensure_future(self._restart(c))
                 )
+            for server in self._servers():
+                if server.name not in self._restarting and not server.is_running():
+                    self._restarting[server.name] = asyncio.create_task(
+                        self._restart_server(server)
+                    )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), 0.5)
 
@@ -249,8 +336,33 @@ class Supervisor:
         log.info("%s restarted (pid %s)", child.name, child.process.pid if child.process else "?")
         self.write_runtime()
 
+    async def _restart_server(self, server: EmbeddedNats | EmbeddedPostgres) -> None:
+        """Bring a dead embedded server back on the same port and data; retried with backoff
+        (the services ride through meanwhile: they reconnect by themselves)."""
+        log.warning("embedded %s (pid %s) died; restarting it", server.name, server.pid)
+        delay = 0.5
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await server.restart()
+                except Exception as exc:
+                    log.error("restarting embedded %s failed (%s); retrying", server.name, exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), delay)
+                    delay = min(10.0, delay * 2)
+                    continue
+                log.info("embedded %s restarted (pid %s)", server.name, server.pid)
+                self.write_runtime()
+                return
+        finally:
+            self._restarting.pop(server.name, None)
+
     async def stop(self) -> None:
         self._stopping.set()
+        for task in list(self._restarting.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         gateway = self.children.get("gateway")
         if gateway is not None:
             await gateway.stop()
@@ -270,6 +382,7 @@ class Supervisor:
 
     async def run(self) -> None:
         self._lock()
+        await self.stop_leftovers()
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
         started = False
@@ -316,6 +429,13 @@ async def status(data_dir: Path) -> int:
         return 1
     runtime = json.loads(path.read_text())
     worst = 0
+    for name, info in runtime.get("infrastructure", {}).items():
+        record = ProcessRecord.from_json(name, info)
+        state = "RUNNING" if record is not None and still_ours(record) else "NOT RUNNING"
+        if state != "RUNNING":
+            worst = 1
+        url = runtime.get(f"{'database' if name == 'postgres' else name}_url", "")
+        print(f"{name:10} {state:12} pid={info.get('pid')!s:<8} {url}")
     for name, info in runtime["services"].items():
         if name.startswith("tasks_worker"):
             # Workers serve no port; they pull from NATS. Alive is what can be told.
@@ -334,4 +454,5 @@ async def status(data_dir: Path) -> int:
             except TimeoutError:
                 state, worst = "NOT SERVING", 1
         print(f"{name:10} {state:12} pid={info['pid']:<8} {info['address']}")
+    await metrics.print_figures(runtime)
     return worst

@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "envoy.yaml"
 DESCRIPTOR = HERE / "luna_descriptor.pb"
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
-SERVICES = ("faces", "events", "estimator", "matcher", "tasks")
+SERVICES = ("faces", "events", "estimator", "matcher", "tasks", "backport3")
 GATEWAY_CLUSTER = "luna_gateway"
 
 
@@ -143,7 +143,7 @@ def render(
 ) -> str:
     """The Envoy config (YAML text) for these addresses.
 
-    `service_addrs` maps each of faces/events/estimator/matcher/tasks to `host:port`.
+    `service_addrs` maps each of faces/events/estimator/matcher/tasks/backport3 to `host:port`.
     `descriptor_path` should be absolute unless Envoy runs from the repository root; it is
     also read here, so the transcoder lists every `luna.*` service it holds.
     Admin stays on 127.0.0.1.

@@ -129,8 +129,9 @@ SERVICE_PORTS: dict[str, int] = {
     "faces": 5110,
     "events": 5120,
     "estimator": 5130,
-    "matcher": 5140,
+    "matcher": 5160,
     "tasks": 5150,
+    "backport3": 5170,
 }
 
 

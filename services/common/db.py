@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from services.common import config, errors
 
 log = logging.getLogger("luna.db")
 
@@ -58,8 +61,42 @@ class Migration:
 CHECK_IDLE_AFTER_S = 5.0
 
 
+POOL_TIMEOUT = config.declare(
+    "LUNA_DB_POOL_TIMEOUT_S",
+    5.0,
+    "How long a request waits for a PostgreSQL connection before it is answered with LUNA "
+    "error 10017 (database unavailable, HTTP 503) (seconds).",
+)
+# After a failure that looked like an outage, every checkout is checked for this long: the
+# pool's connections all broke together, and each unchecked one would fail one request.
+CHECK_ALL_AFTER_OUTAGE_S = 30.0
+_outage_seen_at = -1e9
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors that mean "the database is not reachable now", not "bad query":
+    broken or refused connections, server shutdown/recovery (SQLSTATE 08, 57P0x), pool
+    exhaustion while it cannot reconnect, the server out of connections (53)."""
+    if isinstance(exc, PoolTimeout | psycopg.InterfaceError):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = getattr(exc, "sqlstate", None)
+        return state is None or state.startswith(("08", "53", "57P"))
+    return False
+
+
+def outage_error(exc: BaseException) -> errors.LunaError:
+    """The LUNA error for an outage, noting it so the pool checks connections again."""
+    global _outage_seen_at
+    _outage_seen_at = time.monotonic()
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    return errors.LunaError(errors.DATABASE_ERROR, f"Database unavailable: {type(exc).__name__}")
+
+
 async def _check_if_idle(conn: AsyncConnection[Any]) -> None:
-    if time.monotonic() - conn.info_returned_at < CHECK_IDLE_AFTER_S:  # type: ignore[attr-defined]
+    now = time.monotonic()
+    recent_outage = now - _outage_seen_at < CHECK_ALL_AFTER_OUTAGE_S
+    if not recent_outage and now - conn.info_returned_at < CHECK_IDLE_AFTER_S:  # type: ignore[attr-defined]
         return
     await AsyncConnectionPool.check_connection(conn)
 
@@ -71,12 +108,17 @@ async def _mark_returned(conn: AsyncConnection[Any]) -> None:
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     """An opened pool of dict-row connections; one that sat idle for a while is checked before
-    being handed out, so a database restart costs a reconnect instead of an error in a request."""
+    being handed out, so a database restart costs a reconnect instead of an error in a request.
+    Waiting for a connection is bounded (LUNA_DB_POOL_TIMEOUT_S): while the database is down
+    requests fail fast with LUNA error 10017 instead of hanging."""
     pool: Pool = AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"row_factory": dict_row},
+        timeout=POOL_TIMEOUT.get_float(),
+        # Keep trying to refill for as long as it takes: the server comes back (supervised).
+        reconnect_timeout=24 * 3600.0,
+        kwargs={"row_factory": dict_row, "connect_timeout": 5},
         connection_class=AsyncConnection[DictRow],
         configure=_mark_returned,
         reset=_mark_returned,

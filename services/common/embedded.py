@@ -42,6 +42,8 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from services.common.procs import die_with_parent
+
 log = logging.getLogger("luna.embedded")
 
 
@@ -58,7 +60,9 @@ POSTGRES_BIN_PATH = _postgres_bin_path()
 
 LOOPBACK = "127.0.0.1"
 # Ports a machine (or this platform) commonly uses; never hand them out even if free now.
-RESERVED_PORTS = frozenset({4222, 5432, 6222, 7422, 8222, 5000, 5110, 5120, 5130, 5140, 5150})
+RESERVED_PORTS = frozenset(
+    {4222, 5432, 6222, 7422, 8222, 5000, 5110, 5120, 5130, 5140, 5150, 5160, 5170}
+)
 # Below Linux's default ephemeral range (32768-60999): outgoing connections never take these
 # ports, so a recorded port is very likely still free at the next start.
 _PORT_RANGE = (20000, 32768)
@@ -192,6 +196,8 @@ class _ServerProcess:
     """A server we spawned (asyncio child) or adopted from a crashed run (psutil handle)."""
 
     name = "server"
+    # What asks it to stop cleanly; also its parent-death signal (it must die with `luna up`).
+    stop_signal = signal.SIGTERM
 
     def __init__(self, data_dir: Path, port: int | None) -> None:
         # Resolved: leftover servers are recognised by this path in their command line.
@@ -258,6 +264,7 @@ class _ServerProcess:
                 # Own session: the terminal's Ctrl-C goes to the supervisor only, which stops
                 # the services first and the servers last.
                 start_new_session=True,
+                preexec_fn=die_with_parent(self.stop_signal),
                 **kwargs,  # type: ignore[arg-type]
             )
         self._adopted = None
@@ -296,6 +303,14 @@ class _ServerProcess:
                 return False
             await asyncio.sleep(0.05)
         return True
+
+    async def restart(self) -> str:
+        """Start again after the process died, on the same port: clients keep their URL and
+        reconnect by themselves."""
+        if self.port is not None:
+            self._requested_port = self.port
+        self._url = None
+        return await self.start()  # type: ignore[attr-defined,no-any-return]
 
     def _check_child_alive(self) -> None:
         if self._child is not None and self._child.returncode is not None:
@@ -627,6 +642,8 @@ class EmbeddedPostgres(_ServerProcess):
     """
 
     name = "postgres"
+    # SIGINT is "fast" shutdown: SIGTERM ("smart") would wait for every client to leave.
+    stop_signal = signal.SIGINT
 
     def __init__(
         self, data_dir: Path, *, port: int | None = None, system_user: str = PG_SYSTEM_USER

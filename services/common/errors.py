@@ -61,6 +61,7 @@ class LunaError(Exception):
 
 # Codes referred to by name. Values are LUNA's (docs.visionlabs.ai error pages, see the registry).
 INTERNAL = 1
+QUEUE_UNAVAILABLE = 2  # LUNA's "Queue request timeout": the message queue (NATS) is down
 REQUEST_TIMEOUT = 9
 # A sibling service did not answer in time (LUNA's "Request timeout", HTTP 504).
 SERVICE_UNAVAILABLE = REQUEST_TIMEOUT
@@ -88,6 +89,7 @@ NO_DATA = 12030
 BAD_INPUT = 12031  # generic "Bad/incomplete input data" with a specific detail
 FORBIDDEN = 12033
 ACCOUNT_NOT_FOUND = 15012
+SUBSCRIBE_WITHOUT_ACCOUNT = 29001  # Sender ws handshake without Luna-Account-Id
 BAD_BASIC_AUTH = 36002
 
 _HTTP_TO_GRPC = {

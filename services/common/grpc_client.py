@@ -19,6 +19,9 @@ StubT = TypeVar("StubT")
 GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    # A name with several addresses (a headless Kubernetes Service, a compose service scaled
+    # up) gets calls spread over all of them; the default pick_first would use only one.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 

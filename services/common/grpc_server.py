@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from luna.common.v1 import error_pb2
 
-from services.common import errors, logs
+from services.common import errors, logs, metrics
 
 REQUEST_ID_KEY = "luna-request-id"
 log = logging.getLogger("luna.grpc")
@@ -50,6 +51,19 @@ async def _abort(context: grpc.aio.ServicerContext, err: errors.LunaError) -> No
     await context.abort(errors.grpc_status_for(err.http_status), err.detail)
 
 
+def _unexpected(exc: Exception, method: str) -> errors.LunaError:
+    """An exception no handler turned into a LunaError: a dependency outage gets its LUNA
+    error (the client may retry), anything else is a bug (code 1, logged)."""
+    from services.common import db, nats_streams  # here: they import this module's siblings
+
+    if db.is_outage(exc):
+        return db.outage_error(exc)
+    if nats_streams.is_outage(exc):
+        return nats_streams.outage_error(exc)
+    log.error("unhandled error in %s", method, exc_info=exc)
+    return errors.LunaError(errors.INTERNAL)
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Maps LunaError (and anything unexpected) to a status and carries the request id."""
 
@@ -73,9 +87,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     await _abort(context, err)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
-                except Exception:
-                    log.exception("unhandled error in %s", method)
-                    await _abort(context, errors.LunaError(errors.INTERNAL))
+                except Exception as exc:
+                    await _abort(context, _unexpected(exc, method))
                 finally:
                     logs.request_id.reset(token)
 
@@ -91,9 +104,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     await _abort(context, err)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
-                except Exception:
-                    log.exception("unhandled error in %s", method)
-                    await _abort(context, errors.LunaError(errors.INTERNAL))
+                except Exception as exc:
+                    await _abort(context, _unexpected(exc, method))
                 finally:
                     logs.request_id.reset(token)
 
@@ -117,7 +129,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 async def serve(app: ServiceApp, address: str) -> None:
     """Run `app` on `address` until SIGINT/SIGTERM, then stop gracefully."""
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
+        interceptors=[*metrics.interceptors(), ErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -142,6 +154,7 @@ async def serve(app: ServiceApp, address: str) -> None:
     for name in ("", *app.service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("%s serving gRPC on %s", app.name, address)
+    metrics_http = await metrics.start_for_service(app.name)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -152,11 +165,29 @@ async def serve(app: ServiceApp, address: str) -> None:
     log.info("%s stopping", app.name)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
+    if metrics_http is not None:
+        await metrics_http.cleanup()
     if app.shutdown is not None:
-        await app.shutdown()
+        try:
+            # Bounded: a client of a server that is gone (NATS killed with us) may never
+            # finish closing, and a process that does not exit is an orphan.
+            await asyncio.wait_for(app.shutdown(), SHUTDOWN_TIMEOUT_S)
+        except Exception:
+            log.exception("%s: shutdown did not complete", app.name)
     log.info("%s stopped", app.name)
+
+
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+async def _serve_and_exit(app: ServiceApp, address: str) -> None:
+    await serve(app, address)
+    # Exit here rather than in asyncio.run's cleanup, which waits for every leftover task:
+    # nats-py's reconnect loop towards a dead server was seen to keep a stopped service alive.
+    logging.shutdown()
+    os._exit(0)
 
 
 def run(app: ServiceApp, address: str) -> None:
     logs.setup(app.name)
-    asyncio.run(serve(app, address))
+    asyncio.run(_serve_and_exit(app, address))

@@ -7,10 +7,15 @@ applied as an update.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 
+import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -23,9 +28,18 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
+from services.common import config, errors
+
 log = logging.getLogger("luna.nats")
 
 DAY = 24 * 3600.0
+
+REPLICAS = config.declare(
+    "LUNA_NATS_REPLICAS",
+    1,
+    "Copies JetStream keeps of each platform stream (FACES_CHANGES, EVENTS, TASKS_WORK): 1 for "
+    "one nats-server, 3 on a 3-node JetStream cluster so losing one node loses no message.",
+)
 
 # Subjects are all under `luna.`; streams never overlap (a work-queue stream requires that).
 STREAMS: tuple[StreamConfig, ...] = (
@@ -62,7 +76,24 @@ STREAMS: tuple[StreamConfig, ...] = (
 
 # Fields the server refuses to change on an existing stream: a mismatch needs an operator.
 _IMMUTABLE = ("retention", "storage")
-_COMPARED = ("subjects", "retention", "storage", "discard", "max_age", "duplicate_window")
+_COMPARED = (
+    "subjects",
+    "retention",
+    "storage",
+    "discard",
+    "max_age",
+    "duplicate_window",
+    "num_replicas",
+)
+
+
+def stream_configs() -> list[StreamConfig]:
+    """STREAMS with the configured replica count; read at each call so a process started with
+    another LUNA_NATS_REPLICAS (the cluster overlay) declares its streams accordingly."""
+    replicas = REPLICAS.get_int()
+    if replicas < 1:
+        raise ValueError(f"LUNA_NATS_REPLICAS must be at least 1, not {replicas}")
+    return [dataclasses.replace(s, num_replicas=replicas) for s in STREAMS]
 
 
 async def connect(url: str, *, name: str | None = None, initial_attempts: int = 10) -> NATS:
@@ -78,8 +109,16 @@ async def connect(url: str, *, name: str | None = None, initial_attempts: int = 
         if not nc.is_closed:  # our own close() also reports a disconnect
             log.warning("nats disconnected from %s", url)
 
+    callbacks: list[ReconnectCallback] = []
+    nc._luna_reconnect_callbacks = callbacks  # type: ignore[attr-defined]
+
     async def on_reconnect() -> None:
         log.info("nats reconnected to %s", url)
+        for callback in callbacks:
+            # In the background: nats-py awaits this inside its reconnect loop.
+            task = asyncio.ensure_future(callback())
+            _running.add(task)
+            task.add_done_callback(_callback_done)
 
     await nc.connect(
         servers=[url],
@@ -99,12 +138,63 @@ async def connect(url: str, *, name: str | None = None, initial_attempts: int = 
     return nc
 
 
+# A publish waits this long for JetStream's ack; while NATS is down nobody waits at all.
+PUBLISH_TIMEOUT_S = 2.0
+ReconnectCallback = Callable[[], Awaitable[None]]
+
+
+class NatsUnavailable(ConnectionError):
+    """NATS is not connected right now (it is restarting); the client reconnects by itself."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors that mean "NATS is not reachable now"."""
+    return isinstance(
+        exc,
+        NatsUnavailable
+        | nats.errors.ConnectionClosedError
+        | nats.errors.ConnectionReconnectingError
+        | nats.errors.NoServersError
+        | nats.errors.StaleConnectionError
+        | nats.errors.OutboundBufferLimitError
+        | nats.errors.TimeoutError
+        | nats.js.errors.NoStreamResponseError
+        | nats.js.errors.ServiceUnavailableError,
+    )
+
+
+def outage_error(exc: BaseException) -> errors.LunaError:
+    log.warning("nats unavailable: %s: %s", type(exc).__name__, exc)
+    return errors.LunaError(errors.QUEUE_UNAVAILABLE, f"Message queue unavailable: {exc}")
+
+
+def on_reconnect(nc: NATS, callback: ReconnectCallback) -> None:
+    """Run `callback` after each reconnect of `nc` (made by `connect`): resume what needs the
+    server's state (consumers, pending publications) right away instead of at a timeout."""
+    nc._luna_reconnect_callbacks.append(callback)  # type: ignore[attr-defined]
+
+
+def is_connected(js: JetStreamContext) -> bool:
+    return bool(js._nc.is_connected)
+
+
+_running: set[asyncio.Future[None]] = set()
+
+
+def _callback_done(task: asyncio.Future[None]) -> None:
+    _running.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("after nats reconnect: %s", task.exception())
+
+
 def _differs(have: StreamConfig, want: StreamConfig) -> list[str]:
     diffs = []
     for field in _COMPARED:
         a, b = getattr(have, field), getattr(want, field)
         if field == "subjects":
             a, b = sorted(a or []), sorted(b or [])
+        elif field == "num_replicas":
+            a, b = a or 1, b or 1  # the server omits the default of one replica
         elif field in ("max_age", "duplicate_window"):
             # The server answers in ns converted to float seconds; compare to the ms.
             a, b = round(a or 0.0, 3), round(b or 0.0, 3)
@@ -114,8 +204,9 @@ def _differs(have: StreamConfig, want: StreamConfig) -> list[str]:
 
 
 async def ensure_streams(js: JetStreamContext) -> None:
-    """Create every stream in STREAMS, or update one whose declaration changed."""
-    for want in STREAMS:
+    """Create every stream in STREAMS, or update one whose declaration changed (a cluster
+    changes the replica count of an existing stream in place)."""
+    for want in stream_configs():
         try:
             info = await js.stream_info(want.name or "")
         except NotFoundError:
@@ -137,9 +228,43 @@ async def ensure_streams(js: JetStreamContext) -> None:
 
 async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str) -> int:
     """Publish with `Nats-Msg-Id` so a retry within the stream's duplicate window is dropped
-    by the server; returns the stream sequence (the original one for a duplicate)."""
-    ack = await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+    by the server; returns the stream sequence (the original one for a duplicate).
+
+    Raises NatsUnavailable at once while disconnected: nats-py would buffer the message and
+    wait the whole ack timeout for every publish (seconds per request while NATS restarts)."""
+    if not is_connected(js):
+        raise NatsUnavailable("not connected to NATS")
+    ack = await js.publish(
+        subject, payload, timeout=PUBLISH_TIMEOUT_S, headers={"Nats-Msg-Id": msg_id}
+    )
     return int(ack.seq)
+
+
+async def publish_many(
+    js: JetStreamContext, messages: list[tuple[str, bytes, str]]
+) -> list[int | BaseException]:
+    """Publish (subject, payload, msg_id) messages in order on the one connection, then await
+    their acks together: one round trip for the batch instead of one per message. Each result
+    is the stream sequence or the exception of that message; a prefix of successes is what is
+    known to be stored. Fails fast while disconnected and waits at most PUBLISH_TIMEOUT_S."""
+    if not is_connected(js):
+        raise NatsUnavailable("not connected to NATS")
+    acks = [
+        await js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
+        for subject, payload, msg_id in messages
+    ]
+    _, pending = await asyncio.wait(acks, timeout=PUBLISH_TIMEOUT_S) if acks else ((), ())
+    for future in pending:
+        future.cancel()
+    results: list[int | BaseException] = []
+    for future in acks:
+        if future in pending:
+            results.append(NatsUnavailable("no ack from NATS in time"))
+        elif future.exception() is not None:
+            results.append(future.exception())  # type: ignore[arg-type]
+        else:
+            results.append(int(future.result().seq))
+    return results
 
 
 def work_consumer_config(

@@ -6,3 +6,6 @@ AUTH_CHANGED = "luna.auth.changed"
 FACES_CHANGES_PREFIX = "luna.faces.changes"
 EVENTS_PREFIX = "luna.events"
 TASKS_WORK_PREFIX = "luna.tasks.work"
+# Core NATS (fire-and-forget, like LUNA's Sender): events published through the Sender API.
+# `<prefix>.events.<account_id>` carries user events, `<prefix>.general` general events.
+SENDER_PREFIX = "luna.sender"

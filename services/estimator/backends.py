@@ -20,6 +20,7 @@ import numpy as np
 
 from services.common.config import setting
 from services.estimator import model_repo as mr
+from services.estimator.metrics import observed
 
 MAX_BATCH = mr.MAX_BATCH_SIZE
 
@@ -141,7 +142,12 @@ class OnnxRuntimeBackend(InferenceBackend):
 
     async def _run(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.run_sync, model, inputs)
+        rows = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+        return await observed(
+            model,
+            rows,
+            lambda: loop.run_in_executor(self._executor, self.run_sync, model, inputs),
+        )
 
     async def infer(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.session(model)  # fail fast (in the caller) for an unknown model
@@ -258,7 +264,8 @@ class TritonBackend(InferenceBackend):
             t = self._mod.InferInput(name, list(arr.shape), _NP_TO_KSERVE[arr.dtype.name])
             t.set_data_from_numpy(arr)
             req.append(t)
-        result = await self._client.infer(model, req)
+        rows = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+        result = await observed(model, rows, lambda: self._client.infer(model, req))
         resp = result.get_response()
         return {o.name: result.as_numpy(o.name) for o in resp.outputs}
 

@@ -16,6 +16,7 @@ from services.common.errors import LunaError
 from services.estimator import align, detect, estimations, images
 from services.estimator import model_repo as mr
 from services.estimator.backends import InferenceBackend, make_backend
+from services.estimator.budget import PixelBudget, run_sized
 from services.estimator.extract import Descriptor, extract_descriptors
 from services.estimator.results import BodyResult, Box, DetectResult, FaceResult, Features
 
@@ -103,6 +104,7 @@ class Estimator:
         self.descriptor_version = int(
             manifest.get("descriptor_version", mr.SFACE_DESCRIPTOR_VERSION)
         )  # type: ignore[call-overload]
+        self.budget = PixelBudget(images.inflight_pixels())
 
     async def close(self) -> None:
         await self.backend.close()
@@ -146,9 +148,40 @@ class Estimator:
             )
         if image_type not in (IMAGE_RAW, IMAGE_FACE_WARP):
             raise LunaError(images.BAD_INPUT, f"image_type must be 0, 1 or 2, not {image_type}")
-        rgb = images.as_rgb_array(
-            image, content_type, use_exif=use_exif and image_type == IMAGE_RAW
-        )
+        if isinstance(image, np.ndarray):
+            pixels = int(image.shape[0]) * int(image.shape[1]) if image.ndim >= 2 else 0
+        else:
+            pixels = images.image_pixels(bytes(image), content_type)
+        # Decoded only once its pixels fit in the estimator's budget, off the event loop, and
+        # held only until this image's results are built.
+        async with self.budget.hold(pixels):
+            return await self._detect(
+                image, content_type, multiface_policy, detect_face, detect_body, requested,
+                image_type, use_exif,
+            )  # fmt: skip
+
+    async def _detect(
+        self,
+        image: bytes | np.ndarray,
+        content_type: str | None,
+        multiface_policy: int,
+        detect_face: bool,
+        detect_body: bool,
+        requested: set[str],
+        image_type: int,
+        use_exif: bool,
+    ) -> DetectResult:
+        use_exif = use_exif and image_type == IMAGE_RAW
+        if isinstance(image, np.ndarray):
+            rgb = images.as_rgb_array(image, content_type, use_exif=use_exif)
+        else:
+            rgb = await run_sized(
+                images.image_pixels(image, content_type),
+                images.as_rgb_array,
+                image,
+                content_type,
+                use_exif=use_exif,
+            )
         h, w = rgb.shape[:2]
 
         if image_type == IMAGE_FACE_WARP:
@@ -274,6 +307,9 @@ class Estimator:
 
     # ------------------------------------------------------------------ samples
     def _as_sample(self, sample: bytes | np.ndarray, content_type: str | None = None) -> np.ndarray:
+        if not isinstance(sample, np.ndarray):
+            # Refused from the header: a "sample" of 40 megapixels is never decoded.
+            images.check_sample_header(bytes(sample), content_type)
         rgb = images.as_rgb_array(sample, content_type, use_exif=False)
         if rgb.shape[:2] != (align.WARP_SIZE, align.WARP_SIZE):
             raise LunaError(

@@ -9,14 +9,18 @@ it takes any input size and a batch dim, which helps on a GPU Triton with many s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
 from services.common.config import setting
 from services.estimator.backends import InferenceBackend
+from services.estimator.budget import run_sized
 
+_T = TypeVar("_T")
 YUNET_SIZE = 640
 YUNET_SCORE = 0.75
 RETINA_SCORE = 0.8
@@ -129,8 +133,20 @@ def yunet_decode(
     return [Detection(_clip_box(b[i], w, h), float(s[i]), k[i]) for i in nms(b, s, NMS_IOU)]
 
 
+# Above this many pixels, scaling the image down to the detector's input runs in a thread:
+# on the event loop it would stall every other request for a large image's whole resize.
+THREAD_PREP_PIXELS = 1_000_000
+
+
+async def _prepared(prep: Callable[..., _T], rgb: np.ndarray, *args: object) -> _T:
+    pixels = rgb.shape[0] * rgb.shape[1]
+    if pixels > THREAD_PREP_PIXELS:
+        return await run_sized(pixels, prep, rgb, *args)
+    return prep(rgb, *args)
+
+
 async def detect_yunet(backend: InferenceBackend, rgb: np.ndarray) -> list[Detection]:
-    blob, scale = yunet_input(rgb)
+    blob, scale = await _prepared(yunet_input, rgb)
     out = await backend.infer("yunet", {"input": blob})
     return yunet_decode(out, scale, rgb.shape[1], rgb.shape[0])
 
@@ -181,7 +197,7 @@ def retina_decode(
 
 
 async def detect_retinaface(backend: InferenceBackend, rgb: np.ndarray) -> list[Detection]:
-    blob, scale = retina_input(rgb)
+    blob, scale = await _prepared(retina_input, rgb)
     out = await backend.infer("retinaface", {"input": blob})
     return retina_decode(out, scale, rgb.shape[1], rgb.shape[0])
 
@@ -197,7 +213,7 @@ async def detect_faces(
 async def detect_bodies(
     backend: InferenceBackend, rgb: np.ndarray, score_thr: float = BODY_SCORE
 ) -> list[BodyDetection]:
-    canvas, scale = letterbox(rgb, MOVENET_SIZE)
+    canvas, scale = await _prepared(letterbox, rgb, MOVENET_SIZE)
     out = await backend.infer("movenet", {"input": canvas[None].astype(np.int32)})
     raw = out["output_0"][0]  # (6, 56)
     h, w = rgb.shape[:2]

@@ -143,6 +143,9 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
                 core.ESTIMATION_UNAVAILABLE,
                 "Forbidden. Body warps turned off: no body model is installed on this platform",
             )
+        images.check_request_pixels(
+            [images.image_pixels(i.data, i.content_type or None) for i in request.images]
+        )
 
         async def one(image: pb.Image) -> pb.ImageResult:
             try:
@@ -197,7 +200,9 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
 
 
 def _sample(s: pb.Sample) -> object:
-    """Decoded here, so a declared content type is checked like a detect image's."""
+    """Decoded here, so a declared content type is checked like a detect image's; a sample
+    too large for 250x250 is refused from its header without being decoded."""
+    images.check_sample_header(s.data, s.content_type or None)
     return images.as_rgb_array(s.data, s.content_type or None, use_exif=False)
 
 

@@ -22,6 +22,7 @@ BAD_IMAGE = 18002  # "Bad/incomplete input data. Failed convert bytes to {value}
 BAD_CONTENT_TYPE = 11028  # "Bad/incomplete input data. Bad content type of image {value}"
 BAD_INPUT = 12022  # "Bad/incomplete input data"
 BAD_SAMPLE_SIZE = 11030  # "Bad/incomplete input data. Image size is not equal to 250x250"
+REQUEST_TOO_LARGE = 12031  # "Bad/incomplete input data. {value}": over the request pixel budget
 
 # Never decode a truncated file "as far as it goes": that would hand half a face to the models.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -64,6 +65,66 @@ def max_image_pixels() -> int:
             "Largest decoded image the estimator accepts, in pixels (width x height).",
         )
     )
+
+
+def max_request_pixels() -> int:
+    return int(
+        setting(
+            "LUNA_MAX_REQUEST_PIXELS",
+            str(200_000_000),
+            "Most decoded pixels (sum of width x height of its images, read from their headers "
+            "before any decoding) one estimator request may carry; a larger request is refused "
+            "with LUNA error 12031 (HTTP 400).",
+        )
+    )
+
+
+def inflight_pixels() -> int:
+    return int(
+        setting(
+            "LUNA_ESTIMATOR_INFLIGHT_PIXELS",
+            str(80_000_000),
+            "Most decoded image pixels the estimator holds at once over all requests (about "
+            "10 bytes each while decoding); images wait for room, smaller ones pass first.",
+        )
+    )
+
+
+def image_pixels(data: bytes, content_type: str | None = None) -> int:
+    """Width x height from the image header only (nothing is decoded); 0 when the header
+    cannot be read (decoding will report that error, without allocating pixels)."""
+    ctype = (content_type or "").split(";", 1)[0].strip().lower() or None
+    try:
+        if ctype in BASE64_MIME:
+            data = _unbase64(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+    except Exception:  # any unreadable header: decode_image reports it properly
+        return 0
+    return int(w) * int(h)
+
+
+def check_request_pixels(pixels: list[int]) -> None:
+    """Refuse a request whose images together exceed LUNA_MAX_REQUEST_PIXELS."""
+    total, limit = sum(pixels), max_request_pixels()
+    if total > limit:
+        raise LunaError(
+            REQUEST_TOO_LARGE,
+            f"Images of the request hold {total} pixels, more than the {limit} pixels limit "
+            "per request (LUNA_MAX_REQUEST_PIXELS); send fewer or smaller images",
+        )
+
+
+SAMPLE_PIXELS = 250 * 250
+
+
+def check_sample_header(data: bytes, content_type: str | None = None) -> None:
+    """Refuse a "sample" larger than 250x250 from its header, before decoding it."""
+    pixels = image_pixels(data, content_type)
+    if pixels > SAMPLE_PIXELS:
+        raise LunaError(BAD_SAMPLE_SIZE, f"Image of {pixels} pixels is not a 250x250 sample")
 
 
 def _unbase64(data: bytes) -> bytes:
@@ -121,8 +182,9 @@ def decode_image(
                 )
             img.load()
             if use_exif or fmt == "TIFF":
-                img = ImageOps.exif_transpose(img)
-            rgb = img.convert("RGB")
+                # In place: a copy would be one more full-size image in memory at once.
+                ImageOps.exif_transpose(img, in_place=True)
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
     except LunaError:
         raise
     except (
@@ -167,4 +229,4 @@ def encode_image(rgb: np.ndarray, fmt: str = "JPEG", quality: int = 95) -> bytes
 
 
 # Read by `luna config` to list these lazily read settings.
-SETTINGS = (max_image_bytes, max_image_pixels)
+SETTINGS = (max_image_bytes, max_image_pixels, max_request_pixels, inflight_pixels)

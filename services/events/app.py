@@ -35,7 +35,11 @@ def jetstream_publisher(nc: NATS) -> Publish:
 
     async def publish(subject: str, payload: bytes, headers: dict[str, str]) -> None:
         # Nats-Msg-Id (the event id) makes a re-published event a duplicate the stream drops.
-        await js.publish(subject, payload, headers=headers)
+        # While NATS restarts, fail at once (the event is stored; only the notice is lost)
+        # rather than wait out the ack timeout on every event.
+        if not nc.is_connected:
+            raise nats_streams.NatsUnavailable("not connected to NATS")
+        await js.publish(subject, payload, timeout=nats_streams.PUBLISH_TIMEOUT_S, headers=headers)
 
     return publish
 

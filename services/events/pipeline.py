@@ -588,6 +588,7 @@ class Pipeline:
                 request = faces_pb2.CreateFaceRequest(
                     scope=scope,
                     event_id=unit.event_id if store_event else "",
+                    event_pending=store_event,  # saved below, after the face
                     user_data=unit.meta.get("user_data", ""),
                     external_id=unit.meta.get("external_id", ""),
                     avatar=avatar,

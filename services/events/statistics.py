@@ -214,7 +214,8 @@ def _time_bucket(group_by: str) -> str:
         f"((extract(year FROM {UTC_TIME})::int * 12 + extract(month FROM {UTC_TIME})::int - 1)"
         f" / {months} * {months})"
     )
-    return f"make_timestamptz({index} / 12, {index} % 12 + 1, 1, 0, 0, 0, 'UTC')"
+    # mod(), not `%`: the statement carries psycopg placeholders, where a bare % is one.
+    return f"make_timestamptz({index} / 12, mod({index}, 12) + 1, 1, 0, 0, 0, 'UTC')"
 
 
 def _filter_sql(flt: Filter, params: list[Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import grpc
@@ -23,10 +24,10 @@ from luna.faces.v1 import (
 )
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import config, db, nats_streams, subjects
+from services.common import config, db, grpc_client, nats_streams, subjects
 from services.common.grpc_server import ServiceApp
 from services.common.version import VERSION
-from services.faces import background, jwt_tokens, outbox
+from services.faces import background, event_refs, jwt_tokens, outbox
 from services.faces.accounts import Accounts
 from services.faces.attributes import Attributes
 from services.faces.blobs import Blobs
@@ -43,6 +44,7 @@ from services.faces.lists import Lists
 from services.faces.tokens import Tokens
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger("luna.faces")
 ADMIN_PASSWORD = config.declare(
     "LUNA_ADMIN_PASSWORD",
     "",
@@ -64,11 +66,14 @@ class FacesRuntime:
         await nats_streams.ensure_streams(self.nc.jetstream())
         # Faces, lists and accounts write their changes through the FACES_CHANGES outbox.
         publisher = outbox.Publisher(self.pool, self.nc.jetstream())
+        # What was committed while NATS was away goes out as soon as it is back.
+        nats_streams.on_reconnect(self.nc, publisher.flush_quietly)
         self.accounts = Accounts(self.pool, publisher)
         if ADMIN_PASSWORD.get():
             await self.accounts.ensure_admin(ADMIN_LOGIN.get(), ADMIN_PASSWORD.get())
         self.tokens = Tokens(self.pool, jwt_tokens.load_secret())
-        self.faces = Faces(self.pool, publisher)
+        self.events_channel = grpc_client.channel("events")
+        self.faces = Faces(self.pool, publisher, event_refs.lookup(self.events_channel))
         self.lists = Lists(self.pool, publisher)
         self.attributes = Attributes(self.pool)
         self.blobs = Blobs(self.pool)
@@ -76,7 +81,14 @@ class FacesRuntime:
 
     async def auth_changed(self, account_id: str, token_id: str) -> None:
         payload = json.dumps({"account_id": account_id, "token_id": token_id}).encode()
-        await self.nc.publish(subjects.AUTH_CHANGED, payload)
+        # The change is answered only once NATS holds the message, so a client that goes on
+        # to another gateway finds the old credential dropped there too. While NATS is away
+        # gateways trust no cache (auth.Authenticator.follow), so a lost message costs nothing.
+        try:
+            await self.nc.publish(subjects.AUTH_CHANGED, payload)
+            await self.nc.flush(timeout=2)
+        except Exception as exc:  # the change is committed: failing the request would lie
+            log.warning("auth change not confirmed by NATS: %s", exc)
 
     def register(self, server: grpc.aio.Server) -> None:
         info = info_pb2.ServiceInfo(name="faces", version=VERSION)
@@ -95,6 +107,7 @@ class FacesRuntime:
 
     async def stop(self) -> None:
         await self.background.stop()
+        await self.events_channel.close()
         await self.nc.drain()
         await self.pool.close()
 

@@ -84,7 +84,7 @@ async def _descriptors(
 
 def _data(row: dict[str, Any], descriptors: dict[int, bytes]) -> AttributeData:
     basic = (
-        BasicAttributes(row["age"], row["gender"], row["ethnicity"])
+        BasicAttributes(row["age"], row["gender"], row["ethnicity"] or 0)
         if row["age"] is not None
         else None
     )
@@ -138,7 +138,7 @@ class Attributes:
                         scope.account_id,
                         basic.age if basic else None,
                         basic.gender if basic else None,
-                        basic.ethnicity if basic else None,
+                        (basic.ethnicity or None) if basic else None,
                         list(data.descriptor_samples),
                         list(data.basic_attributes_samples),
                         timedelta(seconds=ttl_s),

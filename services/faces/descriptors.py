@@ -24,6 +24,7 @@ BAD_INPUT = 12031  # generic "Bad/incomplete input data" with a detail
 class BasicAttributes:
     age: int
     gender: int
+    # 0: not estimated (no ethnicity model here); stored as NULL.
     ethnicity: int
 
 
@@ -81,7 +82,7 @@ def check_basic_attributes(basic: BasicAttributes) -> BasicAttributes:
     for name, value, allowed in (
         ("age", basic.age, range(0, 101)),
         ("gender", basic.gender, (0, 1)),
-        ("ethnicity", basic.ethnicity, (1, 2, 3, 4)),
+        ("ethnicity", basic.ethnicity, (0, 1, 2, 3, 4)),
     ):
         if value not in allowed:
             raise errors.LunaError(

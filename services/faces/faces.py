@@ -7,7 +7,7 @@ checked before the transaction starts, so a bad request never leaves a partial w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,10 @@ from services.faces.scoping import (
 )
 
 FACE_NOT_FOUND = 22002
+EVENT_NOT_FOUND = 23001  # "Event with id {value} not found"
+# (account_id, event_id) -> whether that account has the event. The events service owns
+# events: this is a call to its API, never a read of its tables.
+EventLookup = Callable[[str, str], Awaitable[bool]]
 FACES_NOT_FOUND = 22004  # "One or more faces not found including face with id '{value}'"
 LISTS_NOT_FOUND = 22005
 ATTRIBUTE_FOR_UPDATE_NOT_FOUND = 22010
@@ -216,7 +220,7 @@ async def _store_attribute(conn: AsyncConnection, face_id: str, data: AttributeD
             face_id,
             basic.age if basic else None,
             basic.gender if basic else None,
-            basic.ethnicity if basic else None,
+            (basic.ethnicity or None) if basic else None,
             list(data.descriptor_samples),
             list(data.basic_attributes_samples),
         ),
@@ -251,9 +255,23 @@ async def _resolve(
 
 
 class Faces:
-    def __init__(self, pool: AsyncConnectionPool, publisher: outbox.Publisher) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        publisher: outbox.Publisher,
+        event_exists: EventLookup | None = None,
+    ) -> None:
         self._pool = pool
         self._publisher = publisher
+        self._event_exists = event_exists
+
+    async def _check_event(self, scope: Scope, event_id: str) -> None:
+        """A face may name only an event of its own account: another account's event id
+        (they appear in shared match results) would tie the face to data it cannot see."""
+        if self._event_exists is None or not event_id:
+            return
+        if not await self._event_exists(scope.account_id, event_id):
+            raise errors.LunaError(EVENT_NOT_FOUND, f"Event with id {event_id} not found")
 
     async def create(
         self,
@@ -266,10 +284,15 @@ class Faces:
         attribute: AttributeSource = None,
         list_ids: Iterable[str] = (),
         face_id: str = "",
+        event_pending: bool = False,
     ) -> Face:
+        """A new face; `event_pending`: the caller saves event `event_id` right after (the
+        events pipeline), so it is not looked up."""
         check_face_fields(
             event_id=event_id, user_data=user_data, external_id=external_id, avatar=avatar
         )
+        if not event_pending:
+            await self._check_event(scope, event_id)
         lists = unique_ids(list_ids, "lists")
         face_id = face_id or ids.new_id()
         try:
@@ -390,6 +413,7 @@ class Faces:
         check_face_fields(
             event_id=event_id, user_data=user_data, external_id=external_id, avatar=avatar
         )
+        await self._check_event(scope, event_id or "")
         changes: dict[str, Any] = {}
         if event_id is not None:
             changes["event_id"] = event_id or None
@@ -484,7 +508,7 @@ class Faces:
                 )
             descriptors = {descriptor_version: descriptors[descriptor_version]}
         basic = (
-            BasicAttributes(row["age"], row["gender"], row["ethnicity"])
+            BasicAttributes(row["age"], row["gender"], row["ethnicity"] or 0)
             if row["age"] is not None
             else None
         )

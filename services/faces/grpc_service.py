@@ -149,6 +149,9 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
                 token_id=token.token_id,
                 permissions=permissions.to_pb(token.permissions),
                 visibility_area=VISIBILITY[token.visibility_area],
+                expiration_time=(
+                    times.to_timestamp(token.expiration_time) if token.expiration_time else None
+                ),
             )
         if kind == "login_password":
             account = await self._accounts.verify_login(
@@ -358,6 +361,7 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
             avatar=request.avatar,
             attribute=attribute_source_of(request.attribute),
             list_ids=request.list_ids,
+            event_pending=request.event_pending,
         )
         return faces_pb2.CreateFaceResponse(face=face_pb(face))
 

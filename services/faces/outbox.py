@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import ids, subjects, times
+from services.common import db, ids, nats_streams, subjects, times
 
 log = logging.getLogger("luna.faces.outbox")
 Kind = changes_pb2.FaceChange.Kind
@@ -114,17 +114,25 @@ class Publisher:
         failure is logged, not raised: the change is committed, the rows stay for later."""
         if self._js is None:
             return 0
+        if not nats_streams.is_connected(self._js):
+            return 0  # not even a database round trip: the rows wait for the reconnect
         published = 0
         async with self._lock:
             while True:
                 try:
                     done, more = await self._flush_batch()
-                except Exception:
-                    log.warning("publishing FACES_CHANGES failed; will retry", exc_info=True)
+                except Exception as exc:
+                    if nats_streams.is_outage(exc) or db.is_outage(exc):
+                        log.warning("publishing FACES_CHANGES failed (%s); will retry", exc)
+                    else:
+                        log.warning("publishing FACES_CHANGES failed; will retry", exc_info=True)
                     return published
                 published += done
                 if not more:
                     return published
+
+    async def flush_quietly(self) -> None:
+        await self.flush()
 
     async def _flush_batch(self) -> tuple[int, bool]:
         assert self._js is not None
@@ -143,19 +151,13 @@ class Publisher:
             # stream keeps that order), then the acks are awaited together; awaiting each ack
             # before the next publish made a 1000-face link wait 1000 round trips. Only the
             # acknowledged prefix is deleted; the rest is sent again (Nats-Msg-Id dedupes).
-            acks = []
             try:
-                for row in rows:
-                    acks.append(
-                        await self._js.publish_async(
-                            row["subject"],
-                            bytes(row["payload"]),
-                            headers={"Nats-Msg-Id": row["change_id"]},
-                        )
-                    )
+                results = await nats_streams.publish_many(
+                    self._js,
+                    [(r["subject"], bytes(r["payload"]), r["change_id"]) for r in rows],
+                )
             except Exception as exc:
-                failure = exc
-            results = await asyncio.gather(*acks, return_exceptions=True)
+                results, failure = [], exc
             for row, result in zip(rows, results, strict=False):
                 if isinstance(result, BaseException):
                     failure = failure or result

@@ -12,14 +12,19 @@ import uvloop
 from aiohttp import web
 
 from services.common import config, logs, nats_streams, subjects
-from services.gateway import middleware, routing, tasks_api
+from services.gateway import backport3, middleware, routing, sender_api, tasks_api
+from services.gateway import metrics as http_metrics
 from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
+from services.gateway.events_follower import refollow_on_reconnect
 from services.gateway.routes import accounts, system
 from services.gateway.routes import attributes as attributes_routes
 from services.gateway.routes import blobs as blobs_routes
+from services.gateway.routes import checks as checks_routes
+from services.gateway.routes import docs as docs_routes
 from services.gateway.routes import estimator as estimator_routes
 from services.gateway.routes import events as events_routes
+from services.gateway.routes import extractor as extractor_routes
 from services.gateway.routes import faces as faces_routes
 from services.gateway.routes import generate as generate_routes
 from services.gateway.routes import handlers as handlers_routes
@@ -46,6 +51,9 @@ ROUTE_TABLES = (
     generate_routes.table,
     matcher_routes.table,
     sender_routes.table,
+    extractor_routes.table,
+    docs_routes.table,
+    checks_routes.table,
     tasks_routes.table,
 )
 log = logging.getLogger("luna.gateway")
@@ -87,6 +95,7 @@ def build_app(clients: Clients | None = None) -> web.Application:
             methods_by_path[route.path].append(route.method)
     for path, methods in methods_by_path.items():
         app.router.add_route("OPTIONS", path, _options_handler(methods))
+    backport3.install(app)
 
     async def on_startup(app: web.Application) -> None:
         clients.open()
@@ -97,7 +106,9 @@ def build_app(clients: Clients | None = None) -> web.Application:
                 authenticator.invalidate(msg.data)
 
             await nc.subscribe(subjects.AUTH_CHANGED, cb=invalidate)
+            authenticator.follow(nc)
             app["nats"] = nc
+            refollow_on_reconnect(app["sender_hub"], nc)
             await nats_streams.ensure_streams(nc.jetstream())
             await app["sender_hub"].follow(nc.jetstream())
         await tasks_api.start(app)
@@ -110,7 +121,12 @@ def build_app(clients: Clients | None = None) -> web.Application:
         await clients.close()
 
     app.on_startup.append(on_startup)
+    app.on_startup.append(backport3.start_listener)
+    app.on_cleanup.append(backport3.stop_listener)
     app.on_cleanup.append(on_cleanup)
+    http_metrics.install(app)
+    http_metrics.track_events_follower(app)
+    sender_api.attach(app)
     return app
 
 
@@ -119,4 +135,5 @@ def main() -> None:
     host, port = config.gateway_host(), config.gateway_port()
     # uvloop roughly halves aiohttp's per-request overhead; grpc.aio runs on it as well.
     uvloop.install()
+    middleware.install_protocol_errors()
     web.run_app(build_app(), host=host, port=port, access_log=None, print=None)

@@ -12,9 +12,12 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import ipaddress
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
 
 from aiohttp import web
 from luna.faces.v1 import accounts_pb2
@@ -40,6 +43,7 @@ class AuthRule:
 
     basic: bool = True
     bearer: bool = True
+    # False where a request reads or changes credentials: an account id is no secret.
     account_header: bool = True
     resource: str | None = None
     action: str | None = None
@@ -57,25 +61,89 @@ ALLOW_ACCOUNT_HEADER = config.declare(
 )
 
 
+ACCOUNT_HEADER_NETWORKS = config.declare(
+    "LUNA_ACCOUNT_ID_HEADER_NETWORKS",
+    "127.0.0.0/8,::1/128",
+    "Comma-separated CIDR networks whose clients may authorize with Luna-Account-Id "
+    "(the TCP peer address counts, never a forwarded-for header).",
+)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(value: str) -> tuple[Network, ...]:
+    """The CIDR list of LUNA_ACCOUNT_ID_HEADER_NETWORKS; a typo fails the start, not a request."""
+    try:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in value.split(",")
+            if part.strip()
+        )
+    except ValueError as exc:
+        raise ValueError(f"{ACCOUNT_HEADER_NETWORKS.name}: {exc}") from None
+
+
+def is_trusted(remote: str | None, networks: tuple[Network, ...]) -> bool:
+    """Whether a TCP peer address lies in one of the trusted networks."""
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
 class Authenticator:
     def __init__(self, clients: Clients) -> None:
         self._clients = clients
         self._ttl = CACHE_TTL.get_float()
         self._allow_header = ALLOW_ACCOUNT_HEADER.get_bool()
+        self._header_networks = parse_networks(ACCOUNT_HEADER_NETWORKS.get())
         # cache key -> (expires_at, principal)
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._inflight: dict[str, asyncio.Future[Principal]] = {}
         # Bumped by every invalidation: a verification that started before one is not cached.
         self._generation = 0
+        self._nats: Any = None
+        self._reconnects = 0
+
+    def follow(self, nc: Any) -> None:
+        """Trust the cache only while `nc` (subscribed to AUTH_CHANGED) is connected.
+
+        Invalidations published while this gateway is cut off from NATS never reach it, so
+        it verifies every request afresh while disconnected and forgets everything it held
+        when it reconnects.
+        """
+        self._nats = nc
+        self._reconnects = nc.stats["reconnects"]
+
+    def _cache_trusted(self) -> bool:
+        nc = self._nats
+        if nc is None:
+            return True
+        reconnects = nc.stats["reconnects"]
+        if nc.is_connected and reconnects == self._reconnects:
+            return True
+        # Invalidations may have been missed: nothing verified before now may be cached.
+        self._reconnects = reconnects
+        self._generation += 1
+        self._cache.clear()
+        return bool(nc.is_connected)
+
+    def _forget_all(self) -> None:
+        self._generation += 1
+        self._inflight.clear()
+        self._cache.clear()
 
     def invalidate(self, message: bytes) -> None:
         """Drop cached credentials of the account or token named in an AUTH_CHANGED message."""
         try:
             change = json.loads(message)
         except ValueError:
-            self._generation += 1
-            self._inflight.clear()
-            self._cache.clear()
+            self._forget_all()
             return
         self.forget(account_id=change.get("account_id", ""), token_id=change.get("token_id", ""))
 
@@ -91,9 +159,10 @@ class Authenticator:
     async def _verify(
         self, key: str, method: str, request: accounts_pb2.VerifyCredentialsRequest
     ) -> Principal:
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+        if self._cache_trusted():
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
         # Single flight: when an entry expires under load, every request with those
         # credentials would otherwise run its own password hash check at once (seconds of
         # CPU at concurrency 64); they share one verification instead.
@@ -116,6 +185,11 @@ class Authenticator:
         generation = self._generation
         reply = await self._clients.accounts.VerifyCredentials(request)
         now = time.monotonic()
+        lifetime = self._ttl
+        if reply.HasField("expiration_time"):
+            # Not a moment past the token's own end: the faces service refuses it from then on.
+            left = reply.expiration_time.ToDatetime(tzinfo=UTC).timestamp() - time.time()
+            lifetime = min(lifetime, left)
         principal = Principal(
             account_id=reply.account_id,
             account_type=ACCOUNT_TYPE_NAMES[reply.account_type],
@@ -125,10 +199,11 @@ class Authenticator:
             visibility_area=VISIBILITY_NAMES.get(reply.visibility_area, "account"),
             emit_events=permissions.from_pb(reply.permissions).get(permissions.EMIT_EVENTS),
         )
-        if generation == self._generation:
+        trusted = self._cache_trusted()  # first: it may end the generation
+        if trusted and generation == self._generation and lifetime > 0:
             if len(self._cache) > 100_000:
                 self._cache.clear()
-            self._cache[key] = (now + self._ttl, principal)
+            self._cache[key] = (now + lifetime, principal)
         return principal
 
     async def authenticate(self, request: web.Request, rule: AuthRule) -> Principal:
@@ -173,11 +248,25 @@ class Authenticator:
                     f"Unsupported authorization scheme '{scheme}'; use Basic or Bearer",
                 )
         account_id = request.headers.get("Luna-Account-Id")
-        if account_id is not None and rule.account_header:
+        if account_id is not None and not rule.account_header:
+            raise errors.LunaError(
+                errors.ACCOUNT_HEADER_DISABLED,
+                "Authorization with 'Luna-Account-Id' header is not accepted for account "
+                "credentials and tokens: use Basic authorization",
+            )
+        if account_id is not None:
             if not self._allow_header:
                 raise errors.LunaError(
                     errors.ACCOUNT_HEADER_DISABLED,
                     "Authorization with 'Luna-Account-Id' header is disabled",
+                )
+            # The header proves nothing: anyone who has seen an account id (every face and
+            # event JSON shows one) could send it. Only peers on networks the operator trusts
+            # (a LUNA-era backend behind the same host or VPC) may use it.
+            if not is_trusted(request.remote, self._header_networks):
+                raise errors.LunaError(
+                    errors.ACCOUNT_HEADER_DISABLED,
+                    "Authorization with 'Luna-Account-Id' header is not accepted from this network",
                 )
             if not ids.is_uuid(account_id):
                 raise errors.LunaError(errors.ACCOUNT_HEADER_NOT_UUID)
@@ -210,4 +299,6 @@ def _basic_pair(value: str) -> tuple[str, str]:
             errors.BAD_BASIC_AUTH,
             "Bad format basic authorization header, format: Basic base64(login:password)",
         )
+    if "\x00" in decoded:  # no login or password holds one: accounts refuse them
+        raise errors.LunaError(errors.AUTH_FAILED, "Account corresponding login/password not found")
     return login, password

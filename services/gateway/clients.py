@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
+from luna.backport3.v1 import backport3_pb2_grpc
 from luna.estimator.v1 import estimator_pb2_grpc
 from luna.events.v1 import events_pb2_grpc, handlers_pb2_grpc, pipeline_pb2_grpc, verifiers_pb2_grpc
 from luna.faces.v1 import (
@@ -49,6 +50,7 @@ class Clients:
         self.verifiers = stub(verifiers_pb2_grpc.VerifiersServiceStub, self.channels["events"])
         self.pipeline = stub(pipeline_pb2_grpc.PipelineServiceStub, self.channels["events"])
         self.tasks = stub(tasks_pb2_grpc.TasksServiceStub, self.channels["tasks"])
+        self.backport3 = stub(backport3_pb2_grpc.Backport3ServiceStub, self.channels["backport3"])
         # Health checks go over plain channels: a failing check must not raise LunaError.
         # Health checks use the raw stubs: a failing check is an answer, not an exception.
         self.health = {s: health_pb2_grpc.HealthStub(ch) for s, ch in self.channels.items()}

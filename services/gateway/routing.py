@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from services.common.permissions import Principal
+from services.gateway import jsonbody
 from services.gateway.auth import Authenticator, AuthRule
 from services.gateway.clients import Clients
 from services.gateway.validation import RequestValidator
@@ -83,6 +84,7 @@ def wrap(
     route: Route, authenticator: Authenticator, validator: RequestValidator
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
+        jsonbody.check_query(request.query)
         principal = None
         if route.auth is not None:
             principal = await authenticator.authenticate(request, route.auth)

@@ -12,7 +12,9 @@ Errors (codes and detail texts as LUNA returns them; see services/common/luna_er
   `extra fields not permitted`, `field required`, `value is not a valid integer`,
   `ensure this value has at most 128 characters`, `value is not a valid uuid`.
 - 12030 `Request does not contain data` for an empty body where one is required.
-- 12002 `Request does not contain json` for a body that is not parseable JSON.
+- 12002 `Request does not contain json` for a body that is not parseable JSON; 12022 also for
+  one nested deeper than 24 levels or holding a NUL (`jsonbody`, the one parser of input).
+- Integers the document leaves unbounded are bounded to int32 (our protos and columns).
 - 12023 `Content type is unacceptable allowed types: '<types>'` for a Content-Type the operation
   does not accept; 12024 `Unsupported media type` for a body sent without any Content-Type.
 - 12012 `Bad query parameters '<name>'` for a query value that cannot be converted or is out of
@@ -24,7 +26,6 @@ Errors (codes and detail texts as LUNA returns them; see services/common/luna_er
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,13 +40,14 @@ from services.common.errors import (
     BAD_QUERY_PARAM,
     NO_DATA,
     NO_ONE_QUERY_PARAM,
-    NOT_JSON,
     REQUIRED_QUERY_PARAM,
     UNACCEPTABLE_CONTENT_TYPE,
     UNSUPPORTED_MEDIA_TYPE,
     LunaError,
 )
+from services.gateway import jsonbody
 
+INT32_MAX = 2**31 - 1
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 JSON_TYPES = ("application/json",)
 
@@ -130,6 +132,14 @@ def _to_json_schema(spec: Mapping[str, Any], node: Any, stack: tuple[str, ...] =
     for excl, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         if node.get(excl) is True and bound in out:
             out[excl] = out.pop(bound)
+    types = out.get("type")
+    if types == "integer" or (isinstance(types, list) and "integer" in types):
+        # Integers travel as int32 in our protos and PostgreSQL `integer` columns: an
+        # unbounded one in the document is bounded here rather than failing downstream.
+        if "maximum" not in out and "exclusiveMaximum" not in out:
+            out["maximum"] = INT32_MAX
+        if "minimum" not in out and "exclusiveMinimum" not in out:
+            out["minimum"] = -INT32_MAX - 1
     if node.get("nullable") is True:
         if "type" in out:
             types = out["type"] if isinstance(out["type"], list) else [out["type"]]
@@ -445,11 +455,7 @@ class RequestValidator:
             if op.body_required:
                 raise LunaError(NO_DATA, "Request does not contain data")
             return None
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise LunaError(NOT_JSON, "Request does not contain json") from None
-        return self.validate_body(operation_id, body)
+        return self.validate_body(operation_id, jsonbody.loads(raw))
 
     def validate_body(self, operation_id: str, body: Any) -> Any:
         """Validate a parsed JSON body; fill in schema defaults (in place) and return it."""

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATS
 
 from services.common import config, grpc_client, nats_streams
 from services.common.grpc_server import ServiceApp
+from services.matcher import metrics as matcher_metrics
 from services.matcher import settings
 from services.matcher.face_records import FaceRecords
 from services.matcher.grpc_service import MatcherServicer
@@ -58,6 +59,7 @@ class MatcherState:
             records=FaceRecords(settings.RECORD_CACHE.get_int()),
         )
         await self.sync.start(retry_for=settings.START_TIMEOUT.get_float())
+        nats_streams.on_reconnect(self.nc, self.sync.resume_follow)
         self.matching = Matching(
             self.sync,
             faces,
@@ -103,6 +105,7 @@ def make_app() -> ServiceApp:
 
     async def startup() -> None:
         await state.start(config.nats_url())
+        matcher_metrics.register(lambda: state.sync)
 
     def register(server: grpc.aio.Server) -> None:
         matcher_pb2_grpc.add_MatcherServiceServicer_to_server(state.servicer(), server)

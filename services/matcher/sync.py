@@ -30,7 +30,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from services.common import errors, subjects
+from services.common import errors, nats_streams, subjects
 from services.matcher.core import IndexSet, MatcherConfig
 from services.matcher.core.snapshot import (
     SnapshotError,
@@ -229,6 +229,21 @@ class Sync:
         )
         self._follow_task = asyncio.create_task(self._follow(self._sub, self.ix))
 
+    async def resume_follow(self, attempts: int = 30) -> None:
+        """Follow the stream again from the last applied change: after a NATS restart the
+        server no longer knows our (in-memory, ordered) consumer."""
+        async with self._rebuild_lock:
+            for attempt in range(attempts):
+                await self._stop_follow()
+                try:
+                    await self._start_follow()
+                except Exception as exc:
+                    log.warning("re-following FACES_CHANGES failed (%s); retrying", exc)
+                    await asyncio.sleep(min(2.0, 0.2 * (attempt + 1)))
+                    continue
+                log.info("following FACES_CHANGES again from %d", self.applied_seq + 1)
+                return
+
     async def _stop_follow(self) -> None:
         task, sub = self._follow_task, self._sub
         self._follow_task = self._sub = None
@@ -323,8 +338,24 @@ class Sync:
 
     # --- reads ---------------------------------------------------------------------------
     async def wait_applied(self, timeout: float | None) -> bool:
-        """Wait until everything the stream holds now is applied; False after `timeout`."""
-        target = (await self.js.stream_info(STREAM)).state.last_seq
+        """Wait until everything the stream holds now is applied; False after `timeout`.
+
+        With a timeout (a request), NATS being down or slow does not fail the request: it is
+        answered from the state applied so far (changes made meanwhile are still in the
+        faces outbox, not in the stream, so there is nothing newer to wait for anyway)."""
+        if timeout is not None:
+            if not nats_streams.is_connected(self.js):
+                return False
+            try:
+                info = await asyncio.wait_for(self.js.stream_info(STREAM), max(timeout, 0.5))
+            except Exception as exc:
+                if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
+                    raise
+                log.warning("stream position unknown (%s); answering from applied state", exc)
+                return False
+            target = info.state.last_seq
+        else:
+            target = (await self.js.stream_info(STREAM)).state.last_seq
         if self.applied_seq >= target:
             return True
 

@@ -10,9 +10,16 @@ import pytest
 from nats.errors import NoServersError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import APIError
 
 from services.common.embedded import EmbeddedNats, pick_free_port
-from services.common.nats_streams import connect, ensure_streams, publish, work_consumer_config
+from services.common.nats_streams import (
+    connect,
+    ensure_streams,
+    publish,
+    stream_configs,
+    work_consumer_config,
+)
 
 DAY = 24 * 3600
 
@@ -115,3 +122,26 @@ async def test_connect_fails_on_a_dead_url_but_survives_a_restart(
             await nc.close()
         finally:  # the server must not outlive the test even if close() fails
             await server.stop()
+
+
+async def test_streams_take_the_configured_replica_count(
+    js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LUNA_NATS_REPLICAS", "1")
+    await ensure_streams(js)
+    for name in ("FACES_CHANGES", "EVENTS", "TASKS_WORK"):
+        info = await js.stream_info(name)
+        assert info.config.num_replicas == 1
+        assert info.cluster is None or len(info.cluster.replicas or []) == 0
+
+    # The cluster overlay's value reaches the server's stream request: one nats-server refuses
+    # it (a 3-node cluster test is a later item), so nothing is created or changed silently.
+    monkeypatch.setenv("LUNA_NATS_REPLICAS", "3")
+    assert {c.num_replicas for c in stream_configs()} == {3}
+    with pytest.raises(APIError, match=r"(?i)replica"):
+        await ensure_streams(js)
+    assert (await js.stream_info("EVENTS")).config.num_replicas == 1
+
+    monkeypatch.setenv("LUNA_NATS_REPLICAS", "0")
+    with pytest.raises(ValueError, match="LUNA_NATS_REPLICAS"):
+        stream_configs()

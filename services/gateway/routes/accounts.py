@@ -24,6 +24,9 @@ VISIBILITY = {
     "all": accounts_pb2.VISIBILITY_AREA_ALL,
 }
 ACCOUNT_AUTH = AuthRule(bearer=False)
+# Changing or deleting the account, and every token route (tokens are credentials, and their
+# listings show each JWT), need a real credential, never the bare Luna-Account-Id header.
+CREDENTIALS_AUTH = AuthRule(bearer=False, account_header=False)
 
 
 def scope(ctx: Ctx, filter_account_id: str = "") -> account_pb2.AccountScope:
@@ -66,7 +69,7 @@ async def get_account(ctx: Ctx) -> web.Response:
     return json_response(convert.account(reply.account))
 
 
-@table.route("PATCH", "/6/account", auth=ACCOUNT_AUTH, op="patchAccount", json_body=True)
+@table.route("PATCH", "/6/account", auth=CREDENTIALS_AUTH, op="patchAccount", json_body=True)
 async def patch_account(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body
     if not body:
@@ -88,7 +91,7 @@ async def patch_account(ctx: Ctx) -> web.Response:
     return web.Response(status=204)
 
 
-@table.route("DELETE", "/6/account", auth=ACCOUNT_AUTH, op="deleteAccount")
+@table.route("DELETE", "/6/account", auth=CREDENTIALS_AUTH, op="deleteAccount")
 async def delete_account(ctx: Ctx) -> web.Response:
     await ctx.clients.accounts.DeleteAccount(
         accounts_pb2.DeleteAccountRequest(account_id=ctx.account_id)
@@ -114,13 +117,13 @@ def token_created(token: tokens_pb2.Token, status: int) -> web.Response:
     )
 
 
-TOKEN_READ = AuthRule(resource="token", action="view")
+TOKEN_READ = AuthRule(resource="token", action="view", account_header=False)
 
 
 @table.route(
     "POST",
     "/6/tokens",
-    auth=AuthRule(resource="token", action="creation"),
+    auth=AuthRule(resource="token", action="creation", account_header=False),
     op="createToken",
     json_body=True,
 )
@@ -170,7 +173,7 @@ async def get_token(ctx: Ctx) -> web.Response:
 @table.route(
     "PUT",
     "/6/tokens/{token_id}",
-    auth=AuthRule(resource="token", action="modification"),
+    auth=AuthRule(resource="token", action="modification", account_header=False),
     op="replaceToken",
     json_body=True,
 )
@@ -188,7 +191,7 @@ async def replace_token(ctx: Ctx) -> web.Response:
 @table.route(
     "DELETE",
     "/6/tokens/{token_id}",
-    auth=AuthRule(resource="token", action="deletion"),
+    auth=AuthRule(resource="token", action="deletion", account_header=False),
     op="deleteToken",
 )
 async def delete_token(ctx: Ctx) -> web.Response:

@@ -77,11 +77,12 @@ def pick_descriptor(data: attributes_pb2.AttributeData) -> attributes_pb2.Descri
     return max(data.descriptors, key=lambda d: d.version)
 
 
-def basic_json(data: attributes_pb2.AttributeData) -> dict[str, int] | None:
+def basic_json(data: attributes_pb2.AttributeData) -> dict[str, int | None] | None:
     if not data.HasField("basic_attributes"):
         return None
     b = data.basic_attributes
-    return {"age": b.age, "gender": b.gender, "ethnicity": b.ethnicity}
+    # 0: not estimated (no ethnicity model here), shown as null rather than a made-up class.
+    return {"age": b.age, "gender": b.gender, "ethnicity": b.ethnicity or None}
 
 
 def attribute_fields(data: attributes_pb2.AttributeData) -> dict[str, Any]:

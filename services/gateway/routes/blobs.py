@@ -243,3 +243,37 @@ async def check_object(ctx: Ctx) -> web.Response:
 )
 async def delete_object(ctx: Ctx) -> web.Response:
     return await _delete(ctx, blobs_pb2.BLOB_KIND_OBJECT, ctx.request.match_info["object_id"])
+
+
+# ---------------------------------------------------------------------------- legacy samples
+# LUNA 5.1 split /samples/{id} into /samples/faces/{id} and /samples/bodies/{id} and kept the
+# old path as a deprecated alias of the face one; its "previous version" family has the same
+# path in the reference, so one set of routes serves both.
+def _legacy_sample_id(ctx: Ctx) -> str:
+    sample_id = ctx.request.match_info["sample_id"]
+    if sample_id in SAMPLE_KINDS:  # /6/samples/faces without an id: only POST exists there
+        raise errors.LunaError(errors.METHOD_NOT_ALLOWED, "Method not allowed")
+    return sample_id
+
+
+async def _legacy_sample(ctx: Ctx, head: bool) -> web.Response:
+    sample_id = _legacy_sample_id(ctx)
+    _check_permission(ctx, "face_sample", "view")
+    return _content(await _get(ctx, blobs_pb2.BLOB_KIND_FACE_SAMPLE, sample_id, head), head)
+
+
+@table.route("GET", "/6/samples/{sample_id}", auth=AUTHED, op="getSampleLegacy")
+async def get_sample_legacy(ctx: Ctx) -> web.Response:
+    return await _legacy_sample(ctx, head=False)
+
+
+@table.route("HEAD", "/6/samples/{sample_id}", auth=AUTHED, op="checkSampleLegacy")
+async def check_sample_legacy(ctx: Ctx) -> web.Response:
+    return await _legacy_sample(ctx, head=True)
+
+
+@table.route("DELETE", "/6/samples/{sample_id}", auth=AUTHED, op="deleteSampleLegacy")
+async def delete_sample_legacy(ctx: Ctx) -> web.Response:
+    sample_id = _legacy_sample_id(ctx)
+    _check_permission(ctx, "face_sample", "deletion")
+    return await _delete(ctx, blobs_pb2.BLOB_KIND_FACE_SAMPLE, sample_id)

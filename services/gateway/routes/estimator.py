@@ -12,14 +12,14 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from google.protobuf import json_format
 from luna.common.v1 import account_pb2
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import blobs_pb2
 
 from services.common import errors
+from services.gateway import jsonbody, multipart
 from services.gateway.auth import AuthRule
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -114,12 +114,16 @@ def check_body_type(media: str, allowed: tuple[str, ...]) -> None:
         )
 
 
-async def read_images(request: web.Request) -> list[epb.Image]:
-    """The images of a request body, each with its declared type (checked by the estimator)."""
+async def read_images(
+    request: web.Request, skip_parts: frozenset[str] = frozenset()
+) -> list[epb.Image]:
+    """The images of a request body, each with its declared type (checked by the estimator).
+
+    `skip_parts`: multipart part names that carry something else (LUNA's liveness `meta`)."""
     media = media_type(request)
     check_body_type(media, SDK_BODY_TYPES)
     if media == "multipart/form-data":
-        return await _multipart_images(request)
+        return await _multipart_images(request, skip_parts)
     raw = await request.read()
     if media == "application/json":
         return _json_images(raw)
@@ -128,23 +132,20 @@ async def read_images(request: web.Request) -> list[epb.Image]:
     return [epb.Image(data=raw, content_type=media)]
 
 
-async def _multipart_images(request: web.Request) -> list[epb.Image]:
+async def _multipart_images(
+    request: web.Request, skip_parts: frozenset[str] = frozenset()
+) -> list[epb.Image]:
     out: list[epb.Image] = []
-    reader = await request.multipart()
-    while True:
-        part = await reader.next()
-        if part is None:
-            break
-        if not isinstance(part, BodyPartReader):  # nested multipart: not LUNA's
-            raise errors.LunaError(MULTIPART_BAD_TYPE, "Nested multipart is not supported")
-        ptype = (part.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        name = part.name or part.filename or ""
+    async for part in multipart.parts(request):
+        if part.name in skip_parts:
+            continue
+        ptype = part.content_type
+        name = part.name or part.filename
         if ptype not in IMAGE_TYPES and ptype not in BASE64_TYPES:
             raise errors.LunaError(
                 MULTIPART_BAD_TYPE, f"Multipart with name '{name}' has bad Content-Type"
             )
-        data = await part.read(decode=False)
-        out.append(epb.Image(data=bytes(data), content_type=ptype, filename=part.filename or ""))
+        out.append(epb.Image(data=part.data, content_type=ptype, filename=part.filename))
     if not out:
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
     return out
@@ -153,10 +154,7 @@ async def _multipart_images(request: web.Request) -> list[epb.Image]:
 def _json_images(raw: bytes) -> list[epb.Image]:
     if not raw.strip():
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise errors.LunaError(errors.NOT_JSON, "Request does not contain json") from None
+    body = jsonbody.loads(raw)
     items = body.get("images") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise errors.LunaError(

@@ -20,14 +20,14 @@ import base64
 import binascii
 from typing import Any
 
-import orjson
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from google.protobuf import struct_pb2
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.events.v1 import pipeline_pb2 as ppb
 
 from services.common import errors, logs, times
 from services.common.pbjson import from_struct
+from services.gateway import descriptor_entities, jsonbody, multipart
 from services.gateway.auth import AuthRule
 from services.gateway.routes.accounts import scope
 from services.gateway.routes.estimator import (
@@ -132,13 +132,17 @@ def meta_pb(fields: dict[str, Any], path: str) -> ppb.EventMeta:
     return meta
 
 
+def _bad_base64(path: str) -> errors.LunaError:
+    return errors.LunaError(18001, "Failed convert data from base64 to bytes")
+
+
 def _b64(value: Any, path: str) -> bytes:
     if not isinstance(value, str):
         raise _bad_json(path, "str type expected")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise errors.LunaError(18001, "Failed convert data from base64 to bytes") from None
+        raise _bad_base64(path) from None
 
 
 def _descriptor(data: bytes, media: str) -> ppb.InputDescriptor:
@@ -177,23 +181,13 @@ async def read_body(request: web.Request) -> Body:
 
 
 async def _multipart(request: web.Request, body: Body) -> None:
-    reader = await request.multipart()
     metas: dict[str, dict[str, Any]] = {}
     names: list[str] = []
-    while True:
-        part = await reader.next()
-        if part is None:
-            break
-        if not isinstance(part, BodyPartReader):
-            raise errors.LunaError(MULTIPART_BAD_TYPE, "Nested multipart is not supported")
-        ptype = (part.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        name = part.name or part.filename or ""
-        data = bytes(await part.read(decode=False))
+    async for part in multipart.parts(request):
+        ptype, data = part.content_type, part.data
+        name = part.name or part.filename
         if ptype == "application/json":
-            try:
-                value = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise errors.LunaError(errors.NOT_JSON, "Request does not contain json") from None
+            value = jsonbody.loads(data, (name,))
             if name == "policies":
                 body.policies = value.get("policies", value) if isinstance(value, dict) else value
             else:
@@ -204,7 +198,7 @@ async def _multipart(request: web.Request, body: Body) -> None:
         elif ptype in IMAGE_TYPES or ptype in BASE64_TYPES:
             body.items.append(
                 ppb.InputItem(
-                    image=epb.Image(data=data, content_type=ptype, filename=part.filename or "")
+                    image=epb.Image(data=data, content_type=ptype, filename=part.filename)
                 )
             )
             names.append(name)
@@ -227,10 +221,7 @@ async def _multipart(request: web.Request, body: Body) -> None:
 def _json(raw: bytes, body: Body) -> None:
     if not raw.strip():
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise errors.LunaError(errors.NOT_JSON, "Request does not contain json") from None
+    doc = jsonbody.loads(raw)
     if not isinstance(doc, dict):
         raise _bad_json("", "value is not a valid dict")
     for key in ("images", "descriptors"):
@@ -351,13 +342,11 @@ def _raw_entities(body: dict[str, Any], name: str) -> list[ppb.RawEntity]:
         path = f"{name}.{i}"
         if not isinstance(e, dict):
             raise _bad_json(path, "value is not a valid dict")
-        if e.get("type") == "xpk_file":
-            raise errors.LunaError(XPK_INVALID, "Failed to parse xpk file")
-        data = _b64(e.get("descriptor"), f"{path}.descriptor")
+        data, version = descriptor_entities.entity_bytes(e, path, bad_base64=_bad_base64)
         out.append(
             ppb.RawEntity(
                 id=str(e.get("id") if e.get("id") is not None else i),
-                descriptor=ppb.InputDescriptor(descriptor=data, version=int(e.get("version") or 0)),
+                descriptor=ppb.InputDescriptor(descriptor=data, version=version),
             )
         )
     return out

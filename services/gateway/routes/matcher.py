@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +9,7 @@ from luna.matcher.v1 import matcher_pb2
 
 from services.common import errors, times
 from services.common.pbjson import from_struct, to_struct
+from services.gateway import descriptor_entities
 from services.gateway.auth import AuthRule
 from services.gateway.routes.accounts import scope
 from services.gateway.routes.faces import face_json
@@ -35,22 +34,9 @@ def _json_error(path: str, message: str) -> errors.LunaError:
 
 
 def descriptor_pb(entity: dict[str, Any], path: str) -> matcher_pb2.RawDescriptor:
-    """A descriptor entity's bytes. `raw_descriptor` and `sdk_descriptor` are base64 of packed
-    little-endian float32 -- the very bytes /6/sdk returns as `sdk_descriptor` here; VisionLabs'
-    XPK container is not documented, so it is refused with its LUNA error."""
-    kind = entity.get("type", "raw_descriptor")
-    if kind == "xpk_file":
-        raise errors.LunaError(XPK_INVALID, "Failed to parse xpk file")
-    if "descriptor" not in entity:
-        raise _json_error(f"{path}.descriptor", "field required")
-    value = entity["descriptor"]
-    if not isinstance(value, str):
-        raise _json_error(f"{path}.descriptor", "str type expected")
-    try:
-        data = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise _json_error(f"{path}.descriptor", "value is not valid base64") from None
-    return matcher_pb2.RawDescriptor(descriptor=data, version=int(entity.get("version") or 0))
+    """A descriptor entity's bytes (see services/gateway/descriptor_entities.py)."""
+    raw, version = descriptor_entities.entity_bytes(entity, path)
+    return matcher_pb2.RawDescriptor(descriptor=raw, version=version)
 
 
 def reference_pb(item: dict[str, Any], i: int) -> matcher_pb2.Reference:

@@ -138,12 +138,33 @@ for path in ("/healthcheck", "/6/healthcheck"):
     table.route("GET", path, auth=None, op=HEALTH_OPS[path])(healthcheck_handler)
 
 
-@table.route("GET", "/6/docs/spec", auth=None, op="getSpec")
+SPEC_OPS = {"/6/docs/spec": "getSpec", "/docs/spec": "getSpecUnprefixed"}
+HTML_RANGES = frozenset({"text/html", "text/*", "*/*"})
+
+
+def spec_media_type(accept: str | None) -> str:
+    """What to answer for an Accept header: the YAML document, the HTML page, or 415."""
+    ranges = {part.split(";", 1)[0].strip().lower() for part in (accept or "").split(",")}
+    ranges.discard("")
+    if "application/x-yaml" in ranges:
+        return "application/x-yaml"
+    if not ranges or ranges & HTML_RANGES:
+        return "text/html"
+    raise errors.LunaError(
+        errors.UNSUPPORTED_MEDIA_TYPE,
+        "Unsupported media type: Accept one of 'application/x-yaml', 'text/html'",
+    )
+
+
 async def spec_handler(ctx: Ctx) -> web.Response:
     spec: dict[str, Any] = ctx.request.app["spec"]
-    if "application/x-yaml" in ctx.request.headers.get("Accept", ""):
+    if spec_media_type(ctx.request.headers.get("Accept")) == "application/x-yaml":
         return web.Response(text=ctx.request.app["spec_yaml"], content_type="application/x-yaml")
     return web.Response(text=_spec_html(spec), content_type="text/html")
+
+
+for path in SPEC_OPS:
+    table.route("GET", path, auth=None, op=SPEC_OPS[path])(spec_handler)
 
 
 def _spec_html(spec: dict[str, Any]) -> str:

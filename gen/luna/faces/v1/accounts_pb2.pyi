@@ -128,18 +128,20 @@ class VerifyCredentialsRequest(_message.Message):
     def __init__(self, login_password: _Optional[_Union[VerifyCredentialsRequest.LoginPassword, _Mapping]] = ..., account_id: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
 
 class VerifyCredentialsResponse(_message.Message):
-    __slots__ = ("account_id", "account_type", "token_id", "permissions", "visibility_area")
+    __slots__ = ("account_id", "account_type", "token_id", "permissions", "visibility_area", "expiration_time")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_TYPE_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     PERMISSIONS_FIELD_NUMBER: _ClassVar[int]
     VISIBILITY_AREA_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_TIME_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     account_type: AccountType
     token_id: str
     permissions: Permissions
     visibility_area: VisibilityArea
-    def __init__(self, account_id: _Optional[str] = ..., account_type: _Optional[_Union[AccountType, str]] = ..., token_id: _Optional[str] = ..., permissions: _Optional[_Union[Permissions, _Mapping]] = ..., visibility_area: _Optional[_Union[VisibilityArea, str]] = ...) -> None: ...
+    expiration_time: _timestamp_pb2.Timestamp
+    def __init__(self, account_id: _Optional[str] = ..., account_type: _Optional[_Union[AccountType, str]] = ..., token_id: _Optional[str] = ..., permissions: _Optional[_Union[Permissions, _Mapping]] = ..., visibility_area: _Optional[_Union[VisibilityArea, str]] = ..., expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Permissions(_message.Message):
     __slots__ = ("resources", "emit_events")

@@ -78,7 +78,7 @@ class FaceFilter(_message.Message):
     def __init__(self, face_ids: _Optional[_Iterable[str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., user_data: _Optional[str] = ..., list_id: _Optional[str] = ..., event_id: _Optional[str] = ..., create_time_gte: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time_lt: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., face_id_gte: _Optional[str] = ..., face_id_lt: _Optional[str] = ...) -> None: ...
 
 class CreateFaceRequest(_message.Message):
-    __slots__ = ("scope", "event_id", "user_data", "external_id", "avatar", "attribute", "list_ids")
+    __slots__ = ("scope", "event_id", "user_data", "external_id", "avatar", "attribute", "list_ids", "event_pending")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     USER_DATA_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class CreateFaceRequest(_message.Message):
     AVATAR_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     LIST_IDS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_PENDING_FIELD_NUMBER: _ClassVar[int]
     scope: _account_pb2.AccountScope
     event_id: str
     user_data: str
@@ -93,7 +94,8 @@ class CreateFaceRequest(_message.Message):
     avatar: str
     attribute: FaceAttributeInput
     list_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., event_id: _Optional[str] = ..., user_data: _Optional[str] = ..., external_id: _Optional[str] = ..., avatar: _Optional[str] = ..., attribute: _Optional[_Union[FaceAttributeInput, _Mapping]] = ..., list_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    event_pending: bool
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., event_id: _Optional[str] = ..., user_data: _Optional[str] = ..., external_id: _Optional[str] = ..., avatar: _Optional[str] = ..., attribute: _Optional[_Union[FaceAttributeInput, _Mapping]] = ..., list_ids: _Optional[_Iterable[str]] = ..., event_pending: _Optional[bool] = ...) -> None: ...
 
 class CreateFaceResponse(_message.Message):
     __slots__ = ("face",)

@@ -94,6 +94,7 @@ class FaceDescriptor:
     descriptor: bytes
     version: int
     list_ids: tuple[str, ...]
+    face: Face | None = None  # the face record (the matcher answers matches with it)
 
 
 _COLUMNS = (
@@ -341,6 +342,7 @@ class Faces:
                     outbox.upserts(
                         scope.account_id, face_id, data.descriptors if data else {}, lists
                     ),
+                    [outbox.face_record({**row, "has_attribute": data is not None}, lists)],
                 )
         except psycopg.errors.ForeignKeyViolation:
             raise errors.LunaError(
@@ -448,6 +450,7 @@ class Faces:
                 await outbox.enqueue(
                     conn,
                     [outbox.change(Kind.KIND_UPDATE_FACE, scope.account_id, face_id=face_id)],
+                    [outbox.face_record(row, lists)],
                 )
         if changes:
             await self._publisher.flush()
@@ -661,8 +664,7 @@ class Faces:
         while True:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(
-                    "SELECT d.face_id::text AS face_id, f.account_id::text AS account_id,"
-                    " d.version, d.descriptor FROM face_descriptors d"
+                    f"SELECT {_COLUMNS}, d.version, d.descriptor FROM face_descriptors d"
                     " JOIN faces f ON f.face_id = d.face_id"
                     f" WHERE {' AND '.join(conditions)} AND (d.face_id, d.version) > (%s, %s)"
                     " ORDER BY d.face_id, d.version LIMIT %s",
@@ -679,6 +681,10 @@ class Faces:
                     descriptor=bytes(r["descriptor"]),
                     version=r["version"],
                     list_ids=tuple(member[r["face_id"]]),
+                    face=_face(
+                        {k: v for k, v in r.items() if k not in ("version", "descriptor")},
+                        member[r["face_id"]],
+                    ),
                 )
                 for r in rows
             ]

@@ -475,6 +475,7 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
                         descriptor=d.descriptor,
                         version=d.version,
                         list_ids=d.list_ids,
+                        face=face_pb(d.face) if d.face is not None else None,
                     )
                     for d in batch
                 ]

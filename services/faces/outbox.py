@@ -18,8 +18,9 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from luna.faces.v1 import changes_pb2
+from luna.faces.v1 import changes_pb2, faces_pb2
 from nats.js import JetStreamContext
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -90,10 +91,66 @@ def upserts(
     return out
 
 
-async def enqueue(conn: AsyncConnection, changes: list[changes_pb2.FaceChange]) -> None:
-    """Insert messages into the outbox; call inside the change's transaction."""
+# Kinds whose message carries the face record after the change (see changes.proto).
+_WITH_RECORD = frozenset(
+    (Kind.KIND_UPSERT_FACE, Kind.KIND_ATTACH, Kind.KIND_DETACH, Kind.KIND_UPDATE_FACE)
+)
+
+
+def face_record(row: dict[str, Any], list_ids: Iterable[str]) -> faces_pb2.Face:
+    """A FaceChange.face from a row of services.faces.faces._COLUMNS."""
+    return faces_pb2.Face(
+        face_id=row["face_id"],
+        account_id=row["account_id"],
+        event_id=row["event_id"],
+        user_data=row["user_data"],
+        external_id=row["external_id"],
+        avatar=row["avatar"],
+        create_time=times.to_timestamp(row["create_time"]),
+        last_update_time=times.to_timestamp(row["last_update_time"]),
+        list_ids=list(list_ids),
+        has_attribute=row["has_attribute"],
+    )
+
+
+async def _attach_records(
+    conn: AsyncConnection,
+    changes: list[changes_pb2.FaceChange],
+    known: dict[str, faces_pb2.Face],
+) -> None:
+    """Set each change's face record: from `known` (the caller has it), else one read of
+    every other face inside the transaction, so the record is the committed state."""
+    wanted = sorted(
+        {c.face_id for c in changes if c.kind in _WITH_RECORD and c.face_id not in known}
+    )
+    records = dict(known)
+    if wanted:
+        # Lazy: services.faces.faces imports this module.
+        from services.faces.faces import _COLUMNS, _LIST_IDS
+
+        cur = await conn.execute(
+            f"SELECT {_COLUMNS}, {_LIST_IDS} AS list_ids FROM faces f"
+            " WHERE f.face_id = ANY(%s::uuid[])",
+            (wanted,),
+        )
+        for row in await cur.fetchall():
+            records[row["face_id"]] = face_record(row, row["list_ids"])
+    for c in changes:
+        if c.kind in _WITH_RECORD and c.face_id in records:
+            c.face.CopyFrom(records[c.face_id])
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    changes: list[changes_pb2.FaceChange],
+    known: Iterable[faces_pb2.Face] = (),
+) -> None:
+    """Insert messages into the outbox; call inside the change's transaction, after the
+    change (each message carries the face record as it is then). `known`: records the caller
+    already holds, which saves reading them."""
     if not changes:
         return
+    await _attach_records(conn, changes, {f.face_id: f for f in known})
     async with conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO faces_outbox (change_id, subject, payload) VALUES (%s, %s, %s)",

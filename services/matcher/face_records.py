@@ -1,28 +1,42 @@
-"""Face records (faces_pb2.Face) of recent match results, kept so a match need not ask the
-faces service for faces it returned a moment ago (that read was a third of a match's time).
+"""Face records (serialized faces_pb2.Face) of every indexed face, kept beside the descriptors
+so a match answers from the matcher's own state and never reads the faces service.
 
-Correctness rests on FACES_CHANGES: every change of a face (descriptor, fields, lists,
-deletion) carries its face_id and drops its record when the matcher applies it, and a list
-deletion drops them all. A match first waits until every change published before it arrived
-is applied (read-your-writes), so a record it finds here is current. A record read from the
-faces service is stored only if no change was applied while it was being read
-(`generation`), so an old read cannot outlive the change that made it old.
+Records arrive with the descriptors: FACES_CHANGES messages carry the face record after the
+change (FaceChange.face), StreamDescriptors carries it for the full load, and snapshots store
+them next to the index. A delete drops its record; a list deletion removes that list from
+the records holding it. A match first waits until every change published before it arrived
+is applied (read-your-writes), so a record found here is current.
+
+A face indexed without a record (a snapshot written before records existed) is read from
+the faces service once; such a read is stored only if no change was applied while it was
+being read (`generation`), so an old read cannot outlive the change that made it old.
+Records are kept as bytes: a fraction of the memory of message objects, parsed into the
+response by protobuf's C code.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable
+from pathlib import Path
 
+import numpy as np
 from luna.faces.v1 import faces_pb2
+
+FILE = "face_records.bin"
+_INDEX = "face_records.npz"
+_ACCOUNTS = "face_records.json"
 
 
 class FaceRecords:
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int = 1) -> None:
+        # capacity 0 keeps nothing (every match reads records from the faces service: a
+        # debugging switch); any other value keeps every indexed face's record.
+        self.enabled = capacity != 0
         self._lock = threading.Lock()  # changes are applied in a worker thread
-        self._records: OrderedDict[str, faces_pb2.Face] = OrderedDict()
+        self._records: dict[str, tuple[str, bytes]] = {}  # face_id -> (account_id, Face bytes)
         self.generation = 0
         self.hits = 0
         self.misses = 0
@@ -30,10 +44,43 @@ class FaceRecords:
     def __len__(self) -> int:
         return len(self._records)
 
+    def set(self, face: faces_pb2.Face) -> None:
+        """The record of a face after a change (FaceChange.face / FaceDescriptor.face)."""
+        with self._lock:
+            self.generation += 1
+            if self.enabled:
+                self._records[face.face_id] = (
+                    sys.intern(face.account_id),
+                    face.SerializeToString(),
+                )
+
+    def set_many(self, faces: Iterable[faces_pb2.Face]) -> None:
+        if not self.enabled:
+            return
+        rows = [(f.face_id, (sys.intern(f.account_id), f.SerializeToString())) for f in faces]
+        with self._lock:
+            self.generation += 1
+            self._records.update(rows)
+
     def forget(self, face_id: str) -> None:
         with self._lock:
             self.generation += 1
             self._records.pop(face_id, None)
+
+    def drop_list(self, list_id: str) -> None:
+        """A list was deleted: no record names it any more."""
+        needle = list_id.encode()
+        with self._lock:
+            self.generation += 1
+            for face_id, (account, raw) in list(self._records.items()):
+                if needle not in raw:  # a byte scan in C; parse only the few that hold it
+                    continue
+                face = faces_pb2.Face.FromString(raw)
+                kept = [x for x in face.list_ids if x != list_id]
+                if len(kept) != len(face.list_ids):
+                    del face.list_ids[:]
+                    face.list_ids.extend(kept)
+                    self._records[face_id] = (account, face.SerializeToString())
 
     def clear(self) -> None:
         with self._lock:
@@ -42,31 +89,70 @@ class FaceRecords:
 
     def get_many(
         self, face_ids: Iterable[str], account_id: str | None
-    ) -> tuple[dict[str, faces_pb2.Face], list[str]]:
+    ) -> tuple[dict[str, bytes], list[str]]:
         """(records found visible to `account_id` (None: every account), ids to read)."""
-        found: dict[str, faces_pb2.Face] = {}
+        found: dict[str, bytes] = {}
         missing: list[str] = []
-        with self._lock:
-            for face_id in face_ids:
-                face = self._records.get(face_id)
-                if face is None:
-                    missing.append(face_id)
-                    continue
-                self._records.move_to_end(face_id)
-                if account_id is None or face.account_id == account_id:
-                    found[face_id] = face
-            self.hits += len(found)
-            self.misses += len(missing)
+        records = self._records
+        for face_id in face_ids:
+            # dict reads are atomic under the GIL; writers replace whole entries.
+            rec = records.get(face_id)
+            if rec is None:
+                missing.append(face_id)
+            elif account_id is None or rec[0] == account_id:
+                found[face_id] = rec[1]
+        self.hits += len(found)
+        self.misses += len(missing)
         return found, missing
 
     def put_many(self, faces: Iterable[faces_pb2.Face], generation: int) -> None:
-        if self.capacity <= 0:
+        """Records read from the faces service, kept unless a change came meanwhile."""
+        if not self.enabled:
             return
+        rows = [(f.face_id, (sys.intern(f.account_id), f.SerializeToString())) for f in faces]
         with self._lock:
             if generation != self.generation:
                 return  # a change was applied meanwhile: these reads may predate it
-            for face in faces:
-                self._records[face.face_id] = face
-                self._records.move_to_end(face.face_id)
-            while len(self._records) > self.capacity:
-                self._records.popitem(last=False)
+            self._records.update(rows)
+
+    # --- snapshots -------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """Write every record into a snapshot directory (called under the index write lock,
+        so the records match the index state the snapshot holds, or are newer: replaying
+        the stream from the snapshot's sequence is idempotent)."""
+        with self._lock:
+            items = list(self._records.items())
+        accounts = sorted({acc for _, (acc, _) in items})
+        acc_idx = {a: i for i, a in enumerate(accounts)}
+        np.savez(
+            directory / _INDEX,
+            ids=np.array([f.encode() for f, _ in items], dtype="S36"),
+            lengths=np.fromiter((len(r[1]) for _, r in items), dtype=np.uint32, count=len(items)),
+            accounts=np.fromiter(
+                (acc_idx[r[0]] for _, r in items), dtype=np.int32, count=len(items)
+            ),
+        )
+        (directory / _ACCOUNTS).write_text(json.dumps(accounts), encoding="utf-8")
+        with open(directory / FILE, "wb") as out:
+            out.writelines(r[1] for _, r in items)
+
+    def load(self, directory: Path) -> bool:
+        """Replace the records with a snapshot's; False when it has none (older format)."""
+        if not (directory / FILE).exists():
+            return False
+        accounts = [sys.intern(a) for a in json.loads((directory / _ACCOUNTS).read_text())]
+        with np.load(directory / _INDEX) as z:
+            face_ids = z["ids"].tolist()
+            ends = np.cumsum(z["lengths"], dtype=np.int64).tolist()
+            acc = z["accounts"].tolist()
+        blob = (directory / FILE).read_bytes()
+        records: dict[str, tuple[str, bytes]] = {}
+        start = 0
+        for fid, end, a in zip(face_ids, ends, acc, strict=True):
+            records[fid.decode()] = (accounts[a], blob[start:end])
+            start = end
+        with self._lock:
+            self.generation += 1
+            if self.enabled:
+                self._records = records
+        return True

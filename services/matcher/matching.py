@@ -4,9 +4,8 @@ References resolve locally first (a face the index holds gives its descriptor wi
 network hop) and through the faces service otherwise, which also raises LUNA's not-found
 errors. Candidate filters the index knows (list, face ids, account) are searched in the
 index; filters only PostgreSQL knows (user_data, external_ids, create_time, ...) are turned
-into a face id set through FacesService.ListFaces first. Matched faces' records come from one
-ListFaces call per 1000 ids, with the caller's scope, so a face deleted meanwhile or not
-visible to the caller is dropped rather than shown.
+into a face id set through FacesService.ListFaces first. Matched faces' records are the
+matcher's own (services/matcher/face_records.py), kept current by FACES_CHANGES.
 """
 
 from __future__ import annotations
@@ -202,11 +201,12 @@ class Matching:
                 res.event_candidates.append(event_rows[j])
             for rows in per_set:
                 cr = res.candidates.add()
+                matches = cr.matches
                 for m in rows[j]:
-                    face = records.get(m.face_id)
-                    if face is not None:
-                        cr.matches.add(face=face, similarity=m.similarity)
-                cr.total_found = len(cr.matches)
+                    raw = records.get(m.face_id)
+                    if raw is not None:
+                        matches.add(similarity=m.similarity).face.MergeFromString(raw)
+                cr.total_found = len(matches)
         return out
 
     async def _resolve_all(
@@ -402,13 +402,15 @@ class Matching:
 
     async def _face_records(
         self, scope: account_pb2.AccountScope, face_ids: set[str]
-    ) -> dict[str, faces_pb2.Face]:
-        """Records of matched faces visible to the caller: recent ones from the cache, the
-        rest through ListFaces (with the caller's scope, so a face deleted meanwhile or not
-        visible to the caller is dropped)."""
+    ) -> dict[str, bytes]:
+        """Serialized records of matched faces visible to the caller: the matcher's own
+        (FACES_CHANGES keeps them), and through ListFaces only for an indexed face without
+        one (a snapshot from before records were kept), with the caller's scope."""
         records = self.sync.records
         generation = records.generation
-        found, missing = records.get_many(sorted(face_ids), search_account(scope))
+        found, missing = records.get_many(face_ids, search_account(scope))
+        if not missing:
+            return found
         chunks = [missing[i : i + PAGE] for i in range(0, len(missing), PAGE)]
         replies = await asyncio.gather(
             *(
@@ -425,7 +427,7 @@ class Matching:
         )
         read = [f for r in replies for f in r.faces]
         records.put_many(read, generation)
-        found.update((f.face_id, f) for f in read)
+        found.update((f.face_id, f.SerializeToString()) for f in read)
         return found
 
     # --- MatchRaw ----------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class Sync:
         records: FaceRecords | None = None,
     ) -> None:
         self.js = js
-        self.records = records if records is not None else FaceRecords(0)
+        self.records = records if records is not None else FaceRecords()
         self.faces = faces
         self.snapshot_root = snapshot_root
         self.version = version
@@ -87,17 +87,17 @@ class Sync:
         how = "faces"
         loaded = await self._try_snapshot()
         if loaded is not None:
-            ix, seq = loaded
+            ix, seq, records = loaded
             if await self._replayable_from(seq):
-                self._swap(ix, seq)
+                self._swap(ix, seq, records)
                 self.snapshot_seq = seq
                 how = "snapshot"
             else:
                 ix.close()
                 loaded = None
         if loaded is None:
-            ix, seq = await self._retrying(self._full_load, retry_for)
-            self._swap(ix, seq)
+            ix, seq, records = await self._retrying(self._full_load, retry_for)
+            self._swap(ix, seq, records)
         await self._start_follow()
         await self.wait_applied(timeout=None)
         log.info(
@@ -120,11 +120,19 @@ class Sync:
                 log.info("faces service not reachable yet; retrying the initial load")
                 await asyncio.sleep(0.5)
 
-    async def _try_snapshot(self) -> tuple[IndexSet, int] | None:
-        if current_snapshot(self.snapshot_root) is None:
+    def _new_records(self) -> FaceRecords:
+        return FaceRecords(1 if self.records.enabled else 0)
+
+    async def _try_snapshot(self) -> tuple[IndexSet, int, FaceRecords] | None:
+        path = current_snapshot(self.snapshot_root)
+        if path is None:
             return None
+        records = self._new_records()
         try:
             ix, seq = await asyncio.to_thread(load_snapshot, self.snapshot_root, self.config)
+            if not await asyncio.to_thread(records.load, path):
+                # Written before records were kept: matches read missing ones once.
+                log.info("snapshot %s holds no face records", path)
         except (SnapshotError, OSError, ValueError, KeyError) as exc:
             log.warning(
                 "snapshot under %s unusable (%s); loading from faces", self.snapshot_root, exc
@@ -134,7 +142,7 @@ class Sync:
             log.warning("snapshot holds version %s, want %s; reloading", ix.version, self.version)
             ix.close()
             return None
-        return ix, seq
+        return ix, seq, records
 
     async def _replayable_from(self, seq: int) -> bool:
         """The stream still holds every message after `seq` (nothing expired or reset)."""
@@ -153,10 +161,12 @@ class Sync:
             return False
         return True
 
-    async def _full_load(self) -> tuple[IndexSet, int]:
-        """Every descriptor from the faces service; returns (IndexSet, sequence to replay after)."""
+    async def _full_load(self) -> tuple[IndexSet, int, FaceRecords]:
+        """Every descriptor and face record from the faces service; returns (IndexSet,
+        sequence to replay after, records)."""
         noted = (await self.js.stream_info(STREAM)).state.last_seq
         ix = IndexSet(version=self.version, config=self.config)
+        records = self._new_records()
         try:
             request = faces_pb2.StreamDescriptorsRequest(
                 scope=account_pb2.AccountScope(see_all=True),
@@ -164,13 +174,20 @@ class Sync:
                 batch_size=_BATCH,
             )
             async for batch in self.faces.StreamDescriptors(request):
-                await asyncio.to_thread(self._add_batch, ix, batch.descriptors)
+                await asyncio.to_thread(self._add_batch, ix, batch.descriptors, records)
         except BaseException:
             ix.close()
             raise
-        return ix, noted
+        return ix, noted, records
 
-    def _add_batch(self, ix: IndexSet, items: Sequence[faces_pb2.FaceDescriptor]) -> None:
+    def _add_batch(
+        self,
+        ix: IndexSet,
+        items: Sequence[faces_pb2.FaceDescriptor],
+        records: FaceRecords | None = None,
+    ) -> None:
+        target = records if records is not None else self.records
+        target.set_many(d.face for d in items if d.HasField("face"))
         # add_many needs one account and one list set per call: group the batch.
         groups: dict[tuple[str, tuple[str, ...]], list[faces_pb2.FaceDescriptor]] = defaultdict(
             list
@@ -207,12 +224,14 @@ class Sync:
                         d.version,
                         list(d.list_ids),
                         "",
+                        d.face if d.HasField("face") else None,
+                        records,
                     )
 
-    def _swap(self, ix: IndexSet, seq: int) -> None:
+    def _swap(self, ix: IndexSet, seq: int, records: FaceRecords) -> None:
         old, self.ix = self.ix, ix
         self.applied_seq = seq
-        self.records.clear()  # a reload may skip changes the cache never saw applied
+        self.records = records
         if old is not ix:
             old.close()
 
@@ -292,6 +311,7 @@ class Sync:
                 ch.descriptor_version,
                 list(ch.list_ids),
                 ch.list_id,
+                ch.face if ch.HasField("face") else None,
             )
             last = seq
         return last
@@ -306,11 +326,16 @@ class Sync:
         version: int,
         list_ids: list[str],
         list_id: str,
+        face: faces_pb2.Face | None = None,
+        records: FaceRecords | None = None,
     ) -> None:
+        records = records if records is not None else self.records
         if kind == Kind.KIND_DELETE_LIST:
-            self.records.clear()
+            records.drop_list(list_id)
+        elif face is not None:
+            records.set(face)
         elif face_id:
-            self.records.forget(face_id)
+            records.forget(face_id)  # deleted, or a publisher without records
         try:
             if kind == Kind.KIND_UPSERT_FACE:
                 if version not in (0, self.version):
@@ -385,7 +410,9 @@ class Sync:
             if not force and seq == self.snapshot_seq and self.changes_since_snapshot == 0:
                 return None, seq
             pending = self.changes_since_snapshot
-            path = await asyncio.to_thread(save_snapshot, self.ix, self.snapshot_root, seq)
+            path = await asyncio.to_thread(
+                save_snapshot, self.ix, self.snapshot_root, seq, self.records.save
+            )
             self.snapshot_seq = seq
             self.changes_since_snapshot = max(0, self.changes_since_snapshot - pending)
             log.info("snapshot %s written (stream sequence %d, %d faces)", path, seq, len(self.ix))
@@ -408,10 +435,10 @@ class Sync:
         """Reload every descriptor from the faces service; searches use the old state until
         the new one is swapped in, and then wait for it to catch up with the stream."""
         async with self._rebuild_lock:
-            ix, seq = await self._full_load()
+            ix, seq, records = await self._full_load()
             await self._stop_follow()
             async with self._progress:
-                self._swap(ix, seq)
+                self._swap(ix, seq, records)
             await self._start_follow()
             await self.wait_applied(timeout=None)
             return len(self.ix)

@@ -1,42 +1,79 @@
-"""The matcher's face-record cache without a network: LRU, visibility, stale reads refused."""
+"""The matcher's face records without a network: visibility, list deletion, stale reads
+refused, and the snapshot round trip."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from luna.faces.v1 import faces_pb2
 
 from services.matcher.face_records import FaceRecords
 
 
-def face(face_id: str, account_id: str = "a", user_data: str = "") -> faces_pb2.Face:
-    return faces_pb2.Face(face_id=face_id, account_id=account_id, user_data=user_data)
+def face(
+    face_id: str, account_id: str = "a", user_data: str = "", lists: tuple[str, ...] = ()
+) -> faces_pb2.Face:
+    return faces_pb2.Face(
+        face_id=face_id, account_id=account_id, user_data=user_data, list_ids=lists
+    )
 
 
-def test_lru_visibility_and_invalidation() -> None:
-    records = FaceRecords(capacity=2)
-    records.put_many([face("1"), face("2", "b")], records.generation)
+def parsed(raw: bytes) -> faces_pb2.Face:
+    return faces_pb2.Face.FromString(raw)
+
+
+def test_visibility_and_forget() -> None:
+    records = FaceRecords()
+    records.set_many([face("1"), face("2", "b")])
     found, missing = records.get_many(["1", "2", "3"], "a")
-    assert set(found) == {"1"} and missing == ["3"]  # "2" is b's: neither shown nor re-read
+    assert list(found) == ["1"] and missing == ["3"]
+    assert parsed(found["1"]).face_id == "1"
     found, _ = records.get_many(["2"], None)  # see_all
-    assert set(found) == {"2"}
-    records.put_many([face("3")], records.generation)  # evicts the least recent ("1")
+    assert parsed(found["2"]).account_id == "b"
+    records.set(face("1", user_data="new"))
+    assert parsed(records.get_many(["1"], None)[0]["1"]).user_data == "new"
+    records.forget("1")
     assert records.get_many(["1"], None) == ({}, ["1"])
-    records.forget("3")
-    assert records.get_many(["3"], None) == ({}, ["3"])
     records.clear()
     assert len(records) == 0
 
 
-def test_a_read_that_raced_a_change_is_not_kept() -> None:
-    records = FaceRecords(capacity=10)
+def test_drop_list_rewrites_only_its_members() -> None:
+    records = FaceRecords()
+    records.set_many([face("1", lists=("L1", "L2")), face("2", lists=("L2",)), face("3")])
+    records.drop_list("L2")
+    got = {
+        k: list(parsed(v).list_ids) for k, v in records.get_many(["1", "2", "3"], None)[0].items()
+    }
+    assert got == {"1": ["L1"], "2": [], "3": []}
+
+
+def test_a_read_older_than_a_change_is_not_kept() -> None:
+    records = FaceRecords()
     generation = records.generation  # a match starts reading face "1" ...
     records.forget("1")  # ... while its change is applied
     records.put_many([face("1", user_data="old")], generation)
     assert records.get_many(["1"], None) == ({}, ["1"])
     records.put_many([face("1", user_data="new")], records.generation)
-    assert records.get_many(["1"], None)[0]["1"].user_data == "new"
+    assert parsed(records.get_many(["1"], None)[0]["1"]).user_data == "new"
 
 
-def test_capacity_zero_disables() -> None:
+def test_disabled_keeps_nothing() -> None:
     records = FaceRecords(capacity=0)
     records.put_many([face("1")], records.generation)
+    records.set(face("2"))
     assert len(records) == 0
+
+
+def test_snapshot_round_trip(tmp_path: Path) -> None:
+    records = FaceRecords()
+    records.set_many([face("1", "a", "u1", ("L",)), face("2", "b", "u2")])
+    records.save(tmp_path)
+    again = FaceRecords()
+    assert again.load(tmp_path)
+    found, missing = again.get_many(["1", "2"], None)
+    assert missing == []
+    assert parsed(found["1"]) == face("1", "a", "u1", ("L",))
+    assert parsed(found["2"]) == face("2", "b", "u2")
+    assert again.get_many(["2"], "a") == ({}, [])
+    assert not FaceRecords().load(tmp_path / "missing")

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +80,17 @@ def _write_collection(coll: Collection, out: Path) -> dict[str, object]:
     return entry
 
 
-def save_snapshot(index_set: IndexSet, root: Path, stream_seq: int) -> Path:
+def save_snapshot(
+    index_set: IndexSet,
+    root: Path,
+    stream_seq: int,
+    extra: Callable[[Path], None] | None = None,
+) -> Path:
     """Write `index_set` under `root` atomically; returns the new snapshot directory.
 
-    Mutations wait while it runs (the IndexSet write lock); searches do not.
+    Mutations wait while it runs (the IndexSet write lock); searches do not. `extra` writes
+    the caller's own files into the snapshot directory under the same lock (the matcher's
+    face records), so they are switched in atomically with the index.
     """
     root.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:12]
@@ -119,6 +127,8 @@ def save_snapshot(index_set: IndexSet, root: Path, stream_seq: int) -> Path:
                 "collections": manifest,
             }
             (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            if extra is not None:
+                extra(tmp)
         for path in tmp.rglob("*"):
             if path.is_file():
                 _fsync_file(path)

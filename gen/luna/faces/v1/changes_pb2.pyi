@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from luna.faces.v1 import faces_pb2 as _faces_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -11,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FaceChange(_message.Message):
-    __slots__ = ("change_id", "kind", "account_id", "face_id", "descriptor", "descriptor_version", "list_ids", "list_id", "time")
+    __slots__ = ("change_id", "kind", "account_id", "face_id", "descriptor", "descriptor_version", "list_ids", "list_id", "time", "face")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[FaceChange.Kind]
@@ -37,6 +38,7 @@ class FaceChange(_message.Message):
     LIST_IDS_FIELD_NUMBER: _ClassVar[int]
     LIST_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
     change_id: str
     kind: FaceChange.Kind
     account_id: str
@@ -46,4 +48,5 @@ class FaceChange(_message.Message):
     list_ids: _containers.RepeatedScalarFieldContainer[str]
     list_id: str
     time: _timestamp_pb2.Timestamp
-    def __init__(self, change_id: _Optional[str] = ..., kind: _Optional[_Union[FaceChange.Kind, str]] = ..., account_id: _Optional[str] = ..., face_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., descriptor_version: _Optional[int] = ..., list_ids: _Optional[_Iterable[str]] = ..., list_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    face: _faces_pb2.Face
+    def __init__(self, change_id: _Optional[str] = ..., kind: _Optional[_Union[FaceChange.Kind, str]] = ..., account_id: _Optional[str] = ..., face_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., descriptor_version: _Optional[int] = ..., list_ids: _Optional[_Iterable[str]] = ..., list_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., face: _Optional[_Union[_faces_pb2.Face, _Mapping]] = ...) -> None: ...

@@ -272,18 +272,20 @@ class StreamDescriptorsRequest(_message.Message):
     def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., list_ids: _Optional[_Iterable[str]] = ..., face_ids: _Optional[_Iterable[str]] = ..., descriptor_version: _Optional[int] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class FaceDescriptor(_message.Message):
-    __slots__ = ("face_id", "account_id", "descriptor", "version", "list_ids")
+    __slots__ = ("face_id", "account_id", "descriptor", "version", "list_ids", "face")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LIST_IDS_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
     face_id: str
     account_id: str
     descriptor: bytes
     version: int
     list_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, face_id: _Optional[str] = ..., account_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., version: _Optional[int] = ..., list_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    face: Face
+    def __init__(self, face_id: _Optional[str] = ..., account_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., version: _Optional[int] = ..., list_ids: _Optional[_Iterable[str]] = ..., face: _Optional[_Union[Face, _Mapping]] = ...) -> None: ...
 
 class StreamDescriptorsResponse(_message.Message):
     __slots__ = ("descriptors",)

@@ -91,6 +91,7 @@ class World:
     admin: account_pb2.AccountScope  # advanced user reading every account
     start_matcher: Callable[..., Any]
     snapshot_dir: Path
+    faces_server: Any = None  # the faces service's gRPC server (tests may stop it)
 
 
 @pytest.fixture
@@ -151,6 +152,7 @@ async def world(
             admin=account_pb2.AccountScope(account_id=made[2], see_all=True),
             start_matcher=start_matcher,
             snapshot_dir=snapshot_dir,
+            faces_server=server,
         )
     for srv in servers:
         await srv.stop(None)
@@ -533,6 +535,59 @@ async def test_hnsw_path_equals_exact(world: World) -> None:
         exact = await match(stub, w.a, q, matcher_pb2.FaceCandidates(face_ids=made, limit=2))
         assert ids_of(hnsw) == ids_of(exact)
         assert set(ids_of(hnsw)) == {made[i - i % 2], made[i - i % 2 + 1]}
+
+
+async def test_match_answers_face_records_while_faces_service_is_stopped(world: World) -> None:
+    """Face records travel in FACES_CHANGES / StreamDescriptors and snapshots: with the faces
+    service stopped a match (and a restart from a snapshot) still answers every field."""
+    w = world
+    lst = await create_list(w, w.a)
+    people = [identity(300 + i) for i in range(3)]
+    early = await create_face(  # before the matcher starts: arrives by the full load
+        w, w.a, sample(people[0], 1), user_data="early", external_id="ext-0", list_ids=[lst]
+    )
+    state, stub = await w.start_matcher()
+    late = await create_face(  # after: arrives by FACES_CHANGES
+        w, w.a, sample(people[1], 1), user_data="late", external_id="ext-1", list_ids=[lst]
+    )
+    patched = await create_face(w, w.a, sample(people[2], 1), user_data="v1")
+    await w.faces.UpdateFace(
+        faces_pb2.UpdateFaceRequest(scope=w.a, face_id=patched, user_data="v2", avatar="a.jpg")
+    )
+    await w.lists.AttachFaces(
+        lists_pb2.AttachFacesRequest(scope=w.a, list_id=lst, face_ids=[patched])
+    )
+    truth = {
+        f: (
+            await w.faces.GetFace(faces_pb2.GetFaceRequest(scope=w.a, face_id=f, with_lists=True))
+        ).face
+        for f in (early, late, patched)
+    }
+    assert all(list(t.list_ids) == [lst] for t in truth.values())
+    await state.sync.wait_applied(timeout=5.0)
+    assert state.sync.records.misses == 0
+    await w.faces_server.stop(None)
+
+    async def check(s: Any) -> None:
+        for person, face_id in zip(people, (early, late, patched), strict=True):
+            resp = await match(
+                s,
+                w.a,
+                [by_descriptor(sample(person, 2))],
+                matcher_pb2.FaceCandidates(list_id=lst, limit=1),
+            )
+            (found,) = resp.results[0].candidates[0].matches
+            assert found.face == truth[face_id]
+            assert found.face.has_attribute and 0.5 < found.similarity <= 1.0
+
+    await check(stub)
+    assert truth[patched].user_data == "v2" and truth[patched].avatar == "a.jpg"
+    assert truth[early].external_id == "ext-0" and truth[early].create_time.seconds > 0
+    await state.stop()  # writes a snapshot with the records
+    state2, stub2 = await w.start_matcher()  # faces still stopped: snapshot + stream only
+    assert state2.sync.snapshot_seq > 0 and len(state2.sync.records) == 3
+    await check(stub2)
+    assert state2.sync.records.misses == 0
 
 
 async def test_restart_from_snapshot_replays_and_full_load(world: World) -> None:

@@ -353,6 +353,21 @@ class Faces:
         await self._publisher.flush()
         return _face({**row, "has_attribute": data is not None}, lists)
 
+    async def import_faces(
+        self, scope: Scope, *, version: int, list_ids: Iterable[str], items: list[Any]
+    ) -> list[str]:
+        """Faces with descriptors in one transaction (services/faces/bulk.py)."""
+        from services.faces import bulk  # bulk builds on this module
+
+        return await bulk.import_faces(
+            self._pool,
+            self._publisher,
+            scope,
+            version=version,
+            list_ids=list(list_ids),
+            items=items,
+        )
+
     async def get(self, scope: Scope, face_id: str, *, with_lists: bool = True) -> Face:
         if not ids.is_uuid(face_id):
             raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")

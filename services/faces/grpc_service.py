@@ -457,6 +457,28 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
         count = await self._faces.count_attributes(scope_of(request.scope))
         return faces_pb2.CountFaceAttributesResponse(count=count)
 
+    async def ImportFaces(
+        self, request: faces_pb2.ImportFacesRequest, context: grpc.aio.ServicerContext
+    ) -> faces_pb2.ImportFacesResponse:
+        from services.faces.bulk import ImportItem
+
+        face_ids = await self._faces.import_faces(
+            scope_of(request.scope),
+            version=request.descriptor_version,
+            list_ids=request.list_ids,
+            items=[
+                ImportItem(
+                    descriptor=f.descriptor,
+                    face_id=f.face_id,
+                    user_data=f.user_data,
+                    external_id=f.external_id,
+                    avatar=f.avatar,
+                )
+                for f in request.faces
+            ],
+        )
+        return faces_pb2.ImportFacesResponse(face_ids=face_ids)
+
     async def StreamDescriptors(
         self, request: faces_pb2.StreamDescriptorsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[faces_pb2.StreamDescriptorsResponse]:

@@ -590,6 +590,67 @@ async def test_match_answers_face_records_while_faces_service_is_stopped(world: 
     assert state2.sync.records.misses == 0
 
 
+async def test_bulk_import_is_matchable_with_records_and_all_or_nothing(world: World) -> None:
+    """ImportFaces: rows, lists and FACES_CHANGES (with face records) as CreateFace gives,
+    one transaction per batch; bad input leaves nothing behind."""
+    w = world
+    state, stub = await w.start_matcher()
+    lst = await create_list(w, w.a)
+    people = [identity(400 + i) for i in range(20)]
+    batch = faces_pb2.ImportFacesRequest(scope=w.a, descriptor_version=VERSION, list_ids=[lst])
+    for i, p in enumerate(people):
+        batch.faces.add(
+            descriptor=(sample(p, 1) * 3.0).astype("<f4").tobytes(),  # normalised on store
+            user_data=f"u{i}",
+            external_id=f"e{i}",
+        )
+    face_ids = list((await w.faces.ImportFaces(batch)).face_ids)
+    assert len(set(face_ids)) == 20
+    got = (
+        await w.faces.GetFace(
+            faces_pb2.GetFaceRequest(scope=w.a, face_id=face_ids[3], with_lists=True)
+        )
+    ).face
+    assert (got.user_data, got.external_id, list(got.list_ids), got.has_attribute) == (
+        "u3",
+        "e3",
+        [lst],
+        True,
+    )
+    attr = await w.faces.GetFaceAttribute(
+        faces_pb2.GetFaceAttributeRequest(
+            scope=w.a, face_id=face_ids[3], descriptor_version=VERSION
+        )
+    )
+    vec = np.frombuffer(attr.attribute.data.descriptors[0].descriptor, dtype="<f4")
+    assert abs(float(np.linalg.norm(vec)) - 1.0) < 1e-5
+    for i in (0, 7, 19):
+        resp = await match(
+            stub,
+            w.a,
+            [by_descriptor(sample(people[i], 2))],
+            matcher_pb2.FaceCandidates(list_id=lst, limit=1),
+        )
+        (found,) = resp.results[0].candidates[0].matches
+        assert found.face.face_id == face_ids[i] and found.face.user_data == f"u{i}"
+        assert list(found.face.list_ids) == [lst]
+    assert state.sync.records.misses == 0
+    before = (await w.faces.CountFaces(faces_pb2.CountFacesRequest(scope=w.a))).count
+    bad = faces_pb2.ImportFacesRequest()
+    bad.CopyFrom(batch)
+    for f in bad.faces:
+        f.face_id = str(uuid.uuid4())
+    bad.faces[5].descriptor = b"\0" * 12
+    await expect_error(12034, w.faces.ImportFaces(bad))
+    bad.faces[5].descriptor = bad.faces[4].descriptor
+    bad.list_ids[:] = [str(uuid.uuid4())]
+    await expect_error(22005, w.faces.ImportFaces(bad))
+    bad.list_ids[:] = [lst]
+    bad.faces[9].face_id = face_ids[0]  # exists: the whole batch is refused
+    await expect_error(22001, w.faces.ImportFaces(bad))
+    assert (await w.faces.CountFaces(faces_pb2.CountFacesRequest(scope=w.a))).count == before
+
+
 async def test_restart_from_snapshot_replays_and_full_load(world: World) -> None:
     w = world
     state, stub = await w.start_matcher()

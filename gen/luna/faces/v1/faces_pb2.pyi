@@ -13,6 +13,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ImportFace(_message.Message):
+    __slots__ = ("face_id", "descriptor", "user_data", "external_id", "avatar")
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    USER_DATA_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_FIELD_NUMBER: _ClassVar[int]
+    face_id: str
+    descriptor: bytes
+    user_data: str
+    external_id: str
+    avatar: str
+    def __init__(self, face_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., user_data: _Optional[str] = ..., external_id: _Optional[str] = ..., avatar: _Optional[str] = ...) -> None: ...
+
+class ImportFacesRequest(_message.Message):
+    __slots__ = ("scope", "descriptor_version", "list_ids", "faces")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIST_IDS_FIELD_NUMBER: _ClassVar[int]
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    scope: _account_pb2.AccountScope
+    descriptor_version: int
+    list_ids: _containers.RepeatedScalarFieldContainer[str]
+    faces: _containers.RepeatedCompositeFieldContainer[ImportFace]
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., descriptor_version: _Optional[int] = ..., list_ids: _Optional[_Iterable[str]] = ..., faces: _Optional[_Iterable[_Union[ImportFace, _Mapping]]] = ...) -> None: ...
+
+class ImportFacesResponse(_message.Message):
+    __slots__ = ("face_ids",)
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    face_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, face_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Face(_message.Message):
     __slots__ = ("face_id", "account_id", "event_id", "user_data", "external_id", "avatar", "create_time", "last_update_time", "list_ids", "has_attribute")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -102,6 +102,11 @@ class FacesServiceStub:
                 request_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsRequest.SerializeToString,
                 response_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsResponse.FromString,
                 _registered_method=True)
+        self.ImportFaces = channel.unary_unary(
+                '/luna.faces.v1.FacesService/ImportFaces',
+                request_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.ImportFacesRequest.SerializeToString,
+                response_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.ImportFacesResponse.FromString,
+                _registered_method=True)
 
 
 class FacesServiceServicer:
@@ -206,6 +211,15 @@ class FacesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportFaces(self, request, context):
+        """ImportFaces is the operators' bulk path (`luna faces import FILE`): a batch of faces with
+        descriptors for scope.account_id, stored in one transaction (all or none) with one
+        KIND_UPSERT_FACE per face on FACES_CHANGES, published before it answers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FacesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -273,6 +287,11 @@ def add_FacesServiceServicer_to_server(servicer, server):
                     servicer.StreamDescriptors,
                     request_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsRequest.FromString,
                     response_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsResponse.SerializeToString,
+            ),
+            'ImportFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportFaces,
+                    request_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.ImportFacesRequest.FromString,
+                    response_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.ImportFacesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -629,6 +648,33 @@ class FacesService:
             '/luna.faces.v1.FacesService/StreamDescriptors',
             luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsRequest.SerializeToString,
             luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.faces.v1.FacesService/ImportFaces',
+            luna_dot_faces_dot_v1_dot_faces__pb2.ImportFacesRequest.SerializeToString,
+            luna_dot_faces_dot_v1_dot_faces__pb2.ImportFacesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,163 @@
+"""Bulk import of faces with descriptors (FacesService.ImportFaces, `luna faces import`).
+
+The same rows, outbox messages and guarantees as one CreateFace per face (a face, its
+attribute and descriptor, its list links, one KIND_UPSERT_FACE with the face record on
+FACES_CHANGES, published before the call answers), but a whole batch in one transaction with
+set-based statements: one round trip per table instead of several per face, and descriptors
+checked and normalised as one matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from services.common import errors, ids
+from services.faces import outbox
+from services.faces.descriptors import BAD_INPUT, DESCRIPTOR_LENGTH, MAX_DESCRIPTOR_BYTES
+from services.faces.faces import LISTS_NOT_FOUND, check_face_fields
+from services.faces.scoping import Scope, unique_ids
+
+MAX_BATCH = 10_000
+Kind = outbox.Kind
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    descriptor: bytes
+    face_id: str = ""
+    user_data: str = ""
+    external_id: str = ""
+    avatar: str = ""
+
+
+def _bad(detail: str) -> errors.LunaError:
+    return errors.LunaError(BAD_INPUT, detail)
+
+
+def normalised_rows(descriptors: Sequence[bytes]) -> list[bytes]:
+    """Every descriptor checked (length, finite, non-zero) and L2-normalised, as one matrix."""
+    size = len(descriptors[0])
+    for raw in descriptors:
+        if len(raw) != size or not raw or len(raw) % 4 or len(raw) > MAX_DESCRIPTOR_BYTES:
+            raise errors.LunaError(DESCRIPTOR_LENGTH, f"Descriptor has incorrect length {len(raw)}")
+    m = np.frombuffer(b"".join(descriptors), dtype="<f4").reshape(len(descriptors), -1)
+    m = m.astype(np.float64)
+    norms = np.linalg.norm(m, axis=1)
+    if not np.isfinite(m).all() or (norms == 0.0).any():
+        raise _bad("Descriptor is not valid: it must be finite and non-zero float32 values")
+    unit = (m / norms[:, None]).astype("<f4")
+    return [row.tobytes() for row in unit]
+
+
+async def import_faces(
+    pool: AsyncConnectionPool,
+    publisher: outbox.Publisher,
+    scope: Scope,
+    *,
+    version: int,
+    list_ids: Sequence[str],
+    items: Sequence[ImportItem],
+) -> list[str]:
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise _bad(f"faces: 1..{MAX_BATCH} items required")
+    if version <= 0:
+        raise _bad("descriptor_version must be positive")
+    lists = unique_ids(list_ids, "lists")
+    face_ids: list[str] = []
+    for i, item in enumerate(items):
+        check_face_fields(
+            event_id=None,
+            user_data=item.user_data,
+            external_id=item.external_id,
+            avatar=item.avatar,
+        )
+        if item.face_id and not ids.is_uuid(item.face_id):
+            raise _bad(f"faces.{i}.face_id: '{item.face_id}' is not a valid uuid")
+        face_ids.append(item.face_id or ids.new_id())
+    if len(set(face_ids)) != len(face_ids):
+        raise _bad("faces: face ids must be unique")
+    descriptors = normalised_rows([item.descriptor for item in items])
+    account = scope.account_id
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            if lists:
+                # Locked in id order, as CreateFace does (both update last_update_time).
+                cur = await conn.execute(
+                    "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
+                    " AND account_id = %s ORDER BY list_id FOR NO KEY UPDATE",
+                    (lists, account),
+                )
+                found = {r["list_id"] for r in await cur.fetchall()}
+                missing = [x for x in lists if x not in found]
+                if missing:
+                    raise errors.LunaError(
+                        LISTS_NOT_FOUND,
+                        f"One or more lists not found including list with id '{missing[0]}'",
+                    )
+            cur = await conn.execute(
+                """INSERT INTO faces AS f (face_id, account_id, user_data, external_id, avatar)
+                   SELECT u.face_id, %s, u.user_data, u.external_id, u.avatar
+                   FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])
+                        WITH ORDINALITY AS u(face_id, user_data, external_id, avatar, n)
+                   ORDER BY u.n
+                   RETURNING f.face_id::text AS face_id, f.account_id::text AS account_id,
+                             '' AS event_id, f.user_data, f.external_id, f.avatar,
+                             f.create_time, f.last_update_time, true AS has_attribute""",
+                (
+                    account,
+                    face_ids,
+                    [x.user_data for x in items],
+                    [x.external_id for x in items],
+                    [x.avatar for x in items],
+                ),
+            )
+            rows = {r["face_id"]: r for r in await cur.fetchall()}
+            await conn.execute(
+                "INSERT INTO face_attributes (face_id) SELECT unnest(%s::uuid[])", (face_ids,)
+            )
+            await conn.execute(
+                "INSERT INTO face_descriptors (face_id, version, descriptor)"
+                " SELECT u.face_id, %s, u.descriptor FROM unnest(%s::uuid[], %s::bytea[])"
+                " AS u(face_id, descriptor)",
+                (version, face_ids, descriptors),
+            )
+            for list_id in lists:  # list by list: each face's link order is the request's
+                await conn.execute(
+                    "INSERT INTO list_faces (list_id, face_id) SELECT %s, u.face_id"
+                    " FROM unnest(%s::uuid[]) WITH ORDINALITY AS u(face_id, n) ORDER BY u.n",
+                    (list_id, face_ids),
+                )
+            if lists:
+                await conn.execute(
+                    "UPDATE lists SET last_update_time = now() WHERE list_id = ANY(%s::uuid[])",
+                    (lists,),
+                )
+            records = [outbox.face_record(rows[f], lists) for f in face_ids]
+            await outbox.enqueue(
+                conn,
+                [
+                    outbox.change(
+                        Kind.KIND_UPSERT_FACE,
+                        account,
+                        face_id=f,
+                        list_ids=lists,
+                        descriptor=d,
+                        descriptor_version=version,
+                    )
+                    for f, d in zip(face_ids, descriptors, strict=True)
+                ],
+                records,
+            )
+    except psycopg.errors.ForeignKeyViolation:
+        raise errors.LunaError(
+            errors.ACCOUNT_NOT_FOUND, f"Account with id '{account}' not found"
+        ) from None
+    except psycopg.errors.UniqueViolation:
+        raise errors.LunaError(22001, "One or more faces of the batch already exist") from None
+    await publisher.flush()
+    return face_ids

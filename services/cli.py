@@ -55,6 +55,21 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _faces_import(args: argparse.Namespace) -> int:
+    from services.faces.importer import import_file
+
+    return asyncio.run(
+        import_file(
+            Path(args.file),
+            account_id=args.account_id,
+            list_ids=args.list_id or [],
+            version=args.descriptor_version,
+            address=args.address,
+            batch=args.batch,
+        )
+    )
+
+
 def _tasks_watch(args: argparse.Namespace) -> int:
     from services.tasks.watch import watch
 
@@ -88,5 +103,17 @@ def main(argv: list[str] | None = None) -> None:
     watch.add_argument("--url", help="Tasks API URL (default: the running platform's)")
     watch.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
     watch.set_defaults(fn=_tasks_watch)
+    faces = sub.add_parser("faces", help="faces (operators' tools)")
+    faces_sub = faces.add_subparsers(dest="faces_command", required=True)
+    imp = faces_sub.add_parser(
+        "import", help="bulk-load faces with descriptors from a JSON Lines file"
+    )
+    imp.add_argument("file", help="one face per line: descriptor (base64 float32), user_data...")
+    imp.add_argument("--account-id", required=True, help="account that owns the faces")
+    imp.add_argument("--list-id", action="append", help="list every face joins (repeatable)")
+    imp.add_argument("--descriptor-version", type=int, default=200)
+    imp.add_argument("--address", help="faces service host:port (default: the running one's)")
+    imp.add_argument("--batch", type=int, default=1000, help="faces per transaction")
+    imp.set_defaults(fn=_faces_import)
     args = parser.parse_args(argv)
     sys.exit(args.fn(args))

@@ -92,6 +92,7 @@ class World:
     start_matcher: Callable[..., Any]
     snapshot_dir: Path
     faces_server: Any = None  # the faces service's gRPC server (tests may stop it)
+    faces_address: str = ""
 
 
 @pytest.fixture
@@ -153,6 +154,7 @@ async def world(
             start_matcher=start_matcher,
             snapshot_dir=snapshot_dir,
             faces_server=server,
+            faces_address=faces_address,
         )
     for srv in servers:
         await srv.stop(None)
@@ -649,6 +651,55 @@ async def test_bulk_import_is_matchable_with_records_and_all_or_nothing(world: W
     bad.faces[9].face_id = face_ids[0]  # exists: the whole batch is refused
     await expect_error(22001, w.faces.ImportFaces(bad))
     assert (await w.faces.CountFaces(faces_pb2.CountFacesRequest(scope=w.a))).count == before
+
+
+async def test_luna_faces_import_file(world: World, tmp_path: Path) -> None:
+    """`luna faces import`: a JSON Lines file in batches with a progress bar; a bad line stops
+    the import and names the lines of the refused batch."""
+    import base64
+    import io
+    import json
+
+    from services.faces.importer import import_file
+
+    w = world
+    lst = await create_list(w, w.a)
+    rng = np.random.default_rng(5)
+    path = tmp_path / "faces.jsonl"
+    with path.open("w") as f:
+        for i in range(2500):
+            vec = rng.standard_normal(DIM).astype("<f4")
+            row = {"descriptor": base64.b64encode(vec.tobytes()).decode(), "user_data": f"u{i}"}
+            f.write(json.dumps(row) + "\n")
+    out = io.StringIO()
+    status = await import_file(
+        path,
+        account_id=w.a.account_id,
+        list_ids=[lst],
+        version=VERSION,
+        address=w.faces_address,
+        batch=1000,
+        out=out,
+    )
+    assert status == 0, out.getvalue()
+    assert "2500/2500 faces" in out.getvalue().splitlines()[-1]
+    count = await w.faces.CountFaces(
+        faces_pb2.CountFacesRequest(scope=w.a, filter=faces_pb2.FaceFilter(list_id=lst))
+    )
+    assert count.count == 2500
+    with path.open("a") as f:
+        f.write(json.dumps({"descriptor": base64.b64encode(b"\0" * 8).decode()}) + "\n")
+    out = io.StringIO()
+    status = await import_file(
+        path,
+        account_id=w.a.account_id,
+        list_ids=[lst],
+        version=VERSION,
+        address=w.faces_address,
+        batch=1000,
+        out=out,
+    )
+    assert status == 1 and "lines 2001..2501: 12034" in out.getvalue()
 
 
 async def test_restart_from_snapshot_replays_and_full_load(world: World) -> None:

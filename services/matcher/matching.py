@@ -47,6 +47,7 @@ MAX_IDS = 1000
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 3
 PAGE = 1000
+INLINE_REFS = 4  # searches of at most this many references run on the event loop
 
 
 @dataclass
@@ -175,15 +176,14 @@ class Matching:
             if cands is None:
                 per_set.append([[] for _ in refs])
                 continue
-            found = await asyncio.to_thread(
-                ix.search,
-                account,
-                queries,
-                cands,
-                c.limit or DEFAULT_LIMIT,
-                c.threshold,
-                self.version,
-            )
+            args = (account, queries, cands, c.limit or DEFAULT_LIMIT, c.threshold, self.version)
+            if len(refs) <= INLINE_REFS and not isinstance(cands, AccountCandidates):
+                # A list or a face id set is an HNSW graph or an exact scan of at most the
+                # index threshold: well under a millisecond, less than the thread hop itself
+                # (handing work to a thread and back was a quarter of a watchlist match).
+                found = ix.search(*args)
+            else:
+                found = await asyncio.to_thread(ix.search, *args)
             per_set.append(found)
         event_sets = [await self._match_events(scope, e, queries) for e in req.event_candidates]
         records = await self._face_records(

@@ -1,0 +1,266 @@
+"""Watchlist-sized matching (1k-20k faces), whole path vs its raw limits, in one run:
+
+    python -m bench.matcher.small --sizes 1000,4000,20000   # -> bench/results/matcher_small.json
+
+Per size N, one list of N clustered faces loaded through FacesService.ImportFaces (the
+documented bulk path, also timed: faces/s), then at concurrency 1:
+  raw_exact      numpy BLAS scan of the N x 128 gallery + top-k (the exact limit)
+  raw_hnswlib    hnswlib knn_query on an index of the same descriptors (built here)
+  rest_raw       POST /6/matcher/faces, reference = raw descriptor
+  rest_attr      POST /6/matcher/faces, reference = temporary attribute (the documented
+                 pipeline: /6/attributes from a descriptor, then match by attribute id)
+  rest_batch10   ten attribute references in one request (per-reference rate reported)
+Every REST row includes the read-your-writes wait and the face records (the matcher's own).
+Targets (issue #14): REST >= 1,000 matches/s and p99 <= 3 ms for lists of 1k-20k faces.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import base64  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import aiohttp  # noqa: E402
+import grpc  # noqa: E402
+import hnswlib  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from luna.common.v1 import account_pb2  # noqa: E402
+from luna.faces.v1 import faces_pb2, faces_pb2_grpc  # noqa: E402
+
+from bench.common import running_platform, save  # noqa: E402
+from bench.matcher.data import generate  # noqa: E402
+
+VERSION = 200
+LOGIN = "bench-small@example.com"
+PASSWORD = "bench-password-1"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def summary(lat: list[float], per_call: int = 1) -> dict[str, float]:
+    arr = np.array(lat)
+    return {
+        "calls": len(lat),
+        "matches_per_s": round(per_call * len(lat) / float(arr.sum()), 1),
+        "p50_ms": round(float(np.percentile(arr, 50)) * 1e3, 3),
+        "p99_ms": round(float(np.percentile(arr, 99)) * 1e3, 3),
+    }
+
+
+def sync_loop(fn: Callable[[int], Any], n_queries: int, duration: float) -> dict[str, float]:
+    lat: list[float] = []
+    began = time.perf_counter()
+    i = 0
+    while time.perf_counter() - began < duration:
+        t0 = time.perf_counter()
+        fn(i % n_queries)
+        lat.append(time.perf_counter() - t0)
+        i += 1
+    return summary(lat)
+
+
+async def async_loop(
+    fn: Callable[[int], Awaitable[Any]], n_queries: int, duration: float, per_call: int = 1
+) -> tuple[dict[str, float], list[Any]]:
+    for i in range(min(5, n_queries)):
+        await fn(i)  # warm-up
+    lat: list[float] = []
+    first: list[Any] = []
+    began = time.perf_counter()
+    i = 0
+    while i < n_queries or time.perf_counter() - began < duration:
+        t0 = time.perf_counter()
+        got = await fn(i % n_queries)
+        lat.append(time.perf_counter() - t0)
+        if i < n_queries:
+            first.append(got)
+        i += 1
+    return summary(lat, per_call), first
+
+
+async def rest(session: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
+    async with session.request(method, url, **kw) as resp:
+        body = await resp.json(content_type=None)
+        if resp.status >= 300:
+            raise RuntimeError(f"{method} {url}: {resp.status} {body}")
+        return body
+
+
+def b64(v: np.ndarray) -> str:
+    return base64.b64encode(v.astype("<f4").tobytes()).decode()
+
+
+async def one_size(
+    n: int, args: argparse.Namespace, http: aiohttp.ClientSession, ctx: dict[str, Any]
+) -> dict[str, Any]:
+    url, auth, k = ctx["url"], ctx["auth"], args.k
+    data = generate(n, n_queries=args.queries, seed=11 + n)
+    gallery, queries = data.gallery, data.queries
+    nq = len(queries)
+    out: dict[str, Any] = {"n": n, "k": k, "queries": nq}
+    list_id = (await rest(http, "POST", url + "/6/lists", json={}, headers=auth))["list_id"]
+
+    # Bulk load through the faces service.
+    t0 = time.perf_counter()
+    face_ids: list[str] = []
+    scope = account_pb2.AccountScope(account_id=ctx["account_id"])
+    async with grpc.aio.insecure_channel(ctx["faces_address"]) as ch:
+        stub = faces_pb2_grpc.FacesServiceStub(ch)
+        for s in range(0, n, 1000):
+            req = faces_pb2.ImportFacesRequest(
+                scope=scope, descriptor_version=VERSION, list_ids=[list_id]
+            )
+            for i in range(s, min(n, s + 1000)):
+                req.faces.add(descriptor=gallery[i].astype("<f4").tobytes(), user_data=f"p{i}")
+            face_ids.extend((await stub.ImportFaces(req)).face_ids)
+    load_s = time.perf_counter() - t0
+    out["import"] = {"seconds": round(load_s, 3), "faces_per_s": round(n / load_s, 1)}
+    log(f"n={n}: imported in {load_s:.2f}s ({n / load_s:,.0f} faces/s)")
+    index_of = {f: i for i, f in enumerate(face_ids)}
+
+    # Raw limits, in this process, one query at a time.
+    exact = np.argsort(-(queries @ gallery.T), axis=1)[:, :k]
+
+    def raw_exact(i: int) -> np.ndarray:
+        sims = gallery @ queries[i]
+        top = np.argpartition(-sims, k)[:k]
+        return top[np.argsort(-sims[top])]
+
+    hnsw = hnswlib.Index(space="ip", dim=gallery.shape[1])
+    hnsw.init_index(max_elements=n, M=16, ef_construction=100)
+    hnsw.add_items(gallery, np.arange(n))
+    hnsw.set_ef(64)
+    hnsw.set_num_threads(1)
+    rows: dict[str, Any] = {
+        "raw_exact": sync_loop(raw_exact, nq, args.duration),
+        "raw_hnswlib": sync_loop(lambda i: hnsw.knn_query(queries[i], k=k), nq, args.duration),
+    }
+
+    # Temporary attributes of the probes (the documented pipeline).
+    attrs = []
+    for q in queries:
+        body = {"face_descriptors": [{"descriptor": b64(q), "version": VERSION}]}
+        made = await rest(http, "POST", url + "/6/attributes?ttl=3600", json=body, headers=auth)
+        attrs.append(made["attribute_id"])
+    cands = [{"filters": {"list_id": list_id}, "limit": k}]
+
+    async def call(refs: list[dict[str, Any]]) -> Any:
+        body = {"references": refs, "candidates": cands}
+        return await rest(http, "POST", url + "/6/matcher/faces", json=body, headers=auth)
+
+    def top(got: Any, j: int = 0) -> list[int]:
+        return [index_of[r["face"]["face_id"]] for r in got[j]["matches"][0]["result"]]
+
+    async def rest_raw(i: int) -> list[int]:
+        return top(await call([{"type": "raw_descriptor", "descriptor": b64(queries[i])}]))
+
+    async def rest_attr(i: int) -> list[int]:
+        got = await call([{"type": "attribute", "id": attrs[i]}])
+        assert got[0]["matches"][0]["result"][0]["face"]["user_data"].startswith("p")
+        return top(got)
+
+    async def rest_batch(i: int) -> list[int]:
+        refs = [{"type": "attribute", "id": attrs[(i + j) % nq]} for j in range(10)]
+        got = await call(refs)
+        return top(got)
+
+    for name, fn, per in (
+        ("rest_raw", rest_raw, 1),
+        ("rest_attr", rest_attr, 1),
+        ("rest_batch10", rest_batch, 10),
+    ):
+        stats, first = await async_loop(fn, nq, args.duration, per)
+        if name != "rest_batch10":
+            stats["recall_at_1"] = round(
+                float(np.mean([f[0] == exact[i, 0] for i, f in enumerate(first)])), 4
+            )
+        rows[name] = stats
+        log(f"n={n} {name}: {stats}")
+    for name in ("rest_raw", "rest_attr", "rest_batch10"):
+        for raw in ("raw_exact", "raw_hnswlib"):
+            rows[name][f"ratio_to_{raw}"] = round(
+                rows[name]["matches_per_s"] / rows[raw]["matches_per_s"], 3
+            )
+    out["rows"] = rows
+    return out
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-small-"))
+    results = []
+    try:
+        async with running_platform(data_dir) as runtime, aiohttp.ClientSession() as http:
+            url = runtime["url"]
+            made = await rest(
+                http,
+                "POST",
+                url + "/6/accounts",
+                json={"login": LOGIN, "password": PASSWORD, "account_type": "user"},
+            )
+            token = base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()
+            ctx = {
+                "url": url,
+                "auth": {"Authorization": f"Basic {token}"},
+                "account_id": made["account_id"],
+                "faces_address": runtime["services"]["faces"]["address"],
+            }
+            for n in args.sizes:
+                results.append(await one_size(n, args, http, ctx))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return {"sizes": results, "duration_s": args.duration}
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"{'n':>7} {'path':<13} {'matches/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'/exact':>7} {'/hnsw':>7} {'recall@1':>8}"
+    ]
+    for size in result["sizes"]:
+        for name, row in size["rows"].items():
+            lines.append(
+                f"{size['n']:>7} {name:<13} {row['matches_per_s']:>10,.1f} {row['p50_ms']:>8.3f}"
+                f" {row['p99_ms']:>8.3f} {row.get('ratio_to_raw_exact', ''):>7}"
+                f" {row.get('ratio_to_raw_hnswlib', ''):>7} {row.get('recall_at_1', ''):>8}"
+            )
+        rate = size["import"]["faces_per_s"]
+        lines.append(f"{size['n']:>7} {'import':<13} {rate:>10,.1f} faces/s")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1000,4000,20000")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--k", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per loop")
+    ap.add_argument("--name", default="matcher_small", help="bench/results/<name>.json")
+    args = ap.parse_args()
+    args.sizes = [int(x) for x in args.sizes.split(",")]
+    result = asyncio.run(bench(args))
+    path = save(args.name, result)
+    print(table(result))
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -300,12 +300,12 @@ class Faces:
             async with self._pool.connection() as conn, conn.transaction():
                 data = await _resolve(conn, scope.account_id, attribute, ATTRIBUTE_NOT_FOUND)
                 if lists:
-                    # Lock the lists (in id order) before linking: this transaction updates
-                    # their last_update_time below, and two creates holding shared locks
-                    # on one list would deadlock on that update.
+                    # Checked without a lock: the list_faces foreign key keeps them from
+                    # being deleted meanwhile (a KEY SHARE lock, which does not conflict
+                    # with other creates' last_update_time updates below).
                     cur = await conn.execute(
                         "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
-                        " AND account_id = %s ORDER BY list_id FOR NO KEY UPDATE",
+                        " AND account_id = %s",
                         (lists, scope.account_id),
                     )
                     found = {r["list_id"] for r in await cur.fetchall()}
@@ -333,8 +333,13 @@ class Faces:
                                 "INSERT INTO list_faces (list_id, face_id) VALUES (%s, %s)",
                                 (list_id, face_id),
                             )
+                    # Last, and in id order: concurrent creates into one list (the usual
+                    # watchlist load) wait for each other only from here to the commit, not
+                    # for the whole transaction.
                     await conn.execute(
-                        "UPDATE lists SET last_update_time = now() WHERE list_id = ANY(%s::uuid[])",
+                        "UPDATE lists SET last_update_time = now() WHERE list_id IN (SELECT"
+                        " list_id FROM lists WHERE list_id = ANY(%s::uuid[]) ORDER BY list_id"
+                        " FOR NO KEY UPDATE)",
                         (lists,),
                     )
                 await outbox.enqueue(
@@ -344,7 +349,13 @@ class Faces:
                     ),
                     [outbox.face_record({**row, "has_attribute": data is not None}, lists)],
                 )
-        except psycopg.errors.ForeignKeyViolation:
+        except psycopg.errors.ForeignKeyViolation as exc:
+            if (exc.diag.constraint_name or "").startswith("list_faces_list_id"):
+                # A list deleted between the check above and the link.
+                raise errors.LunaError(
+                    LISTS_NOT_FOUND,
+                    f"One or more lists not found including list with id '{lists[0]}'",
+                ) from None
             raise errors.LunaError(
                 errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
             ) from None

@@ -165,16 +165,32 @@ class Publisher:
         self._pool = pool
         self._js = js
         self._lock = asyncio.Lock()
+        # The flush that has not started yet: every commit that asks for a flush meanwhile
+        # shares it (group commit), instead of queueing one flush each behind the lock.
+        self._next: asyncio.Task[int] | None = None
+        self._tasks: set[asyncio.Task[int]] = set()
 
     async def flush(self) -> int:
         """Publish every pending row in seq order; returns how many were published. A NATS
-        failure is logged, not raised: the change is committed, the rows stay for later."""
+        failure is logged, not raised: the change is committed, the rows stay for later.
+
+        Returns once a flush that started after this call has finished, so the caller's
+        committed rows are on the stream (read-your-writes); concurrent callers share one."""
         if self._js is None:
             return 0
         if not nats_streams.is_connected(self._js):
             return 0  # not even a database round trip: the rows wait for the reconnect
+        task = self._next
+        if task is None:
+            task = self._next = asyncio.ensure_future(self._flush_shared())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def _flush_shared(self) -> int:
         published = 0
         async with self._lock:
+            self._next = None  # started: rows committed from now on need the next flush
             while True:
                 try:
                     done, more = await self._flush_batch()

@@ -1,0 +1,216 @@
+"""Ingestion benchmark: REST face creation (the documented pipeline) and the operators' bulk
+import, against the raw limit of the same rows written straight into PostgreSQL, one run:
+
+    python -m bench.ingest.run --duration 10      # -> bench/results/ingest.json
+
+  rest_c1 / rest_c8   per face: POST /6/attributes (a descriptor) then POST /6/faces with that
+                      attribute in a list; `concurrency` clients back to back
+  raw_pg_c8           the same rows (face, attribute, descriptor, list link) inserted with
+                      psycopg by 8 clients, one transaction per face, no API, no outbox, no
+                      NATS: what PostgreSQL alone allows on this machine
+  bulk_import         FacesService.ImportFaces in batches of 1000 (`luna faces import`)
+  raw_pg_copy         the same bulk rows COPY'd straight into the tables (the raw limit)
+Targets (issue #14): REST >= 300 faces/s at concurrency 8; bulk >= 5,000 faces/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import numpy as np
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from luna.common.v1 import account_pb2  # noqa: E402
+from luna.faces.v1 import faces_pb2, faces_pb2_grpc  # noqa: E402
+
+from bench.common import closed_loop, running_platform, save  # noqa: E402
+
+VERSION = 200
+LOGIN = "bench-ingest@example.com"
+PASSWORD = "bench-password-1"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def unit_rows(n: int, seed: int) -> np.ndarray:
+    g = np.random.default_rng(seed).standard_normal((n, 128)).astype(np.float32)
+    return g / np.linalg.norm(g, axis=1, keepdims=True)
+
+
+async def rest(session: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
+    async with session.request(method, url, **kw) as resp:
+        body = await resp.json(content_type=None)
+        if resp.status >= 300:
+            raise RuntimeError(f"{method} {url}: {resp.status} {body}")
+        return body
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    rows: dict[str, Any] = {}
+    try:
+        async with running_platform(data_dir) as runtime, aiohttp.ClientSession() as http:
+            url = runtime["url"]
+            made = await rest(
+                http,
+                "POST",
+                url + "/6/accounts",
+                json={"login": LOGIN, "password": PASSWORD, "account_type": "user"},
+            )
+            account_id = made["account_id"]
+            token = base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()
+            auth = {"Authorization": f"Basic {token}"}
+            list_id = (await rest(http, "POST", url + "/6/lists", json={}, headers=auth))["list_id"]
+            vecs = unit_rows(4096, 1)
+            counter = iter(range(10**9))
+
+            async def create_one() -> None:
+                v = vecs[next(counter) % len(vecs)]
+                body = {"face_descriptors": [{"descriptor": base64.b64encode(v.tobytes()).decode(),
+                                              "version": VERSION}]}  # fmt: skip
+                attr = await rest(http, "POST", url + "/6/attributes", json=body, headers=auth)
+                face = {"attribute": {"attribute_id": attr["attribute_id"]}, "lists": [list_id]}
+                await rest(http, "POST", url + "/6/faces", json=face, headers=auth)
+
+            for c in args.concurrency:
+                stats = await closed_loop(f"rest_c{c}", create_one, c, args.duration)
+                rows[stats.name] = stats
+                log(f"{stats}")
+
+            # Raw limit: the same rows straight into PostgreSQL, one transaction per face.
+            db = runtime["database_url"]
+            conns = [await psycopg.AsyncConnection.connect(db) for _ in range(8)]
+            free = asyncio.Queue()
+            for conn in conns:
+                free.put_nowait(conn)
+
+            async def raw_one() -> None:
+                conn = await free.get()
+                try:
+                    fid = str(uuid.uuid4())
+                    v = vecs[next(counter) % len(vecs)].tobytes()
+                    async with conn.transaction():
+                        await conn.execute(
+                            "INSERT INTO faces (face_id, account_id) VALUES (%s, %s)",
+                            (fid, account_id),
+                        )
+                        await conn.execute(
+                            "INSERT INTO face_attributes (face_id) VALUES (%s)", (fid,)
+                        )
+                        await conn.execute(
+                            "INSERT INTO face_descriptors (face_id, version, descriptor)"
+                            " VALUES (%s, %s, %s)",
+                            (fid, VERSION, v),
+                        )
+                        await conn.execute(
+                            "INSERT INTO list_faces (list_id, face_id) VALUES (%s, %s)",
+                            (list_id, fid),
+                        )
+                finally:
+                    free.put_nowait(conn)
+
+            stats = await closed_loop("raw_pg_c8", raw_one, 8, args.duration)
+            rows[stats.name] = stats
+            log(f"{stats}")
+
+            # Bulk: ImportFaces vs COPY of the same rows.
+            n = args.bulk
+            bulk = unit_rows(n, 2)
+            scope = account_pb2.AccountScope(account_id=account_id)
+            t0 = time.perf_counter()
+            async with grpc.aio.insecure_channel(runtime["services"]["faces"]["address"]) as ch:
+                stub = faces_pb2_grpc.FacesServiceStub(ch)
+
+                async def send(s: int) -> None:
+                    req = faces_pb2.ImportFacesRequest(
+                        scope=scope, descriptor_version=VERSION, list_ids=[list_id]
+                    )
+                    for i in range(s, min(n, s + 1000)):
+                        req.faces.add(descriptor=bulk[i].tobytes(), user_data=f"b{i}")
+                    await stub.ImportFaces(req)
+
+                starts = list(range(0, n, 1000))
+                for s in range(0, len(starts), 2):  # two batches in flight, as the CLI
+                    await asyncio.gather(*(send(x) for x in starts[s : s + 2]))
+            secs = time.perf_counter() - t0
+            rows["bulk_import"] = {"faces": n, "seconds": round(secs, 3),
+                                   "faces_per_s": round(n / secs, 1)}  # fmt: skip
+            log(f"bulk_import {rows['bulk_import']}")
+            conn = conns[0]
+            ids = [str(uuid.uuid4()) for _ in range(n)]
+            t0 = time.perf_counter()
+            async with conn.transaction(), conn.cursor() as cur:
+                async with cur.copy("COPY faces (face_id, account_id, user_data) FROM STDIN") as cp:
+                    for i, f in enumerate(ids):
+                        await cp.write_row((f, account_id, f"c{i}"))
+                async with cur.copy("COPY face_attributes (face_id) FROM STDIN") as cp:
+                    for f in ids:
+                        await cp.write_row((f,))
+                async with cur.copy(
+                    "COPY face_descriptors (face_id, version, descriptor) FROM STDIN"
+                ) as cp:
+                    for i, f in enumerate(ids):
+                        await cp.write_row((f, VERSION, bulk[i].tobytes()))
+                async with cur.copy("COPY list_faces (list_id, face_id) FROM STDIN") as cp:
+                    for f in ids:
+                        await cp.write_row((list_id, f))
+            secs = time.perf_counter() - t0
+            rows["raw_pg_copy"] = {"faces": n, "seconds": round(secs, 3),
+                                   "faces_per_s": round(n / secs, 1)}  # fmt: skip
+            log(f"raw_pg_copy {rows['raw_pg_copy']}")
+            for conn in conns:
+                await conn.close()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return {"duration_s": args.duration, "rows": rows}
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = result["rows"]
+    raw = rows["raw_pg_c8"].rps
+    lines = [f"{'path':<14} {'faces/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'/raw':>6}"]
+    for name, row in rows.items():
+        if not isinstance(row, dict):
+            lines.append(
+                f"{name:<14} {row.rps:>9,.1f} {row.p50_ms:>8.2f} {row.p99_ms:>8.2f}"
+                f" {row.rps / raw:>6.2f}"
+            )
+    copy = rows["raw_pg_copy"]["faces_per_s"]
+    for name in ("bulk_import", "raw_pg_copy"):
+        rate = rows[name]["faces_per_s"]
+        lines.append(f"{name:<14} {rate:>9,.1f} {'':>8} {'':>8} {rate / copy:>6.2f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per closed loop")
+    ap.add_argument("--concurrency", default="1,8")
+    ap.add_argument("--bulk", type=int, default=20_000, help="faces of the bulk rows")
+    args = ap.parse_args()
+    args.concurrency = [int(x) for x in args.concurrency.split(",")]
+    result = asyncio.run(bench(args))
+    path = save("ingest", result)
+    print(table(result))
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -39,6 +39,16 @@ def _bad(detail: str) -> errors.LunaError:
     return errors.LunaError(BAD_INPUT, detail)
 
 
+def _uuid_array(values: Sequence[str]) -> str:
+    """A uuid[] literal: one text parameter instead of a list psycopg adapts item by item
+    (that adaptation was a fifth of an import's CPU). Values are validated uuids."""
+    return "{" + ",".join(values) + "}"
+
+
+def _bytea_array(values: Sequence[bytes]) -> str:
+    return "{" + ",".join(f'"\\\\x{v.hex()}"' for v in values) + "}"
+
+
 def normalised_rows(descriptors: Sequence[bytes]) -> list[bytes]:
     """Every descriptor checked (length, finite, non-zero) and L2-normalised, as one matrix."""
     size = len(descriptors[0])
@@ -83,6 +93,7 @@ async def import_faces(
         raise _bad("faces: face ids must be unique")
     descriptors = normalised_rows([item.descriptor for item in items])
     account = scope.account_id
+    id_array = _uuid_array(face_ids)
     try:
         async with pool.connection() as conn, conn.transaction():
             if lists:
@@ -110,7 +121,7 @@ async def import_faces(
                              f.create_time, f.last_update_time, true AS has_attribute""",
                 (
                     account,
-                    face_ids,
+                    id_array,
                     [x.user_data for x in items],
                     [x.external_id for x in items],
                     [x.avatar for x in items],
@@ -118,19 +129,19 @@ async def import_faces(
             )
             rows = {r["face_id"]: r for r in await cur.fetchall()}
             await conn.execute(
-                "INSERT INTO face_attributes (face_id) SELECT unnest(%s::uuid[])", (face_ids,)
+                "INSERT INTO face_attributes (face_id) SELECT unnest(%s::uuid[])", (id_array,)
             )
             await conn.execute(
                 "INSERT INTO face_descriptors (face_id, version, descriptor)"
                 " SELECT u.face_id, %s, u.descriptor FROM unnest(%s::uuid[], %s::bytea[])"
                 " AS u(face_id, descriptor)",
-                (version, face_ids, descriptors),
+                (version, id_array, _bytea_array(descriptors)),
             )
             for list_id in lists:  # list by list: each face's link order is the request's
                 await conn.execute(
                     "INSERT INTO list_faces (list_id, face_id) SELECT %s, u.face_id"
                     " FROM unnest(%s::uuid[]) WITH ORDINALITY AS u(face_id, n) ORDER BY u.n",
-                    (list_id, face_ids),
+                    (list_id, id_array),
                 )
             if lists:
                 await conn.execute(

@@ -43,8 +43,9 @@ FILTER_MAX_FACES = config.declare(
 RECORD_CACHE = config.declare(
     "LUNA_MATCHER_RECORD_CACHE",
     100_000,
-    "Face records of recent match results the matcher keeps (dropped by FACES_CHANGES), so "
-    "repeated matches need not read them from the faces service; 0 disables.",
+    "Any value but 0: the matcher keeps every indexed face's record beside its descriptor "
+    "(kept current by FACES_CHANGES, saved in snapshots), so matches never read the faces "
+    "service; 0: each match reads its faces' records from the faces service.",
 )
 START_TIMEOUT = config.declare(
     "LUNA_MATCHER_START_TIMEOUT",

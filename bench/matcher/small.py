@@ -6,6 +6,8 @@ Per size N, one list of N clustered faces loaded through FacesService.ImportFace
 documented bulk path, also timed: faces/s), then at concurrency 1:
   raw_exact      numpy BLAS scan of the N x 128 gallery + top-k (the exact limit)
   raw_hnswlib    hnswlib knn_query on an index of the same descriptors (built here)
+  grpc_raw       MatcherService.MatchFaces directly (the gateway's share = rest_raw - this)
+  stream_info_rtt  the JetStream stream-info round trip of the read-your-writes wait
   rest_raw       POST /6/matcher/faces, reference = raw descriptor
   rest_attr      POST /6/matcher/faces, reference = temporary attribute (the documented
                  pipeline: /6/attributes from a descriptor, then match by attribute id)
@@ -43,9 +45,11 @@ if str(ROOT) not in sys.path:
 
 from luna.common.v1 import account_pb2  # noqa: E402
 from luna.faces.v1 import faces_pb2, faces_pb2_grpc  # noqa: E402
+from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc  # noqa: E402
 
 from bench.common import running_platform, save  # noqa: E402
 from bench.matcher.data import generate  # noqa: E402
+from services.common import nats_streams  # noqa: E402
 
 VERSION = 200
 LOGIN = "bench-small@example.com"
@@ -183,6 +187,42 @@ async def one_size(
         got = await call(refs)
         return top(got)
 
+    # Breakdown of a REST match: the matcher alone over gRPC, and the read-your-writes
+    # stream-info round trip every match makes first.
+    scope = account_pb2.AccountScope(account_id=ctx["account_id"])
+    async with grpc.aio.insecure_channel(ctx["matcher_address"]) as mch:
+        mstub = matcher_pb2_grpc.MatcherServiceStub(mch)
+
+        async def grpc_raw(i: int) -> list[int]:
+            reply = await mstub.MatchFaces(
+                matcher_pb2.MatchFacesRequest(
+                    scope=scope,
+                    references=[
+                        matcher_pb2.Reference(
+                            descriptor=matcher_pb2.RawDescriptor(
+                                descriptor=queries[i].astype("<f4").tobytes(), version=VERSION
+                            )
+                        )
+                    ],
+                    candidates=[matcher_pb2.FaceCandidates(list_id=list_id, limit=k)],
+                )
+            )
+            return [index_of[m.face.face_id] for m in reply.results[0].candidates[0].matches]
+
+        stats, first = await async_loop(grpc_raw, nq, args.duration)
+        stats["recall_at_1"] = round(
+            float(np.mean([f[0] == exact[i, 0] for i, f in enumerate(first)])), 4
+        )
+        rows["grpc_raw"] = stats
+    nc = await nats_streams.connect(ctx["nats_url"], name="bench-small")
+    js = nc.jetstream()
+
+    async def stream_info(i: int) -> None:
+        await js.stream_info("FACES_CHANGES")
+
+    rows["stream_info_rtt"], _ = await async_loop(stream_info, nq, min(args.duration, 2.0))
+    await nc.close()
+
     for name, fn, per in (
         ("rest_raw", rest_raw, 1),
         ("rest_attr", rest_attr, 1),
@@ -195,7 +235,7 @@ async def one_size(
             )
         rows[name] = stats
         log(f"n={n} {name}: {stats}")
-    for name in ("rest_raw", "rest_attr", "rest_batch10"):
+    for name in ("grpc_raw", "rest_raw", "rest_attr", "rest_batch10"):
         for raw in ("raw_exact", "raw_hnswlib"):
             rows[name][f"ratio_to_{raw}"] = round(
                 rows[name]["matches_per_s"] / rows[raw]["matches_per_s"], 3
@@ -222,6 +262,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "auth": {"Authorization": f"Basic {token}"},
                 "account_id": made["account_id"],
                 "faces_address": runtime["services"]["faces"]["address"],
+                "matcher_address": runtime["services"]["matcher"]["address"],
+                "nats_url": runtime["nats_url"],
             }
             for n in args.sizes:
                 results.append(await one_size(n, args, http, ctx))

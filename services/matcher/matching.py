@@ -212,14 +212,32 @@ class Matching:
     async def _resolve_all(
         self, ix: IndexSet, scope: account_pb2.AccountScope, refs: Sequence[matcher_pb2.Reference]
     ) -> list[Resolved]:
-        parts = await asyncio.gather(*(self._resolve(ix, scope, r) for r in refs))
+        # Several attribute references (a batch of probes): one GetAttributes for all of them
+        # instead of a call each. Any not found this way goes through GetAttribute below,
+        # which raises the documented error.
+        attr_ids = [r.attribute_id for r in refs if r.WhichOneof("source") == "attribute_id"]
+        known: dict[str, attributes_pb2.Attribute] = {}
+        if len(attr_ids) > 1:
+            reply = await self.attributes.GetAttributes(
+                attributes_pb2.GetAttributesRequest(
+                    scope=scope,
+                    attribute_ids=list(dict.fromkeys(attr_ids)),
+                    descriptor_version=self.version,
+                )
+            )
+            known = {a.attribute_id: a for a in reply.attributes if a.data.descriptors}
+        parts = await asyncio.gather(*(self._resolve(ix, scope, r, known) for r in refs))
         for i, part in enumerate(parts):
             for r in part:
                 r.index = i
         return [r for part in parts for r in part]
 
     async def _resolve(
-        self, ix: IndexSet, scope: account_pb2.AccountScope, ref: matcher_pb2.Reference
+        self,
+        ix: IndexSet,
+        scope: account_pb2.AccountScope,
+        ref: matcher_pb2.Reference,
+        known: dict[str, attributes_pb2.Attribute] | None = None,
     ) -> list[Resolved]:
         which = ref.WhichOneof("source")
         if which == "descriptor":
@@ -230,12 +248,15 @@ class Matching:
         if which in ("event_id", "event_external_id"):
             return await self._resolve_events(scope, ref)
         if which == "attribute_id":
-            reply = await self.attributes.GetAttribute(
-                attributes_pb2.GetAttributeRequest(
-                    scope=scope, attribute_id=ref.attribute_id, descriptor_version=self.version
+            attribute = (known or {}).get(ref.attribute_id)
+            if attribute is None:
+                reply = await self.attributes.GetAttribute(
+                    attributes_pb2.GetAttributeRequest(
+                        scope=scope, attribute_id=ref.attribute_id, descriptor_version=self.version
+                    )
                 )
-            )
-            desc = reply.attribute.data.descriptors[0]
+                attribute = reply.attribute
+            desc = attribute.data.descriptors[0]
             return [Resolved(ref, "", unit_vector(desc.descriptor, desc.version, self.version))]
         # External id: every visible face carrying it is one reference.
         reply = await self.faces.ListFaces(

@@ -449,6 +449,15 @@ async def test_references_by_face_attribute_external_id(world: World) -> None:
     await expect_error(
         11032, match(stub, w.a, [matcher_pb2.Reference(face_id=no_descriptor)], cands)
     )
+    # Several attribute references are fetched together; a missing one still gets 22011,
+    # and another account's attribute is not visible.
+    two = [matcher_pb2.Reference(id=str(i), attribute_id=aid) for i in range(2)]
+    resp = await match(stub, w.a, two, cands)
+    assert [ids_of(resp, i) for i in range(2)] == [[f3], [f3]]
+    await expect_error(
+        22011, match(stub, w.a, [*two, matcher_pb2.Reference(attribute_id=missing)], cands)
+    )
+    await expect_error(22011, match(stub, w.b, two, cands))
 
 
 async def test_bad_input_gets_luna_errors(world: World) -> None:

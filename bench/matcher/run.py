@@ -18,9 +18,9 @@ Steps:
   6. (b) MatcherService.MatchFaces over gRPC and (c) POST /6/matcher/faces through the gateway,
      one request at a time (concurrency 1): latency, QPS and recall vs exact. Both include
      the read-your-writes wait (one JetStream stream-info round trip, measured separately)
-     and the face records: from the faces service for probes never sent before (the
-     `*_unseen_probes` rows, one pass over 200 new probes), from the matcher's record cache
-     once the 200 looped probes have been sent once.
+     and the face records, which the matcher holds itself (saved in the snapshot with the
+     index, as FACES_CHANGES would have brought them): the `*_unseen_probes` rows (one pass
+     over 200 new probes) should equal the looped ones.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
+from datetime import datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -49,6 +50,7 @@ import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
+from google.protobuf.timestamp_pb2 import Timestamp  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +79,7 @@ from services.matcher.core import IndexSet, ListCandidates, MatcherConfig  # noq
 from services.matcher.core.collection import LIST, CollectionKey  # noqa: E402
 from services.matcher.core.similarity import SFACE_COSINE_THRESHOLD  # noqa: E402
 from services.matcher.core.snapshot import save_snapshot  # noqa: E402
+from services.matcher.face_records import FaceRecords  # noqa: E402
 
 VERSION = 200
 LOGIN, PASSWORD = "bench-matcher@example.com", "bench-pass-1"
@@ -127,16 +130,41 @@ async def rest(session: aiohttp.ClientSession, method: str, url: str, **kw: Any)
         return body
 
 
+BULK_TIME = "2026-01-01T00:00:00+00:00"
+
+
+def bulk_records(account_id: str, list_id: str, n: int) -> FaceRecords:
+    """The matcher's face records of the COPY'd faces (what FACES_CHANGES would carry), so
+    the snapshot answers matches without reading the faces service, as a live one does."""
+    ts = Timestamp(seconds=int(datetime.fromisoformat(BULK_TIME).timestamp()))
+    records = FaceRecords()
+    records.set_many(
+        faces_pb2.Face(
+            face_id=face_id(i),
+            account_id=account_id,
+            create_time=ts,
+            last_update_time=ts,
+            list_ids=[list_id],
+            has_attribute=True,
+        )
+        for i in range(n)
+    )
+    return records
+
+
 async def copy_faces(database_url: str, account_id: str, list_id: str, n: int) -> float:
     """The documented bulk path: face rows + list links straight into PostgreSQL."""
     t0 = time.perf_counter()
     chunk = 100_000
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         async with conn.cursor() as cur:
-            async with cur.copy("COPY faces (face_id, account_id) FROM STDIN") as copy:
+            async with cur.copy(
+                "COPY faces (face_id, account_id, create_time, last_update_time) FROM STDIN"
+            ) as copy:
                 for s in range(0, n, chunk):
                     rows = "".join(
-                        f"{face_id(i)}\t{account_id}\n" for i in range(s, min(n, s + chunk))
+                        f"{face_id(i)}\t{account_id}\t{BULK_TIME}\t{BULK_TIME}\n"
+                        for i in range(s, min(n, s + chunk))
                     )
                     await copy.write(rows.encode())
             async with cur.copy("COPY list_faces (list_id, face_id) FROM STDIN") as copy:
@@ -275,7 +303,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             seq = (await js.stream_info("FACES_CHANGES")).state.last_seq
             copy_s = await copy_faces(runtime["database_url"], account_id, list_id, args.n)
             t0 = time.perf_counter()
-            snap = save_snapshot(ix, data_dir / "matcher", seq)
+            records = bulk_records(account_id, list_id, args.n)
+            snap = save_snapshot(ix, data_dir / "matcher", seq, records.save)
+            del records
             snap_s = time.perf_counter() - t0
             snap_mb = sum(p.stat().st_size for p in snap.rglob("*") if p.is_file()) / 2**20
             out["bulk_load"] = {

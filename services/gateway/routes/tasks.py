@@ -17,6 +17,7 @@ from aiohttp import web
 from luna.tasks.v1 import tasks_pb2
 
 from services.common import errors, ids, times
+from services.gateway import jsonbody
 from services.gateway.auth import AuthRule
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -214,10 +215,8 @@ def error_filter(ctx: Ctx, api: Api, task_id: int | None = None) -> tasks_pb2.Er
 def _body(raw: bytes, api: Api) -> dict[str, Any]:
     if not raw:
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise errors.LunaError(errors.NOT_JSON, "Failed to parse json") from None
+    # The gateway's one JSON parser: same depth and NUL limits as every other route.
+    body = jsonbody.loads(raw)
     allowed = {"description", "content"} | ({"account_id"} if not api.platform else set())
     required = ["content"] + (["account_id"] if not api.platform else [])
 
@@ -421,10 +420,7 @@ def schedule_json(sc: tasks_pb2.Schedule) -> dict[str, Any]:
 def _schedule_body(raw: bytes) -> str:
     if not raw:
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    try:
-        orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise errors.LunaError(errors.NOT_JSON, "Failed to parse json") from None
+    jsonbody.loads(raw)
     return raw.decode()
 
 

@@ -128,18 +128,22 @@ async def test_deeply_nested_json(platform, http) -> None:
     async with http.get(url + "/6/docs/spec", headers={"Accept": "application/x-yaml"}) as r:
         spec = yaml.safe_load(await r.text())
     targets = [
-        (method.upper(), path.replace("{handler_id}", dynamic), op)
+        (
+            method.upper(),
+            path.replace("{handler_id}", dynamic),
+            [*item.get("parameters", []), *op.get("parameters", [])],
+        )
         for path, item in spec["paths"].items()
         for method, op in item.items()
         if isinstance(op, dict)
         and "application/json" in op.get("requestBody", {}).get("content", {})
     ]
     assert len(targets) >= 20
-    for method, path, op in targets:
+    for method, path, params in targets:
         # Integer ids (tasks, schedules) get a number, the others a UUID.
         ints = {
             p["name"]
-            for p in op.get("parameters", [])
+            for p in params
             if p.get("in") == "path" and p.get("schema", {}).get("type") == "integer"
         }
         path = re.sub(
@@ -226,3 +230,25 @@ async def test_face_cannot_name_another_accounts_event(platform, http) -> None:
         assert r.status == 204
     async with http.get(url + "/6/faces", params={"event_id": alices_event}, headers=mallory) as r:
         assert (await _json(r, 200))["faces"] == []
+
+
+async def test_websocket_route_without_upgrade_answers_in_luna_format(platform, http) -> None:
+    _, auth = await create_account(http, platform.url)
+    async with http.get(platform.url + "/6/ws", headers=auth) as r:
+        await assert_error(r, 400, 12031, "WebSocket")
+
+
+async def test_task_bodies_obey_the_json_limits(platform, http) -> None:
+    _, auth = await create_account(http, platform.url)
+    url = platform.url + "/6/tasks/gc"
+    body = {"description": "gc\x00", "content": {"target": "events"}}
+    async with http.post(url, json=body, headers=auth) as r:
+        await assert_error(r, 400, 12022, "NUL")
+    deep: list = []
+    for _ in range(30):
+        deep = [deep]
+    body = {"description": "gc", "content": {"target": "events", "x": deep}}
+    async with http.post(url, json=body, headers=auth) as r:
+        await assert_error(r, 400, 12022)
+    async with http.get(platform.url + "/6/tasks", headers=auth) as r:
+        assert r.status == 200 and (await r.json())["tasks"] == []  # nothing was created

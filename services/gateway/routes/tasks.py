@@ -215,8 +215,7 @@ def error_filter(ctx: Ctx, api: Api, task_id: int | None = None) -> tasks_pb2.Er
 def _body(raw: bytes, api: Api) -> dict[str, Any]:
     if not raw:
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    # The gateway's one JSON parser: same depth and NUL limits as every other route.
-    body = jsonbody.loads(raw)
+    body = jsonbody.loads(raw)  # the one parser: depth and NUL bounds of every request JSON
     allowed = {"description", "content"} | ({"account_id"} if not api.platform else set())
     required = ["content"] + (["account_id"] if not api.platform else [])
 

@@ -4,4 +4,10 @@ from __future__ import annotations
 
 
 def load_all() -> None:
-    from services.tasks.types import estimator, exporter, gc, linker  # noqa: F401
+    from services.tasks.types import (  # noqa: F401
+        additional_extract,
+        estimator,
+        exporter,
+        gc,
+        linker,
+    )

@@ -49,6 +49,12 @@ def _bad(name: str) -> errors.LunaError:
     return errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
 
 
+# Largest values the protobuf fields carry (query numbers are int32, ids int64): anything
+# larger is a bad parameter here, not an overflow later.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
 def _int(q: Any, name: str, lo: int | None = None, hi: int | None = None) -> int | None:
     raw = q.get(name)
     if raw is None:
@@ -57,7 +63,7 @@ def _int(q: Any, name: str, lo: int | None = None, hi: int | None = None) -> int
         value = int(raw)
     except ValueError:
         raise _bad(name) from None
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
+    if value < (-INT32_MAX - 1 if lo is None else lo) or value > (INT32_MAX if hi is None else hi):
         raise _bad(name)
     return value
 
@@ -80,7 +86,7 @@ def _ids(q: Any, name: str) -> list[int]:
         values = [int(v) for v in raw.split(",")]
     except ValueError:
         raise _bad(name) from None
-    if not values or any(v < 1 for v in values):
+    if not values or any(v < 1 or v > INT64_MAX for v in values):
         raise _bad(name)
     return values
 
@@ -117,7 +123,7 @@ def _path_id(ctx: Ctx, name: str) -> int:
         value = int(raw)
     except ValueError:
         raise _bad(name) from None
-    if value < 1:
+    if value < 1 or value > INT64_MAX:
         raise _bad(name)
     return value
 
@@ -183,7 +189,7 @@ def task_filter(ctx: Ctx, api: Api) -> tasks_pb2.TaskFilter:
     status = _int(q, "task_status", 0, 5)
     if status is not None:
         flt.task_status = status
-    schedule = _int(q, "schedule_id", 1)
+    schedule = _int(q, "schedule_id", 1, INT64_MAX)
     if schedule is not None:
         flt.schedule_id = schedule
     for name in ("create_time__gte", "create_time__lt", "end_time__gte", "end_time__lt"):

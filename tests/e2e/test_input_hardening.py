@@ -235,7 +235,7 @@ async def test_face_cannot_name_another_accounts_event(platform, http) -> None:
 async def test_websocket_route_without_upgrade_answers_in_luna_format(platform, http) -> None:
     _, auth = await create_account(http, platform.url)
     async with http.get(platform.url + "/6/ws", headers=auth) as r:
-        await assert_error(r, 400, 12046, "websocket")
+        await assert_error(r, 400, 12031, "WebSocket")
 
 
 async def test_task_bodies_obey_the_json_limits(platform, http) -> None:

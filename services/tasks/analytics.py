@@ -242,38 +242,77 @@ class Roc:
     hit_top: dict[str, float | None]
 
 
-def roc(
+@dataclass
+class RocCounts:
+    """What a block of query rows contributes: pair similarity histograms (each pair once,
+    counted by its lower row) and top-N hits."""
+
+    positives: np.ndarray
+    negatives: np.ndarray
+    hits: np.ndarray
+    queries: int
+
+    @classmethod
+    def zero(cls) -> RocCounts:
+        z = np.zeros(ROC_BINS + 1, dtype=np.int64)
+        return cls(z, z.copy(), np.zeros(TOP_N, dtype=np.int64), 0)
+
+    def add(self, other: RocCounts) -> RocCounts:
+        return RocCounts(
+            self.positives + other.positives,
+            self.negatives + other.negatives,
+            self.hits + other.hits,
+            self.queries + other.queries,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "positives": self.positives.tolist(),
+            "negatives": self.negatives.tolist(),
+            "hits": self.hits.tolist(),
+            "queries": self.queries,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RocCounts:
+        return cls(
+            np.asarray(d["positives"], dtype=np.int64),
+            np.asarray(d["negatives"], dtype=np.int64),
+            np.asarray(d["hits"], dtype=np.int64),
+            int(d["queries"]),
+        )
+
+
+TOP_N = 5
+
+
+def roc_counts(
     x: np.ndarray,
     labels: np.ndarray,
-    limit: int = 5,
+    rows: np.ndarray | None = None,
     threshold_hit_top: float = 0.0,
-    key_fprs: list[float] | None = None,
-) -> Roc:
-    """ROC of all pairs of a labelled set (same label: expected positive), its AUC, the point
-    where FPR = 1 - TPR, the points at key FPRs and the top-N hit probabilities."""
-    x = unit_rows(x)
+) -> RocCounts:
+    """Counts of `rows` (default all) of a labelled set; x must be unit rows."""
     labels = np.asarray(labels)
     n = x.shape[0]
-    pos_hist = np.zeros(ROC_BINS + 1, dtype=np.int64)
-    neg_hist = np.zeros(ROC_BINS + 1, dtype=np.int64)
-    top_n = 5
+    rows_all = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    out = RocCounts.zero()
     hit_cos = similarity_to_cosine(threshold_hit_top)
-    hits = np.zeros(top_n, dtype=np.int64)
-    queries = 0
     step = max(1, min(BLOCK, (1 << 25) // max(n, 1)))
-    for s in range(0, n, step):
-        rows = np.arange(s, min(n, s + step))
+    for s in range(0, rows_all.shape[0], step):
+        rows = rows_all[s : s + step]
+        local = np.arange(rows.shape[0])
         cos = x[rows] @ x.T
         same = labels[rows][:, None] == labels[None, :]
         upper = np.arange(n)[None, :] > rows[:, None]
         bins = np.floor(cosine_to_similarity(cos) * ROC_BINS).astype(np.int64)
-        pos_hist += np.bincount(bins[upper & same], minlength=ROC_BINS + 1)
-        neg_hist += np.bincount(bins[upper & ~same], minlength=ROC_BINS + 1)
+        out.positives += np.bincount(bins[upper & same], minlength=ROC_BINS + 1)
+        out.negatives += np.bincount(bins[upper & ~same], minlength=ROC_BINS + 1)
         # Top-N: each object is a query against all the others.
-        cos[np.arange(rows.shape[0]), rows] = -np.inf
-        same[np.arange(rows.shape[0]), rows] = False
+        cos[local, rows] = -np.inf
+        same[local, rows] = False
         has_pos = same.any(axis=1)
-        k = min(top_n, n - 1)
+        k = min(TOP_N, n - 1)
         if k <= 0:
             continue
         best = np.argpartition(-cos, k - 1, axis=1)[:, :k]
@@ -281,16 +320,21 @@ def roc(
         order = np.argsort(-vals, axis=1, kind="stable")
         best, vals = np.take_along_axis(best, order, 1), np.take_along_axis(vals, order, 1)
         good = np.take_along_axis(same, best, 1) & (vals >= hit_cos)
-        first_hit = np.where(good.any(axis=1), good.argmax(axis=1), top_n)
-        for rank in range(top_n):
-            hits[rank] += int(((first_hit <= rank) & has_pos).sum())
-        queries += int(has_pos.sum())
+        first_hit = np.where(good.any(axis=1), good.argmax(axis=1), TOP_N)
+        for rank in range(TOP_N):
+            out.hits[rank] += int(((first_hit <= rank) & has_pos).sum())
+        out.queries += int(has_pos.sum())
+    return out
+
+
+def roc_finish(counts: RocCounts, limit: int = 5, key_fprs: list[float] | None = None) -> Roc:
+    pos_hist, neg_hist = counts.positives, counts.negatives
     p_total, n_total = int(pos_hist.sum()), int(neg_hist.sum())
     # Threshold t = edge i / BINS: a pair counts when its bin >= i.
     tp = np.cumsum(pos_hist[::-1])[::-1]
     fp = np.cumsum(neg_hist[::-1])[::-1]
-    tpr = tp / p_total if p_total else np.zeros_like(tp, dtype=np.float64)
-    fpr = fp / n_total if n_total else np.zeros_like(fp, dtype=np.float64)
+    tpr = tp / p_total if p_total else np.zeros(tp.shape[0], dtype=np.float64)
+    fpr = fp / n_total if n_total else np.zeros(fp.shape[0], dtype=np.float64)
     edges = np.arange(ROC_BINS + 1) / ROC_BINS
     points = [
         {"FPR": float(f), "TPR": float(t), "similarity": float(e)}
@@ -312,8 +356,21 @@ def roc(
             ok = np.nonzero(fpr <= key)[0]
             key_points.append(points[int(ok[0])] if ok.shape[0] else points[-1])
     hit_top: dict[str, float | None] = {}
-    for rank in range(top_n):
+    for rank in range(TOP_N):
         hit_top[f"top-{rank + 1}"] = (
-            float(hits[rank] / queries) if queries and rank < limit else None
+            float(counts.hits[rank] / counts.queries) if counts.queries and rank < limit else None
         )
     return Roc(points, min(1.0, max(0.0, auc)), eer, key_points, hit_top)
+
+
+def roc(
+    x: np.ndarray,
+    labels: np.ndarray,
+    limit: int = 5,
+    threshold_hit_top: float = 0.0,
+    key_fprs: list[float] | None = None,
+) -> Roc:
+    """ROC of all pairs of a labelled set (same label: expected positive), its AUC, the point
+    where FPR = 1 - TPR, the points at key FPRs and the top-N hit probabilities."""
+    counts = roc_counts(unit_rows(x), labels, threshold_hit_top=threshold_hit_top)
+    return roc_finish(counts, limit, key_fprs)

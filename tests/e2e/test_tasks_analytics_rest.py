@@ -22,11 +22,11 @@ from skimage import data
 from taskstest import CANCELLED, DONE, tasks_url, wait_task
 
 from bench.matcher.data import generate
-from services.estimator.model_repo import test_images_dir
+from services.estimator import model_repo
 from services.matcher.core.similarity import cosine_to_similarity
 
 VERSION = 200
-TEST_IMAGES = test_images_dir(Path(__file__).resolve().parents[2] / "models")
+TEST_IMAGES = model_repo.test_images_dir(Path(__file__).resolve().parents[2] / "models")
 OTHER_PHOTOS = ["01.jpg", "test2.jpg", "test3.jpg", "test_crop.jpg", "p3.jpg"]
 
 
@@ -101,7 +101,7 @@ async def photos(platform: Any, http: Any) -> dict[str, Any]:
         astro.append(await create_face(http, url, auth, desc, "photo astro"))
     others = []
     for name in OTHER_PHOTOS:
-        for desc in await sdk_descriptors(http, url, auth, (TEST_IMAGES / name).read_bytes()):
+        for desc in await sdk_descriptors(http, url, auth, jpeg(Image.open(TEST_IMAGES / name))):
             others.append(await create_face(http, url, auth, desc, f"photo {name}"))
     assert len(others) >= 3
     return {"account_id": account_id, "auth": auth, "astro": astro, "others": others}
@@ -212,7 +212,8 @@ async def test_synthetic_clusters_equal_exact_components(platform, http) -> None
         "content": {
             "filters": {
                 "reference_type": "faces", "candidate_type": "faces",
-                "reference_filters": {"user_data": "syn"}, "candidate_filters": {"user_data": "syn"},
+                "reference_filters": {"user_data": "syn"},
+                "candidate_filters": {"user_data": "syn"},
             },
             "limit": 4,
             "threshold": 0.3,
@@ -230,7 +231,7 @@ async def test_synthetic_clusters_equal_exact_components(platform, http) -> None
 
 async def test_roc_shuffled_labels_near_chance(platform, http) -> None:
     url = platform.url
-    account_id, auth = await create_account(http, url)
+    _, auth = await create_account(http, url)
     gen = generate(200, samples_per_identity=4, n_queries=1, seed=5)
     ids = [await create_face(http, url, auth, b64(v)) for v in gen.gallery]
     labels = np.random.default_rng(1).permutation(gen.gallery_identity)
@@ -264,13 +265,13 @@ async def test_analytical_errors_and_isolation(platform, http, photos) -> None:
             {"objects_type": "faces", "filters": {"account_id": photos["account_id"]}},
             400,
             12031,
-        ),  # fmt: skip
+        ),
         (
             "clustering",
             {"objects_type": "faces", "filters": {}, "descriptor": {"type": "body"}},
             501,
             12029,
-        ),  # fmt: skip
+        ),
         ("cross_match", {"filters": {"reference_type": "faces"}}, 400, 12022),
         (
             "cross_match",
@@ -284,14 +285,14 @@ async def test_analytical_errors_and_isolation(platform, http, photos) -> None:
             },
             501,
             12029,
-        ),  # fmt: skip
+        ),
         ("roc", {"markup": [{"face_id": mine[0], "label": 1}], "filters": {}}, 400, 12022),
         (
             "roc",
             {"markup": [{"face_id": f, "label": 1} for f in mine[:2]], "filters": {}},
             404,
             22002,
-        ),  # another account's faces  # fmt: skip
+        ),  # another account's faces
         ("reporter", {"filters": {"task_id": 10**9}}, 404, 28001),
     ]
     for path, content, status, code in cases:

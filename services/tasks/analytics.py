@@ -21,10 +21,16 @@ from scipy.sparse.csgraph import connected_components
 
 from services.matcher.core.similarity import cosine_to_similarity, similarity_to_cosine
 
-# Rows per matrix-product block: 2048 x 20000 float32 is 160 MB at most.
+# Rows per matrix-product block, and at most CELLS similarities (256 MB of float32) per block.
 BLOCK = 2048
-# Above this many objects clustering builds a k-NN graph instead of scanning all pairs.
-EXACT_MAX = 20000
+CELLS = 1 << 26
+# Above this many objects clustering builds a k-NN graph instead of scanning all pairs. On a
+# 2-core box the blocked all-pairs scan (n^2 but BLAS) beat building an HNSW graph up to
+# ~50k 128-D rows (bench/tasks_analytics), so the graph is for larger sets only.
+EXACT_MAX = 50000
+# The clustering graph needs only near neighbours (saturated rows are rescanned exactly); a
+# cheaper build (M 12, ef_construction 40) was seen to miss edges on clustered data.
+GRAPH_M, GRAPH_EF_CONSTRUCTION, GRAPH_K = 16, 100, 16
 Progress = Callable[[float], None]
 
 
@@ -72,8 +78,9 @@ def pairs_at_least(
     subset = rows is not None
     row_ids = rows if rows is not None else np.arange(n)
     total = row_ids.shape[0]
-    for start in range(0, total, BLOCK):
-        ids = row_ids[start : start + BLOCK]
+    step = max(1, min(BLOCK, CELLS // max(n, 1)))
+    for start in range(0, total, step):
+        ids = row_ids[start : start + step]
         if subset:
             sims = x[ids] @ x.T
             ii, jj = np.nonzero(sims >= cos_t)
@@ -103,7 +110,7 @@ def build_hnsw(x: np.ndarray, m: int = 16, ef_construction: int = 100) -> hnswli
 
 
 def knn_pairs(
-    x: np.ndarray, cos_t: float, k: int = 32, progress: Progress | None = None
+    x: np.ndarray, cos_t: float, k: int = GRAPH_K, progress: Progress | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs >= cos_t from an HNSW k-NN graph, re-ranked exactly; a node whose k-th (least
     similar) neighbour is still >= cos_t may have more such neighbours than k, so its row is
@@ -112,7 +119,7 @@ def knn_pairs(
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    index = build_hnsw(x)
+    index = build_hnsw(x, GRAPH_M, GRAPH_EF_CONSTRUCTION)
     index.set_ef(max(2 * k, 64))
     if progress is not None:
         progress(0.4)
@@ -143,7 +150,7 @@ def cluster(
     x: np.ndarray,
     threshold: float,
     exact_max: int = EXACT_MAX,
-    k: int = 32,
+    k: int = GRAPH_K,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Cluster labels: objects whose similarity is >= threshold end in one cluster (connected
@@ -184,7 +191,7 @@ def top_matches(
     if k == 0:
         return idx, sim
     cos_t = similarity_to_cosine(threshold)
-    step = max(1, min(BLOCK, (1 << 26) // max(nc, 1)))
+    step = max(1, min(BLOCK, CELLS // max(nc, 1)))
     for s in range(0, nr, step):
         cos = refs[s : s + step] @ cands.T
         if k < nc:

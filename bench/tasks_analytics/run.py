@@ -154,6 +154,7 @@ def main() -> None:
     p.add_argument("--dbscan", action="store_true", help="also time scikit-learn's DBSCAN")
     p.add_argument("--roc-n", type=int, default=5000)
     p.add_argument("--only", choices=["cross_match", "clustering", "roc"], default=None)
+    p.add_argument("--out", default="tasks_analytics", help="bench/results/<out>.json")
     a = p.parse_args()
     payload: dict[str, Any] = {"args": vars(a)}
     if a.only in (None, "cross_match"):
@@ -164,7 +165,7 @@ def main() -> None:
         payload["clustering"] = bench_clustering(a.cluster_n, a.threshold, a.dbscan)
     if a.only in (None, "roc"):
         payload["roc"] = bench_roc(a.roc_n)
-    print(f"saved {save('tasks_analytics', payload)}")
+    print(f"saved {save(a.out, payload)}")
 
 
 if __name__ == "__main__":

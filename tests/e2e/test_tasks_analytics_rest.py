@@ -5,9 +5,14 @@ whose exact answer numpy computes here; errors, account isolation, cancel."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import csv
 import io
+import json
+import os
+import signal
 import uuid
 import zipfile
 from pathlib import Path
@@ -335,3 +340,53 @@ async def test_analytical_errors_and_isolation(platform, http, photos) -> None:
         report = {"content": {"filters": {"task_id": task_id}}}
         async with http.post(url + "/6/tasks/reporter", json=report, headers=photos["auth"]) as r:
             await assert_error(r, 400, 28015)
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def worker_pids(platform: Any) -> list[int]:
+    services = json.loads((platform.data_dir / "runtime.json").read_text())["services"]
+    return [int(v["pid"]) for k, v in services.items() if k.startswith("tasks_worker")]
+
+
+async def test_clustering_cancel_and_crash_resume(platform, http) -> None:
+    """A cancelled clustering stops with no result; a clustering whose workers and tasks
+    service are SIGKILLed while its parts are delivered finishes with the exact answer."""
+    url = platform.url
+    _, auth = await create_account(http, url)
+    gen = generate(60, samples_per_identity=5, n_queries=1, seed=33)
+    ids = [await create_face(http, url, auth, b64(v), "crash") for v in gen.gallery]
+    x = gen.gallery / np.linalg.norm(gen.gallery, axis=1, keepdims=True)
+    _, labels = connected_components(cosine_to_similarity(x @ x.T) >= 0.7, directed=False)
+    want = sorted(sorted(ids[i] for i in np.nonzero(labels == c)[0]) for c in set(labels))
+    body = {"content": {"objects_type": "faces", "filters": {}, "threshold": 0.7}}
+    pids = worker_pids(platform)
+    _signal_all(pids, signal.SIGSTOP)
+    try:
+        async with http.post(url + "/6/tasks/clustering", json=body, headers=auth) as r:
+            cancelled = (await r.json())["task_id"]
+        async with http.patch(f"{url}/6/tasks/{cancelled}", headers=auth) as r:
+            assert r.status == 202
+        async with http.get(f"{url}/6/tasks/{cancelled}/result", headers=auth) as r:
+            await assert_error(r, 400, 28020)
+        async with http.post(url + "/6/tasks/clustering", json=body, headers=auth) as r:
+            task_id = (await r.json())["task_id"]
+        await wait_task(http, url + "/6", task_id, auth, statuses=(1,))
+        tasks_pid = int(
+            json.loads((platform.data_dir / "runtime.json").read_text())["services"]["tasks"]["pid"]
+        )
+        os.kill(tasks_pid, signal.SIGKILL)
+        await asyncio.sleep(1.5)  # the stopped workers' pending pulls receive the part
+    finally:
+        _signal_all(pids, signal.SIGKILL)
+    task = await wait_task(http, url + "/6", task_id, auth)
+    assert task["task_status"] == DONE, task
+    async with http.get(f"{url}/6/tasks/{task_id}/result", headers=auth) as r:
+        assert sorted((await r.json())["result"]["clusters"]) == want
+    assert set(worker_pids(platform)).isdisjoint(pids)  # restarted by the supervisor
+    async with http.get(f"{url}/6/tasks/{cancelled}", headers=auth) as r:
+        assert (await r.json())["task_status"] == CANCELLED

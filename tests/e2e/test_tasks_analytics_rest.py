@@ -390,3 +390,73 @@ async def test_clustering_cancel_and_crash_resume(platform, http) -> None:
     assert set(worker_pids(platform)).isdisjoint(pids)  # restarted by the supervisor
     async with http.get(f"{url}/6/tasks/{cancelled}", headers=auth) as r:
         assert (await r.json())["task_status"] == CANCELLED
+
+
+async def test_events_clustering_report_and_cross_match(platform, http, photos) -> None:
+    url, auth = platform.url, photos["auth"]
+    policies = {
+        "extract_policy": {"extract_face_descriptor": 1},
+        "storage_policy": {
+            "face_sample_policy": {"store_sample": 1},
+            "event_policy": {"store_event": 1, "wait_saving": 1},
+        },
+    }
+    async with http.post(url + "/6/handlers", json={"policies": policies}, headers=auth) as r:
+        assert r.status == 201, await r.text()
+        handler_id = (await r.json())["handler_id"]
+    astro_events, other_events = [], []
+    shots = [(s, True) for s in astronaut_shots()[:3]]
+    shots.append((jpeg(Image.open(TEST_IMAGES / "test_crop.jpg")), False))
+    for image, is_astro in shots:
+        async with http.post(
+            f"{url}/6/handlers/{handler_id}/events",
+            data=image,
+            headers={**auth, "Content-Type": "image/jpeg"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            events = [e["event_id"] for e in (await r.json())["events"]]
+        (astro_events if is_astro else other_events).extend(events)
+    assert len(astro_events) == 3 and other_events
+    body = {
+        "content": {
+            "objects_type": "events",
+            "filters": {"handler_ids": [handler_id]},
+            "threshold": 0.5,
+        }
+    }
+    task, got = await run_task(http, url + "/6", "clustering", body, auth)
+    result = got["result"]
+    assert result["total_objects"] == len(astro_events) + len(other_events)
+    (astro_cluster,) = [c for c in result["clusters"] if astro_events[0] in c]
+    assert sorted(astro_cluster) == sorted(astro_events)
+    report = {
+        "content": {
+            "filters": {"task_id": task["task_id"]},
+            "columns": ["handler_id", "create_time"],
+            "save_images": 1,
+        }
+    }
+    _, body_zip = await run_task(http, url + "/6", "reporter", report, auth)
+    with zipfile.ZipFile(io.BytesIO(body_zip)) as archive:
+        rows = list(csv.reader(io.StringIO(archive.read("report.csv").decode())))
+        images = [n for n in archive.namelist() if n.startswith("images/")]
+    assert rows[0] == ["cluster", "event_id", "handler_id", "create_time"]
+    assert {r[1] for r in rows[1:]} == set(astro_events + other_events)
+    assert all(r[2] == handler_id for r in rows[1:])
+    assert {n.split("/")[1] for n in images} == set(astro_events + other_events)
+    # Events as references, faces as candidates: each astronaut event finds astronaut faces.
+    body = {
+        "content": {
+            "filters": {
+                "reference_type": "events",
+                "candidate_type": "faces",
+                "reference_filters": {"event_ids": astro_events},
+                "candidate_filters": {"face_ids": photos["astro"] + photos["others"]},
+            },
+            "limit": 1,
+            "threshold": 0.5,
+        }
+    }
+    _, got = await run_task(http, url + "/6", "cross_match", body, auth)
+    assert sorted(m["reference_id"] for m in got["result"]) == sorted(astro_events)
+    assert all(m["candidates"][0]["candidate_id"] in photos["astro"] for m in got["result"])

@@ -66,11 +66,13 @@ def bench_cross_match(n_refs: int, n_cands: int, limit: int, sample: int) -> dic
     out: dict[str, Any] = {"references": int(refs.shape[0]), "candidates": n_cands,
                            "limit": limit, "threads": analytics.threads(),
                            "path": "hnsw+rerank" if use_hnsw else "blas"}  # fmt: skip
+    ours: analytics.HnswCandidates | None = None
     if use_hnsw:
         ours, out["build_s"] = timed(analytics.HnswCandidates.build, cands)
         print(f"  index built in {out['build_s']:.1f}s")
 
         def search(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            assert ours is not None
             return ours.top(r, limit, 0.0)
 
     else:
@@ -87,8 +89,9 @@ def bench_cross_match(n_refs: int, n_cands: int, limit: int, sample: int) -> dic
     got, out["ours_s"] = timed(ours_all)
     if use_hnsw:  # the alternative the task takes below HNSW_MIN candidates, for scale
         _, out["blas_exact_s"] = timed(analytics.top_matches, refs, cands, limit, 0.0)
-    # Raw: the same index parameters, the same threads, the ef our path uses, top `limit`.
-    raw_index = analytics.build_hnsw(analytics.unit_rows(cands))
+    # Raw: the same index (or one with the same parameters), the same threads, the ef our
+    # path uses, top `limit`.
+    raw_index = ours.index if ours is not None else analytics.build_hnsw(analytics.unit_rows(cands))
     k = min(n_cands, max(2 * limit, limit + 10))
     raw_index.set_ef(max(2 * k, 64))
     unit_refs = analytics.unit_rows(refs)

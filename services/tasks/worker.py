@@ -83,7 +83,15 @@ def make_deps() -> Deps:
         handlers=grpc_client.stub(handlers_pb2_grpc.HandlersServiceStub, events),
         blobs=grpc_client.stub(blobs_pb2_grpc.BlobsServiceStub, faces),
         pipeline=grpc_client.stub(pipeline_pb2_grpc.PipelineServiceStub, events),
+        matcher=_matcher_stub(),
     )
+
+
+def _matcher_stub() -> Any:
+    from luna.matcher.v1 import matcher_pb2_grpc
+
+    channel = grpc_client.channel("matcher")
+    return grpc_client.stub(matcher_pb2_grpc.MatcherServiceStub, channel)
 
 
 class Worker:

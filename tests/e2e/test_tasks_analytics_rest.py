@@ -65,11 +65,12 @@ async def sdk_descriptors(http: Any, url: str, auth: dict[str, str], image: byte
 
 
 async def create_face(
-    http: Any, url: str, auth: dict[str, str], desc: str, user_data: str = ""
+    http: Any, url: str, auth: dict[str, str], desc: str, user_data: str = "", **kw: Any
 ) -> str:
     body = {
         "attribute": {"face_descriptors": [{"descriptor": desc, "version": VERSION}]},
         "user_data": user_data,
+        **kw,
     }
     async with http.post(url + "/6/faces", json=body, headers=auth) as r:
         assert r.status == 201, await r.text()
@@ -194,7 +195,9 @@ async def test_synthetic_clusters_equal_exact_components(platform, http) -> None
     tasks = tasks_url(platform) + "/2"
     account_id, auth = await create_account(http, url)
     gen = generate(120, samples_per_identity=6, n_queries=1, seed=21)
-    ids = [await create_face(http, url, auth, b64(v), "syn") for v in gen.gallery]
+    async with http.post(url + "/6/lists", json={}, headers=auth) as r:
+        list_id = (await r.json())["list_id"]
+    ids = [await create_face(http, url, auth, b64(v), "syn", lists=[list_id]) for v in gen.gallery]
     threshold = 0.6
     x = gen.gallery / np.linalg.norm(gen.gallery, axis=1, keepdims=True)
     _, labels = connected_components(cosine_to_similarity(x @ x.T) >= threshold, directed=False)
@@ -232,6 +235,16 @@ async def test_synthetic_clusters_equal_exact_components(platform, http) -> None
         best = [j for j in np.argsort(-sim[i], kind="stable")[:4] if sim[i, j] >= 0.3]
         assert [c["candidate_id"] for c in item["candidates"]] == [ids[j] for j in best]
         assert item["candidates"][0]["candidate_id"] == ids[i]
+    # Candidates of one list go through the matcher's indexes: the same answer.
+    body["content"]["filters"]["candidate_filters"] = {"list_id": list_id}
+    _, by_matcher = await run_task(http, tasks, "cross_match", body, {})
+    assert len(by_matcher["result"]) == 120
+    local = {m["reference_id"]: m["candidates"] for m in got["result"]}
+    for item in by_matcher["result"]:
+        want_ids = [c["candidate_id"] for c in local[item["reference_id"]]]
+        assert [c["candidate_id"] for c in item["candidates"]] == want_ids
+        for a, b in zip(item["candidates"], local[item["reference_id"]], strict=True):
+            assert a["similarity"] == pytest.approx(b["similarity"], abs=1e-4)
 
 
 async def test_roc_shuffled_labels_near_chance(platform, http) -> None:

@@ -16,14 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from luna.matcher.v1 import matcher_pb2
 
 from services.common import errors
 from services.tasks import analytics, kinds
 from services.tasks.kinds import UUID, Deps, Kind, Outcome
-from services.tasks.types import objects
+from services.tasks.types import linker, objects
 
 PART_SIZE = 1000
 HNSW_MIN = 200_000
+# The matcher's MatchFaces: references per call, most matches per candidate set.
+MATCHER_REFERENCES = 30
+MATCHER_LIMIT = 1000
+MATCHER_CONCURRENCY = 4
 TYPES = ["faces", "events", "attributes"]
 REQUIRED_FILTERS = ["reference_type", "candidate_type", "reference_filters", "candidate_filters"]
 
@@ -58,6 +63,68 @@ async def candidates(deps: Deps, subtask: dict[str, Any]) -> Candidates:
             hnsw = await asyncio.to_thread(analytics.HnswCandidates.build, matrix)
         _cached = Candidates(key, kept, analytics.unit_rows(matrix), hnsw)
         return _cached
+
+
+def by_matcher(deps: Deps, task: dict[str, Any]) -> str:
+    """The list whose candidates the matcher's indexes answer (faces of one list, nothing
+    else), or "" when the candidates must be loaded here."""
+    flt = task["filters"]
+    cands = flt["candidate_filters"]
+    if (
+        deps.matcher is None
+        or flt["candidate_type"] != "faces"
+        or set(cands) != {"list_id"}
+        or int(task["limit"]) > MATCHER_LIMIT
+    ):
+        return ""
+    return str(cands["list_id"])
+
+
+async def match_in_list(
+    deps: Deps, account_id: str, list_id: str, ids: list[str], matrix: np.ndarray, task: dict
+) -> list[dict[str, Any]]:
+    """Raw-descriptor references against one list through MatcherService.MatchFaces (HNSW
+    with exact re-rank for a large list, BLAS for a small one, in the matcher)."""
+    version = linker.DESCRIPTOR_VERSION.get_int()
+    limit, threshold = int(task["limit"]), float(task["threshold"])
+    gate = asyncio.Semaphore(MATCHER_CONCURRENCY)
+
+    async def batch(start: int) -> list[dict[str, Any]]:
+        refs = [
+            matcher_pb2.Reference(
+                id=rid,
+                descriptor=matcher_pb2.RawDescriptor(
+                    descriptor=np.asarray(vec, "<f4").tobytes(), version=version
+                ),
+            )
+            for rid, vec in zip(
+                ids[start : start + MATCHER_REFERENCES],
+                matrix[start : start + MATCHER_REFERENCES],
+                strict=True,
+            )
+        ]
+        request = matcher_pb2.MatchFacesRequest(
+            scope=kinds.scope(account_id),
+            references=refs,
+            candidates=[
+                matcher_pb2.FaceCandidates(list_id=list_id, limit=limit, threshold=threshold)
+            ],
+        )
+        async with gate:
+            reply = await deps.matcher.MatchFaces(request)
+        out = []
+        for res in reply.results:
+            found = [
+                {"candidate_id": m.face.face_id, "similarity": round(m.similarity, 6)}
+                for m in res.candidates[0].matches
+                if m.similarity >= threshold
+            ]
+            if found:
+                out.append({"reference_id": res.reference.id, "candidates": found})
+        return out
+
+    parts = await asyncio.gather(*(batch(s) for s in range(0, len(ids), MATCHER_REFERENCES)))
+    return [m for p in parts for m in p]
 
 
 class CrossMatch(Kind):
@@ -125,6 +192,13 @@ class CrossMatch(Kind):
         kept, matrix = await objects.descriptors(
             deps, str(subtask["account_id"]), task["filters"]["reference_type"], refs
         )
+        list_id = by_matcher(deps, task)
+        if list_id:
+            if not kept:
+                return Outcome({"matches": []})
+            account = str(subtask["account_id"])
+            return Outcome({"matches": await match_in_list(deps, account, list_id, kept, matrix,
+                                                           task)})  # fmt: skip
         cands = await candidates(deps, subtask)
         limit, threshold = int(task["limit"]), float(task["threshold"])
 

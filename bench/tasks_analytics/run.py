@@ -92,8 +92,7 @@ def bench_cross_match(n_refs: int, n_cands: int, limit: int, sample: int) -> dic
     # Raw: the same index (or one with the same parameters), the same threads, the ef our
     # path uses, top `limit`.
     raw_index = ours.index if ours is not None else analytics.build_hnsw(analytics.unit_rows(cands))
-    k = min(n_cands, max(2 * limit, limit + 10))
-    raw_index.set_ef(max(2 * k, 64))
+    raw_index.set_ef(max(analytics.SEARCH_EF, min(n_cands, analytics.search_k(limit))))
     unit_refs = analytics.unit_rows(refs)
     (raw, _), out["raw_knn_query_s"] = timed(
         raw_index.knn_query, unit_refs, k=limit, num_threads=analytics.threads()
@@ -149,7 +148,13 @@ def bench_roc(n: int) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--references", type=int, default=2000)
-    p.add_argument("--candidates", type=int, default=250_000)
+    p.add_argument("--candidates", type=int, default=100_000)
+    p.add_argument(
+        "--hnsw-min",
+        type=int,
+        default=50_000,
+        help=f"candidates above which cross_match uses HNSW (task: {cross_match.HNSW_MIN})",
+    )
     p.add_argument("--limit", type=int, default=10)
     p.add_argument("--recall-sample", type=int, default=500)
     p.add_argument("--cluster-n", type=int, default=60_000)
@@ -160,6 +165,7 @@ def main() -> None:
     p.add_argument("--out", default="tasks_analytics", help="bench/results/<out>.json")
     a = p.parse_args()
     payload: dict[str, Any] = {"args": vars(a)}
+    cross_match.HNSW_MIN = a.hnsw_min
     if a.only in (None, "cross_match"):
         payload["cross_match"] = bench_cross_match(
             a.references, a.candidates, a.limit, a.recall_sample

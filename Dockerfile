@@ -57,6 +57,7 @@ COPY --from=models /app/test_images /app/test_images
 COPY deploy/envoy/luna_descriptor.pb /app/deploy/envoy/luna_descriptor.pb
 RUN mkdir -p /var/lib/luna && chown luna /var/lib/luna
 USER 10001
-# REST gateway; gRPC faces, events, estimator, matcher, tasks (LUNA_<SVC>_ADDRESS).
-EXPOSE 5000 5110 5120 5130 5140 5150
+# REST gateway (API /6, Tasks API, Sender, Backport 3); gRPC faces, events, estimator, tasks,
+# matcher, backport3 (LUNA_<SVC>_ADDRESS).
+EXPOSE 5000 5050 5080 5140 5110 5120 5130 5150 5160 5170
 CMD ["python", "-m", "services.gateway"]

@@ -82,3 +82,16 @@ def platform_containers(objects: list[Obj]) -> Iterator[tuple[Obj, Obj]]:
         for c in containers(obj, init=False):
             if c.get("command", [])[:2] == ["python", "-m"]:
                 yield obj, c
+
+
+def runnable(module: str) -> bool:
+    """Whether `python -m module` runs something: a package with __main__, or a module file
+    with a `__main__` guard."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return False
+    if spec.submodule_search_locations is not None:  # a package
+        return importlib.util.find_spec(f"{module}.__main__") is not None
+    return '__name__ == "__main__"' in Path(spec.origin).read_text()

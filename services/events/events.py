@@ -662,6 +662,25 @@ class Events:
             removed.append({"event_id": str(row["event_id"]), **refs})
         return removed
 
+    async def delete_descriptors(
+        self, account_id: str, kind: int, version: int, event_ids: list[str]
+    ) -> list[str]:
+        """Remove descriptors of (kind, version) from events of `account_id`; returns the
+        events that had one (the events themselves stay)."""
+        if kind not in (FACE, BODY):
+            raise errors.LunaError(errors.BAD_INPUT, "Descriptor kind must be face or body")
+        if len(event_ids) > 1000:
+            raise errors.LunaError(errors.BAD_INPUT, "At most 1000 events per deletion")
+        wanted = [e for e in event_ids if ids.is_uuid(e)]
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM event_descriptors d USING events e WHERE d.event_id = e.event_id"
+                " AND e.account_id = %s AND d.kind = %s AND d.version = %s"
+                " AND d.event_id = ANY(%s::uuid[]) RETURNING d.event_id::text AS event_id",
+                (account_id, kind, version, wanted),
+            )
+            return sorted(r["event_id"] for r in await cur.fetchall())
+
     async def count(self, scope: Scope, flt: EventFilter) -> int:
         where, params = event_where(scope, flt)
         async with self._pool.connection() as conn:

@@ -369,6 +369,14 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
             ]
         )
 
+    async def DeleteEventDescriptors(
+        self, request: events_pb2.DeleteEventDescriptorsRequest, context: Ctx
+    ) -> events_pb2.DeleteEventDescriptorsResponse:
+        removed = await self._e.delete_descriptors(
+            request.scope.account_id, request.kind, request.version, list(request.event_ids)
+        )
+        return events_pb2.DeleteEventDescriptorsResponse(event_ids=removed)
+
     async def CountEvents(
         self, request: events_pb2.CountEventsRequest, context: Ctx
     ) -> events_pb2.CountEventsResponse:

@@ -57,6 +57,10 @@ async def luna_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise errors.LunaError(errors.METHOD_NOT_ALLOWED, "Method not allowed") from None
         except web.HTTPRequestEntityTooLarge:
             raise errors.LunaError(errors.BAD_INPUT, "Request body is too large") from None
+        except web.HTTPBadRequest as exc:
+            # aiohttp's own refusals (a websocket route without an Upgrade header, ...)
+            detail = (exc.text or "").strip().replace("\n", " ") or "Bad request"
+            raise errors.LunaError(errors.BAD_INPUT, detail) from None
         if not response.prepared:  # a websocket has sent its headers already
             response.headers[request_ids.HEADER] = rid
         return response

@@ -63,6 +63,7 @@ class Deps:
     handlers: Any = None
     blobs: Any = None
     pipeline: Any = None
+    estimator: Any = None
     matcher: Any = None  # cross_match searches a list's candidates through its indexes
     # The engine's store, for parts that checkpoint what they learned before their effects.
     store: Any = None

@@ -72,6 +72,7 @@ async def ensure_consumer(js: JetStreamContext) -> None:
 
 
 def make_deps() -> Deps:
+    from luna.estimator.v1 import estimator_pb2_grpc
     from luna.events.v1 import events_pb2_grpc, handlers_pb2_grpc, pipeline_pb2_grpc
     from luna.faces.v1 import blobs_pb2_grpc, faces_pb2_grpc, lists_pb2_grpc
 
@@ -83,6 +84,9 @@ def make_deps() -> Deps:
         handlers=grpc_client.stub(handlers_pb2_grpc.HandlersServiceStub, events),
         blobs=grpc_client.stub(blobs_pb2_grpc.BlobsServiceStub, faces),
         pipeline=grpc_client.stub(pipeline_pb2_grpc.PipelineServiceStub, events),
+        estimator=grpc_client.stub(
+            estimator_pb2_grpc.EstimatorServiceStub, grpc_client.channel("estimator")
+        ),
         matcher=_matcher_stub(),
     )
 
@@ -205,7 +209,12 @@ async def serve() -> None:
                 await asyncio.sleep(1)
                 continue
             for msg in msgs:
-                await worker.handle(msg)
+                try:
+                    await worker.handle(msg)
+                except Exception:  # the database or NATS went away mid-part: retry later
+                    log.exception("part delivery failed; it will be redelivered")
+                    with contextlib.suppress(Exception):
+                        await msg.nak(delay=5)
 
     log.info("tasks worker pulling from TASKS_WORK (%d lanes)", CONCURRENCY.get_int())
     lanes = [asyncio.create_task(lane()) for _ in range(CONCURRENCY.get_int())]

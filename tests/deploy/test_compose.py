@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from deploytest import REPO
+from deploytest import REPO, runnable
 
 from services.common import config
 
@@ -53,11 +53,11 @@ def test_the_schema_catches_a_misspelt_key(compose: dict[str, Any]) -> None:
 
 def test_every_service_of_the_platform_runs_from_the_image(compose: dict[str, Any]) -> None:
     platform = _platform(compose)
-    expected = {*config.SERVICE_PORTS, "gateway"}
+    expected = {*config.SERVICE_PORTS, "gateway", "tasks.worker"}
     assert {svc["command"][2] for svc in platform.values()} == {f"services.{s}" for s in expected}
     for name, svc in platform.items():
         module = svc["command"][2]
-        assert importlib.util.find_spec(f"{module}.__main__") is not None, name
+        assert runnable(module), name
         assert svc["image"] == compose["services"]["faces"]["image"]
     builds = [svc["build"] for svc in compose["services"].values() if "build" in svc]
     assert len(builds) == 1  # one build, the others reuse its image
@@ -90,7 +90,11 @@ def test_settings_are_real_and_addresses_line_up(compose: dict[str, Any]) -> Non
             "services.common.healthcheck",
             f"127.0.0.1:{port}",
         ]
-    assert compose["services"]["gateway"]["ports"] == [f"{shared['LUNA_PORT']}:5000"]
+    listeners = ("LUNA_PORT", "LUNA_TASKS_API_PORT", "LUNA_SENDER_PORT", "LUNA_BACKPORT3_PORT")
+    assert compose["services"]["gateway"]["ports"] == [
+        f"{shared[v]}:{shared[v]}" for v in listeners
+    ]
+    assert shared["LUNA_HOST"] == shared["LUNA_TASKS_API_HOST"] == "0.0.0.0"
     nats_host = shared["LUNA_NATS_URL"].removeprefix("nats://").rpartition(":")[0]
     assert nats_host in compose["services"]
     pg = compose["services"]["postgres"]["environment"]

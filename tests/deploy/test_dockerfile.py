@@ -193,7 +193,12 @@ def test_runtime_settings_commands_and_ports() -> None:
     assert importlib.util.find_spec(f"{argv[2]}.__main__") is not None
     (expose,) = [i for i in runtime if i.op == "EXPOSE"]
     ports = {int(p) for p in expose.args.split()}
-    assert ports == {config.gateway_port(), *config.SERVICE_PORTS.values()}
+    from services.gateway import sender_api, tasks_api
+    from services.gateway.backport3 import PORT as BACKPORT3_PORT
+
+    listeners = (tasks_api.TASKS_API_PORT, sender_api.SENDER_PORT, BACKPORT3_PORT)
+    gateway = {config.gateway_port(), *(int(s.default) for s in listeners)}
+    assert ports == gateway | set(config.SERVICE_PORTS.values())
     (user,) = [i for i in runtime if i.op == "USER"]
     assert user.args != "root" and user.args != "0"
 

@@ -4,7 +4,6 @@ between objects, settings, configs and images that no schema sees."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -33,11 +32,13 @@ from deploytest import (
     pod_spec,
     render,
     render_kubectl,
+    runnable,
 )
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from services.common import config
+from services.common.metrics import METRICS_PORT_OFFSET
 
 # The oldest Kubernetes the manifests support (native gRPC probes are GA since 1.27; we pick a
 # release still in support) and the newest the schemas know.
@@ -220,8 +221,7 @@ def test_every_command_runs_an_existing_module(overlay: str) -> None:
     modules = {c["command"][2] for _, c in platform_containers(render(overlay))}
     assert {f"services.{s}" for s in config.SERVICE_PORTS} | {"services.gateway"} <= modules
     for module in modules:
-        assert importlib.util.find_spec(module) is not None, module
-        assert importlib.util.find_spec(f"{module}.__main__") is not None, module
+        assert runnable(module), module
 
 
 def test_services_listen_where_the_others_call_them(overlay: str) -> None:
@@ -238,13 +238,28 @@ def test_services_listen_where_the_others_call_them(overlay: str) -> None:
         for w, c in owners:
             # A service binds LUNA_<SVC>_ADDRESS: its own pod must say 0.0.0.0, not the Service.
             assert _env(c)[variable] == f"0.0.0.0:{port}", key(w)
-            assert {p["containerPort"] for p in c["ports"]} == {int(port)}
+            metrics = int(port) + METRICS_PORT_OFFSET
+            assert {p["name"]: p["containerPort"] for p in c["ports"]} == {
+                "grpc": int(port),
+                "metrics": metrics,
+            }
+            assert _env(c)[f"LUNA_{service.upper()}_METRICS_ADDRESS"] == f"0.0.0.0:{metrics}"
+            annotations = w["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["prometheus.io/port"] == str(metrics)
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert c[probe]["grpc"]["port"] == int(port), (key(w), probe)
             assert _selects(svc["spec"]["selector"], _labels(w))
     gateway = find(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
-    assert gateway["ports"] == [{"name": "http", "containerPort": int(settings["LUNA_PORT"])}]
-    assert settings["LUNA_HOST"] == "0.0.0.0"
+    listeners = {
+        "http": "LUNA_PORT",
+        "tasks-api": "LUNA_TASKS_API_PORT",
+        "sender": "LUNA_SENDER_PORT",
+        "backport3": "LUNA_BACKPORT3_PORT",
+    }
+    assert {p["name"]: p["containerPort"] for p in gateway["ports"]} == {
+        name: int(settings[variable]) for name, variable in listeners.items()
+    }
+    assert settings["LUNA_HOST"] == settings["LUNA_TASKS_API_HOST"] == "0.0.0.0"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert gateway[probe]["httpGet"] == {"path": "/version", "port": "http"}
     nats_host = settings["LUNA_NATS_URL"].removeprefix("nats://").rpartition(":")[0]

@@ -364,6 +364,10 @@ async def test_service_resources(bp3_url: str, http: aiohttp.ClientSession) -> N
     )
     async with http.get(bp3_url + "/4/healthcheck", params={"include_luna_services": 1}) as r:
         assert r.status == 200 and (await r.json())["execution_time"] >= 0
+    async with http.get(bp3_url + "/metrics") as r:
+        text = await r.text()
+        assert r.status == 200 and r.content_type == "text/plain"
+    assert 'request_count_total{path="GET:/4/healthcheck",status_code="200"}' in text
     async with http.get(bp3_url + "/4/plugins") as r:
         assert await r.json() == {"plugins": []}
     async with http.get(bp3_url + "/4/docs/spec", headers={"Accept": "application/x-yaml"}) as r:

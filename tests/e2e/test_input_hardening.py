@@ -216,3 +216,25 @@ async def test_face_cannot_name_another_accounts_event(platform, http) -> None:
         assert r.status == 204
     async with http.get(url + "/6/faces", params={"event_id": alices_event}, headers=mallory) as r:
         assert (await _json(r, 200))["faces"] == []
+
+
+async def test_websocket_route_without_upgrade_answers_in_luna_format(platform, http) -> None:
+    _, auth = await create_account(http, platform.url)
+    async with http.get(platform.url + "/6/ws", headers=auth) as r:
+        await assert_error(r, 400, 12031, "WebSocket")
+
+
+async def test_task_bodies_obey_the_json_limits(platform, http) -> None:
+    _, auth = await create_account(http, platform.url)
+    url = platform.url + "/6/tasks/gc"
+    body = {"description": "gc\x00", "content": {"target": "events"}}
+    async with http.post(url, json=body, headers=auth) as r:
+        await assert_error(r, 400, 12022, "NUL")
+    deep: list = []
+    for _ in range(30):
+        deep = [deep]
+    body = {"description": "gc", "content": {"target": "events", "x": deep}}
+    async with http.post(url, json=body, headers=auth) as r:
+        await assert_error(r, 400, 12022)
+    async with http.get(platform.url + "/6/tasks", headers=auth) as r:
+        assert r.status == 200 and (await r.json())["tasks"] == []  # nothing was created

@@ -117,6 +117,19 @@ async def test_network_disk_source(platform, http, photos: Path) -> None:
     async with http.get(url + "/6/tasks/count", headers=other_auth) as r:
         assert await r.json() == {"count": 0}
 
+    # A dynamic handler runs with the task's policies, and refuses to run without them.
+    async with http.post(url + "/6/handlers", json={"handler_type": 1}, headers=auth) as r:
+        dynamic = (await r.json())["handler_id"]
+    sub = {"source_type": "network_disk", "reference": {"path": str(batch / "a" / "sub")}}
+    task, result = await run_task(
+        http, url, auth, {"handler": {"handler_id": dynamic, "policies": {}}, "source": sub}
+    )
+    assert task["task_status"] == DONE, task
+    assert_face_item(by_name(result)["test_crop.jpg"])
+    body = {"content": {"handler": {"handler_id": dynamic}, "source": sub}}
+    async with http.post(url + "/6/tasks/estimator", json=body, headers=auth) as r:
+        await assert_error(r, 400, 12031, "dynamic")
+
 
 @contextlib.contextmanager
 def serving(routes: dict[str, bytes]) -> Iterator[str]:

@@ -95,3 +95,22 @@ def test_every_catalogue_operation_is_routed() -> None:
     served = {(m, p) for m, p, _ in [*ROUTES, *LISTENER_ONLY]}
     # 56 operations less /metrics, the two portrait operations sharing one route.
     assert served == set(OPERATION_IDS) and len(served) == 54
+
+
+@pytest.mark.filterwarnings("ignore::aiohttp.web.NotAppKeyWarning")
+async def test_metrics_off_is_documented_12049(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiohttp import web
+
+    from services.gateway.backport3 import listener_app, system
+    from services.gateway.backport3.core import TokenCache
+
+    monkeypatch.setenv("LUNA_METRICS_ENABLED", "0")
+    main = web.Application()
+    main["clients"] = main["authenticator"] = None
+    main["bp3_tokens"] = TokenCache(1)
+    app = listener_app(main)
+    handlers = {r.resource.canonical: r.handler for r in app.router.routes() if r.method == "GET"}
+    assert handlers["/metrics"] is system.metrics_disabled
+    with pytest.raises(errors.LunaError) as info:
+        await system.metrics_disabled(make_mocked_request("GET", "/metrics"))
+    assert (info.value.code, info.value.http_status) == (12049, 403)

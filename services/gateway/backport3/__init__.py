@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from services.common import config, subjects
+from services.gateway import metrics as http_metrics
 from services.gateway import middleware
 from services.gateway.auth import CACHE_TTL
 from services.gateway.backport3 import handlers, matching, storage, system, ws
@@ -83,6 +84,9 @@ def listener_app(main: web.Application) -> web.Application:
     install(app, system.LISTENER_ONLY)
     for key in ("clients", "authenticator", "bp3_tokens"):
         app[key] = main[key]
+    # Its own /metrics, describing this listener's requests (as the Sender listener does).
+    if http_metrics.install(app) is None:
+        app.router.add_get("/metrics", system.metrics_disabled)
     app["bp3_main"] = main
     app["bp3_listener"] = True
     return app

@@ -41,6 +41,7 @@ from services.gateway.routes import system as v6_system
 table = Table()
 ACCOUNT_SUSPENDED = 11004
 LIVENESS_DISABLED = 11054
+RESOURCE_DISABLED = 12049
 LIVENESS_IMAGE_TYPES = (
     "image/jpeg",
     "image/png",
@@ -296,6 +297,7 @@ def _spec(app: web.Application) -> dict[str, Any]:
         paths.setdefault(path, {})[method.lower()] = {
             "operationId": OPERATION_IDS.get((method, path), handler.__name__),
         }
+    paths["/metrics"] = {"get": {"operationId": "metrics"}}
     return {
         "openapi": "3.0.0",
         "info": {
@@ -403,6 +405,10 @@ async def healthcheck_redirect(request: web.Request) -> web.Response:
     raise web.HTTPPermanentRedirect(
         "/4/healthcheck" + (f"?{request.query_string}" if request.query_string else "")
     )
+
+
+async def metrics_disabled(request: web.Request) -> web.Response:
+    raise fail(RESOURCE_DISABLED, "Resource is disabled.")
 
 
 # Only on Backport 3's own listener: on the main port these paths are LUNA 5's.

@@ -17,6 +17,7 @@ from aiohttp import web
 from luna.tasks.v1 import tasks_pb2
 
 from services.common import errors, ids, times
+from services.gateway import jsonbody
 from services.gateway.auth import AuthRule
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -218,6 +219,7 @@ def _body(raw: bytes, api: Api) -> dict[str, Any]:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise errors.LunaError(errors.NOT_JSON, "Failed to parse json") from None
+    jsonbody.check(body)  # depth and NUL bounds of every request JSON
     allowed = {"description", "content"} | ({"account_id"} if not api.platform else set())
     required = ["content"] + (["account_id"] if not api.platform else [])
 
@@ -422,7 +424,7 @@ def _schedule_body(raw: bytes) -> str:
     if not raw:
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
     try:
-        orjson.loads(raw)
+        jsonbody.check(orjson.loads(raw))
     except orjson.JSONDecodeError:
         raise errors.LunaError(errors.NOT_JSON, "Failed to parse json") from None
     return raw.decode()

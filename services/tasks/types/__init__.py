@@ -4,5 +4,11 @@ from __future__ import annotations
 
 
 def load_all() -> None:
-    from services.tasks.types import estimator, exporter, gc, linker  # noqa: F401
+    from services.tasks.types import (  # noqa: F401
+        additional_extract,
+        estimator,
+        exporter,
+        gc,
+        linker,
+    )
     from services.tasks.types.analytical import REGISTERED  # noqa: F401

@@ -185,12 +185,25 @@ class Estimator(Kind):
             found = await deps.handlers.GetHandler(
                 handlers_pb2.GetHandlerRequest(scope=scope, handler_id=handler["handler_id"])
             )  # 34000 for a handler of another account
-            if found.handler.handler_type != STATIC:
+            kind = found.handler.handler_type
+            if kind == DYNAMIC and "policies" in handler:
+                # LUNA: a dynamic handler takes its policies from the task.
+                policies = struct_pb2.Struct()
+                policies.update(handler["policies"])
+                await deps.handlers.ValidatePolicies(
+                    handlers_pb2.ValidatePoliciesRequest(scope=scope, policies=policies)
+                )
+            elif kind == DYNAMIC:
                 raise errors.LunaError(
                     errors.BAD_INPUT,
-                    f"Handler {handler['handler_id']} is dynamic. Dynamic handler not supported",
+                    f"Handler {handler['handler_id']} is dynamic: give its policies in the task",
                 )
-            if "policies" in handler:
+            elif kind != STATIC:
+                raise errors.LunaError(
+                    errors.BAD_INPUT,
+                    f"Handler {handler['handler_id']} is not static or dynamic: not supported",
+                )
+            elif "policies" in handler:
                 raise errors.LunaError(
                     errors.BAD_INPUT, "policies cannot be given with a static handler"
                 )
@@ -246,6 +259,7 @@ class Estimator(Kind):
                 source["reference"], _ftp_auth(source), source["recursive"]
             )
         handler_id = content["handler"].get("handler_id")
+        dynamic = handler_id is not None and "policies" in content["handler"]
         if handler_id is None:
             policies = struct_pb2.Struct()
             policies.update(content["handler"]["policies"])
@@ -264,9 +278,9 @@ class Estimator(Kind):
             handler_id = reply.handler.handler_id
         size = PART_SIZE.get_int()
         return [
-            {"handler_id": handler_id, "files": names[i : i + size]}
+            {"handler_id": handler_id, "dynamic": dynamic, "files": names[i : i + size]}
             for i in range(0, len(names), size)
-        ] or [{"handler_id": handler_id, "files": []}]
+        ] or [{"handler_id": handler_id, "dynamic": dynamic, "files": []}]
 
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
         content, task_content = subtask["content"], subtask["task_content"]
@@ -282,7 +296,15 @@ class Estimator(Kind):
             if name in done:
                 return
             async with gate:
-                outcome = await _process(deps, scope, content["handler_id"], source, zip_path, name)
+                outcome = await _process(
+                    deps,
+                    scope,
+                    content["handler_id"],
+                    task_content["handler"].get("policies") if content.get("dynamic") else None,
+                    source,
+                    zip_path,
+                    name,
+                )
             await deps.store.add_part_item(subtask["subtask_id"], name, outcome)
             done[name] = outcome
 
@@ -328,24 +350,32 @@ async def _read(source: dict[str, Any], zip_path: Any, name: str) -> bytes:
 
 
 async def _process(
-    deps: Deps, scope: Any, handler_id: str, source: dict[str, Any], zip_path: Any, name: str
+    deps: Deps,
+    scope: Any,
+    handler_id: str,
+    policies: dict[str, Any] | None,
+    source: dict[str, Any],
+    zip_path: Any,
+    name: str,
 ) -> dict[str, Any]:
     """One image through the handler: its events and filtered detections, or its errors."""
     try:
         data = await _read(source, zip_path, name)
-        reply = await deps.pipeline.GenerateEvents(
-            pipeline_pb2.GenerateEventsRequest(
-                scope=scope,
-                handler_id=handler_id,
-                inputs=[
-                    pipeline_pb2.InputItem(
-                        image=estimator_pb2.Image(data=data, filename=name),
-                        meta=_origin(source, name),
-                    )
-                ],
-                image_type=IMAGE_TYPES[source.get("image_type", 0)],
-            )
+        request = pipeline_pb2.GenerateEventsRequest(
+            scope=scope,
+            handler_id=handler_id,
+            inputs=[
+                pipeline_pb2.InputItem(
+                    image=estimator_pb2.Image(data=data, filename=name),
+                    meta=_origin(source, name),
+                )
+            ],
+            image_type=IMAGE_TYPES[source.get("image_type", 0)],
         )
+        if policies is not None:
+            request.policies.SetInParent()  # `{}` (all defaults) is policies too
+            request.policies.update(policies)
+        reply = await deps.pipeline.GenerateEvents(request)
     except errors.LunaError as err:
         if err.code in (errors.INTERNAL, errors.REQUEST_TIMEOUT):
             raise  # the platform, not the image: let the part be retried

@@ -23,6 +23,10 @@ from services.tasks.store import ItemError
 from services.tasks.types.exporter import event_ids
 
 PART_SIZE = 1000
+DESCRIPTOR_KINDS = {
+    "face": events_pb2.DESCRIPTOR_KIND_FACE,
+    "body": events_pb2.DESCRIPTOR_KIND_BODY,
+}
 SAMPLE_NOT_FOUND = (12013, 22002, 13001, 13003)
 
 
@@ -57,19 +61,16 @@ class GC(Kind):
     }
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
-        if content["target"] == "event_descriptors":
-            raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED,
-                "gc of event_descriptors is not implemented by this server yet",
-            )
         filters = content.setdefault("filters", {})
-        if content["target"] == "face_descriptors":
-            extra = set(filters) - {"descriptor_version"}
-            if "descriptor_version" not in filters or extra:
+        if content["target"] != "events":
+            need = {"descriptor_version"} | (
+                {"descriptor_type"} if content["target"] == "event_descriptors" else set()
+            )
+            if set(filters) != need:
                 raise errors.LunaError(
                     errors.BAD_JSON,
                     "Failed to validate input json. Path: 'content.filters', message: "
-                    "'target face_descriptors takes exactly filters.descriptor_version'",
+                    f"'target {content['target']} takes exactly {sorted(need)}'",
                 )
             content.setdefault("store_results", True)
             return content
@@ -108,6 +109,30 @@ class GC(Kind):
                 {"version": version, "face_ids": faces[i : i + PART_SIZE]}
                 for i in range(0, len(faces), PART_SIZE)
             ]
+        if task["content"]["target"] == "event_descriptors":
+            kind = DESCRIPTOR_KINDS[filters["descriptor_type"]]
+            found: list[str] = []
+            while True:
+                reply = await deps.events.GetEventDescriptors(
+                    events_pb2.GetEventDescriptorsRequest(
+                        scope=kinds.scope(str(task["account_id"])),
+                        kind=kind,
+                        version=filters["descriptor_version"],
+                        event_id_gt=found[-1] if found else "",
+                        limit=10000,
+                    )
+                )
+                found.extend(d.event_id for d in reply.descriptors)
+                if len(reply.descriptors) < 10000:
+                    break
+            return [
+                {
+                    "version": filters["descriptor_version"],
+                    "kind": kind,
+                    "descriptor_event_ids": found[i : i + PART_SIZE],
+                }
+                for i in range(0, len(found), PART_SIZE)
+            ]
         flt: dict[str, Any] = {}
         if "create_time__lt" in filters:
             flt["create_time__lt"] = filters["create_time__lt"]
@@ -129,6 +154,17 @@ class GC(Kind):
                 )
             )
             return Outcome(content["face_ids"])
+        if "descriptor_event_ids" in (subtask["content"] or {}):
+            content = subtask["content"]
+            await deps.events.DeleteEventDescriptors(
+                events_pb2.DeleteEventDescriptorsRequest(
+                    scope=kinds.scope(str(subtask["account_id"])),
+                    kind=content["kind"],
+                    version=content["version"],
+                    event_ids=content["descriptor_event_ids"],
+                )
+            )
+            return Outcome(content["descriptor_event_ids"])
         ids = (subtask["content"] or {}).get("event_ids", [])
         scope = kinds.scope(str(subtask["account_id"]))
         removed = subtask.get("checkpoint")

@@ -407,3 +407,21 @@ class DeleteEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[DeletedEvent]
     def __init__(self, events: _Optional[_Iterable[_Union[DeletedEvent, _Mapping]]] = ...) -> None: ...
+
+class DeleteEventDescriptorsRequest(_message.Message):
+    __slots__ = ("scope", "kind", "version", "event_ids")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    scope: _account_pb2.AccountScope
+    kind: DescriptorKind
+    version: int
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., kind: _Optional[_Union[DescriptorKind, str]] = ..., version: _Optional[int] = ..., event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteEventDescriptorsResponse(_message.Message):
+    __slots__ = ("event_ids",)
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -77,6 +77,11 @@ class EventsServiceStub:
                 request_serializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsRequest.SerializeToString,
                 response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsResponse.FromString,
                 _registered_method=True)
+        self.DeleteEventDescriptors = channel.unary_unary(
+                '/luna.events.v1.EventsService/DeleteEventDescriptors',
+                request_serializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsRequest.SerializeToString,
+                response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsResponse.FromString,
+                _registered_method=True)
         self.SelectEventCandidates = channel.unary_unary(
                 '/luna.events.v1.EventsService/SelectEventCandidates',
                 request_serializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesRequest.SerializeToString,
@@ -149,6 +154,15 @@ class EventsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteEventDescriptors(self, request, context):
+        """DeleteEventDescriptors removes the descriptors of one kind and version from events of
+        scope.account_id (the events stay); events without one are skipped. The gc task's
+        `event_descriptors` target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SelectEventCandidates(self, request, context):
         """SelectEventCandidates picks the events a LUNA event-candidate filter names (newest first)
         with their descriptors and a short event record, for matching against events.
@@ -199,6 +213,11 @@ def add_EventsServiceServicer_to_server(servicer, server):
                     servicer.DeleteEvents,
                     request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsRequest.FromString,
                     response_serializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsResponse.SerializeToString,
+            ),
+            'DeleteEventDescriptors': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEventDescriptors,
+                    request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsRequest.FromString,
+                    response_serializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsResponse.SerializeToString,
             ),
             'SelectEventCandidates': grpc.unary_unary_rpc_method_handler(
                     servicer.SelectEventCandidates,
@@ -425,6 +444,33 @@ class EventsService:
             '/luna.events.v1.EventsService/DeleteEvents',
             luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsRequest.SerializeToString,
             luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEventDescriptors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.events.v1.EventsService/DeleteEventDescriptors',
+            luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsRequest.SerializeToString,
+            luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -122,3 +122,53 @@ def test_roc_auc_equals_mann_whitney() -> None:
     greater = (pos[:, None] > neg[None, :]).mean()
     ties = (pos[:, None] == neg[None, :]).mean()
     assert got.auc == pytest.approx(greater + ties / 2, abs=1e-9)
+
+
+class _Faces:
+    """FacesService.StreamDescriptors over an in-memory set (version 200, ids' order)."""
+
+    def __init__(self, ids: list[str], x: np.ndarray) -> None:
+        self.rows = dict(zip(ids, x, strict=True))
+
+    async def StreamDescriptors(self, request):
+        from luna.faces.v1 import faces_pb2
+
+        items = [
+            faces_pb2.FaceDescriptor(
+                face_id=fid, descriptor=np.asarray(self.rows[fid], "<f4").tobytes(), version=200
+            )
+            for fid in request.face_ids
+            if fid in self.rows
+        ]
+        yield faces_pb2.StreamDescriptorsResponse(descriptors=items)
+
+
+async def test_clustering_parts_merge_to_the_exact_components() -> None:
+    import uuid
+
+    from services.tasks.kinds import Deps
+    from services.tasks.types.clustering import Clustering, row_blocks
+
+    data = generate(11000, samples_per_identity=5, n_queries=1, seed=8)
+    ids = sorted(str(uuid.UUID(int=i + 1)) for i in range(11000))
+    # Two planned faces have no descriptor: they are left out, not clustered.
+    deps = Deps(faces=_Faces(ids[2:], data.gallery[2:]))
+    kind = Clustering()
+    task = {"objects_type": "faces", "threshold": 0.5, "limit": 20000}
+    blocks = row_blocks(len(ids))
+    assert len(blocks) == 4 and blocks[0][0] == 0 and blocks[-1][1] == len(ids)
+    results = []
+    for lo, hi in blocks:
+        subtask = {"content": {"ids": ids, "rows": [lo, hi]}, "task_content": task,
+                   "account_id": str(uuid.uuid4())}  # fmt: skip
+        outcome = await kind.run(deps, subtask)
+        assert len(outcome.result["links"]) <= hi - lo + len(ids)
+        results.append(outcome.result)
+    merged = kind.merge({"content": task}, results)
+    want = reference_labels(data.gallery[2:], 0.5)
+    expected = analytics.clusters_of(want, ids[2:])
+    assert merged == {
+        "clusters": expected,
+        "total_objects": len(ids) - 2,
+        "total_clusters": len(expected),
+    }

@@ -65,6 +65,7 @@ class Deps:
     pipeline: Any = None
     estimator: Any = None
     matcher: Any = None  # cross_match searches a list's candidates through its indexes
+    attributes: Any = None  # temporary attributes (cross_match objects)
     # The engine's store, for parts that checkpoint what they learned before their effects.
     store: Any = None
 

@@ -88,7 +88,14 @@ def make_deps() -> Deps:
             estimator_pb2_grpc.EstimatorServiceStub, grpc_client.channel("estimator")
         ),
         matcher=_matcher_stub(),
+        attributes=_attributes_stub(faces),
     )
+
+
+def _attributes_stub(faces: Any) -> Any:
+    from luna.faces.v1 import attributes_pb2_grpc
+
+    return grpc_client.stub(attributes_pb2_grpc.AttributesServiceStub, faces)
 
 
 def _matcher_stub() -> Any:

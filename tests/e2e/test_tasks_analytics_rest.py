@@ -235,6 +235,29 @@ async def test_synthetic_clusters_equal_exact_components(platform, http) -> None
         best = [j for j in np.argsort(-sim[i], kind="stable")[:4] if sim[i, j] >= 0.3]
         assert [c["candidate_id"] for c in item["candidates"]] == [ids[j] for j in best]
         assert item["candidates"][0]["candidate_id"] == ids[i]
+    # Temporary attributes as references: each finds the face made from its descriptor.
+    attrs = []
+    for v in gen.gallery[:10]:
+        body_attr = {"face_descriptors": [{"descriptor": b64(v), "version": VERSION}]}
+        async with http.post(url + "/6/attributes", json=body_attr, headers=auth) as r:
+            assert r.status == 201, await r.text()
+            attrs.append((await r.json())["attribute_id"])
+    attr_body = {
+        "account_id": account_id,
+        "content": {
+            "filters": {
+                "reference_type": "attributes", "candidate_type": "faces",
+                "reference_filters": {"attribute_ids": attrs},
+                "candidate_filters": {"user_data": "syn"},
+            },
+            "limit": 1,
+        },
+    }  # fmt: skip
+    _, by_attr = await run_task(http, tasks, "cross_match", attr_body, {})
+    best = {m["reference_id"]: m["candidates"][0] for m in by_attr["result"]}
+    assert sorted(best) == sorted(attrs)
+    for aid, fid in zip(attrs, ids[:10], strict=True):
+        assert best[aid]["candidate_id"] == fid and best[aid]["similarity"] > 0.999
     # Candidates of one list go through the matcher's indexes: the same answer.
     body["content"]["filters"]["candidate_filters"] = {"list_id": list_id}
     _, by_matcher = await run_task(http, tasks, "cross_match", body, {})
@@ -297,12 +320,12 @@ async def test_analytical_errors_and_isolation(platform, http, photos) -> None:
                 "filters": {
                     "reference_type": "attributes",
                     "candidate_type": "faces",
-                    "reference_filters": {"attribute_ids": [mine[0]]},
+                    "reference_filters": {"attribute_ids": []},
                     "candidate_filters": {},
                 }
             },
-            501,
-            12029,
+            400,
+            12022,
         ),
         ("roc", {"markup": [{"face_id": mine[0], "label": 1}], "filters": {}}, 400, 12022),
         (

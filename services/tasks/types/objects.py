@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from luna.events.v1 import events_pb2
-from luna.faces.v1 import faces_pb2
+from luna.faces.v1 import attributes_pb2, faces_pb2
 
 from services.common import errors
 from services.tasks import kinds
@@ -36,6 +36,8 @@ def check_filters(objects_type: str, filters: dict[str, Any], account_id: str) -
         exporter.FACE_FILTERS_CHECK.validate(filters)
     elif objects_type == "events":
         exporter.EVENT_FILTERS_CHECK.validate(filters)
+    elif objects_type == "attributes":
+        ATTRIBUTE_FILTERS_CHECK.validate(filters)
     else:
         raise errors.LunaError(
             kinds.NOT_IMPLEMENTED,
@@ -51,11 +53,25 @@ FACES_FILTERS_NO_ACCOUNT = {
 }
 
 
+ATTRIBUTE_FILTERS_CHECK = exporter._Schema(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["attribute_ids"],
+        "properties": {"attribute_ids": {**kinds.uuid_array(20000), "minItems": 1}},
+    }
+)
+
+
 async def object_ids(
     deps: Deps, account_id: str, objects_type: str, filters: dict[str, Any], limit: int = 0
 ) -> list[str]:
     """Ids the filters select (AND-combined), ascending; at most `limit` when given."""
     found: list[str] = []
+    if objects_type == "attributes":
+        # Expired or unknown attributes have no descriptor and drop out with `descriptors`.
+        found = sorted(set(filters["attribute_ids"]))
+        return found[:limit] if limit else found
     if objects_type == "faces":
         async for fid in kinds.face_ids(deps, account_id, filters):
             found.append(fid)
@@ -82,6 +98,16 @@ async def descriptors(
             async for batch in deps.faces.StreamDescriptors(request):
                 for d in batch.descriptors:
                     got[d.face_id] = d.descriptor
+        elif objects_type == "attributes":
+            reply = await deps.attributes.GetAttributes(
+                attributes_pb2.GetAttributesRequest(
+                    scope=scope, attribute_ids=chunk, descriptor_version=version
+                )
+            )
+            for attr in reply.attributes:
+                for d in attr.data.descriptors:
+                    if d.version == version:
+                        got[attr.attribute_id] = d.descriptor
         else:
             reply = await deps.events.GetEventDescriptors(
                 events_pb2.GetEventDescriptorsRequest(

@@ -286,9 +286,22 @@ async def test_roc_shuffled_labels_near_chance(platform, http) -> None:
     assert key["FPR"] <= 0.01
     clean = [{"face_id": f, "label": int(lbl)} for f, lbl in zip(ids, gen.gallery_identity,
                                                                   strict=True)]  # fmt: skip
+    # Half the clean markup as temporary attributes of the same descriptors.
+    for i in range(0, 200, 2):
+        body_attr = {"face_descriptors": [{"descriptor": b64(gen.gallery[i]), "version": VERSION}]}
+        async with http.post(url + "/6/attributes", json=body_attr, headers=auth) as r:
+            assert r.status == 201, await r.text()
+            clean[i] = {
+                "attribute_id": (await r.json())["attribute_id"],
+                "label": clean[i]["label"],
+            }
     _, got = await run_task(http, url + "/6", "roc", {"content": {"markup": clean, "filters": {}}},
                             auth)  # fmt: skip
-    assert got["result"]["auc"] > 0.99
+    assert got["result"]["auc"] > 0.99 and got["errors"] == []
+    gone = [*clean[:3], {"attribute_id": str(uuid.uuid4()), "label": 1}]
+    body = {"content": {"markup": gone, "filters": {}}}
+    async with http.post(url + "/6/tasks/roc", json=body, headers=auth) as r:
+        await assert_error(r, 404, 22011)
 
 
 async def test_analytical_errors_and_isolation(platform, http, photos) -> None:

@@ -11,6 +11,7 @@ merge is a sum and a part's result has a fixed size whatever the markup.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,30 @@ from services.tasks.store import ItemError
 from services.tasks.types import objects
 
 FACE_NOT_FOUND = 22002
+ATTRIBUTE_NOT_FOUND = 22011
 DESCRIPTOR_NOT_FOUND = 11018
 ROWS_PER_PART = 2500
+
+
+def item_id(item: dict[str, Any]) -> str:
+    return str(item.get("face_id") or item["attribute_id"])
+
+
+async def markup_descriptors(
+    deps: Deps, account_id: str, markup: list[dict[str, Any]]
+) -> tuple[list[str], np.ndarray]:
+    """Descriptors of the markup's faces and attributes, in markup order."""
+    faces = [m["face_id"] for m in markup if "face_id" in m]
+    attrs = [m["attribute_id"] for m in markup if "attribute_id" in m]
+    rows: dict[str, np.ndarray] = {}
+    for kind, ids in (("faces", faces), ("attributes", attrs)):
+        if ids:
+            kept, matrix = await objects.descriptors(deps, account_id, kind, ids)
+            rows.update(zip(kept, matrix, strict=True))
+    order = [item_id(m) for m in markup if item_id(m) in rows]
+    if not order:
+        return [], np.zeros((0, 128), dtype=np.float32)
+    return order, np.stack([rows[i] for i in order])
 
 
 class Roc(Kind):
@@ -70,18 +93,23 @@ class Roc(Kind):
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         kinds.check_filters_account(account_id, content["filters"])
-        if any("attribute_id" in m for m in content["markup"]):
-            raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, "Attributes in a roc markup are not implemented yet"
-            )
-        wanted = [m["face_id"] for m in content["markup"]]
-        if len(set(wanted)) != len(wanted):
-            dup = next(f for f in wanted if wanted.count(f) > 1)
+        counts = Counter(item_id(m) for m in content["markup"])
+        dup = next((f for f, c in counts.items() if c > 1), None)
+        if dup is not None:
             raise errors.LunaError(
                 errors.BAD_JSON,
                 f"Failed to validate input json. Path: 'content.markup', message: "
-                f"'face {dup} is marked up more than once'",
+                f"'object {dup} is marked up more than once'",
             )
+        attrs = [m["attribute_id"] for m in content["markup"] if "attribute_id" in m]
+        if attrs:
+            kept, _ = await objects.descriptors(deps, account_id, "attributes", attrs)
+            gone = sorted(set(attrs) - set(kept))
+            if gone:
+                raise errors.LunaError(
+                    ATTRIBUTE_NOT_FOUND, f"Attributes with id {gone[0]} not found"
+                )
+        wanted = [m["face_id"] for m in content["markup"] if "face_id" in m]
         # Every face must be the task account's: another account's face is "not found".
         seen: set[str] = set()
         for s in range(0, len(wanted), objects.CHUNK):
@@ -111,9 +139,9 @@ class Roc(Kind):
         task = subtask["task_content"]
         lo, hi = subtask["content"]["rows"]
         markup = task["markup"]
-        ids = [m["face_id"] for m in markup]
-        kept, matrix = await objects.descriptors(deps, str(subtask["account_id"]), "faces", ids)
-        label_of = {m["face_id"]: int(m["label"]) for m in markup}
+        ids = [item_id(m) for m in markup]
+        kept, matrix = await markup_descriptors(deps, str(subtask["account_id"]), markup)
+        label_of = {item_id(m): int(m["label"]) for m in markup}
         position = {fid: i for i, fid in enumerate(ids)}
         where = np.array([position[k] for k in kept], dtype=np.int64)
         rows = np.nonzero((where >= lo) & (where < hi))[0]

@@ -26,7 +26,6 @@ from services.gateway import request_ids
 
 log = logging.getLogger("luna.gateway.sender")
 QUEUE_LIMIT = 1000
-INVALID_HTTP_REQUEST = 12046  # "Invalid http request: {value}"
 
 Check = Callable[[dict[str, Any]], bool]
 
@@ -553,11 +552,6 @@ async def stream_to(
     """Upgrade to a websocket, push `sub`'s messages until the peer leaves. Autoping: an RFC
     6455 ping every `heartbeat` seconds; a peer that stops answering is dropped."""
     ws = web.WebSocketResponse(heartbeat=heartbeat)
-    if not ws.can_prepare(request).ok:
-        # A plain GET gets a LUNA error body, not aiohttp's text/plain 400.
-        raise errors.LunaError(
-            INVALID_HTTP_REQUEST, "Invalid http request: a websocket upgrade is required"
-        )
     rid = request.headers.get(request_ids.HEADER)
     if rid:
         ws.headers[request_ids.HEADER] = rid

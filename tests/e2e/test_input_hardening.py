@@ -128,15 +128,29 @@ async def test_deeply_nested_json(platform, http) -> None:
     async with http.get(url + "/6/docs/spec", headers={"Accept": "application/x-yaml"}) as r:
         spec = yaml.safe_load(await r.text())
     targets = [
-        (method.upper(), path.replace("{handler_id}", dynamic))
+        (
+            method.upper(),
+            path.replace("{handler_id}", dynamic),
+            [*item.get("parameters", []), *op.get("parameters", [])],
+        )
         for path, item in spec["paths"].items()
         for method, op in item.items()
         if isinstance(op, dict)
         and "application/json" in op.get("requestBody", {}).get("content", {})
     ]
     assert len(targets) >= 20
-    for method, path in targets:
-        path = re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), path)
+    for method, path, params in targets:
+        # Integer ids (tasks, schedules) get a number, the others a UUID.
+        ints = {
+            p["name"]
+            for p in params
+            if p.get("in") == "path" and p.get("schema", {}).get("type") == "integer"
+        }
+        path = re.sub(
+            r"\{([a-z_]+)\}",
+            lambda m, ints=ints: "1" if m.group(1) in ints else str(uuid.uuid4()),
+            path,
+        )
         for body in (deep, b'{"user_data": ' + deep + b"}"):
             headers = {**auth, "Content-Type": "application/json"}
             async with http.request(method, url + path, data=body, headers=headers) as r:

@@ -49,7 +49,14 @@ def _bad(name: str) -> errors.LunaError:
     return errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
 
 
+# Bounds of the protobuf fields values travel in: a value past them is a 400, not a
+# ValueError (500) while the request message is built.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
 def _int(q: Any, name: str, lo: int | None = None, hi: int | None = None) -> int | None:
+    """An int32 query value (pass `hi=INT64_MAX` for an int64 one)."""
     raw = q.get(name)
     if raw is None:
         return None
@@ -57,7 +64,9 @@ def _int(q: Any, name: str, lo: int | None = None, hi: int | None = None) -> int
         value = int(raw)
     except ValueError:
         raise _bad(name) from None
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
+    lo = -INT32_MAX - 1 if lo is None else lo
+    hi = INT32_MAX if hi is None else hi
+    if value < lo or value > hi:
         raise _bad(name)
     return value
 
@@ -80,7 +89,7 @@ def _ids(q: Any, name: str) -> list[int]:
         values = [int(v) for v in raw.split(",")]
     except ValueError:
         raise _bad(name) from None
-    if not values or any(v < 1 for v in values):
+    if not values or any(v < 1 or v > INT64_MAX for v in values):
         raise _bad(name)
     return values
 
@@ -117,7 +126,7 @@ def _path_id(ctx: Ctx, name: str) -> int:
         value = int(raw)
     except ValueError:
         raise _bad(name) from None
-    if value < 1:
+    if value < 1 or value > INT64_MAX:
         raise _bad(name)
     return value
 
@@ -183,7 +192,7 @@ def task_filter(ctx: Ctx, api: Api) -> tasks_pb2.TaskFilter:
     status = _int(q, "task_status", 0, 5)
     if status is not None:
         flt.task_status = status
-    schedule = _int(q, "schedule_id", 1)
+    schedule = _int(q, "schedule_id", 1, INT64_MAX)
     if schedule is not None:
         flt.schedule_id = schedule
     for name in ("create_time__gte", "create_time__lt", "end_time__gte", "end_time__lt"):
@@ -215,11 +224,7 @@ def error_filter(ctx: Ctx, api: Api, task_id: int | None = None) -> tasks_pb2.Er
 def _body(raw: bytes, api: Api) -> dict[str, Any]:
     if not raw:
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise errors.LunaError(errors.NOT_JSON, "Failed to parse json") from None
-    jsonbody.check(body)  # depth and NUL bounds of every request JSON
+    body = jsonbody.loads(raw)  # 12002, or 12022 beyond the depth and NUL bounds
     allowed = {"description", "content"} | ({"account_id"} if not api.platform else set())
     required = ["content"] + (["account_id"] if not api.platform else [])
 
@@ -423,10 +428,7 @@ def schedule_json(sc: tasks_pb2.Schedule) -> dict[str, Any]:
 def _schedule_body(raw: bytes) -> str:
     if not raw:
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    try:
-        jsonbody.check(orjson.loads(raw))
-    except orjson.JSONDecodeError:
-        raise errors.LunaError(errors.NOT_JSON, "Failed to parse json") from None
+    jsonbody.loads(raw)  # 12002, or 12022 beyond the depth and NUL bounds
     return raw.decode()
 
 
@@ -474,12 +476,14 @@ def add_schedule_routes(table: RouteTable, p: str) -> None:
 
     @table.route("PUT", f"{s}/{{schedule_id}}", auth=auth("modification"))
     async def replace_schedule(ctx: Ctx) -> web.Response:
+        # The body first: a document over the JSON limits is refused whatever the path says.
+        schedule_json = _schedule_body(await ctx.request.read())
         schedule_id = _path_id(ctx, "schedule_id")
         await ctx.clients.tasks.ReplaceSchedule(
             tasks_pb2.ReplaceScheduleRequest(
                 schedule_id=schedule_id,
                 account_id=account_filter(ctx, PLATFORM),
-                schedule_json=_schedule_body(await ctx.request.read()),
+                schedule_json=schedule_json,
             )
         )
         return json_response({"schedule_id": schedule_id})

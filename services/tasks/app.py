@@ -30,6 +30,7 @@ def make_app() -> ServiceApp:
         await nats_streams.ensure_streams(js)
         await ensure_consumer(js)
         deps = make_deps()
+        deps.store = TaskStore(pool)  # the reporter reads the clustering task it reports
         eng = Engine(pool, deps, js)
         eng.start()  # picks up whatever a previous run left unplanned or uncollected
         state.update(pool=pool, nc=nc, deps=deps, engine=eng, store=TaskStore(pool))

@@ -64,6 +64,8 @@ class Deps:
     blobs: Any = None
     pipeline: Any = None
     estimator: Any = None
+    matcher: Any = None  # cross_match searches a list's candidates through its indexes
+    attributes: Any = None  # temporary attributes (cross_match objects)
     # The engine's store, for parts that checkpoint what they learned before their effects.
     store: Any = None
 

@@ -87,7 +87,22 @@ def make_deps() -> Deps:
         estimator=grpc_client.stub(
             estimator_pb2_grpc.EstimatorServiceStub, grpc_client.channel("estimator")
         ),
+        matcher=_matcher_stub(),
+        attributes=_attributes_stub(faces),
     )
+
+
+def _attributes_stub(faces: Any) -> Any:
+    from luna.faces.v1 import attributes_pb2_grpc
+
+    return grpc_client.stub(attributes_pb2_grpc.AttributesServiceStub, faces)
+
+
+def _matcher_stub() -> Any:
+    from luna.matcher.v1 import matcher_pb2_grpc
+
+    channel = grpc_client.channel("matcher")
+    return grpc_client.stub(matcher_pb2_grpc.MatcherServiceStub, channel)
 
 
 class Worker:

@@ -218,7 +218,7 @@ async def test_bad_input_creates_nothing(platform, http) -> None:
     async with http.post(url + "/6/tasks/linker", data=b"{nope", headers=auth) as r:
         await assert_error(r, 400, 12002)
     async with http.post(url + "/6/tasks/clustering", json={"content": {}}, headers=auth) as r:
-        await assert_error(r, 501, 12029)
+        await assert_error(r, 400, 12022)
     async with http.post(tasks + "/2/tasks/linker", json={"content": {}}) as r:
         await assert_error(r, 400, 12022, "account_id")
     async with http.get(url + "/6/tasks/count", headers=auth) as r:

@@ -11,3 +11,4 @@ def load_all() -> None:
         gc,
         linker,
     )
+    from services.tasks.types.analytical import REGISTERED  # noqa: F401

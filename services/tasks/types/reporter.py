@@ -1,0 +1,182 @@
+"""reporter (type 3): a clustering task's result as CSV in a ZIP.
+
+The first two columns are the cluster number (the cluster's position in the clustering result,
+from 0) and the object id, then the chosen info columns of each face or event, read from their
+owner when the report runs; `save_images` adds `images/<object id>/<sample id>.<ext>`. Only a
+finished (done) clustering task of the same account can be reported. Parts of 1000 objects
+only read, so a redelivered part reads again.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import zipfile
+from typing import Any
+
+import orjson
+from google.protobuf.json_format import MessageToDict
+from luna.common.v1 import paging_pb2
+from luna.events.v1 import events_pb2
+from luna.faces.v1 import faces_pb2
+
+from services.common import errors
+from services.tasks import kinds
+from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.store import DONE, ItemError
+from services.tasks.types import exporter
+
+PART_SIZE = 1000
+NOT_REPORTABLE = 28013
+BAD_STATUS = 28015
+CLUSTERING = 2
+FACE_COLUMNS = ["user_data", "create_time", "lists", "external_id", "avatar", "event_id"]
+DEFAULT_FACE_COLUMNS = ["user_data", "create_time", "external_id", "avatar", "event_id"]
+EVENT_COLUMNS = [c for c in exporter.EVENT_COLUMNS if c != "event_id"]
+
+
+class Reporter(Kind):
+    task_type = 3
+    name = "reporter"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["filters"],
+        "properties": {
+            "filters": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["task_id"],
+                "properties": {"account_id": UUID, "task_id": {"type": "integer", "minimum": 1}},
+            },
+            "columns": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "csv_delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
+            "save_images": {"type": "integer", "enum": [0, 1]},
+        },
+    }
+
+    async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
+        kinds.check_filters_account(account_id, content["filters"])
+        task_id = int(content["filters"]["task_id"])
+        # Another account's task is not found, exactly like a missing one.
+        source = await deps.store.get(task_id, account_id)
+        if source["task_type"] != CLUSTERING:
+            raise errors.LunaError(
+                NOT_REPORTABLE, f"Tasks with type '{source['task_type']}' does not support a build"
+                " report",
+            )  # fmt: skip
+        if source["task_status"] != DONE:
+            raise errors.LunaError(
+                BAD_STATUS,
+                f"Task '{task_id}' with status {source['task_status']} can not be reported:"
+                " only a done clustering task has clusters",
+            )
+        objects_type = source["content"]["objects_type"]
+        allowed = FACE_COLUMNS if objects_type == "faces" else EVENT_COLUMNS
+        columns = content.setdefault(
+            "columns", DEFAULT_FACE_COLUMNS if objects_type == "faces" else EVENT_COLUMNS
+        )
+        bad = [c for c in columns if c not in allowed]
+        if bad:
+            raise errors.LunaError(
+                errors.BAD_JSON,
+                f"Failed to validate input json. Path: 'content.columns', message: "
+                f"'{bad[0]!r} is not one of {allowed}'",
+            )
+        content["objects_type"] = objects_type
+        content.setdefault("csv_delimiter", ",")
+        content.setdefault("save_images", 0)
+        return content
+
+    async def plan(self, deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
+        content, account_id = task["content"], str(task["account_id"])
+        _, body = await deps.store.result(int(content["filters"]["task_id"]), account_id)
+        clusters = orjson.loads(body)["result"]["clusters"]
+        rows = [[n, oid] for n, cluster in enumerate(clusters) for oid in cluster]
+        return [{"rows": rows[i : i + PART_SIZE]} for i in range(0, len(rows), PART_SIZE)]
+
+    async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
+        rows: list[list[Any]] = subtask["content"].get("rows", [])
+        task = subtask["task_content"]
+        columns, faces = task["columns"], task["objects_type"] == "faces"
+        scope = kinds.scope(str(subtask["account_id"]))
+        ids = [oid for _, oid in rows]
+        cells: dict[str, list[str]] = {}
+        images: list[dict[str, str]] = []
+        failures: list[ItemError] = []
+        if ids and faces:
+            reply = await deps.faces.ListFaces(
+                faces_pb2.ListFacesRequest(
+                    scope=scope,
+                    filter=faces_pb2.FaceFilter(
+                        face_ids=ids, face_id_gte="00000000-0000-0000-0000-000000000000"
+                    ),
+                    page=paging_pb2.Page(page=1, page_size=PART_SIZE),
+                    with_lists=True,
+                )
+            )
+            for face in reply.faces:
+                cells[face.face_id] = exporter.face_row(face, columns)
+                if task.get("save_images") and face.has_attribute:
+                    attr = await deps.faces.GetFaceAttribute(
+                        faces_pb2.GetFaceAttributeRequest(scope=scope, face_id=face.face_id)
+                    )
+                    data = attr.attribute.data
+                    samples = dict.fromkeys(
+                        [*data.descriptor_samples, *data.basic_attributes_samples]
+                    )
+                    await exporter._add_samples(
+                        deps, scope, face.face_id, samples, images, failures
+                    )
+        elif ids:
+            reply = await deps.events.ListEvents(
+                events_pb2.ListEventsRequest(
+                    scope=scope,
+                    filter=events_pb2.EventFilter(
+                        event_ids=ids, event_id_gte="00000000-0000-0000-0000-000000000000"
+                    ),
+                    page=paging_pb2.Page(page=1, page_size=PART_SIZE),
+                    order="asc",
+                )
+            )
+            for e in reply.events:
+                event = MessageToDict(e.data)
+                cells[event["event_id"]] = exporter.event_row(event, columns)
+                if task.get("save_images"):
+                    samples = dict.fromkeys(
+                        d["sample_id"]
+                        for d in event.get("face_detections") or ()
+                        if d.get("sample_id")
+                    )
+                    await exporter._add_samples(
+                        deps, scope, event["event_id"], samples, images, failures
+                    )
+        out = []
+        for n, oid in rows:
+            # An object deleted since the clustering keeps its place with empty info.
+            out.append([str(n), oid, *cells.get(oid, [""] * len(columns))])
+        return Outcome({"rows": out, "images": images}, failures)
+
+    def collect(
+        self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
+    ) -> tuple[str, bytes]:
+        content = task["content"]
+        text = io.StringIO()
+        writer = csv.writer(text, delimiter=content["csv_delimiter"], lineterminator="\n")
+        id_column = "face_id" if content["objects_type"] == "faces" else "event_id"
+        writer.writerow(["cluster", id_column, *content["columns"]])
+        for part in results:
+            writer.writerows((part or {}).get("rows", []))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("report.csv", text.getvalue())
+            for part in results:
+                for image in (part or {}).get("images", []):
+                    archive.writestr(image["path"], base64.b64decode(image["data"]))
+            if errors_json:
+                archive.writestr("errors.json", orjson.dumps(errors_json))
+        return "application/zip", buf.getvalue()
+
+
+kinds.register(Reporter())

@@ -453,6 +453,6 @@ async def status(data_dir: Path) -> int:
                 state = "SERVING"
             except TimeoutError:
                 state, worst = "NOT SERVING", 1
-        print(f"{name:10} {state:12} pid={info['pid']:<8} {info['address']}")
+        print(f"{name:10} {state:12} pid={info['pid']!s:<8} {info['address']}")
     await metrics.print_figures(runtime)
     return worst

@@ -8,6 +8,7 @@ and merges the parts' results (`collect`).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,35 +77,48 @@ class Outcome:
     errors: list[ItemError] = field(default_factory=list)
 
 
-class Kind:
-    task_type: ClassVar[int]
-    name: ClassVar[str]
-    schema: ClassVar[dict[str, Any]]
-    _validator: ClassVar[Draft202012Validator | None] = None
+class SchemaCheck:
+    """A JSON schema whose violations answer 12022 with the path under `prefix`."""
+
+    def __init__(self, schema: dict[str, Any], prefix: str) -> None:
+        self._validator = Draft202012Validator(schema, format_checker=FormatChecker())
+        self._prefix = prefix
 
     def validate(self, content: Any) -> dict[str, Any]:
-        cls = type(self)
-        if cls._validator is None:
-            cls._validator = Draft202012Validator(self.schema, format_checker=FormatChecker())
-        err = best_match(cls._validator.iter_errors(content))
+        err = best_match(self._validator.iter_errors(content))
         if err is not None:
             path = ".".join(str(p) for p in err.absolute_path)
             raise errors.LunaError(
                 errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'content{'.' if path else ''}{path}',"
-                f" message: '{err.message}'",
+                f"Failed to validate input json. Path: '{self._prefix}{'.' if path else ''}"
+                f"{path}', message: '{err.message}'",
             )
         return dict(content)
+
+
+class Kind(ABC):
+    task_type: ClassVar[int]
+    name: ClassVar[str]
+    schema: ClassVar[dict[str, Any]]
+    _check: ClassVar[SchemaCheck | None] = None
+
+    def validate(self, content: Any) -> dict[str, Any]:
+        cls = type(self)
+        if cls._check is None:
+            cls._check = SchemaCheck(self.schema, "content")
+        return cls._check.validate(content)
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         """Check references and fill defaults; raise LunaError to refuse the task."""
         return content
 
+    @abstractmethod
     async def plan(self, deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Cut the task into parts (their JSON payloads)."""
 
+    @abstractmethod
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
-        raise NotImplementedError
+        """Do one part; its effects must be idempotent for a redelivered part."""
 
     def collect(
         self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]

@@ -54,28 +54,8 @@ EVENT_FILTERS: dict[str, Any] = {
 }
 
 
-class _Schema(Kind):
-    task_type = 0
-    name = "filters"
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        self.schema = schema  # type: ignore[misc]
-        self._own = kinds.Draft202012Validator(schema, format_checker=kinds.FormatChecker())
-
-    def validate(self, content: Any) -> dict[str, Any]:
-        err = kinds.best_match(self._own.iter_errors(content))
-        if err is not None:
-            path = ".".join(str(p) for p in err.absolute_path)
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'content.filters{'.' if path else ''}"
-                f"{path}', message: '{err.message}'",
-            )
-        return dict(content)
-
-
-FACE_FILTERS_CHECK = _Schema(FACES_FILTERS)
-EVENT_FILTERS_CHECK = _Schema(EVENT_FILTERS)
+FACE_FILTERS_CHECK = kinds.SchemaCheck(FACES_FILTERS, "content.filters")
+EVENT_FILTERS_CHECK = kinds.SchemaCheck(EVENT_FILTERS, "content.filters")
 
 
 def event_filter(filters: dict[str, Any]) -> events_pb2.EventFilter:

@@ -53,13 +53,14 @@ FACES_FILTERS_NO_ACCOUNT = {
 }
 
 
-ATTRIBUTE_FILTERS_CHECK = exporter._Schema(
+ATTRIBUTE_FILTERS_CHECK = kinds.SchemaCheck(
     {
         "type": "object",
         "additionalProperties": False,
         "required": ["attribute_ids"],
         "properties": {"attribute_ids": {**kinds.uuid_array(20000), "minItems": 1}},
-    }
+    },
+    "content.filters",
 )
 
 

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.backport3 import policies
 from services.common import errors, ids
+from services.common.scoping import page_bounds
 
 TOKEN_NOT_FOUND = 11022
 LIST_NOT_FOUND = 22003
@@ -24,21 +25,10 @@ NOT_PERSONS_LIST = 36001
 NOT_ATTACHED = 36004
 LOGIN_EXISTS = 11011
 AUTH_FAILED = 11002
-MAX_PAGE_SIZE = 1000
 
 DESCRIPTORS, PERSONS = 1, 2
 
 Row = dict[str, Any]
-
-
-def page_bounds(page: int, page_size: int) -> tuple[int, int]:
-    page = page or 1
-    page_size = page_size or 10
-    if page < 1:
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'page'")
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'page_size'")
-    return page_size, (page - 1) * page_size
 
 
 def _uuid_or_missing(value: str, error: errors.LunaError) -> str:

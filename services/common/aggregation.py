@@ -1,9 +1,7 @@
 """Aggregation of per-sample estimations into one, as LUNA's `aggregate_attributes` does.
 
-A descriptor aggregated from several samples of one person is the L2-normalised mean of their
-(L2-normalised) descriptors: the mean direction is closer to the person's centre than any single
-sample, which is why LUNA offers it. Basic attributes are averaged the same way: the age in
-years, the gender by the mean probability of "male".
+A descriptor aggregated from several samples is `descriptors.mean_unit` of theirs. Basic
+attributes are averaged likewise: the age in years, the gender by the mean probability of "male".
 """
 
 from __future__ import annotations
@@ -12,19 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-
-def mean_descriptor(descriptors: Sequence[bytes]) -> bytes:
-    """Packed little-endian float32 descriptors (same version) -> their normalised mean."""
-    if not descriptors:
-        raise ValueError("no descriptors to aggregate")
-    vectors = np.stack([np.frombuffer(d, dtype="<f4").astype(np.float64) for d in descriptors])
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    mean = vectors.mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    if norm < 1e-12:  # opposite vectors: no direction to keep, fall back to the first
-        mean, norm = vectors[0], 1.0
-    return (mean / norm).astype("<f4").tobytes()
 
 
 def male_probability(basic: Mapping[str, Any]) -> float:

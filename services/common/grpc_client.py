@@ -32,7 +32,7 @@ def luna_error_from_rpc(exc: grpc.aio.AioRpcError) -> errors.LunaError:
             detail = error_pb2.ErrorDetail.FromString(value)
             return errors.LunaError(detail.error_code, detail.detail)
     if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return errors.LunaError(errors.SERVICE_UNAVAILABLE, f"service unavailable: {exc.details()}")
+        return errors.LunaError(errors.REQUEST_TIMEOUT, f"service unavailable: {exc.details()}")
     return errors.LunaError(errors.INTERNAL, exc.details() or "internal error")
 
 

@@ -22,17 +22,17 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import errors, ids, subjects, times
-from services.events.event_schema import INPUT_EVENT_SCHEMA, META_MAX_BYTES
-from services.events.event_shape import TARGETS, EventRow, build_row, project
-from services.events.handlers import DYNAMIC, Handlers
-from services.events.scoping import (
+from services.common.scoping import (
     Scope,
     check_uuid,
     escape_like,
     page_bounds,
     readable,
-    unique_ids,
+    unique_query_ids,
 )
+from services.events.event_schema import INPUT_EVENT_SCHEMA, META_MAX_BYTES
+from services.events.event_shape import TARGETS, EventRow, build_row, project
+from services.events.handlers import DYNAMIC, Handlers
 
 log = logging.getLogger("luna.events")
 
@@ -274,15 +274,15 @@ def event_where(
         params.extend(values)
 
     if flt.event_ids:
-        add("e.event_id = ANY(%s::uuid[])", unique_ids(flt.event_ids, "event_ids"))
+        add("e.event_id = ANY(%s::uuid[])", unique_query_ids(flt.event_ids, "event_ids"))
     if flt.event_id_gte:
         add("e.event_id >= %s", check_uuid(flt.event_id_gte, "event_id__gte"))
     if flt.event_id_lt:
         add("e.event_id < %s", check_uuid(flt.event_id_lt, "event_id__lt"))
     if flt.handler_ids:
-        add("e.handler_id = ANY(%s::uuid[])", unique_ids(flt.handler_ids, "handler_ids"))
+        add("e.handler_id = ANY(%s::uuid[])", unique_query_ids(flt.handler_ids, "handler_ids"))
     if flt.face_ids:
-        add("e.face_id = ANY(%s::uuid[])", unique_ids(flt.face_ids, "face_ids"))
+        add("e.face_id = ANY(%s::uuid[])", unique_query_ids(flt.face_ids, "face_ids"))
     if flt.external_ids:
         add("e.external_id = ANY(%s)", list(flt.external_ids))
     for column, op, attr in _RANGES:
@@ -302,7 +302,7 @@ def event_where(
         if nullable.values:
             values = list(nullable.values)
             if sql_type == "uuid":
-                values = unique_ids(values, attr)
+                values = unique_query_ids(values, attr)
             parts.append(f"e.{column} = ANY(%s::{sql_type}[])")
             params.append(values)
         if nullable.with_null:
@@ -709,7 +709,7 @@ class Events:
         conditions, values = [where, "d.kind = %s", "d.version = %s"], [*params, kind, version]
         if event_ids:
             conditions.append("d.event_id = ANY(%s::uuid[])")
-            values.append(unique_ids(event_ids, "event_ids"))
+            values.append(unique_query_ids(event_ids, "event_ids"))
         if event_id_gt:
             conditions.append("d.event_id > %s")
             values.append(check_uuid(event_id_gt, "event_id_gt"))

@@ -17,6 +17,7 @@ from luna.events.v1 import (
 
 from services.common import errors, logs, times
 from services.common.pbjson import from_struct, from_value, to_list_value, to_struct
+from services.common.scoping import Scope
 from services.events import statistics
 from services.events.events import (
     DescriptorIn,
@@ -30,7 +31,6 @@ from services.events.events import (
 from services.events.handlers import Handler, HandlerFields, HandlerFilter, Handlers
 from services.events.pipeline_match import MAX_EVENT_CANDIDATES, select_event_candidates
 from services.events.policies import validate_event_candidate_filters, validate_handler_policies
-from services.events.scoping import Scope
 from services.events.verifiers import Verifier, Verifiers
 
 Ctx = grpc.aio.ServicerContext

@@ -15,14 +15,14 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import errors, ids
-from services.events.policies import validate_handler_policies
-from services.events.scoping import (
+from services.common.scoping import (
     Scope,
-    check_description,
+    check_length,
     escape_like,
     page_bounds,
     readable,
 )
+from services.events.policies import validate_handler_policies
 
 HANDLER_NOT_FOUND = 34000  # "Handler with id {value} not found"
 NOT_IMPLEMENTED = 12029
@@ -70,7 +70,7 @@ def not_found(handler_id: str) -> errors.LunaError:
 
 def checked_fields(fields: HandlerFields) -> tuple[int, dict[str, Any] | None, str | None]:
     """(type, policies to store, lambda id) after LUNA's rules; raises before any write."""
-    check_description(fields.description)
+    check_length(fields.description, 128, "description")
     if fields.handler_type not in (STATIC, DYNAMIC, LAMBDA):
         raise errors.LunaError(
             errors.BAD_JSON,

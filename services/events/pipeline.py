@@ -34,6 +34,7 @@ from luna.events.v1 import pipeline_pb2 as ppb
 from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2, lists_pb2
 
 from services.common import errors, ids, times
+from services.common.scoping import Scope
 from services.events import pipeline_render as render
 from services.events.callbacks import CallbackSender, ws_notification_wanted
 from services.events.event_schema import INPUT_EVENT_SCHEMA
@@ -49,7 +50,6 @@ from services.events.pipeline_filters import (
 )
 from services.events.pipeline_match import Reference, match_events, match_faces
 from services.events.policies import validate_handler_policies
-from services.events.scoping import Scope
 
 log = logging.getLogger("luna.events.pipeline")
 

@@ -15,10 +15,10 @@ from luna.common.v1 import account_pb2
 from luna.matcher.v1 import matcher_pb2 as mpb
 
 from services.common import errors, times
+from services.common.scoping import Scope
 from services.events.events import FACE, EventFilter, Events, Nullable
 from services.events.pipeline_filters import resolve_time
 from services.events.pipeline_render import face_json
-from services.events.scoping import Scope
 
 MAX_REFERENCES = 30  # MatchFaces takes 1..30 references per call
 MAX_EVENT_CANDIDATES = 10_000

@@ -17,11 +17,11 @@ from luna.faces.v1 import attributes_pb2, blobs_pb2
 from luna.matcher.v1 import matcher_pb2 as mpb
 
 from services.common import errors
+from services.common.scoping import Scope
 from services.events import pipeline_render as render
 from services.events.events import FACE, Events
 from services.events.pipeline import MULTIFACE, Clients, Undo, _deleter
 from services.events.pipeline_filters import detect_needs, detect_reasons
-from services.events.scoping import Scope
 from services.events.verifiers import Verifiers
 
 MAX_CANDIDATES = 1000

@@ -19,7 +19,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import errors, times
-from services.events.scoping import Scope, readable
+from services.common.scoping import Scope, readable
 
 C, MX, MN, AV, G = "count", "max", "min", "avg", "group_by"
 _ID = {C, G}

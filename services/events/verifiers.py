@@ -14,14 +14,14 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import errors, ids
-from services.events.policies import validate_verifier_policies
-from services.events.scoping import (
+from services.common.scoping import (
     Scope,
-    check_description,
+    check_length,
     escape_like,
     page_bounds,
     readable,
 )
+from services.events.policies import validate_verifier_policies
 
 VERIFIER_NOT_FOUND = 34004  # "Verifier with id {value} not found"
 
@@ -63,7 +63,7 @@ class Verifiers:
     async def create(
         self, scope: Scope, *, description: str = "", policies: dict[str, Any] | None = None
     ) -> Verifier:
-        check_description(description)
+        check_length(description, 128, "description")
         checked = validate_verifier_policies(policies or {})
         async with self._pool.connection() as conn:
             cur = await conn.execute(
@@ -126,7 +126,7 @@ class Verifiers:
     ) -> Verifier:
         if not ids.is_uuid(verifier_id):
             raise not_found(verifier_id)
-        check_description(description)
+        check_length(description, 128, "description")
         checked = validate_verifier_policies(policies or {})
         async with self._pool.connection() as conn:
             cur = await conn.execute(

@@ -16,8 +16,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import config, errors, ids
+from services.common.scoping import Scope, readable, unique_ids
 from services.faces.descriptors import AttributeData, BasicAttributes
-from services.faces.scoping import Scope, readable, unique_ids
 
 ATTRIBUTE_NOT_FOUND = 22011
 DESCRIPTOR_VERSION_NOT_FOUND = 22018

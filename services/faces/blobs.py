@@ -14,8 +14,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import errors, ids
-from services.faces.scoping import readable
-from services.faces.tokens import Scope
+from services.common.scoping import Scope, readable
 
 KINDS = ("face_sample", "body_sample", "image", "object")
 IMAGE_NOT_FOUND = 13003  # "Object not found. Image with id {value} not found"

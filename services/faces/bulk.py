@@ -17,10 +17,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import errors, ids
+from services.common.scoping import Scope, unique_ids
 from services.faces import outbox
 from services.faces.descriptors import BAD_INPUT, DESCRIPTOR_LENGTH, MAX_DESCRIPTOR_BYTES
 from services.faces.faces import LISTS_NOT_FOUND, check_face_fields
-from services.faces.scoping import Scope, unique_ids
 
 MAX_BATCH = 10_000
 Kind = outbox.Kind

@@ -18,9 +18,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import errors, ids
-from services.faces import attributes, outbox
-from services.faces.descriptors import AttributeData, BasicAttributes
-from services.faces.scoping import (
+from services.common.scoping import (
     Scope,
     check_length,
     check_uuid,
@@ -29,6 +27,8 @@ from services.faces.scoping import (
     readable,
     unique_ids,
 )
+from services.faces import attributes, outbox
+from services.faces.descriptors import AttributeData, BasicAttributes
 
 FACE_NOT_FOUND = 22002
 EVENT_NOT_FOUND = 23001  # "Event with id {value} not found"

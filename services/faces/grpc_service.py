@@ -22,13 +22,14 @@ from luna.faces.v1 import (
 )
 
 from services.common import permissions, times
+from services.common.scoping import Scope
 from services.faces import descriptors
 from services.faces.accounts import Account, Accounts
 from services.faces.attributes import Attribute, Attributes
 from services.faces.blobs import Blob, BlobInput, Blobs
 from services.faces.faces import AttributeSource, Face, FaceAttribute, FaceFilter, Faces
 from services.faces.lists import FaceList, ListFilter, Lists
-from services.faces.tokens import Scope, Token, TokenFields, Tokens
+from services.faces.tokens import Token, TokenFields, Tokens
 
 ACCOUNT_TYPES = {
     "user": accounts_pb2.ACCOUNT_TYPE_USER,

@@ -17,14 +17,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import errors, ids
-from services.faces import outbox
-from services.faces.faces import (
-    FACES_NOT_FOUND,
-    delete_locked_faces,
-    face_lists,
-    lock_own_faces,
-)
-from services.faces.scoping import (
+from services.common.scoping import (
     Scope,
     check_length,
     check_uuid,
@@ -32,6 +25,13 @@ from services.faces.scoping import (
     page_bounds,
     readable,
     unique_ids,
+)
+from services.faces import outbox
+from services.faces.faces import (
+    FACES_NOT_FOUND,
+    delete_locked_faces,
+    face_lists,
+    lock_own_faces,
 )
 
 LIST_NOT_FOUND = 22003

@@ -10,16 +10,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import errors, ids, permissions, times
+from services.common.scoping import Scope
 from services.faces import jwt_tokens
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Whose tokens a call may see: its own account, or every account when see_all."""
-
-    account_id: str
-    see_all: bool = False
-    filter_account_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ class Sync:
             try:
                 return await fn()
             except errors.LunaError as exc:
-                if exc.code != errors.SERVICE_UNAVAILABLE or time.monotonic() > deadline:
+                if exc.code != errors.REQUEST_TIMEOUT or time.monotonic() > deadline:
                     raise
                 log.info("faces service not reachable yet; retrying the initial load")
                 await asyncio.sleep(0.5)

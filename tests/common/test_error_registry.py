@@ -102,3 +102,27 @@ def test_codes_used_by_the_common_kit_are_registered(by_code: dict[int, dict]) -
         assert code in by_code, name
     err = errors.LunaError(12022, "Failed to validate input json. Path: 'x', message: 'y'")
     assert (err.http_status, err.desc) == (400, "Bad/incomplete input data")
+
+
+def test_every_named_code_is_registered_once(by_code: dict[int, dict]) -> None:
+    """errors.py names each code the platform raises exactly once, and only registered ones."""
+    from services.common import errors
+
+    named = {
+        name: value
+        for name, value in vars(errors).items()
+        if name.isupper() and type(value) is int and not name.startswith("_")
+    }
+    assert named, "errors.py names no codes"
+    assert {name for name, code in named.items() if code not in by_code} == set()
+    assert len(set(named.values())) == len(named), "a code has two names"
+
+
+def test_bad_json_words_the_path_and_message() -> None:
+    from services.common import errors
+
+    err = errors.bad_json("limit", "value is not a valid integer")
+    assert (err.code, err.http_status) == (12022, 400)
+    assert err.detail == (
+        "Failed to validate input json. Path: 'limit', message: 'value is not a valid integer'"
+    )

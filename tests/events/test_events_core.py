@@ -14,6 +14,7 @@ import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.common.errors import LunaError
+from services.common.scoping import Scope
 from services.events.events import (
     BODY,
     FACE,
@@ -25,7 +26,6 @@ from services.events.events import (
     subject_for,
 )
 from services.events.handlers import HandlerFields
-from services.events.scoping import Scope
 from services.events.statistics import Filter, Target
 
 from .conftest import World

@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from services.common.errors import LunaError
+from services.common.scoping import Scope
 from services.events.handlers import HandlerFields, HandlerFilter
-from services.events.scoping import Scope
 
 from .conftest import World
 

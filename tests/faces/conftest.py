@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common import db, nats_streams
 from services.common.embedded import EmbeddedNats, EmbeddedPostgres
+from services.common.scoping import Scope
 from services.common.testing import (
     _with_database,
     running_nats,
@@ -32,7 +33,6 @@ from services.faces.attributes import Attributes
 from services.faces.faces import Faces
 from services.faces.lists import Lists
 from services.faces.outbox import Publisher, subject_for
-from services.faces.tokens import Scope
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "faces" / "migrations"
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from services.common import errors, times
+from services.common.scoping import Scope
 from services.faces.descriptors import AttributeData, BasicAttributes, checked
 from services.faces.faces import FaceFilter
-from services.faces.tokens import Scope
 
 from .conftest import World
 

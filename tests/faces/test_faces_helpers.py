@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from luna.faces.v1 import changes_pb2
 
-from services.common import errors
-from services.faces import outbox, scoping
+from services.common import errors, scoping
+from services.common.scoping import Scope
+from services.faces import outbox
 from services.faces.descriptors import BasicAttributes, checked, normalise
 from services.faces.faces import FaceFilter, face_where
 from services.faces.lists import ListFilter, list_where
-from services.faces.tokens import Scope
 
 K = changes_pb2.FaceChange.Kind
 A = "11111111-1111-4111-8111-111111111111"

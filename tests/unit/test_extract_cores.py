@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from services.common import aggregation
+from services.common import aggregation, descriptors
 from services.common.errors import LunaError
 from services.gateway import descriptor_entities, iso_checks
 
@@ -16,14 +16,14 @@ def _packed(v: list[float]) -> bytes:
     return np.asarray(v, dtype="<f4").tobytes()
 
 
-def test_mean_descriptor_is_the_normalised_mean_direction() -> None:
+def test_mean_unit_is_the_normalised_mean_direction() -> None:
     a, b = _packed([1.0, 0.0, 0.0]), _packed([0.0, 2.0, 0.0])  # b is not unit length
-    got = np.frombuffer(aggregation.mean_descriptor([a, b]), dtype="<f4")
+    got = np.frombuffer(descriptors.mean_unit([a, b]), dtype="<f4")
     assert np.allclose(got, [2**-0.5, 2**-0.5, 0.0], atol=1e-6)
     assert np.isclose(np.linalg.norm(got), 1.0)
-    assert aggregation.mean_descriptor([a]) == _packed([1.0, 0.0, 0.0])
+    assert descriptors.mean_unit([a]) == _packed([1.0, 0.0, 0.0])
     with pytest.raises(ValueError):
-        aggregation.mean_descriptor([])
+        descriptors.mean_unit([])
 
 
 def test_mean_basic_attributes_averages_age_and_male_probability() -> None:

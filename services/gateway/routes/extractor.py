@@ -13,6 +13,7 @@ from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import attributes_pb2, blobs_pb2
 
 from services.common import aggregation, errors
+from services.common.descriptors import mean_unit
 from services.common.pbjson import from_struct
 from services.gateway.auth import AuthRule
 from services.gateway.routing import Ctx, RouteTable, json_response
@@ -76,7 +77,7 @@ def _attribute(
     if descriptors:
         data.descriptors.append(
             attributes_pb2.Descriptor(
-                descriptor=aggregation.mean_descriptor([d.data for d in descriptors]),
+                descriptor=mean_unit([d.data for d in descriptors]),
                 version=descriptors[0].version,
             )
         )

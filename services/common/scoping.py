@@ -1,17 +1,28 @@
-"""Who may see what, as SQL: reads honour see_all, writes are always one account's."""
+"""Who may see what, as SQL, and the checks every store applies to ids and pages.
+
+Reads honour `see_all` (an admin's view of every account, optionally narrowed to one); writes are
+always one account's. Each service applies these to its own tables only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from services.common import errors, ids
-from services.faces.tokens import Scope
-
-__all__ = ["Scope", "check_uuid", "escape_like", "page_bounds", "readable", "unique_ids"]
 
 MAX_PAGE_SIZE = 1000
 MAX_IDS = 1000
+
+
+@dataclass(frozen=True)
+class Scope:
+    """luna.common.v1.AccountScope as a core type: whose rows a call may read."""
+
+    account_id: str
+    see_all: bool = False
+    filter_account_id: str = ""
 
 
 def readable(scope: Scope, column: str = "account_id") -> tuple[str, tuple[Any, ...]]:
@@ -31,22 +42,24 @@ def check_uuid(value: str, name: str) -> str:
     return value
 
 
-def unique_ids(values: Iterable[str], name: str) -> list[str]:
-    """Ids in request order, each once, all UUIDs, at most MAX_IDS."""
+def unique_ids(values: Iterable[str], name: str, limit: int = MAX_IDS) -> list[str]:
+    """Ids of a request body in request order, each once, all UUIDs, at most `limit`."""
     out = list(dict.fromkeys(values))
-    if len(out) > MAX_IDS:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            f"Failed to validate input json. Path: '{name}', message: "
-            f"'ensure this value has at most {MAX_IDS} items'",
-        )
+    if len(out) > limit:
+        raise errors.bad_json(name, f"ensure this value has at most {limit} items")
     for value in out:
         if not ids.is_uuid(value):
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: '{name}', message: "
-                "'value is not a valid uuid'",
-            )
+            raise errors.bad_json(name, "value is not a valid uuid")
+    return out
+
+
+def unique_query_ids(values: Iterable[str], name: str, limit: int = MAX_IDS) -> list[str]:
+    """Ids of a query filter, as `unique_ids` but answered as a bad query parameter."""
+    out = list(dict.fromkeys(values))
+    if len(out) > limit:
+        raise errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
+    for value in out:
+        check_uuid(value, name)
     return out
 
 
@@ -68,9 +81,5 @@ def escape_like(value: str) -> str:
 
 def check_length(value: str, limit: int, name: str) -> str:
     if len(value) > limit:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            f"Failed to validate input json. Path: '{name}', message: "
-            f"'ensure this value has at most {limit} characters'",
-        )
+        raise errors.bad_json(name, f"ensure this value has at most {limit} characters")
     return value

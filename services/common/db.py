@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,26 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Poo
     )
     await pool.open(wait=True, timeout=30.0)
     return pool
+
+
+async def fetch_one(pool: Pool, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+    """One row of a read (rows are dicts), or None."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(sql, params)
+        return await cur.fetchone()
+
+
+async def fetch_all(pool: Pool, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(sql, params)
+        return await cur.fetchall()
+
+
+async def count(pool: Pool, sql: str, params: Sequence[Any] = ()) -> int:
+    """The single integer a `SELECT count(*) ...` answers."""
+    row = await fetch_one(pool, sql, params)
+    assert row is not None
+    return int(next(iter(row.values())))
 
 
 def load_migrations(migrations_dir: Path) -> list[Migration]:

@@ -6,7 +6,7 @@ that dies (and logs it), and stops everything in reverse order on Ctrl-C / SIGTE
 
 Children never outlive it: each gets a parent-death signal, and a later `luna up` on the same
 data directory stops whatever the runtime file says an earlier one left running
-(services/common/procs.py).
+(services/launcher/procs.py).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import config
-from services.common import runtime_metrics as metrics
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
-from services.common.procs import (
+from services.launcher import runtime_metrics as metrics
+from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
+from services.launcher.procs import (
     ProcessRecord,
     die_with_parent,
     record_of,

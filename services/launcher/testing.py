@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres
+from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres
 
 
 async def started_nats(data_dir: Path) -> EmbeddedNats:

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from services.common import config, metrics
-from services.common.embedded import pick_free_port
+from services.launcher.embedded import pick_free_port
 
 
 def _sender_port_setting() -> config.Setting:

@@ -11,7 +11,6 @@ for values that need I/O such as consumer lag). Services add their own metrics t
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -66,8 +65,7 @@ REQUEST_BUCKETS = (
     7.5,
     10.0,
 )
-# Metrics ports sit 4000 above the gRPC ports (5110 -> 9110), so they never collide with them.
-METRICS_PORT_OFFSET = 4000
+METRICS_PORT_OFFSET = config.METRICS_PORT_OFFSET
 
 
 def enabled() -> bool:
@@ -76,16 +74,8 @@ def enabled() -> bool:
 
 def metrics_address(service: str) -> str:
     """host:port of `service`'s Prometheus endpoint; empty for none."""
-    default = f"127.0.0.1:{config.SERVICE_PORTS[service] + METRICS_PORT_OFFSET}"
-    return config.setting(
-        f"LUNA_{service.upper()}_METRICS_ADDRESS",
-        default,
-        f"host:port of the {service} service's Prometheus `/metrics` endpoint (empty: none).",
-    )
+    return config.METRICS_ADDRESSES[service].get()
 
-
-# Read by `luna config` to list these lazily read settings.
-SETTINGS = tuple(functools.partial(metrics_address, s) for s in config.SERVICE_PORTS)
 
 Refresher = Callable[[], Awaitable[None]]
 

@@ -30,7 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.common import config
+from services.common import config, grpc_wrap
 
 log = logging.getLogger("luna.metrics")
 
@@ -156,65 +156,36 @@ def _child(metric: Any, *labels: str) -> Any:
     return child
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class _Timed:
+    """Around one call: its duration, and its final status code counted."""
+
+    __slots__ = ("context", "method", "seconds", "started")
+
+    def __init__(self, context: grpc.aio.ServicerContext, method: str, seconds: Any) -> None:
+        self.context, self.method, self.seconds = context, method, seconds
+
+    async def __aenter__(self) -> None:
+        self.started = time.perf_counter()
+
+    async def __aexit__(self, exc_type: Any, _exc: Any, _tb: Any) -> bool:
+        self.seconds.observe(time.perf_counter() - self.started)
+        if exc_type is None:
+            outcome = "OK"
+        elif issubclass(exc_type, Exception):
+            outcome = "UNKNOWN"
+        else:
+            outcome = "CANCELLED"  # cancelled, or the client stopped reading a stream
+        _child(RPC_HANDLED, self.method, _code_of(self.context, outcome)).inc()
+        return False
+
+
+class MetricsInterceptor(grpc_wrap.CallWrapper):
     """Counts every RPC by method and final status code and times it."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
+    def around(self, details: grpc.HandlerCallDetails) -> grpc_wrap.Around:
+        method = details.method
         seconds = _child(RPC_SECONDS, method)
-
-        def finish(context: grpc.aio.ServicerContext, started: float, default: str) -> None:
-            seconds.observe(time.perf_counter() - started)
-            _child(RPC_HANDLED, method, _code_of(context, default)).inc()
-
-        if handler.unary_unary:
-            fn = handler.unary_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started, outcome = time.perf_counter(), "CANCELLED"
-                try:
-                    reply = await fn(request, context)
-                    outcome = "OK"
-                    return reply
-                except Exception:
-                    outcome = "UNKNOWN"
-                    raise
-                finally:
-                    finish(context, started, outcome)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            gen = handler.unary_stream
-
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started, outcome = time.perf_counter(), "CANCELLED"
-                try:
-                    async for item in gen(request, context):
-                        yield item
-                    outcome = "OK"
-                except Exception:
-                    outcome = "UNKNOWN"
-                    raise
-                finally:
-                    finish(context, started, outcome)
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return lambda context: _Timed(context, method, seconds)
 
 
 def interceptors() -> list[grpc.aio.ServerInterceptor]:

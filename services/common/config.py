@@ -136,24 +136,29 @@ SERVICE_PORTS: dict[str, int] = {
     "tasks": 5150,
     "backport3": 5170,
 }
-SERVICE_ADDRESSES: dict[str, Setting] = {
-    service: declare(
-        f"LUNA_{service.upper()}_ADDRESS",
-        f"127.0.0.1:{port}",
-        f"gRPC address of the {service} service (host:port).",
-    )
-    for service, port in SERVICE_PORTS.items()
-}
 # Metrics ports sit 4000 above the gRPC ports (5110 -> 9110), so they never collide with them.
 METRICS_PORT_OFFSET = 4000
-METRICS_ADDRESSES: dict[str, Setting] = {
-    service: declare(
-        f"LUNA_{service.upper()}_METRICS_ADDRESS",
-        f"127.0.0.1:{port + METRICS_PORT_OFFSET}",
-        f"host:port of the {service} service's Prometheus `/metrics` endpoint (empty: none).",
-    )
-    for service, port in SERVICE_PORTS.items()
-}
+
+
+def _per_service(suffix: str, port_offset: int, doc: str) -> dict[str, Setting]:
+    """`LUNA_<SVC>_<suffix>` for each service: host:port, by default on loopback at its gRPC
+    port plus `port_offset`; `{service}` in `doc` names the service."""
+    return {
+        service: declare(
+            f"LUNA_{service.upper()}_{suffix}",
+            f"127.0.0.1:{port + port_offset}",
+            doc.format(service=service),
+        )
+        for service, port in SERVICE_PORTS.items()
+    }
+
+
+SERVICE_ADDRESSES = _per_service("ADDRESS", 0, "gRPC address of the {service} service (host:port).")
+METRICS_ADDRESSES = _per_service(
+    "METRICS_ADDRESS",
+    METRICS_PORT_OFFSET,
+    "host:port of the {service} service's Prometheus `/metrics` endpoint (empty: none).",
+)
 
 
 def service_address(service: str) -> str:

@@ -18,7 +18,7 @@ def _up(args: argparse.Namespace) -> int:
     if args.port is not None:
         import os
 
-        os.environ["LUNA_PORT"] = str(args.port)
+        os.environ[config.PORT.name] = str(args.port)
     try:
         asyncio.run(Supervisor(free_ports=args.free_ports).run())
     except asyncio.CancelledError:

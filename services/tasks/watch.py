@@ -38,7 +38,7 @@ def default_url() -> str:
         runtime = json.loads(path.read_text())
         if "tasks_api_url" in runtime:
             return str(runtime["tasks_api_url"])
-    return f"http://127.0.0.1:{config.TASKS_API_PORT.get()}"
+    return f"http://127.0.0.1:{config.declare('LUNA_TASKS_API_PORT', 5050, '').get()}"
 
 
 async def watch(

@@ -128,11 +128,11 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
         _check_count(len(request.images), "images")
         image_type = IMAGE_TYPES.get(request.image_type)
         if image_type is None:
-            raise errors.LunaError(images.BAD_INPUT, f"Unknown image_type {request.image_type}")
+            raise errors.LunaError(errors.BAD_JSON, f"Unknown image_type {request.image_type}")
         policy = MULTIFACE.get(request.multiface_policy)
         if policy is None:
             raise errors.LunaError(
-                images.BAD_INPUT, f"Unknown multiface_policy {request.multiface_policy}"
+                errors.BAD_JSON, f"Unknown multiface_policy {request.multiface_policy}"
             )
         requested = set(request.estimations)
         # Request-level checks first, as LUNA does: an estimation nobody can do fails the
@@ -140,7 +140,7 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
         core._check_estimations(requested, image_type)
         if image_type == core.IMAGE_BODY_WARP:
             raise errors.LunaError(
-                core.ESTIMATION_UNAVAILABLE,
+                errors.FEATURE_DISABLED,
                 "Forbidden. Body warps turned off: no body model is installed on this platform",
             )
         images.check_request_pixels(

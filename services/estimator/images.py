@@ -14,15 +14,9 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from services.common import errors
 from services.common.config import setting
 from services.common.errors import LunaError
-
-# LUNA codes (docs.visionlabs.ai/info/luna/troubleshooting/errors-description/code-NNNNN).
-BAD_IMAGE = 18002  # "Bad/incomplete input data. Failed convert bytes to {value}"
-BAD_CONTENT_TYPE = 11028  # "Bad/incomplete input data. Bad content type of image {value}"
-BAD_INPUT = 12022  # "Bad/incomplete input data"
-BAD_SAMPLE_SIZE = 11030  # "Bad/incomplete input data. Image size is not equal to 250x250"
-REQUEST_TOO_LARGE = 12031  # "Bad/incomplete input data. {value}": over the request pixel budget
 
 # Never decode a truncated file "as far as it goes": that would hand half a face to the models.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -111,7 +105,7 @@ def check_request_pixels(pixels: list[int]) -> None:
     total, limit = sum(pixels), max_request_pixels()
     if total > limit:
         raise LunaError(
-            REQUEST_TOO_LARGE,
+            errors.BAD_INPUT,
             f"Images of the request hold {total} pixels, more than the {limit} pixels limit "
             "per request (LUNA_MAX_REQUEST_PIXELS); send fewer or smaller images",
         )
@@ -124,7 +118,7 @@ def check_sample_header(data: bytes, content_type: str | None = None) -> None:
     """Refuse a "sample" larger than 250x250 from its header, before decoding it."""
     pixels = image_pixels(data, content_type)
     if pixels > SAMPLE_PIXELS:
-        raise LunaError(BAD_SAMPLE_SIZE, f"Image of {pixels} pixels is not a 250x250 sample")
+        raise LunaError(errors.BAD_SAMPLE_SIZE, f"Image of {pixels} pixels is not a 250x250 sample")
 
 
 def _unbase64(data: bytes) -> bytes:
@@ -134,7 +128,7 @@ def _unbase64(data: bytes) -> bytes:
     try:
         return base64.b64decode(text, validate=False)
     except (binascii.Error, ValueError) as e:
-        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: bad base64 ({e})") from e
+        raise LunaError(errors.BAD_IMAGE, f"Failed convert bytes to image: bad base64 ({e})") from e
 
 
 def decode_image(
@@ -153,15 +147,17 @@ def decode_image(
     """
     ctype = (content_type or "").split(";", 1)[0].strip().lower() or None
     if ctype is not None and ctype not in SUPPORTED_CONTENT_TYPES:
-        raise LunaError(BAD_CONTENT_TYPE, f"Bad content type of image {ctype!r}")
+        raise LunaError(errors.BAD_IMAGE_CONTENT_TYPE, f"Bad content type of image {ctype!r}")
     if ctype in BASE64_MIME:
         data = _unbase64(data)
         ctype = BASE64_MIME[ctype]
     limit = max_image_bytes() if max_bytes is None else max_bytes
     if len(data) > limit:
-        raise LunaError(BAD_INPUT, f"Image of {len(data)} bytes exceeds the {limit} bytes limit")
+        raise LunaError(
+            errors.BAD_JSON, f"Image of {len(data)} bytes exceeds the {limit} bytes limit"
+        )
     if not data:
-        raise LunaError(BAD_IMAGE, "Failed convert bytes to image: empty body")
+        raise LunaError(errors.BAD_IMAGE, "Failed convert bytes to image: empty body")
     pix_limit = max_image_pixels() if max_pixels is None else max_pixels
     try:
         with warnings.catch_warnings():
@@ -169,16 +165,18 @@ def decode_image(
             img = Image.open(io.BytesIO(data))
             fmt = _FORMAT_ALIASES.get(img.format or "", img.format or "")
             if fmt not in MIME_FORMATS.values():
-                raise LunaError(BAD_CONTENT_TYPE, f"Bad content type of image: {fmt or 'unknown'}")
+                raise LunaError(
+                    errors.BAD_IMAGE_CONTENT_TYPE, f"Bad content type of image: {fmt or 'unknown'}"
+                )
             if ctype is not None and MIME_FORMATS[ctype] != fmt:
                 raise LunaError(
-                    BAD_CONTENT_TYPE,
+                    errors.BAD_IMAGE_CONTENT_TYPE,
                     f"Bad content type of image: declared {ctype}, data is {fmt}",
                 )
             w, h = img.size
             if w * h > pix_limit:
                 raise LunaError(
-                    BAD_INPUT, f"Image of {w}x{h} pixels exceeds the {pix_limit} pixels limit"
+                    errors.BAD_JSON, f"Image of {w}x{h} pixels exceeds the {pix_limit} pixels limit"
                 )
             img.load()
             if use_exif or fmt == "TIFF":
@@ -195,10 +193,10 @@ def decode_image(
         Image.DecompressionBombError,
         Image.DecompressionBombWarning,
     ) as e:
-        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: {e}") from e
+        raise LunaError(errors.BAD_IMAGE, f"Failed convert bytes to image: {e}") from e
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise LunaError(BAD_IMAGE, "Failed convert bytes to image: no pixels")
+        raise LunaError(errors.BAD_IMAGE, "Failed convert bytes to image: no pixels")
     return np.ascontiguousarray(arr)
 
 
@@ -210,11 +208,11 @@ def as_rgb_array(
         return decode_image(bytes(image), content_type, use_exif=use_exif)
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
-        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: dtype {arr.dtype}")
+        raise LunaError(errors.BAD_IMAGE, f"Failed convert bytes to image: dtype {arr.dtype}")
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: shape {arr.shape}")
+        raise LunaError(errors.BAD_IMAGE, f"Failed convert bytes to image: shape {arr.shape}")
     return np.ascontiguousarray(arr[:, :, :3])
 
 

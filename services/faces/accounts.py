@@ -72,10 +72,9 @@ class Accounts:
     ) -> Account:
         allowed = permissions.ACCOUNT_TYPES if allow_admin else permissions.CREATABLE_ACCOUNT_TYPES
         if account_type not in allowed:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'account_type', message: "
-                f"'value is not a valid enumeration member; permitted: {', '.join(allowed)}'",
+            raise errors.bad_json(
+                "account_type",
+                f"value is not a valid enumeration member; permitted: {', '.join(allowed)}",
             )
         if account_id:
             _check_id_format(account_id)

@@ -19,8 +19,6 @@ from services.common import config, errors, ids
 from services.common.scoping import Scope, readable, unique_ids
 from services.faces.descriptors import AttributeData, BasicAttributes
 
-ATTRIBUTE_NOT_FOUND = 22011
-DESCRIPTOR_VERSION_NOT_FOUND = 22018
 DEFAULT_TTL_S = 300
 MAX_TTL_S = 86400
 
@@ -54,7 +52,9 @@ def check_ttl(ttl_s: int) -> int:
 
 
 def _not_found(attribute_id: str) -> errors.LunaError:
-    return errors.LunaError(ATTRIBUTE_NOT_FOUND, f"Attributes with id {attribute_id} not found")
+    return errors.LunaError(
+        errors.ATTRIBUTE_NOT_FOUND, f"Attributes with id {attribute_id} not found"
+    )
 
 
 _SELECT = (
@@ -118,11 +118,7 @@ class Attributes:
         """Store `data` (already checked by descriptors.checked) for `ttl_s` seconds."""
         ttl_s = check_ttl(ttl_s)
         if data.empty:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: '', message: "
-                "'face_descriptors or basic_attributes is required'",
-            )
+            raise errors.bad_json("", "face_descriptors or basic_attributes is required")
         attribute_id = ids.new_id()
         basic = data.basic_attributes
         try:
@@ -200,7 +196,7 @@ class Attributes:
         attribute = found[0]
         if descriptor_version and descriptor_version not in attribute.data.descriptors:
             raise errors.LunaError(
-                DESCRIPTOR_VERSION_NOT_FOUND,
+                errors.DESCRIPTOR_VERSION_NOT_FOUND,
                 f"Descriptor of version {descriptor_version} is not found for object with id "
                 f"'{attribute_id}'.",
             )

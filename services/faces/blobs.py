@@ -17,8 +17,6 @@ from services.common import errors, ids
 from services.common.scoping import Scope, readable
 
 KINDS = ("face_sample", "body_sample", "image", "object")
-IMAGE_NOT_FOUND = 13003  # "Object not found. Image with id {value} not found"
-OBJECT_NOT_FOUND = 13007  # "Object not found. Object with id {value} not found"
 # Largest blob: the gateway refuses bigger bodies first; this guards gRPC callers.
 MAX_BLOB_BYTES = 64 * 1024 * 1024
 MAX_META_KEYS = 64
@@ -50,8 +48,8 @@ class Blob:
 def not_found(kind: str, blob_id: str) -> errors.LunaError:
     """LUNA answers "not found" for missing and for other accounts' blobs alike."""
     if kind == "object":
-        return errors.LunaError(OBJECT_NOT_FOUND, f"Object with id '{blob_id}' not found")
-    return errors.LunaError(IMAGE_NOT_FOUND, f"Image with id '{blob_id}' not found")
+        return errors.LunaError(errors.OBJECT_NOT_FOUND, f"Object with id '{blob_id}' not found")
+    return errors.LunaError(errors.IMAGE_NOT_FOUND, f"Image with id '{blob_id}' not found")
 
 
 def _check(blob: BlobInput) -> None:

@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from services.common import descriptors as codec
 from services.common import errors, ids
+from services.common.descriptors import InvalidDescriptor
 from services.common.scoping import Scope, unique_ids
 from services.faces import outbox
-from services.faces.descriptors import BAD_INPUT, DESCRIPTOR_LENGTH, MAX_DESCRIPTOR_BYTES
-from services.faces.faces import LISTS_NOT_FOUND, check_face_fields
+from services.faces.descriptors import invalid
+from services.faces.faces import check_face_fields
 
 MAX_BATCH = 10_000
 Kind = outbox.Kind
@@ -36,7 +37,7 @@ class ImportItem:
 
 
 def _bad(detail: str) -> errors.LunaError:
-    return errors.LunaError(BAD_INPUT, detail)
+    return errors.LunaError(errors.BAD_INPUT, detail)
 
 
 def _uuid_array(values: Sequence[str]) -> str:
@@ -51,17 +52,10 @@ def _bytea_array(values: Sequence[bytes]) -> str:
 
 def normalised_rows(descriptors: Sequence[bytes]) -> list[bytes]:
     """Every descriptor checked (length, finite, non-zero) and L2-normalised, as one matrix."""
-    size = len(descriptors[0])
-    for raw in descriptors:
-        if len(raw) != size or not raw or len(raw) % 4 or len(raw) > MAX_DESCRIPTOR_BYTES:
-            raise errors.LunaError(DESCRIPTOR_LENGTH, f"Descriptor has incorrect length {len(raw)}")
-    m = np.frombuffer(b"".join(descriptors), dtype="<f4").reshape(len(descriptors), -1)
-    m = m.astype(np.float64)
-    norms = np.linalg.norm(m, axis=1)
-    if not np.isfinite(m).all() or (norms == 0.0).any():
-        raise _bad("Descriptor is not valid: it must be finite and non-zero float32 values")
-    unit = (m / norms[:, None]).astype("<f4")
-    return [row.tobytes() for row in unit]
+    try:
+        return codec.normalise_many(descriptors)
+    except InvalidDescriptor as exc:
+        raise invalid(exc) from None
 
 
 async def import_faces(
@@ -107,7 +101,7 @@ async def import_faces(
                 missing = [x for x in lists if x not in found]
                 if missing:
                     raise errors.LunaError(
-                        LISTS_NOT_FOUND,
+                        errors.LISTS_NOT_FOUND,
                         f"One or more lists not found including list with id '{missing[0]}'",
                     )
             cur = await conn.execute(
@@ -169,6 +163,8 @@ async def import_faces(
             errors.ACCOUNT_NOT_FOUND, f"Account with id '{account}' not found"
         ) from None
     except psycopg.errors.UniqueViolation:
-        raise errors.LunaError(22001, "One or more faces of the batch already exist") from None
+        raise errors.LunaError(
+            errors.FACE_EXISTS, "One or more faces of the batch already exist"
+        ) from None
     await publisher.flush()
     return face_ids

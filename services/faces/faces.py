@@ -30,17 +30,9 @@ from services.common.scoping import (
 from services.faces import attributes, outbox
 from services.faces.descriptors import AttributeData, BasicAttributes
 
-FACE_NOT_FOUND = 22002
-EVENT_NOT_FOUND = 23001  # "Event with id {value} not found"
 # (account_id, event_id) -> whether that account has the event. The events service owns
 # events: this is a call to its API, never a read of its tables.
 EventLookup = Callable[[str, str], Awaitable[bool]]
-FACES_NOT_FOUND = 22004  # "One or more faces not found including face with id '{value}'"
-LISTS_NOT_FOUND = 22005
-ATTRIBUTE_FOR_UPDATE_NOT_FOUND = 22010
-ATTRIBUTE_NOT_FOUND = 22011
-DESCRIPTOR_VERSION_NOT_FOUND = 22018
-FACE_HAS_NO_ATTRIBUTES = 11032
 Kind = changes_pb2.FaceChange.Kind
 
 # An attribute source: a temporary attribute id, data given directly, or nothing.
@@ -248,7 +240,7 @@ async def _resolve(
     if data is None:
         detail = (
             f"Attributes with id '{source}' for update not found"
-            if missing_code == ATTRIBUTE_FOR_UPDATE_NOT_FOUND
+            if missing_code == errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
             else f"Attributes with id {source} not found"
         )
         raise errors.LunaError(missing_code, detail)
@@ -272,7 +264,7 @@ class Faces:
         if self._event_exists is None or not event_id:
             return
         if not await self._event_exists(scope.account_id, event_id):
-            raise errors.LunaError(EVENT_NOT_FOUND, f"Event with id {event_id} not found")
+            raise errors.LunaError(errors.EVENT_NOT_FOUND, f"Event with id {event_id} not found")
 
     async def create(
         self,
@@ -298,7 +290,7 @@ class Faces:
         face_id = face_id or ids.new_id()
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                data = await _resolve(conn, scope.account_id, attribute, ATTRIBUTE_NOT_FOUND)
+                data = await _resolve(conn, scope.account_id, attribute, errors.ATTRIBUTE_NOT_FOUND)
                 if lists:
                     # Checked without a lock: the list_faces foreign key keeps them from
                     # being deleted meanwhile (a KEY SHARE lock, which does not conflict
@@ -312,7 +304,7 @@ class Faces:
                     missing = [x for x in lists if x not in found]
                     if missing:
                         raise errors.LunaError(
-                            LISTS_NOT_FOUND,
+                            errors.LISTS_NOT_FOUND,
                             f"One or more lists not found including list with id '{missing[0]}'",
                         )
                 cur = await conn.execute(
@@ -353,14 +345,16 @@ class Faces:
             if (exc.diag.constraint_name or "").startswith("list_faces_list_id"):
                 # A list deleted between the check above and the link.
                 raise errors.LunaError(
-                    LISTS_NOT_FOUND,
+                    errors.LISTS_NOT_FOUND,
                     f"One or more lists not found including list with id '{lists[0]}'",
                 ) from None
             raise errors.LunaError(
                 errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
             ) from None
         except psycopg.errors.UniqueViolation:
-            raise errors.LunaError(22001, f"Face with id '{face_id}' already exists") from None
+            raise errors.LunaError(
+                errors.FACE_EXISTS, f"Face with id '{face_id}' already exists"
+            ) from None
         await self._publisher.flush()
         return _face({**row, "has_attribute": data is not None}, lists)
 
@@ -381,7 +375,7 @@ class Faces:
 
     async def get(self, scope: Scope, face_id: str, *, with_lists: bool = True) -> Face:
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
         where, params = readable(scope, "f.account_id")
         async with self._pool.connection() as conn:
             cur = await conn.execute(
@@ -390,7 +384,7 @@ class Faces:
             )
             row = await cur.fetchone()
             if row is None:
-                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
             lists = (await face_lists(conn, [face_id]))[face_id] if with_lists else []
         return _face(row, lists)
 
@@ -453,7 +447,7 @@ class Faces:
             if value is not None:
                 changes[name] = value
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
         sets = ", ".join(f"{c} = %s" for c in changes)
         async with self._pool.connection() as conn, conn.transaction():
             if changes:
@@ -470,7 +464,7 @@ class Faces:
                 )
             row = await cur.fetchone()
             if row is None:
-                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
             lists = (await face_lists(conn, [face_id]))[face_id]
             if changes:
                 await outbox.enqueue(
@@ -484,10 +478,10 @@ class Faces:
 
     async def delete(self, scope: Scope, face_id: str) -> None:
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
             await outbox.enqueue(conn, await delete_locked_faces(conn, scope.account_id, [face_id]))
         await self._publisher.flush()
 
@@ -500,7 +494,7 @@ class Faces:
             missing = [f for f in wanted if f not in found]
             if missing and not ignore_missing:
                 raise errors.LunaError(
-                    FACES_NOT_FOUND,
+                    errors.FACES_NOT_FOUND,
                     f"One or more faces not found including face with id '{missing[0]}'",
                 )
             deleted = [f for f in wanted if f in found]
@@ -525,13 +519,14 @@ class Faces:
             row = await cur.fetchone()
             if row is None:
                 raise errors.LunaError(
-                    FACE_HAS_NO_ATTRIBUTES, f"Face with id {face_id} does not have attributes yet"
+                    errors.FACE_HAS_NO_ATTRIBUTES,
+                    f"Face with id {face_id} does not have attributes yet",
                 )
             descriptors = await face_descriptors(conn, face_id)
         if descriptor_version:
             if descriptor_version not in descriptors:
                 raise errors.LunaError(
-                    DESCRIPTOR_VERSION_NOT_FOUND,
+                    errors.DESCRIPTOR_VERSION_NOT_FOUND,
                     f"Descriptor of version {descriptor_version} is not found for object with "
                     f"id '{face.face_id}'.",
                 )
@@ -556,16 +551,15 @@ class Faces:
         self, scope: Scope, face_id: str, source: AttributeSource
     ) -> FaceAttribute:
         if source is None:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: '', message: 'attribute is required'",
-            )
+            raise errors.bad_json("", "attribute is required")
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
-            data = await _resolve(conn, scope.account_id, source, ATTRIBUTE_FOR_UPDATE_NOT_FOUND)
+                raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            data = await _resolve(
+                conn, scope.account_id, source, errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
+            )
             assert data is not None
             old = await face_descriptors(conn, face_id)
             await conn.execute("DELETE FROM face_attributes WHERE face_id = %s", (face_id,))
@@ -585,14 +579,15 @@ class Faces:
 
     async def delete_attribute(self, scope: Scope, face_id: str) -> None:
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
             cur = await conn.execute("DELETE FROM face_attributes WHERE face_id = %s", (face_id,))
             if cur.rowcount == 0:
                 raise errors.LunaError(
-                    FACE_HAS_NO_ATTRIBUTES, f"Face with id {face_id} does not have attributes yet"
+                    errors.FACE_HAS_NO_ATTRIBUTES,
+                    f"Face with id {face_id} does not have attributes yet",
                 )
             await conn.execute(
                 "UPDATE faces SET last_update_time = now() WHERE face_id = %s", (face_id,)

@@ -28,14 +28,11 @@ from services.common.scoping import (
 )
 from services.faces import outbox
 from services.faces.faces import (
-    FACES_NOT_FOUND,
     delete_locked_faces,
     face_lists,
     lock_own_faces,
 )
 
-LIST_NOT_FOUND = 22003
-LISTS_NOT_FOUND = 22005
 Kind = changes_pb2.FaceChange.Kind
 
 
@@ -74,7 +71,7 @@ _COLUMNS = (
 
 
 def _not_found(list_id: str) -> errors.LunaError:
-    return errors.LunaError(LIST_NOT_FOUND, f"List with id '{list_id}' not found")
+    return errors.LunaError(errors.LIST_NOT_FOUND, f"List with id '{list_id}' not found")
 
 
 def list_where(scope: Scope, flt: ListFilter) -> tuple[str, list[Any]]:
@@ -213,7 +210,7 @@ class Lists:
                 if single:
                     raise _not_found(missing[0])
                 raise errors.LunaError(
-                    LISTS_NOT_FOUND,
+                    errors.LISTS_NOT_FOUND,
                     f"One or more lists not found including list with id '{missing[0]}'",
                 )
             deleted_faces: list[str] = []
@@ -258,7 +255,7 @@ class Lists:
             missing = [f for f in wanted if f not in found]
             if missing:
                 raise errors.LunaError(
-                    FACES_NOT_FOUND,
+                    errors.FACES_NOT_FOUND,
                     f"One or more faces not found including face with id '{missing[0]}'",
                 )
             # One statement per call, not per face: a 1000-face link was 2000 round trips.

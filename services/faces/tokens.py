@@ -48,22 +48,13 @@ def _token(row: dict[str, Any]) -> Token:
 def _check(fields: TokenFields) -> None:
     problem = permissions.validate_permissions(fields.permissions)
     if problem is not None:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            f"Failed to validate input json. Path: 'permissions', message: '{problem}'",
-        )
+        raise errors.bad_json("permissions", problem)
     if fields.visibility_area not in permissions.VISIBILITY_AREAS:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: 'visibility_area', message: "
-            "'value is not a valid enumeration member; permitted: account, all'",
+        raise errors.bad_json(
+            "visibility_area", "value is not a valid enumeration member; permitted: account, all"
         )
     if fields.expiration_time is not None and fields.expiration_time <= times.now():
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: 'expiration_time', message: "
-            "'expiration time must be in the future'",
-        )
+        raise errors.bad_json("expiration_time", "expiration time must be in the future")
 
 
 def _check_token_id(token_id: str) -> None:

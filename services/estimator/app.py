@@ -10,8 +10,16 @@ import grpc
 from luna.estimator.v1 import estimator_pb2, estimator_pb2_grpc
 
 from services.common.grpc_server import ServiceApp
+from services.estimator import detect, images
 from services.estimator import model_repo as mr
-from services.estimator.backends import OnnxRuntimeBackend, backend_name, describe
+from services.estimator.backends import (
+    BACKEND,
+    DEVICE,
+    TRITON_URL,
+    OnnxRuntimeBackend,
+    describe,
+    make_backend,
+)
 from services.estimator.core import Estimator
 from services.estimator.grpc_service import EstimatorServicer
 
@@ -39,12 +47,17 @@ def check_repository(repo_dir: Path) -> None:
 def build_estimator(repo_dir: Path | None = None) -> Estimator:
     repo = (repo_dir or mr.models_dir()).resolve()
     check_repository(repo)
-    if backend_name().lower() not in ("onnxruntime", "triton"):
+    backend = BACKEND.get()
+    if backend.lower() not in ("onnxruntime", "triton"):
         raise ModelsMissing(
-            f"estimator: LUNA_ESTIMATOR_BACKEND must be onnxruntime or triton, "
-            f"not {backend_name()!r}"
+            f"estimator: LUNA_ESTIMATOR_BACKEND must be onnxruntime or triton, not {backend!r}"
         )
-    est = Estimator(repo_dir=repo)
+    est = Estimator(
+        make_backend(backend, repo, device=DEVICE.get(), url=TRITON_URL.get()),
+        repo,
+        detector=detect.DETECTOR.get(),
+        inflight_pixels=images.INFLIGHT_PIXELS.get_int(),
+    )
     log.info(
         "estimator: models from %s, backend %s, detector %s, descriptor version %d",
         repo,

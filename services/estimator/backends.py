@@ -18,33 +18,26 @@ from pathlib import Path
 
 import numpy as np
 
-from services.common.config import setting
+from services.common import config
 from services.estimator import model_repo as mr
 from services.estimator.metrics import observed
 
 MAX_BATCH = mr.MAX_BATCH_SIZE
 
 
-def backend_name() -> str:
-    return setting(
-        "LUNA_ESTIMATOR_BACKEND",
-        "onnxruntime",
-        "Inference backend of the estimator: onnxruntime (in-process) or triton.",
-    )
-
-
-def triton_url() -> str:
-    return setting(
-        "LUNA_TRITON_URL", "127.0.0.1:8001", "Triton (KServe v2) gRPC address, host:port."
-    )
-
-
-def device_name() -> str:
-    return setting(
-        "LUNA_ESTIMATOR_DEVICE",
-        "cpu",
-        "Device for the onnxruntime backend: cpu, or cuda (CUDAExecutionProvider if available).",
-    )
+BACKEND = config.declare(
+    "LUNA_ESTIMATOR_BACKEND",
+    "onnxruntime",
+    "Inference backend of the estimator: onnxruntime (in-process) or triton.",
+)
+TRITON_URL = config.declare(
+    "LUNA_TRITON_URL", "127.0.0.1:8001", "Triton (KServe v2) gRPC address, host:port."
+)
+DEVICE = config.declare(
+    "LUNA_ESTIMATOR_DEVICE",
+    "cpu",
+    "Device for the onnxruntime backend: cpu, or cuda (CUDAExecutionProvider if available).",
+)
 
 
 class InferenceBackend(ABC):
@@ -96,7 +89,7 @@ class OnnxRuntimeBackend(InferenceBackend):
 
         self._ort = ort
         self.repo_dir = (repo_dir or mr.models_dir()).resolve()
-        self.device = (device or device_name()).lower()
+        self.device = (device or DEVICE.default).lower()
         self.batch_window_s = batch_window_s
         self.max_batch = max_batch
         self.intra_op_threads = intra_op_threads
@@ -247,7 +240,7 @@ class TritonBackend(InferenceBackend):
         import tritonclient.grpc.aio as grpcclient
 
         self._mod = grpcclient
-        self.url = url or triton_url()
+        self.url = url or TRITON_URL.default
         self._client = grpcclient.InferenceServerClient(self.url)
         self.repo_dir = (repo_dir or mr.models_dir()).resolve()
         self._dynamic = _dynamic_models(self.repo_dir)
@@ -284,13 +277,20 @@ class TritonBackend(InferenceBackend):
 
 
 def make_backend(
-    name: str | None = None, repo_dir: Path | None = None, **kwargs: object
+    name: str | None = None,
+    repo_dir: Path | None = None,
+    *,
+    device: str | None = None,
+    url: str | None = None,
+    **kwargs: object,
 ) -> InferenceBackend:
-    kind = (name or backend_name()).lower()
+    """The backend `name` (onnxruntime or triton); the app passes the settings' values, a
+    missing one is its setting's default."""
+    kind = (name or BACKEND.default).lower()
     if kind == "onnxruntime":
-        return OnnxRuntimeBackend(repo_dir, **kwargs)  # type: ignore[arg-type]
+        return OnnxRuntimeBackend(repo_dir, device=device, **kwargs)  # type: ignore[arg-type]
     if kind == "triton":
-        return TritonBackend(repo_dir=repo_dir, **kwargs)  # type: ignore[arg-type]
+        return TritonBackend(url, repo_dir=repo_dir, **kwargs)  # type: ignore[arg-type]
     raise ValueError(f"LUNA_ESTIMATOR_BACKEND must be onnxruntime or triton, not {kind!r}")
 
 
@@ -303,4 +303,3 @@ def describe(backend: InferenceBackend) -> str:
 
 
 # Read by `luna config` to list these lazily read settings.
-SETTINGS = (backend_name, triton_url, device_name)

@@ -87,7 +87,10 @@ class Estimator:
         *,
         detector: str | None = None,
         sample_format: str = "jpeg",
+        inflight_pixels: int | None = None,
     ) -> None:
+        """`detector` and `inflight_pixels` come from the app's settings; missing ones are the
+        settings' defaults (the core does not read the environment)."""
         self.repo_dir = (repo_dir or mr.models_dir()).resolve()
         manifest = mr.load_manifest(self.repo_dir)
         if manifest is None:
@@ -95,14 +98,16 @@ class Estimator:
                 f"no model repository at {self.repo_dir}; run `luna models install`"
             )
         self.backend = backend or make_backend(repo_dir=self.repo_dir)
-        self.detector = detector or detect.detector_name()
+        self.detector = detector or detect.DETECTOR.default
         self.sample_format = sample_format
         self.age_weights = np.asarray(manifest["age_weights"], dtype=np.float32)
         self.tddfa = estimations.TddfaAux.load(self.repo_dir / mr.TDDFA_AUX)
         self.descriptor_version = int(
             manifest.get("descriptor_version", mr.SFACE_DESCRIPTOR_VERSION)
         )  # type: ignore[call-overload]
-        self.budget = PixelBudget(images.inflight_pixels())
+        self.budget = PixelBudget(
+            inflight_pixels if inflight_pixels is not None else int(images.INFLIGHT_PIXELS.default)
+        )
 
     async def close(self) -> None:
         await self.backend.close()

@@ -16,7 +16,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from services.common.config import setting
+from services.common import config
 from services.estimator.backends import InferenceBackend
 from services.estimator.budget import run_sized
 
@@ -29,12 +29,11 @@ MOVENET_SIZE = 256
 BODY_SCORE = 0.3
 
 
-def detector_name() -> str:
-    return setting(
-        "LUNA_ESTIMATOR_DETECTOR",
-        "yunet",
-        "Face detector model: yunet (default) or retinaface.",
-    )
+DETECTOR = config.declare(
+    "LUNA_ESTIMATOR_DETECTOR",
+    "yunet",
+    "Face detector model: yunet (default) or retinaface.",
+)
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,7 @@ async def detect_retinaface(backend: InferenceBackend, rgb: np.ndarray) -> list[
 async def detect_faces(
     backend: InferenceBackend, rgb: np.ndarray, detector: str | None = None
 ) -> list[Detection]:
-    if (detector or detector_name()) == "retinaface":
+    if (detector or DETECTOR.default) == "retinaface":
         return await detect_retinaface(backend, rgb)
     return await detect_yunet(backend, rgb)
 
@@ -238,4 +237,3 @@ async def detect_bodies(
 
 
 # Read by `luna config` to list these lazily read settings.
-SETTINGS = (detector_name,)

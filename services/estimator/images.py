@@ -14,8 +14,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from services.common import errors
-from services.common.config import setting
+from services.common import config, errors
 from services.common.errors import LunaError
 
 # Never decode a truncated file "as far as it goes": that would hand half a face to the models.
@@ -41,47 +40,41 @@ SUPPORTED_CONTENT_TYPES = (*MIME_FORMATS, *BASE64_MIME)
 _FORMAT_ALIASES = {"MPO": "JPEG"}
 
 
+MAX_IMAGE_BYTES = config.declare(
+    "LUNA_MAX_IMAGE_BYTES",
+    20 * 1024 * 1024,
+    "Largest encoded image the estimator accepts, in bytes (after base64 decoding).",
+)
+MAX_IMAGE_PIXELS = config.declare(
+    "LUNA_MAX_IMAGE_PIXELS",
+    40_000_000,
+    "Largest decoded image the estimator accepts, in pixels (width x height).",
+)
+MAX_REQUEST_PIXELS = config.declare(
+    "LUNA_MAX_REQUEST_PIXELS",
+    200_000_000,
+    "Most decoded pixels (sum of width x height of its images, read from their headers before "
+    "any decoding) one estimator request may carry; a larger request is refused with LUNA "
+    "error 12031 (HTTP 400).",
+)
+INFLIGHT_PIXELS = config.declare(
+    "LUNA_ESTIMATOR_INFLIGHT_PIXELS",
+    80_000_000,
+    "Most decoded image pixels the estimator holds at once over all requests (about 10 bytes "
+    "each while decoding); images wait for room, smaller ones pass first.",
+)
+
+
 def max_image_bytes() -> int:
-    return int(
-        setting(
-            "LUNA_MAX_IMAGE_BYTES",
-            str(20 * 1024 * 1024),
-            "Largest encoded image the estimator accepts, in bytes (after base64 decoding).",
-        )
-    )
+    return MAX_IMAGE_BYTES.get_int()
 
 
 def max_image_pixels() -> int:
-    return int(
-        setting(
-            "LUNA_MAX_IMAGE_PIXELS",
-            str(40_000_000),
-            "Largest decoded image the estimator accepts, in pixels (width x height).",
-        )
-    )
+    return MAX_IMAGE_PIXELS.get_int()
 
 
 def max_request_pixels() -> int:
-    return int(
-        setting(
-            "LUNA_MAX_REQUEST_PIXELS",
-            str(200_000_000),
-            "Most decoded pixels (sum of width x height of its images, read from their headers "
-            "before any decoding) one estimator request may carry; a larger request is refused "
-            "with LUNA error 12031 (HTTP 400).",
-        )
-    )
-
-
-def inflight_pixels() -> int:
-    return int(
-        setting(
-            "LUNA_ESTIMATOR_INFLIGHT_PIXELS",
-            str(80_000_000),
-            "Most decoded image pixels the estimator holds at once over all requests (about "
-            "10 bytes each while decoding); images wait for room, smaller ones pass first.",
-        )
-    )
+    return MAX_REQUEST_PIXELS.get_int()
 
 
 def image_pixels(data: bytes, content_type: str | None = None) -> int:
@@ -227,4 +220,3 @@ def encode_image(rgb: np.ndarray, fmt: str = "JPEG", quality: int = 95) -> bytes
 
 
 # Read by `luna config` to list these lazily read settings.
-SETTINGS = (max_image_bytes, max_image_pixels, max_request_pixels, inflight_pixels)

@@ -15,24 +15,15 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import config, errors, ids
+from services.common import errors, ids
 from services.common.scoping import Scope, readable, unique_ids
 from services.faces.descriptors import AttributeData, BasicAttributes
 
 DEFAULT_TTL_S = 300
 MAX_TTL_S = 86400
 
-PURGE_INTERVAL = config.declare(
-    "LUNA_FACES_PURGE_INTERVAL_S",
-    60.0,
-    "How often the faces service deletes expired temporary attributes and old unlink records "
-    "(seconds). Expired attributes are invisible at once either way.",
-)
-UNLINK_RETENTION = config.declare(
-    "LUNA_FACES_UNLINK_RETENTION_S",
-    7 * 24 * 3600,
-    "How long records of list unlinks are kept for incremental readers (seconds).",
-)
+# Default of LUNA_FACES_UNLINK_RETENTION_S (declared by the app's background work).
+UNLINK_RETENTION_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -214,12 +205,13 @@ class Attributes:
         if cur.rowcount == 0:
             raise _not_found(attribute_id)
 
-    async def purge_expired(self) -> int:
-        """Delete expired attributes and old unlink records; returns attributes deleted."""
+    async def purge_expired(self, unlink_retention_s: float = UNLINK_RETENTION_S) -> int:
+        """Delete expired attributes and unlink records older than `unlink_retention_s`;
+        returns attributes deleted."""
         async with self._pool.connection() as conn:
             cur = await conn.execute("DELETE FROM temporary_attributes WHERE expire_time <= now()")
             await conn.execute(
                 "DELETE FROM list_face_unlinks WHERE unlink_time < now() - %s",
-                (timedelta(seconds=UNLINK_RETENTION.get_float()),),
+                (timedelta(seconds=unlink_retention_s),),
             )
         return cur.rowcount

@@ -56,6 +56,7 @@ class MatcherState:
             faces,
             snapshot_root=settings.snapshot_dir(),
             version=settings.DESCRIPTOR_VERSION.get_int(),
+            config=settings.core_config(),
             records=FaceRecords(settings.RECORD_CACHE.get_int()),
         )
         await self.sync.start(retry_for=settings.START_TIMEOUT.get_float())

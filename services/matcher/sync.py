@@ -57,7 +57,7 @@ class Sync:
         *,
         snapshot_root: Path,
         version: int,
-        config: MatcherConfig | None = None,
+        config: MatcherConfig,
         records: FaceRecords | None = None,
     ) -> None:
         self.js = js
@@ -65,7 +65,7 @@ class Sync:
         self.faces = faces
         self.snapshot_root = snapshot_root
         self.version = version
-        self.config = config if config is not None else MatcherConfig.from_env()
+        self.config = config
         self.ix = IndexSet(version=version, config=self.config)
         self.applied_seq = 0
         self.snapshot_seq = 0

@@ -10,7 +10,7 @@ import psycopg
 from luna.faces.v1.changes_pb2 import FaceChange
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids, permissions
+from services.common import db, errors, ids, permissions
 from services.faces import outbox, passwords
 from services.faces.faces import delete_locked_faces
 
@@ -81,14 +81,13 @@ class Accounts:
         account_id = account_id or ids.new_id()
         password_hash = await passwords.hash_password(password)
         try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    f"""INSERT INTO accounts (account_id, login, password_hash, account_type,
-                                              description)
-                        VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
-                    (account_id, login, password_hash, account_type, description),
-                )
-                row = await cur.fetchone()
+            row = await db.fetch_one(
+                self._pool,
+                f"""INSERT INTO accounts (account_id, login, password_hash, account_type,
+                                          description)
+                    VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
+                (account_id, login, password_hash, account_type, description),
+            )
         except psycopg.errors.UniqueViolation as exc:
             if "login" in str(exc):
                 raise errors.LunaError(
@@ -102,11 +101,9 @@ class Accounts:
 
     async def get(self, account_id: str) -> Account:
         _check_id(account_id)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM accounts WHERE account_id = %s", (account_id,)
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool, f"SELECT {_COLUMNS} FROM accounts WHERE account_id = %s", (account_id,)
+        )
         if row is None:
             raise errors.LunaError(
                 errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found"
@@ -145,13 +142,12 @@ class Accounts:
             return await self.get(account_id)
         assignments = ", ".join(f"{column} = %s" for column in changes)
         try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    f"""UPDATE accounts SET {assignments}, last_update_time = now()
-                        WHERE account_id = %s RETURNING {_COLUMNS}""",
-                    (*changes.values(), account_id),
-                )
-                row = await cur.fetchone()
+            row = await db.fetch_one(
+                self._pool,
+                f"""UPDATE accounts SET {assignments}, last_update_time = now()
+                    WHERE account_id = %s RETURNING {_COLUMNS}""",
+                (*changes.values(), account_id),
+            )
         except psycopg.errors.UniqueViolation:
             raise errors.LunaError(
                 errors.LOGIN_EXISTS, "An account with given email already exists"
@@ -191,11 +187,9 @@ class Accounts:
             await self._publisher.flush()
 
     async def verify_login(self, login: str, password: str) -> Account:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS}, password_hash FROM accounts WHERE login = %s", (login,)
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool, f"SELECT {_COLUMNS}, password_hash FROM accounts WHERE login = %s", (login,)
+        )
         if row is None or not await passwords.verify_password(row["password_hash"], password):
             raise errors.LunaError(
                 errors.AUTH_FAILED, "Account corresponding login/password not found"
@@ -204,9 +198,9 @@ class Accounts:
 
     async def ensure_admin(self, login: str, password: str) -> Account:
         """Create the operator's admin account once; later starts leave it as it is."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE login = %s", (login,))
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool, f"SELECT {_COLUMNS} FROM accounts WHERE login = %s", (login,)
+        )
         if row is not None:
             return _account(row)
         return await self.create(

@@ -13,7 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import db, errors, ids
 from services.common.scoping import Scope, readable
 
 KINDS = ("face_sample", "body_sample", "image", "object")
@@ -118,14 +118,13 @@ class Blobs:
             raise not_found(kind, blob_id)
         where, params = readable(scope)
         data = "NULL::bytea AS data" if metadata_only else "data"
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""SELECT blob_id::text, account_id::text, kind, content_type, {data}, meta,
-                           create_time, octet_length(data) AS size
-                    FROM blobs WHERE blob_id = %s AND kind = %s AND {where}""",
-                (blob_id, kind, *params),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""SELECT blob_id::text, account_id::text, kind, content_type, {data}, meta,
+                       create_time, octet_length(data) AS size
+                FROM blobs WHERE blob_id = %s AND kind = %s AND {where}""",
+            (blob_id, kind, *params),
+        )
         if row is None:
             raise not_found(kind, blob_id)
         return _blob(row)

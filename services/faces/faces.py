@@ -17,7 +17,7 @@ from luna.faces.v1 import changes_pb2
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import db, errors, ids
 from services.common.scoping import (
     Scope,
     check_length,
@@ -404,22 +404,19 @@ class Faces:
         # Lists in the same statement: one round trip instead of two (the matcher reads match
         # records through here on every search).
         lists = f", {_LIST_IDS} AS list_ids" if with_lists else ""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS}{lists} FROM faces f WHERE {where} ORDER BY {order} "
-                "LIMIT %s OFFSET %s",
-                (*params, limit, offset),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            f"SELECT {_COLUMNS}{lists} FROM faces f WHERE {where} ORDER BY {order} "
+            "LIMIT %s OFFSET %s",
+            (*params, limit, offset),
+        )
         return [_face(r, r.pop("list_ids", ())) for r in rows]
 
     async def count(self, scope: Scope, flt: FaceFilter) -> int:
         where, params = face_where(scope, flt)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT count(*) AS n FROM faces f WHERE {where}", params)
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await db.count(
+            self._pool, f"SELECT count(*) AS n FROM faces f WHERE {where}", params
+        )
 
     async def update(
         self,
@@ -637,15 +634,12 @@ class Faces:
 
     async def count_attributes(self, scope: Scope) -> int:
         where, params = readable(scope, "f.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT count(*) AS n FROM faces f JOIN face_attributes a USING (face_id)"
-                f" WHERE {where}",
-                params,
-            )
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await db.count(
+            self._pool,
+            "SELECT count(*) AS n FROM faces f JOIN face_attributes a USING (face_id)"
+            f" WHERE {where}",
+            params,
+        )
 
     async def stream_descriptors(
         self,

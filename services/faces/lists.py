@@ -16,7 +16,7 @@ from luna.faces.v1 import changes_pb2
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import db, errors, ids
 from services.common.scoping import (
     Scope,
     check_length,
@@ -122,13 +122,12 @@ class Lists:
     async def create(self, scope: Scope, *, user_data: str = "") -> FaceList:
         check_length(user_data, 128, "user_data")
         try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    f"""INSERT INTO lists AS l (list_id, account_id, user_data)
-                        VALUES (%s, %s, %s) RETURNING {_COLUMNS}""",
-                    (ids.new_id(), scope.account_id, user_data),
-                )
-                row = await cur.fetchone()
+            row = await db.fetch_one(
+                self._pool,
+                f"""INSERT INTO lists AS l (list_id, account_id, user_data)
+                    VALUES (%s, %s, %s) RETURNING {_COLUMNS}""",
+                (ids.new_id(), scope.account_id, user_data),
+            )
         except psycopg.errors.ForeignKeyViolation:
             raise errors.LunaError(
                 errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
@@ -140,12 +139,11 @@ class Lists:
         if not ids.is_uuid(list_id):
             raise _not_found(list_id)
         where, params = readable(scope, "l.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM lists l WHERE l.list_id = %s AND {where}",
-                (list_id, *params),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"SELECT {_COLUMNS} FROM lists l WHERE l.list_id = %s AND {where}",
+            (list_id, *params),
+        )
         if row is None:
             raise _not_found(list_id)
         return FaceList(**row)
@@ -156,33 +154,29 @@ class Lists:
         limit, offset = page_bounds(page, page_size)
         where, params = list_where(scope, flt)
         order = "l.list_id" if flt.by_list_id else "l.create_time DESC, l.list_id DESC"
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM lists l WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
-                (*params, limit, offset),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            f"SELECT {_COLUMNS} FROM lists l WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
+            (*params, limit, offset),
+        )
         return [FaceList(**r) for r in rows]
 
     async def count(self, scope: Scope, flt: ListFilter) -> int:
         where, params = list_where(scope, flt)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT count(*) AS n FROM lists l WHERE {where}", params)
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await db.count(
+            self._pool, f"SELECT count(*) AS n FROM lists l WHERE {where}", params
+        )
 
     async def update(self, scope: Scope, list_id: str, *, user_data: str) -> FaceList:
         check_length(user_data, 128, "user_data")
         if not ids.is_uuid(list_id):
             raise _not_found(list_id)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""UPDATE lists AS l SET user_data = %s, last_update_time = now()
-                    WHERE l.list_id = %s AND l.account_id = %s RETURNING {_COLUMNS}""",
-                (user_data, list_id, scope.account_id),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""UPDATE lists AS l SET user_data = %s, last_update_time = now()
+                WHERE l.list_id = %s AND l.account_id = %s RETURNING {_COLUMNS}""",
+            (user_data, list_id, scope.account_id),
+        )
         if row is None:
             raise _not_found(list_id)
         return FaceList(**row)

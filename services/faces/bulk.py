@@ -21,7 +21,7 @@ from services.common.descriptors import InvalidDescriptor
 from services.common.scoping import Scope, unique_ids
 from services.faces import outbox
 from services.faces.descriptors import invalid
-from services.faces.faces import check_face_fields
+from services.faces.faces import check_face_fields, check_own_lists
 
 MAX_BATCH = 10_000
 Kind = outbox.Kind
@@ -90,20 +90,8 @@ async def import_faces(
     id_array = _uuid_array(face_ids)
     try:
         async with pool.connection() as conn, conn.transaction():
-            if lists:
-                # Locked in id order, as CreateFace does (both update last_update_time).
-                cur = await conn.execute(
-                    "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
-                    " AND account_id = %s ORDER BY list_id FOR NO KEY UPDATE",
-                    (lists, account),
-                )
-                found = {r["list_id"] for r in await cur.fetchall()}
-                missing = [x for x in lists if x not in found]
-                if missing:
-                    raise errors.LunaError(
-                        errors.LISTS_NOT_FOUND,
-                        f"One or more lists not found including list with id '{missing[0]}'",
-                    )
+            # Locked in id order (the batch updates their last_update_time).
+            await check_own_lists(conn, account, lists, lock=True)
             cur = await conn.execute(
                 """INSERT INTO faces AS f (face_id, account_id, user_data, external_id, avatar)
                    SELECT u.face_id, %s, u.user_data, u.external_id, u.avatar

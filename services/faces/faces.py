@@ -184,6 +184,35 @@ async def lock_own_faces(conn: AsyncConnection, account_id: str, face_ids: list[
     return {row["face_id"] for row in await cur.fetchall()}
 
 
+def face_not_found(face_id: str) -> errors.LunaError:
+    return errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+
+
+def lists_not_found(list_id: str) -> errors.LunaError:
+    return errors.LunaError(
+        errors.LISTS_NOT_FOUND,
+        f"One or more lists not found including list with id '{list_id}'",
+    )
+
+
+async def check_own_lists(
+    conn: AsyncConnection, account_id: str, list_ids: list[str], *, lock: bool = False
+) -> None:
+    """22005 naming the first of `list_ids` that is not a list of `account_id`. `lock` takes
+    them FOR NO KEY UPDATE in id order (writers that update their last_update_time)."""
+    if not list_ids:
+        return
+    cur = await conn.execute(
+        "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
+        " AND account_id = %s" + (" ORDER BY list_id FOR NO KEY UPDATE" if lock else ""),
+        (list_ids, account_id),
+    )
+    found = {r["list_id"] for r in await cur.fetchall()}
+    missing = [x for x in list_ids if x not in found]
+    if missing:
+        raise lists_not_found(missing[0])
+
+
 async def face_descriptors(conn: AsyncConnection, face_id: str) -> dict[int, bytes]:
     cur = await conn.execute(
         "SELECT version, descriptor FROM face_descriptors WHERE face_id = %s", (face_id,)
@@ -291,22 +320,10 @@ class Faces:
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 data = await _resolve(conn, scope.account_id, attribute, errors.ATTRIBUTE_NOT_FOUND)
-                if lists:
-                    # Checked without a lock: the list_faces foreign key keeps them from
-                    # being deleted meanwhile (a KEY SHARE lock, which does not conflict
-                    # with other creates' last_update_time updates below).
-                    cur = await conn.execute(
-                        "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
-                        " AND account_id = %s",
-                        (lists, scope.account_id),
-                    )
-                    found = {r["list_id"] for r in await cur.fetchall()}
-                    missing = [x for x in lists if x not in found]
-                    if missing:
-                        raise errors.LunaError(
-                            errors.LISTS_NOT_FOUND,
-                            f"One or more lists not found including list with id '{missing[0]}'",
-                        )
+                # Checked without a lock: the list_faces foreign key keeps them from being
+                # deleted meanwhile (a KEY SHARE lock, which does not conflict with other
+                # creates' last_update_time updates below).
+                await check_own_lists(conn, scope.account_id, lists)
                 cur = await conn.execute(
                     f"""INSERT INTO faces AS f (face_id, account_id, event_id, user_data,
                                                 external_id, avatar)
@@ -344,10 +361,7 @@ class Faces:
         except psycopg.errors.ForeignKeyViolation as exc:
             if (exc.diag.constraint_name or "").startswith("list_faces_list_id"):
                 # A list deleted between the check above and the link.
-                raise errors.LunaError(
-                    errors.LISTS_NOT_FOUND,
-                    f"One or more lists not found including list with id '{lists[0]}'",
-                ) from None
+                raise lists_not_found(lists[0]) from None
             raise errors.LunaError(
                 errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
             ) from None
@@ -375,7 +389,7 @@ class Faces:
 
     async def get(self, scope: Scope, face_id: str, *, with_lists: bool = True) -> Face:
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise face_not_found(face_id)
         where, params = readable(scope, "f.account_id")
         async with self._pool.connection() as conn:
             cur = await conn.execute(
@@ -384,7 +398,7 @@ class Faces:
             )
             row = await cur.fetchone()
             if row is None:
-                raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise face_not_found(face_id)
             lists = (await face_lists(conn, [face_id]))[face_id] if with_lists else []
         return _face(row, lists)
 
@@ -444,7 +458,7 @@ class Faces:
             if value is not None:
                 changes[name] = value
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise face_not_found(face_id)
         sets = ", ".join(f"{c} = %s" for c in changes)
         async with self._pool.connection() as conn, conn.transaction():
             if changes:
@@ -461,7 +475,7 @@ class Faces:
                 )
             row = await cur.fetchone()
             if row is None:
-                raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise face_not_found(face_id)
             lists = (await face_lists(conn, [face_id]))[face_id]
             if changes:
                 await outbox.enqueue(
@@ -475,10 +489,10 @@ class Faces:
 
     async def delete(self, scope: Scope, face_id: str) -> None:
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise face_not_found(face_id)
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise face_not_found(face_id)
             await outbox.enqueue(conn, await delete_locked_faces(conn, scope.account_id, [face_id]))
         await self._publisher.flush()
 
@@ -550,10 +564,10 @@ class Faces:
         if source is None:
             raise errors.bad_json("", "attribute is required")
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise face_not_found(face_id)
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise face_not_found(face_id)
             data = await _resolve(
                 conn, scope.account_id, source, errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
             )
@@ -576,10 +590,10 @@ class Faces:
 
     async def delete_attribute(self, scope: Scope, face_id: str) -> None:
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise face_not_found(face_id)
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise face_not_found(face_id)
             cur = await conn.execute("DELETE FROM face_attributes WHERE face_id = %s", (face_id,))
             if cur.rowcount == 0:
                 raise errors.LunaError(

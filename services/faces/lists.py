@@ -30,6 +30,7 @@ from services.faces import outbox
 from services.faces.faces import (
     delete_locked_faces,
     face_lists,
+    lists_not_found,
     lock_own_faces,
 )
 
@@ -203,10 +204,7 @@ class Lists:
             if missing:
                 if single:
                     raise _not_found(missing[0])
-                raise errors.LunaError(
-                    errors.LISTS_NOT_FOUND,
-                    f"One or more lists not found including list with id '{missing[0]}'",
-                )
+                raise lists_not_found(missing[0])
             deleted_faces: list[str] = []
             if with_faces:
                 cur = await conn.execute(

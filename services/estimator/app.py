@@ -10,16 +10,9 @@ import grpc
 from luna.estimator.v1 import estimator_pb2, estimator_pb2_grpc
 
 from services.common.grpc_server import ServiceApp
-from services.estimator import detect, images
 from services.estimator import model_repo as mr
-from services.estimator.backends import (
-    BACKEND,
-    DEVICE,
-    TRITON_URL,
-    OnnxRuntimeBackend,
-    describe,
-    make_backend,
-)
+from services.estimator import settings
+from services.estimator.backends import OnnxRuntimeBackend, describe, make_backend
 from services.estimator.core import Estimator
 from services.estimator.grpc_service import EstimatorServicer
 
@@ -47,16 +40,17 @@ def check_repository(repo_dir: Path) -> None:
 def build_estimator(repo_dir: Path | None = None) -> Estimator:
     repo = (repo_dir or mr.models_dir()).resolve()
     check_repository(repo)
-    backend = BACKEND.get()
+    backend = settings.BACKEND.get()
     if backend.lower() not in ("onnxruntime", "triton"):
         raise ModelsMissing(
             f"estimator: LUNA_ESTIMATOR_BACKEND must be onnxruntime or triton, not {backend!r}"
         )
     est = Estimator(
-        make_backend(backend, repo, device=DEVICE.get(), url=TRITON_URL.get()),
+        make_backend(backend, repo, device=settings.DEVICE.get(), url=settings.TRITON_URL.get()),
         repo,
-        detector=detect.DETECTOR.get(),
-        inflight_pixels=images.INFLIGHT_PIXELS.get_int(),
+        detector=settings.DETECTOR.get(),
+        inflight_pixels=settings.INFLIGHT_PIXELS.get_int(),
+        limits=settings.image_limits(),
     )
     log.info(
         "estimator: models from %s, backend %s, detector %s, descriptor version %d",

@@ -87,10 +87,11 @@ class Estimator:
         *,
         detector: str | None = None,
         sample_format: str = "jpeg",
-        inflight_pixels: int | None = None,
+        inflight_pixels: int = images.DEFAULT_INFLIGHT_PIXELS,
+        limits: images.ImageLimits = images.DEFAULT_LIMITS,
     ) -> None:
-        """`detector` and `inflight_pixels` come from the app's settings; missing ones are the
-        settings' defaults (the core does not read the environment)."""
+        """`detector`, `inflight_pixels` and `limits` come from the app's settings (the core
+        does not read the environment); left out, they are the settings' defaults."""
         self.repo_dir = (repo_dir or mr.models_dir()).resolve()
         manifest = mr.load_manifest(self.repo_dir)
         if manifest is None:
@@ -98,16 +99,15 @@ class Estimator:
                 f"no model repository at {self.repo_dir}; run `luna models install`"
             )
         self.backend = backend or make_backend(repo_dir=self.repo_dir)
-        self.detector = detector or detect.DETECTOR.default
+        self.detector = detector or detect.DEFAULT_DETECTOR
         self.sample_format = sample_format
         self.age_weights = np.asarray(manifest["age_weights"], dtype=np.float32)
         self.tddfa = estimations.TddfaAux.load(self.repo_dir / mr.TDDFA_AUX)
         self.descriptor_version = int(
             manifest.get("descriptor_version", mr.SFACE_DESCRIPTOR_VERSION)
         )  # type: ignore[call-overload]
-        self.budget = PixelBudget(
-            inflight_pixels if inflight_pixels is not None else int(images.INFLIGHT_PIXELS.default)
-        )
+        self.budget = PixelBudget(inflight_pixels)
+        self.limits = limits
 
     async def close(self) -> None:
         await self.backend.close()
@@ -184,6 +184,7 @@ class Estimator:
                 image,
                 content_type,
                 use_exif=use_exif,
+                limits=self.limits,
             )
         h, w = rgb.shape[:2]
 
@@ -313,7 +314,7 @@ class Estimator:
         if not isinstance(sample, np.ndarray):
             # Refused from the header: a "sample" of 40 megapixels is never decoded.
             images.check_sample_header(bytes(sample), content_type)
-        rgb = images.as_rgb_array(sample, content_type, use_exif=False)
+        rgb = images.as_rgb_array(sample, content_type, use_exif=False, limits=self.limits)
         if rgb.shape[:2] != (align.WARP_SIZE, align.WARP_SIZE):
             raise LunaError(
                 errors.BAD_SAMPLE_SIZE, f"Image size is {rgb.shape[1]}x{rgb.shape[0]}, not 250x250"

@@ -10,11 +10,12 @@ import base64
 import binascii
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from services.common import config, errors
+from services.common import errors
 from services.common.errors import LunaError
 
 # Never decode a truncated file "as far as it goes": that would hand half a face to the models.
@@ -40,41 +41,22 @@ SUPPORTED_CONTENT_TYPES = (*MIME_FORMATS, *BASE64_MIME)
 _FORMAT_ALIASES = {"MPO": "JPEG"}
 
 
-MAX_IMAGE_BYTES = config.declare(
-    "LUNA_MAX_IMAGE_BYTES",
-    20 * 1024 * 1024,
-    "Largest encoded image the estimator accepts, in bytes (after base64 decoding).",
-)
-MAX_IMAGE_PIXELS = config.declare(
-    "LUNA_MAX_IMAGE_PIXELS",
-    40_000_000,
-    "Largest decoded image the estimator accepts, in pixels (width x height).",
-)
-MAX_REQUEST_PIXELS = config.declare(
-    "LUNA_MAX_REQUEST_PIXELS",
-    200_000_000,
-    "Most decoded pixels (sum of width x height of its images, read from their headers before "
-    "any decoding) one estimator request may carry; a larger request is refused with LUNA "
-    "error 12031 (HTTP 400).",
-)
-INFLIGHT_PIXELS = config.declare(
-    "LUNA_ESTIMATOR_INFLIGHT_PIXELS",
-    80_000_000,
-    "Most decoded image pixels the estimator holds at once over all requests (about 10 bytes "
-    "each while decoding); images wait for room, smaller ones pass first.",
-)
+@dataclass(frozen=True)
+class ImageLimits:
+    """Sizes the estimator accepts; the app reads them from LUNA_MAX_IMAGE_BYTES,
+    LUNA_MAX_IMAGE_PIXELS and LUNA_MAX_REQUEST_PIXELS (whose defaults these are)."""
+
+    # Largest encoded image, in bytes (after base64 decoding).
+    image_bytes: int = 20 * 1024 * 1024
+    # Largest decoded image, in pixels (width x height).
+    image_pixels: int = 40_000_000
+    # Most decoded pixels one request may carry (read from the headers before decoding).
+    request_pixels: int = 200_000_000
 
 
-def max_image_bytes() -> int:
-    return MAX_IMAGE_BYTES.get_int()
-
-
-def max_image_pixels() -> int:
-    return MAX_IMAGE_PIXELS.get_int()
-
-
-def max_request_pixels() -> int:
-    return MAX_REQUEST_PIXELS.get_int()
+DEFAULT_LIMITS = ImageLimits()
+# Most decoded image pixels held at once over all requests (LUNA_ESTIMATOR_INFLIGHT_PIXELS).
+DEFAULT_INFLIGHT_PIXELS = 80_000_000
 
 
 def image_pixels(data: bytes, content_type: str | None = None) -> int:
@@ -93,9 +75,9 @@ def image_pixels(data: bytes, content_type: str | None = None) -> int:
     return int(w) * int(h)
 
 
-def check_request_pixels(pixels: list[int]) -> None:
-    """Refuse a request whose images together exceed LUNA_MAX_REQUEST_PIXELS."""
-    total, limit = sum(pixels), max_request_pixels()
+def check_request_pixels(pixels: list[int], limit: int = DEFAULT_LIMITS.request_pixels) -> None:
+    """Refuse a request whose images together exceed `limit` (LUNA_MAX_REQUEST_PIXELS)."""
+    total = sum(pixels)
     if total > limit:
         raise LunaError(
             errors.BAD_INPUT,
@@ -129,8 +111,8 @@ def decode_image(
     content_type: str | None = None,
     *,
     use_exif: bool = True,
-    max_bytes: int | None = None,
-    max_pixels: int | None = None,
+    max_bytes: int = DEFAULT_LIMITS.image_bytes,
+    max_pixels: int = DEFAULT_LIMITS.image_pixels,
 ) -> np.ndarray:
     """Decode to an RGB uint8 HxWx3 array, honouring EXIF orientation.
 
@@ -144,14 +126,14 @@ def decode_image(
     if ctype in BASE64_MIME:
         data = _unbase64(data)
         ctype = BASE64_MIME[ctype]
-    limit = max_image_bytes() if max_bytes is None else max_bytes
+    limit = max_bytes
     if len(data) > limit:
         raise LunaError(
             errors.BAD_JSON, f"Image of {len(data)} bytes exceeds the {limit} bytes limit"
         )
     if not data:
         raise LunaError(errors.BAD_IMAGE, "Failed convert bytes to image: empty body")
-    pix_limit = max_image_pixels() if max_pixels is None else max_pixels
+    pix_limit = max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -194,11 +176,22 @@ def decode_image(
 
 
 def as_rgb_array(
-    image: bytes | np.ndarray, content_type: str | None = None, *, use_exif: bool = True
+    image: bytes | np.ndarray,
+    content_type: str | None = None,
+    *,
+    use_exif: bool = True,
+    limits: ImageLimits = DEFAULT_LIMITS,
 ) -> np.ndarray:
-    """Bytes are decoded; arrays are validated (HxWx3 RGB uint8, or HxW gray)."""
+    """Bytes are decoded (within `limits`); arrays are validated (HxWx3 RGB uint8, or HxW
+    gray)."""
     if isinstance(image, bytes | bytearray | memoryview):
-        return decode_image(bytes(image), content_type, use_exif=use_exif)
+        return decode_image(
+            bytes(image),
+            content_type,
+            use_exif=use_exif,
+            max_bytes=limits.image_bytes,
+            max_pixels=limits.image_pixels,
+        )
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         raise LunaError(errors.BAD_IMAGE, f"Failed convert bytes to image: dtype {arr.dtype}")

@@ -19,7 +19,8 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pbg
 
 from services.estimator import model_repo as mr
-from services.estimator.backends import DEVICE, OnnxRuntimeBackend
+from services.estimator import settings
+from services.estimator.backends import OnnxRuntimeBackend
 
 _KSERVE_TO_NP = {
     "FP32": np.float32,
@@ -169,7 +170,7 @@ async def start_server(
         ]
     )
     pbg.add_GRPCInferenceServiceServicer_to_server(
-        KServeServicer(repo_dir, OnnxRuntimeBackend(repo_dir, device=DEVICE.get())), server
+        KServeServicer(repo_dir, OnnxRuntimeBackend(repo_dir, device=settings.DEVICE.get())), server
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()

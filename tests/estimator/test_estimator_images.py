@@ -11,7 +11,7 @@ from PIL import Image
 
 from services.common import errors
 from services.common.errors import LunaError
-from services.estimator import images
+from services.estimator import images, settings
 from services.estimator.images import decode_image
 
 
@@ -93,11 +93,14 @@ def test_bad_images_raise_documented_codes(small: np.ndarray) -> None:
 def test_size_limit_comes_from_the_environment(
     small: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The app reads the limits (settings.image_limits) and the core decodes within them."""
     jpeg = _encode(small, "JPEG")
     monkeypatch.setenv("LUNA_MAX_IMAGE_BYTES", str(len(jpeg) - 1))
-    assert _code(decode_image, jpeg) == errors.BAD_JSON
+    limits = settings.image_limits()
+    assert _code(images.as_rgb_array, jpeg, limits=limits) == errors.BAD_JSON
     monkeypatch.setenv("LUNA_MAX_IMAGE_BYTES", str(len(jpeg)))
-    assert decode_image(jpeg).shape == small.shape
+    limits = settings.image_limits()
+    assert images.as_rgb_array(jpeg, limits=limits).shape == small.shape
 
 
 def test_arrays_are_validated() -> None:

@@ -391,16 +391,15 @@ class Faces:
         if not ids.is_uuid(face_id):
             raise face_not_found(face_id)
         where, params = readable(scope, "f.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM faces f WHERE f.face_id = %s AND {where}",
-                (face_id, *params),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise face_not_found(face_id)
-            lists = (await face_lists(conn, [face_id]))[face_id] if with_lists else []
-        return _face(row, lists)
+        lists = f", {_LIST_IDS} AS list_ids" if with_lists else ""
+        row = await db.fetch_one(
+            self._pool,
+            f"SELECT {_COLUMNS}{lists} FROM faces f WHERE f.face_id = %s AND {where}",
+            (face_id, *params),
+        )
+        if row is None:
+            raise face_not_found(face_id)
+        return _face(row, row.pop("list_ids", ()))
 
     async def list(
         self,

@@ -595,3 +595,41 @@ class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):
         lambda s, r: s._blobs.delete(scope_of(r.scope), BLOB_KINDS.get(r.kind, ""), r.blob_id),
         lambda _: blobs_pb2.DeleteBlobResponse(),
     )
+
+
+# --- Wiring -----------------------------------------------------------------------------------
+
+SERVICES = (accounts_pb2, tokens_pb2, faces_pb2, lists_pb2, attributes_pb2, blobs_pb2)
+
+
+def service_names() -> list[str]:
+    """Full names of the faces process's gRPC services (health and reflection)."""
+    return [
+        service.full_name
+        for module in SERVICES
+        for service in module.DESCRIPTOR.services_by_name.values()
+    ]
+
+
+def register(
+    server: grpc.aio.Server,
+    *,
+    info: info_pb2.ServiceInfo,
+    changed: ChangeHook,
+    accounts: Accounts,
+    tokens: Tokens,
+    faces: Faces,
+    lists: Lists,
+    attributes: Attributes,
+    blobs: Blobs,
+) -> None:
+    accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
+        AccountsServicer(accounts, tokens, info, changed), server
+    )
+    tokens_pb2_grpc.add_TokensServiceServicer_to_server(TokensServicer(tokens, changed), server)
+    faces_pb2_grpc.add_FacesServiceServicer_to_server(FacesServicer(faces), server)
+    lists_pb2_grpc.add_ListsServiceServicer_to_server(ListsServicer(lists), server)
+    attributes_pb2_grpc.add_AttributesServiceServicer_to_server(
+        AttributesServicer(attributes), server
+    )
+    blobs_pb2_grpc.add_BlobsServiceServicer_to_server(BlobsServicer(blobs), server)

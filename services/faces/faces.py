@@ -22,13 +22,13 @@ from services.common.scoping import (
     Scope,
     check_length,
     check_uuid,
-    escape_like,
     page_bounds,
     readable,
     unique_ids,
 )
 from services.faces import attributes, outbox
 from services.faces.descriptors import AttributeData, BasicAttributes
+from services.faces.where import Where
 
 # (account_id, event_id) -> whether that account has the event. The events service owns
 # events: this is a call to its API, never a read of its tables.
@@ -109,38 +109,21 @@ def _face(row: dict[str, Any], list_ids: Iterable[str] = ()) -> Face:
 
 def face_where(scope: Scope, flt: FaceFilter) -> tuple[str, list[Any]]:
     """SQL condition (over alias `f`) and parameters for a scope and a filter."""
-    where, scope_params = readable(scope, "f.account_id")
-    conditions, params = [where], list(scope_params)
-    if flt.face_ids:
-        conditions.append("f.face_id = ANY(%s::uuid[])")
-        params.append(unique_ids(flt.face_ids, "face_ids"))
+    w = Where(scope, "f.account_id")
+    w.ids("f.face_id", flt.face_ids, "face_ids")
     if flt.external_ids:
-        conditions.append("f.external_id = ANY(%s::text[])")
-        params.append(list(flt.external_ids))
-    if flt.user_data is not None:
-        conditions.append("f.user_data ILIKE %s ESCAPE '\\'")
-        params.append(f"%{escape_like(flt.user_data)}%")
+        w.add("f.external_id = ANY(%s::text[])", list(flt.external_ids))
+    w.contains("f.user_data", flt.user_data)
     if flt.list_id:
-        conditions.append(
-            "f.face_id IN (SELECT lf.face_id FROM list_faces lf WHERE lf.list_id = %s)"
+        w.add(
+            "f.face_id IN (SELECT lf.face_id FROM list_faces lf WHERE lf.list_id = %s)",
+            check_uuid(flt.list_id, "list_id"),
         )
-        params.append(check_uuid(flt.list_id, "list_id"))
     if flt.event_id:
-        conditions.append("f.event_id = %s")
-        params.append(check_uuid(flt.event_id, "event_id"))
-    if flt.create_time_gte is not None:
-        conditions.append("f.create_time >= %s")
-        params.append(flt.create_time_gte)
-    if flt.create_time_lt is not None:
-        conditions.append("f.create_time < %s")
-        params.append(flt.create_time_lt)
-    if flt.face_id_gte:
-        conditions.append("f.face_id >= %s")
-        params.append(check_uuid(flt.face_id_gte, "face_id__gte"))
-    if flt.face_id_lt:
-        conditions.append("f.face_id < %s")
-        params.append(check_uuid(flt.face_id_lt, "face_id__lt"))
-    return " AND ".join(conditions), params
+        w.add("f.event_id = %s", check_uuid(flt.event_id, "event_id"))
+    w.since("f.create_time", flt.create_time_gte, flt.create_time_lt)
+    w.id_range("f.face_id", flt.face_id_gte, flt.face_id_lt, "face_id")
+    return w.sql()
 
 
 def check_face_fields(

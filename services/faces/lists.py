@@ -20,8 +20,6 @@ from services.common import db, errors, ids
 from services.common.scoping import (
     Scope,
     check_length,
-    check_uuid,
-    escape_like,
     page_bounds,
     readable,
     unique_ids,
@@ -33,6 +31,7 @@ from services.faces.faces import (
     lists_not_found,
     lock_own_faces,
 )
+from services.faces.where import Where
 
 Kind = changes_pb2.FaceChange.Kind
 
@@ -77,33 +76,15 @@ def _not_found(list_id: str) -> errors.LunaError:
 
 def list_where(scope: Scope, flt: ListFilter) -> tuple[str, list[Any]]:
     """SQL condition (over alias `l`) and parameters for a scope and a filter."""
-    where, scope_params = readable(scope, "l.account_id")
-    conditions, params = [where], list(scope_params)
-    if flt.list_ids:
-        conditions.append("l.list_id = ANY(%s::uuid[])")
-        params.append(unique_ids(flt.list_ids, "list_ids"))
-    if flt.user_data is not None:
-        conditions.append("l.user_data ILIKE %s ESCAPE '\\'")
-        params.append(f"%{escape_like(flt.user_data)}%")
+    w = Where(scope, "l.account_id")
+    w.ids("l.list_id", flt.list_ids, "list_ids")
+    w.contains("l.user_data", flt.user_data)
     if flt.user_data_eq is not None:
-        conditions.append("l.user_data = %s")
-        params.append(flt.user_data_eq)
-    for column, op, value in (
-        ("create_time", ">=", flt.create_time_gte),
-        ("create_time", "<", flt.create_time_lt),
-        ("last_update_time", ">=", flt.last_update_time_gte),
-        ("last_update_time", "<", flt.last_update_time_lt),
-    ):
-        if value is not None:
-            conditions.append(f"l.{column} {op} %s")
-            params.append(value)
-    if flt.list_id_gte:
-        conditions.append("l.list_id >= %s")
-        params.append(check_uuid(flt.list_id_gte, "list_id__gte"))
-    if flt.list_id_lt:
-        conditions.append("l.list_id < %s")
-        params.append(check_uuid(flt.list_id_lt, "list_id__lt"))
-    return " AND ".join(conditions), params
+        w.add("l.user_data = %s", flt.user_data_eq)
+    w.since("l.create_time", flt.create_time_gte, flt.create_time_lt)
+    w.since("l.last_update_time", flt.last_update_time_gte, flt.last_update_time_lt)
+    w.id_range("l.list_id", flt.list_id_gte, flt.list_id_lt, "list_id")
+    return w.sql()
 
 
 async def _lock_own_lists(conn: AsyncConnection, account_id: str, list_ids: list[str]) -> set[str]:

@@ -39,6 +39,12 @@ class ServiceApp:
     options: list[tuple[str, Any]] = field(default_factory=list)
 
 
+def service_names(*modules: Any) -> list[str]:
+    """Full names of every gRPC service the given `*_pb2` modules define (for health and
+    reflection)."""
+    return [s.full_name for m in modules for s in m.DESCRIPTOR.services_by_name.values()]
+
+
 def unary(
     call: Callable[[Any, Any], Awaitable[Any]], reply: Callable[[Any], Any]
 ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:

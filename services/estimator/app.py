@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 from luna.estimator.v1 import estimator_pb2, estimator_pb2_grpc
 
-from services.common.grpc_server import ServiceApp
+from services.common.grpc_server import ServiceApp, service_names
 from services.estimator import model_repo as mr
 from services.estimator import settings
 from services.estimator.backends import OnnxRuntimeBackend, describe, make_backend
@@ -87,7 +87,7 @@ def make_app(repo_dir: Path | None = None) -> ServiceApp:
 
     return ServiceApp(
         name="estimator",
-        service_names=[estimator_pb2.DESCRIPTOR.services_by_name["EstimatorService"].full_name],
+        service_names=service_names(estimator_pb2),
         register=register,
         startup=startup,
         shutdown=shutdown,

@@ -11,7 +11,7 @@ from luna.common.v1 import info_pb2
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import config, db, grpc_client, nats_streams, subjects
-from services.common.grpc_server import ServiceApp
+from services.common.grpc_server import ServiceApp, service_names
 from services.common.version import VERSION
 from services.faces import background, event_refs, grpc_service, jwt_tokens, outbox
 from services.faces.accounts import Accounts
@@ -92,7 +92,7 @@ def make_app() -> ServiceApp:
     runtime = FacesRuntime()
     return ServiceApp(
         name="faces",
-        service_names=grpc_service.service_names(),
+        service_names=service_names(*grpc_service.SERVICES),
         register=runtime.register,
         startup=runtime.start,
         shutdown=runtime.stop,

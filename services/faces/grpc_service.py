@@ -599,16 +599,8 @@ class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):
 
 # --- Wiring -----------------------------------------------------------------------------------
 
+# The faces process's gRPC services, for health and reflection.
 SERVICES = (accounts_pb2, tokens_pb2, faces_pb2, lists_pb2, attributes_pb2, blobs_pb2)
-
-
-def service_names() -> list[str]:
-    """Full names of the faces process's gRPC services (health and reflection)."""
-    return [
-        service.full_name
-        for module in SERVICES
-        for service in module.DESCRIPTOR.services_by_name.values()
-    ]
 
 
 def register(

@@ -18,7 +18,7 @@ from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from nats.aio.client import Client as NATS
 
 from services.common import config, grpc_client, nats_streams
-from services.common.grpc_server import ServiceApp
+from services.common.grpc_server import ServiceApp, service_names
 from services.matcher import metrics as matcher_metrics
 from services.matcher import settings
 from services.matcher.face_records import FaceRecords
@@ -113,7 +113,7 @@ def make_app() -> ServiceApp:
 
     return ServiceApp(
         name="matcher",
-        service_names=[matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name],
+        service_names=service_names(matcher_pb2),
         register=register,
         startup=startup,
         shutdown=state.stop,

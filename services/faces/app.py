@@ -69,17 +69,8 @@ class FacesRuntime:
             log.warning("auth change not confirmed by NATS: %s", exc)
 
     def register(self, server: grpc.aio.Server) -> None:
-        grpc_service.register(
-            server,
-            info=info_pb2.ServiceInfo(name="faces", version=VERSION),
-            changed=self.auth_changed,
-            accounts=self.accounts,
-            tokens=self.tokens,
-            faces=self.faces,
-            lists=self.lists,
-            attributes=self.attributes,
-            blobs=self.blobs,
-        )
+        info = info_pb2.ServiceInfo(name="faces", version=VERSION)
+        grpc_service.register(server, self, info, self.auth_changed)
 
     async def stop(self) -> None:
         await self.background.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 import grpc
 from luna.common.v1 import account_pb2, info_pb2
@@ -603,25 +604,28 @@ class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):
 SERVICES = (accounts_pb2, tokens_pb2, faces_pb2, lists_pb2, attributes_pb2, blobs_pb2)
 
 
+class Cores(Protocol):
+    """The faces process's cores, as its app holds them."""
+
+    accounts: Accounts
+    tokens: Tokens
+    faces: Faces
+    lists: Lists
+    attributes: Attributes
+    blobs: Blobs
+
+
 def register(
-    server: grpc.aio.Server,
-    *,
-    info: info_pb2.ServiceInfo,
-    changed: ChangeHook,
-    accounts: Accounts,
-    tokens: Tokens,
-    faces: Faces,
-    lists: Lists,
-    attributes: Attributes,
-    blobs: Blobs,
+    server: grpc.aio.Server, cores: Cores, info: info_pb2.ServiceInfo, changed: ChangeHook
 ) -> None:
+    c = cores
     accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
-        AccountsServicer(accounts, tokens, info, changed), server
+        AccountsServicer(c.accounts, c.tokens, info, changed), server
     )
-    tokens_pb2_grpc.add_TokensServiceServicer_to_server(TokensServicer(tokens, changed), server)
-    faces_pb2_grpc.add_FacesServiceServicer_to_server(FacesServicer(faces), server)
-    lists_pb2_grpc.add_ListsServiceServicer_to_server(ListsServicer(lists), server)
+    tokens_pb2_grpc.add_TokensServiceServicer_to_server(TokensServicer(c.tokens, changed), server)
+    faces_pb2_grpc.add_FacesServiceServicer_to_server(FacesServicer(c.faces), server)
+    lists_pb2_grpc.add_ListsServiceServicer_to_server(ListsServicer(c.lists), server)
     attributes_pb2_grpc.add_AttributesServiceServicer_to_server(
-        AttributesServicer(attributes), server
+        AttributesServicer(c.attributes), server
     )
-    blobs_pb2_grpc.add_BlobsServiceServicer_to_server(BlobsServicer(blobs), server)
+    blobs_pb2_grpc.add_BlobsServiceServicer_to_server(BlobsServicer(c.blobs), server)

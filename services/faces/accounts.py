@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common import db, errors, ids, permissions
 from services.faces import outbox, passwords
-from services.faces.faces import delete_locked_faces
+from services.faces.faces import account_not_found, delete_locked_faces
 
 Kind = FaceChange.Kind
 
@@ -43,9 +43,7 @@ def _account(row: dict[str, Any]) -> Account:
 
 def _check_id(account_id: str) -> None:
     if not ids.is_uuid(account_id):
-        raise errors.LunaError(
-            errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found"
-        )
+        raise account_not_found(account_id)
 
 
 def _check_id_format(account_id: str) -> None:
@@ -105,9 +103,7 @@ class Accounts:
             self._pool, f"SELECT {_COLUMNS} FROM accounts WHERE account_id = %s", (account_id,)
         )
         if row is None:
-            raise errors.LunaError(
-                errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found"
-            )
+            raise account_not_found(account_id)
         return _account(row)
 
     async def update(
@@ -153,9 +149,7 @@ class Accounts:
                 errors.LOGIN_EXISTS, "An account with given email already exists"
             ) from None
         if row is None:
-            raise errors.LunaError(
-                errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found"
-            )
+            raise account_not_found(account_id)
         return _account(row)
 
     async def delete(self, account_id: str) -> None:
@@ -180,9 +174,7 @@ class Accounts:
             await outbox.enqueue(conn, changes)
             cur = await conn.execute("DELETE FROM accounts WHERE account_id = %s", (account_id,))
             if cur.rowcount == 0:
-                raise errors.LunaError(
-                    errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found"
-                )
+                raise account_not_found(account_id)
         if self._publisher is not None:
             await self._publisher.flush()
 

@@ -167,6 +167,10 @@ async def lock_own_faces(conn: AsyncConnection, account_id: str, face_ids: list[
     return {row["face_id"] for row in await cur.fetchall()}
 
 
+def account_not_found(account_id: str) -> errors.LunaError:
+    return errors.LunaError(errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found")
+
+
 def face_not_found(face_id: str) -> errors.LunaError:
     return errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
 
@@ -194,6 +198,24 @@ async def check_own_lists(
     missing = [x for x in list_ids if x not in found]
     if missing:
         raise lists_not_found(missing[0])
+
+
+async def _link_new_face(conn: AsyncConnection, face_id: str, lists: list[str]) -> None:
+    """A new face into `lists`, one by one so link_key follows the request's list order."""
+    if not lists:
+        return
+    async with conn.cursor() as c:
+        for list_id in lists:
+            await c.execute(
+                "INSERT INTO list_faces (list_id, face_id) VALUES (%s, %s)", (list_id, face_id)
+            )
+    # Last, and in id order: concurrent creates into one list (the usual watchlist load) wait
+    # for each other only from here to the commit, not for the whole transaction.
+    await conn.execute(
+        "UPDATE lists SET last_update_time = now() WHERE list_id IN (SELECT list_id FROM lists"
+        " WHERE list_id = ANY(%s::uuid[]) ORDER BY list_id FOR NO KEY UPDATE)",
+        (lists,),
+    )
 
 
 async def face_descriptors(conn: AsyncConnection, face_id: str) -> dict[int, bytes]:
@@ -317,23 +339,7 @@ class Faces:
                 assert row is not None
                 if data is not None:
                     await _store_attribute(conn, face_id, data)
-                if lists:
-                    async with conn.cursor() as c:
-                        # One by one so link_key follows the request's list order.
-                        for list_id in lists:
-                            await c.execute(
-                                "INSERT INTO list_faces (list_id, face_id) VALUES (%s, %s)",
-                                (list_id, face_id),
-                            )
-                    # Last, and in id order: concurrent creates into one list (the usual
-                    # watchlist load) wait for each other only from here to the commit, not
-                    # for the whole transaction.
-                    await conn.execute(
-                        "UPDATE lists SET last_update_time = now() WHERE list_id IN (SELECT"
-                        " list_id FROM lists WHERE list_id = ANY(%s::uuid[]) ORDER BY list_id"
-                        " FOR NO KEY UPDATE)",
-                        (lists,),
-                    )
+                await _link_new_face(conn, face_id, lists)
                 await outbox.enqueue(
                     conn,
                     outbox.upserts(
@@ -345,9 +351,7 @@ class Faces:
             if (exc.diag.constraint_name or "").startswith("list_faces_list_id"):
                 # A list deleted between the check above and the link.
                 raise lists_not_found(lists[0]) from None
-            raise errors.LunaError(
-                errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
-            ) from None
+            raise account_not_found(scope.account_id) from None
         except psycopg.errors.UniqueViolation:
             raise errors.LunaError(
                 errors.FACE_EXISTS, f"Face with id '{face_id}' already exists"

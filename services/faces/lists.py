@@ -26,6 +26,7 @@ from services.common.scoping import (
 )
 from services.faces import outbox
 from services.faces.faces import (
+    account_not_found,
     delete_locked_faces,
     face_lists,
     lists_not_found,
@@ -111,9 +112,7 @@ class Lists:
                 (ids.new_id(), scope.account_id, user_data),
             )
         except psycopg.errors.ForeignKeyViolation:
-            raise errors.LunaError(
-                errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
-            ) from None
+            raise account_not_found(scope.account_id) from None
         assert row is not None
         return FaceList(**row)
 

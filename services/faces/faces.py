@@ -175,6 +175,12 @@ def face_not_found(face_id: str) -> errors.LunaError:
     return errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
 
 
+def faces_not_found(face_id: str) -> errors.LunaError:
+    return errors.LunaError(
+        errors.FACES_NOT_FOUND, f"One or more faces not found including face with id '{face_id}'"
+    )
+
+
 def lists_not_found(list_id: str) -> errors.LunaError:
     return errors.LunaError(
         errors.LISTS_NOT_FOUND,
@@ -490,10 +496,7 @@ class Faces:
             found = await lock_own_faces(conn, scope.account_id, wanted)
             missing = [f for f in wanted if f not in found]
             if missing and not ignore_missing:
-                raise errors.LunaError(
-                    errors.FACES_NOT_FOUND,
-                    f"One or more faces not found including face with id '{missing[0]}'",
-                )
+                raise faces_not_found(missing[0])
             deleted = [f for f in wanted if f in found]
             if deleted:
                 await outbox.enqueue(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from services.common import config
@@ -62,59 +63,54 @@ def snapshot_dir() -> Path:
     return Path(value) if value else config.data_dir() / "matcher"
 
 
-INDEX_THRESHOLD = config.declare(
-    "LUNA_MATCHER_INDEX_THRESHOLD",
-    MatcherConfig.index_threshold,
-    "Candidate sets (lists, account views) with at least this many descriptors are searched in "
-    "an HNSW index with exact re-rank; smaller ones by an exact BLAS scan.",
-)
-HNSW_M = config.declare(
-    "LUNA_MATCHER_HNSW_M", MatcherConfig.hnsw_m, "HNSW graph degree M (hnswlib)."
-)
-HNSW_EF_CONSTRUCTION = config.declare(
-    "LUNA_MATCHER_HNSW_EF_CONSTRUCTION",
-    MatcherConfig.hnsw_ef_construction,
-    "HNSW ef_construction used when building indexes.",
-)
-HNSW_EF = config.declare(
-    "LUNA_MATCHER_HNSW_EF",
-    MatcherConfig.hnsw_ef,
-    "HNSW search breadth ef; each search fetches max(4*limit, 64) candidates and re-ranks them "
-    "exactly.",
-)
-DELTA_MAX = config.declare(
-    "LUNA_MATCHER_DELTA_MAX",
-    MatcherConfig.delta_max,
-    "Descriptors added to an indexed set are scanned exactly until this many accumulate, then "
-    "merged into the HNSW graph in the background.",
-)
-REBUILD_DELETED_RATIO = config.declare(
-    "LUNA_MATCHER_REBUILD_DELETED_RATIO",
-    MatcherConfig.rebuild_deleted_ratio,
-    "Rebuild an HNSW index in the background once this share of it is deleted.",
-)
-BUILD_THREADS = config.declare(
-    "LUNA_MATCHER_BUILD_THREADS",
-    MatcherConfig.build_threads,
-    "Threads for background index builds; 0 = all CPU cores.",
-)
-INDEX_ACCOUNT_VIEWS = config.declare(
-    "LUNA_MATCHER_INDEX_ACCOUNT_VIEWS",
-    MatcherConfig.index_account_views,
-    "1: also build HNSW indexes over all faces of large accounts (matching without a list); "
-    "0: such searches scan exactly. Costs ~750 MB per 1M faces.",
-)
+# The LUNA_MATCHER_* setting of each MatcherConfig field; defaults are the dataclass's.
+_CORE_SETTINGS = {
+    "index_threshold": (
+        "LUNA_MATCHER_INDEX_THRESHOLD",
+        "Candidate sets (lists, account views) with at least this many descriptors are searched "
+        "in an HNSW index with exact re-rank; smaller ones by an exact BLAS scan.",
+    ),
+    "hnsw_m": ("LUNA_MATCHER_HNSW_M", "HNSW graph degree M (hnswlib)."),
+    "hnsw_ef_construction": (
+        "LUNA_MATCHER_HNSW_EF_CONSTRUCTION",
+        "HNSW ef_construction used when building indexes.",
+    ),
+    "hnsw_ef": (
+        "LUNA_MATCHER_HNSW_EF",
+        "HNSW search breadth ef; each search fetches max(4*limit, 64) candidates and re-ranks "
+        "them exactly.",
+    ),
+    "delta_max": (
+        "LUNA_MATCHER_DELTA_MAX",
+        "Descriptors added to an indexed set are scanned exactly until this many accumulate, "
+        "then merged into the HNSW graph in the background.",
+    ),
+    "rebuild_deleted_ratio": (
+        "LUNA_MATCHER_REBUILD_DELETED_RATIO",
+        "Rebuild an HNSW index in the background once this share of it is deleted.",
+    ),
+    "build_threads": (
+        "LUNA_MATCHER_BUILD_THREADS",
+        "Threads for background index builds; 0 = all CPU cores.",
+    ),
+    "index_account_views": (
+        "LUNA_MATCHER_INDEX_ACCOUNT_VIEWS",
+        "1: also build HNSW indexes over all faces of large accounts (matching without a "
+        "list); 0: such searches scan exactly. Costs ~750 MB per 1M faces.",
+    ),
+}
+CORE = {
+    field: config.declare(name, getattr(MatcherConfig, field), doc)
+    for field, (name, doc) in _CORE_SETTINGS.items()
+}
+_READ = {
+    "int": config.Setting.get_int,
+    "float": config.Setting.get_float,
+    "bool": config.Setting.get_bool,
+}
 
 
 def core_config() -> MatcherConfig:
-    """The core's tunables as the environment sets them now."""
-    return MatcherConfig(
-        index_threshold=INDEX_THRESHOLD.get_int(),
-        hnsw_m=HNSW_M.get_int(),
-        hnsw_ef_construction=HNSW_EF_CONSTRUCTION.get_int(),
-        hnsw_ef=HNSW_EF.get_int(),
-        delta_max=DELTA_MAX.get_int(),
-        rebuild_deleted_ratio=REBUILD_DELETED_RATIO.get_float(),
-        build_threads=BUILD_THREADS.get_int(),
-        index_account_views=INDEX_ACCOUNT_VIEWS.get_bool(),
-    )
+    """The core's tunables as the environment sets them now (each read as its field's type)."""
+    types = {f.name: str(f.type) for f in fields(MatcherConfig)}
+    return MatcherConfig(**{field: _READ[types[field]](s) for field, s in CORE.items()})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -31,14 +31,8 @@ _COLUMNS = "account_id::text, login, account_type, description, create_time, las
 
 
 def _account(row: dict[str, Any]) -> Account:
-    return Account(
-        account_id=row["account_id"],
-        login=row["login"],
-        account_type=row["account_type"],
-        description=row["description"],
-        create_time=row["create_time"],
-        last_update_time=row["last_update_time"],
-    )
+    """The Account of a row of _COLUMNS (other columns, such as password_hash, left out)."""
+    return Account(**{f.name: row[f.name] for f in fields(Account)})
 
 
 def _check_id(account_id: str) -> None:

@@ -39,6 +39,25 @@ class ServiceApp:
     options: list[tuple[str, Any]] = field(default_factory=list)
 
 
+def service_names(*modules: Any) -> list[str]:
+    """Full names of every gRPC service the given `*_pb2` modules define (for health and
+    reflection)."""
+    return [s.full_name for m in modules for s in m.DESCRIPTOR.services_by_name.values()]
+
+
+def unary(
+    call: Callable[[Any, Any], Awaitable[Any]], reply: Callable[[Any], Any]
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """A servicer method of the thin-adapter shape, written once: await `call(servicer,
+    request)` (the core call with its arguments taken from the request) and answer
+    `reply(result)`. Errors are the interceptor's business, as for any handler."""
+
+    async def method(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return reply(await call(self, request))
+
+    return method
+
+
 def _error_trailer(err: errors.LunaError) -> tuple[tuple[str, bytes], ...]:
     detail = error_pb2.ErrorDetail(
         error_code=err.code, desc=err.desc, detail=err.detail, http_status=err.http_status

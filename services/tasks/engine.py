@@ -51,7 +51,7 @@ MAX_RESULT_ERRORS = config.declare(
 )
 WORK_SUBJECT = "luna.tasks.work"
 # A sibling service that is down or slow: the same work may succeed later.
-RETRYABLE = (errors.INTERNAL, 2, errors.REQUEST_TIMEOUT)
+RETRYABLE = (errors.INTERNAL, errors.QUEUE_UNAVAILABLE, errors.REQUEST_TIMEOUT)
 
 
 def message_id(task_id: int, subtask_id: int, created: datetime) -> str:
@@ -74,11 +74,7 @@ async def create_task(
     load_all()
     kind = kinds.kind_for(task_type)
     if len(description) > 128:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: 'description', message: "
-            f"'{description[:20]}...' is too long'",
-        )
+        raise errors.bad_json("description", f"{description[:20]}...' is too long")
     valid = kind.validate(content)
     prepared = await kind.prepare(deps, account_id, valid)
     return await store.create(account_id, task_type, description, prepared, schedule_id, conn)

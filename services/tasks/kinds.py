@@ -23,8 +23,6 @@ from luna.faces.v1 import faces_pb2
 from services.common import errors, times
 from services.tasks.store import ItemError
 
-NOT_IMPLEMENTED = 12029
-
 UUID_PATTERN = "^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$"
 UUID = {"type": "string", "pattern": UUID_PATTERN}
 DATE_TIME = {"type": "string", "format": "date-time"}
@@ -88,11 +86,7 @@ class SchemaCheck:
         err = best_match(self._validator.iter_errors(content))
         if err is not None:
             path = ".".join(str(p) for p in err.absolute_path)
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: '{self._prefix}{'.' if path else ''}"
-                f"{path}', message: '{err.message}'",
-            )
+            raise errors.bad_json(f"{self._prefix}{'.' if path else ''}{path}", err.message)
         return dict(content)
 
 
@@ -239,7 +233,7 @@ def kind_for(task_type: int) -> Kind:
     kind = REGISTRY.get(task_type)
     if kind is None:
         raise errors.LunaError(
-            NOT_IMPLEMENTED,
+            errors.NOT_IMPLEMENTED,
             f"Task type {task_type} is not implemented by this server yet",
         )
     return kind

@@ -25,7 +25,6 @@ from services.tasks.store import CANCELLED, COLLECTING, IN_PROGRESS, PENDING, Ta
 
 log = logging.getLogger("luna.tasks.schedules")
 
-SCHEDULE_NOT_FOUND = 28040
 RUNNING, STOPPED = "running", "stopped"
 ACTIONS = {"start": RUNNING, "pause": STOPPED, "stop": STOPPED}
 UNFINISHED = (PENDING, IN_PROGRESS, COLLECTING)
@@ -67,22 +66,16 @@ BODY_SCHEMA: dict[str, Any] = {
 _VALIDATOR = Draft202012Validator(BODY_SCHEMA)
 
 
-def _invalid(path: str, message: str) -> errors.LunaError:
-    return errors.LunaError(
-        errors.BAD_JSON, f"Failed to validate input json. Path: '{path}', message: '{message}'"
-    )
-
-
 def validate_body(body: Any) -> tuple[dict[str, Any], cron.Cron]:
     err = best_match(_VALIDATOR.iter_errors(body))
     if err is not None:
-        raise _invalid(".".join(str(p) for p in err.absolute_path), err.message)
+        raise errors.bad_json(".".join(str(p) for p in err.absolute_path), err.message)
     trigger = body["trigger"]
     trigger.setdefault("cron_timezone", "utc")
     try:
         parsed = cron.parse(trigger["cron"], trigger["cron_timezone"])
     except cron.CronError as exc:
-        raise _invalid("trigger.cron", str(exc)) from None
+        raise errors.bad_json("trigger.cron", str(exc)) from None
     behaviour = body.setdefault("behaviour", {})
     behaviour.setdefault("start_immediately", False)
     behaviour.setdefault("create_stopped", False)
@@ -152,7 +145,7 @@ class Schedules:
             row = await cur.fetchone()
             if row is None:
                 raise errors.LunaError(
-                    SCHEDULE_NOT_FOUND, f"Schedule with id {schedule_id} not found"
+                    errors.SCHEDULE_NOT_FOUND, f"Schedule with id {schedule_id} not found"
                 )
             return await self._with_tasks(conn, dict(row))
 
@@ -252,7 +245,7 @@ class Schedules:
             )
             if cur.rowcount == 0:
                 raise errors.LunaError(
-                    SCHEDULE_NOT_FOUND, f"Schedule with id {schedule_id} not found"
+                    errors.SCHEDULE_NOT_FOUND, f"Schedule with id {schedule_id} not found"
                 )
 
     async def fire_due(self) -> list[int]:

@@ -24,13 +24,6 @@ FINISHED = (CANCELLED, FAILED, DONE)
 # Subtask statuses.
 SUB_PENDING, SUB_IN_PROGRESS, SUB_CANCELLED, SUB_FAILED, SUB_DONE = 0, 1, 2, 3, 4
 
-TASK_NOT_FOUND = 28001
-TASK_ERROR_NOT_FOUND = 28003
-RESULT_NOT_FOUND = 28017
-NO_RESULT_YET = 28018
-CANNOT_CANCEL = 28019
-CANCELLED_RESULT = 28020
-
 
 @dataclass
 class ItemError:
@@ -116,7 +109,7 @@ def _error_where(f: ErrorFilter) -> tuple[str, list[Any]]:
 
 
 def _not_found(task_id: int) -> errors.LunaError:
-    return errors.LunaError(TASK_NOT_FOUND, f"Task with id '{task_id}' not found")
+    return errors.LunaError(errors.TASK_NOT_FOUND, f"Task with id '{task_id}' not found")
 
 
 class TaskStore:
@@ -183,7 +176,7 @@ class TaskStore:
             task = await self._locked(conn, task_id, account_id)
             if task["task_status"] in FINISHED:
                 raise errors.LunaError(
-                    CANNOT_CANCEL,
+                    errors.TASK_CANNOT_CANCEL,
                     f"Task '{task_id}' with status {task['task_status']} can not canceled",
                 )
             await conn.execute(
@@ -231,15 +224,17 @@ class TaskStore:
         task = await self.get(task_id, account_id)
         if task["task_status"] == CANCELLED:
             raise errors.LunaError(
-                CANCELLED_RESULT,
+                errors.TASK_CANCELLED_RESULT,
                 f"Impossible get a result of task {task_id} with status {CANCELLED}",
             )
         if task["result_id"] is None:
             if task["task_status"] in (FAILED, DONE):
                 raise errors.LunaError(
-                    RESULT_NOT_FOUND, f"Result of the task '{task_id}' not found"
+                    errors.TASK_RESULT_NOT_FOUND, f"Result of the task '{task_id}' not found"
                 )
-            raise errors.LunaError(NO_RESULT_YET, f"task '{task_id}' does not have result yet")
+            raise errors.LunaError(
+                errors.TASK_NO_RESULT_YET, f"task '{task_id}' does not have result yet"
+            )
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "select content_type, body from tasks_results where result_id = %s",
@@ -247,7 +242,9 @@ class TaskStore:
             )
             row = await cur.fetchone()
         if row is None:
-            raise errors.LunaError(RESULT_NOT_FOUND, f"Result of the task '{task_id}' not found")
+            raise errors.LunaError(
+                errors.TASK_RESULT_NOT_FOUND, f"Result of the task '{task_id}' not found"
+            )
         return str(row["content_type"]), bytes(row["body"])
 
     # -- subtasks ------------------------------------------------------------------------
@@ -411,7 +408,7 @@ class TaskStore:
             row = await cur.fetchone()
         if row is None:
             raise errors.LunaError(
-                TASK_ERROR_NOT_FOUND, f"Task error with id '{error_id}' not found"
+                errors.TASK_ERROR_NOT_FOUND, f"Task error with id '{error_id}' not found"
             )
         return dict(row)
 

@@ -22,7 +22,6 @@ from services.tasks.kinds import UUID, Deps, Kind, Outcome
 from services.tasks.store import ItemError
 
 PART_SIZE = 1000
-UNSUPPORTED_VERSION = 34001
 EXTRACTABLE_VERSIONS = config.declare(
     "LUNA_TASKS_EXTRACTABLE_VERSIONS",
     "200",
@@ -75,28 +74,25 @@ class AdditionalExtract(Kind):
         options = content.setdefault("options", {})
         if target != "face_descriptor":
             raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, f"additional_extract of {target} is not implemented yet"
+                errors.NOT_IMPLEMENTED, f"additional_extract of {target} is not implemented yet"
             )
         if filters["objects_type"] != "faces":
             raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, "additional_extract of events is not implemented yet"
+                errors.NOT_IMPLEMENTED, "additional_extract of events is not implemented yet"
             )
         if "descriptor_version" not in options:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'content.options', message: "
-                "''descriptor_version' is a required property'",
-            )
+            raise errors.bad_json("content.options", "'descriptor_version' is a required property")
         if not options.setdefault("missing", True):
             raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED,
+                errors.NOT_IMPLEMENTED,
                 "Required server functionality is not implemented (missing: false)",
             )
         version = options["descriptor_version"]
         allowed = {int(v) for v in EXTRACTABLE_VERSIONS.get().split(",") if v.strip()}
         if version not in allowed:
             raise errors.LunaError(
-                UNSUPPORTED_VERSION, f"Descriptor version {version} is not supported"
+                errors.UNSUPPORTED_DESCRIPTOR_VERSION,
+                f"Descriptor version {version} is not supported",
             )
         kinds.check_filters_account(account_id, filters)
         return content
@@ -155,7 +151,7 @@ async def _extract_one(deps: Deps, scope: Any, face_id: str, version: int) -> di
     descriptor = extracted.descriptors[0]
     if descriptor.version != version:
         raise errors.LunaError(
-            UNSUPPORTED_VERSION, f"Descriptor version {version} is not supported"
+            errors.UNSUPPORTED_DESCRIPTOR_VERSION, f"Descriptor version {version} is not supported"
         )
     new = attributes_pb2.AttributeData()
     new.CopyFrom(data)

@@ -83,14 +83,10 @@ class Clustering(Kind):
         objects.check_filters(content["objects_type"], content["filters"], account_id)
         objects.descriptor_type_check(content.get("descriptor"))
         if "params" in content and content["objects_type"] != "events":
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'content.params', message: "
-                "'params are allowed for events only'",
-            )
+            raise errors.bad_json("content.params", "params are allowed for events only")
         if content.get("params", {}).get("use_track_info"):
             raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, "params.use_track_info is not implemented yet"
+                errors.NOT_IMPLEMENTED, "params.use_track_info is not implemented yet"
             )
         content.setdefault("threshold", DEFAULT_THRESHOLD)
         content.setdefault("limit", MAX_LIMIT)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from luna.matcher.v1 import matcher_pb2
 
-from services.common import errors
+from services.common import descriptors, errors
 from services.tasks import analytics, kinds
 from services.tasks.kinds import UUID, Deps, Kind, Outcome
 from services.tasks.types import linker, objects
@@ -94,7 +94,7 @@ async def match_in_list(
             matcher_pb2.Reference(
                 id=rid,
                 descriptor=matcher_pb2.RawDescriptor(
-                    descriptor=np.asarray(vec, "<f4").tobytes(), version=version
+                    descriptor=descriptors.pack(vec), version=version
                 ),
             )
             for rid, vec in zip(
@@ -164,11 +164,9 @@ class CrossMatch(Kind):
         for side in ("reference", "candidate"):
             sub = flt[f"{side}_filters"]
             if "account_id" in sub:
-                raise errors.LunaError(
-                    errors.BAD_JSON,
-                    f"Failed to validate input json. Path: 'content.filters.{side}_filters', "
-                    "message: 'Additional properties are not allowed ('account_id' was "
-                    "unexpected)'",
+                raise errors.bad_json(
+                    f"content.filters.{side}_filters",
+                    "Additional properties are not allowed ('account_id' was unexpected)",
                 )
             objects.check_filters(flt[f"{side}_type"], sub, account_id)
         objects.descriptor_type_check(flt.get("descriptor"))

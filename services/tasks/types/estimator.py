@@ -214,11 +214,7 @@ class Estimator(Kind):
                 handlers_pb2.ValidatePoliciesRequest(scope=scope, policies=policies)
             )
         else:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'content.handler', message: "
-                "'handler_id or policies is required'",
-            )
+            raise errors.bad_json("content.handler", "handler_id or policies is required")
         kind = source["source_type"]
         source.setdefault("image_type", 0)
         if kind == "network_disk":

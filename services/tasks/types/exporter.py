@@ -204,11 +204,7 @@ class Exporter(Kind):
         columns = content.setdefault("columns", DEFAULT_FACE_COLUMNS if faces else EVENT_COLUMNS)
         bad = [c for c in columns if c not in allowed]
         if bad:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'content.columns', message: "
-                f"'{bad[0]!r} is not one of {allowed}'",
-            )
+            raise errors.bad_json("content.columns", f"{bad[0]!r} is not one of {allowed}")
         content.setdefault("csv_delimiter", ",")
         content.setdefault("save_images", 0)
         content.setdefault("descriptor", {"type": "face"})

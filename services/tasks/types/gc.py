@@ -67,25 +67,21 @@ class GC(Kind):
                 {"descriptor_type"} if content["target"] == "event_descriptors" else set()
             )
             if set(filters) != need:
-                raise errors.LunaError(
-                    errors.BAD_JSON,
-                    "Failed to validate input json. Path: 'content.filters', message: "
-                    f"'target {content['target']} takes exactly {sorted(need)}'",
+                raise errors.bad_json(
+                    "content.filters", f"target {content['target']} takes exactly {sorted(need)}"
                 )
             content.setdefault("store_results", True)
             return content
         kinds.check_filters_account(account_id, filters)
         for key in ("descriptor_version", "descriptor_type"):
             if key in filters:
-                raise errors.LunaError(
-                    errors.BAD_JSON,
-                    f"Failed to validate input json. Path: 'content.filters', message: "
-                    f"'{key}' is not allowed for target 'events'",
+                raise errors.bad_json(
+                    "content.filters", f"{key}' is not allowed for target 'events"
                 )
         if "insert_time__lt" in filters:
             # Events here record no separate insertion time; refusing beats guessing.
             raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, "filters.insert_time__lt is not implemented yet"
+                errors.NOT_IMPLEMENTED, "filters.insert_time__lt is not implemented yet"
             )
         content.setdefault("store_results", True)
         content.setdefault("remove_samples", False)

@@ -20,8 +20,6 @@ from services.tasks.store import ItemError
 from services.tasks.types import exporter
 
 PART_SIZE = 1000
-FACE_NOT_FOUND = 22004
-EVENT_NOT_FOUND = 23001
 DESCRIPTOR_VERSION = config.declare(
     "LUNA_DEFAULT_DESCRIPTOR_VERSION",
     200,
@@ -60,11 +58,7 @@ class Linker(Kind):
                     errors.BAD_INPUT, "Give either 'list_id' or 'create_list': 1, not both"
                 )
         elif "list_id" not in content:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'content', message: "
-                "'list_id is required unless create_list is 1'",
-            )
+            raise errors.bad_json("content", "list_id is required unless create_list is 1")
         else:
             # 22003 when the list is not this account's.
             await deps.lists.GetList(
@@ -110,7 +104,7 @@ class Linker(Kind):
             )
             return Outcome({"list_id": list_id, "face_ids": face_ids})
         except errors.LunaError as err:
-            if err.code != FACE_NOT_FOUND:
+            if err.code != errors.FACES_NOT_FOUND:
                 raise
         # A face vanished since planning: link the others one by one, report the missing.
         linked, failed = [], []
@@ -121,7 +115,7 @@ class Linker(Kind):
                 )
                 linked.append(fid)
             except errors.LunaError as err:
-                if err.code != FACE_NOT_FOUND:
+                if err.code != errors.FACES_NOT_FOUND:
                     raise
                 failed.append(ItemError.of(err, fid))
         return Outcome({"list_id": list_id, "face_ids": linked}, failed)
@@ -168,7 +162,7 @@ async def _faces_from_events(deps: Deps, subtask: dict[str, Any]) -> Outcome:
         event = found.get(event_id)
         if event is None:
             failures.append(
-                ItemError(EVENT_NOT_FOUND, f"Event with id {event_id} not found", event_id)
+                ItemError(errors.EVENT_NOT_FOUND, f"Event with id {event_id} not found", event_id)
             )
             continue
         existing = await deps.faces.ListFaces(

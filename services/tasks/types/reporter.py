@@ -28,8 +28,6 @@ from services.tasks.store import DONE, ItemError
 from services.tasks.types import exporter
 
 PART_SIZE = 1000
-NOT_REPORTABLE = 28013
-BAD_STATUS = 28015
 CLUSTERING = 2
 FACE_COLUMNS = ["user_data", "create_time", "lists", "external_id", "avatar", "event_id"]
 DEFAULT_FACE_COLUMNS = ["user_data", "create_time", "external_id", "avatar", "event_id"]
@@ -63,12 +61,12 @@ class Reporter(Kind):
         source = await deps.store.get(task_id, account_id)
         if source["task_type"] != CLUSTERING:
             raise errors.LunaError(
-                NOT_REPORTABLE, f"Tasks with type '{source['task_type']}' does not support a build"
-                " report",
-            )  # fmt: skip
+                errors.TASK_NOT_REPORTABLE,
+                f"Tasks with type '{source['task_type']}' does not support a build report",
+            )
         if source["task_status"] != DONE:
             raise errors.LunaError(
-                BAD_STATUS,
+                errors.TASK_BAD_STATUS_FOR_REPORT,
                 f"Task '{task_id}' with status {source['task_status']} can not be reported:"
                 " only a done clustering task has clusters",
             )
@@ -79,11 +77,7 @@ class Reporter(Kind):
         )
         bad = [c for c in columns if c not in allowed]
         if bad:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'content.columns', message: "
-                f"'{bad[0]!r} is not one of {allowed}'",
-            )
+            raise errors.bad_json("content.columns", f"{bad[0]!r} is not one of {allowed}")
         content["objects_type"] = objects_type
         content.setdefault("csv_delimiter", ",")
         content.setdefault("save_images", 0)

@@ -24,9 +24,6 @@ from services.tasks.kinds import UUID, Deps, Kind, Outcome
 from services.tasks.store import ItemError
 from services.tasks.types import objects
 
-FACE_NOT_FOUND = 22002
-ATTRIBUTE_NOT_FOUND = 22011
-DESCRIPTOR_NOT_FOUND = 11018
 ROWS_PER_PART = 2500
 
 
@@ -96,18 +93,14 @@ class Roc(Kind):
         counts = Counter(item_id(m) for m in content["markup"])
         dup = next((f for f, c in counts.items() if c > 1), None)
         if dup is not None:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'content.markup', message: "
-                f"'object {dup} is marked up more than once'",
-            )
+            raise errors.bad_json("content.markup", f"object {dup} is marked up more than once")
         attrs = [m["attribute_id"] for m in content["markup"] if "attribute_id" in m]
         if attrs:
             kept, _ = await objects.descriptors(deps, account_id, "attributes", attrs)
             gone = sorted(set(attrs) - set(kept))
             if gone:
                 raise errors.LunaError(
-                    ATTRIBUTE_NOT_FOUND, f"Attributes with id {gone[0]} not found"
+                    errors.ATTRIBUTE_NOT_FOUND, f"Attributes with id {gone[0]} not found"
                 )
         wanted = [m["face_id"] for m in content["markup"] if "face_id" in m]
         # Every face must be the task account's: another account's face is "not found".
@@ -126,7 +119,7 @@ class Roc(Kind):
             seen.update(f.face_id for f in reply.faces)
         missing = [f for f in wanted if f not in seen]
         if missing:
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{missing[0]}' not found")
+            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{missing[0]}' not found")
         content.setdefault("threshold_hit_top", 0.0)
         content.setdefault("limit", 5)
         return content
@@ -148,7 +141,7 @@ class Roc(Kind):
         have = set(kept)
         failures = [
             ItemError(
-                DESCRIPTOR_NOT_FOUND,
+                errors.DESCRIPTOR_NOT_FOUND,
                 f"Face descriptor of version {objects.linker.DESCRIPTOR_VERSION.get_int()}"
                 f" is not found for object with id '{fid}'.",
                 fid,

@@ -35,10 +35,22 @@ def uuid_array(max_items: int | None = None) -> dict[str, Any]:
     return schema
 
 
-FACES_FILTERS: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
+def closed(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """The schema of a JSON object with these properties and no others."""
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    schema["properties"] = properties
+    return schema
+
+
+def one_of(*values: str) -> dict[str, Any]:
+    """The schema of a string that is one of `values`."""
+    return {"type": "string", "enum": list(values)}
+
+
+FACES_FILTERS: dict[str, Any] = closed(
+    {
         "account_id": UUID,
         "face_ids": uuid_array(),
         "external_ids": {"type": "array", "items": {"type": "string", "maxLength": 36}},
@@ -49,7 +61,7 @@ FACES_FILTERS: dict[str, Any] = {
         "face_id__lt": UUID,
         "list_id": UUID,
     },
-}
+)
 
 
 @dataclass
@@ -91,10 +103,17 @@ class SchemaCheck:
 
 
 class Kind(ABC):
+    """A task type; `class Linker(Kind, name="linker")` takes its number from NAMES."""
+
     task_type: ClassVar[int]
     name: ClassVar[str]
     schema: ClassVar[dict[str, Any]]
     _check: ClassVar[SchemaCheck | None] = None
+
+    def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name:
+            cls.name, cls.task_type = name, NAMES[name]
 
     def validate(self, content: Any) -> dict[str, Any]:
         cls = type(self)

@@ -18,7 +18,7 @@ from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2
 
 from services.common import config, errors
 from services.tasks import kinds
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 
 PART_SIZE = 1000
@@ -30,32 +30,20 @@ EXTRACTABLE_VERSIONS = config.declare(
 )
 
 
-class AdditionalExtract(Kind):
-    task_type = 5
-    name = "additional_extract"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["extraction_target", "filters"],
-        "properties": {
-            "extraction_target": {
-                "type": "string",
-                "enum": ["face_descriptor", "body_descriptor", "basic_attributes"],
-            },
-            "options": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
+class AdditionalExtract(Kind, name="additional_extract"):
+    schema = closed(
+        required=["extraction_target", "filters"],
+        properties={
+            "extraction_target": one_of("face_descriptor", "body_descriptor", "basic_attributes"),
+            "options": closed(
+                {
                     "descriptor_version": {"type": "integer"},
                     "missing": {"type": "boolean"},
                 },
-            },
-            "filters": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["objects_type"],
-                "properties": {
-                    "objects_type": {"type": "string", "enum": ["faces", "events"]},
+            ),
+            "filters": closed(
+                {
+                    "objects_type": one_of("faces", "events"),
                     "account_id": UUID,
                     "face_id__gte": UUID,
                     "face_id__lt": UUID,
@@ -65,9 +53,10 @@ class AdditionalExtract(Kind):
                     "insert_time__gte": kinds.DATE_TIME,
                     "insert_time__lt": kinds.DATE_TIME,
                 },
-            },
+                required=["objects_type"],
+            ),
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         target, filters = content["extraction_target"], content["filters"]

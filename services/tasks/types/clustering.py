@@ -20,7 +20,7 @@ import numpy as np
 
 from services.common import errors
 from services.tasks import analytics, kinds
-from services.tasks.kinds import Deps, Kind, Outcome
+from services.tasks.kinds import Deps, Kind, Outcome, closed, one_of
 from services.tasks.types import objects
 
 DEFAULT_THRESHOLD = 0.81
@@ -53,21 +53,17 @@ def forest(n: int, a: np.ndarray, b: np.ndarray) -> list[list[int]]:
     return [[int(i), int(roots[i])] for i in links]
 
 
-class Clustering(Kind):
-    task_type = 2
-    name = "clustering"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["objects_type", "filters"],
-        "properties": {
-            "objects_type": {"type": "string", "enum": ["faces", "events"]},
+class Clustering(Kind, name="clustering"):
+    schema = closed(
+        required=["objects_type", "filters"],
+        properties={
+            "objects_type": one_of("faces", "events"),
             "filters": {"type": "object"},
             "threshold": {"type": "number", "minimum": 0, "maximum": 1},
             "descriptor": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"type": {"type": "string", "enum": ["face", "body"]}},
+                "properties": {"type": one_of("face", "body")},
                 "required": ["type"],
             },
             "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
@@ -77,7 +73,7 @@ class Clustering(Kind):
                 "properties": {"use_track_info": {"type": "integer", "enum": [0, 1]}},
             },
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         objects.check_filters(content["objects_type"], content["filters"], account_id)

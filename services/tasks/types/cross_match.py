@@ -20,7 +20,7 @@ from luna.matcher.v1 import matcher_pb2
 
 from services.common import descriptors, errors
 from services.tasks import analytics, kinds
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.types import linker, objects
 
 PART_SIZE = 1000
@@ -127,14 +127,10 @@ async def match_in_list(
     return [m for p in parts for m in p]
 
 
-class CrossMatch(Kind):
-    task_type = 6
-    name = "cross_match"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["filters"],
-        "properties": {
+class CrossMatch(Kind, name="cross_match"):
+    schema = closed(
+        required=["filters"],
+        properties={
             "filters": {
                 "type": "object",
                 "additionalProperties": False,
@@ -147,7 +143,7 @@ class CrossMatch(Kind):
                     "descriptor": {
                         "type": "object",
                         "additionalProperties": False,
-                        "properties": {"type": {"type": "string", "enum": ["face", "body"]}},
+                        "properties": {"type": one_of("face", "body")},
                         "required": ["type"],
                     },
                     "account_id": UUID,
@@ -156,7 +152,7 @@ class CrossMatch(Kind):
             "threshold": {"type": "number", "minimum": 0, "maximum": 1},
             "limit": {"type": "integer", "minimum": 1},
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         flt = content["filters"]

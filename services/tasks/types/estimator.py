@@ -18,7 +18,7 @@ from luna.events.v1 import handlers_pb2, pipeline_pb2
 
 from services.common import config, errors, pbjson
 from services.tasks import kinds, sources
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 
 PART_SIZE = config.declare(
@@ -51,11 +51,8 @@ _IMAGE_TYPE = {"type": "integer", "enum": [0, 1, 2]}
 _PREFIXES = {"prefix": {"type": "string"}, "postfix": {"type": "string"}}
 SOURCE_SCHEMA: dict[str, Any] = {
     "oneOf": [
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["source_type", "reference"],
-            "properties": {
+        closed(
+            {
                 "source_type": {"const": "zip"},
                 "reference": {"type": "string", "format": "uri"},
                 "authorization": {
@@ -65,12 +62,10 @@ SOURCE_SCHEMA: dict[str, Any] = {
                 },
                 "image_type": _IMAGE_TYPE,
             },
-        },
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["source_type", "reference"],
-            "properties": {
+            required=["source_type", "reference"],
+        ),
+        closed(
+            {
                 "source_type": {"const": "network_disk"},
                 "reference": {
                     "type": "object",
@@ -85,12 +80,10 @@ SOURCE_SCHEMA: dict[str, Any] = {
                 "recursive": {"type": "boolean"},
                 "image_type": _IMAGE_TYPE,
             },
-        },
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["source_type", "reference"],
-            "properties": {
+            required=["source_type", "reference"],
+        ),
+        closed(
+            {
                 "source_type": {"const": "ftp"},
                 "reference": {
                     "type": "object",
@@ -114,12 +107,10 @@ SOURCE_SCHEMA: dict[str, Any] = {
                 "recursive": {"type": "boolean"},
                 "image_type": _IMAGE_TYPE,
             },
-        },
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["source_type", "reference", "authorization"],
-            "properties": {
+            required=["source_type", "reference"],
+        ),
+        closed(
+            {
                 "source_type": {"const": "s3"},
                 "reference": {
                     "type": "object",
@@ -139,35 +130,30 @@ SOURCE_SCHEMA: dict[str, Any] = {
                     "properties": {
                         "public_access_key": {"type": "string"},
                         "secret_access_key": {"type": "string"},
-                        "signature_version": {"type": "string", "enum": ["s3v2", "s3v4"]},
+                        "signature_version": one_of("s3v2", "s3v4"),
                     },
                 },
                 "recursive": {"type": "boolean"},
                 "save_origin": {"type": "boolean"},
                 "image_type": _IMAGE_TYPE,
             },
-        },
+            required=["source_type", "reference", "authorization"],
+        ),
     ]
 }
 
 
-class Estimator(Kind):
-    task_type = 9
-    name = "estimator"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["handler", "source"],
-        "properties": {
-            "handler": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
+class Estimator(Kind, name="estimator"):
+    schema = closed(
+        required=["handler", "source"],
+        properties={
+            "handler": closed(
+                {
                     "handler_id": UUID,
                     "policies": {"type": "object"},
                     "description": {"type": "string", "maxLength": 128},
                 },
-            },
+            ),
             "source": SOURCE_SCHEMA,
             "filters": {
                 "type": "object",
@@ -175,7 +161,7 @@ class Estimator(Kind):
                 "properties": {"account_id": UUID},
             },
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         kinds.check_filters_account(account_id, content.get("filters", {}))

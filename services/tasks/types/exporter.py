@@ -21,7 +21,7 @@ from luna.faces.v1 import blobs_pb2, faces_pb2
 
 from services.common import errors, times
 from services.tasks import kinds
-from services.tasks.kinds import FACES_FILTERS, UUID, Deps, Kind, Outcome
+from services.tasks.kinds import FACES_FILTERS, UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 
 PART_SIZE = 1000
@@ -35,10 +35,8 @@ EVENT_COLUMNS = [
 ]  # fmt: skip
 LOCATION = ("city", "area", "district", "street", "house_number")
 # Event filters this server can pass to the events service; others are refused, not ignored.
-EVENT_FILTERS: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
+EVENT_FILTERS: dict[str, Any] = closed(
+    {
         "account_id": UUID,
         "event_ids": kinds.uuid_array(),
         "event_id__gte": UUID,
@@ -51,7 +49,7 @@ EVENT_FILTERS: dict[str, Any] = {
         "end_time__gte": kinds.DATE_TIME,
         "end_time__lt": kinds.DATE_TIME,
     },
-}
+)
 
 
 FACE_FILTERS_CHECK = kinds.SchemaCheck(FACES_FILTERS, "content.filters")
@@ -174,27 +172,23 @@ async def _add_samples(
         )
 
 
-class Exporter(Kind):
-    task_type = 8
-    name = "exporter"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["objects_type", "filters"],
-        "properties": {
-            "objects_type": {"type": "string", "enum": ["faces", "events"]},
+class Exporter(Kind, name="exporter"):
+    schema = closed(
+        required=["objects_type", "filters"],
+        properties={
+            "objects_type": one_of("faces", "events"),
             "filters": {"type": "object"},
             "columns": {"type": "array", "items": {"type": "string"}, "minItems": 1},
             "descriptor": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"type": {"type": "string", "enum": ["face", "body"]}},
+                "properties": {"type": one_of("face", "body")},
                 "required": ["type"],
             },
             "csv_delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
             "save_images": {"type": "integer", "enum": [0, 1]},
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         faces = content["objects_type"] == "faces"

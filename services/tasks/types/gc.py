@@ -18,7 +18,7 @@ from luna.faces.v1 import blobs_pb2, faces_pb2
 
 from services.common import errors
 from services.tasks import kinds, sources
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 from services.tasks.types.exporter import event_ids
 
@@ -27,38 +27,28 @@ DESCRIPTOR_KINDS = {
     "face": events_pb2.DESCRIPTOR_KIND_FACE,
     "body": events_pb2.DESCRIPTOR_KIND_BODY,
 }
-SAMPLE_NOT_FOUND = (12013, 22002, 13001, 13003)
 
 
-class GC(Kind):
-    task_type = 4
-    name = "gc"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["target"],
-        "properties": {
-            "target": {
-                "type": "string",
-                "enum": ["events", "face_descriptors", "event_descriptors"],
-            },
-            "filters": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
+class GC(Kind, name="gc"):
+    schema = closed(
+        required=["target"],
+        properties={
+            "target": one_of("events", "face_descriptors", "event_descriptors"),
+            "filters": closed(
+                {
                     "account_id": UUID,
                     "create_time__lt": kinds.DATE_TIME,
                     "insert_time__lt": kinds.DATE_TIME,
                     "handler_id": UUID,
                     "descriptor_version": {"type": "integer"},
-                    "descriptor_type": {"type": "string", "enum": ["face", "body"]},
+                    "descriptor_type": one_of("face", "body"),
                 },
-            },
+            ),
             "store_results": {"type": "boolean"},
             "remove_samples": {"type": "boolean"},
             "remove_image_origins": {"type": "boolean"},
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         filters = content.setdefault("filters", {})

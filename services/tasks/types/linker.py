@@ -15,7 +15,7 @@ from luna.faces.v1 import attributes_pb2, faces_pb2, lists_pb2
 
 from services.common import config, errors
 from services.tasks import kinds
-from services.tasks.kinds import FACES_FILTERS, UUID, Deps, Kind, Outcome
+from services.tasks.kinds import FACES_FILTERS, UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 from services.tasks.types import exporter
 
@@ -27,21 +27,17 @@ DESCRIPTOR_VERSION = config.declare(
 )
 
 
-class Linker(Kind):
-    task_type = 1
-    name = "linker"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["objects_type", "filters"],
-        "properties": {
+class Linker(Kind, name="linker"):
+    schema = closed(
+        required=["objects_type", "filters"],
+        properties={
             "create_list": {"type": "integer", "enum": [0, 1]},
             "list_id": UUID,
             "user_data": {"type": "string", "maxLength": 128},
-            "objects_type": {"type": "string", "enum": ["faces", "events"]},
+            "objects_type": one_of("faces", "events"),
             "filters": {"type": "object"},
         },
-    }
+    )
     filters_schema = FACES_FILTERS
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:

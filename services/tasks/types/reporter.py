@@ -23,7 +23,7 @@ from luna.faces.v1 import faces_pb2
 
 from services.common import errors
 from services.tasks import kinds
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed
 from services.tasks.store import DONE, ItemError
 from services.tasks.types import exporter
 
@@ -34,14 +34,10 @@ DEFAULT_FACE_COLUMNS = ["user_data", "create_time", "external_id", "avatar", "ev
 EVENT_COLUMNS = [c for c in exporter.EVENT_COLUMNS if c != "event_id"]
 
 
-class Reporter(Kind):
-    task_type = 3
-    name = "reporter"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["filters"],
-        "properties": {
+class Reporter(Kind, name="reporter"):
+    schema = closed(
+        required=["filters"],
+        properties={
             "filters": {
                 "type": "object",
                 "additionalProperties": False,
@@ -52,7 +48,7 @@ class Reporter(Kind):
             "csv_delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
             "save_images": {"type": "integer", "enum": [0, 1]},
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         kinds.check_filters_account(account_id, content["filters"])

@@ -20,7 +20,7 @@ from luna.faces.v1 import faces_pb2
 
 from services.common import errors
 from services.tasks import analytics, kinds
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed
 from services.tasks.store import ItemError
 from services.tasks.types import objects
 
@@ -48,14 +48,10 @@ async def markup_descriptors(
     return order, np.stack([rows[i] for i in order])
 
 
-class Roc(Kind):
-    task_type = 7
-    name = "roc"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["markup", "filters"],
-        "properties": {
+class Roc(Kind, name="roc"):
+    schema = closed(
+        required=["markup", "filters"],
+        properties={
             "markup": {
                 "type": "array",
                 "minItems": 2,
@@ -86,7 +82,7 @@ class Roc(Kind):
             "limit": {"type": "integer", "minimum": 1},
             "key_FPRs": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         kinds.check_filters_account(account_id, content["filters"])

@@ -73,6 +73,25 @@ class Store:
             raise missing
         return row
 
+    async def _set(
+        self,
+        table: str,
+        columns: str,
+        key: tuple[str, str, errors.LunaError],
+        account_id: str,
+        **values: Any,
+    ) -> Row:
+        """Set `values` on the account's row whose `key` (column, id, error when missing) is
+        given; the row as it is now."""
+        column, row_id, missing = key
+        assigned = ", ".join(f"{name} = %s" for name in values)
+        return await self._row(
+            f"UPDATE {table} SET {assigned} WHERE {column} = %s AND account_id = %s "
+            f"RETURNING {columns}",
+            (*values.values(), _uuid_or_missing(row_id, missing), account_id),
+            missing,
+        )
+
     async def _page(
         self,
         source: str,
@@ -160,12 +179,12 @@ class Store:
         )
 
     async def update_token(self, account_id: str, token_id: str, token_data: str) -> Row:
-        missing = token_not_found(token_id)
-        return await self._row(
-            f"UPDATE bp3_tokens SET token_data = %s "
-            f"WHERE token_id = %s AND account_id = %s RETURNING {_TOKEN_COLUMNS}",
-            (token_data, _uuid_or_missing(token_id, missing), account_id),
-            missing,
+        return await self._set(
+            "bp3_tokens",
+            _TOKEN_COLUMNS,
+            ("token_id", token_id, token_not_found(token_id)),
+            account_id,
+            token_data=token_data,
         )
 
     async def delete_tokens(self, account_id: str, token_ids: list[str]) -> None:
@@ -470,12 +489,12 @@ class Store:
         )
 
     async def update_list(self, account_id: str, list_id: str, list_data: str) -> Row:
-        missing = list_not_found(list_id)
-        return await self._row(
-            f"UPDATE bp3_lists SET list_data = %s WHERE list_id = %s AND account_id = %s "
-            f"RETURNING {_LIST_COLUMNS}",
-            (list_data, _uuid_or_missing(list_id, missing), account_id),
-            missing,
+        return await self._set(
+            "bp3_lists",
+            _LIST_COLUMNS,
+            ("list_id", list_id, list_not_found(list_id)),
+            account_id,
+            list_data=list_data,
         )
 
     async def delete_lists(self, account_id: str, list_ids: list[str]) -> None:

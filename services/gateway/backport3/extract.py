@@ -263,7 +263,7 @@ def _unbase64(data: bytes) -> bytes:
         return base64.b64decode(data.strip(), validate=True)
     except (binascii.Error, ValueError):
         # The Backport 3 seed documents this one as an internal error (500).
-        raise fail(errors.BASE64_FAILED, "Failed convert data from base64 to bytes", 500) from None
+        raise fail(errors.BAD_BASE64, "Failed convert data from base64 to bytes", 500) from None
 
 
 def accepted_media(request: web.Request) -> str:

@@ -37,7 +37,7 @@ from services.gateway.backport3.core import (
     q_uuid,
     restatus,
 )
-from services.gateway.backport3.persons import get_list, get_person, link_persons, mirror_person
+from services.gateway.backport3.persons import get_list, get_person, link_descriptor, link_persons
 from services.gateway.backport3.publish import publish
 from services.gateway.backport3.table import Table
 
@@ -147,17 +147,7 @@ async def run_extractor(request: web.Request) -> web.Response:
             )
         )
     ).person
-    person = (
-        await clients.backport3.LinkDescriptor(
-            bpb.LinkDescriptorRequest(
-                account_id=c.account_id,
-                person_id=person.person_id,
-                descriptor_id=face.descriptor_id,
-                attach=True,
-            )
-        )
-    ).person
-    await mirror_person(clients, c, [face.descriptor_id], person)
+    person = await link_descriptor(clients, c, person.person_id, face.descriptor_id, True)
     if policies.get("list_id"):
         await link_persons(clients, c, policies["list_id"], [person.person_id], True)
     body = extraction.response(opts, person_id=person.person_id)
@@ -266,7 +256,7 @@ def _raw_entities(body: dict[str, Any], key: str, binary: bool) -> list[mpb.RawE
                 vec_bytes = b64decode(raw)
             except ValueError:
                 raise fail(
-                    errors.BASE64_FAILED, "Failed convert data from base64 to bytes", 400
+                    errors.BAD_BASE64, "Failed convert data from base64 to bytes", 400
                 ) from None
         descriptor = ex.given_descriptor(vec_bytes, sdk=kind == "sdk_descriptor")
         out.append(

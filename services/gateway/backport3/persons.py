@@ -92,6 +92,26 @@ async def link_faces(
             )
 
 
+async def link_descriptor(
+    clients: Any, c: Caller, person_id: str, descriptor_id: str, attach: bool
+) -> Any:
+    """Attach a descriptor to a person (or detach it): its face joins (leaves) the person's
+    lists and takes (drops) the person's user_data and external_id. The person after."""
+    p = (
+        await clients.backport3.LinkDescriptor(
+            bpb.LinkDescriptorRequest(
+                account_id=c.account_id,
+                person_id=person_id,
+                descriptor_id=descriptor_id,
+                attach=attach,
+            )
+        )
+    ).person
+    await link_faces(clients, c, list(p.list_ids), [descriptor_id], attach)
+    await mirror_person(clients, c, [descriptor_id], p if attach else None)
+    return p
+
+
 async def link_persons(
     clients: Any, c: Caller, list_id: str, person_ids: list[str], attach: bool
 ) -> None:

@@ -39,6 +39,7 @@ from services.gateway.backport3.persons import (
     face_of,
     get_list,
     get_person,
+    link_descriptor,
     link_faces,
     link_persons,
     mirror_person,
@@ -123,22 +124,22 @@ async def list_descriptors(request: web.Request) -> web.Response:
     return json_response({"descriptors": infos, "count": count.count})
 
 
-@table.route("GET", "/4/storage/descriptors/{descriptor_id}")
-async def get_descriptor(request: web.Request) -> web.Response:
+async def _descriptor_info(request: web.Request) -> dict[str, Any]:
     c = await caller(request)
     clients = request.app["clients"]
     face = await face_of(clients, c, request.match_info["descriptor_id"])
     (info,) = await descriptor_infos(clients, c, [face])
-    return json_response(info)
+    return info
+
+
+@table.route("GET", "/4/storage/descriptors/{descriptor_id}")
+async def get_descriptor(request: web.Request) -> web.Response:
+    return json_response(await _descriptor_info(request))
 
 
 @table.route("GET", "/4/storage/descriptors/{descriptor_id}/linked_lists")
 async def get_descriptor_lists(request: web.Request) -> web.Response:
-    c = await caller(request)
-    clients = request.app["clients"]
-    face = await face_of(clients, c, request.match_info["descriptor_id"])
-    (info,) = await descriptor_infos(clients, c, [face])
-    return json_response({"lists": info["lists"]})
+    return json_response({"lists": (await _descriptor_info(request))["lists"]})
 
 
 @table.route("PATCH", "/4/storage/descriptors/{descriptor_id}/linked_lists")
@@ -239,11 +240,14 @@ async def list_persons(request: web.Request) -> web.Response:
     return json_response({"persons": [person_json(p) for p in reply.persons], "count": reply.count})
 
 
+async def _path_person(request: web.Request) -> Any:
+    c = await caller(request)
+    return await get_person(request.app["clients"], c, request.match_info["person_id"])
+
+
 @table.route("GET", "/4/storage/persons/{person_id}")
 async def get_person_route(request: web.Request) -> web.Response:
-    c = await caller(request)
-    p = await get_person(request.app["clients"], c, request.match_info["person_id"])
-    return json_response(person_json(p))
+    return json_response(person_json(await _path_person(request)))
 
 
 @table.route("PATCH", "/4/storage/persons/{person_id}")
@@ -285,9 +289,7 @@ async def delete_person(request: web.Request) -> web.Response:
 
 @table.route("GET", "/4/storage/persons/{person_id}/linked_descriptors")
 async def person_descriptors(request: web.Request) -> web.Response:
-    c = await caller(request)
-    p = await get_person(request.app["clients"], c, request.match_info["person_id"])
-    return json_response({"descriptors": list(p.descriptor_ids)})
+    return json_response({"descriptors": list((await _path_person(request)).descriptor_ids)})
 
 
 @table.route("PATCH", "/4/storage/persons/{person_id}/linked_descriptors")
@@ -302,18 +304,7 @@ async def patch_person_descriptors(request: web.Request) -> web.Response:
     await get_person(clients, c, person_id)
     # Backport 3 answers an unknown descriptor here with 400, not 404.
     face = await face_of(clients, c, raw, status=400)
-    p = (
-        await clients.backport3.LinkDescriptor(
-            bpb.LinkDescriptorRequest(
-                account_id=c.account_id,
-                person_id=person_id,
-                descriptor_id=face.face_id,
-                attach=attach,
-            )
-        )
-    ).person
-    await link_faces(clients, c, list(p.list_ids), [face.face_id], attach)
-    await mirror_person(clients, c, [face.face_id], p if attach else None)
+    await link_descriptor(clients, c, person_id, face.face_id, attach)
     if not attach:
         await ex.track(clients, c, [face.face_id])
     return no_content()
@@ -321,9 +312,7 @@ async def patch_person_descriptors(request: web.Request) -> web.Response:
 
 @table.route("GET", "/4/storage/persons/{person_id}/linked_lists")
 async def person_lists(request: web.Request) -> web.Response:
-    c = await caller(request)
-    p = await get_person(request.app["clients"], c, request.match_info["person_id"])
-    return json_response({"lists": list(p.list_ids)})
+    return json_response({"lists": list((await _path_person(request)).list_ids)})
 
 
 @table.route("PATCH", "/4/storage/persons/{person_id}/linked_lists")

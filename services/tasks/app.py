@@ -9,6 +9,7 @@ from luna.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from services.common import service_main
 from services.common.grpc_server import ServiceApp
+from services.tasks import settings
 from services.tasks.engine import Engine
 from services.tasks.grpc_service import TasksServicer
 from services.tasks.store import TaskStore
@@ -24,10 +25,11 @@ def make_app() -> ServiceApp:
     async def startup() -> None:
         pool = await resources.database("tasks", MIGRATIONS)
         js = (await resources.nats("tasks")).jetstream()
-        await ensure_consumer(js)
+        work = settings.work()
+        await ensure_consumer(js, work)
         deps = make_deps()
         deps.store = TaskStore(pool)  # the reporter reads the clustering task it reports
-        eng = Engine(pool, deps, js)
+        eng = Engine(pool, deps, js, work)
         eng.start()  # picks up whatever a previous run left unplanned or uncollected
         resources.on_close(eng.stop)
         state.update(engine=eng, store=TaskStore(pool))

@@ -49,6 +49,10 @@ def one_of(*values: str) -> dict[str, Any]:
     return {"type": "string", "enum": list(values)}
 
 
+FLAG = {"type": "integer", "enum": [0, 1]}
+# The objects a task reads, faces or events, and their filters (each type checks those later).
+OBJECTS: dict[str, Any] = {"objects_type": one_of("faces", "events"), "filters": {"type": "object"}}
+
 FACES_FILTERS: dict[str, Any] = closed(
     {
         "account_id": UUID,

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from services.common import errors, times
 from services.common.db import Pool
 from services.tasks import cron, engine, store
-from services.tasks.kinds import Deps
+from services.tasks.kinds import Deps, closed
 from services.tasks.store import CANCELLED, COLLECTING, IN_PROGRESS, PENDING, TaskStore
 
 log = logging.getLogger("luna.tasks.schedules")
@@ -30,40 +30,32 @@ RUNNING, STOPPED = "running", "stopped"
 ACTIONS = {"start": RUNNING, "pause": STOPPED, "stop": STOPPED}
 UNFINISHED = (PENDING, IN_PROGRESS, COLLECTING)
 
-BODY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["task", "trigger"],
-    "properties": {
-        "task": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["task_type", "content"],
-            "properties": {
+BODY_SCHEMA: dict[str, Any] = closed(
+    {
+        "task": closed(
+            {
                 "task_type": {"type": "integer", "minimum": 1, "maximum": 9},
                 "content": {"type": "object"},
                 "description": {"type": "string", "maxLength": 128},
             },
-        },
-        "trigger": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["cron"],
-            "properties": {
+            required=["task_type", "content"],
+        ),
+        "trigger": closed(
+            {
                 "cron": {"type": "string"},
                 "cron_timezone": {"type": "string"},
             },
-        },
-        "behaviour": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
+            required=["cron"],
+        ),
+        "behaviour": closed(
+            {
                 "start_immediately": {"type": "boolean"},
                 "create_stopped": {"type": "boolean"},
             },
-        },
+        ),
     },
-}
+    required=["task", "trigger"],
+)
 _VALIDATOR = Draft202012Validator(BODY_SCHEMA)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from services.common import errors
 from services.tasks import analytics, kinds
-from services.tasks.kinds import Deps, Kind, Outcome, closed, one_of
+from services.tasks.kinds import FLAG, OBJECTS, Deps, Kind, Outcome, closed, one_of
 from services.tasks.types import objects
 
 DEFAULT_THRESHOLD = 0.81
@@ -57,8 +57,7 @@ class Clustering(Kind, name="clustering"):
     schema = closed(
         required=["objects_type", "filters"],
         properties={
-            "objects_type": one_of("faces", "events"),
-            "filters": {"type": "object"},
+            **OBJECTS,
             "threshold": {"type": "number", "minimum": 0, "maximum": 1},
             "descriptor": {
                 "type": "object",
@@ -70,7 +69,7 @@ class Clustering(Kind, name="clustering"):
             "params": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"use_track_info": {"type": "integer", "enum": [0, 1]}},
+                "properties": {"use_track_info": FLAG},
             },
         },
     )

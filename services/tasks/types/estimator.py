@@ -67,16 +67,14 @@ SOURCE_SCHEMA: dict[str, Any] = {
         closed(
             {
                 "source_type": {"const": "network_disk"},
-                "reference": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["path"],
-                    "properties": {
+                "reference": closed(
+                    {
                         "path": {"type": "string"},
                         "follow_links": {"type": "boolean"},
                         **_PREFIXES,
                     },
-                },
+                    required=["path"],
+                ),
                 "recursive": {"type": "boolean"},
                 "image_type": _IMAGE_TYPE,
             },
@@ -85,11 +83,8 @@ SOURCE_SCHEMA: dict[str, Any] = {
         closed(
             {
                 "source_type": {"const": "ftp"},
-                "reference": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["host"],
-                    "properties": {
+                "reference": closed(
+                    {
                         "host": {"type": "string"},
                         "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                         "user": {"type": "string"},
@@ -98,7 +93,8 @@ SOURCE_SCHEMA: dict[str, Any] = {
                         "path": {"type": "string"},
                         **_PREFIXES,
                     },
-                },
+                    required=["host"],
+                ),
                 "authorization": {
                     "type": "object",
                     "additionalProperties": False,
@@ -112,27 +108,23 @@ SOURCE_SCHEMA: dict[str, Any] = {
         closed(
             {
                 "source_type": {"const": "s3"},
-                "reference": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["bucket_name"],
-                    "properties": {
+                "reference": closed(
+                    {
                         "endpoint": {"type": "string", "format": "uri"},
                         "bucket_name": {"type": "string", "minLength": 1},
                         "prefix": {"type": "string"},
                         "region": {"type": "string"},
                     },
-                },
-                "authorization": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["public_access_key", "secret_access_key"],
-                    "properties": {
+                    required=["bucket_name"],
+                ),
+                "authorization": closed(
+                    {
                         "public_access_key": {"type": "string"},
                         "secret_access_key": {"type": "string"},
                         "signature_version": one_of("s3v2", "s3v4"),
                     },
-                },
+                    required=["public_access_key", "secret_access_key"],
+                ),
                 "recursive": {"type": "boolean"},
                 "save_origin": {"type": "boolean"},
                 "image_type": _IMAGE_TYPE,

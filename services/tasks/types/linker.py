@@ -15,7 +15,16 @@ from luna.faces.v1 import attributes_pb2, faces_pb2, lists_pb2
 
 from services.common import config, errors
 from services.tasks import kinds
-from services.tasks.kinds import FACES_FILTERS, UUID, Deps, Kind, Outcome, closed, one_of
+from services.tasks.kinds import (
+    FACES_FILTERS,
+    FLAG,
+    OBJECTS,
+    UUID,
+    Deps,
+    Kind,
+    Outcome,
+    closed,
+)
 from services.tasks.store import ItemError
 from services.tasks.types import exporter
 
@@ -31,11 +40,10 @@ class Linker(Kind, name="linker"):
     schema = closed(
         required=["objects_type", "filters"],
         properties={
-            "create_list": {"type": "integer", "enum": [0, 1]},
+            "create_list": FLAG,
             "list_id": UUID,
             "user_data": {"type": "string", "maxLength": 128},
-            "objects_type": one_of("faces", "events"),
-            "filters": {"type": "object"},
+            **OBJECTS,
         },
     )
     filters_schema = FACES_FILTERS

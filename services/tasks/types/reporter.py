@@ -9,21 +9,13 @@ only read, so a redelivered part reads again.
 
 from __future__ import annotations
 
-import base64
-import csv
-import io
-import zipfile
 from typing import Any
 
 import orjson
-from google.protobuf.json_format import MessageToDict
-from luna.common.v1 import paging_pb2
-from luna.events.v1 import events_pb2
-from luna.faces.v1 import faces_pb2
 
 from services.common import errors
 from services.tasks import kinds
-from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed
+from services.tasks.kinds import FLAG, UUID, Deps, Kind, Outcome, closed
 from services.tasks.store import DONE, ItemError
 from services.tasks.types import exporter
 
@@ -44,9 +36,9 @@ class Reporter(Kind, name="reporter"):
                 "required": ["task_id"],
                 "properties": {"account_id": UUID, "task_id": {"type": "integer", "minimum": 1}},
             },
-            "columns": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "csv_delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
-            "save_images": {"type": "integer", "enum": [0, 1]},
+            "columns": exporter.COLUMNS,
+            "csv_delimiter": exporter.CSV_DELIMITER,
+            "save_images": FLAG,
         },
     )
 
@@ -92,56 +84,14 @@ class Reporter(Kind, name="reporter"):
         columns, faces = task["columns"], task["objects_type"] == "faces"
         scope = kinds.scope(str(subtask["account_id"]))
         ids = [oid for _, oid in rows]
-        cells: dict[str, list[str]] = {}
+        cells: dict[str, list[Any]] = {}
         images: list[dict[str, str]] = []
         failures: list[ItemError] = []
-        if ids and faces:
-            reply = await deps.faces.ListFaces(
-                faces_pb2.ListFacesRequest(
-                    scope=scope,
-                    filter=faces_pb2.FaceFilter(
-                        face_ids=ids, face_id_gte="00000000-0000-0000-0000-000000000000"
-                    ),
-                    page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-                    with_lists=True,
-                )
+        if ids:
+            found, images, failures = await exporter.object_rows(
+                deps, scope, faces, ids, columns, bool(task.get("save_images"))
             )
-            for face in reply.faces:
-                cells[face.face_id] = exporter.face_row(face, columns)
-                if task.get("save_images") and face.has_attribute:
-                    attr = await deps.faces.GetFaceAttribute(
-                        faces_pb2.GetFaceAttributeRequest(scope=scope, face_id=face.face_id)
-                    )
-                    data = attr.attribute.data
-                    samples = dict.fromkeys(
-                        [*data.descriptor_samples, *data.basic_attributes_samples]
-                    )
-                    await exporter._add_samples(
-                        deps, scope, face.face_id, samples, images, failures
-                    )
-        elif ids:
-            reply = await deps.events.ListEvents(
-                events_pb2.ListEventsRequest(
-                    scope=scope,
-                    filter=events_pb2.EventFilter(
-                        event_ids=ids, event_id_gte="00000000-0000-0000-0000-000000000000"
-                    ),
-                    page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-                    order="asc",
-                )
-            )
-            for e in reply.events:
-                event = MessageToDict(e.data)
-                cells[event["event_id"]] = exporter.event_row(event, columns)
-                if task.get("save_images"):
-                    samples = dict.fromkeys(
-                        d["sample_id"]
-                        for d in event.get("face_detections") or ()
-                        if d.get("sample_id")
-                    )
-                    await exporter._add_samples(
-                        deps, scope, event["event_id"], samples, images, failures
-                    )
+            cells = dict(found)
         out = []
         for n, oid in rows:
             # An object deleted since the clustering keeps its place with empty info.
@@ -152,21 +102,11 @@ class Reporter(Kind, name="reporter"):
         self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
     ) -> tuple[str, bytes]:
         content = task["content"]
-        text = io.StringIO()
-        writer = csv.writer(text, delimiter=content["csv_delimiter"], lineterminator="\n")
         id_column = "face_id" if content["objects_type"] == "faces" else "event_id"
-        writer.writerow(["cluster", id_column, *content["columns"]])
-        for part in results:
-            writer.writerows((part or {}).get("rows", []))
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("report.csv", text.getvalue())
-            for part in results:
-                for image in (part or {}).get("images", []):
-                    archive.writestr(image["path"], base64.b64decode(image["data"]))
-            if errors_json:
-                archive.writestr("errors.json", orjson.dumps(errors_json))
-        return "application/zip", buf.getvalue()
+        header = ["cluster", id_column, *content["columns"]]
+        return exporter.csv_zip(
+            "report.csv", content["csv_delimiter"], header, results, errors_json
+        )
 
 
 kinds.register(Reporter())

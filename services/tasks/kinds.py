@@ -21,6 +21,7 @@ from luna.common.v1 import account_pb2, paging_pb2
 from luna.faces.v1 import faces_pb2
 
 from services.common import errors, times
+from services.common.task_types import TASK_TYPES
 from services.tasks.store import ItemError
 
 UUID_PATTERN = "^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$"
@@ -234,17 +235,7 @@ async def chunked_face_ids(
 
 
 REGISTRY: dict[int, Kind] = {}
-NAMES: dict[str, int] = {
-    "linker": 1,
-    "clustering": 2,
-    "reporter": 3,
-    "gc": 4,
-    "additional_extract": 5,
-    "cross_match": 6,
-    "roc": 7,
-    "exporter": 8,
-    "estimator": 9,
-}
+NAMES = TASK_TYPES
 
 
 def register(kind: Kind) -> Kind:

@@ -131,13 +131,10 @@ class CrossMatch(Kind, name="cross_match"):
     schema = closed(
         required=["filters"],
         properties={
-            "filters": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": REQUIRED_FILTERS,
-                "properties": {
-                    "reference_type": {"type": "string", "enum": TYPES},
-                    "candidate_type": {"type": "string", "enum": TYPES},
+            "filters": closed(
+                {
+                    "reference_type": one_of(*TYPES),
+                    "candidate_type": one_of(*TYPES),
                     "reference_filters": {"type": "object"},
                     "candidate_filters": {"type": "object"},
                     "descriptor": {
@@ -148,7 +145,8 @@ class CrossMatch(Kind, name="cross_match"):
                     },
                     "account_id": UUID,
                 },
-            },
+                required=REQUIRED_FILTERS,
+            ),
             "threshold": {"type": "number", "minimum": 0, "maximum": 1},
             "limit": {"type": "integer", "minimum": 1},
         },

@@ -30,12 +30,10 @@ class Reporter(Kind, name="reporter"):
     schema = closed(
         required=["filters"],
         properties={
-            "filters": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["task_id"],
-                "properties": {"account_id": UUID, "task_id": {"type": "integer", "minimum": 1}},
-            },
+            "filters": closed(
+                {"account_id": UUID, "task_id": {"type": "integer", "minimum": 1}},
+                required=["task_id"],
+            ),
             "columns": exporter.COLUMNS,
             "csv_delimiter": exporter.CSV_DELIMITER,
             "save_images": FLAG,

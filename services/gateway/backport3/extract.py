@@ -22,6 +22,7 @@ from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2
 from PIL import ExifTags, Image
 
 from services.common import config, descriptors, errors
+from services.common.boxes import rect
 from services.gateway.backport3.core import Caller, bad_content_type, fail, q_flag, q_number
 from services.gateway.routes.attributes import DEFAULT_DESCRIPTOR_VERSION as DESCRIPTOR_VERSION
 
@@ -197,15 +198,6 @@ class Extraction:
         if self.exif is not None:
             body["exif"] = self.exif
         return body
-
-
-def rect(box: epb.Box) -> dict[str, int]:
-    return {
-        "x": round(box.x),
-        "y": round(box.y),
-        "width": round(box.width),
-        "height": round(box.height),
-    }
 
 
 def rect_iso(face: epb.Face) -> dict[str, int]:

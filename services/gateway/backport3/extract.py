@@ -23,8 +23,8 @@ from PIL import ExifTags, Image
 
 from services.common import config, descriptors, errors
 from services.common.boxes import rect
+from services.common.shared_settings import DEFAULT_DESCRIPTOR_VERSION as DESCRIPTOR_VERSION
 from services.gateway.backport3.core import Caller, bad_content_type, fail, q_flag, q_number
-from services.gateway.routes.attributes import DEFAULT_DESCRIPTOR_VERSION as DESCRIPTOR_VERSION
 
 IMAGE_TYPES = {
     "image/jpeg": "image/jpeg",

@@ -29,6 +29,60 @@ DESCRIPTOR_KINDS = {
 }
 
 
+async def _delete_events(
+    deps: Deps, scope: Any, subtask: dict[str, Any], ids: list[str]
+) -> Outcome:
+    """Delete a part's events (what they reference is checkpointed first, so a redelivered
+    part still removes their samples and origins), then their samples and origins if asked."""
+    removed = subtask.get("checkpoint")
+    if removed is None:
+        removed = await _references(deps, scope, ids)
+        await deps.store.save_checkpoint(subtask["subtask_id"], removed)
+    for i in range(0, len(removed), PART_SIZE):
+        await deps.events.DeleteEvents(
+            events_pb2.DeleteEventsRequest(
+                scope=scope, event_ids=[r["event_id"] for r in removed[i : i + PART_SIZE]]
+            )
+        )
+    failures: list[ItemError] = []
+    if subtask["task_content"].get("remove_samples"):
+        failures += await _remove_samples(deps, scope, removed)
+    if subtask["task_content"].get("remove_image_origins"):
+        origins = dict.fromkeys(o for item in removed for o in item["image_origins"])
+        for origin in origins:
+            failure = await _remove_origin(deps, scope, origin)
+            if failure is not None:
+                failures.append(failure)
+    result = [
+        {
+            "event_id": r["event_id"],
+            "samples": r["face_samples"] + r["body_samples"],
+            "image_origins": r["image_origins"],
+        }
+        for r in removed
+    ]
+    return Outcome(result, failures)
+
+
+async def _remove_samples(deps: Deps, scope: Any, removed: list[dict[str, Any]]) -> list[ItemError]:
+    """Delete the face and body samples of deleted events (one already gone is no failure)."""
+    failures: list[ItemError] = []
+    for item in removed:
+        for kind, key in (
+            (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face_samples"),
+            (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body_samples"),
+        ):
+            for sample_id in item[key]:
+                try:
+                    await deps.blobs.DeleteBlob(
+                        blobs_pb2.DeleteBlobRequest(scope=scope, kind=kind, blob_id=sample_id)
+                    )
+                except errors.LunaError as err:
+                    if err.http_status != 404:
+                        failures.append(ItemError.of(err, sample_id))
+    return failures
+
+
 class GC(Kind, name="gc"):
     schema = closed(
         required=["target"],
@@ -128,73 +182,28 @@ class GC(Kind, name="gc"):
         return [{"event_ids": ids[i : i + PART_SIZE]} for i in range(0, len(ids), PART_SIZE)]
 
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
-        if "face_ids" in (subtask["content"] or {}):
+        content = subtask["content"] or {}
+        scope = kinds.scope(str(subtask["account_id"]))
+        if "face_ids" in content:
             # Deleting a version's descriptor twice is a no-op, and every face of the part had
             # one when it was planned: the part's faces are its result on every delivery.
-            content = subtask["content"]
             await deps.faces.DeleteFaceDescriptors(
                 faces_pb2.DeleteFaceDescriptorsRequest(
-                    scope=kinds.scope(str(subtask["account_id"])),
-                    version=content["version"],
-                    face_ids=content["face_ids"],
+                    scope=scope, version=content["version"], face_ids=content["face_ids"]
                 )
             )
             return Outcome(content["face_ids"])
-        if "descriptor_event_ids" in (subtask["content"] or {}):
-            content = subtask["content"]
+        if "descriptor_event_ids" in content:
             await deps.events.DeleteEventDescriptors(
                 events_pb2.DeleteEventDescriptorsRequest(
-                    scope=kinds.scope(str(subtask["account_id"])),
+                    scope=scope,
                     kind=content["kind"],
                     version=content["version"],
                     event_ids=content["descriptor_event_ids"],
                 )
             )
             return Outcome(content["descriptor_event_ids"])
-        ids = (subtask["content"] or {}).get("event_ids", [])
-        scope = kinds.scope(str(subtask["account_id"]))
-        removed = subtask.get("checkpoint")
-        if removed is None:
-            removed = await _references(deps, scope, ids)
-            await deps.store.save_checkpoint(subtask["subtask_id"], removed)
-        for i in range(0, len(removed), PART_SIZE):
-            await deps.events.DeleteEvents(
-                events_pb2.DeleteEventsRequest(
-                    scope=scope, event_ids=[r["event_id"] for r in removed[i : i + PART_SIZE]]
-                )
-            )
-        failures: list[ItemError] = []
-        if subtask["task_content"].get("remove_samples"):
-            for item in removed:
-                for kind, key in (
-                    (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face_samples"),
-                    (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body_samples"),
-                ):
-                    for sample_id in item[key]:
-                        try:
-                            await deps.blobs.DeleteBlob(
-                                blobs_pb2.DeleteBlobRequest(
-                                    scope=scope, kind=kind, blob_id=sample_id
-                                )
-                            )
-                        except errors.LunaError as err:
-                            if err.http_status != 404:
-                                failures.append(ItemError.of(err, sample_id))
-        if subtask["task_content"].get("remove_image_origins"):
-            origins = dict.fromkeys(o for item in removed for o in item["image_origins"])
-            for origin in origins:
-                failure = await _remove_origin(deps, scope, origin)
-                if failure is not None:
-                    failures.append(failure)
-        result = [
-            {
-                "event_id": r["event_id"],
-                "samples": r["face_samples"] + r["body_samples"],
-                "image_origins": r["image_origins"],
-            }
-            for r in removed
-        ]
-        return Outcome(result, failures)
+        return await _delete_events(deps, scope, subtask, content.get("event_ids", []))
 
     def collect(
         self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]

@@ -13,7 +13,8 @@ from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2
 from luna.faces.v1 import attributes_pb2, faces_pb2, lists_pb2
 
-from services.common import config, errors
+from services.common import errors
+from services.common.shared_settings import DEFAULT_DESCRIPTOR_VERSION
 from services.tasks import kinds
 from services.tasks.kinds import (
     FACES_FILTERS,
@@ -29,11 +30,7 @@ from services.tasks.store import ItemError
 from services.tasks.types import exporter
 
 PART_SIZE = 1000
-DESCRIPTOR_VERSION = config.declare(
-    "LUNA_DEFAULT_DESCRIPTOR_VERSION",
-    200,
-    "Descriptor version assumed for a raw base64 descriptor given without one.",
-)
+DESCRIPTOR_VERSION = DEFAULT_DESCRIPTOR_VERSION
 
 
 class Linker(Kind, name="linker"):
@@ -169,39 +166,49 @@ async def _faces_from_events(deps: Deps, subtask: dict[str, Any]) -> Outcome:
                 ItemError(errors.EVENT_NOT_FOUND, f"Event with id {event_id} not found", event_id)
             )
             continue
-        existing = await deps.faces.ListFaces(
-            faces_pb2.ListFacesRequest(
-                scope=scope,
-                filter=faces_pb2.FaceFilter(event_id=event_id, list_id=list_id),
-                page=paging_pb2.Page(page=1, page_size=1),
-            )
-        )
-        if existing.faces:
-            face_ids.append(existing.faces[0].face_id)
-            continue
-        request = faces_pb2.CreateFaceRequest(
-            scope=scope,
-            event_id=event_id,
-            user_data=event.get("user_data") or "",
-            external_id=event.get("external_id") or "",
-            list_ids=[list_id],
-        )
-        desc = by_event.get(event_id)
-        if desc is not None:
-            samples = [
-                d["sample_id"] for d in event.get("face_detections") or () if d.get("sample_id")
-            ]
-            request.attribute.data.CopyFrom(
-                attributes_pb2.AttributeData(
-                    descriptors=[
-                        attributes_pb2.Descriptor(descriptor=desc.descriptor, version=desc.version)
-                    ],
-                    descriptor_samples=samples,
-                )
-            )
-        reply = await deps.faces.CreateFace(request)
-        face_ids.append(reply.face.face_id)
+        face_ids.append(await _face_of(deps, scope, list_id, event_id, event, by_event))
     return Outcome({"list_id": list_id, "face_ids": face_ids}, failures)
+
+
+async def _face_of(
+    deps: Deps,
+    scope: Any,
+    list_id: str,
+    event_id: str,
+    event: dict[str, Any],
+    descriptors: dict[str, Any],
+) -> str:
+    """The face of the list made from the event: the one made by an earlier delivery, or a new
+    one with the event's descriptor (of the linker's version) and samples."""
+    existing = await deps.faces.ListFaces(
+        faces_pb2.ListFacesRequest(
+            scope=scope,
+            filter=faces_pb2.FaceFilter(event_id=event_id, list_id=list_id),
+            page=paging_pb2.Page(page=1, page_size=1),
+        )
+    )
+    if existing.faces:
+        return str(existing.faces[0].face_id)
+    request = faces_pb2.CreateFaceRequest(
+        scope=scope,
+        event_id=event_id,
+        user_data=event.get("user_data") or "",
+        external_id=event.get("external_id") or "",
+        list_ids=[list_id],
+    )
+    desc = descriptors.get(event_id)
+    if desc is not None:
+        samples = [d["sample_id"] for d in event.get("face_detections") or () if d.get("sample_id")]
+        request.attribute.data.CopyFrom(
+            attributes_pb2.AttributeData(
+                descriptors=[
+                    attributes_pb2.Descriptor(descriptor=desc.descriptor, version=desc.version)
+                ],
+                descriptor_samples=samples,
+            )
+        )
+    reply = await deps.faces.CreateFace(request)
+    return str(reply.face.face_id)
 
 
 # The path of its errors stays 'content.<field>', as the linker answered before.

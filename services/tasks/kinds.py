@@ -84,6 +84,9 @@ class Deps:
     attributes: Any = None  # temporary attributes (cross_match objects)
     # The engine's store, for parts that checkpoint what they learned before their effects.
     store: Any = None
+    # What the types read from settings (settings.Types, settings.sources()), from the app.
+    types: Any = None
+    sources: Any = None
 
 
 @dataclass

@@ -76,6 +76,8 @@ def make_deps() -> Deps:
         ),
         matcher=_matcher_stub(),
         attributes=_attributes_stub(faces),
+        types=settings.types(),
+        sources=settings.sources(),
     )
 
 

@@ -16,18 +16,12 @@ from typing import Any
 from luna.estimator.v1 import estimator_pb2
 from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2
 
-from services.common import config, errors
+from services.common import errors
 from services.tasks import kinds
 from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 
 PART_SIZE = 1000
-EXTRACTABLE_VERSIONS = config.declare(
-    "LUNA_TASKS_EXTRACTABLE_VERSIONS",
-    "200",
-    "Descriptor versions the estimator can extract (comma-separated); additional_extract "
-    "refuses others with 34001.",
-)
 
 
 class AdditionalExtract(Kind, name="additional_extract"):
@@ -77,7 +71,7 @@ class AdditionalExtract(Kind, name="additional_extract"):
                 "Required server functionality is not implemented (missing: false)",
             )
         version = options["descriptor_version"]
-        allowed = {int(v) for v in EXTRACTABLE_VERSIONS.get().split(",") if v.strip()}
+        allowed = {int(v) for v in deps.types.extractable_versions.split(",") if v.strip()}
         if version not in allowed:
             raise errors.LunaError(
                 errors.UNSUPPORTED_DESCRIPTOR_VERSION,

@@ -21,7 +21,7 @@ from luna.matcher.v1 import matcher_pb2
 from services.common import descriptors, errors
 from services.tasks import analytics, kinds
 from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
-from services.tasks.types import linker, objects
+from services.tasks.types import objects
 
 PART_SIZE = 1000
 HNSW_MIN = 200_000
@@ -85,7 +85,7 @@ async def match_in_list(
 ) -> list[dict[str, Any]]:
     """Raw-descriptor references against one list through MatcherService.MatchFaces (HNSW
     with exact re-rank for a large list, BLAS for a small one, in the matcher)."""
-    version = linker.DESCRIPTOR_VERSION.get_int()
+    version = deps.types.descriptor_version
     limit, threshold = int(task["limit"]), float(task["threshold"])
     gate = asyncio.Semaphore(MATCHER_CONCURRENCY)
 

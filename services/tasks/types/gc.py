@@ -17,7 +17,7 @@ from luna.events.v1 import events_pb2
 from luna.faces.v1 import blobs_pb2, faces_pb2
 
 from services.common import errors
-from services.tasks import kinds, sources
+from services.tasks import kinds
 from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 from services.tasks.types.exporter import event_ids
@@ -235,8 +235,8 @@ async def _remove_origin(deps: Deps, scope: Any, origin: str) -> ItemError | Non
                 return ItemError.of(err, origin)
         return None
     try:
-        await sources.check_url(origin)
-        timeout = aiohttp.ClientTimeout(total=sources.SOURCE_TIMEOUT.get_float())
+        await deps.sources.check_url(origin)
+        timeout = aiohttp.ClientTimeout(total=deps.sources.timeout_s)
         async with (
             aiohttp.ClientSession(timeout=timeout) as http,
             http.delete(origin, allow_redirects=False) as resp,

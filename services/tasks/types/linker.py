@@ -14,7 +14,6 @@ from luna.events.v1 import events_pb2
 from luna.faces.v1 import attributes_pb2, faces_pb2, lists_pb2
 
 from services.common import errors
-from services.common.shared_settings import DEFAULT_DESCRIPTOR_VERSION
 from services.tasks import kinds
 from services.tasks.kinds import (
     FACES_FILTERS,
@@ -30,7 +29,6 @@ from services.tasks.store import ItemError
 from services.tasks.types import exporter
 
 PART_SIZE = 1000
-DESCRIPTOR_VERSION = DEFAULT_DESCRIPTOR_VERSION
 
 
 class Linker(Kind, name="linker"):
@@ -153,7 +151,7 @@ async def _faces_from_events(deps: Deps, subtask: dict[str, Any]) -> Outcome:
             scope=scope,
             event_ids=wanted,
             kind=events_pb2.DESCRIPTOR_KIND_FACE,
-            version=DESCRIPTOR_VERSION.get_int(),
+            version=deps.types.descriptor_version,
             limit=PART_SIZE,
         )
     )

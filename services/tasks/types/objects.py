@@ -18,7 +18,7 @@ from services.common import descriptors as codec
 from services.common import errors
 from services.tasks import kinds
 from services.tasks.kinds import FACES_FILTERS, Deps
-from services.tasks.types import exporter, linker
+from services.tasks.types import exporter
 
 CHUNK = 1000
 DIM_BYTES = 4
@@ -88,7 +88,7 @@ async def descriptors(
     deps: Deps, account_id: str, objects_type: str, ids: list[str]
 ) -> tuple[list[str], np.ndarray]:
     """(ids that have a descriptor, their descriptors as float32 rows), in the order of `ids`."""
-    version = linker.DESCRIPTOR_VERSION.get_int()
+    version = deps.types.descriptor_version
     scope = kinds.scope(account_id)
     got: dict[str, bytes] = {}
     for s in range(0, len(ids), CHUNK):

@@ -138,7 +138,7 @@ class Roc(Kind, name="roc"):
         failures = [
             ItemError(
                 errors.DESCRIPTOR_NOT_FOUND,
-                f"Face descriptor of version {objects.linker.DESCRIPTOR_VERSION.get_int()}"
+                f"Face descriptor of version {deps.types.descriptor_version}"
                 f" is not found for object with id '{fid}'.",
                 fid,
             )

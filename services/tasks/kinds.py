@@ -11,7 +11,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar
 
 import orjson
@@ -175,19 +174,19 @@ def face_filter(filters: dict[str, Any]) -> faces_pb2.FaceFilter:
     )
     if "user_data" in filters:
         flt.user_data = filters["user_data"]
-    for key, target in (
-        ("create_time__gte", flt.create_time_gte),
-        ("create_time__lt", flt.create_time_lt),
-    ):
-        if key in filters:
-            ts = times.to_timestamp(_parse_time(filters[key]))
-            assert ts is not None
-            target.CopyFrom(ts)
+    copy_times(filters, flt, CREATE_TIMES)
     return flt
 
 
-def _parse_time(value: str) -> datetime:
-    return times.parse_rfc3339(value)
+CREATE_TIMES = {"create_time__gte": "create_time_gte", "create_time__lt": "create_time_lt"}
+
+
+def copy_times(filters: dict[str, Any], message: Any, fields: dict[str, str]) -> None:
+    """Each RFC 3339 filter value `filters[key]` into the Timestamp `message.<field>`, for
+    `fields` {key: field} (create_time__gte -> create_time_gte)."""
+    for key, name in fields.items():
+        if key in filters:
+            getattr(message, name).CopyFrom(times.to_timestamp(times.parse_rfc3339(filters[key])))
 
 
 PAGE = 1000

@@ -66,6 +66,9 @@ FACE_FILTERS_CHECK = kinds.SchemaCheck(FACES_FILTERS, "content.filters")
 EVENT_FILTERS_CHECK = kinds.SchemaCheck(EVENT_FILTERS, "content.filters")
 
 
+EVENT_TIMES = {**kinds.CREATE_TIMES, "end_time__gte": "end_time_gte", "end_time__lt": "end_time_lt"}
+
+
 def event_filter(filters: dict[str, Any]) -> events_pb2.EventFilter:
     flt = events_pb2.EventFilter(
         event_ids=filters.get("event_ids", []),
@@ -75,16 +78,11 @@ def event_filter(filters: dict[str, Any]) -> events_pb2.EventFilter:
         face_ids=filters.get("face_ids", []),
         external_ids=filters.get("external_ids", []),
     )
-    for key, target in (
-        ("create_time__gte", flt.create_time_gte),
-        ("create_time__lt", flt.create_time_lt),
-        ("end_time__gte", flt.end_time_gte),
-        ("end_time__lt", flt.end_time_lt),
-    ):
-        if key in filters:
-            ts = times.to_timestamp(times.parse_rfc3339(filters[key]))
-            assert ts is not None
-            target.CopyFrom(ts)
+    kinds.copy_times(
+        filters,
+        flt,
+        {**kinds.CREATE_TIMES, "end_time__gte": "end_time_gte", "end_time__lt": "end_time_lt"},
+    )
     return flt
 
 

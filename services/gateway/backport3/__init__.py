@@ -60,6 +60,7 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
 def install(app: web.Application, extra: list[tuple[str, str, Any]] | None = None) -> None:
     """Add the /4 routes (and their OPTIONS) to `app`."""
     app["bp3_main"] = app
+    app["bp3_routes"] = ROUTES
     app["bp3_tokens"] = TokenCache(CACHE_TTL.get_float())
     methods: dict[str, list[str]] = {}
     for method, path, handler in [*ROUTES, *(extra or [])]:

@@ -122,6 +122,7 @@ OBJECT_NOT_FOUND = 13007
 ACCOUNT_NOT_FOUND = 15012
 BAD_BASE64 = 18001  # "Failed convert data from base64 to bytes"
 BAD_IMAGE = 18002  # "Failed convert bytes to {value}"
+FACE_EXISTS = 22001  # "Unique constraint error" (409)
 FACE_NOT_FOUND = 22002
 LIST_NOT_FOUND = 22003
 FACES_NOT_FOUND = 22004

@@ -27,12 +27,7 @@ ROUTES = [
     *handlers.table.routes,
     *ws.table.routes,
 ]
-PORT = config.declare(
-    "LUNA_BACKPORT3_PORT",
-    5140,
-    "Port of Backport 3's own REST listener (the /4 API, also served under /4 on LUNA_PORT); "
-    "0 disables the listener.",
-)
+PORT = config.BACKPORT3_PORT
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "*",

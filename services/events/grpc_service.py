@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -18,7 +19,7 @@ from luna.events.v1 import (
 from services.common import errors, logs, times
 from services.common.pbjson import from_struct, from_value, to_list_value, to_struct
 from services.common.scoping import Scope
-from services.events import statistics
+from services.events import events_bulk, statistics
 from services.events.events import (
     DescriptorIn,
     EventFilter,
@@ -299,6 +300,18 @@ def event_filter(pb: events_pb2.EventFilter) -> EventFilter:
     )
 
 
+def deleted_pb(removed: list[dict[str, Any]]) -> list[events_pb2.DeletedEvent]:
+    return [
+        events_pb2.DeletedEvent(
+            event_id=r["event_id"],
+            face_sample_ids=r["face"],
+            body_sample_ids=r["body"],
+            image_origins=r["origins"],
+        )
+        for r in removed
+    ]
+
+
 class EventsServicer(events_pb2_grpc.EventsServiceServicer):
     def __init__(
         self, events: Events, stats: statistics.Statistics, info: info_pb2.ServiceInfo
@@ -357,17 +370,7 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         self, request: events_pb2.DeleteEventsRequest, context: Ctx
     ) -> events_pb2.DeleteEventsResponse:
         removed = await self._e.delete(request.scope.account_id, list(request.event_ids))
-        return events_pb2.DeleteEventsResponse(
-            events=[
-                events_pb2.DeletedEvent(
-                    event_id=r["event_id"],
-                    face_sample_ids=r["face"],
-                    body_sample_ids=r["body"],
-                    image_origins=r["origins"],
-                )
-                for r in removed
-            ]
-        )
+        return events_pb2.DeleteEventsResponse(events=deleted_pb(removed))
 
     async def DeleteEventDescriptors(
         self, request: events_pb2.DeleteEventDescriptorsRequest, context: Ctx
@@ -442,3 +445,24 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
                 for c in found
             ]
         )
+
+    async def StreamEventIds(
+        self, request: events_pb2.StreamEventIdsRequest, context: Ctx
+    ) -> AsyncIterator[events_pb2.StreamEventIdsResponse]:
+        # The core's pool: the bulk paths are plain SQL beside the core (events_bulk.py).
+        pool = self._e._pool
+        async for batch in events_bulk.stream_ids(
+            pool, scope_of(request.scope), event_filter(request.filter), request.batch_size
+        ):
+            yield events_pb2.StreamEventIdsResponse(event_ids=batch)
+
+    async def DeleteEventsWhere(
+        self, request: events_pb2.DeleteEventsWhereRequest, context: Ctx
+    ) -> events_pb2.DeleteEventsWhereResponse:
+        removed = await events_bulk.delete_where(
+            self._e._pool,
+            scope_of(request.scope),
+            event_filter(request.filter),
+            request.receipt,
+        )
+        return events_pb2.DeleteEventsWhereResponse(events=deleted_pb(removed))

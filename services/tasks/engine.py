@@ -168,19 +168,32 @@ class Engine:
             " and t.task_status = %s order by s.subtask_id limit 10000",
             (IN_PROGRESS,),
         )
-        for row in rows:
-            payload = orjson.dumps({"task_id": row["task_id"], "subtask_id": row["subtask_id"]})
-            await nats_streams.publish(
-                self.js,
-                f"{WORK_SUBJECT}.{row['task_type']}",
-                payload,
-                message_id(row["task_id"], row["subtask_id"], row["create_time"]),
-            )
+        # Pipelined: every part goes out, then the acks are awaited together, and the
+        # acknowledged ones are marked in one statement (a 100-part task was 200 round trips).
+        results = await nats_streams.publish_many(
+            self.js,
+            [
+                (
+                    f"{WORK_SUBJECT}.{row['task_type']}",
+                    orjson.dumps({"task_id": row["task_id"], "subtask_id": row["subtask_id"]}),
+                    message_id(row["task_id"], row["subtask_id"], row["create_time"]),
+                )
+                for row in rows
+            ],
+        )
+        published = [
+            row["subtask_id"]
+            for row, result in zip(rows, results, strict=True)
+            if not isinstance(result, BaseException)
+        ]
+        if published:
             async with self.pool.connection() as conn:
                 await conn.execute(
-                    "update tasks_subtasks set published = true where subtask_id = %s",
-                    (row["subtask_id"],),
+                    "update tasks_subtasks set published = true where subtask_id = any(%s)",
+                    (published,),
                 )
+        if len(published) < len(rows):
+            raise next(r for r in results if isinstance(r, BaseException))
 
     async def _collectable(self) -> list[int]:
         rows = await db.fetch_all(

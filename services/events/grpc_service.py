@@ -300,18 +300,6 @@ def event_filter(pb: events_pb2.EventFilter) -> EventFilter:
     )
 
 
-def deleted_pb(removed: list[dict[str, Any]]) -> list[events_pb2.DeletedEvent]:
-    return [
-        events_pb2.DeletedEvent(
-            event_id=r["event_id"],
-            face_sample_ids=r["face"],
-            body_sample_ids=r["body"],
-            image_origins=r["origins"],
-        )
-        for r in removed
-    ]
-
-
 class EventsServicer(events_pb2_grpc.EventsServiceServicer):
     def __init__(
         self, events: Events, stats: statistics.Statistics, info: info_pb2.ServiceInfo
@@ -370,7 +358,17 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         self, request: events_pb2.DeleteEventsRequest, context: Ctx
     ) -> events_pb2.DeleteEventsResponse:
         removed = await self._e.delete(request.scope.account_id, list(request.event_ids))
-        return events_pb2.DeleteEventsResponse(events=deleted_pb(removed))
+        return events_pb2.DeleteEventsResponse(
+            events=[
+                events_pb2.DeletedEvent(
+                    event_id=r["event_id"],
+                    face_sample_ids=r["face"],
+                    body_sample_ids=r["body"],
+                    image_origins=r["origins"],
+                )
+                for r in removed
+            ]
+        )
 
     async def DeleteEventDescriptors(
         self, request: events_pb2.DeleteEventDescriptorsRequest, context: Ctx
@@ -452,7 +450,11 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         # The core's pool: the bulk paths are plain SQL beside the core (events_bulk.py).
         pool = self._e._pool
         async for batch in events_bulk.stream_ids(
-            pool, scope_of(request.scope), event_filter(request.filter), request.batch_size
+            pool,
+            scope_of(request.scope),
+            event_filter(request.filter),
+            request.batch_size,
+            request.stride,
         ):
             yield events_pb2.StreamEventIdsResponse(event_ids=batch)
 
@@ -465,4 +467,4 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
             event_filter(request.filter),
             request.receipt,
         )
-        return events_pb2.DeleteEventsWhereResponse(events=deleted_pb(removed))
+        return events_pb2.DeleteEventsWhereResponse(events_json=removed.encode())

@@ -34,6 +34,7 @@ from services.tasks.store import (
     ItemError,
     TaskStore,
     error_json,
+    fast_json_cursor,
 )
 from services.tasks.types import load_all
 
@@ -216,7 +217,8 @@ async def collect(store: TaskStore, task_id: int, max_errors: int) -> None:
         if row is None:
             return
         task = dict(row)
-        cur = await conn.execute(
+        cur = fast_json_cursor(conn)
+        await cur.execute(
             "select subtask_status, result from tasks_subtasks where task_id = %s order by part",
             (task_id,),
         )

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 
 from services.common import db, errors
 from services.common.db import Pool
@@ -24,6 +24,18 @@ PENDING, IN_PROGRESS, CANCELLED, FAILED, COLLECTING, DONE = 0, 1, 2, 3, 4, 5
 FINISHED = (CANCELLED, FAILED, DONE)
 # Subtask statuses.
 SUB_PENDING, SUB_IN_PROGRESS, SUB_CANCELLED, SUB_FAILED, SUB_DONE = 0, 1, 2, 3, 4
+
+
+def fast_jsonb(value: Any) -> Jsonb:
+    """A JSONB parameter serialised by orjson (a gc part's result names 10000 events)."""
+    return Jsonb(value, dumps=orjson.dumps)
+
+
+def fast_json_cursor(conn: Any) -> Any:
+    """A cursor of `conn` that parses JSON columns with orjson (a task's part results)."""
+    cur = conn.cursor()
+    set_json_loads(orjson.loads, cur)
+    return cur
 
 
 @dataclass
@@ -335,7 +347,7 @@ class TaskStore:
                 " end_time = now() where subtask_id = %s and subtask_status = %s",
                 (
                     status,
-                    None if result is None else Jsonb(result),
+                    None if result is None else fast_jsonb(result),
                     str(uuid.uuid4()) if status == SUB_DONE else None,
                     subtask_id,
                     SUB_IN_PROGRESS,

@@ -155,13 +155,17 @@ def event_filter(filters: dict[str, Any]) -> events_pb2.EventFilter:
 
 
 async def stream_event_ids(
-    deps: Deps, account_id: str, filters: dict[str, Any]
+    deps: Deps, account_id: str, filters: dict[str, Any], stride: int = 1
 ) -> AsyncIterator[list[str]]:
     """The ids the filters select, ascending, in batches of one keyset scan in the events
-    service (one call, not a page request per 1000 ids)."""
+    service (one call, not a page request per 1000 ids); with `stride`, only the first of
+    every `stride` ids and the last one."""
     async for batch in deps.events.StreamEventIds(
         events_pb2.StreamEventIdsRequest(
-            scope=kinds.scope(account_id), filter=event_filter(filters), batch_size=10000
+            scope=kinds.scope(account_id),
+            filter=event_filter(filters),
+            batch_size=10000,
+            stride=stride,
         )
     ):
         yield list(batch.event_ids)

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import aiohttp
+import orjson
 from luna.events.v1 import events_pb2
 from luna.faces.v1 import blobs_pb2, faces_pb2
 
@@ -47,20 +48,12 @@ async def _delete_events(deps: Deps, scope: Any, subtask: dict[str, Any]) -> Out
             receipt=f"tasks:{subtask['task_id']}:{subtask['subtask_id']}",
         )
     )
-    removed = [
-        {
-            "event_id": e.event_id,
-            "face_samples": list(e.face_sample_ids),
-            "body_samples": list(e.body_sample_ids),
-            "image_origins": list(e.image_origins),
-        }
-        for e in reply.events
-    ]
+    removed = orjson.loads(reply.events_json)
     failures: list[ItemError] = []
     if subtask["task_content"].get("remove_samples"):
         failures += await _remove_samples(deps, scope, removed)
     if subtask["task_content"].get("remove_image_origins"):
-        origins = dict.fromkeys(o for item in removed for o in item["image_origins"])
+        origins = dict.fromkeys(o for item in removed for o in item["origins"])
         for origin in origins:
             failure = await _remove_origin(deps, scope, origin)
             if failure is not None:
@@ -68,8 +61,8 @@ async def _delete_events(deps: Deps, scope: Any, subtask: dict[str, Any]) -> Out
     result = [
         {
             "event_id": r["event_id"],
-            "samples": r["face_samples"] + r["body_samples"],
-            "image_origins": r["image_origins"],
+            "samples": r["face"] + r["body"],
+            "image_origins": list(dict.fromkeys(r["origins"])),
         }
         for r in removed
     ]
@@ -81,8 +74,8 @@ async def _remove_samples(deps: Deps, scope: Any, removed: list[dict[str, Any]])
     failures: list[ItemError] = []
     for item in removed:
         for kind, key in (
-            (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face_samples"),
-            (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body_samples"),
+            (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face"),
+            (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body"),
         ):
             for sample_id in item[key]:
                 try:
@@ -224,8 +217,8 @@ class GC(Kind, name="gc"):
 
 async def _event_ranges(deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
     """Parts of at most EVENTS_PART_SIZE events as id ranges with the task's filters, from one
-    streamed scan of the ids. Events created after the task are never in it (create_time__lt
-    is at most the task's creation)."""
+    scan of the ids in the events service that streams only the part bounds. Events created
+    after the task are never in it (create_time__lt is at most the task's creation)."""
     filters = task["content"]["filters"]
     flt: dict[str, Any] = {}
     created = times.to_rfc3339(task["create_time"])
@@ -234,16 +227,17 @@ async def _event_ranges(deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]
     )
     if "handler_id" in filters:
         flt["handler_ids"] = [filters["handler_id"]]
-    starts, count, last = [], 0, ""
-    async for batch in stream_event_ids(deps, str(task["account_id"]), flt):
-        for event_id in batch:
-            if count % EVENTS_PART_SIZE == 0:
-                starts.append(event_id)
-            count, last = count + 1, event_id
-    bounds = [*starts[1:], _successor(last)] if starts else []
+    # The first id of every EVENTS_PART_SIZE ids and the last id; the last one closes the
+    # final part (alone, when it also opens a run of its own).
+    found = [
+        i
+        async for batch in stream_event_ids(deps, str(task["account_id"]), flt, EVENTS_PART_SIZE)
+        for i in batch
+    ]
+    bounds = [*found[1:], _successor(found[-1])] if found else []
     return [
         {**flt, "event_id__gte": lo, "event_id__lt": hi}
-        for lo, hi in zip(starts, bounds, strict=True)
+        for lo, hi in zip(found, bounds, strict=True)
     ]
 
 

@@ -37,8 +37,8 @@ from services.gateway.backport3.core import (
     q_uuid,
     restatus,
 )
+from services.gateway.backport3.events import record_event
 from services.gateway.backport3.persons import get_list, get_person, link_descriptor, link_persons
-from services.gateway.backport3.publish import publish
 from services.gateway.backport3.table import Table
 
 table = Table()
@@ -151,7 +151,7 @@ async def run_extractor(request: web.Request) -> web.Response:
     if policies.get("list_id"):
         await link_persons(clients, c, policies["list_id"], [person.person_id], True)
     body = extraction.response(opts, person_id=person.person_id)
-    await publish(
+    await record_event(
         request, c, "extract", "descriptors",
         result={"faces": [body["face"]], **({"exif": body["exif"]} if "exif" in body else {})},
     )  # fmt: skip
@@ -183,7 +183,7 @@ async def run_verify(request: web.Request) -> web.Response:
     threshold = float(policies["verify_threshold"])
     status = bool(found) and found[0]["similarity"] >= threshold
     body = extraction.response(opts, status=status, candidates=found)
-    await publish(
+    await record_event(
         request, c, "match", "verify", result={"candidates": found},
         template={"descriptor_id": face.descriptor_id}, candidate={"person_id": person_id},
     )  # fmt: skip
@@ -211,7 +211,7 @@ async def run_identify(request: web.Request) -> web.Response:
     threshold = float(policies["identify_threshold"])
     found = [x for x in found if x["similarity"] >= threshold]
     body = extraction.response(opts, candidates=found)
-    await publish(
+    await record_event(
         request, c, "match", "identify", result={"candidates": found},
         template={"descriptor_id": face.descriptor_id}, candidate=cand.ws_candidate,
     )  # fmt: skip

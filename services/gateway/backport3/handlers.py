@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
-import orjson
 from aiohttp import web
 from google.protobuf import json_format, struct_pb2
 from luna.backport3.v1 import backport3_pb2 as bpb
 from luna.matcher.v1 import matcher_pb2 as mpb
 
 from services.common import errors, times
+from services.gateway import jsonbody
 from services.gateway.backport3 import extract as ex
 from services.gateway.backport3.candidates import (
     list_candidates,
@@ -31,6 +31,7 @@ from services.gateway.backport3.core import (
     fail,
     json_body,
     json_response,
+    load_json,
     media_type,
     q_flag,
     q_string,
@@ -274,15 +275,13 @@ async def raw_verify(request: web.Request) -> web.Response:
     media = media_type(request)
     raw = await request.read()
     if media == "application/json":
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise errors.bad_json("", "request body is not valid json") from None
+        body = load_json(raw)
     elif media == "application/msgpack":
         try:
             body = msgpack.unpackb(raw, raw=False)
         except Exception:  # msgpack raises several unrelated types
             raise errors.bad_json("", "request body is not valid msgpack") from None
+        jsonbody.check(body)  # the same nesting and NUL limits as JSON
     else:
         raise bad_content_type()
     if not isinstance(body, dict):

@@ -20,10 +20,10 @@ from psycopg_pool import AsyncConnectionPool
 from services.common import config, db, nats_streams
 from services.common.grpc_server import ServiceApp
 from services.common.version import VERSION
-from services.events import pipeline_wiring
 from services.events.events import Events, Publish
 from services.events.grpc_service import EventsServicer, HandlersServicer, VerifiersServicer
 from services.events.handlers import Handlers
+from services.events.pipeline import wiring as pipeline_wiring
 from services.events.statistics import Statistics
 from services.events.verifiers import Verifiers
 

@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids, subjects, times
+from services.common import db, errors, ids, subjects, times
 from services.common.scoping import (
     Scope,
     check_uuid,
@@ -36,8 +36,6 @@ from services.events.handlers import DYNAMIC, Handlers
 
 log = logging.getLogger("luna.events")
 
-EVENT_NOT_FOUND = 23001  # "Event with id {value} not found"
-ONLY_DYNAMIC_HANDLER = 34007  # "Forbidden. Allowed use only dynamic handler"
 MAX_EVENTS_PER_SAVE = 1000
 FACE, BODY = 1, 2
 # Publishes one message; (subject, payload, headers). Injected so tests and the app share it.
@@ -198,6 +196,10 @@ _RANGES = (
 META_PATH = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 META_OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 DEFAULT_WINDOW = timedelta(days=30)
+
+
+def not_found(event_id: str) -> errors.LunaError:
+    return errors.LunaError(errors.EVENT_NOT_FOUND, f"Event with id {event_id} not found")
 
 
 def _bad_query(name: str) -> errors.LunaError:
@@ -451,7 +453,7 @@ class Events:
         handler = await self._handlers.get_own(scope.account_id, handler_id)
         if from_client and handler.handler_type != DYNAMIC:
             raise errors.LunaError(
-                ONLY_DYNAMIC_HANDLER, "Forbidden. Allowed use only dynamic handler"
+                errors.ONLY_DYNAMIC_HANDLER, "Forbidden. Allowed use only dynamic handler"
             )
         if not events:
             raise errors.LunaError(errors.BAD_INPUT, "No events to save")
@@ -477,11 +479,7 @@ class Events:
             raw = INPUT_EVENT_SCHEMA.validate(item.event, prefix=prefix)
             meta = raw.get("meta")
             if meta is not None and len(orjson.dumps(meta)) > META_MAX_BYTES:
-                raise errors.LunaError(
-                    errors.BAD_JSON,
-                    f"Failed to validate input json. Path: '{prefix}.meta', message: "
-                    "'meta is larger than 2 MB'",
-                )
+                raise errors.bad_json(f"{prefix}.meta", "meta is larger than 2 MB")
             event_id = item.event_id or ids.new_id()
             if not ids.is_uuid(event_id) or event_id in seen:
                 raise errors.LunaError(errors.BAD_INPUT, f"Bad event id '{event_id}'")
@@ -491,10 +489,8 @@ class Events:
                     try:
                         times.parse_rfc3339(raw[key])
                     except ValueError:
-                        raise errors.LunaError(
-                            errors.BAD_JSON,
-                            f"Failed to validate input json. Path: '{prefix}.{key}', "
-                            "message: 'invalid datetime format'",
+                        raise errors.bad_json(
+                            f"{prefix}.{key}", "invalid datetime format"
                         ) from None
             for d in item.descriptors:
                 if d.kind not in (FACE, BODY) or not d.descriptor or d.version <= 0:
@@ -593,16 +589,15 @@ class Events:
     ) -> StoredEvent:
         targets = check_targets(targets or [])
         if not ids.is_uuid(event_id):
-            raise errors.LunaError(EVENT_NOT_FOUND, f"Event with id {event_id} not found")
+            raise not_found(event_id)
         where, params = readable(scope, "e.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_SELECT} FROM events e WHERE e.event_id = %s AND {where}",
-                (event_id, *params),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"SELECT {_SELECT} FROM events e WHERE e.event_id = %s AND {where}",
+            (event_id, *params),
+        )
         if row is None:
-            raise errors.LunaError(EVENT_NOT_FOUND, f"Event with id {event_id} not found")
+            raise not_found(event_id)
         return _stored(row, targets)
 
     async def list(
@@ -626,13 +621,11 @@ class Events:
             if flt.by_event_id
             else f"e.create_time {direction}, e.event_id {direction}"
         )
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_SELECT} FROM events e WHERE {where} ORDER BY {order_by} "
-                "LIMIT %s OFFSET %s",
-                (*params, limit, offset),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            f"SELECT {_SELECT} FROM events e WHERE {where} ORDER BY {order_by} LIMIT %s OFFSET %s",
+            (*params, limit, offset),
+        )
         return [_stored(r, targets) for r in rows]
 
     async def delete(self, account_id: str, event_ids: list[str]) -> list[dict[str, Any]]:
@@ -641,13 +634,12 @@ class Events:
         if len(event_ids) > 1000:
             raise errors.LunaError(errors.BAD_INPUT, "At most 1000 events per deletion")
         wanted = [e for e in event_ids if ids.is_uuid(e)]
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM events WHERE event_id = ANY(%s::uuid[]) AND account_id = %s"
-                " RETURNING event_id, data",
-                (wanted, account_id),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            "DELETE FROM events WHERE event_id = ANY(%s::uuid[]) AND account_id = %s"
+            " RETURNING event_id, data",
+            (wanted, account_id),
+        )
         removed = []
         for row in rows:
             data = row["data"] or {}
@@ -672,22 +664,18 @@ class Events:
         if len(event_ids) > 1000:
             raise errors.LunaError(errors.BAD_INPUT, "At most 1000 events per deletion")
         wanted = [e for e in event_ids if ids.is_uuid(e)]
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM event_descriptors d USING events e WHERE d.event_id = e.event_id"
-                " AND e.account_id = %s AND d.kind = %s AND d.version = %s"
-                " AND d.event_id = ANY(%s::uuid[]) RETURNING d.event_id::text AS event_id",
-                (account_id, kind, version, wanted),
-            )
-            return sorted(r["event_id"] for r in await cur.fetchall())
+        rows = await db.fetch_all(
+            self._pool,
+            "DELETE FROM event_descriptors d USING events e WHERE d.event_id = e.event_id"
+            " AND e.account_id = %s AND d.kind = %s AND d.version = %s"
+            " AND d.event_id = ANY(%s::uuid[]) RETURNING d.event_id::text AS event_id",
+            (account_id, kind, version, wanted),
+        )
+        return sorted(r["event_id"] for r in rows)
 
     async def count(self, scope: Scope, flt: EventFilter) -> int:
         where, params = event_where(scope, flt)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT count(*) AS n FROM events e WHERE {where}", params)
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await db.count(self._pool, f"SELECT count(*) FROM events e WHERE {where}", params)
 
     async def descriptors(
         self,
@@ -713,14 +701,13 @@ class Events:
         if event_id_gt:
             conditions.append("d.event_id > %s")
             values.append(check_uuid(event_id_gt, "event_id_gt"))
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT d.event_id::text AS event_id, d.descriptor, d.version "
-                "FROM event_descriptors d JOIN events e ON e.event_id = d.event_id "
-                f"WHERE {' AND '.join(conditions)} ORDER BY d.event_id LIMIT %s",
-                (*values, limit),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            "SELECT d.event_id::text AS event_id, d.descriptor, d.version "
+            "FROM event_descriptors d JOIN events e ON e.event_id = d.event_id "
+            f"WHERE {' AND '.join(conditions)} ORDER BY d.event_id LIMIT %s",
+            (*values, limit),
+        )
         return [(r["event_id"], bytes(r["descriptor"]), r["version"]) for r in rows]
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from luna.common.v1 import account_pb2, info_pb2
 from luna.events.v1 import (
     events_pb2,
@@ -15,10 +17,11 @@ from luna.events.v1 import (
     verifiers_pb2_grpc,
 )
 
-from services.common import errors, logs, times
+from services.common import logs, times
 from services.common.pbjson import from_struct, from_value, to_list_value, to_struct
 from services.common.scoping import Scope
 from services.events import statistics
+from services.events.candidates import select_requested
 from services.events.events import (
     DescriptorIn,
     EventFilter,
@@ -29,8 +32,7 @@ from services.events.events import (
     StoredEvent,
 )
 from services.events.handlers import Handler, HandlerFields, HandlerFilter, Handlers
-from services.events.pipeline_match import MAX_EVENT_CANDIDATES, select_event_candidates
-from services.events.policies import validate_event_candidate_filters, validate_handler_policies
+from services.events.policies import validate_handler_policies
 from services.events.verifiers import Verifier, Verifiers
 
 Ctx = grpc.aio.ServicerContext
@@ -230,73 +232,28 @@ def _nullable(msg: Any, name: str) -> Nullable:
     return Nullable(tuple(value.values), value.with_null)
 
 
-_NULLABLE_FIELDS = (
-    "sources",
-    "stream_ids",
-    "cities",
-    "areas",
-    "districts",
-    "streets",
-    "house_numbers",
-    "track_ids",
-    "gender",
-    "emotions",
-    "masks",
-    "ethnic_groups",
-    "liveness",
-    "deepfake",
-    "apparent_gender",
-    "headwear_states",
-    "backpack_states",
-    "headwear_apparent_colors",
-    "sleeve_lengths",
-    "upper_clothing_colors",
-    "lower_garment_colors",
-    "lower_garment_types",
-    "shoes_apparent_colors",
-)
-_OPTIONAL_FIELDS = (
-    "user_data",
-    "top_matching_candidates_label",
-    "top_similar_object_similarity_gte",
-    "top_similar_object_similarity_lt",
-    "age_gte",
-    "age_lt",
-    "apparent_age_gte",
-    "apparent_age_lt",
-    "origin_longitude",
-    "origin_latitude",
-    "longitude_delta",
-    "latitude_delta",
-)
-_TIME_FIELDS = ("create_time_gte", "create_time_lt", "end_time_gte", "end_time_lt")
-_LIST_FIELDS = (
-    "event_ids",
-    "handler_ids",
-    "face_ids",
-    "external_ids",
-    "tags",
-    "top_similar_object_ids",
-    "top_similar_external_ids",
-)
-
-
 def event_filter(pb: events_pb2.EventFilter) -> EventFilter:
-    kwargs: dict[str, Any] = {name: _nullable(pb, name) for name in _NULLABLE_FIELDS}
-    kwargs.update({name: _opt(pb, name) for name in _OPTIONAL_FIELDS})
-    kwargs.update({name: _time(pb, name) for name in _TIME_FIELDS})
-    kwargs.update({name: tuple(getattr(pb, name)) for name in _LIST_FIELDS})
-    return EventFilter(
-        event_id_gte=pb.event_id_gte,
-        event_id_lt=pb.event_id_lt,
-        geo_null=pb.geo_null,
-        no_default_window=pb.no_default_window,
-        meta=tuple(
-            MetaFilter(m.path, m.operator or "eq", m.type or "string", tuple(m.values), m.with_null)
-            for m in pb.meta
-        ),
-        **kwargs,
-    )
+    """The proto filter as the core's: each EventFilter field from the proto field of the same
+    name, read by the kind its default says (the dataclass is the one list of filters)."""
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(EventFilter):
+        if f.name == "meta":
+            kwargs["meta"] = tuple(
+                MetaFilter(
+                    m.path, m.operator or "eq", m.type or "string", tuple(m.values), m.with_null
+                )
+                for m in pb.meta
+            )
+        elif isinstance(f.default, Nullable):
+            kwargs[f.name] = _nullable(pb, f.name)
+        elif f.default == ():
+            kwargs[f.name] = tuple(getattr(pb, f.name))
+        elif f.default is None:
+            value = _opt(pb, f.name)
+            kwargs[f.name] = times.from_timestamp(value) if isinstance(value, Timestamp) else value
+        else:
+            kwargs[f.name] = getattr(pb, f.name)
+    return EventFilter(**kwargs)
 
 
 class EventsServicer(events_pb2_grpc.EventsServiceServicer):
@@ -419,17 +376,13 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
     async def SelectEventCandidates(
         self, request: events_pb2.SelectEventCandidatesRequest, context: Ctx
     ) -> events_pb2.SelectEventCandidatesResponse:
-        filters = validate_event_candidate_filters(from_struct(request.filters), ["filters"])
-        limit = request.limit or MAX_EVENT_CANDIDATES
-        if not 1 <= limit <= MAX_EVENT_CANDIDATES:
-            raise errors.LunaError(errors.BAD_INPUT, "limit must be in 1..10000")
-        found = await select_event_candidates(
+        found = await select_requested(
             self._e,
             scope_of(request.scope),
-            filters,
+            from_struct(request.filters),
             kind=request.kind,
             version=request.version,
-            limit=limit,
+            limit=request.limit,
         )
         return events_pb2.SelectEventCandidatesResponse(
             candidates=[

@@ -14,7 +14,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import db, errors, ids
 from services.common.scoping import (
     Scope,
     check_length,
@@ -24,8 +24,6 @@ from services.common.scoping import (
 )
 from services.events.policies import validate_handler_policies
 
-HANDLER_NOT_FOUND = 34000  # "Handler with id {value} not found"
-NOT_IMPLEMENTED = 12029
 STATIC, DYNAMIC, LAMBDA = 0, 1, 2
 
 
@@ -65,21 +63,19 @@ _COLUMNS = (
 
 
 def not_found(handler_id: str) -> errors.LunaError:
-    return errors.LunaError(HANDLER_NOT_FOUND, f"Handler with id {handler_id} not found")
+    return errors.LunaError(errors.HANDLER_NOT_FOUND, f"Handler with id {handler_id} not found")
 
 
 def checked_fields(fields: HandlerFields) -> tuple[int, dict[str, Any] | None, str | None]:
     """(type, policies to store, lambda id) after LUNA's rules; raises before any write."""
     check_length(fields.description, 128, "description")
     if fields.handler_type not in (STATIC, DYNAMIC, LAMBDA):
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: 'handler_type', message: "
-            "'value is not a valid enumeration member; permitted: 0, 1, 2'",
+        raise errors.bad_json(
+            "handler_type", "value is not a valid enumeration member; permitted: 0, 1, 2"
         )
     if fields.handler_type == LAMBDA:
         # Lambda handlers forward requests to a user lambda; there is no lambda service here.
-        raise errors.LunaError(NOT_IMPLEMENTED, "Lambda handlers are not supported")
+        raise errors.LunaError(errors.NOT_IMPLEMENTED, "Lambda handlers are not supported")
     if fields.lambda_id:
         raise errors.LunaError(
             errors.BAD_INPUT, "lambda_id is only allowed for lambda handlers (handler_type 2)"
@@ -110,21 +106,20 @@ class Handlers:
 
     async def create(self, scope: Scope, fields: HandlerFields) -> Handler:
         handler_type, policies, lambda_id = checked_fields(fields)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""INSERT INTO handlers AS h
-                        (handler_id, account_id, description, handler_type, policies, lambda_id)
-                    VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
-                (
-                    ids.new_id(),
-                    scope.account_id,
-                    fields.description,
-                    handler_type,
-                    Jsonb(policies) if policies is not None else None,
-                    lambda_id,
-                ),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""INSERT INTO handlers AS h
+                    (handler_id, account_id, description, handler_type, policies, lambda_id)
+                VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
+            (
+                ids.new_id(),
+                scope.account_id,
+                fields.description,
+                handler_type,
+                Jsonb(policies) if policies is not None else None,
+                lambda_id,
+            ),
+        )
         assert row is not None
         return Handler(**row)
 
@@ -132,12 +127,11 @@ class Handlers:
         if not ids.is_uuid(handler_id):
             raise not_found(handler_id)
         where, params = readable(scope, "h.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM handlers h WHERE h.handler_id = %s AND {where}",
-                (handler_id, *params),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"SELECT {_COLUMNS} FROM handlers h WHERE h.handler_id = %s AND {where}",
+            (handler_id, *params),
+        )
         if row is None:
             raise not_found(handler_id)
         return Handler(**row)
@@ -151,42 +145,36 @@ class Handlers:
     ) -> list[Handler]:
         limit, offset = page_bounds(page, page_size)
         where, params = handler_where(scope, flt)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""SELECT {_COLUMNS} FROM handlers h WHERE {where}
-                    ORDER BY h.create_time DESC, h.handler_id DESC LIMIT %s OFFSET %s""",
-                (*params, limit, offset),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            f"""SELECT {_COLUMNS} FROM handlers h WHERE {where}
+                ORDER BY h.create_time DESC, h.handler_id DESC LIMIT %s OFFSET %s""",
+            (*params, limit, offset),
+        )
         return [Handler(**r) for r in rows]
 
     async def count(self, scope: Scope, flt: HandlerFilter) -> int:
         where, params = handler_where(scope, flt)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT count(*) AS n FROM handlers h WHERE {where}", params)
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await db.count(self._pool, f"SELECT count(*) FROM handlers h WHERE {where}", params)
 
     async def replace(self, scope: Scope, handler_id: str, fields: HandlerFields) -> Handler:
         if not ids.is_uuid(handler_id):
             raise not_found(handler_id)
         handler_type, policies, lambda_id = checked_fields(fields)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""UPDATE handlers AS h SET description = %s, handler_type = %s,
-                        policies = %s, lambda_id = %s, last_update_time = now()
-                    WHERE h.handler_id = %s AND h.account_id = %s RETURNING {_COLUMNS}""",
-                (
-                    fields.description,
-                    handler_type,
-                    Jsonb(policies) if policies is not None else None,
-                    lambda_id,
-                    handler_id,
-                    scope.account_id,
-                ),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""UPDATE handlers AS h SET description = %s, handler_type = %s,
+                    policies = %s, lambda_id = %s, last_update_time = now()
+                WHERE h.handler_id = %s AND h.account_id = %s RETURNING {_COLUMNS}""",
+            (
+                fields.description,
+                handler_type,
+                Jsonb(policies) if policies is not None else None,
+                lambda_id,
+                handler_id,
+                scope.account_id,
+            ),
+        )
         if row is None:
             raise not_found(handler_id)
         return Handler(**row)

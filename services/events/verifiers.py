@@ -13,7 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import db, errors, ids
 from services.common.scoping import (
     Scope,
     check_length,
@@ -22,8 +22,6 @@ from services.common.scoping import (
     readable,
 )
 from services.events.policies import validate_verifier_policies
-
-VERIFIER_NOT_FOUND = 34004  # "Verifier with id {value} not found"
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ _COLUMNS = (
 
 
 def not_found(verifier_id: str) -> errors.LunaError:
-    return errors.LunaError(VERIFIER_NOT_FOUND, f"Verifier with id {verifier_id} not found")
+    return errors.LunaError(errors.VERIFIER_NOT_FOUND, f"Verifier with id {verifier_id} not found")
 
 
 def _where(scope: Scope, description: str | None) -> tuple[str, list[Any]]:
@@ -65,13 +63,12 @@ class Verifiers:
     ) -> Verifier:
         check_length(description, 128, "description")
         checked = validate_verifier_policies(policies or {})
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""INSERT INTO verifiers AS v (verifier_id, account_id, description, policies)
-                    VALUES (%s, %s, %s, %s) RETURNING {_COLUMNS}""",
-                (ids.new_id(), scope.account_id, description, Jsonb(checked)),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""INSERT INTO verifiers AS v (verifier_id, account_id, description, policies)
+                VALUES (%s, %s, %s, %s) RETURNING {_COLUMNS}""",
+            (ids.new_id(), scope.account_id, description, Jsonb(checked)),
+        )
         assert row is not None
         return Verifier(**row)
 
@@ -79,12 +76,11 @@ class Verifiers:
         if not ids.is_uuid(verifier_id):
             raise not_found(verifier_id)
         where, params = readable(scope, "v.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM verifiers v WHERE v.verifier_id = %s AND {where}",
-                (verifier_id, *params),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"SELECT {_COLUMNS} FROM verifiers v WHERE v.verifier_id = %s AND {where}",
+            (verifier_id, *params),
+        )
         if row is None:
             raise not_found(verifier_id)
         return Verifier(**row)
@@ -99,22 +95,17 @@ class Verifiers:
     ) -> list[Verifier]:
         limit, offset = page_bounds(page, page_size)
         where, params = _where(scope, description)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""SELECT {_COLUMNS} FROM verifiers v WHERE {where}
-                    ORDER BY v.create_time DESC, v.verifier_id DESC LIMIT %s OFFSET %s""",
-                (*params, limit, offset),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            f"""SELECT {_COLUMNS} FROM verifiers v WHERE {where}
+                ORDER BY v.create_time DESC, v.verifier_id DESC LIMIT %s OFFSET %s""",
+            (*params, limit, offset),
+        )
         return [Verifier(**r) for r in rows]
 
     async def count(self, scope: Scope, *, description: str | None = None) -> int:
         where, params = _where(scope, description)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT count(*) AS n FROM verifiers v WHERE {where}", params)
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await db.count(self._pool, f"SELECT count(*) FROM verifiers v WHERE {where}", params)
 
     async def replace(
         self,
@@ -128,14 +119,13 @@ class Verifiers:
             raise not_found(verifier_id)
         check_length(description, 128, "description")
         checked = validate_verifier_policies(policies or {})
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""UPDATE verifiers AS v SET description = %s, policies = %s,
-                        version = v.version + 1, last_update_time = now()
-                    WHERE v.verifier_id = %s AND v.account_id = %s RETURNING {_COLUMNS}""",
-                (description, Jsonb(checked), verifier_id, scope.account_id),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""UPDATE verifiers AS v SET description = %s, policies = %s,
+                    version = v.version + 1, last_update_time = now()
+                WHERE v.verifier_id = %s AND v.account_id = %s RETURNING {_COLUMNS}""",
+            (description, Jsonb(checked), verifier_id, scope.account_id),
+        )
         if row is None:
             raise not_found(verifier_id)
         return Verifier(**row)

@@ -16,7 +16,8 @@ from luna.matcher.v1 import matcher_pb2 as mpb
 
 from services.common import errors
 from services.events.handlers import DYNAMIC, STATIC, Handler, not_found
-from services.events.pipeline import Clients, Pipeline
+from services.events.pipeline.generate import Pipeline
+from services.events.pipeline.shared import Clients
 from services.events.policies import validate_handler_policies
 
 ACCOUNT = str(uuid.uuid4())
@@ -371,7 +372,7 @@ async def test_notification_policy_and_callbacks(world: dict[str, Any]) -> None:
     from aiohttp import web
 
     from services.common.embedded import pick_free_port
-    from services.events.callbacks import CallbackSender
+    from services.events.pipeline.callbacks import CallbackSender
 
     received: list[tuple[str, str, Any]] = []
 

@@ -7,8 +7,8 @@ from luna.events.v1 import pipeline_pb2, pipeline_pb2_grpc
 
 from services.common import logs
 from services.common.pbjson import to_struct
-from services.events.pipeline import Pipeline
-from services.events.pipeline_verify import Verification
+from services.events.pipeline.generate import Pipeline
+from services.events.pipeline.verify import Verification
 
 
 class PipelineServicer(pipeline_pb2_grpc.PipelineServiceServicer):

@@ -17,6 +17,14 @@ from luna.matcher.v1 import matcher_pb2 as mpb
 
 from services.common import times
 
+# Base64 image content types LUNA accepts -> the binary type of the decoded bytes.
+BASE64_TYPES = {
+    "image/x-jpeg-base64": "image/jpeg",
+    "image/x-png-base64": "image/png",
+    "image/x-bmp-base64": "image/bmp",
+    "image/x-tiff-base64": "image/tiff",
+    "image/x-portable-pixmap-base64": "image/x-portable-pixmap",
+}
 # Struct carries numbers as doubles; these estimation fields are integers in LUNA's JSON.
 INT_FIELDS = frozenset({"age", "gender", "prediction"})
 

@@ -33,6 +33,7 @@ from services.common.scoping import (
 from services.events.event_schema import INPUT_EVENT_SCHEMA, META_MAX_BYTES
 from services.events.event_shape import TARGETS, EventRow, build_row, project
 from services.events.handlers import DYNAMIC, Handlers
+from services.events.tables import Table
 
 log = logging.getLogger("luna.events")
 
@@ -411,6 +412,8 @@ _SELECT = (
     "e.handler_id::text AS handler_id, e.create_time, e.end_time, e.data"
 )
 
+_TABLE = Table("events", "e", "event_id", _SELECT, not_found)
+
 
 @dataclass
 class _Prepared:
@@ -588,17 +591,7 @@ class Events:
         self, scope: Scope, event_id: str, targets: list[str] | None = None
     ) -> StoredEvent:
         targets = check_targets(targets or [])
-        if not ids.is_uuid(event_id):
-            raise not_found(event_id)
-        where, params = readable(scope, "e.account_id")
-        row = await db.fetch_one(
-            self._pool,
-            f"SELECT {_SELECT} FROM events e WHERE e.event_id = %s AND {where}",
-            (event_id, *params),
-        )
-        if row is None:
-            raise not_found(event_id)
-        return _stored(row, targets)
+        return _stored(await _TABLE.get(self._pool, scope, event_id), targets)
 
     async def list(
         self,
@@ -674,8 +667,7 @@ class Events:
         return sorted(r["event_id"] for r in rows)
 
     async def count(self, scope: Scope, flt: EventFilter) -> int:
-        where, params = event_where(scope, flt)
-        return await db.count(self._pool, f"SELECT count(*) FROM events e WHERE {where}", params)
+        return await _TABLE.count(self._pool, *event_where(scope, flt))
 
     async def descriptors(
         self,

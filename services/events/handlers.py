@@ -18,11 +18,10 @@ from services.common import db, errors, ids
 from services.common.scoping import (
     Scope,
     check_length,
-    escape_like,
     page_bounds,
-    readable,
 )
 from services.events.policies import validate_handler_policies
+from services.events.tables import Table
 
 STATIC, DYNAMIC, LAMBDA = 0, 1, 2
 
@@ -88,12 +87,11 @@ def checked_fields(fields: HandlerFields) -> tuple[int, dict[str, Any] | None, s
     return STATIC, validate_handler_policies(fields.policies or {}), None
 
 
+TABLE = Table("handlers", "h", "handler_id", _COLUMNS, not_found)
+
+
 def handler_where(scope: Scope, flt: HandlerFilter) -> tuple[str, list[Any]]:
-    where, scope_params = readable(scope, "h.account_id")
-    conditions, params = [where], list(scope_params)
-    if flt.description is not None:
-        conditions.append("h.description ILIKE %s ESCAPE '\\'")
-        params.append(f"%{escape_like(flt.description)}%")
+    conditions, params = TABLE.where(scope, flt.description)
     if flt.handler_type is not None:
         conditions.append("h.handler_type = %s")
         params.append(flt.handler_type)
@@ -124,17 +122,7 @@ class Handlers:
         return Handler(**row)
 
     async def get(self, scope: Scope, handler_id: str) -> Handler:
-        if not ids.is_uuid(handler_id):
-            raise not_found(handler_id)
-        where, params = readable(scope, "h.account_id")
-        row = await db.fetch_one(
-            self._pool,
-            f"SELECT {_COLUMNS} FROM handlers h WHERE h.handler_id = %s AND {where}",
-            (handler_id, *params),
-        )
-        if row is None:
-            raise not_found(handler_id)
-        return Handler(**row)
+        return Handler(**await TABLE.get(self._pool, scope, handler_id))
 
     async def get_own(self, account_id: str, handler_id: str) -> Handler:
         """A handler of exactly this account (what writes such as saving events need)."""
@@ -143,19 +131,12 @@ class Handlers:
     async def list(
         self, scope: Scope, flt: HandlerFilter, *, page: int = 1, page_size: int = 10
     ) -> list[Handler]:
-        limit, offset = page_bounds(page, page_size)
-        where, params = handler_where(scope, flt)
-        rows = await db.fetch_all(
-            self._pool,
-            f"""SELECT {_COLUMNS} FROM handlers h WHERE {where}
-                ORDER BY h.create_time DESC, h.handler_id DESC LIMIT %s OFFSET %s""",
-            (*params, limit, offset),
-        )
+        bounds = page_bounds(page, page_size)
+        rows = await TABLE.page(self._pool, bounds, *handler_where(scope, flt))
         return [Handler(**r) for r in rows]
 
     async def count(self, scope: Scope, flt: HandlerFilter) -> int:
-        where, params = handler_where(scope, flt)
-        return await db.count(self._pool, f"SELECT count(*) FROM handlers h WHERE {where}", params)
+        return await TABLE.count(self._pool, *handler_where(scope, flt))
 
     async def replace(self, scope: Scope, handler_id: str, fields: HandlerFields) -> Handler:
         if not ids.is_uuid(handler_id):
@@ -180,12 +161,4 @@ class Handlers:
         return Handler(**row)
 
     async def delete(self, scope: Scope, handler_id: str) -> None:
-        if not ids.is_uuid(handler_id):
-            raise not_found(handler_id)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM handlers WHERE handler_id = %s AND account_id = %s",
-                (handler_id, scope.account_id),
-            )
-        if cur.rowcount == 0:
-            raise not_found(handler_id)
+        await TABLE.delete(self._pool, scope.account_id, handler_id)

@@ -17,11 +17,10 @@ from services.common import db, errors, ids
 from services.common.scoping import (
     Scope,
     check_length,
-    escape_like,
     page_bounds,
-    readable,
 )
 from services.events.policies import validate_verifier_policies
+from services.events.tables import Table
 
 
 @dataclass(frozen=True)
@@ -45,12 +44,11 @@ def not_found(verifier_id: str) -> errors.LunaError:
     return errors.LunaError(errors.VERIFIER_NOT_FOUND, f"Verifier with id {verifier_id} not found")
 
 
+TABLE = Table("verifiers", "v", "verifier_id", _COLUMNS, not_found)
+
+
 def _where(scope: Scope, description: str | None) -> tuple[str, list[Any]]:
-    where, scope_params = readable(scope, "v.account_id")
-    conditions, params = [where], list(scope_params)
-    if description is not None:
-        conditions.append("v.description ILIKE %s ESCAPE '\\'")
-        params.append(f"%{escape_like(description)}%")
+    conditions, params = TABLE.where(scope, description)
     return " AND ".join(conditions), params
 
 
@@ -73,17 +71,7 @@ class Verifiers:
         return Verifier(**row)
 
     async def get(self, scope: Scope, verifier_id: str) -> Verifier:
-        if not ids.is_uuid(verifier_id):
-            raise not_found(verifier_id)
-        where, params = readable(scope, "v.account_id")
-        row = await db.fetch_one(
-            self._pool,
-            f"SELECT {_COLUMNS} FROM verifiers v WHERE v.verifier_id = %s AND {where}",
-            (verifier_id, *params),
-        )
-        if row is None:
-            raise not_found(verifier_id)
-        return Verifier(**row)
+        return Verifier(**await TABLE.get(self._pool, scope, verifier_id))
 
     async def list(
         self,
@@ -93,19 +81,12 @@ class Verifiers:
         page: int = 1,
         page_size: int = 10,
     ) -> list[Verifier]:
-        limit, offset = page_bounds(page, page_size)
-        where, params = _where(scope, description)
-        rows = await db.fetch_all(
-            self._pool,
-            f"""SELECT {_COLUMNS} FROM verifiers v WHERE {where}
-                ORDER BY v.create_time DESC, v.verifier_id DESC LIMIT %s OFFSET %s""",
-            (*params, limit, offset),
-        )
+        bounds = page_bounds(page, page_size)
+        rows = await TABLE.page(self._pool, bounds, *_where(scope, description))
         return [Verifier(**r) for r in rows]
 
     async def count(self, scope: Scope, *, description: str | None = None) -> int:
-        where, params = _where(scope, description)
-        return await db.count(self._pool, f"SELECT count(*) FROM verifiers v WHERE {where}", params)
+        return await TABLE.count(self._pool, *_where(scope, description))
 
     async def replace(
         self,
@@ -131,12 +112,4 @@ class Verifiers:
         return Verifier(**row)
 
     async def delete(self, scope: Scope, verifier_id: str) -> None:
-        if not ids.is_uuid(verifier_id):
-            raise not_found(verifier_id)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM verifiers WHERE verifier_id = %s AND account_id = %s",
-                (verifier_id, scope.account_id),
-            )
-        if cur.rowcount == 0:
-            raise not_found(verifier_id)
+        await TABLE.delete(self._pool, scope.account_id, verifier_id)

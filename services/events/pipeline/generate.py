@@ -34,9 +34,9 @@ from services.events.pipeline import render, store
 from services.events.pipeline.callbacks import CallbackSender
 from services.events.pipeline.filters import detect_needs, holds
 from services.events.pipeline.match import Reference, match_events, match_faces
-from services.events.pipeline.render import EventTimes
 from services.events.pipeline.shared import (
     MULTIFACE,
+    Call,
     Clients,
     Undo,
     Unit,
@@ -93,11 +93,14 @@ def estimations_for(policies: dict[str, Any]) -> tuple[set[str], set[str]]:
     return run, shown
 
 
-def event_times(req: ppb.GenerateEventsRequest) -> EventTimes:
+def call_of(
+    req: ppb.GenerateEventsRequest, policies: dict[str, Any], handler_id: str, shown: set[str]
+) -> Call:
+    """The request as storage reads it; its events' times are fixed here."""
     now = times.now()
     create = times.from_timestamp(req.event_time) if req.HasField("event_time") else now
     end = times.from_timestamp(req.event_end_time) if req.HasField("event_end_time") else create
-    return EventTimes(create, end, now)
+    return Call(req, policies, handler_id, shown, create, end, now)
 
 
 def tag(units: list[Unit], policies: dict[str, Any]) -> None:
@@ -257,14 +260,12 @@ class Pipeline:
         units = build_units(req, kept, metas, version)
         await self._match(scope, policies, units)
         tag(units, policies)
-        call = store.Call(req, policies, handler_id, shown, event_times(req))
+        call = call_of(req, policies, handler_id, shown)
         outcomes = await self._store(Writes(self._c, scope, Undo()), call, units)
         events = [o.answer for o in outcomes]
         return answer(req, events, filtered), [e["event_id"] for e in events]
 
-    async def _store(
-        self, writes: Writes, call: store.Call, units: list[Unit]
-    ) -> list[store.Outcome]:
+    async def _store(self, writes: Writes, call: Call, units: list[Unit]) -> list[store.Outcome]:
         """Every write of the request; all undone when one fails."""
         try:
             outcomes = await store.store_units(writes, call, units)

@@ -7,8 +7,6 @@ pieces the gateway renders too (estimations, rects) are `services.common.luna_js
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from luna.estimator.v1 import estimator_pb2 as epb
@@ -16,7 +14,7 @@ from luna.events.v1 import pipeline_pb2 as ppb
 from luna.faces.v1 import faces_pb2
 
 from services.common import luna_json, times
-from services.events.pipeline.shared import Unit
+from services.events.pipeline.shared import Call, Stored, Unit
 
 # The event fields a request's EventMeta may set, in LUNA's order.
 META_FIELDS = ("source", "external_id", "user_data", "track_id", "stream_id")
@@ -24,13 +22,6 @@ META_FIELDS = ("source", "external_id", "user_data", "track_id", "stream_id")
 SUCCESS = {"error_code": 0, "desc": "Success", "detail": "Success"}
 # Estimations LUNA shows under detections > samples > face > detection > attributes.
 DETECTION_ATTRIBUTES = ("head_pose", "emotions", "mask", "quality", "liveness")
-BASE64_TYPES = {
-    "image/x-jpeg-base64": "image/jpeg",
-    "image/x-png-base64": "image/png",
-    "image/x-bmp-base64": "image/bmp",
-    "image/x-tiff-base64": "image/tiff",
-    "image/x-portable-pixmap-base64": "image/x-portable-pixmap",
-}
 
 
 def detection(face: epb.Face, est: dict[str, Any]) -> dict[str, Any]:
@@ -64,8 +55,8 @@ def face_json(face: faces_pb2.Face) -> dict[str, Any]:
 def raw_image(image: epb.Image) -> tuple[bytes, str]:
     """(bytes, binary MIME type) of an input image, base64 variants decoded, for storing."""
     ctype = image.content_type
-    if ctype in BASE64_TYPES:
-        return base64.b64decode(image.data), BASE64_TYPES[ctype]
+    if ctype in luna_json.BASE64_TYPES:
+        return base64.b64decode(image.data), luna_json.BASE64_TYPES[ctype]
     return image.data, ctype or "image/jpeg"
 
 
@@ -91,30 +82,13 @@ def meta_json(meta: ppb.EventMeta) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class EventTimes:
-    """create_time and end_time of the request's events, and when it was served."""
-
-    create: datetime
-    end: datetime
-    now: datetime
-
-
-@dataclass(frozen=True)
-class Stored:
-    """Blobs the storage policies wrote for a request: face sample ids by id() of the
-    Detected, source image references by input index."""
-
-    samples: dict[int, str]
-    origins: dict[int, str]
-
-
-def event_json(unit: Unit, shown: set[str], stored: Stored, when: EventTimes) -> dict[str, Any]:
+def event_json(unit: Unit, call: Call, stored: Stored) -> dict[str, Any]:
     """The event as SaveEvents takes it (the save-event schema)."""
+    shown = call.shown
     meta = unit.meta
     event: dict[str, Any] = {k: meta[k] for k in (*META_FIELDS, "location") if k in meta}
     event["tags"] = unit.tags
-    detect_time = times.to_rfc3339(meta.get("_detect_time") or when.now)
+    detect_time = times.to_rfc3339(meta.get("_detect_time") or call.now)
     detections = []
     for d in unit.faces:
         sample: dict[str, Any] = {
@@ -133,6 +107,6 @@ def event_json(unit: Unit, shown: set[str], stored: Stored, when: EventTimes) ->
         event["face_attributes"] = {"basic_attributes": unit.basic}
     if unit.aggregate:
         event["aggregate_estimations"] = unit.aggregate
-    event["create_time"] = times.to_rfc3339(when.create)
-    event["end_time"] = times.to_rfc3339(when.end)
+    event["create_time"] = times.to_rfc3339(call.create_time)
+    event["end_time"] = times.to_rfc3339(call.end_time)
     return event

@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from luna.common.v1 import account_pb2
 from luna.estimator.v1 import estimator_pb2 as epb
+from luna.events.v1 import pipeline_pb2 as ppb
 from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2
 
 from services.common import descriptors, errors
@@ -59,6 +61,32 @@ class Unit:
     matches: list[dict[str, Any]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     facts: Facts = field(default_factory=Facts)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One validated GenerateEvents request: what storage and rendering read besides units."""
+
+    req: ppb.GenerateEventsRequest
+    policies: dict[str, Any]
+    handler_id: str
+    shown: set[str]  # estimations the events show
+    create_time: datetime  # of the request's events
+    end_time: datetime
+    now: datetime  # when the request was served
+
+    @property
+    def storage(self) -> dict[str, Any]:
+        return self.policies["storage_policy"]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Blobs the storage policies wrote for a request: face sample ids by id() of the
+    Detected, source image references by input index."""
+
+    samples: dict[int, str]
+    origins: dict[int, str]
 
 
 class Undo:

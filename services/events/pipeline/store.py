@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from luna.estimator.v1 import estimator_pb2 as epb
-from luna.events.v1 import pipeline_pb2 as ppb
 from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2
 
 from services.common.scoping import Scope
@@ -20,23 +19,7 @@ from services.events.events import FACE, DescriptorIn, EventIn, Events
 from services.events.pipeline import render
 from services.events.pipeline.callbacks import ws_notification_wanted
 from services.events.pipeline.filters import Facts, holds
-from services.events.pipeline.render import EventTimes, Stored
-from services.events.pipeline.shared import Unit, Writes
-
-
-@dataclass(frozen=True)
-class Call:
-    """One validated GenerateEvents request: what the storage steps read besides the units."""
-
-    req: ppb.GenerateEventsRequest
-    policies: dict[str, Any]
-    handler_id: str
-    shown: set[str]  # estimations the events show
-    when: EventTimes
-
-    @property
-    def storage(self) -> dict[str, Any]:
-        return self.policies["storage_policy"]
+from services.events.pipeline.shared import Call, Stored, Unit, Writes
 
 
 @dataclass
@@ -219,7 +202,7 @@ async def store_unit(writes: Writes, call: Call, unit: Unit, stored: Stored) -> 
     """Attribute, face, then what SaveEvents gets, for one event."""
     sp = call.storage
     samples = [stored.samples[id(d)] for d in unit.faces if id(d) in stored.samples]
-    event = render.event_json(unit, call.shown, stored, call.when)
+    event = render.event_json(unit, call, stored)
     data = attribute_data(unit, samples)
     attribute = await store_attribute(writes, sp["attribute_policy"], unit, data)
     if attribute is not None:

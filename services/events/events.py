@@ -265,73 +265,108 @@ def meta_condition(mf: MetaFilter) -> tuple[str, list[Any]]:
     return cond, [path, *value_params, values[0]]
 
 
+@dataclass
+class _Where:
+    """SQL conditions joined by AND and their parameters, in placeholder order."""
+
+    conditions: list[str]
+    params: list[Any]
+
+    def add(self, sql: str, *values: Any) -> None:
+        self.conditions.append(sql)
+        self.params.extend(values)
+
+    def nullable(self, flt: Nullable, value_sql: str, value: Any, null_sql: str) -> None:
+        """`value_sql` for the filter's values OR `null_sql` for its null, as it asks."""
+        parts, values = [], []
+        if flt.values:
+            parts.append(value_sql)
+            values.append(value)
+        if flt.with_null:
+            parts.append(null_sql)
+        self.add("(" + " OR ".join(parts) + ")", *values)
+
+
 def event_where(
     scope: Scope, flt: EventFilter, *, now: datetime | None = None
 ) -> tuple[str, list[Any]]:
     """SQL condition (over alias `e`) and parameters for a scope and a filter."""
     where, scope_params = readable(scope, "e.account_id")
-    conditions, params = [where], list(scope_params)
+    w = _Where([where], list(scope_params))
+    _where_ids(w, flt)
+    _where_times(w, flt, now)
+    _where_one_of(w, flt)
+    _where_text(w, flt)
+    _where_geo(w, flt)
+    for mf in flt.meta:
+        sql, mparams = meta_condition(mf)
+        w.add(sql, *mparams)
+    return " AND ".join(w.conditions), w.params
 
-    def add(sql: str, *values: Any) -> None:
-        conditions.append(sql)
-        params.extend(values)
 
+def _where_ids(w: _Where, flt: EventFilter) -> None:
     if flt.event_ids:
-        add("e.event_id = ANY(%s::uuid[])", unique_query_ids(flt.event_ids, "event_ids"))
+        w.add("e.event_id = ANY(%s::uuid[])", unique_query_ids(flt.event_ids, "event_ids"))
     if flt.event_id_gte:
-        add("e.event_id >= %s", check_uuid(flt.event_id_gte, "event_id__gte"))
+        w.add("e.event_id >= %s", check_uuid(flt.event_id_gte, "event_id__gte"))
     if flt.event_id_lt:
-        add("e.event_id < %s", check_uuid(flt.event_id_lt, "event_id__lt"))
+        w.add("e.event_id < %s", check_uuid(flt.event_id_lt, "event_id__lt"))
     if flt.handler_ids:
-        add("e.handler_id = ANY(%s::uuid[])", unique_query_ids(flt.handler_ids, "handler_ids"))
+        w.add("e.handler_id = ANY(%s::uuid[])", unique_query_ids(flt.handler_ids, "handler_ids"))
     if flt.face_ids:
-        add("e.face_id = ANY(%s::uuid[])", unique_query_ids(flt.face_ids, "face_ids"))
+        w.add("e.face_id = ANY(%s::uuid[])", unique_query_ids(flt.face_ids, "face_ids"))
     if flt.external_ids:
-        add("e.external_id = ANY(%s)", list(flt.external_ids))
+        w.add("e.external_id = ANY(%s)", list(flt.external_ids))
+
+
+def _where_times(w: _Where, flt: EventFilter, now: datetime | None) -> None:
+    """Range filters, and LUNA's default window: without ids or create_time bounds,
+    GET /6/events covers the last month."""
     for column, op, attr in _RANGES:
         value = getattr(flt, attr)
         if value is not None:
-            add(f"e.{column} {op} %s", value)
+            w.add(f"e.{column} {op} %s", value)
     explicit_window = flt.event_ids or flt.by_event_id or flt.create_time_gte or flt.create_time_lt
     if not explicit_window and not flt.no_default_window:
-        # LUNA: without ids or create_time bounds, GET /6/events covers the last month.
         now = now or times.now()
-        add("e.create_time >= %s AND e.create_time < %s", now - DEFAULT_WINDOW, now)
+        w.add("e.create_time >= %s AND e.create_time < %s", now - DEFAULT_WINDOW, now)
+
+
+def _where_one_of(w: _Where, flt: EventFilter) -> None:
     for column, attr, sql_type in _ONE_OF:
         nullable: Nullable = getattr(flt, attr)
-        if not nullable:
-            continue
-        parts = []
-        if nullable.values:
+        if nullable:
             values = list(nullable.values)
             if sql_type == "uuid":
                 values = unique_query_ids(values, attr)
-            parts.append(f"e.{column} = ANY(%s::{sql_type}[])")
-            params.append(values)
-        if nullable.with_null:
-            parts.append(f"e.{column} IS NULL")
-        conditions.append("(" + " OR ".join(parts) + ")")
+            w.nullable(
+                nullable, f"e.{column} = ANY(%s::{sql_type}[])", values, f"e.{column} IS NULL"
+            )
     for column, attr in _ANY_OF:
         nullable = getattr(flt, attr)
-        if not nullable:
-            continue
-        parts = []
-        if nullable.values:
-            parts.append(f"e.{column} && %s::text[]")
-            params.append(list(nullable.values))
-        if nullable.with_null:
-            parts.append(f"(e.{column} IS NULL OR cardinality(e.{column}) = 0)")
-        conditions.append("(" + " OR ".join(parts) + ")")
+        if nullable:
+            w.nullable(
+                nullable,
+                f"e.{column} && %s::text[]",
+                list(nullable.values),
+                f"(e.{column} IS NULL OR cardinality(e.{column}) = 0)",
+            )
+
+
+def _where_text(w: _Where, flt: EventFilter) -> None:
     if flt.user_data is not None:
-        add("e.user_data ILIKE %s ESCAPE '\\'", f"%{escape_like(flt.user_data)}%")
+        w.add("e.user_data ILIKE %s ESCAPE '\\'", f"%{escape_like(flt.user_data)}%")
     if flt.tags:
-        add("e.tags @> %s::text[]", list(flt.tags))
+        w.add("e.tags @> %s::text[]", list(flt.tags))
     if flt.top_matching_candidates_label is not None:
-        add("%s = ANY(e.match_labels)", flt.top_matching_candidates_label)
+        w.add("%s = ANY(e.match_labels)", flt.top_matching_candidates_label)
     if flt.top_similar_object_ids:
-        add("e.top_similar_object_id = ANY(%s)", list(flt.top_similar_object_ids))
+        w.add("e.top_similar_object_id = ANY(%s)", list(flt.top_similar_object_ids))
     if flt.top_similar_external_ids:
-        add("e.top_similar_external_id = ANY(%s)", list(flt.top_similar_external_ids))
+        w.add("e.top_similar_external_id = ANY(%s)", list(flt.top_similar_external_ids))
+
+
+def _where_geo(w: _Where, flt: EventFilter) -> None:
     if flt.origin_longitude is not None or flt.origin_latitude is not None:
         if flt.origin_longitude is None or flt.origin_latitude is None:
             raise _bad_query(
@@ -339,7 +374,7 @@ def event_where(
             )
         dlon = 0.01 if flt.longitude_delta is None else flt.longitude_delta
         dlat = 0.01 if flt.latitude_delta is None else flt.latitude_delta
-        add(
+        w.add(
             "e.longitude BETWEEN %s AND %s AND e.latitude BETWEEN %s AND %s",
             flt.origin_longitude - dlon,
             flt.origin_longitude + dlon,
@@ -347,11 +382,7 @@ def event_where(
             flt.origin_latitude + dlat,
         )
     elif flt.geo_null:
-        add("e.longitude IS NULL")
-    for mf in flt.meta:
-        sql, mparams = meta_condition(mf)
-        add(sql, *mparams)
-    return " AND ".join(conditions), params
+        w.add("e.longitude IS NULL")
 
 
 def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:

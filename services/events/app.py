@@ -5,23 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-from luna.common.v1 import info_pb2
-from luna.events.v1 import (
-    events_pb2,
-    events_pb2_grpc,
-    handlers_pb2,
-    handlers_pb2_grpc,
-    verifiers_pb2,
-    verifiers_pb2_grpc,
-)
 from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import config, db, nats_streams
 from services.common.grpc_server import ServiceApp
-from services.common.version import VERSION
+from services.events import grpc_service
 from services.events.events import Events, Publish
-from services.events.grpc_service import EventsServicer, HandlersServicer, VerifiersServicer
 from services.events.handlers import Handlers
 from services.events.pipeline import wiring as pipeline_wiring
 from services.events.statistics import Statistics
@@ -72,14 +62,7 @@ def make_app() -> ServiceApp:
         )
         assert isinstance(handlers, Handlers) and isinstance(verifiers, Verifiers)
         assert isinstance(events, Events) and isinstance(stats, Statistics)
-        info = info_pb2.ServiceInfo(name="events", version=VERSION)
-        events_pb2_grpc.add_EventsServiceServicer_to_server(
-            EventsServicer(events, stats, info), server
-        )
-        handlers_pb2_grpc.add_HandlersServiceServicer_to_server(HandlersServicer(handlers), server)
-        verifiers_pb2_grpc.add_VerifiersServiceServicer_to_server(
-            VerifiersServicer(verifiers), server
-        )
+        grpc_service.add_servicers(server, events, stats, handlers, verifiers)
         pipeline_wiring.register(state, server)
 
     async def shutdown() -> None:
@@ -96,12 +79,7 @@ def make_app() -> ServiceApp:
 
     return ServiceApp(
         name="events",
-        service_names=[
-            events_pb2.DESCRIPTOR.services_by_name["EventsService"].full_name,
-            handlers_pb2.DESCRIPTOR.services_by_name["HandlersService"].full_name,
-            verifiers_pb2.DESCRIPTOR.services_by_name["VerifiersService"].full_name,
-            pipeline_wiring.SERVICE_NAME,
-        ],
+        service_names=[*(s.full_name for s in grpc_service.SERVICES), pipeline_wiring.SERVICE_NAME],
         register=register,
         startup=startup,
         shutdown=shutdown,

@@ -20,6 +20,7 @@ from luna.events.v1 import (
 from services.common import logs, times
 from services.common.pbjson import from_struct, from_value, to_list_value, to_struct
 from services.common.scoping import Scope
+from services.common.version import VERSION
 from services.events import statistics
 from services.events.candidates import select_requested
 from services.events.events import (
@@ -36,6 +37,15 @@ from services.events.policies import validate_handler_policies
 from services.events.verifiers import Verifier, Verifiers
 
 Ctx = grpc.aio.ServicerContext
+# The store's gRPC services (the pipeline's PipelineService is wired by pipeline.wiring).
+SERVICES = tuple(
+    pb.DESCRIPTOR.services_by_name[name]
+    for pb, name in (
+        (events_pb2, "EventsService"),
+        (handlers_pb2, "HandlersService"),
+        (verifiers_pb2, "VerifiersService"),
+    )
+)
 
 
 def scope_of(pb: account_pb2.AccountScope) -> Scope:
@@ -395,3 +405,16 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
                 for c in found
             ]
         )
+
+
+def add_servicers(
+    server: grpc.aio.Server,
+    events: Events,
+    stats: statistics.Statistics,
+    handlers: Handlers,
+    verifiers: Verifiers,
+) -> None:
+    info = info_pb2.ServiceInfo(name="events", version=VERSION)
+    events_pb2_grpc.add_EventsServiceServicer_to_server(EventsServicer(events, stats, info), server)
+    handlers_pb2_grpc.add_HandlersServiceServicer_to_server(HandlersServicer(handlers), server)
+    verifiers_pb2_grpc.add_VerifiersServiceServicer_to_server(VerifiersServicer(verifiers), server)

@@ -20,6 +20,7 @@ from luna.matcher.v1 import matcher_pb2 as mpb
 from services.common import errors, luna_json
 from services.common.scoping import Scope
 from services.events.events import FACE, Events
+from services.events.events import not_found as events_not_found
 from services.events.pipeline import render
 from services.events.pipeline.filters import detect_needs, detect_reasons
 from services.events.pipeline.match import raw_descriptor, raw_entity
@@ -169,7 +170,7 @@ class Verification:
         have = {eid for eid, _, _ in rows}
         missing = [e for e in req.event_ids if e not in have]
         if missing:
-            raise errors.LunaError(errors.EVENT_NOT_FOUND, f"Event with id {missing[0]} not found")
+            raise events_not_found(missing[0])
         return [(raw_entity(f"e:{eid}", d, v), {"event": {"event_id": eid}}) for eid, d, v in rows]
 
     async def _compare_faces(self, req: ppb.VerifyRequest, refs: list[Ref], out: Compared) -> None:

@@ -735,11 +735,5 @@ class Events:
 
 
 def _stored(row: dict[str, Any], targets: list[str]) -> StoredEvent:
-    return StoredEvent(
-        event_id=row["event_id"],
-        account_id=row["account_id"],
-        handler_id=row["handler_id"],
-        create_time=row["create_time"],
-        end_time=row["end_time"],
-        data=project(row["data"], targets),
-    )
+    """A row read with _SELECT (its columns are StoredEvent's fields), `data` projected."""
+    return StoredEvent(**{**row, "data": project(row["data"], targets)})

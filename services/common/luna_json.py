@@ -1,8 +1,9 @@
 """LUNA JSON vocabulary that the gateway and the events pipeline both speak.
 
-One copy of each piece that turns protobuf into LUNA's JSON (estimations, rects), LUNA's
-JSON request pieces into protobuf (face candidate filters) and LUNA's (pydantic) validation
-messages, so the REST answers and the events the pipeline stores cannot drift apart.
+One copy of each piece that turns protobuf into LUNA's JSON (estimations; a box's rect is
+`services.common.boxes`'), LUNA's JSON request pieces into protobuf (face candidate filters)
+and LUNA's (pydantic) validation messages, so the REST answers and the events the pipeline
+stores cannot drift apart.
 """
 
 from __future__ import annotations
@@ -47,15 +48,6 @@ def ints(value: Any) -> Any:
 def estimations(face: epb.Face) -> dict[str, Any]:
     """A detected face's estimations as LUNA JSON."""
     return ints(json_format.MessageToDict(face.estimations))
-
-
-def rect(box: epb.Box) -> dict[str, int]:
-    return {
-        "x": round(box.x),
-        "y": round(box.y),
-        "width": round(box.width),
-        "height": round(box.height),
-    }
 
 
 def dig(obj: Any, *path: str) -> Any:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import grpc
 from nats.aio.client import Client as NATS
-from psycopg_pool import AsyncConnectionPool
 
-from services.common import config, db, nats_streams
+from services.common import nats_streams, service_main
 from services.common.grpc_server import ServiceApp
 from services.events import grpc_service
 from services.events.events import Events, Publish
@@ -35,23 +34,23 @@ def jetstream_publisher(nc: NATS) -> Publish:
 
 
 def make_app() -> ServiceApp:
+    resources = service_main.Resources()
     state: dict[str, object] = {}
 
     async def startup() -> None:
-        pool: AsyncConnectionPool = await db.create_pool(config.database_url(), max_size=20)
-        await db.migrate(pool, "events", MIGRATIONS)
-        nc = await nats_streams.connect(config.nats_url(), name="events")
-        await nats_streams.ensure_streams(nc.jetstream())
+        pool = await resources.database("events", MIGRATIONS, max_size=20)
+        nc = await resources.nats("events")
         handlers = Handlers(pool)
+        events = Events(pool, handlers, jetstream_publisher(nc))
+        resources.on_close(events.close)  # buffered (wait_saving=0) writes land before we go
         state.update(
-            pool=pool,
-            nc=nc,
             handlers=handlers,
             verifiers=Verifiers(pool),
-            events=Events(pool, handlers, jetstream_publisher(nc)),
+            events=events,
             statistics=Statistics(pool),
         )
         state.update(pipeline_wiring.start(state))
+        resources.on_close(lambda: pipeline_wiring.stop(state))
 
     def register(server: grpc.aio.Server) -> None:
         handlers, verifiers, events, stats = (
@@ -65,22 +64,6 @@ def make_app() -> ServiceApp:
         grpc_service.add_servicers(server, events, stats, handlers, verifiers)
         pipeline_wiring.register(state, server)
 
-    async def shutdown() -> None:
-        await pipeline_wiring.stop(state)
-        events = state.get("events")
-        if isinstance(events, Events):
-            await events.close()  # buffered (wait_saving=0) writes land before we go
-        nc = state.get("nc")
-        if isinstance(nc, NATS):
-            await nc.drain()
-        pool = state.get("pool")
-        if isinstance(pool, AsyncConnectionPool):
-            await pool.close()
-
-    return ServiceApp(
-        name="events",
-        service_names=[*(s.full_name for s in grpc_service.SERVICES), pipeline_wiring.SERVICE_NAME],
-        register=register,
-        startup=startup,
-        shutdown=shutdown,
+    return service_main.service_app(
+        "events", [*grpc_service.SERVICES, pipeline_wiring.SERVICE], register, startup, resources
     )

@@ -1,7 +1,7 @@
 """Protobuf -> LUNA JSON pieces the pipeline puts into events and answers.
 
 Kept apart from generate.py so the flow reads as policy steps, not as field copying; the
-pieces the gateway renders too (estimations, rects) are `services.common.luna_json`'s.
+pieces the gateway renders too are `services.common.luna_json`'s and `boxes`'.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from luna.estimator.v1 import estimator_pb2 as epb
 from luna.events.v1 import pipeline_pb2 as ppb
 from luna.faces.v1 import faces_pb2
 
-from services.common import luna_json, times
+from services.common import boxes, luna_json, times
 from services.events.pipeline.shared import Call, Stored, Unit
 
 # The event fields a request's EventMeta may set, in LUNA's order.
@@ -27,7 +27,7 @@ DETECTION_ATTRIBUTES = ("head_pose", "emotions", "mask", "quality", "liveness")
 def detection(face: epb.Face, est: dict[str, Any]) -> dict[str, Any]:
     """LUNA `detection` of a face sample: rect, score, detection-time attributes."""
     out: dict[str, Any] = {
-        "rect": luna_json.rect(face.box),
+        "rect": boxes.rect(face.box),
         "rect_score": round(float(face.score), 5),
     }
     if "landmarks68" in est:

@@ -555,3 +555,25 @@ async def test_verify_raw(world: dict[str, Any]) -> None:
     with pytest.raises(errors.LunaError) as err:
         await verifier.verify_raw(raw)
     assert err.value.code == errors.BAD_JSON
+
+
+def test_aggregated_gender_is_the_mean_probability_of_male() -> None:
+    """The estimator's gender_score is the score of the predicted gender, so two confident
+    women aggregate to a woman (a plain mean of gender_score would say male)."""
+    from luna.estimator.v1 import estimator_pb2 as epb
+    from luna.events.v1 import pipeline_pb2 as ppb
+
+    from services.events.pipeline.shared import Detected
+    from services.events.pipeline.units import aggregate
+
+    women = [
+        Detected(
+            i, epb.Face(), {"basic_attributes": {"age": 30 + i, "gender": 0, "gender_score": 0.9}}
+        )
+        for i in range(2)
+    ]
+    unit = aggregate(ppb.GenerateEventsRequest(), women, [], [{}, {}], 1)
+    assert unit.basic is not None
+    assert unit.basic["gender"] == 0
+    assert unit.basic["gender_score"] == pytest.approx(0.9)
+    assert unit.basic["age"] in (30, 31)

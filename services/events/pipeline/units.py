@@ -10,7 +10,7 @@ from typing import Any
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.events.v1 import pipeline_pb2 as ppb
 
-from services.common import descriptors, errors, ids, luna_json
+from services.common import aggregation, descriptors, errors, ids, luna_json
 from services.events.pipeline import render
 from services.events.pipeline.filters import (
     ETHNICITY_NAMES,
@@ -104,7 +104,7 @@ def aggregate(
         )
     basics = [d.est["basic_attributes"] for d in kept if "basic_attributes" in d.est]
     if basics:
-        unit.basic = basic_mean(basics)
+        unit.basic = aggregation.mean_basic_attributes(basics)
     attrs: dict[str, Any] = {}
     for name in AGGREGATED:
         values = [d.est[name] for d in kept if name in d.est]
@@ -128,12 +128,6 @@ def aggregate_estimation(values: list[dict[str, Any]]) -> dict[str, Any]:
     if any("prediction" in v for v in values):
         out["prediction"] = Counter(v.get("prediction") for v in values).most_common(1)[0][0]
     return out
-
-
-def basic_mean(values: list[dict[str, Any]]) -> dict[str, Any]:
-    age = sum(float(v.get("age", 0)) for v in values) / len(values)
-    score = sum(float(v.get("gender_score", v.get("gender", 0))) for v in values) / len(values)
-    return {"age": round(age), "gender": 1 if score >= 0.5 else 0, "gender_score": score}
 
 
 def facts_of(unit: Unit) -> Facts:

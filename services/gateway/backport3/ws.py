@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -110,13 +109,10 @@ class Filters:
         return True
 
 
-@dataclass(eq=False)
-class Luna3Subscription(Subscription):
-    """A /4/ws subscription in the Sender's hub: the hub hands it the account's events whose
-    Backport 3 record passes the LUNA 3 filters (`filters.matches`)."""
-
-
 class _Matcher:
+    """The hub's filter of a /4/ws subscription: the account's Backport 3 events (see
+    `events.record_of`) whose LUNA 3 record passes the handshake's filters."""
+
     def __init__(self, filters: Filters) -> None:
         self.filters = filters
 
@@ -133,7 +129,7 @@ async def _serve(request: web.Request, c: Caller) -> web.WebSocketResponse:
     hub = main["sender_hub"]
     clients = request.app["clients"]
     tokens = bp3_events.Tokens(c.account_id)
-    sub = Luna3Subscription(c.account_id, _Matcher(filters))  # type: ignore[arg-type]
+    sub = Subscription(c.account_id, _Matcher(filters))  # type: ignore[arg-type]
     ws = web.WebSocketResponse(autoping=True, heartbeat=AUTOPING_S)
     await ws.prepare(request)
 

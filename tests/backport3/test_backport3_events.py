@@ -7,12 +7,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
 from luna.backport3.v1 import backport3_pb2 as bpb
+from luna.events.v1 import events_pb2, handlers_pb2
 
 from services.common import errors
 from services.common.pbjson import from_struct, to_struct
@@ -169,3 +171,73 @@ async def test_tokens_are_read_once_and_again_only_for_an_unknown_hash() -> None
     clients.backport3.tokens.append(other)
     assert other in (await tokens.resolve(clients, bp3_events.token_hash(other))).values()
     assert clients.backport3.calls == 2
+
+
+class FakeEventsService:
+    """ListHandlers/CreateHandler of the events service's HandlersService and its
+    SaveEvents; `lose` handler ids answer 34000 as a handler deleted through /6 does."""
+
+    def __init__(self) -> None:
+        self.handlers: list[handlers_pb2.Handler] = []
+        self.saved: list[tuple[str, dict[str, Any]]] = []
+        self.lose: set[str] = set()
+
+    async def ListHandlers(self, request: Any) -> Any:
+        assert request.filter.description == bp3_events.HANDLER_DESCRIPTION
+        found = [h for h in self.handlers if h.account_id == request.scope.account_id]
+        return handlers_pb2.ListHandlersResponse(handlers=found[::-1])  # newest first
+
+    async def CreateHandler(self, request: Any) -> Any:
+        assert request.fields.handler_type == 1  # dynamic
+        h = handlers_pb2.Handler(
+            handler_id=str(uuid.uuid4()),
+            account_id=request.scope.account_id,
+            description=request.fields.description,
+            handler_type=1,
+        )
+        h.create_time.FromSeconds(len(self.handlers))
+        self.handlers.append(h)
+        return handlers_pb2.CreateHandlerResponse(handler=h)
+
+    async def SaveEvents(self, request: Any) -> Any:
+        if request.handler_id in self.lose:
+            raise errors.LunaError(errors.HANDLER_NOT_FOUND)
+        assert not request.wait_saving and not request.from_client
+        self.saved.append((request.handler_id, from_struct(request.events[0].event)))
+        return events_pb2.SaveEventsResponse(event_ids=[str(uuid.uuid4())])
+
+
+async def test_record_event_saves_under_the_accounts_one_handler() -> None:
+    service = FakeEventsService()
+    clients = SimpleNamespace(handlers=service, events=service)
+    main = {bp3_events.HANDLERS_KEY: bp3_events.EventHandlers()}
+    request = SimpleNamespace(app={"bp3_main": main, "clients": clients})
+    await bp3_events.record_event(request, TOKEN_CALLER, "match", "verify", result=IDENTIFY)
+    await bp3_events.record_event(request, Caller(ACCOUNT), "extract", "descriptors", result={})
+    (handler,) = service.handlers
+    assert [h for h, _ in service.saved] == [handler.handler_id] * 2
+    assert service.saved[0][1]["meta"]["backport3"]["result"] == IDENTIFY
+    # Deleted through /6: the next event makes a new one and is saved there.
+    service.lose.add(handler.handler_id)
+    service.handlers.clear()
+    await bp3_events.record_event(request, Caller(ACCOUNT), "extract", "descriptors", result={})
+    (again,) = service.handlers
+    assert service.saved[-1][0] == again.handler_id != handler.handler_id
+    # A failure is logged, not raised: the /4 answer stands.
+    service.lose.add(again.handler_id)
+    await bp3_events.record_event(request, Caller(ACCOUNT), "extract", "descriptors", result={})
+    assert len(service.saved) == 3
+
+
+async def test_the_oldest_handler_wins_when_two_were_made() -> None:
+    service = FakeEventsService()
+    clients = SimpleNamespace(handlers=service)
+    other = bp3_events.EventHandlers()
+    first = await bp3_events.EventHandlers().get(clients, TOKEN_CALLER)
+    await service.CreateHandler(
+        handlers_pb2.CreateHandlerRequest(
+            scope={"account_id": ACCOUNT},
+            fields={"description": bp3_events.HANDLER_DESCRIPTION, "handler_type": 1},
+        )
+    )
+    assert await other.get(clients, TOKEN_CALLER) == first

@@ -45,8 +45,7 @@ TAG = "backport3"
 META_KEY = "backport3"
 HANDLER_DESCRIPTION = "Backport 3 events (LUNA 3 /4/ws)"
 DYNAMIC = 1
-_HANDLERS_KEY = "bp3_event_handlers"
-_LOCK_KEY = "bp3_event_handlers_lock"
+HANDLERS_KEY = "bp3_event_handlers"
 
 
 def token_hash(token_id: str) -> str:
@@ -161,52 +160,52 @@ async def _find_handler(clients: Any, c: Caller) -> str:
     return mine[0].handler_id
 
 
-async def event_handler(main: web.Application, clients: Any, c: Caller) -> str:
-    """The account's Backport 3 handler: found, or made the first time."""
-    cache: dict[str, str] = main.setdefault(_HANDLERS_KEY, {})
-    hit = cache.get(c.account_id)
-    if hit:
-        return hit
-    lock: asyncio.Lock = main.setdefault(_LOCK_KEY, asyncio.Lock())
-    async with lock:
-        handler_id = cache.get(c.account_id) or await _find_handler(clients, c)
-        if not handler_id:
-            await clients.handlers.CreateHandler(
-                handlers_pb2.CreateHandlerRequest(
-                    scope=c.scope,
-                    fields=handlers_pb2.HandlerFields(
-                        description=HANDLER_DESCRIPTION, handler_type=DYNAMIC
-                    ),
+class EventHandlers:
+    """Each account's Backport 3 handler: found (the oldest such), or made the first time;
+    one per gateway process (`install` puts it on the main app)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, clients: Any, c: Caller) -> str:
+        hit = self._ids.get(c.account_id)
+        if hit:
+            return hit
+        async with self._lock:
+            handler_id = self._ids.get(c.account_id) or await _find_handler(clients, c)
+            if not handler_id:
+                made = await clients.handlers.CreateHandler(
+                    handlers_pb2.CreateHandlerRequest(
+                        scope=c.scope,
+                        fields=handlers_pb2.HandlerFields(
+                            description=HANDLER_DESCRIPTION, handler_type=DYNAMIC
+                        ),
+                    )
                 )
-            )
-            handler_id = await _find_handler(clients, c)
-        cache[c.account_id] = handler_id
-    return handler_id
+                handler_id = await _find_handler(clients, c) or made.handler.handler_id
+            self._ids[c.account_id] = handler_id
+        return handler_id
+
+    def forget(self, account_id: str) -> None:
+        self._ids.pop(account_id, None)
 
 
 async def record_event(
-    request: web.Request,
-    c: Caller,
-    event_type: str,
-    source: str,
-    *,
-    result: Any,
-    template: dict[str, Any] | None = None,
-    candidate: dict[str, Any] | None = None,
+    request: web.Request, c: Caller, event_type: str, source: str, **fields: Any
 ) -> None:
-    """Save the operation's event through the events service (which publishes it on EVENTS).
+    """Save the operation's event (`build_event`'s with `fields`: result, template,
+    candidate) through the events service, which publishes it on EVENTS.
 
     LUNA 3 notifications are best effort: the operation has succeeded, so a failure here is
     logged and the answer stands.
     """
-    main = request.app["bp3_main"]
+    handlers: EventHandlers = request.app["bp3_main"][HANDLERS_KEY]
     clients = request.app["clients"]
-    event = build_event(
-        c, event_type, source, result=result, template=template, candidate=candidate
-    )
+    event = build_event(c, event_type, source, **fields)
     for attempt in (1, 2):
         try:
-            handler_id = await event_handler(main, clients, c)
+            handler_id = await handlers.get(clients, c)
             await clients.events.SaveEvents(
                 events_pb2.SaveEventsRequest(
                     scope=c.scope,
@@ -219,7 +218,7 @@ async def record_event(
         except errors.LunaError as exc:
             if exc.code == errors.HANDLER_NOT_FOUND and attempt == 1:
                 # Deleted through /6: make a new one.
-                main.get(_HANDLERS_KEY, {}).pop(c.account_id, None)
+                handlers.forget(c.account_id)
                 continue
             log.warning("cannot record the Backport 3 %s event: %s", source, exc)
             return

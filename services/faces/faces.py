@@ -27,7 +27,7 @@ from services.common.scoping import (
     unique_ids,
 )
 from services.faces import attributes, outbox
-from services.faces.descriptors import AttributeData, BasicAttributes
+from services.faces.descriptors import AttributeData
 from services.faces.where import Where
 
 # (account_id, event_id) -> whether that account has the event. The events service owns
@@ -531,19 +531,9 @@ class Faces:
                     f"id '{face.face_id}'.",
                 )
             descriptors = {descriptor_version: descriptors[descriptor_version]}
-        basic = (
-            BasicAttributes(row["age"], row["gender"], row["ethnicity"] or 0)
-            if row["age"] is not None
-            else None
-        )
         return FaceAttribute(
             face_id=face_id,
-            data=AttributeData(
-                descriptors=descriptors,
-                descriptor_samples=tuple(row["ds"]),
-                basic_attributes=basic,
-                basic_attributes_samples=tuple(row["bs"]),
-            ),
+            data=attributes.data_of_row(row, descriptors),
             create_time=row["create_time"],
         )
 

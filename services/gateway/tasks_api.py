@@ -22,14 +22,8 @@ from services.gateway.routing import Ctx, RouteTable
 
 log = logging.getLogger("luna.gateway")
 
-TASKS_API_HOST = config.declare(
-    "LUNA_TASKS_API_HOST", "127.0.0.1", "Address the Luna Tasks API (/2) listens on."
-)
-TASKS_API_PORT = config.declare(
-    "LUNA_TASKS_API_PORT",
-    5050,
-    "Port of the Luna Tasks API (/2); 0 disables that listener.",
-)
+TASKS_API_HOST = config.TASKS_API_HOST
+TASKS_API_PORT = config.TASKS_API_PORT
 
 table = RouteTable()
 

@@ -7,7 +7,8 @@ parameters with their types, JSON bodies with their fields, image bodies) and le
 schemathesis send conforming and violating requests, with valid Basic credentials and, for
 half the runs, real objects of the fuzzing account as path ids. Every answer must be below 500
 (or the catalogue's 500s for an image without faces: 4003, 36005) and every error
-a LUNA body. The budget and seed come from FUZZ_EXAMPLES / FUZZ_SEED, as in test_fuzz.py.
+a LUNA body. The budget and seed come from FUZZ_EXAMPLES / FUZZ_SEED, as in test_fuzz.py;
+`pytest -m fuzz` runs both.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 import schemathesis
 import yaml
 from e2e.test_backport3_rest import ASTRONAUT, Client
@@ -24,6 +26,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from services.common import errors
+
+pytestmark = [pytest.mark.e2e, pytest.mark.fuzz, pytest.mark.slow]
 
 FLAG = {"type": "integer", "enum": [0, 1]}
 UUID = {"type": "string", "format": "uuid"}

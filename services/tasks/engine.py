@@ -217,9 +217,11 @@ async def collect(store: TaskStore, task_id: int, max_errors: int) -> None:
         if row is None:
             return
         task = dict(row)
+        kind = kinds.kind_for(task["task_type"])
         cur = fast_json_cursor(conn)
         await cur.execute(
-            "select subtask_status, result from tasks_subtasks where task_id = %s order by part",
+            f"select subtask_status, result{'::text' if kind.flat else ''} as result"
+            " from tasks_subtasks where task_id = %s order by part",
             (task_id,),
         )
         parts = await cur.fetchall()
@@ -235,8 +237,8 @@ async def collect(store: TaskStore, task_id: int, max_errors: int) -> None:
                 (FAILED, task_id),
             )
             return
-        kind = kinds.kind_for(task["task_type"])
-        content_type, body = kind.collect(task, [p["result"] for p in parts], errors_json)
+        collect_parts = kind.collect_flat if kind.flat else kind.collect
+        content_type, body = collect_parts(task, [p["result"] for p in parts], errors_json)
         if not content_type:  # the task asked not to store a result (gc store_results=false)
             await conn.execute(
                 "update tasks_tasks set task_status = %s, end_time = now(),"

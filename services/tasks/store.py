@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from psycopg.types.json import Jsonb, set_json_loads
+from psycopg.types.json import Json, Jsonb, set_json_loads
 
 from services.common import db, errors
 from services.common.db import Pool
@@ -26,9 +26,9 @@ FINISHED = (CANCELLED, FAILED, DONE)
 SUB_PENDING, SUB_IN_PROGRESS, SUB_CANCELLED, SUB_FAILED, SUB_DONE = 0, 1, 2, 3, 4
 
 
-def fast_jsonb(value: Any) -> Jsonb:
-    """A JSONB parameter serialised by orjson (a gc part's result names 10000 events)."""
-    return Jsonb(value, dumps=orjson.dumps)
+def fast_json(value: Any) -> Json:
+    """A JSON parameter serialised by orjson (a gc part's result names 10000 events)."""
+    return Json(value, dumps=orjson.dumps)
 
 
 def fast_json_cursor(conn: Any) -> Any:
@@ -347,7 +347,7 @@ class TaskStore:
                 " end_time = now() where subtask_id = %s and subtask_status = %s",
                 (
                     status,
-                    None if result is None else fast_jsonb(result),
+                    None if result is None else fast_json(result),
                     str(uuid.uuid4()) if status == SUB_DONE else None,
                     subtask_id,
                     SUB_IN_PROGRESS,

@@ -299,8 +299,7 @@ class Estimator(Kind, name="estimator"):
         ]
         return Outcome(items, failures)
 
-    def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
-        return [item for part in results if part for item in part]
+    flat = True
 
 
 def _origin(source: dict[str, Any], name: str) -> pipeline_pb2.EventMeta:

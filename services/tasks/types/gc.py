@@ -204,15 +204,14 @@ class GC(Kind, name="gc"):
             return Outcome(content["descriptor_event_ids"])
         return await _delete_events(deps, scope, subtask)
 
-    def collect(
-        self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
+    flat = True
+
+    def collect_flat(
+        self, task: dict[str, Any], texts: list[str | None], errors_json: list[dict[str, Any]]
     ) -> tuple[str, bytes]:
         if not task["content"].get("store_results", True):
             return "", b""
-        return super().collect(task, results, errors_json)
-
-    def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
-        return [item for part in results if part for item in part]
+        return super().collect_flat(task, texts, errors_json)
 
 
 async def _event_ranges(deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import uvloop
 from aiohttp import web
 
 from services.common import config, logs, nats_streams, subjects
-from services.gateway import backport3, middleware, routing, sender_api, tasks_api
+from services.gateway import about, backport3, middleware, routing, sender_api, tasks_api
 from services.gateway import metrics as http_metrics
 from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
@@ -77,7 +77,7 @@ def build_app(clients: Clients | None = None) -> web.Application:
     app = web.Application(
         middlewares=[middleware.luna_middleware], client_max_size=MAX_BODY.get_int()
     )
-    spec, spec_yaml = system.load_spec(SPEC_PATH)
+    spec, spec_yaml = about.load_spec(SPEC_PATH)
     app["spec"], app["spec_yaml"] = spec, spec_yaml
     validator = RequestValidator(spec)
     clients = clients or Clients()

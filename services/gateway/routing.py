@@ -13,7 +13,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from luna.common.v1 import account_pb2
 
+from services.common import errors, ids
 from services.common.permissions import Principal
 from services.gateway import jsonbody
 from services.gateway.auth import Authenticator, AuthRule
@@ -33,6 +35,29 @@ class Ctx:
     def account_id(self) -> str:
         assert self.principal is not None
         return self.principal.account_id
+
+    def scope(self, filter_account_id: str = "") -> account_pb2.AccountScope:
+        """Whose records the call may touch: the caller's (all, for an account that sees all),
+        narrowed to `filter_account_id` when the query names one."""
+        assert self.principal is not None
+        return account_pb2.AccountScope(
+            account_id=self.principal.account_id,
+            see_all=self.principal.sees_all,
+            filter_account_id=filter_account_id,
+        )
+
+    def listing_scope(self) -> account_pb2.AccountScope:
+        """The scope of a listing or count: narrowed by the `account_id` query filter."""
+        return self.scope(self.query.get("account_id", ""))
+
+    def path_id(self, name: str) -> str:
+        """The UUID in the path parameter `name`; anything else is LUNA's 12012."""
+        value = self.request.match_info[name]
+        if not ids.is_uuid(value):
+            raise errors.LunaError(
+                errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}': not a UUID: {value}"
+            )
+        return value
 
 
 Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]

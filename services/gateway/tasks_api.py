@@ -14,11 +14,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from services.common import config, version
-from services.gateway import middleware, routing
-from services.gateway.routes import system
-from services.gateway.routes.tasks import tasks_api_table
+from services.common import config, errors, version
+from services.gateway import about, middleware, routing
 from services.gateway.routing import Ctx, RouteTable
+from services.gateway.tasks_http import TASKS_API, build
 
 log = logging.getLogger("luna.gateway")
 
@@ -32,6 +31,7 @@ TASKS_API_PORT = config.declare(
 )
 
 table = RouteTable()
+tasks_api_table = build(TASKS_API)
 
 
 def _spec(tables: list[RouteTable]) -> dict[str, Any]:
@@ -49,9 +49,9 @@ def _spec(tables: list[RouteTable]) -> dict[str, Any]:
     }
 
 
-table.route("GET", "/version", auth=None)(system.version_handler)
-table.route("GET", "/healthcheck", auth=None)(system.healthcheck_handler)
-table.route("GET", "/2/config", auth=None)(system.config_handler)
+table.route("GET", "/version", auth=None)(about.version_handler)
+table.route("GET", "/healthcheck", auth=None)(about.healthcheck_handler)
+table.route("GET", "/2/config", auth=None)(about.config_handler)
 
 
 @table.route("GET", "/2/docs/spec", auth=None)
@@ -67,10 +67,8 @@ async def get_spec(ctx: Ctx) -> web.Response:
             "*/*",
         )
     ):
-        from services.common import errors
-
         raise errors.LunaError(errors.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
-    return await system.spec_handler(ctx)
+    return await about.spec_handler(ctx)
 
 
 @table.route("GET", "/2/docs/dev", auth=None)

@@ -35,7 +35,6 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
-from services.common.errors import BAD_JSON as BAD_JSON_SCHEMA
 from services.common.errors import (
     BAD_QUERY_PARAM,
     NO_DATA,
@@ -44,6 +43,7 @@ from services.common.errors import (
     UNACCEPTABLE_CONTENT_TYPE,
     UNSUPPORTED_MEDIA_TYPE,
     LunaError,
+    bad_json,
 )
 from services.gateway import jsonbody
 
@@ -276,9 +276,7 @@ def _discriminated_branch(context: list[ValidationError]) -> list[ValidationErro
 def _body_error(error: ValidationError) -> LunaError:
     path, message = _describe(error)
     dotted = ".".join(str(p) for p in path)
-    return LunaError(
-        BAD_JSON_SCHEMA, f"Failed to validate input json. Path: '{dotted}', message: '{message}'"
-    )
+    return bad_json(dotted, message)
 
 
 def _apply_defaults(schema: Any, instance: Any) -> None:

@@ -7,13 +7,12 @@ truncated or mistyped image is refused with its LUNA error and nothing is writte
 from __future__ import annotations
 
 from aiohttp import web
-from luna.common.v1 import account_pb2
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import blobs_pb2
 
 from services.common import errors
 from services.gateway.auth import AuthRule
-from services.gateway.routes.estimator import IMAGE_TYPES, check_body_type, media_type
+from services.gateway.images import IMAGE_TYPES, check_body_type, media_type
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -24,13 +23,6 @@ SAMPLE_KINDS = {
 }
 SAMPLE_RESOURCES = {"faces": "face_sample", "bodies": "body_sample"}
 META_PREFIX = "x-luna-meta-"
-
-
-def scope(ctx: Ctx) -> account_pb2.AccountScope:
-    assert ctx.principal is not None
-    return account_pb2.AccountScope(
-        account_id=ctx.principal.account_id, see_all=ctx.principal.sees_all
-    )
 
 
 def _samples_type(ctx: Ctx) -> str:
@@ -72,7 +64,7 @@ async def _validated_image(ctx: Ctx, *, face_warp: bool) -> tuple[bytes, str]:
 
 async def _put(ctx: Ctx, blob: blobs_pb2.BlobInput) -> str:
     reply = await ctx.clients.blobs.PutBlobs(
-        blobs_pb2.PutBlobsRequest(scope=scope(ctx), blobs=[blob])
+        blobs_pb2.PutBlobsRequest(scope=ctx.scope(), blobs=[blob])
     )
     return str(reply.blob_ids[0])
 
@@ -80,7 +72,7 @@ async def _put(ctx: Ctx, blob: blobs_pb2.BlobInput) -> str:
 async def _get(ctx: Ctx, kind: int, blob_id: str, metadata_only: bool) -> blobs_pb2.Blob:
     reply = await ctx.clients.blobs.GetBlob(
         blobs_pb2.GetBlobRequest(
-            scope=scope(ctx), kind=kind, blob_id=blob_id, metadata_only=metadata_only
+            scope=ctx.scope(), kind=kind, blob_id=blob_id, metadata_only=metadata_only
         )
     )
     return reply.blob
@@ -88,7 +80,7 @@ async def _get(ctx: Ctx, kind: int, blob_id: str, metadata_only: bool) -> blobs_
 
 async def _delete(ctx: Ctx, kind: int, blob_id: str) -> web.Response:
     await ctx.clients.blobs.DeleteBlob(
-        blobs_pb2.DeleteBlobRequest(scope=scope(ctx), kind=kind, blob_id=blob_id)
+        blobs_pb2.DeleteBlobRequest(scope=ctx.scope(), kind=kind, blob_id=blob_id)
     )
     return web.Response(status=204)
 

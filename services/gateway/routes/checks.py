@@ -16,22 +16,11 @@ from luna.estimator.v1 import estimator_pb2 as epb
 from services.common import aggregation, errors
 from services.gateway import iso_checks
 from services.gateway.auth import AuthRule
-from services.gateway.routes.estimator import (
-    BASE64_TYPES,
-    MULTIFACE,
-    NOT_IMPLEMENTED,
-    SUCCESS,
-    estimations_of,
-    image_error,
-    read_images,
-    rect,
-)
+from services.gateway.convert import SUCCESS, estimations_of, image_error, rect
+from services.gateway.images import BASE64_TYPES, MULTIFACE, read_images
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
-
-NO_FACES = 36003  # "No faces found."
-FEATURE_OFF = 11044  # "{value} turned off on luna-api instance"
 
 
 def _error(code: int, detail: str) -> dict[str, Any]:
@@ -41,7 +30,7 @@ def _error(code: int, detail: str) -> dict[str, Any]:
 def _no_msgpack(ctx: Ctx) -> None:
     accept = (ctx.request.headers.get("Accept") or "").lower()
     if "application/msgpack" in accept and "application/json" not in accept:
-        raise errors.LunaError(NOT_IMPLEMENTED, "msgpack responses are not implemented")
+        raise errors.LunaError(errors.NOT_IMPLEMENTED, "msgpack responses are not implemented")
 
 
 def _image_format(image: epb.Image) -> str:
@@ -61,7 +50,10 @@ def _image_format(image: epb.Image) -> str:
 def _not_checked(warped: bool) -> list[dict[str, Any]]:
     """ISO requirements this request cannot judge, each with the reason as a LUNA error."""
     out = [
-        {"name": name, "error": _error(FEATURE_OFF, f"{name} estimation turned off: no model")}
+        {
+            "name": name,
+            "error": _error(errors.FEATURE_DISABLED, f"{name} estimation turned off: no model"),
+        }
         for name in iso_checks.NOT_CHECKED
     ]
     if warped:
@@ -97,7 +89,7 @@ async def iso(ctx: Ctx) -> web.Response:
     q = ctx.query
     _no_msgpack(ctx)
     if q.get("extract_exif"):
-        raise errors.LunaError(NOT_IMPLEMENTED, "extract_exif=1 is not implemented")
+        raise errors.LunaError(errors.NOT_IMPLEMENTED, "extract_exif=1 is not implemented")
     warped = int(q.get("image_type", 0)) == 1
     images = await read_images(ctx.request)
     reply = await ctx.clients.estimator.Detect(
@@ -121,7 +113,7 @@ async def iso(ctx: Ctx) -> web.Response:
             continue
         det = result.detections
         if not det.faces:
-            item.update(status=0, error=_error(NO_FACES, "No faces found."))
+            item.update(status=0, error=_error(errors.NO_FACES, "No faces found."))
             out.append(item)
             continue
         facts = [_iso_facts(image, det, face, warped) for face in det.faces]
@@ -181,7 +173,7 @@ async def liveness(ctx: Ctx) -> web.Response:
         if result.WhichOneof("outcome") == "error":
             item.update(status=0, error=image_error(result))
         elif not result.detections.faces:
-            item.update(status=0, error=_error(NO_FACES, "No faces found."))
+            item.update(status=0, error=_error(errors.NO_FACES, "No faces found."))
         else:
             est = estimations_of(result.detections.faces[0])["liveness"]
             found.append(est)

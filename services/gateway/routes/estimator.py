@@ -1,9 +1,8 @@
 """/6/sdk, /6/detector, /6/features: the estimator behind LUNA's REST shapes.
 
-Images arrive as a raw body of any LUNA image type (base64 variants included), as
-multipart/form-data (one image per part) or as JSON `{"images": [{"image": <base64>,
-"mimetype": ..., "filename": ...}]}`. Decoding, detection and estimation happen in the
-estimator; this module only maps query flags to estimation names, filters, and renders JSON.
+Images are read as `images.read_images` describes; decoding, detection and estimation happen
+in the estimator; this module only maps query flags to estimation names, filters, and renders
+JSON.
 """
 
 from __future__ import annotations
@@ -13,39 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from google.protobuf import json_format
-from luna.common.v1 import account_pb2
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import blobs_pb2
 
 from services.common import errors
-from services.gateway import jsonbody, multipart
 from services.gateway.auth import AuthRule
+from services.gateway.convert import SUCCESS, estimations_of, image_error, rect
+from services.gateway.images import IMAGE_TYPE, MULTIFACE, read_images
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
 
-NOT_IMPLEMENTED = 12029
-MULTIPART_BAD_TYPE = 12041  # "Multipart with name '{value}' has bad Content-Type"
-IMAGE_TYPES = (
-    "image/jpeg",
-    "image/png",
-    "image/bmp",
-    "image/x-portable-pixmap",
-    "image/tiff",
-)
-BASE64_TYPES = {
-    "image/x-jpeg-base64": "image/jpeg",
-    "image/x-png-base64": "image/png",
-    "image/x-bmp-base64": "image/bmp",
-    "image/x-tiff-base64": "image/tiff",
-    "image/x-portable-pixmap-base64": "image/x-portable-pixmap",
-}
-TO_BASE64 = {v: k for k, v in BASE64_TYPES.items()}
-SDK_BODY_TYPES = ("application/json", "multipart/form-data", *IMAGE_TYPES, *BASE64_TYPES)
-SUCCESS = {"error_code": 0, "desc": "Success", "detail": "Success"}
-# Struct carries numbers as doubles; these estimation fields are integers in LUNA's JSON.
-INT_FIELDS = frozenset({"age", "gender", "prediction"})
 MASK_STATES = {"missing": 1, "medical_mask": 2, "occluded": 3}
 
 # Face estimations: LUNA query flag -> estimator name.
@@ -87,130 +64,9 @@ DETECTOR_FLAGS = {
 }
 # Where an estimation goes in a LUNA face object.
 DETECTION_ATTRIBUTES = ("head_pose", "emotions", "mask", "quality", "liveness")
-MULTIFACE = {
-    0: epb.MULTIFACE_POLICY_SINGLE,
-    1: epb.MULTIFACE_POLICY_ALL,
-    2: epb.MULTIFACE_POLICY_BEST,
-}
-IMAGE_TYPE = {
-    0: epb.IMAGE_TYPE_RAW,
-    1: epb.IMAGE_TYPE_FACE_WARP,
-    2: epb.IMAGE_TYPE_BODY_WARP,
-}
-
-
-# ---------------------------------------------------------------------------- input
-def media_type(request: web.Request) -> str:
-    return (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-
-
-def check_body_type(media: str, allowed: tuple[str, ...]) -> None:
-    if not media:
-        raise errors.LunaError(errors.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
-    if media not in allowed:
-        raise errors.LunaError(
-            errors.UNACCEPTABLE_CONTENT_TYPE,
-            f"Content type is unacceptable allowed types: '{', '.join(allowed)}'",
-        )
-
-
-async def read_images(
-    request: web.Request, skip_parts: frozenset[str] = frozenset()
-) -> list[epb.Image]:
-    """The images of a request body, each with its declared type (checked by the estimator).
-
-    `skip_parts`: multipart part names that carry something else (LUNA's liveness `meta`)."""
-    media = media_type(request)
-    check_body_type(media, SDK_BODY_TYPES)
-    if media == "multipart/form-data":
-        return await _multipart_images(request, skip_parts)
-    raw = await request.read()
-    if media == "application/json":
-        return _json_images(raw)
-    # An empty body is still "an image" here: the estimator answers it with 18002 like any
-    # other undecodable image.
-    return [epb.Image(data=raw, content_type=media)]
-
-
-async def _multipart_images(
-    request: web.Request, skip_parts: frozenset[str] = frozenset()
-) -> list[epb.Image]:
-    out: list[epb.Image] = []
-    async for part in multipart.parts(request):
-        if part.name in skip_parts:
-            continue
-        ptype = part.content_type
-        name = part.name or part.filename
-        if ptype not in IMAGE_TYPES and ptype not in BASE64_TYPES:
-            raise errors.LunaError(
-                MULTIPART_BAD_TYPE, f"Multipart with name '{name}' has bad Content-Type"
-            )
-        out.append(epb.Image(data=part.data, content_type=ptype, filename=part.filename))
-    if not out:
-        raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    return out
-
-
-def _json_images(raw: bytes) -> list[epb.Image]:
-    if not raw.strip():
-        raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    body = jsonbody.loads(raw)
-    items = body.get("images") if isinstance(body, dict) else None
-    if not isinstance(items, list) or not items:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: 'images', message: 'non-empty array required'",
-        )
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("image"), str):
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'images.{i}.image', message: "
-                "'base64 image string required'",
-            )
-        mimetype = item.get("mimetype", "image/jpeg")
-        if mimetype not in TO_BASE64:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'images.{i}.mimetype', message: "
-                f"'one of {', '.join(IMAGE_TYPES)}'",
-            )
-        out.append(
-            epb.Image(
-                data=item["image"].encode(),
-                content_type=TO_BASE64[mimetype],
-                filename=str(item.get("filename", "")),
-            )
-        )
-    return out
 
 
 # ---------------------------------------------------------------------------- output
-def _ints(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: int(v) if k in INT_FIELDS and isinstance(v, float) else _ints(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
-
-
-def estimations_of(face: epb.Face) -> dict[str, Any]:
-    return _ints(json_format.MessageToDict(face.estimations))
-
-
-def rect(box: epb.Box) -> dict[str, int]:
-    return {
-        "x": round(box.x),
-        "y": round(box.y),
-        "width": round(box.width),
-        "height": round(box.height),
-    }
-
-
 def face_detection(face: epb.Face, est: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
     """LUNA `detection` of a face: rect, landmarks and the detection-time attributes."""
     det: dict[str, Any] = {"rect": rect(face.box)}
@@ -292,11 +148,6 @@ class Filters:
         return out
 
 
-def image_error(result: epb.ImageResult) -> dict[str, Any]:
-    e = result.error
-    return {"error_code": e.error_code, "desc": e.desc, "detail": e.detail}
-
-
 def _flag(q: dict[str, Any], name: str) -> bool:
     return bool(q.get(name, 0))
 
@@ -310,13 +161,14 @@ async def sdk(ctx: Ctx) -> web.Response:
     q = ctx.query
     accept = (ctx.request.headers.get("Accept") or "").lower()
     if "application/msgpack" in accept and "application/json" not in accept:
-        raise errors.LunaError(NOT_IMPLEMENTED, "msgpack responses are not implemented")
+        raise errors.LunaError(errors.NOT_IMPLEMENTED, "msgpack responses are not implemented")
     for name in ("aggregate_attributes", "extract_exif"):
         if _flag(q, name):
-            raise errors.LunaError(NOT_IMPLEMENTED, f"{name}=1 is not implemented")
+            raise errors.LunaError(errors.NOT_IMPLEMENTED, f"{name}=1 is not implemented")
     if float(q.get("score_threshold", 0) or 0) > 0:
         raise errors.LunaError(
-            NOT_IMPLEMENTED, "score_threshold is not implemented: no descriptor quality score"
+            errors.NOT_IMPLEMENTED,
+            "score_threshold is not implemented: no descriptor quality score",
         )
     image_type = int(q.get("image_type", 0))
     faces_on = _flag(q, "detect_face") or image_type == 1
@@ -385,13 +237,6 @@ async def sdk(ctx: Ctx) -> web.Response:
 
 
 # ---------------------------------------------------------------------------- /6/detector
-def scope(ctx: Ctx) -> account_pb2.AccountScope:
-    assert ctx.principal is not None
-    return account_pb2.AccountScope(
-        account_id=ctx.principal.account_id, see_all=ctx.principal.sees_all
-    )
-
-
 @table.route(
     "POST",
     "/6/detector",
@@ -401,7 +246,7 @@ def scope(ctx: Ctx) -> account_pb2.AccountScope:
 async def detector(ctx: Ctx) -> web.Response:
     q = ctx.query
     if _flag(q, "extract_exif"):
-        raise errors.LunaError(NOT_IMPLEMENTED, "extract_exif=1 is not implemented")
+        raise errors.LunaError(errors.NOT_IMPLEMENTED, "extract_exif=1 is not implemented")
     wanted = {n for f, n in DETECTOR_FLAGS.items() if _flag(q, f)}
     filters = Filters(thresholds=Filters.of(q).thresholds)
     images = await read_images(ctx.request)
@@ -451,7 +296,7 @@ async def detector(ctx: Ctx) -> web.Response:
     sample_ids: list[str] = []
     if to_store:
         stored = await ctx.clients.blobs.PutBlobs(
-            blobs_pb2.PutBlobsRequest(scope=scope(ctx), blobs=to_store)
+            blobs_pb2.PutBlobsRequest(scope=ctx.scope(), blobs=to_store)
         )
         sample_ids = list(stored.blob_ids)
 

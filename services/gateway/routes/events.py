@@ -14,8 +14,6 @@ from luna.events.v1 import events_pb2
 from services.common import errors, times
 from services.common.pbjson import from_struct, plain
 from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
-from services.gateway.routes.handlers import path_id
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -162,7 +160,7 @@ async def get_events(ctx: Ctx) -> web.Response:
     q = ctx.query
     reply = await ctx.clients.events.ListEvents(
         events_pb2.ListEventsRequest(
-            scope=scope(ctx, q.get("account_id", "")),
+            scope=ctx.listing_scope(),
             filter=event_filter(ctx),
             targets=q.get("target", []),
             page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
@@ -175,8 +173,8 @@ async def get_events(ctx: Ctx) -> web.Response:
 async def _get_event(ctx: Ctx) -> events_pb2.Event:
     reply = await ctx.clients.events.GetEvent(
         events_pb2.GetEventRequest(
-            scope=scope(ctx),
-            event_id=path_id(ctx, "event_id"),
+            scope=ctx.scope(),
+            event_id=ctx.path_id("event_id"),
             targets=ctx.query.get("target", []),
         )
     )
@@ -209,7 +207,7 @@ def _value(value: Any) -> struct_pb2.Value:
 async def event_statistics(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
     request = events_pb2.GetEventStatisticsRequest(
-        scope=scope(ctx),
+        scope=ctx.scope(),
         targets=[
             events_pb2.StatTarget(column=t["column"], aggregator=t["aggregator"])
             for t in body.get("targets") or [{"column": "event_id", "aggregator": "count"}]

@@ -8,42 +8,14 @@ from aiohttp import web
 from luna.common.v1 import paging_pb2
 from luna.faces.v1 import faces_pb2
 
-from services.common import errors, ids, times
+from services.common import times
+from services.gateway import convert
 from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
-from services.gateway.routes.attributes import attribute_data, attribute_fields, project
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
 
 FACE_VIEW = AuthRule(resource="face", action="view")
-
-
-def face_id(ctx: Ctx) -> str:
-    value = ctx.request.match_info["face_id"]
-    if not ids.is_uuid(value):
-        raise errors.LunaError(
-            errors.BAD_QUERY_PARAM, f"Bad query parameters 'face_id': not a UUID: {value}"
-        )
-    return value
-
-
-def ts(value: Any) -> str | None:
-    return times.to_rfc3339(times.from_timestamp(value))
-
-
-def face_json(face: faces_pb2.Face, targets: list[str] | None) -> dict[str, Any]:
-    item = {
-        "face_id": face.face_id,
-        "account_id": face.account_id,
-        "event_id": face.event_id or None,
-        "user_data": face.user_data,
-        "create_time": ts(face.create_time),
-        "external_id": face.external_id,
-        "avatar": face.avatar,
-        "lists": list(face.list_ids),
-    }
-    return project(item, targets)
 
 
 def wants_lists(targets: list[str] | None) -> bool:
@@ -72,7 +44,7 @@ def face_filter(q: dict[str, Any]) -> faces_pb2.FaceFilter:
 def attribute_input(body: dict[str, Any]) -> faces_pb2.FaceAttributeInput:
     if "attribute_id" in body:
         return faces_pb2.FaceAttributeInput(attribute_id=body["attribute_id"])
-    return faces_pb2.FaceAttributeInput(data=attribute_data(body))
+    return faces_pb2.FaceAttributeInput(data=convert.attribute_data(body))
 
 
 @table.route(
@@ -85,7 +57,7 @@ def attribute_input(body: dict[str, Any]) -> faces_pb2.FaceAttributeInput:
 async def create_face(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
     request = faces_pb2.CreateFaceRequest(
-        scope=scope(ctx),
+        scope=ctx.scope(),
         event_id=body.get("event_id", ""),
         user_data=body.get("user_data", ""),
         external_id=body.get("external_id", ""),
@@ -105,13 +77,13 @@ async def get_faces(ctx: Ctx) -> web.Response:
     targets = q.get("targets")
     reply = await ctx.clients.faces.ListFaces(
         faces_pb2.ListFacesRequest(
-            scope=scope(ctx, q.get("account_id", "")),
+            scope=ctx.listing_scope(),
             filter=face_filter(q),
             page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
             with_lists=wants_lists(targets),
         )
     )
-    return json_response({"faces": [face_json(f, targets) for f in reply.faces]})
+    return json_response({"faces": [convert.face_json(f, targets) for f in reply.faces]})
 
 
 @table.route(
@@ -124,7 +96,7 @@ async def get_faces(ctx: Ctx) -> web.Response:
 async def delete_faces(ctx: Ctx) -> web.Response:
     await ctx.clients.faces.DeleteFaces(
         faces_pb2.DeleteFacesRequest(
-            scope=scope(ctx),
+            scope=ctx.scope(),
             face_ids=ctx.body["face_ids"],
             ignore_missing=bool(ctx.query.get("ignore", 0)),
         )
@@ -136,9 +108,7 @@ async def delete_faces(ctx: Ctx) -> web.Response:
 async def count_faces(ctx: Ctx) -> web.Response:
     q = ctx.query
     reply = await ctx.clients.faces.CountFaces(
-        faces_pb2.CountFacesRequest(
-            scope=scope(ctx, q.get("account_id", "")), filter=face_filter(q)
-        )
+        faces_pb2.CountFacesRequest(scope=ctx.listing_scope(), filter=face_filter(q))
     )
     return json_response({"faces_count": reply.count})
 
@@ -151,7 +121,7 @@ async def count_faces(ctx: Ctx) -> web.Response:
 )
 async def count_face_attributes(ctx: Ctx) -> web.Response:
     reply = await ctx.clients.faces.CountFaceAttributes(
-        faces_pb2.CountFaceAttributesRequest(scope=scope(ctx, ctx.query.get("account_id", "")))
+        faces_pb2.CountFaceAttributesRequest(scope=ctx.listing_scope())
     )
     return json_response({"faces_count": reply.count})
 
@@ -159,7 +129,9 @@ async def count_face_attributes(ctx: Ctx) -> web.Response:
 async def _get_face(ctx: Ctx) -> faces_pb2.Face:
     reply = await ctx.clients.faces.GetFace(
         faces_pb2.GetFaceRequest(
-            scope=scope(ctx), face_id=face_id(ctx), with_lists=wants_lists(ctx.query.get("targets"))
+            scope=ctx.scope(),
+            face_id=ctx.path_id("face_id"),
+            with_lists=wants_lists(ctx.query.get("targets")),
         )
     )
     return reply.face
@@ -167,7 +139,7 @@ async def _get_face(ctx: Ctx) -> faces_pb2.Face:
 
 @table.route("GET", "/6/faces/{face_id}", auth=FACE_VIEW, op="getFace")
 async def get_face(ctx: Ctx) -> web.Response:
-    return json_response(face_json(await _get_face(ctx), ctx.query.get("targets")))
+    return json_response(convert.face_json(await _get_face(ctx), ctx.query.get("targets")))
 
 
 @table.route("HEAD", "/6/faces/{face_id}", auth=FACE_VIEW, op="checkFace")
@@ -185,7 +157,7 @@ async def check_face(ctx: Ctx) -> web.Response:
 )
 async def patch_face(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
-    request = faces_pb2.UpdateFaceRequest(scope=scope(ctx), face_id=face_id(ctx))
+    request = faces_pb2.UpdateFaceRequest(scope=ctx.scope(), face_id=ctx.path_id("face_id"))
     if "event_id" in body:
         request.event_id = body["event_id"] or ""  # null clears it
     for name in ("user_data", "external_id", "avatar"):
@@ -203,7 +175,7 @@ async def patch_face(ctx: Ctx) -> web.Response:
 )
 async def delete_face(ctx: Ctx) -> web.Response:
     await ctx.clients.faces.DeleteFace(
-        faces_pb2.DeleteFaceRequest(scope=scope(ctx), face_id=face_id(ctx))
+        faces_pb2.DeleteFaceRequest(scope=ctx.scope(), face_id=ctx.path_id("face_id"))
     )
     return web.Response(status=204)
 
@@ -218,7 +190,7 @@ async def delete_face(ctx: Ctx) -> web.Response:
 async def put_face_attribute(ctx: Ctx) -> web.Response:
     await ctx.clients.faces.PutFaceAttribute(
         faces_pb2.PutFaceAttributeRequest(
-            scope=scope(ctx), face_id=face_id(ctx), attribute=attribute_input(ctx.body)
+            scope=ctx.scope(), face_id=ctx.path_id("face_id"), attribute=attribute_input(ctx.body)
         )
     )
     return web.Response(status=204)
@@ -230,7 +202,7 @@ FACE_ATTRIBUTES_VIEW = AuthRule(resource="face_attributes", action="view")
 async def _get_face_attribute(ctx: Ctx, descriptor_version: int = 0) -> faces_pb2.FaceAttribute:
     reply = await ctx.clients.faces.GetFaceAttribute(
         faces_pb2.GetFaceAttributeRequest(
-            scope=scope(ctx), face_id=face_id(ctx), descriptor_version=descriptor_version
+            scope=ctx.scope(), face_id=ctx.path_id("face_id"), descriptor_version=descriptor_version
         )
     )
     return reply.attribute
@@ -241,8 +213,11 @@ async def _get_face_attribute(ctx: Ctx, descriptor_version: int = 0) -> faces_pb
 )
 async def get_face_attribute(ctx: Ctx) -> web.Response:
     attribute = await _get_face_attribute(ctx, ctx.query.get("descriptor_version", 0))
-    item = {"create_time": ts(attribute.create_time), **attribute_fields(attribute.data)}
-    return json_response({"attributes": project(item, ctx.query.get("targets"))})
+    item = {
+        "create_time": convert.ts(attribute.create_time),
+        **convert.attribute_fields(attribute.data),
+    }
+    return json_response({"attributes": convert.project(item, ctx.query.get("targets"))})
 
 
 @table.route(
@@ -253,7 +228,7 @@ async def get_face_attribute(ctx: Ctx) -> web.Response:
 )
 async def delete_face_attribute(ctx: Ctx) -> web.Response:
     await ctx.clients.faces.DeleteFaceAttribute(
-        faces_pb2.DeleteFaceAttributeRequest(scope=scope(ctx), face_id=face_id(ctx))
+        faces_pb2.DeleteFaceAttributeRequest(scope=ctx.scope(), face_id=ctx.path_id("face_id"))
     )
     return web.Response(status=204)
 

@@ -9,28 +9,14 @@ from aiohttp import web
 from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2, handlers_pb2
 
-from services.common import errors, ids, times
 from services.common.pbjson import from_struct, to_struct
 from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
+from services.gateway.convert import ts
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
 
 HANDLER_VIEW = AuthRule(resource="handler", action="view")
-
-
-def path_id(ctx: Ctx, name: str) -> str:
-    value = ctx.request.match_info[name]
-    if not ids.is_uuid(value):
-        raise errors.LunaError(
-            errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}': not a UUID: {value}"
-        )
-    return value
-
-
-def ts(value: Any) -> str | None:
-    return times.to_rfc3339(times.from_timestamp(value))
 
 
 def handler_json(h: handlers_pb2.Handler) -> dict[str, Any]:
@@ -81,7 +67,7 @@ def handler_filter(q: dict[str, Any]) -> handlers_pb2.HandlerFilter:
 )
 async def create_handler(ctx: Ctx) -> web.Response:
     reply = await ctx.clients.handlers.CreateHandler(
-        handlers_pb2.CreateHandlerRequest(scope=scope(ctx), fields=handler_fields(ctx.body or {}))
+        handlers_pb2.CreateHandlerRequest(scope=ctx.scope(), fields=handler_fields(ctx.body or {}))
     )
     hid = reply.handler.handler_id
     return json_response({"handler_id": hid, "url": f"/6/handlers/{hid}"}, status=201)
@@ -92,7 +78,7 @@ async def get_handlers(ctx: Ctx) -> web.Response:
     q = ctx.query
     reply = await ctx.clients.handlers.ListHandlers(
         handlers_pb2.ListHandlersRequest(
-            scope=scope(ctx, q.get("account_id", "")),
+            scope=ctx.listing_scope(),
             filter=handler_filter(q),
             page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
         )
@@ -105,9 +91,7 @@ async def get_handlers(ctx: Ctx) -> web.Response:
 async def count_handlers(ctx: Ctx) -> web.Response:
     q = ctx.query
     reply = await ctx.clients.handlers.CountHandlers(
-        handlers_pb2.CountHandlersRequest(
-            scope=scope(ctx, q.get("account_id", "")), filter=handler_filter(q)
-        )
+        handlers_pb2.CountHandlersRequest(scope=ctx.listing_scope(), filter=handler_filter(q))
     )
     return json_response({"handlers_count": reply.count})
 
@@ -122,7 +106,7 @@ async def count_handlers(ctx: Ctx) -> web.Response:
 async def validate_policies(ctx: Ctx) -> web.Response:
     await ctx.clients.handlers.ValidatePolicies(
         handlers_pb2.ValidatePoliciesRequest(
-            scope=scope(ctx), policies=to_struct(ctx.body["policies"])
+            scope=ctx.scope(), policies=to_struct(ctx.body["policies"])
         )
     )
     return json_response({})
@@ -130,7 +114,7 @@ async def validate_policies(ctx: Ctx) -> web.Response:
 
 async def _get_handler(ctx: Ctx) -> handlers_pb2.Handler:
     reply = await ctx.clients.handlers.GetHandler(
-        handlers_pb2.GetHandlerRequest(scope=scope(ctx), handler_id=path_id(ctx, "handler_id"))
+        handlers_pb2.GetHandlerRequest(scope=ctx.scope(), handler_id=ctx.path_id("handler_id"))
     )
     return reply.handler
 
@@ -156,8 +140,8 @@ async def check_handler(ctx: Ctx) -> web.Response:
 async def replace_handler(ctx: Ctx) -> web.Response:
     await ctx.clients.handlers.ReplaceHandler(
         handlers_pb2.ReplaceHandlerRequest(
-            scope=scope(ctx),
-            handler_id=path_id(ctx, "handler_id"),
+            scope=ctx.scope(),
+            handler_id=ctx.path_id("handler_id"),
             fields=handler_fields(ctx.body or {}),
         )
     )
@@ -172,7 +156,7 @@ async def replace_handler(ctx: Ctx) -> web.Response:
 )
 async def delete_handler(ctx: Ctx) -> web.Response:
     await ctx.clients.handlers.DeleteHandler(
-        handlers_pb2.DeleteHandlerRequest(scope=scope(ctx), handler_id=path_id(ctx, "handler_id"))
+        handlers_pb2.DeleteHandlerRequest(scope=ctx.scope(), handler_id=ctx.path_id("handler_id"))
     )
     return web.Response(status=204)
 
@@ -188,8 +172,8 @@ async def save_event(ctx: Ctx) -> web.Response:
     wait = bool(ctx.query.get("wait_saving", 1))
     reply = await ctx.clients.events.SaveEvents(
         events_pb2.SaveEventsRequest(
-            scope=scope(ctx),
-            handler_id=path_id(ctx, "handler_id"),
+            scope=ctx.scope(),
+            handler_id=ctx.path_id("handler_id"),
             events=[events_pb2.EventInput(event=to_struct(ctx.body))],
             wait_saving=wait,
             from_client=True,

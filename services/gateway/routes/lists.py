@@ -8,23 +8,13 @@ from aiohttp import web
 from luna.common.v1 import paging_pb2
 from luna.faces.v1 import lists_pb2
 
-from services.common import errors, ids, times
+from services.common import times
 from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
 
 LIST_VIEW = AuthRule(resource="list", action="view")
-
-
-def list_id(ctx: Ctx) -> str:
-    value = ctx.request.match_info["list_id"]
-    if not ids.is_uuid(value):
-        raise errors.LunaError(
-            errors.BAD_QUERY_PARAM, f"Bad query parameters 'list_id': not a UUID: {value}"
-        )
-    return value
 
 
 def list_json(item: lists_pb2.List) -> dict[str, Any]:
@@ -68,7 +58,7 @@ def list_filter(q: dict[str, Any]) -> lists_pb2.ListFilter:
 async def create_list(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
     reply = await ctx.clients.lists.CreateList(
-        lists_pb2.CreateListRequest(scope=scope(ctx), user_data=body.get("user_data", ""))
+        lists_pb2.CreateListRequest(scope=ctx.scope(), user_data=body.get("user_data", ""))
     )
     lid = reply.list.list_id
     return json_response({"list_id": lid, "url": f"/6/lists/{lid}"}, status=201)
@@ -79,7 +69,7 @@ async def get_lists(ctx: Ctx) -> web.Response:
     q = ctx.query
     reply = await ctx.clients.lists.ListLists(
         lists_pb2.ListListsRequest(
-            scope=scope(ctx, q.get("account_id", "")),
+            scope=ctx.listing_scope(),
             filter=list_filter(q),
             page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
         )
@@ -97,7 +87,7 @@ async def get_lists(ctx: Ctx) -> web.Response:
 async def delete_lists(ctx: Ctx) -> web.Response:
     await ctx.clients.lists.DeleteLists(
         lists_pb2.DeleteListsRequest(
-            scope=scope(ctx),
+            scope=ctx.scope(),
             list_ids=ctx.body["list_ids"],
             with_faces=bool(ctx.query.get("with_faces", 0)),
         )
@@ -109,16 +99,14 @@ async def delete_lists(ctx: Ctx) -> web.Response:
 async def count_lists(ctx: Ctx) -> web.Response:
     q = ctx.query
     reply = await ctx.clients.lists.CountLists(
-        lists_pb2.CountListsRequest(
-            scope=scope(ctx, q.get("account_id", "")), filter=list_filter(q)
-        )
+        lists_pb2.CountListsRequest(scope=ctx.listing_scope(), filter=list_filter(q))
     )
     return json_response({"lists_count": reply.count})
 
 
 async def _get_list(ctx: Ctx) -> lists_pb2.List:
     reply = await ctx.clients.lists.GetList(
-        lists_pb2.GetListRequest(scope=scope(ctx), list_id=list_id(ctx))
+        lists_pb2.GetListRequest(scope=ctx.scope(), list_id=ctx.path_id("list_id"))
     )
     return reply.list
 
@@ -144,7 +132,7 @@ async def check_list(ctx: Ctx) -> web.Response:
 async def patch_list(ctx: Ctx) -> web.Response:
     await ctx.clients.lists.UpdateList(
         lists_pb2.UpdateListRequest(
-            scope=scope(ctx), list_id=list_id(ctx), user_data=ctx.body["user_data"]
+            scope=ctx.scope(), list_id=ctx.path_id("list_id"), user_data=ctx.body["user_data"]
         )
     )
     return web.Response(status=204)
@@ -159,8 +147,8 @@ async def patch_list(ctx: Ctx) -> web.Response:
 async def delete_list(ctx: Ctx) -> web.Response:
     await ctx.clients.lists.DeleteList(
         lists_pb2.DeleteListRequest(
-            scope=scope(ctx),
-            list_id=list_id(ctx),
+            scope=ctx.scope(),
+            list_id=ctx.path_id("list_id"),
             with_faces=bool(ctx.query.get("with_faces", 0)),
         )
     )
@@ -179,13 +167,13 @@ async def link_faces(ctx: Ctx) -> web.Response:
     if body["action"] == "attach":
         await ctx.clients.lists.AttachFaces(
             lists_pb2.AttachFacesRequest(
-                scope=scope(ctx), list_id=list_id(ctx), face_ids=body["face_ids"]
+                scope=ctx.scope(), list_id=ctx.path_id("list_id"), face_ids=body["face_ids"]
             )
         )
     else:
         await ctx.clients.lists.DetachFaces(
             lists_pb2.DetachFacesRequest(
-                scope=scope(ctx), list_id=list_id(ctx), face_ids=body["face_ids"]
+                scope=ctx.scope(), list_id=ctx.path_id("list_id"), face_ids=body["face_ids"]
             )
         )
     return web.Response(status=204)

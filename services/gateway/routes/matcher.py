@@ -11,26 +11,16 @@ from services.common import errors, times
 from services.common.pbjson import from_struct, to_struct
 from services.gateway import descriptor_entities
 from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
-from services.gateway.routes.faces import face_json
+from services.gateway.convert import face_json
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
 
-NOT_IMPLEMENTED = 12029
-XPK_INVALID = 12035
-HUMAN_DESCRIPTOR_NOT_FOUND = 23007
 BODY_DESCRIPTOR_VERSION = 107  # LUNA's default body descriptor version
 
 # Reference types naming a stored object by `id`, and the proto field each maps to.
 _BY_ID = {"face": "face_id", "attribute": "attribute_id", "face_external_id": "external_id"}
 _EVENT_BY_ID = {"event": "event_id", "event_external_id": "event_external_id"}
-
-
-def _json_error(path: str, message: str) -> errors.LunaError:
-    return errors.LunaError(
-        errors.BAD_JSON, f"Failed to validate input json. Path: '{path}', message: '{message}'"
-    )
 
 
 def descriptor_pb(entity: dict[str, Any], path: str) -> matcher_pb2.RawDescriptor:
@@ -45,12 +35,12 @@ def reference_pb(item: dict[str, Any], i: int) -> matcher_pb2.Reference:
     ref = matcher_pb2.Reference(id=str(item.get("id") or ""))
     if kind in _BY_ID:
         if not item.get("id"):
-            raise _json_error(f"{path}.id", "field required")
+            raise errors.bad_json(f"{path}.id", "field required")
         setattr(ref, _BY_ID[kind], item["id"])
         return ref
     if kind in _EVENT_BY_ID:
         if not item.get("id"):
-            raise _json_error(f"{path}.id", "field required")
+            raise errors.bad_json(f"{path}.id", "field required")
         setattr(ref, _EVENT_BY_ID[kind], item["id"])
         return ref
     ref.descriptor.CopyFrom(descriptor_pb(item, path))
@@ -121,7 +111,9 @@ def _split_candidates(cands_in: list[dict[str, Any]]) -> Split:
             order.append(("event", len(events)))
             events.append(event_candidates_pb(item))
         else:
-            raise errors.LunaError(NOT_IMPLEMENTED, f"Matching against {target} is not implemented")
+            raise errors.LunaError(
+                errors.NOT_IMPLEMENTED, f"Matching against {target} is not implemented"
+            )
     return faces, events, order
 
 
@@ -158,7 +150,7 @@ async def match_faces(ctx: Ctx) -> web.Response:
     cands_in: list[dict[str, Any]] = body["candidates"]
     face_sets, event_sets, order = _split_candidates(cands_in)
     request = matcher_pb2.MatchFacesRequest(
-        scope=scope(ctx, ctx.query.get("account_id", "")),
+        scope=ctx.listing_scope(),
         references=[reference_pb(r, i) for i, r in enumerate(refs_in)],
         candidates=face_sets,
         event_candidates=event_sets,
@@ -231,8 +223,10 @@ async def match_bodies(ctx: Ctx) -> web.Response:
     for ref in ctx.body["references"]:
         if isinstance(ref, dict) and ref.get("id"):
             raise errors.LunaError(
-                HUMAN_DESCRIPTOR_NOT_FOUND,
+                errors.HUMAN_DESCRIPTOR_NOT_FOUND,
                 f"Human descriptor of version {BODY_DESCRIPTOR_VERSION} is not found for "
                 f"object with id '{ref['id']}'.",
             )
-    raise errors.LunaError(NOT_IMPLEMENTED, "Body matching is not implemented: no body descriptors")
+    raise errors.LunaError(
+        errors.NOT_IMPLEMENTED, "Body matching is not implemented: no body descriptors"
+    )

@@ -10,8 +10,7 @@ from luna.events.v1 import verifiers_pb2
 
 from services.common.pbjson import from_struct, to_struct
 from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
-from services.gateway.routes.handlers import path_id, ts
+from services.gateway.convert import ts
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -49,7 +48,7 @@ async def create_verifier(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
     reply = await ctx.clients.verifiers.CreateVerifier(
         verifiers_pb2.CreateVerifierRequest(
-            scope=scope(ctx),
+            scope=ctx.scope(),
             description=body.get("description", ""),
             policies=to_struct(body.get("policies") or {}),
         )
@@ -63,7 +62,7 @@ async def get_verifiers(ctx: Ctx) -> web.Response:
     q = ctx.query
     reply = await ctx.clients.verifiers.ListVerifiers(
         verifiers_pb2.ListVerifiersRequest(
-            scope=scope(ctx, q.get("account_id", "")),
+            scope=ctx.listing_scope(),
             filter=_filter(q),
             page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
         )
@@ -75,16 +74,14 @@ async def get_verifiers(ctx: Ctx) -> web.Response:
 async def count_verifiers(ctx: Ctx) -> web.Response:
     q = ctx.query
     reply = await ctx.clients.verifiers.CountVerifiers(
-        verifiers_pb2.CountVerifiersRequest(
-            scope=scope(ctx, q.get("account_id", "")), filter=_filter(q)
-        )
+        verifiers_pb2.CountVerifiersRequest(scope=ctx.listing_scope(), filter=_filter(q))
     )
     return json_response({"verifiers_count": reply.count})
 
 
 async def _get(ctx: Ctx) -> verifiers_pb2.Verifier:
     reply = await ctx.clients.verifiers.GetVerifier(
-        verifiers_pb2.GetVerifierRequest(scope=scope(ctx), verifier_id=path_id(ctx, "verifier_id"))
+        verifiers_pb2.GetVerifierRequest(scope=ctx.scope(), verifier_id=ctx.path_id("verifier_id"))
     )
     return reply.verifier
 
@@ -111,8 +108,8 @@ async def replace_verifier(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
     reply = await ctx.clients.verifiers.ReplaceVerifier(
         verifiers_pb2.ReplaceVerifierRequest(
-            scope=scope(ctx),
-            verifier_id=path_id(ctx, "verifier_id"),
+            scope=ctx.scope(),
+            verifier_id=ctx.path_id("verifier_id"),
             description=body.get("description", ""),
             policies=to_struct(body.get("policies") or {}),
         )
@@ -129,7 +126,7 @@ async def replace_verifier(ctx: Ctx) -> web.Response:
 async def delete_verifier(ctx: Ctx) -> web.Response:
     await ctx.clients.verifiers.DeleteVerifier(
         verifiers_pb2.DeleteVerifierRequest(
-            scope=scope(ctx), verifier_id=path_id(ctx, "verifier_id")
+            scope=ctx.scope(), verifier_id=ctx.path_id("verifier_id")
         )
     )
     return web.Response(status=204)

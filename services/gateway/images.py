@@ -1,0 +1,114 @@
+"""Images in a request body, as /6/sdk, /6/detector, /6/iso, /6/liveness, /6/samples and
+event generation read them: a raw body of any LUNA image type (base64 variants included),
+multipart/form-data (one image per part) or JSON `{"images": [{"image": <base64>,
+"mimetype": ..., "filename": ...}]}`. Decoding happens in the estimator."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from luna.estimator.v1 import estimator_pb2 as epb
+
+from services.common import errors
+from services.gateway import jsonbody, multipart
+
+IMAGE_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/bmp",
+    "image/x-portable-pixmap",
+    "image/tiff",
+)
+BASE64_TYPES = {
+    "image/x-jpeg-base64": "image/jpeg",
+    "image/x-png-base64": "image/png",
+    "image/x-bmp-base64": "image/bmp",
+    "image/x-tiff-base64": "image/tiff",
+    "image/x-portable-pixmap-base64": "image/x-portable-pixmap",
+}
+TO_BASE64 = {v: k for k, v in BASE64_TYPES.items()}
+SDK_BODY_TYPES = ("application/json", "multipart/form-data", *IMAGE_TYPES, *BASE64_TYPES)
+MULTIFACE = {
+    0: epb.MULTIFACE_POLICY_SINGLE,
+    1: epb.MULTIFACE_POLICY_ALL,
+    2: epb.MULTIFACE_POLICY_BEST,
+}
+IMAGE_TYPE = {
+    0: epb.IMAGE_TYPE_RAW,
+    1: epb.IMAGE_TYPE_FACE_WARP,
+    2: epb.IMAGE_TYPE_BODY_WARP,
+}
+
+
+def media_type(request: web.Request) -> str:
+    return (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+
+
+def check_body_type(media: str, allowed: tuple[str, ...]) -> None:
+    if not media:
+        raise errors.LunaError(errors.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+    if media not in allowed:
+        raise errors.LunaError(
+            errors.UNACCEPTABLE_CONTENT_TYPE,
+            f"Content type is unacceptable allowed types: '{', '.join(allowed)}'",
+        )
+
+
+async def read_images(
+    request: web.Request, skip_parts: frozenset[str] = frozenset()
+) -> list[epb.Image]:
+    """The images of a request body, each with its declared type (checked by the estimator).
+
+    `skip_parts`: multipart part names that carry something else (LUNA's liveness `meta`)."""
+    media = media_type(request)
+    check_body_type(media, SDK_BODY_TYPES)
+    if media == "multipart/form-data":
+        return await _multipart_images(request, skip_parts)
+    raw = await request.read()
+    if media == "application/json":
+        return _json_images(raw)
+    # An empty body is still "an image" here: the estimator answers it with 18002 like any
+    # other undecodable image.
+    return [epb.Image(data=raw, content_type=media)]
+
+
+async def _multipart_images(
+    request: web.Request, skip_parts: frozenset[str] = frozenset()
+) -> list[epb.Image]:
+    out: list[epb.Image] = []
+    async for part in multipart.parts(request):
+        if part.name in skip_parts:
+            continue
+        ptype = part.content_type
+        name = part.name or part.filename
+        if ptype not in IMAGE_TYPES and ptype not in BASE64_TYPES:
+            raise errors.LunaError(
+                errors.MULTIPART_BAD_TYPE, f"Multipart with name '{name}' has bad Content-Type"
+            )
+        out.append(epb.Image(data=part.data, content_type=ptype, filename=part.filename))
+    if not out:
+        raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
+    return out
+
+
+def _json_images(raw: bytes) -> list[epb.Image]:
+    if not raw.strip():
+        raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
+    body = jsonbody.loads(raw)
+    items = body.get("images") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise errors.bad_json("images", "non-empty array required")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("image"), str):
+            raise errors.bad_json(f"images.{i}.image", "base64 image string required")
+        mimetype = item.get("mimetype", "image/jpeg")
+        if mimetype not in TO_BASE64:
+            raise errors.bad_json(f"images.{i}.mimetype", f"one of {', '.join(IMAGE_TYPES)}")
+        out.append(
+            epb.Image(
+                data=item["image"].encode(),
+                content_type=TO_BASE64[mimetype],
+                filename=str(item.get("filename", "")),
+            )
+        )
+    return out

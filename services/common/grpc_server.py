@@ -37,6 +37,31 @@ class ServiceApp:
     startup: Callable[[], Awaitable[None]] | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
     options: list[tuple[str, Any]] = field(default_factory=list)
+    # Health service names checked when asked rather than set: the probe returns when the
+    # dependency is fine and raises (a LunaError, sent in the trailer) when it is not; e.g.
+    # {healthcheck.DATABASE: ...} for a service that owns PostgreSQL.
+    probes: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+
+
+class ProbingHealthServicer(health.aio.HealthServicer):
+    """grpc.health.v1 whose `Check` of a probed name runs the probe; other names (the server,
+    each gRPC service) keep the statuses `serve` sets."""
+
+    def __init__(self, probes: dict[str, Callable[[], Awaitable[None]]]) -> None:
+        super().__init__()
+        self._probes = probes
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        probe = self._probes.get(request.service)
+        if probe is None:
+            return await super().Check(request, context)
+        serving = health_pb2.HealthCheckResponse.SERVING
+        if self._server_status.get("") != serving:  # starting or stopping
+            return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING)
+        await probe()
+        return health_pb2.HealthCheckResponse(status=serving)
 
 
 def _error_trailer(err: errors.LunaError) -> tuple[tuple[str, bytes], ...]:
@@ -137,7 +162,7 @@ async def serve(app: ServiceApp, address: str) -> None:
             *app.options,
         ],
     )
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = ProbingHealthServicer(app.probes)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*app.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server

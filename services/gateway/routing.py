@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from luna.common.v1 import account_pb2
+from luna.common.v1 import account_pb2, paging_pb2
 
 from services.common import errors, ids
 from services.common.permissions import Principal
@@ -49,6 +49,12 @@ class Ctx:
     def listing_scope(self) -> account_pb2.AccountScope:
         """The scope of a listing or count: narrowed by the `account_id` query filter."""
         return self.scope(self.query.get("account_id", ""))
+
+    def page(self) -> paging_pb2.Page:
+        """The validated query's `page` and `page_size` (LUNA's defaults 1 and 10)."""
+        return paging_pb2.Page(
+            page=self.query.get("page", 1), page_size=self.query.get("page_size", 10)
+        )
 
     def path_id(self, name: str) -> str:
         """The UUID in the path parameter `name`; anything else is LUNA's 12012."""
@@ -92,6 +98,26 @@ class RouteTable:
             return handler
 
         return decorate
+
+    def get_and_head(
+        self,
+        path: str,
+        *,
+        auth: AuthRule | None,
+        ops: tuple[str, str],
+        answer: Callable[[Ctx, bool], Awaitable[web.StreamResponse]],
+    ) -> None:
+        """GET and HEAD of one resource from one function: `answer(ctx, head)`, where HEAD
+        finds the same thing and answers without the body."""
+
+        async def get(ctx: Ctx) -> web.StreamResponse:
+            return await answer(ctx, False)
+
+        async def head(ctx: Ctx) -> web.StreamResponse:
+            return await answer(ctx, True)
+
+        self.route("GET", path, auth=auth, op=ops[0])(get)
+        self.route("HEAD", path, auth=auth, op=ops[1])(head)
 
 
 def json_response(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from luna.common.v1 import paging_pb2
 from luna.faces.v1 import accounts_pb2, tokens_pb2
 
 from services.common import errors, ids, permissions, times
@@ -124,10 +123,7 @@ async def create_token(ctx: Ctx) -> web.Response:
 @table.route("GET", "/6/tokens", auth=TOKEN_READ, op="getTokens")
 async def list_tokens(ctx: Ctx) -> web.Response:
     q = ctx.query
-    request = tokens_pb2.ListTokensRequest(
-        scope=ctx.listing_scope(),
-        page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
-    )
+    request = tokens_pb2.ListTokensRequest(scope=ctx.listing_scope(), page=ctx.page())
     if "create_time__gte" in q:
         request.create_time_gte.CopyFrom(times.to_timestamp(_time(q["create_time__gte"])))
     if "create_time__lt" in q:

@@ -8,30 +8,31 @@ from aiohttp import web
 from luna.faces.v1 import attributes_pb2
 
 from services.gateway import convert
-from services.gateway.auth import AuthRule
+from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
+ATTRIBUTES = Collection(table, attributes_pb2, "attribute")
 # Old name of convert.DEFAULT_DESCRIPTOR_VERSION, for backport3/extract.py until it switches.
 DEFAULT_DESCRIPTOR_VERSION = convert.DEFAULT_DESCRIPTOR_VERSION
 
 
-def attribute_json(a: attributes_pb2.Attribute, targets: list[str] | None) -> dict[str, Any]:
+def attribute_json(ctx: Ctx, a: attributes_pb2.Attribute) -> dict[str, Any]:
     item = {
         "create_time": convert.ts(a.create_time),
         "attribute_id": a.attribute_id,
         "account_id": a.account_id,
         **convert.attribute_fields(a.data),
     }
-    return convert.project(item, targets)
+    return convert.project(item, ctx.query.get("targets"))
+
+
+def descriptor_version(ctx: Ctx) -> dict[str, Any]:
+    return {"descriptor_version": ctx.query.get("descriptor_version", 0)}
 
 
 @table.route(
-    "POST",
-    "/6/attributes",
-    auth=AuthRule(resource="attribute", action="creation"),
-    op="createAttribute",
-    json_body=True,
+    "POST", "/6/attributes", auth=ATTRIBUTES.auth("creation"), op="createAttribute", json_body=True
 )
 async def create_attribute(ctx: Ctx) -> web.Response:
     reply = await ctx.clients.attributes.CreateAttribute(
@@ -41,69 +42,31 @@ async def create_attribute(ctx: Ctx) -> web.Response:
             ttl_seconds=ctx.query.get("ttl", 300),
         )
     )
-    aid = reply.attribute.attribute_id
-    return json_response({"attribute_id": aid, "url": f"/6/attributes/{aid}"}, status=201)
+    return ATTRIBUTES.created(reply.attribute.attribute_id)
 
 
-ATTRIBUTE_VIEW = AuthRule(resource="attribute", action="view")
-
-
-@table.route("GET", "/6/attributes", auth=ATTRIBUTE_VIEW, op="getAttributes")
+@table.route("GET", "/6/attributes", auth=ATTRIBUTES.auth("view"), op="getAttributes")
 async def get_attributes(ctx: Ctx) -> web.Response:
-    q = ctx.query
     reply = await ctx.clients.attributes.GetAttributes(
         attributes_pb2.GetAttributesRequest(
             scope=ctx.listing_scope(),
-            attribute_ids=q["attribute_ids"],
-            descriptor_version=q.get("descriptor_version", 0),
+            attribute_ids=ctx.query["attribute_ids"],
+            **descriptor_version(ctx),
         )
     )
-    return json_response(
-        {"attributes": [attribute_json(a, q.get("targets")) for a in reply.attributes]}
-    )
+    return json_response({"attributes": [attribute_json(ctx, a) for a in reply.attributes]})
 
 
-async def _get_one(ctx: Ctx) -> attributes_pb2.Attribute:
-    reply = await ctx.clients.attributes.GetAttribute(
-        attributes_pb2.GetAttributeRequest(
-            scope=ctx.scope(),
-            attribute_id=ctx.path_id("attribute_id"),
-            descriptor_version=ctx.query.get("descriptor_version", 0),
-        )
-    )
-    return reply.attribute
-
-
-@table.route("GET", "/6/attributes/{attribute_id}", auth=ATTRIBUTE_VIEW, op="getAttribute")
-async def get_attribute(ctx: Ctx) -> web.Response:
-    return json_response(attribute_json(await _get_one(ctx), ctx.query.get("targets")))
-
-
-@table.route("HEAD", "/6/attributes/{attribute_id}", auth=ATTRIBUTE_VIEW, op="checkAttribute")
-async def check_attribute(ctx: Ctx) -> web.Response:
-    await _get_one(ctx)
-    return web.Response(status=200)
-
-
-@table.route(
-    "DELETE",
-    "/6/attributes/{attribute_id}",
-    auth=AuthRule(resource="attribute", action="deletion"),
-    op="deleteAttribute",
+ATTRIBUTES.get_and_check(
+    ("getAttribute", "checkAttribute"), render=attribute_json, extra=descriptor_version
 )
-async def delete_attribute(ctx: Ctx) -> web.Response:
-    await ctx.clients.attributes.DeleteAttribute(
-        attributes_pb2.DeleteAttributeRequest(
-            scope=ctx.scope(), attribute_id=ctx.path_id("attribute_id")
-        )
-    )
-    return web.Response(status=204)
+ATTRIBUTES.delete("deleteAttribute")
 
 
 @table.route(
     "GET",
     "/6/attributes/{attribute_id}/samples",
-    auth=ATTRIBUTE_VIEW,
+    auth=ATTRIBUTES.auth("view"),
     op="getAttributeSamples",
 )
 async def get_attribute_samples(ctx: Ctx) -> web.Response:

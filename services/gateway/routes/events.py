@@ -8,17 +8,16 @@ from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format, struct_pb2
-from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2
 
 from services.common import errors, times
 from services.common.pbjson import from_struct, plain
-from services.gateway.auth import AuthRule
+from services.gateway import convert
+from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
-
-EVENT_VIEW = AuthRule(resource="event", action="view")
+EVENTS = Collection(table, events_pb2, "event")
 # `meta.<dotted.path>__<operator>:<type>` query keys (LUNA user meta filters).
 META_KEY = re.compile(
     r"^meta\.(?P<path>[A-Za-z0-9_.]+?)(?:__(?P<op>eq|neq|like|nlike|in|nin|gt|gte|lt|lte))?"
@@ -135,9 +134,7 @@ def event_filter(ctx: Ctx) -> events_pb2.EventFilter:
     for param, field in _SCALARS.items():
         if param in q:
             setattr(flt, field, q[param])
-    for param, field in _TIMES.items():
-        if param in q:
-            getattr(flt, field).CopyFrom(times.to_timestamp(times.parse_rfc3339(q[param])))
+    convert.copy_times(q, flt, _TIMES)
     lon, lat = q.get("origin_longitude"), q.get("origin_latitude")
     if lon == "null" or lat == "null":
         # LUNA: a null origin asks for events without geo position (only without deltas).
@@ -155,41 +152,24 @@ def event_filter(ctx: Ctx) -> events_pb2.EventFilter:
     return flt
 
 
-@table.route("GET", "/6/events", auth=EVENT_VIEW, op="getEvents")
-async def get_events(ctx: Ctx) -> web.Response:
-    q = ctx.query
-    reply = await ctx.clients.events.ListEvents(
-        events_pb2.ListEventsRequest(
-            scope=ctx.listing_scope(),
-            filter=event_filter(ctx),
-            targets=q.get("target", []),
-            page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
-            order=q.get("order", "desc"),
-        )
-    )
-    return json_response({"events": [from_struct(e.data) for e in reply.events]})
+def event_json(ctx: Ctx, event: events_pb2.Event) -> Any:
+    return from_struct(event.data)
 
 
-async def _get_event(ctx: Ctx) -> events_pb2.Event:
-    reply = await ctx.clients.events.GetEvent(
-        events_pb2.GetEventRequest(
-            scope=ctx.scope(),
-            event_id=ctx.path_id("event_id"),
-            targets=ctx.query.get("target", []),
-        )
-    )
-    return reply.event
-
-
-@table.route("GET", "/6/events/{event_id}", auth=EVENT_VIEW, op="getEvent")
-async def get_event(ctx: Ctx) -> web.Response:
-    return json_response(from_struct((await _get_event(ctx)).data))
-
-
-@table.route("HEAD", "/6/events/{event_id}", auth=EVENT_VIEW, op="checkEvent")
-async def check_event(ctx: Ctx) -> web.Response:
-    await _get_event(ctx)
-    return web.Response(status=200)
+EVENTS.listing(
+    "getEvents",
+    filter=event_filter,
+    render=event_json,
+    extra=lambda ctx: {
+        "targets": ctx.query.get("target", []),
+        "order": ctx.query.get("order", "desc"),
+    },
+)
+EVENTS.get_and_check(
+    ("getEvent", "checkEvent"),
+    render=event_json,
+    extra=lambda ctx: {"targets": ctx.query.get("target", [])},
+)
 
 
 def _value(value: Any) -> struct_pb2.Value:
@@ -203,7 +183,9 @@ def _value(value: Any) -> struct_pb2.Value:
     return out
 
 
-@table.route("POST", "/6/events/stats", auth=EVENT_VIEW, op="getEventStatistics", json_body=True)
+@table.route(
+    "POST", "/6/events/stats", auth=EVENTS.auth("view"), op="getEventStatistics", json_body=True
+)
 async def event_statistics(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
     request = events_pb2.GetEventStatisticsRequest(

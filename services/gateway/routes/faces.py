@@ -5,25 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from luna.common.v1 import paging_pb2
 from luna.faces.v1 import faces_pb2
 
-from services.common import times
 from services.gateway import convert
 from services.gateway.auth import AuthRule
+from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
-
-FACE_VIEW = AuthRule(resource="face", action="view")
+FACES = Collection(table, faces_pb2, "face")
 
 
 def wants_lists(targets: list[str] | None) -> bool:
     return not targets or "lists" in targets
 
 
-def face_filter(q: dict[str, Any]) -> faces_pb2.FaceFilter:
+def face_json(ctx: Ctx, face: faces_pb2.Face) -> dict[str, Any]:
+    return convert.face_json(face, ctx.query.get("targets"))
+
+
+def face_filter(ctx: Ctx) -> faces_pb2.FaceFilter:
     """The validated query's filters (shared by get faces and get face count)."""
+    q = ctx.query
     flt = faces_pb2.FaceFilter(
         face_ids=q.get("face_ids", []),
         external_ids=q.get("external_ids", []),
@@ -34,10 +37,7 @@ def face_filter(q: dict[str, Any]) -> faces_pb2.FaceFilter:
     )
     if "user_data" in q:
         flt.user_data = q["user_data"]
-    if "create_time__gte" in q:
-        flt.create_time_gte.CopyFrom(times.to_timestamp(times.parse_rfc3339(q["create_time__gte"])))
-    if "create_time__lt" in q:
-        flt.create_time_lt.CopyFrom(times.to_timestamp(times.parse_rfc3339(q["create_time__lt"])))
+    convert.copy_times(q, flt, convert.CREATE_TIMES)
     return flt
 
 
@@ -47,13 +47,7 @@ def attribute_input(body: dict[str, Any]) -> faces_pb2.FaceAttributeInput:
     return faces_pb2.FaceAttributeInput(data=convert.attribute_data(body))
 
 
-@table.route(
-    "POST",
-    "/6/faces",
-    auth=AuthRule(resource="face", action="creation"),
-    op="createFace",
-    json_body=True,
-)
+@table.route("POST", "/6/faces", auth=FACES.auth("creation"), op="createFace", json_body=True)
 async def create_face(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
     request = faces_pb2.CreateFaceRequest(
@@ -67,32 +61,18 @@ async def create_face(ctx: Ctx) -> web.Response:
     if "attribute" in body:
         request.attribute.CopyFrom(attribute_input(body["attribute"]))
     reply = await ctx.clients.faces.CreateFace(request)
-    fid = reply.face.face_id
-    return json_response({"face_id": fid, "url": f"/6/faces/{fid}"}, status=201)
+    return FACES.created(reply.face.face_id)
 
 
-@table.route("GET", "/6/faces", auth=FACE_VIEW, op="getFaces")
-async def get_faces(ctx: Ctx) -> web.Response:
-    q = ctx.query
-    targets = q.get("targets")
-    reply = await ctx.clients.faces.ListFaces(
-        faces_pb2.ListFacesRequest(
-            scope=ctx.listing_scope(),
-            filter=face_filter(q),
-            page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
-            with_lists=wants_lists(targets),
-        )
-    )
-    return json_response({"faces": [convert.face_json(f, targets) for f in reply.faces]})
-
-
-@table.route(
-    "DELETE",
-    "/6/faces",
-    auth=AuthRule(resource="face", action="deletion"),
-    op="deleteFaces",
-    json_body=True,
+FACES.listing(
+    "getFaces",
+    filter=face_filter,
+    render=face_json,
+    extra=lambda ctx: {"with_lists": wants_lists(ctx.query.get("targets"))},
 )
+
+
+@table.route("DELETE", "/6/faces", auth=FACES.auth("deletion"), op="deleteFaces", json_body=True)
 async def delete_faces(ctx: Ctx) -> web.Response:
     await ctx.clients.faces.DeleteFaces(
         faces_pb2.DeleteFacesRequest(
@@ -104,13 +84,7 @@ async def delete_faces(ctx: Ctx) -> web.Response:
     return web.Response(status=204)
 
 
-@table.route("GET", "/6/faces/count", auth=FACE_VIEW, op="getFacesCount")
-async def count_faces(ctx: Ctx) -> web.Response:
-    q = ctx.query
-    reply = await ctx.clients.faces.CountFaces(
-        faces_pb2.CountFacesRequest(scope=ctx.listing_scope(), filter=face_filter(q))
-    )
-    return json_response({"faces_count": reply.count})
+FACES.count("getFacesCount", filter=face_filter)
 
 
 @table.route(
@@ -126,32 +100,17 @@ async def count_face_attributes(ctx: Ctx) -> web.Response:
     return json_response({"faces_count": reply.count})
 
 
-async def _get_face(ctx: Ctx) -> faces_pb2.Face:
-    reply = await ctx.clients.faces.GetFace(
-        faces_pb2.GetFaceRequest(
-            scope=ctx.scope(),
-            face_id=ctx.path_id("face_id"),
-            with_lists=wants_lists(ctx.query.get("targets")),
-        )
-    )
-    return reply.face
-
-
-@table.route("GET", "/6/faces/{face_id}", auth=FACE_VIEW, op="getFace")
-async def get_face(ctx: Ctx) -> web.Response:
-    return json_response(convert.face_json(await _get_face(ctx), ctx.query.get("targets")))
-
-
-@table.route("HEAD", "/6/faces/{face_id}", auth=FACE_VIEW, op="checkFace")
-async def check_face(ctx: Ctx) -> web.Response:
-    await _get_face(ctx)
-    return web.Response(status=200)
+FACES.get_and_check(
+    ("getFace", "checkFace"),
+    render=face_json,
+    extra=lambda ctx: {"with_lists": wants_lists(ctx.query.get("targets"))},
+)
 
 
 @table.route(
     "PATCH",
     "/6/faces/{face_id}",
-    auth=AuthRule(resource="face", action="modification"),
+    auth=FACES.auth("modification"),
     op="patchFace",
     json_body=True,
 )
@@ -167,23 +126,13 @@ async def patch_face(ctx: Ctx) -> web.Response:
     return web.Response(status=204)
 
 
-@table.route(
-    "DELETE",
-    "/6/faces/{face_id}",
-    auth=AuthRule(resource="face", action="deletion"),
-    op="deleteFace",
-)
-async def delete_face(ctx: Ctx) -> web.Response:
-    await ctx.clients.faces.DeleteFace(
-        faces_pb2.DeleteFaceRequest(scope=ctx.scope(), face_id=ctx.path_id("face_id"))
-    )
-    return web.Response(status=204)
+FACES.delete("deleteFace")
 
 
 @table.route(
     "PUT",
     "/6/faces/{face_id}/attributes",
-    auth=AuthRule(resource="face", action="modification"),
+    auth=FACES.auth("modification"),
     op="putFaceAttribute",
     json_body=True,
 )

@@ -198,6 +198,13 @@ def rect(box: epb.Box) -> dict[str, int]:
     }
 
 
-def image_error(result: epb.ImageResult) -> dict[str, Any]:
-    e = result.error
-    return {"error_code": e.error_code, "desc": e.desc, "detail": e.detail}
+def image_item(result: epb.ImageResult) -> dict[str, Any]:
+    """The start of an image's entry in a per-image answer: its filename (when it had one)
+    and, for an image the estimator refused, `status` 0 with the image's error."""
+    item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
+    if result.WhichOneof("outcome") == "error":
+        e = result.error
+        item.update(
+            status=0, error={"error_code": e.error_code, "desc": e.desc, "detail": e.detail}
+        )
+    return item

@@ -25,10 +25,16 @@ from services.gateway.routing import Ctx, RouteTable, json_response
 Extra = Callable[[Ctx], dict[str, Any]]
 # JSON of one record (a listing item or the record GET answers).
 Render = Callable[[Ctx, Any], Any]
+# The HTTP answer to a gRPC reply.
+Answer = Callable[[Ctx, Any], web.Response]
 
 
 def _no_extra(ctx: Ctx) -> dict[str, Any]:
     return {}
+
+
+def no_content(ctx: Ctx, reply: Any) -> web.Response:
+    return web.Response(status=204)
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,12 @@ class Collection:
     def id_name(self) -> str:
         return f"{self.name}_id"
 
-    @property
-    def item_path(self) -> str:
-        return f"{self.path}/{{{self.id_name}}}"
+    def item_path(self, suffix: str = "") -> str:
+        return f"{self.path}/{{{self.id_name}}}{suffix}"
+
+    def path_ids(self, ctx: Ctx) -> dict[str, Any]:
+        """The caller's scope and the id the path names, as request fields."""
+        return {"scope": ctx.scope(), self.id_name: ctx.path_id(self.id_name)}
 
     def auth(self, action: str) -> AuthRule:
         return AuthRule(resource=self.name, action=action)
@@ -63,13 +72,7 @@ class Collection:
 
     async def get(self, ctx: Ctx, **extra: Any) -> Any:
         """The record the path names (its service answers 404 when it is not the caller's)."""
-        reply = await self.call(
-            ctx,
-            f"Get{self.name.capitalize()}",
-            scope=ctx.scope(),
-            **{self.id_name: ctx.path_id(self.id_name)},
-            **extra,
-        )
+        reply = await self.call(ctx, f"Get{self.name.capitalize()}", **self.path_ids(ctx), **extra)
         return getattr(reply, self.name)
 
     def created(self, record_id: str) -> web.Response:
@@ -124,19 +127,31 @@ class Collection:
             record = await self.get(ctx, **extra(ctx))
             return web.Response(status=200) if head else json_response(render(ctx, record))
 
-        self.table.get_and_head(self.item_path, auth=self.auth("view"), ops=ops, answer=answer)
+        self.table.get_and_head(self.item_path(), auth=self.auth("view"), ops=ops, answer=answer)
+
+    def by_id(
+        self,
+        method: str,
+        suffix: str,
+        op: str,
+        rpc: str,
+        *,
+        auth: AuthRule,
+        fields: Extra = _no_extra,
+        answer: Answer = no_content,
+    ) -> None:
+        """<method> <path>/{id}<suffix>: `rpc` with the caller's scope, the id and `fields`
+        (a PUT or PATCH body is validated JSON); 204 unless `answer` renders the reply."""
+
+        async def by_id(ctx: Ctx) -> web.Response:
+            return answer(ctx, await self.call(ctx, rpc, **self.path_ids(ctx), **fields(ctx)))
+
+        json_body = method in ("PUT", "PATCH")
+        self.table.route(method, self.item_path(suffix), auth=auth, op=op, json_body=json_body)(
+            by_id
+        )
 
     def delete(self, op: str, *, extra: Extra = _no_extra) -> None:
         """DELETE <path>/{id}: 204, or the service's 404."""
-
-        async def delete(ctx: Ctx) -> web.Response:
-            await self.call(
-                ctx,
-                f"Delete{self.name.capitalize()}",
-                scope=ctx.scope(),
-                **{self.id_name: ctx.path_id(self.id_name)},
-                **extra(ctx),
-            )
-            return web.Response(status=204)
-
-        self.table.route("DELETE", self.item_path, auth=self.auth("deletion"), op=op)(delete)
+        rpc = f"Delete{self.name.capitalize()}"
+        self.by_id("DELETE", "", op, rpc, auth=self.auth("deletion"), fields=extra)

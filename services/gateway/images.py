@@ -39,6 +39,13 @@ IMAGE_TYPE = {
 }
 
 
+def refuse_msgpack(request: web.Request) -> None:
+    """Per-image answers come as JSON only: an Accept asking for msgpack alone is 12029."""
+    accept = (request.headers.get("Accept") or "").lower()
+    if "application/msgpack" in accept and "application/json" not in accept:
+        raise errors.LunaError(errors.NOT_IMPLEMENTED, "msgpack responses are not implemented")
+
+
 def media_type(request: web.Request) -> str:
     return (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
 

@@ -273,6 +273,14 @@ def build(api: Api) -> RouteTable:
 
         return create
 
+    async def by_task_id(ctx: Ctx, method: str) -> Any:
+        """`method` of the tasks service for the task the path names (28001 when that task is
+        not there or not the caller's)."""
+        request = getattr(tasks_pb2, f"{method}Request")(
+            task_id=_path_id(ctx, "task_id"), account_id=account_filter(ctx, api)
+        )
+        return await getattr(ctx.clients.tasks, method)(request)
+
     for name, task_type in TYPES.items():
         table.route("POST", f"{p}/{name}", auth=auth("creation"))(creator(task_type))
     if api.platform:  # before /{task_id}, which would swallow "schedules"
@@ -293,20 +301,28 @@ def build(api: Api) -> RouteTable:
         )
         return json_response({"count": reply.count})
 
-    @table.route("GET", f"{p}/errors", auth=auth("view"))
-    async def get_errors(ctx: Ctx) -> web.Response:
+    async def list_errors(ctx: Ctx, task_id: int | None = None) -> web.Response:
         page, size = _page(ctx, api)
         reply = await ctx.clients.tasks.ListErrors(
-            tasks_pb2.ListErrorsRequest(filter=error_filter(ctx, api), page=page, page_size=size)
+            tasks_pb2.ListErrorsRequest(
+                filter=error_filter(ctx, api, task_id), page=page, page_size=size
+            )
         )
         return json_response({"errors": [error_json(e) for e in reply.errors]})
 
-    @table.route("GET", f"{p}/errors/count", auth=auth("view"))
-    async def count_errors(ctx: Ctx) -> web.Response:
+    async def count_errors_of(ctx: Ctx, task_id: int | None = None) -> web.Response:
         reply = await ctx.clients.tasks.CountErrors(
-            tasks_pb2.CountErrorsRequest(filter=error_filter(ctx, api))
+            tasks_pb2.CountErrorsRequest(filter=error_filter(ctx, api, task_id))
         )
         return json_response({"count": reply.count})
+
+    @table.route("GET", f"{p}/errors", auth=auth("view"))
+    async def get_errors(ctx: Ctx) -> web.Response:
+        return await list_errors(ctx)
+
+    @table.route("GET", f"{p}/errors/count", auth=auth("view"))
+    async def count_errors(ctx: Ctx) -> web.Response:
+        return await count_errors_of(ctx)
 
     @table.route("GET", f"{p}/errors/{{error_id}}", auth=auth("view"))
     async def get_error(ctx: Ctx) -> web.Response:
@@ -319,37 +335,22 @@ def build(api: Api) -> RouteTable:
 
     @table.route("GET", f"{p}/{{task_id}}", auth=auth("view"))
     async def get_task(ctx: Ctx) -> web.Response:
-        reply = await ctx.clients.tasks.GetTask(
-            tasks_pb2.GetTaskRequest(
-                task_id=_path_id(ctx, "task_id"), account_id=account_filter(ctx, api)
-            )
-        )
+        reply = await by_task_id(ctx, "GetTask")
         return json_response(task_json(reply.task, api))
 
     @table.route("PATCH", f"{p}/{{task_id}}", auth=auth("modification"))
     async def cancel_task(ctx: Ctx) -> web.Response:
-        await ctx.clients.tasks.CancelTask(
-            tasks_pb2.CancelTaskRequest(
-                task_id=_path_id(ctx, "task_id"), account_id=account_filter(ctx, api)
-            )
-        )
+        await by_task_id(ctx, "CancelTask")
         return web.Response(status=202)
 
     @table.route("DELETE", f"{p}/{{task_id}}", auth=auth("deletion"))
     async def delete_task(ctx: Ctx) -> web.Response:
-        await ctx.clients.tasks.DeleteTask(
-            tasks_pb2.DeleteTaskRequest(
-                task_id=_path_id(ctx, "task_id"), account_id=account_filter(ctx, api)
-            )
-        )
+        await by_task_id(ctx, "DeleteTask")
         return web.Response(status=204)
 
     @table.route("GET", f"{p}/{{task_id}}/result", auth=auth("view"))
     async def get_result(ctx: Ctx) -> web.Response:
-        task_id = _path_id(ctx, "task_id")
-        reply = await ctx.clients.tasks.GetTaskResult(
-            tasks_pb2.GetTaskResultRequest(task_id=task_id, account_id=account_filter(ctx, api))
-        )
+        reply = await by_task_id(ctx, "GetTaskResult")
         headers = {}
         if reply.filename:
             headers["Content-Disposition"] = f"attachment; filename={reply.filename}"
@@ -357,11 +358,7 @@ def build(api: Api) -> RouteTable:
 
     @table.route("GET", f"{p}/{{task_id}}/subtasks", auth=auth("view"))
     async def get_subtasks(ctx: Ctx) -> web.Response:
-        reply = await ctx.clients.tasks.ListSubtasks(
-            tasks_pb2.ListSubtasksRequest(
-                task_id=_path_id(ctx, "task_id"), account_id=account_filter(ctx, api)
-            )
-        )
+        reply = await by_task_id(ctx, "ListSubtasks")
         return json_response(
             {
                 "subtasks": [
@@ -381,29 +378,13 @@ def build(api: Api) -> RouteTable:
 
     @table.route("GET", f"{p}/{{task_id}}/errors", auth=auth("view"))
     async def get_task_errors(ctx: Ctx) -> web.Response:
-        task_id = _path_id(ctx, "task_id")
-        account_id = account_filter(ctx, api)
-        await ctx.clients.tasks.GetTask(
-            tasks_pb2.GetTaskRequest(task_id=task_id, account_id=account_id)
-        )  # 28001 for a task that is not there (or not the caller's)
-        page, size = _page(ctx, api)
-        reply = await ctx.clients.tasks.ListErrors(
-            tasks_pb2.ListErrorsRequest(
-                filter=error_filter(ctx, api, task_id), page=page, page_size=size
-            )
-        )
-        return json_response({"errors": [error_json(e) for e in reply.errors]})
+        await by_task_id(ctx, "GetTask")  # 28001 for a task that is not the caller's
+        return await list_errors(ctx, _path_id(ctx, "task_id"))
 
     @table.route("GET", f"{p}/{{task_id}}/errors/count", auth=auth("view"))
     async def count_task_errors(ctx: Ctx) -> web.Response:
-        task_id = _path_id(ctx, "task_id")
-        await ctx.clients.tasks.GetTask(
-            tasks_pb2.GetTaskRequest(task_id=task_id, account_id=account_filter(ctx, api))
-        )
-        reply = await ctx.clients.tasks.CountErrors(
-            tasks_pb2.CountErrorsRequest(filter=error_filter(ctx, api, task_id))
-        )
-        return json_response({"count": reply.count})
+        await by_task_id(ctx, "GetTask")
+        return await count_errors_of(ctx, _path_id(ctx, "task_id"))
 
     return table
 

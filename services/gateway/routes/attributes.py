@@ -63,16 +63,11 @@ ATTRIBUTES.get_and_check(
 ATTRIBUTES.delete("deleteAttribute")
 
 
-@table.route(
+ATTRIBUTES.by_id(
     "GET",
-    "/6/attributes/{attribute_id}/samples",
+    "/samples",
+    "getAttributeSamples",
+    "GetAttributeSamples",
     auth=ATTRIBUTES.auth("view"),
-    op="getAttributeSamples",
+    answer=lambda ctx, reply: json_response({"samples": list(reply.sample_ids)}),
 )
-async def get_attribute_samples(ctx: Ctx) -> web.Response:
-    reply = await ctx.clients.attributes.GetAttributeSamples(
-        attributes_pb2.GetAttributeSamplesRequest(
-            scope=ctx.scope(), attribute_id=ctx.path_id("attribute_id")
-        )
-    )
-    return json_response({"samples": list(reply.sample_ids)})

@@ -6,6 +6,8 @@ truncated or mistyped image is refused with its LUNA error and nothing is writte
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import blobs_pb2
@@ -97,6 +99,33 @@ def _content(
     return web.Response(body=blob.data, headers={**headers, "Content-Type": blob.content_type})
 
 
+def _no_headers(ctx: Ctx, blob: blobs_pb2.Blob) -> dict[str, str]:
+    return {}
+
+
+def _stored(
+    name: str,
+    kind: int,
+    headers: Callable[[Ctx, blobs_pb2.Blob], dict[str, str]] = _no_headers,
+) -> None:
+    """GET, HEAD and DELETE /6/<name>s/{<name>_id} of one kind of stored blob."""
+    path, id_name, title = f"/6/{name}s/{{{name}_id}}", f"{name}_id", name.capitalize()
+
+    async def answer(ctx: Ctx, head: bool) -> web.Response:
+        blob = await _get(ctx, kind, ctx.request.match_info[id_name], head)
+        return _content(blob, head, headers(ctx, blob))
+
+    async def delete(ctx: Ctx) -> web.Response:
+        return await _delete(ctx, kind, ctx.request.match_info[id_name])
+
+    view, deletion = (
+        AuthRule(resource=name, action="view"),
+        AuthRule(resource=name, action="deletion"),
+    )
+    table.get_and_head(path, auth=view, ops=(f"get{title}", f"check{title}"), answer=answer)
+    table.route("DELETE", path, auth=deletion, op=f"delete{title}")(delete)
+
+
 # ---------------------------------------------------------------------------- samples
 AUTHED = AuthRule()
 
@@ -122,14 +151,12 @@ async def _sample(ctx: Ctx, head: bool) -> web.Response:
     return _content(blob, head)
 
 
-@table.route("GET", "/6/samples/{samples_type}/{sample_id}", auth=AUTHED, op="getSample")
-async def get_sample(ctx: Ctx) -> web.Response:
-    return await _sample(ctx, head=False)
-
-
-@table.route("HEAD", "/6/samples/{samples_type}/{sample_id}", auth=AUTHED, op="checkSample")
-async def check_sample(ctx: Ctx) -> web.Response:
-    return await _sample(ctx, head=True)
+table.get_and_head(
+    "/6/samples/{samples_type}/{sample_id}",
+    auth=AUTHED,
+    ops=("getSample", "checkSample"),
+    answer=_sample,
+)
 
 
 @table.route("DELETE", "/6/samples/{samples_type}/{sample_id}", auth=AUTHED, op="deleteSample")
@@ -140,9 +167,6 @@ async def delete_sample(ctx: Ctx) -> web.Response:
 
 
 # ---------------------------------------------------------------------------- images
-IMAGE_VIEW = AuthRule(resource="image", action="view")
-
-
 @table.route(
     "POST", "/6/images", auth=AuthRule(resource="image", action="creation"), op="createImage"
 )
@@ -162,39 +186,17 @@ async def create_image(ctx: Ctx) -> web.Response:
     return json_response({"image_id": image_id, "url": f"/6/images/{image_id}"}, status=201)
 
 
-async def _image(ctx: Ctx, head: bool) -> web.Response:
-    blob = await _get(ctx, blobs_pb2.BLOB_KIND_IMAGE, ctx.request.match_info["image_id"], head)
-    headers = {}
-    if ctx.query.get("with_meta"):
-        # LUNA sends user metadata back the way it came: one X-Luna-Meta-<key> header per key.
-        headers = {f"X-Luna-Meta-{k}": v for k, v in sorted(blob.meta.items())}
-    return _content(blob, head, headers)
+def _image_meta(ctx: Ctx, blob: blobs_pb2.Blob) -> dict[str, str]:
+    if not ctx.query.get("with_meta"):
+        return {}
+    # LUNA sends user metadata back the way it came: one X-Luna-Meta-<key> header per key.
+    return {f"X-Luna-Meta-{k}": v for k, v in sorted(blob.meta.items())}
 
 
-@table.route("GET", "/6/images/{image_id}", auth=IMAGE_VIEW, op="getImage")
-async def get_image(ctx: Ctx) -> web.Response:
-    return await _image(ctx, head=False)
-
-
-@table.route("HEAD", "/6/images/{image_id}", auth=IMAGE_VIEW, op="checkImage")
-async def check_image(ctx: Ctx) -> web.Response:
-    return await _image(ctx, head=True)
-
-
-@table.route(
-    "DELETE",
-    "/6/images/{image_id}",
-    auth=AuthRule(resource="image", action="deletion"),
-    op="deleteImage",
-)
-async def delete_image(ctx: Ctx) -> web.Response:
-    return await _delete(ctx, blobs_pb2.BLOB_KIND_IMAGE, ctx.request.match_info["image_id"])
+_stored("image", blobs_pb2.BLOB_KIND_IMAGE, _image_meta)
 
 
 # ---------------------------------------------------------------------------- objects
-OBJECT_VIEW = AuthRule(resource="object", action="view")
-
-
 @table.route(
     "POST", "/6/objects", auth=AuthRule(resource="object", action="creation"), op="createObject"
 )
@@ -212,29 +214,7 @@ async def create_object(ctx: Ctx) -> web.Response:
     return json_response({"object_id": object_id, "url": f"/6/objects/{object_id}"}, status=201)
 
 
-async def _object(ctx: Ctx, head: bool) -> web.Response:
-    blob = await _get(ctx, blobs_pb2.BLOB_KIND_OBJECT, ctx.request.match_info["object_id"], head)
-    return _content(blob, head)
-
-
-@table.route("GET", "/6/objects/{object_id}", auth=OBJECT_VIEW, op="getObject")
-async def get_object(ctx: Ctx) -> web.Response:
-    return await _object(ctx, head=False)
-
-
-@table.route("HEAD", "/6/objects/{object_id}", auth=OBJECT_VIEW, op="checkObject")
-async def check_object(ctx: Ctx) -> web.Response:
-    return await _object(ctx, head=True)
-
-
-@table.route(
-    "DELETE",
-    "/6/objects/{object_id}",
-    auth=AuthRule(resource="object", action="deletion"),
-    op="deleteObject",
-)
-async def delete_object(ctx: Ctx) -> web.Response:
-    return await _delete(ctx, blobs_pb2.BLOB_KIND_OBJECT, ctx.request.match_info["object_id"])
+_stored("object", blobs_pb2.BLOB_KIND_OBJECT)
 
 
 # ---------------------------------------------------------------------------- legacy samples
@@ -254,14 +234,12 @@ async def _legacy_sample(ctx: Ctx, head: bool) -> web.Response:
     return _content(await _get(ctx, blobs_pb2.BLOB_KIND_FACE_SAMPLE, sample_id, head), head)
 
 
-@table.route("GET", "/6/samples/{sample_id}", auth=AUTHED, op="getSampleLegacy")
-async def get_sample_legacy(ctx: Ctx) -> web.Response:
-    return await _legacy_sample(ctx, head=False)
-
-
-@table.route("HEAD", "/6/samples/{sample_id}", auth=AUTHED, op="checkSampleLegacy")
-async def check_sample_legacy(ctx: Ctx) -> web.Response:
-    return await _legacy_sample(ctx, head=True)
+table.get_and_head(
+    "/6/samples/{sample_id}",
+    auth=AUTHED,
+    ops=("getSampleLegacy", "checkSampleLegacy"),
+    answer=_legacy_sample,
+)
 
 
 @table.route("DELETE", "/6/samples/{sample_id}", auth=AUTHED, op="deleteSampleLegacy")

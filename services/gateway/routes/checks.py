@@ -16,8 +16,8 @@ from luna.estimator.v1 import estimator_pb2 as epb
 from services.common import aggregation, errors
 from services.gateway import iso_checks
 from services.gateway.auth import AuthRule
-from services.gateway.convert import SUCCESS, estimations_of, image_error, rect
-from services.gateway.images import BASE64_TYPES, MULTIFACE, read_images
+from services.gateway.convert import SUCCESS, estimations_of, image_item, rect
+from services.gateway.images import BASE64_TYPES, MULTIFACE, read_images, refuse_msgpack
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -25,12 +25,6 @@ table = RouteTable()
 
 def _error(code: int, detail: str) -> dict[str, Any]:
     return errors.LunaError(code, detail).as_json()
-
-
-def _no_msgpack(ctx: Ctx) -> None:
-    accept = (ctx.request.headers.get("Accept") or "").lower()
-    if "application/msgpack" in accept and "application/json" not in accept:
-        raise errors.LunaError(errors.NOT_IMPLEMENTED, "msgpack responses are not implemented")
 
 
 def _image_format(image: epb.Image) -> str:
@@ -87,7 +81,7 @@ def _iso_facts(
 @table.route("POST", "/6/iso", auth=AuthRule(resource="resources", action="iso"), op="iso")
 async def iso(ctx: Ctx) -> web.Response:
     q = ctx.query
-    _no_msgpack(ctx)
+    refuse_msgpack(ctx.request)
     if q.get("extract_exif"):
         raise errors.LunaError(errors.NOT_IMPLEMENTED, "extract_exif=1 is not implemented")
     warped = int(q.get("image_type", 0)) == 1
@@ -106,9 +100,8 @@ async def iso(ctx: Ctx) -> web.Response:
     not_checked = _not_checked(warped)
     out = []
     for image, result in zip(images, reply.results, strict=True):
-        item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
-        if result.WhichOneof("outcome") == "error":
-            item.update(status=0, error=image_error(result))
+        item = image_item(result)
+        if "error" in item:
             out.append(item)
             continue
         det = result.detections
@@ -169,16 +162,16 @@ async def liveness(ctx: Ctx) -> web.Response:
     out = []
     found: list[dict[str, Any]] = []
     for result in reply.results:
-        item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
-        if result.WhichOneof("outcome") == "error":
-            item.update(status=0, error=image_error(result))
-        elif not result.detections.faces:
-            item.update(status=0, error=_error(errors.NO_FACES, "No faces found."))
-        else:
-            est = estimations_of(result.detections.faces[0])["liveness"]
-            found.append(est)
-            item.update(status=1, error=SUCCESS, liveness=_liveness_json(est))
+        item = image_item(result)
         out.append(item)
+        if "error" in item:  # the image could not be read
+            continue
+        if not result.detections.faces:
+            item.update(status=0, error=_error(errors.NO_FACES, "No faces found."))
+            continue
+        est = estimations_of(result.detections.faces[0])["liveness"]
+        found.append(est)
+        item.update(status=1, error=SUCCESS, liveness=_liveness_json(est))
     body: dict[str, Any] = {"images": out}
     if ctx.query.get("aggregate"):
         body["aggregate_estimations"] = {

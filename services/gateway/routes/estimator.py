@@ -17,8 +17,8 @@ from luna.faces.v1 import blobs_pb2
 
 from services.common import errors
 from services.gateway.auth import AuthRule
-from services.gateway.convert import SUCCESS, estimations_of, image_error, rect
-from services.gateway.images import IMAGE_TYPE, MULTIFACE, read_images
+from services.gateway.convert import SUCCESS, estimations_of, image_item, rect
+from services.gateway.images import IMAGE_TYPE, MULTIFACE, read_images, refuse_msgpack
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -159,9 +159,7 @@ SDK_AUTH = AuthRule(resource="resources", action="sdk")
 @table.route("POST", "/6/sdk", auth=SDK_AUTH, op="sdk")
 async def sdk(ctx: Ctx) -> web.Response:
     q = ctx.query
-    accept = (ctx.request.headers.get("Accept") or "").lower()
-    if "application/msgpack" in accept and "application/json" not in accept:
-        raise errors.LunaError(errors.NOT_IMPLEMENTED, "msgpack responses are not implemented")
+    refuse_msgpack(ctx.request)
     for name in ("aggregate_attributes", "extract_exif"):
         if _flag(q, name):
             raise errors.LunaError(errors.NOT_IMPLEMENTED, f"{name}=1 is not implemented")
@@ -196,9 +194,8 @@ async def sdk(ctx: Ctx) -> web.Response:
     reply = await ctx.clients.estimator.Detect(request, timeout=120)
     out = []
     for result in reply.results:
-        item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
-        if result.WhichOneof("outcome") == "error":
-            item.update(status=0, error=image_error(result))
+        item = image_item(result)
+        if "error" in item:
             out.append(item)
             continue
         det = result.detections
@@ -303,9 +300,8 @@ async def detector(ctx: Ctx) -> web.Response:
     ids_iter = iter(sample_ids)
     out = []
     for result, keep, drop in zip(results, kept, dropped, strict=True):
-        item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
-        if result.WhichOneof("outcome") == "error":
-            item.update(status=0, error=image_error(result))
+        item = image_item(result)
+        if "error" in item:
             out.append(item)
             continue
         samples = []

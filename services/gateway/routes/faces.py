@@ -129,39 +129,8 @@ async def patch_face(ctx: Ctx) -> web.Response:
 FACES.delete("deleteFace")
 
 
-@table.route(
-    "PUT",
-    "/6/faces/{face_id}/attributes",
-    auth=FACES.auth("modification"),
-    op="putFaceAttribute",
-    json_body=True,
-)
-async def put_face_attribute(ctx: Ctx) -> web.Response:
-    await ctx.clients.faces.PutFaceAttribute(
-        faces_pb2.PutFaceAttributeRequest(
-            scope=ctx.scope(), face_id=ctx.path_id("face_id"), attribute=attribute_input(ctx.body)
-        )
-    )
-    return web.Response(status=204)
-
-
-FACE_ATTRIBUTES_VIEW = AuthRule(resource="face_attributes", action="view")
-
-
-async def _get_face_attribute(ctx: Ctx, descriptor_version: int = 0) -> faces_pb2.FaceAttribute:
-    reply = await ctx.clients.faces.GetFaceAttribute(
-        faces_pb2.GetFaceAttributeRequest(
-            scope=ctx.scope(), face_id=ctx.path_id("face_id"), descriptor_version=descriptor_version
-        )
-    )
-    return reply.attribute
-
-
-@table.route(
-    "GET", "/6/faces/{face_id}/attributes", auth=FACE_ATTRIBUTES_VIEW, op="getFaceAttribute"
-)
-async def get_face_attribute(ctx: Ctx) -> web.Response:
-    attribute = await _get_face_attribute(ctx, ctx.query.get("descriptor_version", 0))
+def face_attribute_json(ctx: Ctx, reply: faces_pb2.GetFaceAttributeResponse) -> web.Response:
+    attribute = reply.attribute
     item = {
         "create_time": convert.ts(attribute.create_time),
         **convert.attribute_fields(attribute.data),
@@ -169,26 +138,43 @@ async def get_face_attribute(ctx: Ctx) -> web.Response:
     return json_response({"attributes": convert.project(item, ctx.query.get("targets"))})
 
 
-@table.route(
-    "DELETE",
-    "/6/faces/{face_id}/attributes",
-    auth=AuthRule(resource="face_attributes", action="deletion"),
-    op="deleteFaceAttribute",
-)
-async def delete_face_attribute(ctx: Ctx) -> web.Response:
-    await ctx.clients.faces.DeleteFaceAttribute(
-        faces_pb2.DeleteFaceAttributeRequest(scope=ctx.scope(), face_id=ctx.path_id("face_id"))
-    )
-    return web.Response(status=204)
-
-
-@table.route(
-    "GET",
-    "/6/faces/{face_id}/attributes/samples",
-    auth=FACE_ATTRIBUTES_VIEW,
-    op="getFaceAttributeSamples",
-)
-async def get_face_attribute_samples(ctx: Ctx) -> web.Response:
-    data = (await _get_face_attribute(ctx)).data
+def face_attribute_samples(ctx: Ctx, reply: faces_pb2.GetFaceAttributeResponse) -> web.Response:
+    data = reply.attribute.data
     samples = list(dict.fromkeys((*data.descriptor_samples, *data.basic_attributes_samples)))
     return json_response({"samples": samples})
+
+
+ATTRIBUTE = "/attributes"
+FACE_ATTRIBUTES_VIEW = AuthRule(resource="face_attributes", action="view")
+FACES.by_id(
+    "PUT",
+    ATTRIBUTE,
+    "putFaceAttribute",
+    "PutFaceAttribute",
+    auth=FACES.auth("modification"),
+    fields=lambda ctx: {"attribute": attribute_input(ctx.body)},
+)
+FACES.by_id(
+    "GET",
+    ATTRIBUTE,
+    "getFaceAttribute",
+    "GetFaceAttribute",
+    auth=FACE_ATTRIBUTES_VIEW,
+    fields=lambda ctx: {"descriptor_version": ctx.query.get("descriptor_version", 0)},
+    answer=face_attribute_json,
+)
+FACES.by_id(
+    "DELETE",
+    ATTRIBUTE,
+    "deleteFaceAttribute",
+    "DeleteFaceAttribute",
+    auth=AuthRule(resource="face_attributes", action="deletion"),
+)
+FACES.by_id(
+    "GET",
+    f"{ATTRIBUTE}/samples",
+    "getFaceAttributeSamples",
+    "GetFaceAttribute",
+    auth=FACE_ATTRIBUTES_VIEW,
+    answer=face_attribute_samples,
+)

@@ -92,24 +92,15 @@ async def validate_policies(ctx: Ctx) -> web.Response:
 HANDLERS.get_and_check(("getHandler", "checkHandler"), render=handler_json)
 
 
-@table.route(
+HANDLERS.by_id(
     "PUT",
-    "/6/handlers/{handler_id}",
+    "",
+    "replaceHandler",
+    "ReplaceHandler",
     auth=HANDLERS.auth("modification"),
-    op="replaceHandler",
-    json_body=True,
+    fields=lambda ctx: {"fields": handler_fields(ctx.body or {})},
+    answer=lambda ctx, reply: json_response({}),
 )
-async def replace_handler(ctx: Ctx) -> web.Response:
-    await ctx.clients.handlers.ReplaceHandler(
-        handlers_pb2.ReplaceHandlerRequest(
-            scope=ctx.scope(),
-            handler_id=ctx.path_id("handler_id"),
-            fields=handler_fields(ctx.body or {}),
-        )
-    )
-    return json_response({})
-
-
 HANDLERS.delete("deleteHandler")
 
 

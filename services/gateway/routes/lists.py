@@ -74,18 +74,14 @@ LISTS.count("getListsCount", filter=list_filter)
 LISTS.get_and_check(("getList", "checkList"), render=list_json)
 
 
-@table.route(
-    "PATCH", "/6/lists/{list_id}", auth=LISTS.auth("modification"), op="patchList", json_body=True
+LISTS.by_id(
+    "PATCH",
+    "",
+    "patchList",
+    "UpdateList",
+    auth=LISTS.auth("modification"),
+    fields=lambda ctx: {"user_data": ctx.body["user_data"]},
 )
-async def patch_list(ctx: Ctx) -> web.Response:
-    await ctx.clients.lists.UpdateList(
-        lists_pb2.UpdateListRequest(
-            scope=ctx.scope(), list_id=ctx.path_id("list_id"), user_data=ctx.body["user_data"]
-        )
-    )
-    return web.Response(status=204)
-
-
 LISTS.delete("deleteList", extra=with_faces)
 
 

@@ -58,22 +58,13 @@ VERIFIERS.count("getVerifiersCount", filter=verifier_filter)
 VERIFIERS.get_and_check(("getVerifier", "checkVerifier"), render=verifier_json)
 
 
-@table.route(
+VERIFIERS.by_id(
     "PUT",
-    "/6/verifiers/{verifier_id}",
+    "",
+    "replaceVerifier",
+    "ReplaceVerifier",
     auth=VERIFIERS.auth("modification"),
-    op="replaceVerifier",
-    json_body=True,
+    fields=lambda ctx: verifier_fields(ctx.body or {}),
+    answer=lambda ctx, reply: json_response({"version": reply.verifier.version}),
 )
-async def replace_verifier(ctx: Ctx) -> web.Response:
-    reply = await ctx.clients.verifiers.ReplaceVerifier(
-        verifiers_pb2.ReplaceVerifierRequest(
-            scope=ctx.scope(),
-            verifier_id=ctx.path_id("verifier_id"),
-            **verifier_fields(ctx.body or {}),
-        )
-    )
-    return json_response({"version": reply.verifier.version})
-
-
 VERIFIERS.delete("deleteVerifier")

@@ -78,6 +78,14 @@ class Collection:
     def created(self, record_id: str) -> web.Response:
         return json_response({self.id_name: record_id, "url": f"{self.path}/{record_id}"}, 201)
 
+    async def _filtered(
+        self, ctx: Ctx, verb: str, filter: Callable[[Ctx], Any], **fields: Any
+    ) -> Any:
+        """`<verb><Plural>` (ListFaces, CountFaces) over the records the query's filters and
+        `account_id` select."""
+        method = f"{verb}{self.plural.capitalize()}"
+        return await self.call(ctx, method, scope=ctx.listing_scope(), filter=filter(ctx), **fields)
+
     # ------------------------------------------------------------------------ route makers
     def listing(
         self,
@@ -91,14 +99,7 @@ class Collection:
         """GET <path>: one page of records; `keyed=False` for LUNA's bare-array listings."""
 
         async def listing(ctx: Ctx) -> web.Response:
-            reply = await self.call(
-                ctx,
-                f"List{self.plural.capitalize()}",
-                scope=ctx.listing_scope(),
-                filter=filter(ctx),
-                page=ctx.page(),
-                **extra(ctx),
-            )
+            reply = await self._filtered(ctx, "List", filter, page=ctx.page(), **extra(ctx))
             items = [render(ctx, item) for item in getattr(reply, self.plural)]
             return json_response({self.plural: items} if keyed else items)
 
@@ -108,12 +109,7 @@ class Collection:
         """GET <path>/count: how many records the listing's filters match."""
 
         async def count(ctx: Ctx) -> web.Response:
-            reply = await self.call(
-                ctx,
-                f"Count{self.plural.capitalize()}",
-                scope=ctx.listing_scope(),
-                filter=filter(ctx),
-            )
+            reply = await self._filtered(ctx, "Count", filter)
             return json_response({f"{self.plural}_count": reply.count})
 
         self.table.route("GET", f"{self.path}/count", auth=self.auth("view"), op=op)(count)

@@ -17,22 +17,10 @@ import orjson
 from aiohttp import web
 from luna.tasks.v1 import tasks_pb2
 
-from services.common import errors, ids, times
+from services.common import errors, ids, task_types, times
 from services.gateway import jsonbody
 from services.gateway.auth import AuthRule
 from services.gateway.routing import Ctx, RouteTable, json_response
-
-TYPES = {
-    "linker": 1,
-    "clustering": 2,
-    "reporter": 3,
-    "gc": 4,
-    "additional_extract": 5,
-    "cross_match": 6,
-    "roc": 7,
-    "exporter": 8,
-    "estimator": 9,
-}
 
 
 @dataclass(frozen=True)
@@ -281,7 +269,7 @@ def build(api: Api) -> RouteTable:
         )
         return await getattr(ctx.clients.tasks, method)(request)
 
-    for name, task_type in TYPES.items():
+    for name, task_type in task_types.NAMES.items():
         table.route("POST", f"{p}/{name}", auth=auth("creation"))(creator(task_type))
     if api.platform:  # before /{task_id}, which would swallow "schedules"
         add_schedule_routes(table, p)

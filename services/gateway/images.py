@@ -5,6 +5,8 @@ multipart/form-data (one image per part) or JSON `{"images": [{"image": <base64>
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from luna.estimator.v1 import estimator_pb2 as epb
 
@@ -85,13 +87,9 @@ async def _multipart_images(
     async for part in multipart.parts(request):
         if part.name in skip_parts:
             continue
-        ptype = part.content_type
-        name = part.name or part.filename
-        if ptype not in IMAGE_TYPES and ptype not in BASE64_TYPES:
-            raise errors.LunaError(
-                errors.MULTIPART_BAD_TYPE, f"Multipart with name '{name}' has bad Content-Type"
-            )
-        out.append(epb.Image(data=part.data, content_type=ptype, filename=part.filename))
+        if not is_image(part.content_type):
+            raise bad_part(part)
+        out.append(part_image(part))
     if not out:
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
     return out
@@ -104,18 +102,34 @@ def _json_images(raw: bytes) -> list[epb.Image]:
     items = body.get("images") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise errors.bad_json("images", "non-empty array required")
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("image"), str):
-            raise errors.bad_json(f"images.{i}.image", "base64 image string required")
-        mimetype = item.get("mimetype", "image/jpeg")
-        if mimetype not in TO_BASE64:
-            raise errors.bad_json(f"images.{i}.mimetype", f"one of {', '.join(IMAGE_TYPES)}")
-        out.append(
-            epb.Image(
-                data=item["image"].encode(),
-                content_type=TO_BASE64[mimetype],
-                filename=str(item.get("filename", "")),
-            )
-        )
-    return out
+    return [json_image(item, f"images.{i}") for i, item in enumerate(items)]
+
+
+def json_image(item: Any, path: str) -> epb.Image:
+    """`{"image": <base64>, "mimetype": ..., "filename": ...}` at `path` of a JSON body."""
+    if not isinstance(item, dict) or not isinstance(item.get("image"), str):
+        raise errors.bad_json(f"{path}.image", "base64 image string required")
+    mimetype = item.get("mimetype", "image/jpeg")
+    if mimetype not in TO_BASE64:
+        raise errors.bad_json(f"{path}.mimetype", f"one of {', '.join(IMAGE_TYPES)}")
+    return epb.Image(
+        data=item["image"].encode(),
+        content_type=TO_BASE64[mimetype],
+        filename=str(item.get("filename", "")),
+    )
+
+
+def is_image(media: str) -> bool:
+    return media in IMAGE_TYPES or media in BASE64_TYPES
+
+
+def part_image(part: multipart.Part) -> epb.Image:
+    return epb.Image(data=part.data, content_type=part.content_type, filename=part.filename)
+
+
+def bad_part(part: multipart.Part) -> errors.LunaError:
+    """12041 for a multipart part of a type the route does not take."""
+    name = part.name or part.filename
+    return errors.LunaError(
+        errors.MULTIPART_BAD_TYPE, f"Multipart with name '{name}' has bad Content-Type"
+    )

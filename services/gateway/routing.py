@@ -7,7 +7,8 @@ a `Ctx`. Handlers stay thin: they call one or two gRPC methods and render JSON.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,3 +155,29 @@ def wrap(
         return await route.handler(ctx)
 
     return handle
+
+
+def _options(methods: list[str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    allow = ", ".join(sorted({*methods, "OPTIONS"}))
+
+    async def options(request: web.Request) -> web.Response:
+        return json_response({}, headers={"Allow": allow})
+
+    return options
+
+
+def add_routes(
+    app: web.Application,
+    tables: Iterable[RouteTable],
+    authenticator: Authenticator,
+    validator: RequestValidator,
+) -> None:
+    """Every route of `tables` on `app`, in order, then per path an OPTIONS route answering
+    the methods it has."""
+    methods_by_path: dict[str, list[str]] = defaultdict(list)
+    for table in tables:
+        for route in table.routes:
+            app.router.add_route(route.method, route.path, wrap(route, authenticator, validator))
+            methods_by_path[route.path].append(route.method)
+    for path, methods in methods_by_path.items():
+        app.router.add_route("OPTIONS", path, _options(methods))

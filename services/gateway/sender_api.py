@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from services.common import config, errors, ids, logs, version
-from services.gateway import about, middleware, request_ids
+from services.gateway import about, listeners, middleware, request_ids
 from services.gateway import metrics as http_metrics
 from services.gateway.routing import json_response
 from services.gateway.sender import (
@@ -266,15 +266,10 @@ def attach(rest_app: web.Application) -> None:
         if not port:
             return
         sender = build_sender_app(app["sender_hub"], lambda: app.get("nats"))
-        runner = web.AppRunner(sender, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, config.gateway_host(), port).start()
-        app["sender_runner"] = runner
+        await listeners.start(app, "sender_runner", sender, config.gateway_host(), port)
 
     async def stop(app: web.Application) -> None:
-        runner = app.get("sender_runner")
-        if runner is not None:
-            await runner.cleanup()
+        await listeners.stop(app, "sender_runner")
 
     rest_app.on_startup.append(start)
     rest_app.on_shutdown.append(stop)

@@ -15,7 +15,7 @@ import yaml
 from aiohttp import web
 
 from services.common import config, errors, version
-from services.gateway import about, middleware, routing
+from services.gateway import about, listeners, middleware, routing
 from services.gateway.routing import Ctx, RouteTable
 from services.gateway.tasks_http import TASKS_API, build
 
@@ -98,20 +98,7 @@ def build_tasks_api(main_app: web.Application) -> web.Application:
     app["spec"], app["spec_yaml"] = spec, yaml.safe_dump(spec, sort_keys=False)
     app["clients"] = main_app["clients"]
     authenticator, validator = main_app["authenticator"], main_app["validator"]
-    methods_by_path: dict[str, list[str]] = defaultdict(list)
-    for t in (tasks_api_table, table):
-        for route in t.routes:
-            app.router.add_route(
-                route.method, route.path, routing.wrap(route, authenticator, validator)
-            )
-            methods_by_path[route.path].append(route.method)
-    for path, methods in methods_by_path.items():
-        allow = ", ".join(sorted({*methods, "OPTIONS"}))
-
-        async def options(request: web.Request, allow: str = allow) -> web.Response:
-            return routing.json_response({}, headers={"Allow": allow})
-
-        app.router.add_route("OPTIONS", path, options)
+    routing.add_routes(app, (tasks_api_table, table), authenticator, validator)
     return app
 
 
@@ -123,15 +110,9 @@ async def start(main_app: web.Application) -> None:
     app = build_tasks_api(main_app)
     # The health check reads the gateway's NATS connection.
     app["nats"] = main_app.get("nats")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, TASKS_API_HOST.get(), port)
-    await site.start()
-    main_app["tasks_api_runner"] = runner
+    await listeners.start(main_app, "tasks_api_runner", app, TASKS_API_HOST.get(), port)
     log.info("Luna Tasks API on http://%s:%s", TASKS_API_HOST.get(), port)
 
 
 async def stop(main_app: web.Application) -> None:
-    runner = main_app.get("tasks_api_runner")
-    if runner is not None:
-        await runner.cleanup()
+    await listeners.stop(main_app, "tasks_api_runner")

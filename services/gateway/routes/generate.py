@@ -27,13 +27,12 @@ from luna.events.v1 import pipeline_pb2 as ppb
 
 from services.common import errors, logs, times
 from services.common.pbjson import from_struct
-from services.gateway import descriptor_entities, jsonbody, multipart
+from services.gateway import descriptor_entities, images, jsonbody, multipart
 from services.gateway.auth import AuthRule
 from services.gateway.images import (
     BASE64_TYPES,
     IMAGE_TYPE,
     IMAGE_TYPES,
-    TO_BASE64,
     check_body_type,
     media_type,
 )
@@ -184,20 +183,14 @@ async def _multipart(request: web.Request, body: Body) -> None:
                 if not isinstance(value, dict):
                     raise errors.bad_json(name, "value is not a valid dict")
                 metas[target] = value
-        elif ptype in IMAGE_TYPES or ptype in BASE64_TYPES:
-            body.items.append(
-                ppb.InputItem(
-                    image=epb.Image(data=data, content_type=ptype, filename=part.filename)
-                )
-            )
+        elif images.is_image(ptype):
+            body.items.append(ppb.InputItem(image=images.part_image(part)))
             names.append(name)
         elif ptype in DESCRIPTOR_TYPES or ptype in XPK_TYPES:
             body.items.append(ppb.InputItem(descriptor=_descriptor(data, ptype)))
             names.append(name)
         else:
-            raise errors.LunaError(
-                errors.MULTIPART_BAD_TYPE, f"Multipart with name '{name}' has bad Content-Type"
-            )
+            raise images.bad_part(part)
     for item, name in zip(body.items, names, strict=True):
         if name in metas:
             item.meta.CopyFrom(meta_pb(metas.pop(name), name))
@@ -218,20 +211,8 @@ def _json(raw: bytes, body: Body) -> None:
             raise errors.bad_json(key, "value is not a valid list")
     for i, item in enumerate(doc.get("images") or []):
         path = f"images.{i}"
-        if not isinstance(item, dict) or not isinstance(item.get("image"), str):
-            raise errors.bad_json(f"{path}.image", "base64 image string required")
-        mimetype = item.get("mimetype", "image/jpeg")
-        if mimetype not in TO_BASE64:
-            raise errors.bad_json(f"{path}.mimetype", f"one of {', '.join(IMAGE_TYPES)}")
         body.items.append(
-            ppb.InputItem(
-                image=epb.Image(
-                    data=item["image"].encode(),
-                    content_type=TO_BASE64[mimetype],
-                    filename=str(item.get("filename", "")),
-                ),
-                meta=meta_pb(item, path),
-            )
+            ppb.InputItem(image=images.json_image(item, path), meta=meta_pb(item, path))
         )
     for i, item in enumerate(doc.get("descriptors") or []):
         path = f"descriptors.{i}"

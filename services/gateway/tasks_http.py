@@ -241,40 +241,66 @@ def _body(raw: bytes, api: Api) -> dict[str, Any]:
 def build(api: Api) -> RouteTable:
     table = RouteTable()
     p = f"{api.prefix}/tasks"
-
-    def auth(action: str) -> AuthRule | None:
-        return AuthRule(resource="task", action=action) if api.platform else None
-
-    def creator(task_type: int) -> Any:
-        async def create(ctx: Ctx) -> web.Response:
-            body = _body(await ctx.request.read(), api)
-            account_id = ctx.account_id if api.platform else body["account_id"]
-            reply = await ctx.clients.tasks.CreateTask(
-                tasks_pb2.CreateTaskRequest(
-                    account_id=account_id,
-                    task_type=task_type,
-                    description=body.get("description", ""),
-                    content_json=orjson.dumps(body["content"]).decode(),
-                )
-            )
-            return json_response({"task_id": reply.task_id}, status=202)
-
-        return create
-
-    async def by_task_id(ctx: Ctx, method: str) -> Any:
-        """`method` of the tasks service for the task the path names (28001 when that task is
-        not there or not the caller's)."""
-        request = getattr(tasks_pb2, f"{method}Request")(
-            task_id=_path_id(ctx, "task_id"), account_id=account_filter(ctx, api)
-        )
-        return await getattr(ctx.clients.tasks, method)(request)
-
     for name, task_type in task_types.NAMES.items():
-        table.route("POST", f"{p}/{name}", auth=auth("creation"))(creator(task_type))
+        table.route("POST", f"{p}/{name}", auth=_auth(api, "creation"))(_creator(api, task_type))
     if api.platform:  # before /{task_id}, which would swallow "schedules"
         add_schedule_routes(table, p)
+    _add_listings(table, api, p)
+    _add_task_routes(table, api, p)
+    return table
 
-    @table.route("GET", p, auth=auth("view"))
+
+def _auth(api: Api, action: str) -> AuthRule | None:
+    return AuthRule(resource="task", action=action) if api.platform else None
+
+
+def _creator(api: Api, task_type: int) -> Any:
+    async def create(ctx: Ctx) -> web.Response:
+        body = _body(await ctx.request.read(), api)
+        account_id = ctx.account_id if api.platform else body["account_id"]
+        reply = await ctx.clients.tasks.CreateTask(
+            tasks_pb2.CreateTaskRequest(
+                account_id=account_id,
+                task_type=task_type,
+                description=body.get("description", ""),
+                content_json=orjson.dumps(body["content"]).decode(),
+            )
+        )
+        return json_response({"task_id": reply.task_id}, status=202)
+
+    return create
+
+
+async def _by_task_id(ctx: Ctx, api: Api, method: str) -> Any:
+    """`method` of the tasks service for the task the path names (28001 when that task is not
+    there or not the caller's)."""
+    request = getattr(tasks_pb2, f"{method}Request")(
+        task_id=_path_id(ctx, "task_id"), account_id=account_filter(ctx, api)
+    )
+    return await getattr(ctx.clients.tasks, method)(request)
+
+
+async def _list_errors(ctx: Ctx, api: Api, task_id: int | None = None) -> web.Response:
+    page, size = _page(ctx, api)
+    reply = await ctx.clients.tasks.ListErrors(
+        tasks_pb2.ListErrorsRequest(
+            filter=error_filter(ctx, api, task_id), page=page, page_size=size
+        )
+    )
+    return json_response({"errors": [error_json(e) for e in reply.errors]})
+
+
+async def _count_errors(ctx: Ctx, api: Api, task_id: int | None = None) -> web.Response:
+    reply = await ctx.clients.tasks.CountErrors(
+        tasks_pb2.CountErrorsRequest(filter=error_filter(ctx, api, task_id))
+    )
+    return json_response({"count": reply.count})
+
+
+def _add_listings(table: RouteTable, api: Api, p: str) -> None:
+    """Tasks and task errors: pages, counts, one error by id."""
+
+    @table.route("GET", p, auth=_auth(api, "view"))
     async def get_tasks(ctx: Ctx) -> web.Response:
         page, size = _page(ctx, api)
         reply = await ctx.clients.tasks.ListTasks(
@@ -282,37 +308,22 @@ def build(api: Api) -> RouteTable:
         )
         return json_response({"tasks": [task_json(t, api) for t in reply.tasks]})
 
-    @table.route("GET", f"{p}/count", auth=auth("view"))
+    @table.route("GET", f"{p}/count", auth=_auth(api, "view"))
     async def count_tasks(ctx: Ctx) -> web.Response:
         reply = await ctx.clients.tasks.CountTasks(
             tasks_pb2.CountTasksRequest(filter=task_filter(ctx, api))
         )
         return json_response({"count": reply.count})
 
-    async def list_errors(ctx: Ctx, task_id: int | None = None) -> web.Response:
-        page, size = _page(ctx, api)
-        reply = await ctx.clients.tasks.ListErrors(
-            tasks_pb2.ListErrorsRequest(
-                filter=error_filter(ctx, api, task_id), page=page, page_size=size
-            )
-        )
-        return json_response({"errors": [error_json(e) for e in reply.errors]})
-
-    async def count_errors_of(ctx: Ctx, task_id: int | None = None) -> web.Response:
-        reply = await ctx.clients.tasks.CountErrors(
-            tasks_pb2.CountErrorsRequest(filter=error_filter(ctx, api, task_id))
-        )
-        return json_response({"count": reply.count})
-
-    @table.route("GET", f"{p}/errors", auth=auth("view"))
+    @table.route("GET", f"{p}/errors", auth=_auth(api, "view"))
     async def get_errors(ctx: Ctx) -> web.Response:
-        return await list_errors(ctx)
+        return await _list_errors(ctx, api)
 
-    @table.route("GET", f"{p}/errors/count", auth=auth("view"))
+    @table.route("GET", f"{p}/errors/count", auth=_auth(api, "view"))
     async def count_errors(ctx: Ctx) -> web.Response:
-        return await count_errors_of(ctx)
+        return await _count_errors(ctx, api)
 
-    @table.route("GET", f"{p}/errors/{{error_id}}", auth=auth("view"))
+    @table.route("GET", f"{p}/errors/{{error_id}}", auth=_auth(api, "view"))
     async def get_error(ctx: Ctx) -> web.Response:
         reply = await ctx.clients.tasks.GetError(
             tasks_pb2.GetErrorRequest(
@@ -321,32 +332,36 @@ def build(api: Api) -> RouteTable:
         )
         return json_response(error_json(reply.error))
 
-    @table.route("GET", f"{p}/{{task_id}}", auth=auth("view"))
+
+def _add_task_routes(table: RouteTable, api: Api, p: str) -> None:
+    """One task by id: read, cancel, delete, its result, subtasks and errors."""
+
+    @table.route("GET", f"{p}/{{task_id}}", auth=_auth(api, "view"))
     async def get_task(ctx: Ctx) -> web.Response:
-        reply = await by_task_id(ctx, "GetTask")
+        reply = await _by_task_id(ctx, api, "GetTask")
         return json_response(task_json(reply.task, api))
 
-    @table.route("PATCH", f"{p}/{{task_id}}", auth=auth("modification"))
+    @table.route("PATCH", f"{p}/{{task_id}}", auth=_auth(api, "modification"))
     async def cancel_task(ctx: Ctx) -> web.Response:
-        await by_task_id(ctx, "CancelTask")
+        await _by_task_id(ctx, api, "CancelTask")
         return web.Response(status=202)
 
-    @table.route("DELETE", f"{p}/{{task_id}}", auth=auth("deletion"))
+    @table.route("DELETE", f"{p}/{{task_id}}", auth=_auth(api, "deletion"))
     async def delete_task(ctx: Ctx) -> web.Response:
-        await by_task_id(ctx, "DeleteTask")
+        await _by_task_id(ctx, api, "DeleteTask")
         return web.Response(status=204)
 
-    @table.route("GET", f"{p}/{{task_id}}/result", auth=auth("view"))
+    @table.route("GET", f"{p}/{{task_id}}/result", auth=_auth(api, "view"))
     async def get_result(ctx: Ctx) -> web.Response:
-        reply = await by_task_id(ctx, "GetTaskResult")
+        reply = await _by_task_id(ctx, api, "GetTaskResult")
         headers = {}
         if reply.filename:
             headers["Content-Disposition"] = f"attachment; filename={reply.filename}"
         return web.Response(body=reply.body, content_type=reply.content_type, headers=headers)
 
-    @table.route("GET", f"{p}/{{task_id}}/subtasks", auth=auth("view"))
+    @table.route("GET", f"{p}/{{task_id}}/subtasks", auth=_auth(api, "view"))
     async def get_subtasks(ctx: Ctx) -> web.Response:
-        reply = await by_task_id(ctx, "ListSubtasks")
+        reply = await _by_task_id(ctx, api, "ListSubtasks")
         return json_response(
             {
                 "subtasks": [
@@ -364,17 +379,15 @@ def build(api: Api) -> RouteTable:
             }
         )
 
-    @table.route("GET", f"{p}/{{task_id}}/errors", auth=auth("view"))
+    @table.route("GET", f"{p}/{{task_id}}/errors", auth=_auth(api, "view"))
     async def get_task_errors(ctx: Ctx) -> web.Response:
-        await by_task_id(ctx, "GetTask")  # 28001 for a task that is not the caller's
-        return await list_errors(ctx, _path_id(ctx, "task_id"))
+        await _by_task_id(ctx, api, "GetTask")  # 28001 for a task that is not the caller's
+        return await _list_errors(ctx, api, _path_id(ctx, "task_id"))
 
-    @table.route("GET", f"{p}/{{task_id}}/errors/count", auth=auth("view"))
+    @table.route("GET", f"{p}/{{task_id}}/errors/count", auth=_auth(api, "view"))
     async def count_task_errors(ctx: Ctx) -> web.Response:
-        await by_task_id(ctx, "GetTask")
-        return await count_errors_of(ctx, _path_id(ctx, "task_id"))
-
-    return table
+        await _by_task_id(ctx, api, "GetTask")
+        return await _count_errors(ctx, api, _path_id(ctx, "task_id"))
 
 
 def schedule_json(sc: tasks_pb2.Schedule) -> dict[str, Any]:

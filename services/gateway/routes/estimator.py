@@ -195,42 +195,45 @@ async def sdk(ctx: Ctx) -> web.Response:
     out = []
     for result in reply.results:
         item = image_item(result)
-        if "error" in item:
-            out.append(item)
-            continue
-        det = result.detections
-        estimations: list[dict[str, Any]] = []
-        filtered: list[dict[str, Any]] = []
-        used_bodies: set[int] = set()
-        for face in det.faces:
-            est = estimations_of(face)
-            body = None
-            if face.HasField("body_index"):
-                used_bodies.add(face.body_index)
-                body = body_json(det.bodies[face.body_index])
-            entry = {
-                "face": {
-                    "detection": face_detection(face, est, wanted),
-                    "attributes": face_attributes(face, est, wanted),
-                },
-                "body": body,
-            }
-            reasons = filters.reasons(est)
-            if reasons:
-                filtered.append({"object": entry, "filter_reasons": reasons})
-            else:
-                estimations.append(entry)
-        for i, body_pb in enumerate(det.bodies):
-            if i not in used_bodies:
-                estimations.append({"face": None, "body": body_json(body_pb)})
-        item.update(
-            status=1,
-            error=SUCCESS,
-            estimations=estimations,
-            filtered_estimations={"faces": filtered, "bodies": []},
-        )
+        if "error" not in item:
+            item.update(_sdk_image(result.detections, wanted, filters))
         out.append(item)
     return json_response({"images_estimations": out})
+
+
+def _sdk_image(det: epb.ImageDetections, wanted: set[str], filters: Filters) -> dict[str, Any]:
+    """/6/sdk's answer for one read image: each face (with its body, when the estimator paired
+    one), each body without a face, and the faces the filters dropped."""
+    estimations: list[dict[str, Any]] = []
+    filtered: list[dict[str, Any]] = []
+    used_bodies: set[int] = set()
+    for face in det.faces:
+        est = estimations_of(face)
+        body = None
+        if face.HasField("body_index"):
+            used_bodies.add(face.body_index)
+            body = body_json(det.bodies[face.body_index])
+        entry = {
+            "face": {
+                "detection": face_detection(face, est, wanted),
+                "attributes": face_attributes(face, est, wanted),
+            },
+            "body": body,
+        }
+        reasons = filters.reasons(est)
+        if reasons:
+            filtered.append({"object": entry, "filter_reasons": reasons})
+        else:
+            estimations.append(entry)
+    for i, body_pb in enumerate(det.bodies):
+        if i not in used_bodies:
+            estimations.append({"face": None, "body": body_json(body_pb)})
+    return {
+        "status": 1,
+        "error": SUCCESS,
+        "estimations": estimations,
+        "filtered_estimations": {"faces": filtered, "bodies": []},
+    }
 
 
 # ---------------------------------------------------------------------------- /6/detector
@@ -266,30 +269,16 @@ async def detector(ctx: Ctx) -> web.Response:
         raise errors.LunaError(e.error_code, e.detail)
 
     # Decide what is kept before storing anything, then store every sample in one call.
-    kept: list[list[tuple[epb.Face, dict[str, Any]]]] = []
-    dropped: list[list[dict[str, Any]]] = []
-    to_store: list[blobs_pb2.BlobInput] = []
-    for result in results:
-        keep: list[tuple[epb.Face, dict[str, Any]]] = []
-        drop: list[dict[str, Any]] = []
-        if result.WhichOneof("outcome") == "detections":
-            for face in result.detections.faces:
-                est = estimations_of(face)
-                reasons = filters.reasons(est)
-                if reasons:
-                    det = face_detection(face, est, wanted | {"landmarks5"})
-                    drop.append({"object": {"face": {"detection": det}}, "filter_reasons": reasons})
-                    continue
-                keep.append((face, est))
-                to_store.append(
-                    blobs_pb2.BlobInput(
-                        kind=blobs_pb2.BLOB_KIND_FACE_SAMPLE,
-                        content_type=face.sample_content_type,
-                        data=face.sample,
-                    )
-                )
-        kept.append(keep)
-        dropped.append(drop)
+    sorted_faces = [_keep_or_drop(result, filters, wanted) for result in results]
+    to_store = [
+        blobs_pb2.BlobInput(
+            kind=blobs_pb2.BLOB_KIND_FACE_SAMPLE,
+            content_type=face.sample_content_type,
+            data=face.sample,
+        )
+        for keep, _ in sorted_faces
+        for face, _ in keep
+    ]
     sample_ids: list[str] = []
     if to_store:
         stored = await ctx.clients.blobs.PutBlobs(
@@ -299,31 +288,53 @@ async def detector(ctx: Ctx) -> web.Response:
 
     ids_iter = iter(sample_ids)
     out = []
-    for result, keep, drop in zip(results, kept, dropped, strict=True):
+    for result, (keep, drop) in zip(results, sorted_faces, strict=True):
         item = image_item(result)
-        if "error" in item:
-            out.append(item)
-            continue
-        samples = []
-        for face, est in keep:
-            sample_id = next(ids_iter)
-            samples.append(
-                {
-                    "face": {
-                        "sample_id": sample_id,
-                        "url": f"/6/samples/faces/{sample_id}",
-                        "detection": face_detection(face, est, wanted | {"landmarks5"}),
-                    },
-                    "body": None,
-                }
+        if "error" not in item:
+            samples = [_sample_json(next(ids_iter), face, est, wanted) for face, est in keep]
+            item.update(
+                status=1,
+                error=SUCCESS,
+                detections={"samples": samples, "filtered_detections": {"face_detections": drop}},
             )
-        item.update(
-            status=1,
-            error=SUCCESS,
-            detections={"samples": samples, "filtered_detections": {"face_detections": drop}},
-        )
         out.append(item)
     return json_response({"images": out}, status=201)
+
+
+Kept = list[tuple[epb.Face, dict[str, Any]]]
+
+
+def _keep_or_drop(
+    result: epb.ImageResult, filters: Filters, wanted: set[str]
+) -> tuple[Kept, list[dict[str, Any]]]:
+    """An image's faces the filters keep (each with its estimations), and the JSON of those
+    they drop, with the reasons."""
+    keep: Kept = []
+    drop: list[dict[str, Any]] = []
+    if result.WhichOneof("outcome") != "detections":
+        return keep, drop
+    for face in result.detections.faces:
+        est = estimations_of(face)
+        reasons = filters.reasons(est)
+        if reasons:
+            det = face_detection(face, est, wanted | {"landmarks5"})
+            drop.append({"object": {"face": {"detection": det}}, "filter_reasons": reasons})
+        else:
+            keep.append((face, est))
+    return keep, drop
+
+
+def _sample_json(
+    sample_id: str, face: epb.Face, est: dict[str, Any], wanted: set[str]
+) -> dict[str, Any]:
+    return {
+        "face": {
+            "sample_id": sample_id,
+            "url": f"/6/samples/faces/{sample_id}",
+            "detection": face_detection(face, est, wanted | {"landmarks5"}),
+        },
+        "body": None,
+    }
 
 
 # ---------------------------------------------------------------------------- /6/features

@@ -67,7 +67,16 @@ def targets() -> list[Target]:
 def render_target(target: Target) -> str:
     render = load_render()
     services = {s: target.env[f"LUNA_{s.upper()}_ADDRESS"] for s in render.SERVICES}
-    text = render.render(8080, f"gateway:{GATEWAY_PORT}", services, 9901, render.DESCRIPTOR)
+    # In a pod or container the internal listener must take connections from the cluster
+    # network; it stays unpublished (no Service port, no compose `ports:` entry).
+    text = render.render(
+        8080,
+        f"gateway:{GATEWAY_PORT}",
+        services,
+        9901,
+        render.DESCRIPTOR,
+        internal_host="0.0.0.0",
+    )
     # render() reads the descriptor here to list its services; the container's path differs.
     text = text.replace(str(render.DESCRIPTOR), target.descriptor)
     return f"# deploy/render_configs.py ({target.name}): this deployment's Envoy edge.\n" + text

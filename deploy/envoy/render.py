@@ -38,6 +38,8 @@ DESCRIPTOR = HERE / "luna_descriptor.pb"
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
 SERVICES = ("faces", "events", "estimator", "matcher", "tasks", "backport3")
 GATEWAY_CLUSTER = "luna_gateway"
+FRONT_LISTENER = "luna_front"  # public: REST only
+INTERNAL_LISTENER = "luna_internal"  # gRPC and gRPC-JSON: never publish it
 
 
 def cluster_name(service: str) -> str:
@@ -92,9 +94,13 @@ def _set_upstream(cluster: dict[str, Any], address: str) -> None:
     }
 
 
+def listener(config: dict[str, Any], name: str) -> dict[str, Any]:
+    (found,) = [x for x in config["static_resources"]["listeners"] if x["name"] == name]
+    return found
+
+
 def _http_filters(config: dict[str, Any]) -> list[dict[str, Any]]:
-    listener = config["static_resources"]["listeners"][0]
-    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm = listener(config, INTERNAL_LISTENER)["filter_chains"][0]["filters"][0]["typed_config"]
     return hcm["http_filters"]
 
 
@@ -139,6 +145,8 @@ def render(
     descriptor_path: str | Path,
     *,
     listen_host: str = "0.0.0.0",
+    internal_port: int = 8081,
+    internal_host: str = "127.0.0.1",
     template: Path = TEMPLATE,
 ) -> str:
     """The Envoy config (YAML text) for these addresses.
@@ -146,6 +154,9 @@ def render(
     `service_addrs` maps each of faces/events/estimator/matcher/tasks/backport3 to `host:port`.
     `descriptor_path` should be absolute unless Envoy runs from the repository root; it is
     also read here, so the transcoder lists every `luna.*` service it holds.
+    The public listener (`listen_host:listen_port`) serves REST only; the internal one
+    (`internal_host:internal_port`, loopback by default) serves the services' gRPC and
+    gRPC-JSON APIs, which check no credentials: bind it to an address clients cannot reach.
     Admin stays on 127.0.0.1.
     """
     missing = [s for s in SERVICES if s not in service_addrs]
@@ -154,8 +165,10 @@ def render(
         raise ValueError(f"service_addrs: missing {missing}, unknown {unknown}")
     config = load_template(template)
     _socket_address(config["admin"])["port_value"] = int(admin_port)
-    listener = config["static_resources"]["listeners"][0]
-    _socket_address(listener).update(address=listen_host, port_value=int(listen_port))
+    front = _socket_address(listener(config, FRONT_LISTENER))
+    front.update(address=listen_host, port_value=int(listen_port))
+    internal = _socket_address(listener(config, INTERNAL_LISTENER))
+    internal.update(address=internal_host, port_value=int(internal_port))
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     _set_upstream(clusters[GATEWAY_CLUSTER], gateway_addr)
     for service, address in service_addrs.items():
@@ -198,8 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=HOST:PORT",
         help="a service address (repeatable; overrides --runtime)",
     )
-    parser.add_argument("--port", type=int, default=8080, help="listener port (default 8080)")
-    parser.add_argument("--host", default="0.0.0.0", help="listener address (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=8080, help="REST listener port (default 8080)")
+    parser.add_argument("--host", default="0.0.0.0", help="REST listener address (default 0.0.0.0)")
+    parser.add_argument(
+        "--internal-port", type=int, default=8081, help="gRPC listener port (default 8081)"
+    )
+    parser.add_argument(
+        "--internal-host",
+        default="127.0.0.1",
+        help="gRPC listener address (default 127.0.0.1; it checks no credentials)",
+    )
     parser.add_argument("--admin-port", type=int, default=9901, help="admin port on 127.0.0.1")
     parser.add_argument(
         "--descriptor", type=Path, default=DESCRIPTOR, help="descriptor set from `make proto`"
@@ -224,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         args.admin_port,
         args.descriptor.resolve(),
         listen_host=args.host,
+        internal_port=args.internal_port,
+        internal_host=args.internal_host,
     )
     if args.output:
         args.output.write_text(text)

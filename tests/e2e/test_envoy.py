@@ -98,8 +98,9 @@ async def test_rendered_config_validates(tmp_path: Path) -> None:
 
 @dataclass
 class Envoy:
-    url: str  # the front listener, http://127.0.0.1:<port>
-    grpc_target: str
+    url: str  # the public listener, http://127.0.0.1:<port>: REST only
+    internal_url: str  # the internal listener: gRPC-JSON
+    grpc_target: str  # the internal listener: gRPC
     admin_url: str
     log_path: Path
 
@@ -127,9 +128,10 @@ async def _wait_ready(proc: asyncio.subprocess.Process, admin_url: str, log_path
 @pytest.fixture(scope="module")
 async def envoy(platform: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Envoy]:
     gateway, services = render_mod.addresses_from_runtime(platform.runtime)
-    listen_port, admin_port = pick_free_port(), pick_free_port()
-    while admin_port == listen_port:
-        admin_port = pick_free_port()
+    ports: set[int] = set()
+    while len(ports) < 3:
+        ports.add(pick_free_port())
+    listen_port, internal_port, admin_port = sorted(ports)
     workdir = tmp_path_factory.mktemp("envoy")
     config = workdir / "envoy.yaml"
     config.write_text(
@@ -140,6 +142,7 @@ async def envoy(platform: Any, tmp_path_factory: pytest.TempPathFactory) -> Asyn
             admin_port,
             ENVOY_DIR / "luna_descriptor.pb",
             listen_host="127.0.0.1",
+            internal_port=internal_port,
         )
     )
     log_path = workdir / "envoy.log"
@@ -159,7 +162,11 @@ async def envoy(platform: Any, tmp_path_factory: pytest.TempPathFactory) -> Asyn
     try:
         await _wait_ready(proc, admin_url, log_path)
         yield Envoy(
-            f"http://127.0.0.1:{listen_port}", f"127.0.0.1:{listen_port}", admin_url, log_path
+            f"http://127.0.0.1:{listen_port}",
+            f"http://127.0.0.1:{internal_port}",
+            f"127.0.0.1:{internal_port}",
+            admin_url,
+            log_path,
         )
     finally:
         if proc.returncode is None:
@@ -200,22 +207,22 @@ async def test_backport3_through_envoy(envoy: Envoy, http: aiohttp.ClientSession
 
 
 async def test_grpc_json_transcoding(envoy: Envoy, http: aiohttp.ClientSession) -> None:
-    async with http.get(envoy.url + "/luna.faces.v1/info") as resp:
+    async with http.get(envoy.internal_url + "/luna.faces.v1/info") as resp:
         assert resp.status == 200, await resp.text()
         assert resp.content_type == "application/json"
         body = await resp.json()
     assert body["info"]["name"] == "faces"
     for service in ("estimator", "matcher", "tasks", "events"):
-        async with http.get(f"{envoy.url}/luna.{service}.v1/info") as resp:
+        async with http.get(f"{envoy.internal_url}/luna.{service}.v1/info") as resp:
             assert resp.status == 200, await resp.text()
             assert (await resp.json())["info"]["name"] == service
     # gRPC status -> HTTP status: an unknown account is NOT_FOUND -> 404 with a JSON status.
     missing = "6d0d7dd8-8c6a-4f39-9d52-2f3d1ed4a6a4"
-    async with http.get(f"{envoy.url}/luna.faces.v1/accounts/{missing}") as resp:
+    async with http.get(f"{envoy.internal_url}/luna.faces.v1/accounts/{missing}") as resp:
         assert resp.status == 404, await resp.text()
         assert (await resp.json())["code"] == grpc.StatusCode.NOT_FOUND.value[0]
     # A path no method maps is refused by the transcoder, never forwarded.
-    async with http.get(envoy.url + "/luna.faces.v1/no-such-method") as resp:
+    async with http.get(envoy.internal_url + "/luna.faces.v1/no-such-method") as resp:
         assert resp.status == 404
 
 
@@ -237,6 +244,39 @@ async def test_grpc_through_envoy(envoy: Envoy) -> None:
         accounts = accounts_pb2_grpc.AccountsServiceStub(channel)
         info = await accounts.GetInfo(accounts_pb2.GetInfoRequest(), timeout=5)
         assert info.info.name == "faces"
+
+
+async def test_public_listener_serves_no_internal_api(
+    envoy: Envoy, http: aiohttp.ClientSession
+) -> None:
+    """The services' gRPC APIs check no credentials: the public edge must not route them."""
+    account = "6d0d7dd8-8c6a-4f39-9d52-2f3d1ed4a6a4"
+    # gRPC-JSON paths are unknown REST paths there: the gateway's LUNA 404.
+    for path in ("/luna.faces.v1/info", f"/luna.faces.v1/accounts/{account}"):
+        async with http.get(envoy.url + path) as resp:
+            assert resp.status == 404, path
+            assert (await resp.json())["error_code"] == 12013
+    # A gRPC call (AccountsService/UpdateAccount would change any account) reaches no service.
+    async with grpc.aio.insecure_channel(envoy.url.removeprefix("http://")) as channel:
+        accounts = accounts_pb2_grpc.AccountsServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await accounts.GetInfo(accounts_pb2.GetInfoRequest(), timeout=5)
+        assert exc.value.code() != grpc.StatusCode.OK
+        health = health_pb2_grpc.HealthStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await health.Check(
+                health_pb2.HealthCheckRequest(), metadata=(("x-luna-service", "faces"),), timeout=5
+            )
+    # The internal listener binds loopback unless told otherwise.
+    config = yaml.safe_load(
+        render_mod.render(18080, "127.0.0.1:5000", {s: "127.0.0.1:1" for s in SERVICES}, 19901,
+                          ENVOY_DIR / "luna_descriptor.pb")
+    )  # fmt: skip
+    addresses = {
+        x["name"]: x["address"]["socket_address"] for x in config["static_resources"]["listeners"]
+    }
+    assert addresses["luna_internal"]["address"] == "127.0.0.1"
+    assert addresses["luna_front"]["address"] == "0.0.0.0"
 
 
 async def test_envoy_counts_and_logs_requests(envoy: Envoy, http: aiohttp.ClientSession) -> None:

@@ -23,59 +23,37 @@ META_KEY = re.compile(
     r"^meta\.(?P<path>[A-Za-z0-9_.]+?)(?:__(?P<op>eq|neq|like|nlike|in|nin|gt|gte|lt|lte))?"
     r"(?::(?P<type>string|integer|numeric))?$"
 )
-_STRING_NULLABLE = (
-    "sources",
-    "stream_ids",
-    "cities",
-    "areas",
-    "districts",
-    "streets",
-    "house_numbers",
-    "track_ids",
-    "headwear_apparent_colors",
-    "sleeve_lengths",
-    "upper_clothing_colors",
-    "lower_garment_colors",
-    "lower_garment_types",
-    "shoes_apparent_colors",
+# The query's filters are EventFilter's fields, named as LUNA does (`age__gte` for age_gte),
+# grouped by how a query value becomes a field value.
+_FIELDS = events_pb2.EventFilter.DESCRIPTOR.fields
+_STRING_NULLABLE = tuple(
+    f.name for f in _FIELDS if f.message_type is events_pb2.NullableStrings.DESCRIPTOR
 )
-_INT_NULLABLE = (
-    "emotions",
-    "masks",
-    "ethnic_groups",
-    "liveness",
-    "deepfake",
-    "apparent_gender",
-    "headwear_states",
-    "backpack_states",
+# gender is a single value, not a list (below).
+_INT_NULLABLE = tuple(
+    f.name
+    for f in _FIELDS
+    if f.message_type is events_pb2.NullableInts.DESCRIPTOR and f.name != "gender"
 )
-_LISTS = (
-    "event_ids",
-    "handler_ids",
-    "face_ids",
-    "external_ids",
-    "tags",
-    "top_similar_object_ids",
-    "top_similar_external_ids",
-)
+_LISTS = tuple(f.name for f in _FIELDS if f.is_repeated and f.type == f.TYPE_STRING)
+# The geo origin is read as a pair (below).
+_GEO_ORIGIN = ("origin_longitude", "origin_latitude")
+
+
+def _query_name(field: str) -> str:
+    return re.sub(r"_(gte|lt)$", r"__\1", field)
+
+
 # query name -> EventFilter optional field
 _SCALARS = {
-    "user_data": "user_data",
-    "top_matching_candidates_label": "top_matching_candidates_label",
-    "top_similar_object_similarity__gte": "top_similar_object_similarity_gte",
-    "top_similar_object_similarity__lt": "top_similar_object_similarity_lt",
-    "age__gte": "age_gte",
-    "age__lt": "age_lt",
-    "apparent_age__gte": "apparent_age_gte",
-    "apparent_age__lt": "apparent_age_lt",
-    "longitude_delta": "longitude_delta",
-    "latitude_delta": "latitude_delta",
+    _query_name(f.name): f.name
+    for f in _FIELDS
+    if f.has_presence and f.message_type is None and f.name not in _GEO_ORIGIN
 }
 _TIMES = {
-    "create_time__gte": "create_time_gte",
-    "create_time__lt": "create_time_lt",
-    "end_time__gte": "end_time_gte",
-    "end_time__lt": "end_time_lt",
+    _query_name(f.name): f.name
+    for f in _FIELDS
+    if f.message_type is not None and f.message_type.full_name == "google.protobuf.Timestamp"
 }
 
 

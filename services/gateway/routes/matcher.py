@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 from luna.matcher.v1 import matcher_pb2
 
-from services.common import errors, times
+from services.common import errors
 from services.common.pbjson import from_struct, to_struct
-from services.gateway import descriptor_entities
+from services.gateway import convert, descriptor_entities
 from services.gateway.auth import AuthRule
 from services.gateway.convert import face_json
 from services.gateway.routing import Ctx, RouteTable, json_response
@@ -70,12 +70,7 @@ def candidates_pb(item: dict[str, Any], i: int) -> matcher_pb2.FaceCandidates:
     )
     if "user_data" in f:
         out.user_data = f["user_data"]
-    for key, field in (
-        ("create_time__gte", "create_time_gte"),
-        ("create_time__lt", "create_time_lt"),
-    ):
-        if key in f:
-            getattr(out, field).CopyFrom(times.to_timestamp(times.parse_rfc3339(f[key])))
+    convert.copy_times(f, out, convert.CREATE_TIMES)
     return out
 
 

@@ -144,26 +144,37 @@ async def save_sample(ctx: Ctx) -> web.Response:
     )
 
 
-async def _sample(ctx: Ctx, head: bool) -> web.Response:
+# Where a sample path points: (token permission resource, blob kind, sample id).
+Locate = Callable[[Ctx], tuple[str, int, str]]
+
+
+def _sample_routes(path: str, ops: tuple[str, str, str], locate: Locate) -> None:
+    """GET, HEAD and DELETE of one stored sample; the token permission depends on its kind."""
+
+    async def answer(ctx: Ctx, head: bool) -> web.Response:
+        resource, kind, sample_id = locate(ctx)
+        _check_permission(ctx, resource, "view")
+        return _content(await _get(ctx, kind, sample_id, head), head)
+
+    async def delete(ctx: Ctx) -> web.Response:
+        resource, kind, sample_id = locate(ctx)
+        _check_permission(ctx, resource, "deletion")
+        return await _delete(ctx, kind, sample_id)
+
+    table.get_and_head(path, auth=AUTHED, ops=ops[:2], answer=answer)
+    table.route("DELETE", path, auth=AUTHED, op=ops[2])(delete)
+
+
+def _typed_sample(ctx: Ctx) -> tuple[str, int, str]:
     kind = _samples_type(ctx)
-    _check_permission(ctx, SAMPLE_RESOURCES[kind], "view")
-    blob = await _get(ctx, SAMPLE_KINDS[kind], ctx.request.match_info["sample_id"], head)
-    return _content(blob, head)
+    return SAMPLE_RESOURCES[kind], SAMPLE_KINDS[kind], ctx.request.match_info["sample_id"]
 
 
-table.get_and_head(
+_sample_routes(
     "/6/samples/{samples_type}/{sample_id}",
-    auth=AUTHED,
-    ops=("getSample", "checkSample"),
-    answer=_sample,
+    ("getSample", "checkSample", "deleteSample"),
+    _typed_sample,
 )
-
-
-@table.route("DELETE", "/6/samples/{samples_type}/{sample_id}", auth=AUTHED, op="deleteSample")
-async def delete_sample(ctx: Ctx) -> web.Response:
-    kind = _samples_type(ctx)
-    _check_permission(ctx, SAMPLE_RESOURCES[kind], "deletion")
-    return await _delete(ctx, SAMPLE_KINDS[kind], ctx.request.match_info["sample_id"])
 
 
 # ---------------------------------------------------------------------------- images
@@ -228,22 +239,12 @@ def _legacy_sample_id(ctx: Ctx) -> str:
     return sample_id
 
 
-async def _legacy_sample(ctx: Ctx, head: bool) -> web.Response:
-    sample_id = _legacy_sample_id(ctx)
-    _check_permission(ctx, "face_sample", "view")
-    return _content(await _get(ctx, blobs_pb2.BLOB_KIND_FACE_SAMPLE, sample_id, head), head)
+def _legacy_sample(ctx: Ctx) -> tuple[str, int, str]:
+    return "face_sample", blobs_pb2.BLOB_KIND_FACE_SAMPLE, _legacy_sample_id(ctx)
 
 
-table.get_and_head(
+_sample_routes(
     "/6/samples/{sample_id}",
-    auth=AUTHED,
-    ops=("getSampleLegacy", "checkSampleLegacy"),
-    answer=_legacy_sample,
+    ("getSampleLegacy", "checkSampleLegacy", "deleteSampleLegacy"),
+    _legacy_sample,
 )
-
-
-@table.route("DELETE", "/6/samples/{sample_id}", auth=AUTHED, op="deleteSampleLegacy")
-async def delete_sample_legacy(ctx: Ctx) -> web.Response:
-    sample_id = _legacy_sample_id(ctx)
-    _check_permission(ctx, "face_sample", "deletion")
-    return await _delete(ctx, blobs_pb2.BLOB_KIND_FACE_SAMPLE, sample_id)

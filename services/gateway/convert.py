@@ -47,6 +47,11 @@ def ts(value: Timestamp, present: bool = True) -> str | None:
     return times.to_rfc3339(times.from_timestamp(value)) if present else None
 
 
+def record_times(record: Any) -> dict[str, str | None]:
+    """`create_time` and `last_update_time` of a stored record, as LUNA shows them."""
+    return {"create_time": ts(record.create_time), "last_update_time": ts(record.last_update_time)}
+
+
 def copy_times(q: dict[str, Any], message: Any, fields: dict[str, str]) -> None:
     """Each RFC 3339 query value `q[param]` into the Timestamp `message.<field>`, for
     `fields` {param: field} (query time filters: create_time__gte -> create_time_gte)."""
@@ -64,8 +69,7 @@ def account(a: accounts_pb2.Account) -> dict[str, Any]:
         "login": a.login,
         "account_type": ACCOUNT_TYPE_NAMES[a.account_type],
         "description": a.description,
-        "create_time": ts(a.create_time),
-        "last_update_time": ts(a.last_update_time),
+        **record_times(a),
     }
 
 
@@ -82,8 +86,7 @@ def token(t: tokens_pb2.Token) -> dict[str, Any]:
         "permissions": permissions(t.permissions),
         "visibility_area": VISIBILITY_NAMES[t.visibility_area],
         "token": t.token,
-        "create_time": ts(t.create_time),
-        "last_update_time": ts(t.last_update_time),
+        **record_times(t),
     }
 
 

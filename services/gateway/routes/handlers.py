@@ -10,7 +10,7 @@ from luna.events.v1 import events_pb2, handlers_pb2
 
 from services.common.pbjson import from_struct, to_struct
 from services.gateway.auth import AuthRule
-from services.gateway.convert import ts
+from services.gateway.convert import record_times
 from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -26,8 +26,7 @@ def handler_json(ctx: Ctx, h: handlers_pb2.Handler) -> dict[str, Any]:
         "policies": from_struct(h.policies) if h.HasField("policies") else None,
         "handler_type": h.handler_type,
         "lambda_id": h.lambda_id or None,
-        "create_time": ts(h.create_time),
-        "last_update_time": ts(h.last_update_time),
+        **record_times(h),
     }
 
 

@@ -24,8 +24,7 @@ def list_json(ctx: Ctx, item: lists_pb2.List) -> dict[str, Any]:
         "list_id": item.list_id,
         "user_data": item.user_data,
         "account_id": item.account_id,
-        "create_time": convert.ts(item.create_time),
-        "last_update_time": convert.ts(item.last_update_time),
+        **convert.record_times(item),
     }
 
 

@@ -8,7 +8,7 @@ from aiohttp import web
 from luna.events.v1 import verifiers_pb2
 
 from services.common.pbjson import from_struct, to_struct
-from services.gateway.convert import ts
+from services.gateway.convert import record_times
 from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -22,8 +22,7 @@ def verifier_json(ctx: Ctx, v: verifiers_pb2.Verifier) -> dict[str, Any]:
         "account_id": v.account_id,
         "description": v.description,
         "policies": from_struct(v.policies),
-        "create_time": ts(v.create_time),
-        "last_update_time": ts(v.last_update_time),
+        **record_times(v),
         "version": v.version,
     }
 

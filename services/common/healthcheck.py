@@ -33,6 +33,9 @@ async def probe_database(pool: Any, timeout: float = DATABASE_PROBE_TIMEOUT_S) -
         async with asyncio.timeout(timeout):
             async with pool.connection() as conn:
                 await conn.execute("SELECT 1")
+    except TimeoutError:
+        detail = f"TimeoutError: no answer within {timeout} s"
+        raise errors.LunaError(errors.DATABASE_ERROR, detail) from None
     except Exception as exc:
         raise errors.LunaError(errors.DATABASE_ERROR, f"{type(exc).__name__}: {exc}") from None
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -110,3 +111,30 @@ def test_the_gateway_never_opens_postgresql() -> None:
             else:
                 continue
             assert not any(n.split(".")[0] in ("psycopg", "psycopg_pool") for n in names), path
+
+
+async def test_the_database_probe_reports_a_hung_or_broken_pool_as_10017() -> None:
+    class Pool:
+        def __init__(self, fail: BaseException | None) -> None:
+            self.fail = fail
+
+        def connection(self) -> Any:
+            pool = self
+
+            class Connection:
+                async def __aenter__(self) -> Any:
+                    if pool.fail is None:
+                        await asyncio.sleep(10)  # never hands a connection out
+                    raise pool.fail  # type: ignore[misc]
+
+                async def __aexit__(self, *exc: object) -> None:
+                    return None
+
+            return Connection()
+
+    with pytest.raises(errors.LunaError) as hung:
+        await healthcheck.probe_database(Pool(None), timeout=0.05)
+    assert hung.value.code == errors.DATABASE_ERROR and "within 0.05 s" in hung.value.detail
+    with pytest.raises(errors.LunaError) as broken:
+        await healthcheck.probe_database(Pool(OSError("connection refused")), timeout=1)
+    assert broken.value.detail == "OSError: connection refused"

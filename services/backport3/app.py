@@ -13,7 +13,7 @@ from services.backport3 import settings
 from services.backport3.collector import Collector
 from services.backport3.grpc_service import Backport3Servicer
 from services.backport3.store import Store
-from services.common import config, db, grpc_client, healthcheck
+from services.common import config, db, grpc_client
 from services.common.grpc_server import ServiceApp
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -48,5 +48,4 @@ def make_app() -> ServiceApp:
         register=runtime.register,
         startup=runtime.start,
         shutdown=runtime.stop,
-        probes={healthcheck.DATABASE: lambda: healthcheck.probe_database(runtime.pool)},
     )

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,31 +37,6 @@ class ServiceApp:
     startup: Callable[[], Awaitable[None]] | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
     options: list[tuple[str, Any]] = field(default_factory=list)
-    # Health service names checked when asked rather than set: the probe returns when the
-    # dependency is fine and raises (a LunaError, sent in the trailer) when it is not; e.g.
-    # {healthcheck.DATABASE: ...} for a service that owns PostgreSQL.
-    probes: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
-
-
-class ProbingHealthServicer(health.aio.HealthServicer):
-    """grpc.health.v1 whose `Check` of a probed name runs the probe; other names (the server,
-    each gRPC service) keep the statuses `serve` sets."""
-
-    def __init__(self, probes: dict[str, Callable[[], Awaitable[None]]]) -> None:
-        super().__init__()
-        self._probes = probes
-
-    async def Check(
-        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
-    ) -> health_pb2.HealthCheckResponse:
-        probe = self._probes.get(request.service)
-        if probe is None:
-            return await super().Check(request, context)
-        serving = health_pb2.HealthCheckResponse.SERVING
-        if self._server_status.get("") != serving:  # starting or stopping
-            return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING)
-        await probe()
-        return health_pb2.HealthCheckResponse(status=serving)
 
 
 def _error_trailer(err: errors.LunaError) -> tuple[tuple[str, bytes], ...]:
@@ -151,6 +126,32 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
+class DatabaseHealthServicer(health.aio.HealthServicer):
+    """grpc.health.v1, which in a process holding PostgreSQL pools also answers the name
+    `healthcheck.DATABASE`, checked when asked: SERVING when every pool hands out a connection
+    that answers, else the call fails with the probe's 10017 in the error trailer. The gateway's
+    `/healthcheck` learns the database's state this way, from the services that own it."""
+
+    def __init__(self, pools: Callable[[], Sequence[Any]] | None = None) -> None:
+        super().__init__()
+        self._pools = pools
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        from services.common import db, healthcheck  # here, as in _unexpected
+
+        pools = (self._pools or db.open_pools)()
+        if request.service != healthcheck.DATABASE or not pools:
+            return await super().Check(request, context)
+        response = health_pb2.HealthCheckResponse
+        if self._server_status.get("") != response.SERVING:  # starting or stopping
+            return response(status=response.NOT_SERVING)
+        for pool in pools:
+            await healthcheck.probe_database(pool)
+        return response(status=response.SERVING)
+
+
 async def serve(app: ServiceApp, address: str) -> None:
     """Run `app` on `address` until SIGINT/SIGTERM, then stop gracefully."""
     server = grpc.aio.server(
@@ -162,7 +163,7 @@ async def serve(app: ServiceApp, address: str) -> None:
             *app.options,
         ],
     )
-    health_servicer = ProbingHealthServicer(app.probes)
+    health_servicer = DatabaseHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*app.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server

@@ -17,7 +17,7 @@ from luna.events.v1 import (
 from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import config, db, healthcheck, nats_streams
+from services.common import config, db, nats_streams
 from services.common.grpc_server import ServiceApp
 from services.common.version import VERSION
 from services.events import pipeline_wiring
@@ -105,5 +105,4 @@ def make_app() -> ServiceApp:
         register=register,
         startup=startup,
         shutdown=shutdown,
-        probes={healthcheck.DATABASE: lambda: healthcheck.probe_database(state["pool"])},
     )

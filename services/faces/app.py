@@ -24,7 +24,7 @@ from luna.faces.v1 import (
 )
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import config, db, grpc_client, healthcheck, nats_streams, subjects
+from services.common import config, db, grpc_client, nats_streams, subjects
 from services.common.grpc_server import ServiceApp
 from services.common.version import VERSION
 from services.faces import background, event_refs, jwt_tokens, outbox
@@ -127,5 +127,4 @@ def make_app() -> ServiceApp:
         register=runtime.register,
         startup=runtime.start,
         shutdown=runtime.stop,
-        probes={healthcheck.DATABASE: lambda: healthcheck.probe_database(runtime.pool)},
     )

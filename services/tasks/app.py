@@ -9,7 +9,7 @@ from luna.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import config, db, healthcheck, nats_streams
+from services.common import config, db, nats_streams
 from services.common.grpc_server import ServiceApp
 from services.tasks.engine import Engine
 from services.tasks.grpc_service import TasksServicer
@@ -59,5 +59,4 @@ def make_app() -> ServiceApp:
         register=register,
         startup=startup,
         shutdown=shutdown,
-        probes={healthcheck.DATABASE: lambda: healthcheck.probe_database(state["pool"])},
     )

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common.embedded import pick_free_port
+from services.launcher.embedded import pick_free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

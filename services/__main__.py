@@ -1,3 +1,3 @@
-from services.cli import main
+from services.launcher.cli import main
 
 main()

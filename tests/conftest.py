@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from services.common.embedded import pick_free_port
+from services.launcher.embedded import pick_free_port
 
 START_TIMEOUT = 300.0
 

@@ -19,7 +19,7 @@ from PIL import Image
 from skimage import data
 
 from bench.common import save
-from services.estimator import images
+from services.estimator import settings
 from services.estimator.core import Estimator
 
 
@@ -45,7 +45,11 @@ def _ms(values: list[float]) -> dict[str, float]:
 
 
 async def main(large: int, small: int) -> dict[str, object]:
-    est = Estimator(detector="yunet")
+    est = Estimator(
+        detector="yunet",
+        inflight_pixels=settings.INFLIGHT_PIXELS.get_int(),
+        limits=settings.image_limits(),
+    )
     small_img, big_img = _jpeg(), _png((6000, 6600))
     proc = psutil.Process()
     await est.detect(small_img, content_type="image/jpeg")  # warm the sessions
@@ -81,7 +85,7 @@ async def main(large: int, small: int) -> dict[str, object]:
         "inflight_budget_pixels": est.budget.capacity,
         "budget_peak_pixels": est.budget.peak,
         "rss_growth_mb": round((peak_rss - rss_before) / 2**20, 1),
-        "request_limit_pixels": images.max_request_pixels(),
+        "request_limit_pixels": est.limits.request_pixels,
     }
 
 

@@ -44,10 +44,10 @@ from skimage import data
 
 from bench.common import running_platform, save
 from services.common import grpc_client
-from services.common.embedded import pick_free_port
 from services.estimator import align, detect
 from services.estimator import model_repo as mr
 from services.estimator.extract import sface_input
+from services.launcher.embedded import pick_free_port
 
 PHOTO_FILES = ("01.jpg", "p3.jpg", "test_3ddfa.jpg")  # nsface wheel photos (p3 is a PNG)
 

@@ -34,8 +34,8 @@ from aiohttp.test_utils import make_mocked_request
 
 from bench.common import closed_loop, running_platform, save
 from services.common import metrics
-from services.common.embedded import pick_free_port
 from services.gateway.metrics import HttpMetrics
+from services.launcher.embedded import pick_free_port
 
 
 @asynccontextmanager

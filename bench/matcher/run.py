@@ -75,7 +75,8 @@ from bench.matcher.raw import (  # noqa: E402
     trim_heap,
 )
 from services.common import nats_streams  # noqa: E402
-from services.matcher.core import IndexSet, ListCandidates, MatcherConfig  # noqa: E402
+from services.matcher import settings as matcher_settings  # noqa: E402
+from services.matcher.core import IndexSet, ListCandidates  # noqa: E402
 from services.matcher.core.collection import LIST, CollectionKey  # noqa: E402
 from services.matcher.core.similarity import SFACE_COSINE_THRESHOLD  # noqa: E402
 from services.matcher.core.snapshot import save_snapshot  # noqa: E402
@@ -218,7 +219,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             log(f"platform up at {url}; account {account_id}, list {list_id}")
 
             # --- 2. build ---------------------------------------------------------------
-            cfg = MatcherConfig.from_env()
+            cfg = matcher_settings.core_config()
             out["config"] = {
                 "index_threshold": cfg.index_threshold,
                 "M": cfg.hnsw_m,

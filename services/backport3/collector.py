@@ -16,7 +16,6 @@ from services.backport3.store import Store
 from services.common import errors
 
 log = logging.getLogger("luna.backport3.collector")
-FACE_NOT_FOUND = 22002
 BATCH = 500
 
 
@@ -36,7 +35,7 @@ class Collector:
                     faces_pb2.GetFaceRequest(scope=scope, face_id=face_id, with_lists=True)
                 )
             except errors.LunaError as err:
-                if err.code != FACE_NOT_FOUND:
+                if err.code != errors.FACE_NOT_FOUND:
                     raise
                 await self.store.untrack_descriptor(face_id)  # deleted some other way
                 continue

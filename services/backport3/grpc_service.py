@@ -9,7 +9,6 @@ from google.protobuf import json_format, struct_pb2
 from luna.backport3.v1 import backport3_pb2 as pb
 from luna.backport3.v1 import backport3_pb2_grpc
 
-from services.backport3 import settings
 from services.backport3.store import Row, Store
 from services.common import times
 
@@ -20,64 +19,48 @@ def _page(page: Any) -> tuple[int, int]:
     return page.page, page.page_size
 
 
-def account_pb(row: Row) -> pb.Account:
-    return pb.Account(
-        account_id=row["account_id"],
-        email=row["email"],
-        organization_name=row["organization_name"],
-        suspended=row["suspended"],
+def _message(cls: Any, row: Row, fields: tuple[str, ...], **extra: Any) -> Any:
+    """A message of `cls` from the row's `fields`, its create_time and `extra`."""
+    return cls(
+        **{f: row[f] for f in fields},
         create_time=times.to_timestamp(row["create_time"]),
+        **extra,
     )
+
+
+def account_pb(row: Row) -> pb.Account:
+    return _message(pb.Account, row, ("account_id", "email", "organization_name", "suspended"))
 
 
 def token_pb(row: Row) -> pb.Token:
-    return pb.Token(
-        token_id=row["token_id"],
-        account_id=row["account_id"],
-        token_data=row["token_data"],
-        create_time=times.to_timestamp(row["create_time"]),
-    )
+    return _message(pb.Token, row, ("token_id", "account_id", "token_data"))
 
 
 def person_pb(row: Row) -> pb.Person:
-    return pb.Person(
-        person_id=row["person_id"],
-        account_id=row["account_id"],
-        user_data=row["user_data"],
-        external_id=row["external_id"],
-        create_time=times.to_timestamp(row["create_time"]),
-        descriptor_ids=row["descriptor_ids"],
-        list_ids=row["list_ids"],
-    )
+    fields = ("person_id", "account_id", "user_data", "external_id", "descriptor_ids", "list_ids")
+    return _message(pb.Person, row, fields)
 
 
 def list_pb(row: Row) -> pb.List:
-    return pb.List(
-        list_id=row["list_id"],
-        account_id=row["account_id"],
-        kind=row["kind"],
-        list_data=row["list_data"],
-        create_time=times.to_timestamp(row["create_time"]),
-    )
+    return _message(pb.List, row, ("list_id", "account_id", "kind", "list_data"))
 
 
 def handler_pb(row: Row) -> pb.Handler:
     policies = struct_pb2.Struct()
     policies.update(row["policies"])
-    return pb.Handler(
-        handler_id=row["handler_id"],
-        account_id=row["account_id"],
-        type=row["type"],
+    return _message(
+        pb.Handler,
+        row,
+        ("handler_id", "account_id", "type", "version"),
         policies=policies,
-        version=row["version"],
-        create_time=times.to_timestamp(row["create_time"]),
         last_update_time=times.to_timestamp(row["last_update_time"]),
     )
 
 
 class Backport3Servicer(backport3_pb2_grpc.Backport3ServiceServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, descriptor_ttl_s: float) -> None:
         self.store = store
+        self.descriptor_ttl_s = descriptor_ttl_s
 
     async def CreateAccount(self, request: Any, context: Ctx) -> pb.CreateAccountResponse:
         account, token = await self.store.create_account(
@@ -197,7 +180,7 @@ class Backport3Servicer(backport3_pb2_grpc.Backport3ServiceServicer):
 
     async def TrackDescriptors(self, request: Any, context: Ctx) -> pb.TrackDescriptorsResponse:
         await self.store.track_descriptors(
-            request.account_id, list(request.descriptor_ids), settings.DESCRIPTOR_TTL.get_float()
+            request.account_id, list(request.descriptor_ids), self.descriptor_ttl_s
         )
         return pb.TrackDescriptorsResponse()
 

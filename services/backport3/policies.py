@@ -41,18 +41,12 @@ def defaults(handler_type: int) -> dict[str, Any]:
     return dict(DEFAULTS[handler_type])
 
 
-def _bad(path: str, message: str) -> errors.LunaError:
-    return errors.LunaError(
-        errors.BAD_JSON, f"Failed to validate input json. Path: '{path}', message: '{message}'"
-    )
-
-
 def validate(handler_type: int, changes: Any) -> dict[str, Any]:
     """The policy changes of a PATCH, checked field by field (12022 on the first bad one)."""
     if not isinstance(changes, dict):
-        raise _bad("", "object required")
+        raise errors.bad_json("", "object required")
     if not changes:
-        raise _bad("", "at least 1 property required")
+        raise errors.bad_json("", "at least 1 property required")
     allowed = set(DEFAULTS[handler_type]) | set(_EXTRA[handler_type])
     out: dict[str, Any] = {}
     for key, value in changes.items():
@@ -60,22 +54,22 @@ def validate(handler_type: int, changes: Any) -> dict[str, Any]:
             # google.protobuf.Struct carries every JSON number as a double.
             value = int(value)
         if key not in allowed:
-            raise _bad(key, "additional property is not allowed")
+            raise errors.bad_json(key, "additional property is not allowed")
         if key in _FLAGS:
             if type(value) is not int or value not in (0, 1):
-                raise _bad(key, "must be 0 or 1")
+                raise errors.bad_json(key, "must be 0 or 1")
         elif key in _ANGLES:
             if type(value) is not int or not 0 <= value <= 180:
-                raise _bad(key, "integer from 0 to 180 required")
+                raise errors.bad_json(key, "integer from 0 to 180 required")
         elif key == "limit":
             if type(value) is not int or not 1 <= value <= 5:
-                raise _bad(key, "integer from 1 to 5 required")
+                raise errors.bad_json(key, "integer from 1 to 5 required")
         elif key == "list_id":
             if not isinstance(value, str) or not ids.is_uuid(value):
-                raise _bad(key, "uuid4 required")
+                raise errors.bad_json(key, "uuid4 required")
         else:  # thresholds in [0, 1]
             if type(value) not in (int, float) or not 0 <= value <= 1:
-                raise _bad(key, "number from 0 to 1 required")
+                raise errors.bad_json(key, "number from 0 to 1 required")
             value = float(value)
         out[key] = value
     return out

@@ -7,6 +7,7 @@ and lists; whether they exist there is the caller's check, made through the face
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,17 +15,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from services.backport3 import policies
-from services.common import errors, ids
-from services.common.scoping import page_bounds
-
-TOKEN_NOT_FOUND = 11022
-LIST_NOT_FOUND = 22003
-PERSON_NOT_FOUND = 22007
-ALREADY_ATTACHED = 22008
-NOT_PERSONS_LIST = 36001
-NOT_ATTACHED = 36004
-LOGIN_EXISTS = 11011
-AUTH_FAILED = 11002
+from services.common import db, errors, ids
+from services.common.scoping import escape_like, page_bounds
 
 DESCRIPTORS, PERSONS = 1, 2
 
@@ -39,15 +31,15 @@ def _uuid_or_missing(value: str, error: errors.LunaError) -> str:
 
 
 def person_not_found(person_id: str) -> errors.LunaError:
-    return errors.LunaError(PERSON_NOT_FOUND, f"Person with id '{person_id}' not found.")
+    return errors.LunaError(errors.PERSON_NOT_FOUND, f"Person with id '{person_id}' not found.")
 
 
 def list_not_found(list_id: str) -> errors.LunaError:
-    return errors.LunaError(LIST_NOT_FOUND, f"List with id '{list_id}' not found")
+    return errors.LunaError(errors.LIST_NOT_FOUND, f"List with id '{list_id}' not found")
 
 
 def token_not_found(token_id: str) -> errors.LunaError:
-    return errors.LunaError(TOKEN_NOT_FOUND, f"Token with id '{token_id}' not found")
+    return errors.LunaError(errors.TOKEN_NOT_FOUND, f"Token with id '{token_id}' not found")
 
 
 _PERSON_COLUMNS = """
@@ -74,6 +66,51 @@ class Store:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
+    async def _row(self, sql: str, params: tuple[Any, ...], missing: errors.LunaError) -> Row:
+        """The one row `sql` reads or returns; `missing` when there is none."""
+        row = await db.fetch_one(self.pool, sql, params)
+        if row is None:
+            raise missing
+        return row
+
+    async def _set(
+        self,
+        table: str,
+        columns: str,
+        key: tuple[str, str, errors.LunaError],
+        account_id: str,
+        **values: Any,
+    ) -> Row:
+        """Set `values` on the account's row whose `key` (column, id, error when missing) is
+        given; the row as it is now."""
+        column, row_id, missing = key
+        assigned = ", ".join(f"{name} = %s" for name in values)
+        return await self._row(
+            f"UPDATE {table} SET {assigned} WHERE {column} = %s AND account_id = %s "
+            f"RETURNING {columns}",
+            (*values.values(), _uuid_or_missing(row_id, missing), account_id),
+            missing,
+        )
+
+    async def _page(
+        self,
+        source: str,
+        columns: str,
+        where: str,
+        args: Sequence[Any],
+        order: str,
+        page: int,
+        page_size: int,
+    ) -> tuple[list[Row], int]:
+        """One page of `source`'s rows matching `where`, and how many match in all."""
+        limit, offset = page_bounds(page, page_size)
+        rows = await db.fetch_all(
+            self.pool,
+            f"SELECT {columns} FROM {source} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
+            (*args, limit, offset),
+        )
+        return rows, await db.count(self.pool, f"SELECT count(*) FROM {source} WHERE {where}", args)
+
     # ------------------------------------------------------------------ accounts, tokens
     async def create_account(
         self, account_id: str, email: str, organization_name: str
@@ -90,7 +127,7 @@ class Store:
                 ).fetchone()
             except psycopg.errors.UniqueViolation:
                 raise errors.LunaError(
-                    LOGIN_EXISTS, "An account with given email already exists"
+                    errors.LOGIN_EXISTS, "An account with given email already exists"
                 ) from None
             token = await (
                 await conn.execute(
@@ -103,76 +140,52 @@ class Store:
         return account, token
 
     async def get_account(self, account_id: str) -> Row:
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"SELECT {_ACCOUNT_COLUMNS} FROM bp3_accounts WHERE account_id = %s",
-                    (account_id,),
-                )
-            ).fetchone()
-        if row is None:
+        return await self._row(
+            f"SELECT {_ACCOUNT_COLUMNS} FROM bp3_accounts WHERE account_id = %s",
+            (account_id,),
             # A LUNA 5 account that never registered through /4 has no LUNA 3 fields.
-            raise errors.LunaError(AUTH_FAILED, "Account corresponding login/password not found")
-        return row
+            errors.LunaError(errors.AUTH_FAILED, "Account corresponding login/password not found"),
+        )
 
     async def create_token(self, account_id: str, token_data: str) -> Row:
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"INSERT INTO bp3_tokens (token_id, account_id, token_data) "
-                    f"VALUES (%s, %s, %s) RETURNING {_TOKEN_COLUMNS}",
-                    (ids.new_id(), account_id, token_data),
-                )
-            ).fetchone()
+        row = await db.fetch_one(
+            self.pool,
+            f"INSERT INTO bp3_tokens (token_id, account_id, token_data) "
+            f"VALUES (%s, %s, %s) RETURNING {_TOKEN_COLUMNS}",
+            (ids.new_id(), account_id, token_data),
+        )
         assert row is not None
         return row
 
     async def list_tokens(
         self, account_id: str, page: int, page_size: int
     ) -> tuple[list[Row], int]:
-        limit, offset = page_bounds(page, page_size)
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_TOKEN_COLUMNS} FROM bp3_tokens WHERE account_id = %s "
-                    "ORDER BY create_time, token_id LIMIT %s OFFSET %s",
-                    (account_id, limit, offset),
-                )
-            ).fetchall()
-            count = await (
-                await conn.execute(
-                    "SELECT count(*) AS n FROM bp3_tokens WHERE account_id = %s", (account_id,)
-                )
-            ).fetchone()
-        return list(rows), int(count["n"]) if count else 0
+        return await self._page(
+            "bp3_tokens",
+            _TOKEN_COLUMNS,
+            "account_id = %s",
+            (account_id,),
+            "create_time, token_id",
+            page,
+            page_size,
+        )
 
     async def get_token(self, account_id: str, token_id: str) -> Row:
-        _uuid_or_missing(token_id, token_not_found(token_id))
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"SELECT {_TOKEN_COLUMNS} FROM bp3_tokens "
-                    "WHERE token_id = %s AND account_id = %s",
-                    (token_id, account_id),
-                )
-            ).fetchone()
-        if row is None:
-            raise token_not_found(token_id)
-        return row
+        missing = token_not_found(token_id)
+        return await self._row(
+            f"SELECT {_TOKEN_COLUMNS} FROM bp3_tokens WHERE token_id = %s AND account_id = %s",
+            (_uuid_or_missing(token_id, missing), account_id),
+            missing,
+        )
 
     async def update_token(self, account_id: str, token_id: str, token_data: str) -> Row:
-        _uuid_or_missing(token_id, token_not_found(token_id))
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"UPDATE bp3_tokens SET token_data = %s "
-                    f"WHERE token_id = %s AND account_id = %s RETURNING {_TOKEN_COLUMNS}",
-                    (token_data, token_id, account_id),
-                )
-            ).fetchone()
-        if row is None:
-            raise token_not_found(token_id)
-        return row
+        return await self._set(
+            "bp3_tokens",
+            _TOKEN_COLUMNS,
+            ("token_id", token_id, token_not_found(token_id)),
+            account_id,
+            token_data=token_data,
+        )
 
     async def delete_tokens(self, account_id: str, token_ids: list[str]) -> None:
         wanted = list(dict.fromkeys(token_ids))
@@ -195,7 +208,7 @@ class Store:
     async def verify_token(self, token_id: str) -> tuple[Row, Row]:
         if not ids.is_uuid(token_id):
             raise errors.LunaError(
-                12001, "Token is not UUID4, format: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+                errors.NOT_UUID4, "Token is not UUID4, format: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
             )
         async with self.pool.connection() as conn:
             row = await (
@@ -209,7 +222,7 @@ class Store:
                 )
             ).fetchone()
         if row is None:
-            raise errors.LunaError(AUTH_FAILED, "Token not found")
+            raise errors.LunaError(errors.AUTH_FAILED, "Token not found")
         token = {k: row[k] for k in ("token_id", "account_id", "token_data", "create_time")}
         account = {
             "account_id": row["account_id"],
@@ -259,13 +272,11 @@ class Store:
         page: int,
         page_size: int,
     ) -> tuple[list[Row], int]:
-        limit, offset = page_bounds(page, page_size)
         where = ["p.account_id = %s"]
         args: list[Any] = [account_id]
         if user_data is not None:
             where.append("p.user_data ILIKE %s ESCAPE '\\'")
-            escaped = user_data.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args.append(f"%{escaped}%")
+            args.append(f"%{escape_like(user_data)}%")
         if external_id is not None:
             where.append("p.external_id = %s")
             args.append(external_id)
@@ -278,19 +289,15 @@ class Store:
         if person_ids:
             where.append("p.person_id = ANY(%s::uuid[])")
             args.append([p for p in person_ids if ids.is_uuid(p)])
-        cond = " AND ".join(where)
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_PERSON_COLUMNS} FROM bp3_persons p WHERE {cond} "
-                    "ORDER BY p.create_time DESC, p.person_id LIMIT %s OFFSET %s",
-                    (*args, limit, offset),
-                )
-            ).fetchall()
-            count = await (
-                await conn.execute(f"SELECT count(*) AS n FROM bp3_persons p WHERE {cond}", args)
-            ).fetchone()
-        return list(rows), int(count["n"]) if count else 0
+        return await self._page(
+            "bp3_persons p",
+            _PERSON_COLUMNS,
+            " AND ".join(where),
+            args,
+            "p.create_time DESC, p.person_id",
+            page,
+            page_size,
+        )
 
     async def update_person(
         self, account_id: str, person_id: str, user_data: str | None, external_id: str | None
@@ -330,7 +337,8 @@ class Store:
                 if owner is not None:
                     # LUNA 3 answers the same conflict whether this or another person holds it.
                     raise errors.LunaError(
-                        ALREADY_ATTACHED, "This descriptor is already attached to the person."
+                        errors.ALREADY_ATTACHED,
+                        "This descriptor is already attached to the person.",
                     )
                 await conn.execute(
                     "INSERT INTO bp3_person_descriptors (descriptor_id, person_id) VALUES (%s, %s)",
@@ -347,7 +355,9 @@ class Store:
                     (descriptor_id, person_id),
                 )
                 if cur.rowcount == 0:
-                    raise errors.LunaError(NOT_ATTACHED, "Face was not linked to the person.")
+                    raise errors.LunaError(
+                        errors.NOT_ATTACHED, "Face was not linked to the person."
+                    )
             return await self._person(conn, account_id, person_id)
 
     async def link_persons_to_list(
@@ -358,7 +368,7 @@ class Store:
             lst = await self._lists(conn, account_id, [list_id])
             if lst[0]["kind"] != PERSONS:
                 raise errors.LunaError(
-                    NOT_PERSONS_LIST,
+                    errors.NOT_PERSONS_LIST,
                     f"Expected list of persons. Got list of descriptors. List id '{list_id}'",
                 )
             persons = [await self._person(conn, account_id, p) for p in wanted]
@@ -412,16 +422,12 @@ class Store:
             )
 
     async def expired_descriptors(self, limit: int) -> list[Row]:
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT descriptor_id::text AS descriptor_id, account_id::text AS account_id "
-                    "FROM bp3_descriptors WHERE expire_time < now() "
-                    "ORDER BY expire_time LIMIT %s",
-                    (limit,),
-                )
-            ).fetchall()
-        return list(rows)
+        return await db.fetch_all(
+            self.pool,
+            "SELECT descriptor_id::text AS descriptor_id, account_id::text AS account_id "
+            "FROM bp3_descriptors WHERE expire_time < now() ORDER BY expire_time LIMIT %s",
+            (limit,),
+        )
 
     async def claim_expired(self, descriptor_id: str) -> bool:
         """Stop tracking a descriptor if it is still expired (not attached or re-armed since)."""
@@ -440,14 +446,12 @@ class Store:
 
     # ------------------------------------------------------------------ lists
     async def create_list(self, account_id: str, list_id: str, kind: int, list_data: str) -> Row:
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"INSERT INTO bp3_lists (list_id, account_id, kind, list_data) "
-                    f"VALUES (%s, %s, %s, %s) RETURNING {_LIST_COLUMNS}",
-                    (list_id, account_id, kind, list_data),
-                )
-            ).fetchone()
+        row = await db.fetch_one(
+            self.pool,
+            f"INSERT INTO bp3_lists (list_id, account_id, kind, list_data) "
+            f"VALUES (%s, %s, %s, %s) RETURNING {_LIST_COLUMNS}",
+            (list_id, account_id, kind, list_data),
+        )
         assert row is not None
         return row
 
@@ -474,36 +478,24 @@ class Store:
     async def list_lists(
         self, account_id: str, kind: int, page: int, page_size: int
     ) -> tuple[list[Row], int]:
-        limit, offset = page_bounds(page, page_size)
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_LIST_COLUMNS} FROM bp3_lists WHERE account_id = %s AND kind = %s "
-                    "ORDER BY create_time DESC, list_id LIMIT %s OFFSET %s",
-                    (account_id, kind, limit, offset),
-                )
-            ).fetchall()
-            count = await (
-                await conn.execute(
-                    "SELECT count(*) AS n FROM bp3_lists WHERE account_id = %s AND kind = %s",
-                    (account_id, kind),
-                )
-            ).fetchone()
-        return list(rows), int(count["n"]) if count else 0
+        return await self._page(
+            "bp3_lists",
+            _LIST_COLUMNS,
+            "account_id = %s AND kind = %s",
+            (account_id, kind),
+            "create_time DESC, list_id",
+            page,
+            page_size,
+        )
 
     async def update_list(self, account_id: str, list_id: str, list_data: str) -> Row:
-        _uuid_or_missing(list_id, list_not_found(list_id))
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"UPDATE bp3_lists SET list_data = %s WHERE list_id = %s AND account_id = %s "
-                    f"RETURNING {_LIST_COLUMNS}",
-                    (list_data, list_id, account_id),
-                )
-            ).fetchone()
-        if row is None:
-            raise list_not_found(list_id)
-        return row
+        return await self._set(
+            "bp3_lists",
+            _LIST_COLUMNS,
+            ("list_id", list_id, list_not_found(list_id)),
+            account_id,
+            list_data=list_data,
+        )
 
     async def delete_lists(self, account_id: str, list_ids: list[str]) -> None:
         wanted = list(dict.fromkeys(list_ids))
@@ -542,7 +534,7 @@ class Store:
             lists = await self.get_lists(account_id, [checked["list_id"]])
             if handler_type == policies.EXTRACTOR and lists[0]["kind"] != PERSONS:
                 raise errors.LunaError(
-                    NOT_PERSONS_LIST,
+                    errors.NOT_PERSONS_LIST,
                     "Expected list of persons. Got list of descriptors. "
                     f"List id '{checked['list_id']}'",
                 )

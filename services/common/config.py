@@ -1,8 +1,10 @@
 """One place for configuration: every setting is a `LUNA_*` environment variable.
 
-Each module declares the settings it owns with `setting()`, which both reads the value and
-records the declaration, so `luna config` and the README table list every variable with its
-default and meaning.
+Each module declares the settings it owns at import, `X = config.declare("LUNA_X", default,
+doc)`, and reads them where it uses them (`X.get()`, `.get_int()`, ...), so `luna config` and
+the README table list every variable with its default and meaning, each default written once.
+The settings every process shares, and the addresses and listeners `luna up` hands out, are
+declared below.
 """
 
 from __future__ import annotations
@@ -81,47 +83,48 @@ def declared() -> list[Setting]:
         # readers in SETTINGS so the table has them too.
         for read in getattr(imported, "SETTINGS", ()):
             read()
-    for fn in (data_dir, database_url, nats_url, log_level, log_json, gateway_host, gateway_port):
-        fn()
-    for service in SERVICE_PORTS:
-        service_address(service)
     return sorted(_DECLARED.values(), key=lambda s: s.name)
 
 
 # Settings shared by every process.
+DATA_DIR = declare(
+    "LUNA_DATA_DIR",
+    REPO_ROOT / "var",
+    "Directory for all platform state: embedded PostgreSQL and NATS data, matcher "
+    "snapshots, logs, the token secret.",
+)
+DATABASE_URL = declare(
+    "LUNA_DATABASE_URL",
+    "",
+    "PostgreSQL URL. Empty: `luna up` starts an embedded PostgreSQL in the data directory.",
+)
+NATS_URL = declare(
+    "LUNA_NATS_URL",
+    "",
+    "NATS URL (JetStream enabled). Empty: `luna up` starts an embedded nats-server.",
+)
+LOG_LEVEL = declare("LUNA_LOG_LEVEL", "INFO", "Log level of every service (DEBUG, INFO, WARNING).")
+LOG_JSON = declare("LUNA_LOG_JSON", False, "Write logs as JSON lines instead of text.")
+
+
 def data_dir() -> Path:
-    return Path(
-        setting(
-            "LUNA_DATA_DIR",
-            str(REPO_ROOT / "var"),
-            "Directory for all platform state: embedded PostgreSQL and NATS data, matcher "
-            "snapshots, logs, the token secret.",
-        )
-    ).resolve()
+    return Path(DATA_DIR.get()).resolve()
 
 
 def database_url() -> str:
-    return setting(
-        "LUNA_DATABASE_URL",
-        "",
-        "PostgreSQL URL. Empty: `luna up` starts an embedded PostgreSQL in the data directory.",
-    )
+    return DATABASE_URL.get()
 
 
 def nats_url() -> str:
-    return setting(
-        "LUNA_NATS_URL",
-        "",
-        "NATS URL (JetStream enabled). Empty: `luna up` starts an embedded nats-server.",
-    )
+    return NATS_URL.get()
 
 
 def log_level() -> str:
-    return setting("LUNA_LOG_LEVEL", "INFO", "Log level of every service (DEBUG, INFO, WARNING).")
+    return LOG_LEVEL.get()
 
 
 def log_json() -> bool:
-    return setting_bool("LUNA_LOG_JSON", False, "Write logs as JSON lines instead of text.")
+    return LOG_JSON.get_bool()
 
 
 # Addresses of the gRPC services. One table so the supervisor, the gateway and the docs agree.
@@ -133,21 +136,65 @@ SERVICE_PORTS: dict[str, int] = {
     "tasks": 5150,
     "backport3": 5170,
 }
+# Metrics ports sit 4000 above the gRPC ports (5110 -> 9110), so they never collide with them.
+METRICS_PORT_OFFSET = 4000
+
+
+def _per_service(suffix: str, port_offset: int, doc: str) -> dict[str, Setting]:
+    """`LUNA_<SVC>_<suffix>` for each service: host:port, by default on loopback at its gRPC
+    port plus `port_offset`; `{service}` in `doc` names the service."""
+    return {
+        service: declare(
+            f"LUNA_{service.upper()}_{suffix}",
+            f"127.0.0.1:{port + port_offset}",
+            doc.format(service=service),
+        )
+        for service, port in SERVICE_PORTS.items()
+    }
+
+
+SERVICE_ADDRESSES = _per_service("ADDRESS", 0, "gRPC address of the {service} service (host:port).")
+METRICS_ADDRESSES = _per_service(
+    "METRICS_ADDRESS",
+    METRICS_PORT_OFFSET,
+    "host:port of the {service} service's Prometheus `/metrics` endpoint (empty: none).",
+)
 
 
 def service_address(service: str) -> str:
     """host:port where `service` serves gRPC (LUNA_<SVC>_ADDRESS overrides the default)."""
-    default = f"127.0.0.1:{SERVICE_PORTS[service]}"
-    return setting(
-        f"LUNA_{service.upper()}_ADDRESS",
-        default,
-        f"gRPC address of the {service} service (host:port).",
-    )
+    return SERVICE_ADDRESSES[service].get()
+
+
+# The gateway process's listeners: declared here so `luna up` knows them without importing
+# the gateway.
+HOST = declare("LUNA_HOST", "127.0.0.1", "Address the REST gateway listens on.")
+PORT = declare("LUNA_PORT", 5000, "Port of the REST gateway.")
+TASKS_API_HOST = declare(
+    "LUNA_TASKS_API_HOST", "127.0.0.1", "Address the Luna Tasks API (/2) listens on."
+)
+TASKS_API_PORT = declare(
+    "LUNA_TASKS_API_PORT",
+    5050,
+    "Port of the Luna Tasks API (/2); 0 disables that listener.",
+)
+SENDER_PORT = declare(
+    "LUNA_SENDER_PORT",
+    5080,
+    "Port of the Sender API listener (`/2/ws`, publish events, ...) in the gateway process; "
+    "0: none.",
+)
+BACKPORT3_PORT = declare(
+    "LUNA_BACKPORT3_PORT",
+    5140,
+    "Port of Backport 3's own REST listener (the /4 API, also served under /4 on LUNA_PORT); "
+    "0 disables the listener.",
+)
 
 
 def gateway_host() -> str:
-    return setting("LUNA_HOST", "127.0.0.1", "Address the REST gateway listens on.")
+    return HOST.get()
 
 
 def gateway_port() -> int:
-    return setting_int("LUNA_PORT", 5000, "Port of the REST gateway.")
+    return PORT.get_int()

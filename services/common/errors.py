@@ -64,6 +64,7 @@ class LunaError(Exception):
 INTERNAL = 1
 QUEUE_UNAVAILABLE = 2  # LUNA's "Queue request timeout": the message queue (NATS) is down
 REQUEST_TIMEOUT = 9  # a sibling service did not answer in time (HTTP 504)
+IMAGE_DECODE_FAILED = 3001  # Backport 3 liveness: an image that does not decode
 NO_FACES_FOUND = 4003  # Backport 3's identify/extract "No faces found" (500)
 DATABASE_ERROR = 10017
 AUTH_FAILED = 11002  # login/password not found
@@ -73,11 +74,14 @@ TOO_MANY_FACES = 11012  # Backport 3 extract policy "Too many faces found"
 DESCRIPTOR_NOT_FOUND = 11018
 OBJECTS_NOT_FOUND = 11020
 TOKEN_NOT_FOUND = 11022
+EXTERNAL_REQUEST_FAILED = 11027
 BAD_IMAGE_CONTENT_TYPE = 11028
+BAD_PART_CONTENT_TYPE = 11029  # Backport 3 liveness: a multipart image of a bad type
 BAD_SAMPLE_SIZE = 11030  # image size is not 250x250
 FACE_HAS_NO_ATTRIBUTES = 11032
 ACCOUNT_HEADER_NOT_UUID = 11037
 MULTIPLE_FACES = 11038
+BAD_MULTIPART = 11049  # Backport 3 liveness: no image part, or a repeated filename
 NO_FACE_WITH_EXTERNAL_ID = 11041
 BAD_WARP_SIZE = 11043
 FEATURE_DISABLED = 11044  # "{value} turned off on luna-api instance"
@@ -91,6 +95,7 @@ AUTHORIZATION_FAILED = 11065
 HANDLER_NOT_ALLOWED = 11067
 EVENTS_NOT_ALLOWED = 11068
 PORTRAITS_DISABLED = 11070
+NOT_UUID4 = 12001  # Backport 3: an X-Auth-Token that is not a UUID
 NOT_JSON = 12002
 UNAUTHORIZED = 12010  # "This resource needs \"Authorization\" authorization headers"
 BAD_QUERY_PARAM = 12012
@@ -117,6 +122,7 @@ OBJECT_NOT_FOUND = 13007
 ACCOUNT_NOT_FOUND = 15012
 BAD_BASE64 = 18001  # "Failed convert data from base64 to bytes"
 BAD_IMAGE = 18002  # "Failed convert bytes to {value}"
+FACE_EXISTS = 22001  # "Unique constraint error" (409)
 FACE_NOT_FOUND = 22002
 LIST_NOT_FOUND = 22003
 FACES_NOT_FOUND = 22004
@@ -150,6 +156,7 @@ NO_FACES = 36003  # "No faces found."
 NOT_ATTACHED = 36004
 WS_DISABLED = 36005
 UNSUPPORTED_PARAM = 36012
+INVALID_IMAGE_TYPE = 100033  # Backport 3: an image that does not decode
 
 
 def bad_json(path: str, message: str) -> LunaError:

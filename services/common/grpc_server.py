@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from luna.common.v1 import error_pb2
 
-from services.common import errors, logs, metrics
+from services.common import errors, grpc_wrap, logs, metrics
 
 REQUEST_ID_KEY = "luna-request-id"
 log = logging.getLogger("luna.grpc")
@@ -37,6 +37,25 @@ class ServiceApp:
     startup: Callable[[], Awaitable[None]] | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
     options: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def service_names(*modules: Any) -> list[str]:
+    """Full names of every gRPC service the given `*_pb2` modules define (for health and
+    reflection)."""
+    return [s.full_name for m in modules for s in m.DESCRIPTOR.services_by_name.values()]
+
+
+def unary(
+    call: Callable[[Any, Any], Awaitable[Any]], reply: Callable[[Any], Any]
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """A servicer method of the thin-adapter shape, written once: await `call(servicer,
+    request)` (the core call with its arguments taken from the request) and answer
+    `reply(result)`. Errors are the interceptor's business, as for any handler."""
+
+    async def method(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return reply(await call(self, request))
+
+    return method
 
 
 def _error_trailer(err: errors.LunaError) -> tuple[tuple[str, bytes], ...]:
@@ -64,66 +83,39 @@ def _unexpected(exc: Exception, method: str) -> errors.LunaError:
     return errors.LunaError(errors.INTERNAL)
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
+class _Served:
+    """Around one call: the request id in its logs; a LunaError it raises becomes the call's
+    status, anything else unexpected too (see `_unexpected`)."""
+
+    __slots__ = ("context", "method", "rid", "token")
+
+    def __init__(self, context: grpc.aio.ServicerContext, rid: str, method: str) -> None:
+        self.context, self.rid, self.method = context, rid, method
+
+    async def __aenter__(self) -> None:
+        self.token = logs.request_id.set(self.rid)
+
+    async def __aexit__(self, _type: Any, exc: BaseException | None, _tb: Any) -> bool:
+        try:
+            if isinstance(exc, errors.LunaError):
+                await _abort(self.context, exc)
+                return True
+            # Cancellation (a BaseException) and an abort the handler made itself pass on.
+            if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
+                await _abort(self.context, _unexpected(exc, self.method))
+                return True
+            return False
+        finally:
+            logs.request_id.reset(self.token)
+
+
+class ErrorInterceptor(grpc_wrap.CallWrapper):
     """Maps LunaError (and anything unexpected) to a status and carries the request id."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        rid = dict(handler_call_details.invocation_metadata or ()).get(REQUEST_ID_KEY, "-")
-        method = handler_call_details.method
-
-        def wrap_unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                token = logs.request_id.set(rid)
-                try:
-                    return await fn(request, context)
-                except errors.LunaError as err:
-                    await _abort(context, err)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as exc:
-                    await _abort(context, _unexpected(exc, method))
-                finally:
-                    logs.request_id.reset(token)
-
-            return wrapper
-
-        def wrap_stream(fn: Callable[..., Any]) -> Callable[..., Any]:
-            async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                token = logs.request_id.set(rid)
-                try:
-                    async for item in fn(request, context):
-                        yield item
-                except errors.LunaError as err:
-                    await _abort(context, err)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as exc:
-                    await _abort(context, _unexpected(exc, method))
-                finally:
-                    logs.request_id.reset(token)
-
-            return wrapper
-
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                wrap_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+    def around(self, details: grpc.HandlerCallDetails) -> grpc_wrap.Around:
+        rid = dict(details.invocation_metadata or ()).get(REQUEST_ID_KEY, "-")
+        method = details.method
+        return lambda context: _Served(context, rid, method)
 
 
 class DatabaseHealthServicer(health.aio.HealthServicer):

@@ -11,7 +11,6 @@ for values that need I/O such as consumer lag). Services add their own metrics t
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,7 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.common import config
+from services.common import config, grpc_wrap
 
 log = logging.getLogger("luna.metrics")
 
@@ -66,8 +65,7 @@ REQUEST_BUCKETS = (
     7.5,
     10.0,
 )
-# Metrics ports sit 4000 above the gRPC ports (5110 -> 9110), so they never collide with them.
-METRICS_PORT_OFFSET = 4000
+METRICS_PORT_OFFSET = config.METRICS_PORT_OFFSET
 
 
 def enabled() -> bool:
@@ -76,16 +74,8 @@ def enabled() -> bool:
 
 def metrics_address(service: str) -> str:
     """host:port of `service`'s Prometheus endpoint; empty for none."""
-    default = f"127.0.0.1:{config.SERVICE_PORTS[service] + METRICS_PORT_OFFSET}"
-    return config.setting(
-        f"LUNA_{service.upper()}_METRICS_ADDRESS",
-        default,
-        f"host:port of the {service} service's Prometheus `/metrics` endpoint (empty: none).",
-    )
+    return config.METRICS_ADDRESSES[service].get()
 
-
-# Read by `luna config` to list these lazily read settings.
-SETTINGS = tuple(functools.partial(metrics_address, s) for s in config.SERVICE_PORTS)
 
 Refresher = Callable[[], Awaitable[None]]
 
@@ -166,65 +156,36 @@ def _child(metric: Any, *labels: str) -> Any:
     return child
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class _Timed:
+    """Around one call: its duration, and its final status code counted."""
+
+    __slots__ = ("context", "method", "seconds", "started")
+
+    def __init__(self, context: grpc.aio.ServicerContext, method: str, seconds: Any) -> None:
+        self.context, self.method, self.seconds = context, method, seconds
+
+    async def __aenter__(self) -> None:
+        self.started = time.perf_counter()
+
+    async def __aexit__(self, exc_type: Any, _exc: Any, _tb: Any) -> bool:
+        self.seconds.observe(time.perf_counter() - self.started)
+        if exc_type is None:
+            outcome = "OK"
+        elif issubclass(exc_type, Exception):
+            outcome = "UNKNOWN"
+        else:
+            outcome = "CANCELLED"  # cancelled, or the client stopped reading a stream
+        _child(RPC_HANDLED, self.method, _code_of(self.context, outcome)).inc()
+        return False
+
+
+class MetricsInterceptor(grpc_wrap.CallWrapper):
     """Counts every RPC by method and final status code and times it."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
+    def around(self, details: grpc.HandlerCallDetails) -> grpc_wrap.Around:
+        method = details.method
         seconds = _child(RPC_SECONDS, method)
-
-        def finish(context: grpc.aio.ServicerContext, started: float, default: str) -> None:
-            seconds.observe(time.perf_counter() - started)
-            _child(RPC_HANDLED, method, _code_of(context, default)).inc()
-
-        if handler.unary_unary:
-            fn = handler.unary_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started, outcome = time.perf_counter(), "CANCELLED"
-                try:
-                    reply = await fn(request, context)
-                    outcome = "OK"
-                    return reply
-                except Exception:
-                    outcome = "UNKNOWN"
-                    raise
-                finally:
-                    finish(context, started, outcome)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            gen = handler.unary_stream
-
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started, outcome = time.perf_counter(), "CANCELLED"
-                try:
-                    async for item in gen(request, context):
-                        yield item
-                    outcome = "OK"
-                except Exception:
-                    outcome = "UNKNOWN"
-                    raise
-                finally:
-                    finish(context, started, outcome)
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return lambda context: _Timed(context, method, seconds)
 
 
 def interceptors() -> list[grpc.aio.ServerInterceptor]:

@@ -28,7 +28,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from services.common import config, errors
+from services.common import config, errors, subjects
 
 log = logging.getLogger("luna.nats")
 
@@ -41,36 +41,48 @@ REPLICAS = config.declare(
     "one nats-server, 3 on a 3-node JetStream cluster so losing one node loses no message.",
 )
 
+
+def _stream(
+    name: str,
+    description: str,
+    prefix: str,
+    *,
+    retention: RetentionPolicy = RetentionPolicy.LIMITS,
+    max_age: float | None = None,
+) -> StreamConfig:
+    """A platform stream: on file, every subject under `prefix`, the oldest message dropped
+    when full, publishes deduplicated by message id for two minutes."""
+    return StreamConfig(
+        name=name,
+        description=description,
+        subjects=[f"{prefix}.>"],
+        retention=retention,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=max_age,
+        duplicate_window=120.0,
+    )
+
+
 # Subjects are all under `luna.`; streams never overlap (a work-queue stream requires that).
 STREAMS: tuple[StreamConfig, ...] = (
-    StreamConfig(
-        name="FACES_CHANGES",
-        description="Changes to faces/lists/attributes; the matcher replays it after a snapshot.",
-        subjects=["luna.faces.changes.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
+    _stream(
+        "FACES_CHANGES",
+        "Changes to faces/lists/attributes; the matcher replays it after a snapshot.",
+        subjects.FACES_CHANGES_PREFIX,
         max_age=7 * DAY,
-        duplicate_window=120.0,
     ),
-    StreamConfig(
-        name="EVENTS",
-        description="Generated events, for the sender websocket and plugins.",
-        subjects=["luna.events.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
+    _stream(
+        "EVENTS",
+        "Generated events, for the sender websocket and plugins.",
+        subjects.EVENTS_PREFIX,
         max_age=1 * DAY,
-        duplicate_window=120.0,
     ),
-    StreamConfig(
-        name="TASKS_WORK",
-        description="Subtasks to process; each message is removed once a worker acks it.",
-        subjects=["luna.tasks.work.>"],
+    _stream(
+        "TASKS_WORK",
+        "Subtasks to process; each message is removed once a worker acks it.",
+        subjects.TASKS_WORK_PREFIX,
         retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
-        duplicate_window=120.0,
     ),
 )
 

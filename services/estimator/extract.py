@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.common import descriptors as codec
 from services.estimator.align import WARP_SIZE, arcface_crop
 from services.estimator.backends import InferenceBackend
 from services.estimator.model_repo import SFACE_DESCRIPTOR_VERSION
@@ -19,18 +20,13 @@ class Descriptor:
     version: int
 
     def as_array(self) -> np.ndarray:
-        return np.frombuffer(self.data, dtype="<f4")
+        return codec.unpack(self.data)
 
 
 def sface_input(warps: list[np.ndarray]) -> np.ndarray:
     """RGB 0..255 NCHW; SFace does its own normalisation inside the graph."""
     crops = [arcface_crop(w) for w in warps]
     return np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32))
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(n, 1e-12)
 
 
 async def extract_descriptors(
@@ -43,8 +39,8 @@ async def extract_descriptors(
         if w.shape != (WARP_SIZE, WARP_SIZE, 3):
             raise ValueError(f"sample must be {WARP_SIZE}x{WARP_SIZE}x3, got {w.shape}")
     out = await backend.infer("sface", {"data": sface_input(warps)})
-    vecs = l2_normalise(out["fc1"].astype(np.float32)).astype("<f4")
-    return [Descriptor(v.tobytes(), SFACE_DESCRIPTOR_VERSION) for v in vecs]
+    vecs = codec.unit_rows(out["fc1"])
+    return [Descriptor(codec.pack(v), SFACE_DESCRIPTOR_VERSION) for v in vecs]
 
 
 def similarity(a: Descriptor, b: Descriptor) -> float:

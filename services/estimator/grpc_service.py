@@ -128,11 +128,11 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
         _check_count(len(request.images), "images")
         image_type = IMAGE_TYPES.get(request.image_type)
         if image_type is None:
-            raise errors.LunaError(images.BAD_INPUT, f"Unknown image_type {request.image_type}")
+            raise errors.LunaError(errors.BAD_JSON, f"Unknown image_type {request.image_type}")
         policy = MULTIFACE.get(request.multiface_policy)
         if policy is None:
             raise errors.LunaError(
-                images.BAD_INPUT, f"Unknown multiface_policy {request.multiface_policy}"
+                errors.BAD_JSON, f"Unknown multiface_policy {request.multiface_policy}"
             )
         requested = set(request.estimations)
         # Request-level checks first, as LUNA does: an estimation nobody can do fails the
@@ -140,11 +140,12 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
         core._check_estimations(requested, image_type)
         if image_type == core.IMAGE_BODY_WARP:
             raise errors.LunaError(
-                core.ESTIMATION_UNAVAILABLE,
+                errors.FEATURE_DISABLED,
                 "Forbidden. Body warps turned off: no body model is installed on this platform",
             )
         images.check_request_pixels(
-            [images.image_pixels(i.data, i.content_type or None) for i in request.images]
+            [images.image_pixels(i.data, i.content_type or None) for i in request.images],
+            self._est.limits.request_pixels,
         )
 
         async def one(image: pb.Image) -> pb.ImageResult:
@@ -170,7 +171,7 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
         self, request: pb.ExtractRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExtractResponse:
         _check_count(len(request.samples), "samples")
-        samples = [_sample(s) for s in request.samples]
+        samples = [_sample(s, self._est.limits) for s in request.samples]
         descriptors = await self._est.extract(samples)  # type: ignore[arg-type]
         return pb.ExtractResponse(
             descriptors=[pb.Descriptor(data=d.data, version=d.version) for d in descriptors]
@@ -180,7 +181,7 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
         self, request: pb.EstimateRequest, context: grpc.aio.ServicerContext
     ) -> pb.EstimateResponse:
         _check_count(len(request.samples), "samples")
-        samples = [_sample(s) for s in request.samples]
+        samples = [_sample(s, self._est.limits) for s in request.samples]
         results = await self._est.estimate(samples, set(request.estimations))  # type: ignore[arg-type]
         out = []
         for est in results:
@@ -199,11 +200,11 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
         return pb.EstimateResponse(results=out)
 
 
-def _sample(s: pb.Sample) -> object:
+def _sample(s: pb.Sample, limits: images.ImageLimits) -> object:
     """Decoded here, so a declared content type is checked like a detect image's; a sample
     too large for 250x250 is refused from its header without being decoded."""
     images.check_sample_header(s.data, s.content_type or None)
-    return images.as_rgb_array(s.data, s.content_type or None, use_exif=False)
+    return images.as_rgb_array(s.data, s.content_type or None, use_exif=False, limits=limits)
 
 
 def components(est: Estimator) -> dict[str, str]:

@@ -10,19 +10,13 @@ import base64
 import binascii
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from services.common.config import setting
+from services.common import errors
 from services.common.errors import LunaError
-
-# LUNA codes (docs.visionlabs.ai/info/luna/troubleshooting/errors-description/code-NNNNN).
-BAD_IMAGE = 18002  # "Bad/incomplete input data. Failed convert bytes to {value}"
-BAD_CONTENT_TYPE = 11028  # "Bad/incomplete input data. Bad content type of image {value}"
-BAD_INPUT = 12022  # "Bad/incomplete input data"
-BAD_SAMPLE_SIZE = 11030  # "Bad/incomplete input data. Image size is not equal to 250x250"
-REQUEST_TOO_LARGE = 12031  # "Bad/incomplete input data. {value}": over the request pixel budget
 
 # Never decode a truncated file "as far as it goes": that would hand half a face to the models.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -47,47 +41,22 @@ SUPPORTED_CONTENT_TYPES = (*MIME_FORMATS, *BASE64_MIME)
 _FORMAT_ALIASES = {"MPO": "JPEG"}
 
 
-def max_image_bytes() -> int:
-    return int(
-        setting(
-            "LUNA_MAX_IMAGE_BYTES",
-            str(20 * 1024 * 1024),
-            "Largest encoded image the estimator accepts, in bytes (after base64 decoding).",
-        )
-    )
+@dataclass(frozen=True)
+class ImageLimits:
+    """Sizes the estimator accepts; the app reads them from LUNA_MAX_IMAGE_BYTES,
+    LUNA_MAX_IMAGE_PIXELS and LUNA_MAX_REQUEST_PIXELS (whose defaults these are)."""
+
+    # Largest encoded image, in bytes (after base64 decoding).
+    image_bytes: int = 20 * 1024 * 1024
+    # Largest decoded image, in pixels (width x height).
+    image_pixels: int = 40_000_000
+    # Most decoded pixels one request may carry (read from the headers before decoding).
+    request_pixels: int = 200_000_000
 
 
-def max_image_pixels() -> int:
-    return int(
-        setting(
-            "LUNA_MAX_IMAGE_PIXELS",
-            str(40_000_000),
-            "Largest decoded image the estimator accepts, in pixels (width x height).",
-        )
-    )
-
-
-def max_request_pixels() -> int:
-    return int(
-        setting(
-            "LUNA_MAX_REQUEST_PIXELS",
-            str(200_000_000),
-            "Most decoded pixels (sum of width x height of its images, read from their headers "
-            "before any decoding) one estimator request may carry; a larger request is refused "
-            "with LUNA error 12031 (HTTP 400).",
-        )
-    )
-
-
-def inflight_pixels() -> int:
-    return int(
-        setting(
-            "LUNA_ESTIMATOR_INFLIGHT_PIXELS",
-            str(80_000_000),
-            "Most decoded image pixels the estimator holds at once over all requests (about "
-            "10 bytes each while decoding); images wait for room, smaller ones pass first.",
-        )
-    )
+DEFAULT_LIMITS = ImageLimits()
+# Most decoded image pixels held at once over all requests (LUNA_ESTIMATOR_INFLIGHT_PIXELS).
+DEFAULT_INFLIGHT_PIXELS = 80_000_000
 
 
 def image_pixels(data: bytes, content_type: str | None = None) -> int:
@@ -106,12 +75,12 @@ def image_pixels(data: bytes, content_type: str | None = None) -> int:
     return int(w) * int(h)
 
 
-def check_request_pixels(pixels: list[int]) -> None:
-    """Refuse a request whose images together exceed LUNA_MAX_REQUEST_PIXELS."""
-    total, limit = sum(pixels), max_request_pixels()
+def check_request_pixels(pixels: list[int], limit: int = DEFAULT_LIMITS.request_pixels) -> None:
+    """Refuse a request whose images together exceed `limit` (LUNA_MAX_REQUEST_PIXELS)."""
+    total = sum(pixels)
     if total > limit:
         raise LunaError(
-            REQUEST_TOO_LARGE,
+            errors.BAD_INPUT,
             f"Images of the request hold {total} pixels, more than the {limit} pixels limit "
             "per request (LUNA_MAX_REQUEST_PIXELS); send fewer or smaller images",
         )
@@ -124,7 +93,7 @@ def check_sample_header(data: bytes, content_type: str | None = None) -> None:
     """Refuse a "sample" larger than 250x250 from its header, before decoding it."""
     pixels = image_pixels(data, content_type)
     if pixels > SAMPLE_PIXELS:
-        raise LunaError(BAD_SAMPLE_SIZE, f"Image of {pixels} pixels is not a 250x250 sample")
+        raise LunaError(errors.BAD_SAMPLE_SIZE, f"Image of {pixels} pixels is not a 250x250 sample")
 
 
 def _unbase64(data: bytes) -> bytes:
@@ -134,7 +103,7 @@ def _unbase64(data: bytes) -> bytes:
     try:
         return base64.b64decode(text, validate=False)
     except (binascii.Error, ValueError) as e:
-        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: bad base64 ({e})") from e
+        raise LunaError(errors.BAD_IMAGE, f"Failed convert bytes to image: bad base64 ({e})") from e
 
 
 def decode_image(
@@ -142,8 +111,8 @@ def decode_image(
     content_type: str | None = None,
     *,
     use_exif: bool = True,
-    max_bytes: int | None = None,
-    max_pixels: int | None = None,
+    max_bytes: int = DEFAULT_LIMITS.image_bytes,
+    max_pixels: int = DEFAULT_LIMITS.image_pixels,
 ) -> np.ndarray:
     """Decode to an RGB uint8 HxWx3 array, honouring EXIF orientation.
 
@@ -153,32 +122,36 @@ def decode_image(
     """
     ctype = (content_type or "").split(";", 1)[0].strip().lower() or None
     if ctype is not None and ctype not in SUPPORTED_CONTENT_TYPES:
-        raise LunaError(BAD_CONTENT_TYPE, f"Bad content type of image {ctype!r}")
+        raise LunaError(errors.BAD_IMAGE_CONTENT_TYPE, f"Bad content type of image {ctype!r}")
     if ctype in BASE64_MIME:
         data = _unbase64(data)
         ctype = BASE64_MIME[ctype]
-    limit = max_image_bytes() if max_bytes is None else max_bytes
+    limit = max_bytes
     if len(data) > limit:
-        raise LunaError(BAD_INPUT, f"Image of {len(data)} bytes exceeds the {limit} bytes limit")
+        raise LunaError(
+            errors.BAD_JSON, f"Image of {len(data)} bytes exceeds the {limit} bytes limit"
+        )
     if not data:
-        raise LunaError(BAD_IMAGE, "Failed convert bytes to image: empty body")
-    pix_limit = max_image_pixels() if max_pixels is None else max_pixels
+        raise LunaError(errors.BAD_IMAGE, "Failed convert bytes to image: empty body")
+    pix_limit = max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             fmt = _FORMAT_ALIASES.get(img.format or "", img.format or "")
             if fmt not in MIME_FORMATS.values():
-                raise LunaError(BAD_CONTENT_TYPE, f"Bad content type of image: {fmt or 'unknown'}")
+                raise LunaError(
+                    errors.BAD_IMAGE_CONTENT_TYPE, f"Bad content type of image: {fmt or 'unknown'}"
+                )
             if ctype is not None and MIME_FORMATS[ctype] != fmt:
                 raise LunaError(
-                    BAD_CONTENT_TYPE,
+                    errors.BAD_IMAGE_CONTENT_TYPE,
                     f"Bad content type of image: declared {ctype}, data is {fmt}",
                 )
             w, h = img.size
             if w * h > pix_limit:
                 raise LunaError(
-                    BAD_INPUT, f"Image of {w}x{h} pixels exceeds the {pix_limit} pixels limit"
+                    errors.BAD_JSON, f"Image of {w}x{h} pixels exceeds the {pix_limit} pixels limit"
                 )
             img.load()
             if use_exif or fmt == "TIFF":
@@ -195,26 +168,37 @@ def decode_image(
         Image.DecompressionBombError,
         Image.DecompressionBombWarning,
     ) as e:
-        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: {e}") from e
+        raise LunaError(errors.BAD_IMAGE, f"Failed convert bytes to image: {e}") from e
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise LunaError(BAD_IMAGE, "Failed convert bytes to image: no pixels")
+        raise LunaError(errors.BAD_IMAGE, "Failed convert bytes to image: no pixels")
     return np.ascontiguousarray(arr)
 
 
 def as_rgb_array(
-    image: bytes | np.ndarray, content_type: str | None = None, *, use_exif: bool = True
+    image: bytes | np.ndarray,
+    content_type: str | None = None,
+    *,
+    use_exif: bool = True,
+    limits: ImageLimits = DEFAULT_LIMITS,
 ) -> np.ndarray:
-    """Bytes are decoded; arrays are validated (HxWx3 RGB uint8, or HxW gray)."""
+    """Bytes are decoded (within `limits`); arrays are validated (HxWx3 RGB uint8, or HxW
+    gray)."""
     if isinstance(image, bytes | bytearray | memoryview):
-        return decode_image(bytes(image), content_type, use_exif=use_exif)
+        return decode_image(
+            bytes(image),
+            content_type,
+            use_exif=use_exif,
+            max_bytes=limits.image_bytes,
+            max_pixels=limits.image_pixels,
+        )
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
-        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: dtype {arr.dtype}")
+        raise LunaError(errors.BAD_IMAGE, f"Failed convert bytes to image: dtype {arr.dtype}")
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise LunaError(BAD_IMAGE, f"Failed convert bytes to image: shape {arr.shape}")
+        raise LunaError(errors.BAD_IMAGE, f"Failed convert bytes to image: shape {arr.shape}")
     return np.ascontiguousarray(arr[:, :, :3])
 
 
@@ -229,4 +213,3 @@ def encode_image(rgb: np.ndarray, fmt: str = "JPEG", quality: int = 95) -> bytes
 
 
 # Read by `luna config` to list these lazily read settings.
-SETTINGS = (max_image_bytes, max_image_pixels, max_request_pixels, inflight_pixels)

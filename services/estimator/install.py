@@ -13,7 +13,6 @@ import io
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import time
@@ -282,10 +281,6 @@ def install_models(
     _write_atomic(repo_dir / mr.MANIFEST, json.dumps(manifest, indent=2).encode())
     bar.step("manifest")
     return manifest
-
-
-def remove_repository(repo_dir: Path) -> None:
-    shutil.rmtree(repo_dir, ignore_errors=True)
 
 
 def main(argv: Iterable[str] | None = None, out: Callable[[str], None] = print) -> int:

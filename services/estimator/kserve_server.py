@@ -19,6 +19,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pbg
 
 from services.estimator import model_repo as mr
+from services.estimator import settings
 from services.estimator.backends import OnnxRuntimeBackend
 
 _KSERVE_TO_NP = {
@@ -168,7 +169,9 @@ async def start_server(
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ]
     )
-    pbg.add_GRPCInferenceServiceServicer_to_server(KServeServicer(repo_dir), server)
+    pbg.add_GRPCInferenceServiceServicer_to_server(
+        KServeServicer(repo_dir, OnnxRuntimeBackend(repo_dir, device=settings.DEVICE.get())), server
+    )
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound

@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.common.config import REPO_ROOT, setting
+from services.common import config
+from services.common.config import REPO_ROOT
 
 MANIFEST = "manifest.json"
 TDDFA_AUX = "aux_tddfa.npz"
@@ -28,14 +29,15 @@ SFACE_MATCH_THRESHOLD = 0.363
 VENDOR_DIR = Path(__file__).with_name("vendor_models")
 
 
+MODELS_DIR = config.declare(
+    "LUNA_MODELS_DIR",
+    REPO_ROOT / "models",
+    "Model repository (Triton layout) built by `luna models install`.",
+)
+
+
 def models_dir() -> Path:
-    return Path(
-        setting(
-            "LUNA_MODELS_DIR",
-            str(REPO_ROOT / "models"),
-            "Model repository (Triton layout) built by `luna models install`.",
-        )
-    ).resolve()
+    return Path(MODELS_DIR.get()).resolve()
 
 
 def test_images_dir(repo_dir: Path) -> Path:
@@ -281,4 +283,3 @@ def manifest_is_valid(repo_dir: Path, *, check_hashes: bool = True) -> bool:
 
 
 # Read by `luna config` to list these lazily read settings.
-SETTINGS = (models_dir,)

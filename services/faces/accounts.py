@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -10,9 +10,9 @@ import psycopg
 from luna.faces.v1.changes_pb2 import FaceChange
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids, permissions
+from services.common import db, errors, ids, permissions
 from services.faces import outbox, passwords
-from services.faces.faces import delete_locked_faces
+from services.faces.faces import account_not_found, delete_locked_faces
 
 Kind = FaceChange.Kind
 
@@ -31,21 +31,13 @@ _COLUMNS = "account_id::text, login, account_type, description, create_time, las
 
 
 def _account(row: dict[str, Any]) -> Account:
-    return Account(
-        account_id=row["account_id"],
-        login=row["login"],
-        account_type=row["account_type"],
-        description=row["description"],
-        create_time=row["create_time"],
-        last_update_time=row["last_update_time"],
-    )
+    """The Account of a row of _COLUMNS (other columns, such as password_hash, left out)."""
+    return Account(**{f.name: row[f.name] for f in fields(Account)})
 
 
 def _check_id(account_id: str) -> None:
     if not ids.is_uuid(account_id):
-        raise errors.LunaError(
-            errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found"
-        )
+        raise account_not_found(account_id)
 
 
 def _check_id_format(account_id: str) -> None:
@@ -72,24 +64,22 @@ class Accounts:
     ) -> Account:
         allowed = permissions.ACCOUNT_TYPES if allow_admin else permissions.CREATABLE_ACCOUNT_TYPES
         if account_type not in allowed:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'account_type', message: "
-                f"'value is not a valid enumeration member; permitted: {', '.join(allowed)}'",
+            raise errors.bad_json(
+                "account_type",
+                f"value is not a valid enumeration member; permitted: {', '.join(allowed)}",
             )
         if account_id:
             _check_id_format(account_id)
         account_id = account_id or ids.new_id()
         password_hash = await passwords.hash_password(password)
         try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    f"""INSERT INTO accounts (account_id, login, password_hash, account_type,
-                                              description)
-                        VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
-                    (account_id, login, password_hash, account_type, description),
-                )
-                row = await cur.fetchone()
+            row = await db.fetch_one(
+                self._pool,
+                f"""INSERT INTO accounts (account_id, login, password_hash, account_type,
+                                          description)
+                    VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
+                (account_id, login, password_hash, account_type, description),
+            )
         except psycopg.errors.UniqueViolation as exc:
             if "login" in str(exc):
                 raise errors.LunaError(
@@ -103,15 +93,11 @@ class Accounts:
 
     async def get(self, account_id: str) -> Account:
         _check_id(account_id)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM accounts WHERE account_id = %s", (account_id,)
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool, f"SELECT {_COLUMNS} FROM accounts WHERE account_id = %s", (account_id,)
+        )
         if row is None:
-            raise errors.LunaError(
-                errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found"
-            )
+            raise account_not_found(account_id)
         return _account(row)
 
     async def update(
@@ -146,21 +132,18 @@ class Accounts:
             return await self.get(account_id)
         assignments = ", ".join(f"{column} = %s" for column in changes)
         try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    f"""UPDATE accounts SET {assignments}, last_update_time = now()
-                        WHERE account_id = %s RETURNING {_COLUMNS}""",
-                    (*changes.values(), account_id),
-                )
-                row = await cur.fetchone()
+            row = await db.fetch_one(
+                self._pool,
+                f"""UPDATE accounts SET {assignments}, last_update_time = now()
+                    WHERE account_id = %s RETURNING {_COLUMNS}""",
+                (*changes.values(), account_id),
+            )
         except psycopg.errors.UniqueViolation:
             raise errors.LunaError(
                 errors.LOGIN_EXISTS, "An account with given email already exists"
             ) from None
         if row is None:
-            raise errors.LunaError(
-                errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found"
-            )
+            raise account_not_found(account_id)
         return _account(row)
 
     async def delete(self, account_id: str) -> None:
@@ -185,18 +168,14 @@ class Accounts:
             await outbox.enqueue(conn, changes)
             cur = await conn.execute("DELETE FROM accounts WHERE account_id = %s", (account_id,))
             if cur.rowcount == 0:
-                raise errors.LunaError(
-                    errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found"
-                )
+                raise account_not_found(account_id)
         if self._publisher is not None:
             await self._publisher.flush()
 
     async def verify_login(self, login: str, password: str) -> Account:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS}, password_hash FROM accounts WHERE login = %s", (login,)
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool, f"SELECT {_COLUMNS}, password_hash FROM accounts WHERE login = %s", (login,)
+        )
         if row is None or not await passwords.verify_password(row["password_hash"], password):
             raise errors.LunaError(
                 errors.AUTH_FAILED, "Account corresponding login/password not found"
@@ -205,9 +184,9 @@ class Accounts:
 
     async def ensure_admin(self, login: str, password: str) -> Account:
         """Create the operator's admin account once; later starts leave it as it is."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE login = %s", (login,))
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool, f"SELECT {_COLUMNS} FROM accounts WHERE login = %s", (login,)
+        )
         if row is not None:
             return _account(row)
         return await self.create(

@@ -8,38 +8,16 @@ from pathlib import Path
 
 import grpc
 from luna.common.v1 import info_pb2
-from luna.faces.v1 import (
-    accounts_pb2,
-    accounts_pb2_grpc,
-    attributes_pb2,
-    attributes_pb2_grpc,
-    blobs_pb2,
-    blobs_pb2_grpc,
-    faces_pb2,
-    faces_pb2_grpc,
-    lists_pb2,
-    lists_pb2_grpc,
-    tokens_pb2,
-    tokens_pb2_grpc,
-)
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import config, db, grpc_client, nats_streams, subjects
-from services.common.grpc_server import ServiceApp
+from services.common.grpc_server import ServiceApp, service_names
 from services.common.version import VERSION
-from services.faces import background, event_refs, jwt_tokens, outbox
+from services.faces import background, event_refs, grpc_service, jwt_tokens, outbox
 from services.faces.accounts import Accounts
 from services.faces.attributes import Attributes
 from services.faces.blobs import Blobs
 from services.faces.faces import Faces
-from services.faces.grpc_service import (
-    AccountsServicer,
-    AttributesServicer,
-    BlobsServicer,
-    FacesServicer,
-    ListsServicer,
-    TokensServicer,
-)
 from services.faces.lists import Lists
 from services.faces.tokens import Tokens
 
@@ -92,18 +70,7 @@ class FacesRuntime:
 
     def register(self, server: grpc.aio.Server) -> None:
         info = info_pb2.ServiceInfo(name="faces", version=VERSION)
-        accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
-            AccountsServicer(self.accounts, self.tokens, info, self.auth_changed), server
-        )
-        tokens_pb2_grpc.add_TokensServiceServicer_to_server(
-            TokensServicer(self.tokens, self.auth_changed), server
-        )
-        faces_pb2_grpc.add_FacesServiceServicer_to_server(FacesServicer(self.faces), server)
-        lists_pb2_grpc.add_ListsServiceServicer_to_server(ListsServicer(self.lists), server)
-        attributes_pb2_grpc.add_AttributesServiceServicer_to_server(
-            AttributesServicer(self.attributes), server
-        )
-        blobs_pb2_grpc.add_BlobsServiceServicer_to_server(BlobsServicer(self.blobs), server)
+        grpc_service.register(server, self, info, self.auth_changed)
 
     async def stop(self) -> None:
         await self.background.stop()
@@ -112,18 +79,11 @@ class FacesRuntime:
         await self.pool.close()
 
 
-SERVICES = (accounts_pb2, tokens_pb2, faces_pb2, lists_pb2, attributes_pb2, blobs_pb2)
-
-
 def make_app() -> ServiceApp:
     runtime = FacesRuntime()
     return ServiceApp(
         name="faces",
-        service_names=[
-            service.full_name
-            for module in SERVICES
-            for service in module.DESCRIPTOR.services_by_name.values()
-        ],
+        service_names=service_names(*grpc_service.SERVICES),
         register=runtime.register,
         startup=runtime.start,
         shutdown=runtime.stop,

@@ -15,26 +15,15 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import config, errors, ids
+from services.common import errors, ids
 from services.common.scoping import Scope, readable, unique_ids
 from services.faces.descriptors import AttributeData, BasicAttributes
 
-ATTRIBUTE_NOT_FOUND = 22011
-DESCRIPTOR_VERSION_NOT_FOUND = 22018
 DEFAULT_TTL_S = 300
 MAX_TTL_S = 86400
 
-PURGE_INTERVAL = config.declare(
-    "LUNA_FACES_PURGE_INTERVAL_S",
-    60.0,
-    "How often the faces service deletes expired temporary attributes and old unlink records "
-    "(seconds). Expired attributes are invisible at once either way.",
-)
-UNLINK_RETENTION = config.declare(
-    "LUNA_FACES_UNLINK_RETENTION_S",
-    7 * 24 * 3600,
-    "How long records of list unlinks are kept for incremental readers (seconds).",
-)
+# Default of LUNA_FACES_UNLINK_RETENTION_S (declared by the app's background work).
+UNLINK_RETENTION_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -54,7 +43,9 @@ def check_ttl(ttl_s: int) -> int:
 
 
 def _not_found(attribute_id: str) -> errors.LunaError:
-    return errors.LunaError(ATTRIBUTE_NOT_FOUND, f"Attributes with id {attribute_id} not found")
+    return errors.LunaError(
+        errors.ATTRIBUTE_NOT_FOUND, f"Attributes with id {attribute_id} not found"
+    )
 
 
 _SELECT = (
@@ -118,11 +109,7 @@ class Attributes:
         """Store `data` (already checked by descriptors.checked) for `ttl_s` seconds."""
         ttl_s = check_ttl(ttl_s)
         if data.empty:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: '', message: "
-                "'face_descriptors or basic_attributes is required'",
-            )
+            raise errors.bad_json("", "face_descriptors or basic_attributes is required")
         attribute_id = ids.new_id()
         basic = data.basic_attributes
         try:
@@ -200,7 +187,7 @@ class Attributes:
         attribute = found[0]
         if descriptor_version and descriptor_version not in attribute.data.descriptors:
             raise errors.LunaError(
-                DESCRIPTOR_VERSION_NOT_FOUND,
+                errors.DESCRIPTOR_VERSION_NOT_FOUND,
                 f"Descriptor of version {descriptor_version} is not found for object with id "
                 f"'{attribute_id}'.",
             )
@@ -218,12 +205,13 @@ class Attributes:
         if cur.rowcount == 0:
             raise _not_found(attribute_id)
 
-    async def purge_expired(self) -> int:
-        """Delete expired attributes and old unlink records; returns attributes deleted."""
+    async def purge_expired(self, unlink_retention_s: float = UNLINK_RETENTION_S) -> int:
+        """Delete expired attributes and unlink records older than `unlink_retention_s`;
+        returns attributes deleted."""
         async with self._pool.connection() as conn:
             cur = await conn.execute("DELETE FROM temporary_attributes WHERE expire_time <= now()")
             await conn.execute(
                 "DELETE FROM list_face_unlinks WHERE unlink_time < now() - %s",
-                (timedelta(seconds=UNLINK_RETENTION.get_float()),),
+                (timedelta(seconds=unlink_retention_s),),
             )
         return cur.rowcount

@@ -20,6 +20,17 @@ OUTBOX_INTERVAL = config.declare(
     1.0,
     "How often the faces service retries publishing FACES_CHANGES left unpublished (seconds).",
 )
+PURGE_INTERVAL = config.declare(
+    "LUNA_FACES_PURGE_INTERVAL_S",
+    60.0,
+    "How often the faces service deletes expired temporary attributes and old unlink records "
+    "(seconds). Expired attributes are invisible at once either way.",
+)
+UNLINK_RETENTION = config.declare(
+    "LUNA_FACES_UNLINK_RETENTION_S",
+    attributes.UNLINK_RETENTION_S,
+    "How long records of list unlinks are kept for incremental readers (seconds).",
+)
 
 
 async def _every(interval_s: float, work: Callable[[], Awaitable[object]], name: str) -> None:
@@ -52,7 +63,11 @@ def start(publisher: outbox.Publisher, attrs: attributes.Attributes) -> Backgrou
                 _every(OUTBOX_INTERVAL.get_float(), publisher.flush, "outbox flush")
             ),
             asyncio.create_task(
-                _every(attributes.PURGE_INTERVAL.get_float(), attrs.purge_expired, "purge")
+                _every(
+                    PURGE_INTERVAL.get_float(),
+                    lambda: attrs.purge_expired(UNLINK_RETENTION.get_float()),
+                    "purge",
+                )
             ),
         ]
     )

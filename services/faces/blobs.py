@@ -13,12 +13,10 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import db, errors, ids
 from services.common.scoping import Scope, readable
 
 KINDS = ("face_sample", "body_sample", "image", "object")
-IMAGE_NOT_FOUND = 13003  # "Object not found. Image with id {value} not found"
-OBJECT_NOT_FOUND = 13007  # "Object not found. Object with id {value} not found"
 # Largest blob: the gateway refuses bigger bodies first; this guards gRPC callers.
 MAX_BLOB_BYTES = 64 * 1024 * 1024
 MAX_META_KEYS = 64
@@ -50,8 +48,8 @@ class Blob:
 def not_found(kind: str, blob_id: str) -> errors.LunaError:
     """LUNA answers "not found" for missing and for other accounts' blobs alike."""
     if kind == "object":
-        return errors.LunaError(OBJECT_NOT_FOUND, f"Object with id '{blob_id}' not found")
-    return errors.LunaError(IMAGE_NOT_FOUND, f"Image with id '{blob_id}' not found")
+        return errors.LunaError(errors.OBJECT_NOT_FOUND, f"Object with id '{blob_id}' not found")
+    return errors.LunaError(errors.IMAGE_NOT_FOUND, f"Image with id '{blob_id}' not found")
 
 
 def _check(blob: BlobInput) -> None:
@@ -120,14 +118,13 @@ class Blobs:
             raise not_found(kind, blob_id)
         where, params = readable(scope)
         data = "NULL::bytea AS data" if metadata_only else "data"
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""SELECT blob_id::text, account_id::text, kind, content_type, {data}, meta,
-                           create_time, octet_length(data) AS size
-                    FROM blobs WHERE blob_id = %s AND kind = %s AND {where}""",
-                (blob_id, kind, *params),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""SELECT blob_id::text, account_id::text, kind, content_type, {data}, meta,
+                       create_time, octet_length(data) AS size
+                FROM blobs WHERE blob_id = %s AND kind = %s AND {where}""",
+            (blob_id, kind, *params),
+        )
         if row is None:
             raise not_found(kind, blob_id)
         return _blob(row)

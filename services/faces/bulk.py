@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 import psycopg
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from services.common import descriptors as codec
 from services.common import errors, ids
+from services.common.descriptors import InvalidDescriptor
 from services.common.scoping import Scope, unique_ids
 from services.faces import outbox
-from services.faces.descriptors import BAD_INPUT, DESCRIPTOR_LENGTH, MAX_DESCRIPTOR_BYTES
-from services.faces.faces import LISTS_NOT_FOUND, check_face_fields
+from services.faces.descriptors import invalid
+from services.faces.faces import account_not_found, check_face_fields, check_own_lists
 
 MAX_BATCH = 10_000
 Kind = outbox.Kind
@@ -36,7 +39,7 @@ class ImportItem:
 
 
 def _bad(detail: str) -> errors.LunaError:
-    return errors.LunaError(BAD_INPUT, detail)
+    return errors.LunaError(errors.BAD_INPUT, detail)
 
 
 def _uuid_array(values: Sequence[str]) -> str:
@@ -51,17 +54,28 @@ def _bytea_array(values: Sequence[bytes]) -> str:
 
 def normalised_rows(descriptors: Sequence[bytes]) -> list[bytes]:
     """Every descriptor checked (length, finite, non-zero) and L2-normalised, as one matrix."""
-    size = len(descriptors[0])
-    for raw in descriptors:
-        if len(raw) != size or not raw or len(raw) % 4 or len(raw) > MAX_DESCRIPTOR_BYTES:
-            raise errors.LunaError(DESCRIPTOR_LENGTH, f"Descriptor has incorrect length {len(raw)}")
-    m = np.frombuffer(b"".join(descriptors), dtype="<f4").reshape(len(descriptors), -1)
-    m = m.astype(np.float64)
-    norms = np.linalg.norm(m, axis=1)
-    if not np.isfinite(m).all() or (norms == 0.0).any():
-        raise _bad("Descriptor is not valid: it must be finite and non-zero float32 values")
-    unit = (m / norms[:, None]).astype("<f4")
-    return [row.tobytes() for row in unit]
+    try:
+        return codec.normalise_many(descriptors)
+    except InvalidDescriptor as exc:
+        raise invalid(exc) from None
+
+
+def _face_ids(items: Sequence[ImportItem]) -> list[str]:
+    """Every item's fields checked; its face id, or a new one (all unique)."""
+    face_ids: list[str] = []
+    for i, item in enumerate(items):
+        check_face_fields(
+            event_id=None,
+            user_data=item.user_data,
+            external_id=item.external_id,
+            avatar=item.avatar,
+        )
+        if item.face_id and not ids.is_uuid(item.face_id):
+            raise _bad(f"faces.{i}.face_id: '{item.face_id}' is not a valid uuid")
+        face_ids.append(item.face_id or ids.new_id())
+    if len(set(face_ids)) != len(face_ids):
+        raise _bad("faces: face ids must be unique")
+    return face_ids
 
 
 async def import_faces(
@@ -78,77 +92,14 @@ async def import_faces(
     if version <= 0:
         raise _bad("descriptor_version must be positive")
     lists = unique_ids(list_ids, "lists")
-    face_ids: list[str] = []
-    for i, item in enumerate(items):
-        check_face_fields(
-            event_id=None,
-            user_data=item.user_data,
-            external_id=item.external_id,
-            avatar=item.avatar,
-        )
-        if item.face_id and not ids.is_uuid(item.face_id):
-            raise _bad(f"faces.{i}.face_id: '{item.face_id}' is not a valid uuid")
-        face_ids.append(item.face_id or ids.new_id())
-    if len(set(face_ids)) != len(face_ids):
-        raise _bad("faces: face ids must be unique")
+    face_ids = _face_ids(items)
     descriptors = normalised_rows([item.descriptor for item in items])
     account = scope.account_id
-    id_array = _uuid_array(face_ids)
     try:
         async with pool.connection() as conn, conn.transaction():
-            if lists:
-                # Locked in id order, as CreateFace does (both update last_update_time).
-                cur = await conn.execute(
-                    "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
-                    " AND account_id = %s ORDER BY list_id FOR NO KEY UPDATE",
-                    (lists, account),
-                )
-                found = {r["list_id"] for r in await cur.fetchall()}
-                missing = [x for x in lists if x not in found]
-                if missing:
-                    raise errors.LunaError(
-                        LISTS_NOT_FOUND,
-                        f"One or more lists not found including list with id '{missing[0]}'",
-                    )
-            cur = await conn.execute(
-                """INSERT INTO faces AS f (face_id, account_id, user_data, external_id, avatar)
-                   SELECT u.face_id, %s, u.user_data, u.external_id, u.avatar
-                   FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])
-                        WITH ORDINALITY AS u(face_id, user_data, external_id, avatar, n)
-                   ORDER BY u.n
-                   RETURNING f.face_id::text AS face_id, f.account_id::text AS account_id,
-                             '' AS event_id, f.user_data, f.external_id, f.avatar,
-                             f.create_time, f.last_update_time, true AS has_attribute""",
-                (
-                    account,
-                    id_array,
-                    [x.user_data for x in items],
-                    [x.external_id for x in items],
-                    [x.avatar for x in items],
-                ),
-            )
-            rows = {r["face_id"]: r for r in await cur.fetchall()}
-            await conn.execute(
-                "INSERT INTO face_attributes (face_id) SELECT unnest(%s::uuid[])", (id_array,)
-            )
-            await conn.execute(
-                "INSERT INTO face_descriptors (face_id, version, descriptor)"
-                " SELECT u.face_id, %s, u.descriptor FROM unnest(%s::uuid[], %s::bytea[])"
-                " AS u(face_id, descriptor)",
-                (version, id_array, _bytea_array(descriptors)),
-            )
-            for list_id in lists:  # list by list: each face's link order is the request's
-                await conn.execute(
-                    "INSERT INTO list_faces (list_id, face_id) SELECT %s, u.face_id"
-                    " FROM unnest(%s::uuid[]) WITH ORDINALITY AS u(face_id, n) ORDER BY u.n",
-                    (list_id, id_array),
-                )
-            if lists:
-                await conn.execute(
-                    "UPDATE lists SET last_update_time = now() WHERE list_id = ANY(%s::uuid[])",
-                    (lists,),
-                )
-            records = [outbox.face_record(rows[f], lists) for f in face_ids]
+            # Locked in id order (the batch updates their last_update_time).
+            await check_own_lists(conn, account, lists, lock=True)
+            rows = await _insert(conn, account, version, lists, items, face_ids, descriptors)
             await outbox.enqueue(
                 conn,
                 [
@@ -162,13 +113,66 @@ async def import_faces(
                     )
                     for f, d in zip(face_ids, descriptors, strict=True)
                 ],
-                records,
+                [outbox.face_record(rows[f], lists) for f in face_ids],
             )
     except psycopg.errors.ForeignKeyViolation:
-        raise errors.LunaError(
-            errors.ACCOUNT_NOT_FOUND, f"Account with id '{account}' not found"
-        ) from None
+        raise account_not_found(account) from None
     except psycopg.errors.UniqueViolation:
-        raise errors.LunaError(22001, "One or more faces of the batch already exist") from None
+        raise errors.LunaError(
+            errors.FACE_EXISTS, "One or more faces of the batch already exist"
+        ) from None
     await publisher.flush()
     return face_ids
+
+
+async def _insert(
+    conn: AsyncConnection,
+    account: str,
+    version: int,
+    lists: list[str],
+    items: Sequence[ImportItem],
+    face_ids: list[str],
+    descriptors: list[bytes],
+) -> dict[str, dict[str, Any]]:
+    """The batch's faces, attributes, descriptors and list links, set-based; the new face rows
+    by face id."""
+    id_array = _uuid_array(face_ids)
+    cur = await conn.execute(
+        """INSERT INTO faces AS f (face_id, account_id, user_data, external_id, avatar)
+           SELECT u.face_id, %s, u.user_data, u.external_id, u.avatar
+           FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])
+                WITH ORDINALITY AS u(face_id, user_data, external_id, avatar, n)
+           ORDER BY u.n
+           RETURNING f.face_id::text AS face_id, f.account_id::text AS account_id,
+                     '' AS event_id, f.user_data, f.external_id, f.avatar,
+                     f.create_time, f.last_update_time, true AS has_attribute""",
+        (
+            account,
+            id_array,
+            [x.user_data for x in items],
+            [x.external_id for x in items],
+            [x.avatar for x in items],
+        ),
+    )
+    rows = {r["face_id"]: r for r in await cur.fetchall()}
+    await conn.execute(
+        "INSERT INTO face_attributes (face_id) SELECT unnest(%s::uuid[])", (id_array,)
+    )
+    await conn.execute(
+        "INSERT INTO face_descriptors (face_id, version, descriptor)"
+        " SELECT u.face_id, %s, u.descriptor FROM unnest(%s::uuid[], %s::bytea[])"
+        " AS u(face_id, descriptor)",
+        (version, id_array, _bytea_array(descriptors)),
+    )
+    for list_id in lists:  # list by list: each face's link order is the request's
+        await conn.execute(
+            "INSERT INTO list_faces (list_id, face_id) SELECT %s, u.face_id"
+            " FROM unnest(%s::uuid[]) WITH ORDINALITY AS u(face_id, n) ORDER BY u.n",
+            (list_id, id_array),
+        )
+    if lists:
+        await conn.execute(
+            "UPDATE lists SET last_update_time = now() WHERE list_id = ANY(%s::uuid[])",
+            (lists,),
+        )
+    return rows

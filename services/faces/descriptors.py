@@ -10,14 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from services.common import descriptors as codec
 from services.common import errors, ids
-
-# Largest descriptor accepted: 4096 float32 dimensions is far above any face model's size.
-MAX_DESCRIPTOR_BYTES = 4096 * 4
-DESCRIPTOR_LENGTH = 12034  # "Descriptor has incorrect length {value}"
-BAD_INPUT = 12031  # generic "Bad/incomplete input data" with a detail
+from services.common.descriptors import InvalidDescriptor
 
 
 @dataclass(frozen=True)
@@ -47,34 +42,32 @@ class AttributeData:
         return list(dict.fromkeys((*self.descriptor_samples, *self.basic_attributes_samples)))
 
 
+def invalid(exc: InvalidDescriptor) -> errors.LunaError:
+    """The faces API's error for a descriptor the codec refused: 12034 or 12031."""
+    if exc.kind == "length":
+        return errors.LunaError(
+            errors.BAD_DESCRIPTOR_LENGTH, f"Descriptor has incorrect length {exc.length}"
+        )
+    return errors.LunaError(
+        errors.BAD_INPUT, "Descriptor is not valid: it must be finite and non-zero float32 values"
+    )
+
+
 def normalise(raw: bytes) -> bytes:
     """Check a packed float32 descriptor and return it L2-normalised (little-endian)."""
-    if not raw or len(raw) % 4 or len(raw) > MAX_DESCRIPTOR_BYTES:
-        raise errors.LunaError(DESCRIPTOR_LENGTH, f"Descriptor has incorrect length {len(raw)}")
-    vector = np.frombuffer(raw, dtype="<f4").astype(np.float64)
-    norm = float(np.linalg.norm(vector))
-    if not np.isfinite(vector).all() or norm == 0.0:
-        raise errors.LunaError(
-            BAD_INPUT, "Descriptor is not valid: it must be finite and non-zero float32 values"
-        )
-    return (vector / norm).astype("<f4").tobytes()
+    try:
+        return codec.normalise(raw)
+    except InvalidDescriptor as exc:
+        raise invalid(exc) from None
 
 
 def check_sample_ids(values: Iterable[str], path: str) -> tuple[str, ...]:
     out = tuple(values)
     for value in out:
         if not ids.is_uuid(value):
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: '{path}', message: "
-                "'value is not a valid uuid'",
-            )
+            raise errors.bad_json(path, "value is not a valid uuid")
     if len(set(out)) != len(out):
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            f"Failed to validate input json. Path: '{path}', message: "
-            "'the list has duplicated items'",
-        )
+        raise errors.bad_json(path, "the list has duplicated items")
     return out
 
 
@@ -85,11 +78,7 @@ def check_basic_attributes(basic: BasicAttributes) -> BasicAttributes:
         ("ethnicity", basic.ethnicity, (0, 1, 2, 3, 4)),
     ):
         if value not in allowed:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'basic_attributes.{name}', message: "
-                f"'value {value} is out of range'",
-            )
+            raise errors.bad_json(f"basic_attributes.{name}", f"value {value} is out of range")
     return basic
 
 
@@ -106,16 +95,12 @@ def checked(
     by_version: dict[int, bytes] = {}
     for raw, version in descriptors:
         if version <= 0:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'face_descriptors.version', message: "
-                f"'descriptor version {version} is not valid'",
+            raise errors.bad_json(
+                "face_descriptors.version", f"descriptor version {version} is not valid"
             )
         if version in by_version:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'face_descriptors', message: "
-                f"'descriptor version {version} is given twice'",
+            raise errors.bad_json(
+                "face_descriptors", f"descriptor version {version} is given twice"
             )
         by_version[version] = normalise(raw)
     data = AttributeData(
@@ -129,9 +114,5 @@ def checked(
         ),
     )
     if data.empty:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: '', message: "
-            "'face_descriptors or basic_attributes is required'",
-        )
+        raise errors.bad_json("", "face_descriptors or basic_attributes is required")
     return data

@@ -7,7 +7,7 @@ from luna.common.v1 import account_pb2
 from luna.events.v1 import events_pb2, events_pb2_grpc
 
 from services.common import errors, grpc_client
-from services.faces.faces import EVENT_NOT_FOUND, EventLookup
+from services.faces.faces import EventLookup
 
 # A face creation waits this long for the events service, then answers its timeout error.
 LOOKUP_TIMEOUT_S = 10.0
@@ -27,7 +27,7 @@ def lookup(channel: grpc.aio.Channel) -> EventLookup:
         try:
             await events.GetEvent(request, timeout=LOOKUP_TIMEOUT_S)
         except errors.LunaError as err:
-            if err.code == EVENT_NOT_FOUND:
+            if err.code == errors.EVENT_NOT_FOUND:
                 return False
             raise
         return True

@@ -17,30 +17,22 @@ from luna.faces.v1 import changes_pb2
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import db, errors, ids
 from services.common.scoping import (
     Scope,
     check_length,
     check_uuid,
-    escape_like,
     page_bounds,
     readable,
     unique_ids,
 )
 from services.faces import attributes, outbox
 from services.faces.descriptors import AttributeData, BasicAttributes
+from services.faces.where import Where
 
-FACE_NOT_FOUND = 22002
-EVENT_NOT_FOUND = 23001  # "Event with id {value} not found"
 # (account_id, event_id) -> whether that account has the event. The events service owns
 # events: this is a call to its API, never a read of its tables.
 EventLookup = Callable[[str, str], Awaitable[bool]]
-FACES_NOT_FOUND = 22004  # "One or more faces not found including face with id '{value}'"
-LISTS_NOT_FOUND = 22005
-ATTRIBUTE_FOR_UPDATE_NOT_FOUND = 22010
-ATTRIBUTE_NOT_FOUND = 22011
-DESCRIPTOR_VERSION_NOT_FOUND = 22018
-FACE_HAS_NO_ATTRIBUTES = 11032
 Kind = changes_pb2.FaceChange.Kind
 
 # An attribute source: a temporary attribute id, data given directly, or nothing.
@@ -117,38 +109,21 @@ def _face(row: dict[str, Any], list_ids: Iterable[str] = ()) -> Face:
 
 def face_where(scope: Scope, flt: FaceFilter) -> tuple[str, list[Any]]:
     """SQL condition (over alias `f`) and parameters for a scope and a filter."""
-    where, scope_params = readable(scope, "f.account_id")
-    conditions, params = [where], list(scope_params)
-    if flt.face_ids:
-        conditions.append("f.face_id = ANY(%s::uuid[])")
-        params.append(unique_ids(flt.face_ids, "face_ids"))
+    w = Where(scope, "f.account_id")
+    w.ids("f.face_id", flt.face_ids, "face_ids")
     if flt.external_ids:
-        conditions.append("f.external_id = ANY(%s::text[])")
-        params.append(list(flt.external_ids))
-    if flt.user_data is not None:
-        conditions.append("f.user_data ILIKE %s ESCAPE '\\'")
-        params.append(f"%{escape_like(flt.user_data)}%")
+        w.add("f.external_id = ANY(%s::text[])", list(flt.external_ids))
+    w.contains("f.user_data", flt.user_data)
     if flt.list_id:
-        conditions.append(
-            "f.face_id IN (SELECT lf.face_id FROM list_faces lf WHERE lf.list_id = %s)"
+        w.add(
+            "f.face_id IN (SELECT lf.face_id FROM list_faces lf WHERE lf.list_id = %s)",
+            check_uuid(flt.list_id, "list_id"),
         )
-        params.append(check_uuid(flt.list_id, "list_id"))
     if flt.event_id:
-        conditions.append("f.event_id = %s")
-        params.append(check_uuid(flt.event_id, "event_id"))
-    if flt.create_time_gte is not None:
-        conditions.append("f.create_time >= %s")
-        params.append(flt.create_time_gte)
-    if flt.create_time_lt is not None:
-        conditions.append("f.create_time < %s")
-        params.append(flt.create_time_lt)
-    if flt.face_id_gte:
-        conditions.append("f.face_id >= %s")
-        params.append(check_uuid(flt.face_id_gte, "face_id__gte"))
-    if flt.face_id_lt:
-        conditions.append("f.face_id < %s")
-        params.append(check_uuid(flt.face_id_lt, "face_id__lt"))
-    return " AND ".join(conditions), params
+        w.add("f.event_id = %s", check_uuid(flt.event_id, "event_id"))
+    w.since("f.create_time", flt.create_time_gte, flt.create_time_lt)
+    w.id_range("f.face_id", flt.face_id_gte, flt.face_id_lt, "face_id")
+    return w.sql()
 
 
 def check_face_fields(
@@ -190,6 +165,63 @@ async def lock_own_faces(conn: AsyncConnection, account_id: str, face_ids: list[
         (face_ids, account_id),
     )
     return {row["face_id"] for row in await cur.fetchall()}
+
+
+def account_not_found(account_id: str) -> errors.LunaError:
+    return errors.LunaError(errors.ACCOUNT_NOT_FOUND, f"Account with id '{account_id}' not found")
+
+
+def face_not_found(face_id: str) -> errors.LunaError:
+    return errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+
+
+def faces_not_found(face_id: str) -> errors.LunaError:
+    return errors.LunaError(
+        errors.FACES_NOT_FOUND, f"One or more faces not found including face with id '{face_id}'"
+    )
+
+
+def lists_not_found(list_id: str) -> errors.LunaError:
+    return errors.LunaError(
+        errors.LISTS_NOT_FOUND,
+        f"One or more lists not found including list with id '{list_id}'",
+    )
+
+
+async def check_own_lists(
+    conn: AsyncConnection, account_id: str, list_ids: list[str], *, lock: bool = False
+) -> None:
+    """22005 naming the first of `list_ids` that is not a list of `account_id`. `lock` takes
+    them FOR NO KEY UPDATE in id order (writers that update their last_update_time)."""
+    if not list_ids:
+        return
+    cur = await conn.execute(
+        "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
+        " AND account_id = %s" + (" ORDER BY list_id FOR NO KEY UPDATE" if lock else ""),
+        (list_ids, account_id),
+    )
+    found = {r["list_id"] for r in await cur.fetchall()}
+    missing = [x for x in list_ids if x not in found]
+    if missing:
+        raise lists_not_found(missing[0])
+
+
+async def _link_new_face(conn: AsyncConnection, face_id: str, lists: list[str]) -> None:
+    """A new face into `lists`, one by one so link_key follows the request's list order."""
+    if not lists:
+        return
+    async with conn.cursor() as c:
+        for list_id in lists:
+            await c.execute(
+                "INSERT INTO list_faces (list_id, face_id) VALUES (%s, %s)", (list_id, face_id)
+            )
+    # Last, and in id order: concurrent creates into one list (the usual watchlist load) wait
+    # for each other only from here to the commit, not for the whole transaction.
+    await conn.execute(
+        "UPDATE lists SET last_update_time = now() WHERE list_id IN (SELECT list_id FROM lists"
+        " WHERE list_id = ANY(%s::uuid[]) ORDER BY list_id FOR NO KEY UPDATE)",
+        (lists,),
+    )
 
 
 async def face_descriptors(conn: AsyncConnection, face_id: str) -> dict[int, bytes]:
@@ -248,7 +280,7 @@ async def _resolve(
     if data is None:
         detail = (
             f"Attributes with id '{source}' for update not found"
-            if missing_code == ATTRIBUTE_FOR_UPDATE_NOT_FOUND
+            if missing_code == errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
             else f"Attributes with id {source} not found"
         )
         raise errors.LunaError(missing_code, detail)
@@ -272,7 +304,7 @@ class Faces:
         if self._event_exists is None or not event_id:
             return
         if not await self._event_exists(scope.account_id, event_id):
-            raise errors.LunaError(EVENT_NOT_FOUND, f"Event with id {event_id} not found")
+            raise errors.LunaError(errors.EVENT_NOT_FOUND, f"Event with id {event_id} not found")
 
     async def create(
         self,
@@ -298,23 +330,11 @@ class Faces:
         face_id = face_id or ids.new_id()
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                data = await _resolve(conn, scope.account_id, attribute, ATTRIBUTE_NOT_FOUND)
-                if lists:
-                    # Checked without a lock: the list_faces foreign key keeps them from
-                    # being deleted meanwhile (a KEY SHARE lock, which does not conflict
-                    # with other creates' last_update_time updates below).
-                    cur = await conn.execute(
-                        "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
-                        " AND account_id = %s",
-                        (lists, scope.account_id),
-                    )
-                    found = {r["list_id"] for r in await cur.fetchall()}
-                    missing = [x for x in lists if x not in found]
-                    if missing:
-                        raise errors.LunaError(
-                            LISTS_NOT_FOUND,
-                            f"One or more lists not found including list with id '{missing[0]}'",
-                        )
+                data = await _resolve(conn, scope.account_id, attribute, errors.ATTRIBUTE_NOT_FOUND)
+                # Checked without a lock: the list_faces foreign key keeps them from being
+                # deleted meanwhile (a KEY SHARE lock, which does not conflict with other
+                # creates' last_update_time updates below).
+                await check_own_lists(conn, scope.account_id, lists)
                 cur = await conn.execute(
                     f"""INSERT INTO faces AS f (face_id, account_id, event_id, user_data,
                                                 external_id, avatar)
@@ -325,23 +345,7 @@ class Faces:
                 assert row is not None
                 if data is not None:
                     await _store_attribute(conn, face_id, data)
-                if lists:
-                    async with conn.cursor() as c:
-                        # One by one so link_key follows the request's list order.
-                        for list_id in lists:
-                            await c.execute(
-                                "INSERT INTO list_faces (list_id, face_id) VALUES (%s, %s)",
-                                (list_id, face_id),
-                            )
-                    # Last, and in id order: concurrent creates into one list (the usual
-                    # watchlist load) wait for each other only from here to the commit, not
-                    # for the whole transaction.
-                    await conn.execute(
-                        "UPDATE lists SET last_update_time = now() WHERE list_id IN (SELECT"
-                        " list_id FROM lists WHERE list_id = ANY(%s::uuid[]) ORDER BY list_id"
-                        " FOR NO KEY UPDATE)",
-                        (lists,),
-                    )
+                await _link_new_face(conn, face_id, lists)
                 await outbox.enqueue(
                     conn,
                     outbox.upserts(
@@ -352,15 +356,12 @@ class Faces:
         except psycopg.errors.ForeignKeyViolation as exc:
             if (exc.diag.constraint_name or "").startswith("list_faces_list_id"):
                 # A list deleted between the check above and the link.
-                raise errors.LunaError(
-                    LISTS_NOT_FOUND,
-                    f"One or more lists not found including list with id '{lists[0]}'",
-                ) from None
-            raise errors.LunaError(
-                errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
-            ) from None
+                raise lists_not_found(lists[0]) from None
+            raise account_not_found(scope.account_id) from None
         except psycopg.errors.UniqueViolation:
-            raise errors.LunaError(22001, f"Face with id '{face_id}' already exists") from None
+            raise errors.LunaError(
+                errors.FACE_EXISTS, f"Face with id '{face_id}' already exists"
+            ) from None
         await self._publisher.flush()
         return _face({**row, "has_attribute": data is not None}, lists)
 
@@ -381,18 +382,17 @@ class Faces:
 
     async def get(self, scope: Scope, face_id: str, *, with_lists: bool = True) -> Face:
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise face_not_found(face_id)
         where, params = readable(scope, "f.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM faces f WHERE f.face_id = %s AND {where}",
-                (face_id, *params),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
-            lists = (await face_lists(conn, [face_id]))[face_id] if with_lists else []
-        return _face(row, lists)
+        lists = f", {_LIST_IDS} AS list_ids" if with_lists else ""
+        row = await db.fetch_one(
+            self._pool,
+            f"SELECT {_COLUMNS}{lists} FROM faces f WHERE f.face_id = %s AND {where}",
+            (face_id, *params),
+        )
+        if row is None:
+            raise face_not_found(face_id)
+        return _face(row, row.pop("list_ids", ()))
 
     async def list(
         self,
@@ -410,22 +410,19 @@ class Faces:
         # Lists in the same statement: one round trip instead of two (the matcher reads match
         # records through here on every search).
         lists = f", {_LIST_IDS} AS list_ids" if with_lists else ""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS}{lists} FROM faces f WHERE {where} ORDER BY {order} "
-                "LIMIT %s OFFSET %s",
-                (*params, limit, offset),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            f"SELECT {_COLUMNS}{lists} FROM faces f WHERE {where} ORDER BY {order} "
+            "LIMIT %s OFFSET %s",
+            (*params, limit, offset),
+        )
         return [_face(r, r.pop("list_ids", ())) for r in rows]
 
     async def count(self, scope: Scope, flt: FaceFilter) -> int:
         where, params = face_where(scope, flt)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT count(*) AS n FROM faces f WHERE {where}", params)
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await db.count(
+            self._pool, f"SELECT count(*) AS n FROM faces f WHERE {where}", params
+        )
 
     async def update(
         self,
@@ -453,7 +450,7 @@ class Faces:
             if value is not None:
                 changes[name] = value
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise face_not_found(face_id)
         sets = ", ".join(f"{c} = %s" for c in changes)
         async with self._pool.connection() as conn, conn.transaction():
             if changes:
@@ -470,7 +467,7 @@ class Faces:
                 )
             row = await cur.fetchone()
             if row is None:
-                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise face_not_found(face_id)
             lists = (await face_lists(conn, [face_id]))[face_id]
             if changes:
                 await outbox.enqueue(
@@ -484,10 +481,10 @@ class Faces:
 
     async def delete(self, scope: Scope, face_id: str) -> None:
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise face_not_found(face_id)
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise face_not_found(face_id)
             await outbox.enqueue(conn, await delete_locked_faces(conn, scope.account_id, [face_id]))
         await self._publisher.flush()
 
@@ -499,10 +496,7 @@ class Faces:
             found = await lock_own_faces(conn, scope.account_id, wanted)
             missing = [f for f in wanted if f not in found]
             if missing and not ignore_missing:
-                raise errors.LunaError(
-                    FACES_NOT_FOUND,
-                    f"One or more faces not found including face with id '{missing[0]}'",
-                )
+                raise faces_not_found(missing[0])
             deleted = [f for f in wanted if f in found]
             if deleted:
                 await outbox.enqueue(
@@ -525,13 +519,14 @@ class Faces:
             row = await cur.fetchone()
             if row is None:
                 raise errors.LunaError(
-                    FACE_HAS_NO_ATTRIBUTES, f"Face with id {face_id} does not have attributes yet"
+                    errors.FACE_HAS_NO_ATTRIBUTES,
+                    f"Face with id {face_id} does not have attributes yet",
                 )
             descriptors = await face_descriptors(conn, face_id)
         if descriptor_version:
             if descriptor_version not in descriptors:
                 raise errors.LunaError(
-                    DESCRIPTOR_VERSION_NOT_FOUND,
+                    errors.DESCRIPTOR_VERSION_NOT_FOUND,
                     f"Descriptor of version {descriptor_version} is not found for object with "
                     f"id '{face.face_id}'.",
                 )
@@ -556,16 +551,15 @@ class Faces:
         self, scope: Scope, face_id: str, source: AttributeSource
     ) -> FaceAttribute:
         if source is None:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: '', message: 'attribute is required'",
-            )
+            raise errors.bad_json("", "attribute is required")
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise face_not_found(face_id)
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
-            data = await _resolve(conn, scope.account_id, source, ATTRIBUTE_FOR_UPDATE_NOT_FOUND)
+                raise face_not_found(face_id)
+            data = await _resolve(
+                conn, scope.account_id, source, errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
+            )
             assert data is not None
             old = await face_descriptors(conn, face_id)
             await conn.execute("DELETE FROM face_attributes WHERE face_id = %s", (face_id,))
@@ -585,14 +579,15 @@ class Faces:
 
     async def delete_attribute(self, scope: Scope, face_id: str) -> None:
         if not ids.is_uuid(face_id):
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+            raise face_not_found(face_id)
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{face_id}' not found")
+                raise face_not_found(face_id)
             cur = await conn.execute("DELETE FROM face_attributes WHERE face_id = %s", (face_id,))
             if cur.rowcount == 0:
                 raise errors.LunaError(
-                    FACE_HAS_NO_ATTRIBUTES, f"Face with id {face_id} does not have attributes yet"
+                    errors.FACE_HAS_NO_ATTRIBUTES,
+                    f"Face with id {face_id} does not have attributes yet",
                 )
             await conn.execute(
                 "UPDATE faces SET last_update_time = now() WHERE face_id = %s", (face_id,)
@@ -642,15 +637,12 @@ class Faces:
 
     async def count_attributes(self, scope: Scope) -> int:
         where, params = readable(scope, "f.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT count(*) AS n FROM faces f JOIN face_attributes a USING (face_id)"
-                f" WHERE {where}",
-                params,
-            )
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await db.count(
+            self._pool,
+            "SELECT count(*) AS n FROM faces f JOIN face_attributes a USING (face_id)"
+            f" WHERE {where}",
+            params,
+        )
 
     async def stream_descriptors(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 import grpc
 from luna.common.v1 import account_pb2, info_pb2
@@ -22,6 +23,7 @@ from luna.faces.v1 import (
 )
 
 from services.common import permissions, times
+from services.common.grpc_server import unary
 from services.common.scoping import Scope
 from services.faces import descriptors
 from services.faces.accounts import Account, Accounts
@@ -98,24 +100,20 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self._info = info
         self._changed = changed
 
-    async def CreateAccount(
-        self, request: accounts_pb2.CreateAccountRequest, context: grpc.aio.ServicerContext
-    ) -> accounts_pb2.CreateAccountResponse:
-        account = await self._accounts.create(
-            login=request.login,
-            password=request.password,
-            account_type=ACCOUNT_TYPE_NAMES.get(request.account_type, ""),
-            description=request.description,
-            account_id=request.account_id,
-        )
-        return accounts_pb2.CreateAccountResponse(account=account_pb(account))
-
-    async def GetAccount(
-        self, request: accounts_pb2.GetAccountRequest, context: grpc.aio.ServicerContext
-    ) -> accounts_pb2.GetAccountResponse:
-        return accounts_pb2.GetAccountResponse(
-            account=account_pb(await self._accounts.get(request.account_id))
-        )
+    CreateAccount = unary(
+        lambda s, r: s._accounts.create(
+            login=r.login,
+            password=r.password,
+            account_type=ACCOUNT_TYPE_NAMES.get(r.account_type, ""),
+            description=r.description,
+            account_id=r.account_id,
+        ),
+        lambda account: accounts_pb2.CreateAccountResponse(account=account_pb(account)),
+    )
+    GetAccount = unary(
+        lambda s, r: s._accounts.get(r.account_id),
+        lambda account: accounts_pb2.GetAccountResponse(account=account_pb(account)),
+    )
 
     async def UpdateAccount(
         self, request: accounts_pb2.UpdateAccountRequest, context: grpc.aio.ServicerContext
@@ -177,37 +175,24 @@ class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
         self._tokens = tokens
         self._changed = changed
 
-    async def CreateToken(
-        self, request: tokens_pb2.CreateTokenRequest, context: grpc.aio.ServicerContext
-    ) -> tokens_pb2.CreateTokenResponse:
-        token = await self._tokens.create(scope_of(request.scope), fields_of(request.fields))
-        return tokens_pb2.CreateTokenResponse(token=token_pb(token))
-
-    async def ListTokens(
-        self, request: tokens_pb2.ListTokensRequest, context: grpc.aio.ServicerContext
-    ) -> tokens_pb2.ListTokensResponse:
-        tokens = await self._tokens.list(
-            scope_of(request.scope),
-            page=request.page.page or 1,
-            page_size=request.page.page_size or 10,
-            create_time_gte=(
-                times.from_timestamp(request.create_time_gte)
-                if request.HasField("create_time_gte")
-                else None
-            ),
-            create_time_lt=(
-                times.from_timestamp(request.create_time_lt)
-                if request.HasField("create_time_lt")
-                else None
-            ),
-        )
-        return tokens_pb2.ListTokensResponse(tokens=[token_pb(t) for t in tokens])
-
-    async def GetToken(
-        self, request: tokens_pb2.GetTokenRequest, context: grpc.aio.ServicerContext
-    ) -> tokens_pb2.GetTokenResponse:
-        token = await self._tokens.get(scope_of(request.scope), request.token_id)
-        return tokens_pb2.GetTokenResponse(token=token_pb(token))
+    CreateToken = unary(
+        lambda s, r: s._tokens.create(scope_of(r.scope), fields_of(r.fields)),
+        lambda token: tokens_pb2.CreateTokenResponse(token=token_pb(token)),
+    )
+    ListTokens = unary(
+        lambda s, r: s._tokens.list(
+            scope_of(r.scope),
+            page=r.page.page or 1,
+            page_size=r.page.page_size or 10,
+            create_time_gte=_time_or_none(r, "create_time_gte"),
+            create_time_lt=_time_or_none(r, "create_time_lt"),
+        ),
+        lambda tokens: tokens_pb2.ListTokensResponse(tokens=[token_pb(t) for t in tokens]),
+    )
+    GetToken = unary(
+        lambda s, r: s._tokens.get(scope_of(r.scope), r.token_id),
+        lambda token: tokens_pb2.GetTokenResponse(token=token_pb(token)),
+    )
 
     async def ReplaceToken(
         self, request: tokens_pb2.ReplaceTokenRequest, context: grpc.aio.ServicerContext
@@ -351,46 +336,37 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
     def __init__(self, faces: Faces) -> None:
         self._faces = faces
 
-    async def CreateFace(
-        self, request: faces_pb2.CreateFaceRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.CreateFaceResponse:
-        face = await self._faces.create(
-            scope_of(request.scope),
-            event_id=request.event_id,
-            user_data=request.user_data,
-            external_id=request.external_id,
-            avatar=request.avatar,
-            attribute=attribute_source_of(request.attribute),
-            list_ids=request.list_ids,
-            event_pending=request.event_pending,
-        )
-        return faces_pb2.CreateFaceResponse(face=face_pb(face))
-
-    async def GetFace(
-        self, request: faces_pb2.GetFaceRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.GetFaceResponse:
-        face = await self._faces.get(
-            scope_of(request.scope), request.face_id, with_lists=request.with_lists
-        )
-        return faces_pb2.GetFaceResponse(face=face_pb(face))
-
-    async def ListFaces(
-        self, request: faces_pb2.ListFacesRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.ListFacesResponse:
-        faces = await self._faces.list(
-            scope_of(request.scope),
-            face_filter_of(request.filter),
-            page=request.page.page,
-            page_size=request.page.page_size,
-            with_lists=request.with_lists,
-        )
-        return faces_pb2.ListFacesResponse(faces=[face_pb(f) for f in faces])
-
-    async def CountFaces(
-        self, request: faces_pb2.CountFacesRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.CountFacesResponse:
-        count = await self._faces.count(scope_of(request.scope), face_filter_of(request.filter))
-        return faces_pb2.CountFacesResponse(count=count)
+    CreateFace = unary(
+        lambda s, r: s._faces.create(
+            scope_of(r.scope),
+            event_id=r.event_id,
+            user_data=r.user_data,
+            external_id=r.external_id,
+            avatar=r.avatar,
+            attribute=attribute_source_of(r.attribute),
+            list_ids=r.list_ids,
+            event_pending=r.event_pending,
+        ),
+        lambda face: faces_pb2.CreateFaceResponse(face=face_pb(face)),
+    )
+    GetFace = unary(
+        lambda s, r: s._faces.get(scope_of(r.scope), r.face_id, with_lists=r.with_lists),
+        lambda face: faces_pb2.GetFaceResponse(face=face_pb(face)),
+    )
+    ListFaces = unary(
+        lambda s, r: s._faces.list(
+            scope_of(r.scope),
+            face_filter_of(r.filter),
+            page=r.page.page,
+            page_size=r.page.page_size,
+            with_lists=r.with_lists,
+        ),
+        lambda faces: faces_pb2.ListFacesResponse(faces=[face_pb(f) for f in faces]),
+    )
+    CountFaces = unary(
+        lambda s, r: s._faces.count(scope_of(r.scope), face_filter_of(r.filter)),
+        lambda n: faces_pb2.CountFacesResponse(count=n),
+    )
 
     async def UpdateFace(
         self, request: faces_pb2.UpdateFaceRequest, context: grpc.aio.ServicerContext
@@ -408,55 +384,40 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
         )
         return faces_pb2.UpdateFaceResponse(face=face_pb(face))
 
-    async def DeleteFace(
-        self, request: faces_pb2.DeleteFaceRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.DeleteFaceResponse:
-        await self._faces.delete(scope_of(request.scope), request.face_id)
-        return faces_pb2.DeleteFaceResponse()
-
-    async def DeleteFaces(
-        self, request: faces_pb2.DeleteFacesRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.DeleteFacesResponse:
-        deleted = await self._faces.delete_many(
-            scope_of(request.scope), request.face_ids, ignore_missing=request.ignore_missing
-        )
-        return faces_pb2.DeleteFacesResponse(face_ids=deleted)
-
-    async def GetFaceAttribute(
-        self, request: faces_pb2.GetFaceAttributeRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.GetFaceAttributeResponse:
-        attribute = await self._faces.get_attribute(
-            scope_of(request.scope), request.face_id, descriptor_version=request.descriptor_version
-        )
-        return faces_pb2.GetFaceAttributeResponse(attribute=face_attribute_pb(attribute))
-
-    async def PutFaceAttribute(
-        self, request: faces_pb2.PutFaceAttributeRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.PutFaceAttributeResponse:
-        attribute = await self._faces.put_attribute(
-            scope_of(request.scope), request.face_id, attribute_source_of(request.attribute)
-        )
-        return faces_pb2.PutFaceAttributeResponse(attribute=face_attribute_pb(attribute))
-
-    async def DeleteFaceAttribute(
-        self, request: faces_pb2.DeleteFaceAttributeRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.DeleteFaceAttributeResponse:
-        await self._faces.delete_attribute(scope_of(request.scope), request.face_id)
-        return faces_pb2.DeleteFaceAttributeResponse()
-
-    async def DeleteFaceDescriptors(
-        self, request: faces_pb2.DeleteFaceDescriptorsRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.DeleteFaceDescriptorsResponse:
-        removed = await self._faces.delete_descriptors(
-            scope_of(request.scope), request.version, list(request.face_ids)
-        )
-        return faces_pb2.DeleteFaceDescriptorsResponse(face_ids=removed)
-
-    async def CountFaceAttributes(
-        self, request: faces_pb2.CountFaceAttributesRequest, context: grpc.aio.ServicerContext
-    ) -> faces_pb2.CountFaceAttributesResponse:
-        count = await self._faces.count_attributes(scope_of(request.scope))
-        return faces_pb2.CountFaceAttributesResponse(count=count)
+    DeleteFace = unary(
+        lambda s, r: s._faces.delete(scope_of(r.scope), r.face_id),
+        lambda _: faces_pb2.DeleteFaceResponse(),
+    )
+    DeleteFaces = unary(
+        lambda s, r: s._faces.delete_many(
+            scope_of(r.scope), r.face_ids, ignore_missing=r.ignore_missing
+        ),
+        lambda deleted: faces_pb2.DeleteFacesResponse(face_ids=deleted),
+    )
+    GetFaceAttribute = unary(
+        lambda s, r: s._faces.get_attribute(
+            scope_of(r.scope), r.face_id, descriptor_version=r.descriptor_version
+        ),
+        lambda a: faces_pb2.GetFaceAttributeResponse(attribute=face_attribute_pb(a)),
+    )
+    PutFaceAttribute = unary(
+        lambda s, r: s._faces.put_attribute(
+            scope_of(r.scope), r.face_id, attribute_source_of(r.attribute)
+        ),
+        lambda a: faces_pb2.PutFaceAttributeResponse(attribute=face_attribute_pb(a)),
+    )
+    DeleteFaceAttribute = unary(
+        lambda s, r: s._faces.delete_attribute(scope_of(r.scope), r.face_id),
+        lambda _: faces_pb2.DeleteFaceAttributeResponse(),
+    )
+    DeleteFaceDescriptors = unary(
+        lambda s, r: s._faces.delete_descriptors(scope_of(r.scope), r.version, list(r.face_ids)),
+        lambda removed: faces_pb2.DeleteFaceDescriptorsResponse(face_ids=removed),
+    )
+    CountFaceAttributes = unary(
+        lambda s, r: s._faces.count_attributes(scope_of(r.scope)),
+        lambda n: faces_pb2.CountFaceAttributesResponse(count=n),
+    )
 
     async def ImportFaces(
         self, request: faces_pb2.ImportFacesRequest, context: grpc.aio.ServicerContext
@@ -509,123 +470,81 @@ class ListsServicer(lists_pb2_grpc.ListsServiceServicer):
     def __init__(self, lists: Lists) -> None:
         self._lists = lists
 
-    async def CreateList(
-        self, request: lists_pb2.CreateListRequest, context: grpc.aio.ServicerContext
-    ) -> lists_pb2.CreateListResponse:
-        item = await self._lists.create(scope_of(request.scope), user_data=request.user_data)
-        return lists_pb2.CreateListResponse(list=list_pb(item))
-
-    async def GetList(
-        self, request: lists_pb2.GetListRequest, context: grpc.aio.ServicerContext
-    ) -> lists_pb2.GetListResponse:
-        item = await self._lists.get(scope_of(request.scope), request.list_id)
-        return lists_pb2.GetListResponse(list=list_pb(item))
-
-    async def ListLists(
-        self, request: lists_pb2.ListListsRequest, context: grpc.aio.ServicerContext
-    ) -> lists_pb2.ListListsResponse:
-        items = await self._lists.list(
-            scope_of(request.scope),
-            list_filter_of(request.filter),
-            page=request.page.page,
-            page_size=request.page.page_size,
-        )
-        return lists_pb2.ListListsResponse(lists=[list_pb(i) for i in items])
-
-    async def CountLists(
-        self, request: lists_pb2.CountListsRequest, context: grpc.aio.ServicerContext
-    ) -> lists_pb2.CountListsResponse:
-        count = await self._lists.count(scope_of(request.scope), list_filter_of(request.filter))
-        return lists_pb2.CountListsResponse(count=count)
-
-    async def UpdateList(
-        self, request: lists_pb2.UpdateListRequest, context: grpc.aio.ServicerContext
-    ) -> lists_pb2.UpdateListResponse:
-        item = await self._lists.update(
-            scope_of(request.scope), request.list_id, user_data=request.user_data
-        )
-        return lists_pb2.UpdateListResponse(list=list_pb(item))
-
-    async def DeleteList(
-        self, request: lists_pb2.DeleteListRequest, context: grpc.aio.ServicerContext
-    ) -> lists_pb2.DeleteListResponse:
-        n = await self._lists.delete(
-            scope_of(request.scope), request.list_id, with_faces=request.with_faces
-        )
-        return lists_pb2.DeleteListResponse(deleted_faces=n)
-
-    async def DeleteLists(
-        self, request: lists_pb2.DeleteListsRequest, context: grpc.aio.ServicerContext
-    ) -> lists_pb2.DeleteListsResponse:
-        n = await self._lists.delete_many(
-            scope_of(request.scope), request.list_ids, with_faces=request.with_faces
-        )
-        return lists_pb2.DeleteListsResponse(deleted_faces=n)
-
-    async def AttachFaces(
-        self, request: lists_pb2.AttachFacesRequest, context: grpc.aio.ServicerContext
-    ) -> lists_pb2.AttachFacesResponse:
-        changed = await self._lists.attach(
-            scope_of(request.scope), request.list_id, request.face_ids
-        )
-        return lists_pb2.AttachFacesResponse(attached_face_ids=changed)
-
-    async def DetachFaces(
-        self, request: lists_pb2.DetachFacesRequest, context: grpc.aio.ServicerContext
-    ) -> lists_pb2.DetachFacesResponse:
-        changed = await self._lists.detach(
-            scope_of(request.scope), request.list_id, request.face_ids
-        )
-        return lists_pb2.DetachFacesResponse(detached_face_ids=changed)
+    CreateList = unary(
+        lambda s, r: s._lists.create(scope_of(r.scope), user_data=r.user_data),
+        lambda item: lists_pb2.CreateListResponse(list=list_pb(item)),
+    )
+    GetList = unary(
+        lambda s, r: s._lists.get(scope_of(r.scope), r.list_id),
+        lambda item: lists_pb2.GetListResponse(list=list_pb(item)),
+    )
+    ListLists = unary(
+        lambda s, r: s._lists.list(
+            scope_of(r.scope),
+            list_filter_of(r.filter),
+            page=r.page.page,
+            page_size=r.page.page_size,
+        ),
+        lambda items: lists_pb2.ListListsResponse(lists=[list_pb(i) for i in items]),
+    )
+    CountLists = unary(
+        lambda s, r: s._lists.count(scope_of(r.scope), list_filter_of(r.filter)),
+        lambda n: lists_pb2.CountListsResponse(count=n),
+    )
+    UpdateList = unary(
+        lambda s, r: s._lists.update(scope_of(r.scope), r.list_id, user_data=r.user_data),
+        lambda item: lists_pb2.UpdateListResponse(list=list_pb(item)),
+    )
+    DeleteList = unary(
+        lambda s, r: s._lists.delete(scope_of(r.scope), r.list_id, with_faces=r.with_faces),
+        lambda n: lists_pb2.DeleteListResponse(deleted_faces=n),
+    )
+    DeleteLists = unary(
+        lambda s, r: s._lists.delete_many(scope_of(r.scope), r.list_ids, with_faces=r.with_faces),
+        lambda n: lists_pb2.DeleteListsResponse(deleted_faces=n),
+    )
+    AttachFaces = unary(
+        lambda s, r: s._lists.attach(scope_of(r.scope), r.list_id, r.face_ids),
+        lambda changed: lists_pb2.AttachFacesResponse(attached_face_ids=changed),
+    )
+    DetachFaces = unary(
+        lambda s, r: s._lists.detach(scope_of(r.scope), r.list_id, r.face_ids),
+        lambda changed: lists_pb2.DetachFacesResponse(detached_face_ids=changed),
+    )
 
 
 class AttributesServicer(attributes_pb2_grpc.AttributesServiceServicer):
     def __init__(self, attributes: Attributes) -> None:
         self._attributes = attributes
 
-    async def CreateAttribute(
-        self, request: attributes_pb2.CreateAttributeRequest, context: grpc.aio.ServicerContext
-    ) -> attributes_pb2.CreateAttributeResponse:
-        attribute = await self._attributes.create(
-            scope_of(request.scope),
-            attribute_data_of(request.data),
-            ttl_s=request.ttl_seconds,
-        )
-        return attributes_pb2.CreateAttributeResponse(attribute=attribute_pb(attribute))
-
-    async def GetAttribute(
-        self, request: attributes_pb2.GetAttributeRequest, context: grpc.aio.ServicerContext
-    ) -> attributes_pb2.GetAttributeResponse:
-        attribute = await self._attributes.get(
-            scope_of(request.scope),
-            request.attribute_id,
-            descriptor_version=request.descriptor_version,
-        )
-        return attributes_pb2.GetAttributeResponse(attribute=attribute_pb(attribute))
-
-    async def GetAttributes(
-        self, request: attributes_pb2.GetAttributesRequest, context: grpc.aio.ServicerContext
-    ) -> attributes_pb2.GetAttributesResponse:
-        found = await self._attributes.get_many(
-            scope_of(request.scope),
-            request.attribute_ids,
-            descriptor_version=request.descriptor_version,
-        )
-        return attributes_pb2.GetAttributesResponse(attributes=[attribute_pb(a) for a in found])
-
-    async def DeleteAttribute(
-        self, request: attributes_pb2.DeleteAttributeRequest, context: grpc.aio.ServicerContext
-    ) -> attributes_pb2.DeleteAttributeResponse:
-        await self._attributes.delete(scope_of(request.scope), request.attribute_id)
-        return attributes_pb2.DeleteAttributeResponse()
-
-    async def GetAttributeSamples(
-        self,
-        request: attributes_pb2.GetAttributeSamplesRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> attributes_pb2.GetAttributeSamplesResponse:
-        attribute = await self._attributes.get(scope_of(request.scope), request.attribute_id)
-        return attributes_pb2.GetAttributeSamplesResponse(sample_ids=attribute.data.samples)
+    CreateAttribute = unary(
+        lambda s, r: s._attributes.create(
+            scope_of(r.scope), attribute_data_of(r.data), ttl_s=r.ttl_seconds
+        ),
+        lambda a: attributes_pb2.CreateAttributeResponse(attribute=attribute_pb(a)),
+    )
+    GetAttribute = unary(
+        lambda s, r: s._attributes.get(
+            scope_of(r.scope), r.attribute_id, descriptor_version=r.descriptor_version
+        ),
+        lambda a: attributes_pb2.GetAttributeResponse(attribute=attribute_pb(a)),
+    )
+    GetAttributes = unary(
+        lambda s, r: s._attributes.get_many(
+            scope_of(r.scope), r.attribute_ids, descriptor_version=r.descriptor_version
+        ),
+        lambda found: attributes_pb2.GetAttributesResponse(
+            attributes=[attribute_pb(a) for a in found]
+        ),
+    )
+    DeleteAttribute = unary(
+        lambda s, r: s._attributes.delete(scope_of(r.scope), r.attribute_id),
+        lambda _: attributes_pb2.DeleteAttributeResponse(),
+    )
+    GetAttributeSamples = unary(
+        lambda s, r: s._attributes.get(scope_of(r.scope), r.attribute_id),
+        lambda a: attributes_pb2.GetAttributeSamplesResponse(sample_ids=a.data.samples),
+    )
 
 
 BLOB_KINDS = {
@@ -664,21 +583,49 @@ class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):
         blob_ids = await self._blobs.put(scope_of(request.scope), inputs)
         return blobs_pb2.PutBlobsResponse(blob_ids=blob_ids)
 
-    async def GetBlob(
-        self, request: blobs_pb2.GetBlobRequest, context: grpc.aio.ServicerContext
-    ) -> blobs_pb2.GetBlobResponse:
-        blob = await self._blobs.get(
-            scope_of(request.scope),
-            BLOB_KINDS.get(request.kind, ""),
-            request.blob_id,
-            metadata_only=request.metadata_only,
-        )
-        return blobs_pb2.GetBlobResponse(blob=blob_pb(blob))
+    GetBlob = unary(
+        lambda s, r: s._blobs.get(
+            scope_of(r.scope),
+            BLOB_KINDS.get(r.kind, ""),
+            r.blob_id,
+            metadata_only=r.metadata_only,
+        ),
+        lambda blob: blobs_pb2.GetBlobResponse(blob=blob_pb(blob)),
+    )
+    DeleteBlob = unary(
+        lambda s, r: s._blobs.delete(scope_of(r.scope), BLOB_KINDS.get(r.kind, ""), r.blob_id),
+        lambda _: blobs_pb2.DeleteBlobResponse(),
+    )
 
-    async def DeleteBlob(
-        self, request: blobs_pb2.DeleteBlobRequest, context: grpc.aio.ServicerContext
-    ) -> blobs_pb2.DeleteBlobResponse:
-        await self._blobs.delete(
-            scope_of(request.scope), BLOB_KINDS.get(request.kind, ""), request.blob_id
-        )
-        return blobs_pb2.DeleteBlobResponse()
+
+# --- Wiring -----------------------------------------------------------------------------------
+
+# The faces process's gRPC services, for health and reflection.
+SERVICES = (accounts_pb2, tokens_pb2, faces_pb2, lists_pb2, attributes_pb2, blobs_pb2)
+
+
+class Cores(Protocol):
+    """The faces process's cores, as its app holds them."""
+
+    accounts: Accounts
+    tokens: Tokens
+    faces: Faces
+    lists: Lists
+    attributes: Attributes
+    blobs: Blobs
+
+
+def register(
+    server: grpc.aio.Server, cores: Cores, info: info_pb2.ServiceInfo, changed: ChangeHook
+) -> None:
+    c = cores
+    accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
+        AccountsServicer(c.accounts, c.tokens, info, changed), server
+    )
+    tokens_pb2_grpc.add_TokensServiceServicer_to_server(TokensServicer(c.tokens, changed), server)
+    faces_pb2_grpc.add_FacesServiceServicer_to_server(FacesServicer(c.faces), server)
+    lists_pb2_grpc.add_ListsServiceServicer_to_server(ListsServicer(c.lists), server)
+    attributes_pb2_grpc.add_AttributesServiceServicer_to_server(
+        AttributesServicer(c.attributes), server
+    )
+    blobs_pb2_grpc.add_BlobsServiceServicer_to_server(BlobsServicer(c.blobs), server)

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids, permissions, times
+from services.common import db, errors, ids, permissions, times
 from services.common.scoping import Scope
 from services.faces import jwt_tokens
 
@@ -48,22 +48,13 @@ def _token(row: dict[str, Any]) -> Token:
 def _check(fields: TokenFields) -> None:
     problem = permissions.validate_permissions(fields.permissions)
     if problem is not None:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            f"Failed to validate input json. Path: 'permissions', message: '{problem}'",
-        )
+        raise errors.bad_json("permissions", problem)
     if fields.visibility_area not in permissions.VISIBILITY_AREAS:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: 'visibility_area', message: "
-            "'value is not a valid enumeration member; permitted: account, all'",
+        raise errors.bad_json(
+            "visibility_area", "value is not a valid enumeration member; permitted: account, all"
         )
     if fields.expiration_time is not None and fields.expiration_time <= times.now():
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: 'expiration_time', message: "
-            "'expiration time must be in the future'",
-        )
+        raise errors.bad_json("expiration_time", "expiration time must be in the future")
 
 
 def _check_token_id(token_id: str) -> None:
@@ -89,22 +80,21 @@ class Tokens:
         _check(fields)
         token_id = ids.new_id()
         jwt = jwt_tokens.issue(self._secret, token_id, scope.account_id, fields.expiration_time)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""INSERT INTO tokens (token_id, account_id, description, expiration_time,
-                                        permissions, visibility_area, token)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
-                (
-                    token_id,
-                    scope.account_id,
-                    fields.description,
-                    fields.expiration_time,
-                    Jsonb(fields.permissions),
-                    fields.visibility_area,
-                    jwt,
-                ),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""INSERT INTO tokens (token_id, account_id, description, expiration_time,
+                                    permissions, visibility_area, token)
+                VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
+            (
+                token_id,
+                scope.account_id,
+                fields.description,
+                fields.expiration_time,
+                Jsonb(fields.permissions),
+                fields.visibility_area,
+                jwt,
+            ),
+        )
         assert row is not None
         return _token(row)
 
@@ -125,24 +115,22 @@ class Tokens:
         if create_time_lt is not None:
             conditions.append("create_time < %s")
             params += (create_time_lt,)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""SELECT {_COLUMNS} FROM tokens WHERE {" AND ".join(conditions)}
-                    ORDER BY create_time DESC, token_id LIMIT %s OFFSET %s""",
-                (*params, page_size, (page - 1) * page_size),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            f"""SELECT {_COLUMNS} FROM tokens WHERE {" AND ".join(conditions)}
+                ORDER BY create_time DESC, token_id LIMIT %s OFFSET %s""",
+            (*params, page_size, (page - 1) * page_size),
+        )
         return [_token(r) for r in rows]
 
     async def get(self, scope: Scope, token_id: str) -> Token:
         _check_token_id(token_id)
         where, params = _visible(scope)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM tokens WHERE token_id = %s AND {where}",
-                (token_id, *params),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"SELECT {_COLUMNS} FROM tokens WHERE token_id = %s AND {where}",
+            (token_id, *params),
+        )
         if row is None:
             raise errors.LunaError(errors.TOKEN_NOT_FOUND, f"Token with id '{token_id}' not found")
         return _token(row)
@@ -195,11 +183,9 @@ class Tokens:
         token_id = payload.get("tokenId") if payload else None
         if not isinstance(token_id, str) or not ids.is_uuid(token_id):
             raise errors.LunaError(errors.TOKEN_CORRUPTED, "Specified token corrupted")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM tokens WHERE token_id = %s", (token_id,)
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool, f"SELECT {_COLUMNS} FROM tokens WHERE token_id = %s", (token_id,)
+        )
         if row is None or row["token"] != jwt:
             raise errors.LunaError(
                 errors.AUTHORIZATION_FAILED, "Token not found: it was deleted or replaced"

@@ -15,13 +15,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import accounts_pb2, attributes_pb2, faces_pb2, tokens_pb2
 
-from services.common import config, errors, times
+from services.common import errors, times
 from services.common import permissions as perms
+from services.common.shared_settings import DEFAULT_DESCRIPTOR_VERSION
 from services.gateway.auth import ACCOUNT_TYPE_NAMES, VISIBILITY_NAMES
 
 __all__ = [
     "ACCOUNT_TYPE_NAMES",
-    "DEFAULT_DESCRIPTOR_VERSION",
     "account",
     "attribute_data",
     "attribute_fields",
@@ -32,11 +32,6 @@ __all__ = [
     "ts",
 ]
 
-DEFAULT_DESCRIPTOR_VERSION = config.declare(
-    "LUNA_DEFAULT_DESCRIPTOR_VERSION",
-    200,
-    "Descriptor version assumed for a raw base64 descriptor given without one.",
-)
 # The `error` of an image (or check) that succeeded.
 SUCCESS = {"error_code": 0, "desc": "Success", "detail": "Success"}
 # Struct carries numbers as doubles; these estimation fields are integers in LUNA's JSON.
@@ -190,15 +185,6 @@ def _ints(value: Any) -> Any:
 
 def estimations_of(face: epb.Face) -> dict[str, Any]:
     return _ints(json_format.MessageToDict(face.estimations))
-
-
-def rect(box: epb.Box) -> dict[str, int]:
-    return {
-        "x": round(box.x),
-        "y": round(box.y),
-        "width": round(box.width),
-        "height": round(box.height),
-    }
 
 
 def image_item(result: epb.ImageResult) -> dict[str, Any]:

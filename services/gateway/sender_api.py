@@ -36,12 +36,7 @@ from services.gateway.sender import (
 )
 from services.gateway.validation import RequestValidator
 
-SENDER_PORT = config.declare(
-    "LUNA_SENDER_PORT",
-    5080,
-    "Port of the Sender API listener (`/2/ws`, publish events, ...) in the gateway process; "
-    "0: none.",
-)
+SENDER_PORT = config.SENDER_PORT
 AUTOPING = config.declare(
     "LUNA_SENDER_AUTOPING_S",
     10.0,

@@ -21,14 +21,8 @@ from services.gateway.tasks_http import TASKS_API, build
 
 log = logging.getLogger("luna.gateway")
 
-TASKS_API_HOST = config.declare(
-    "LUNA_TASKS_API_HOST", "127.0.0.1", "Address the Luna Tasks API (/2) listens on."
-)
-TASKS_API_PORT = config.declare(
-    "LUNA_TASKS_API_PORT",
-    5050,
-    "Port of the Luna Tasks API (/2); 0 disables that listener.",
-)
+TASKS_API_HOST = config.TASKS_API_HOST
+TASKS_API_PORT = config.TASKS_API_PORT
 
 table = RouteTable()
 tasks_api_table = build(TASKS_API)

@@ -241,7 +241,7 @@ def _body(raw: bytes, api: Api) -> dict[str, Any]:
 def build(api: Api) -> RouteTable:
     table = RouteTable()
     p = f"{api.prefix}/tasks"
-    for name, task_type in task_types.NAMES.items():
+    for name, task_type in task_types.TASK_TYPES.items():
         table.route("POST", f"{p}/{name}", auth=_auth(api, "creation"))(_creator(api, task_type))
     if api.platform:  # before /{task_id}, which would swallow "schedules"
         add_schedule_routes(table, p)

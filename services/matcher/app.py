@@ -18,7 +18,7 @@ from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from nats.aio.client import Client as NATS
 
 from services.common import config, grpc_client, nats_streams
-from services.common.grpc_server import ServiceApp
+from services.common.grpc_server import ServiceApp, service_names
 from services.matcher import metrics as matcher_metrics
 from services.matcher import settings
 from services.matcher.face_records import FaceRecords
@@ -56,6 +56,7 @@ class MatcherState:
             faces,
             snapshot_root=settings.snapshot_dir(),
             version=settings.DESCRIPTOR_VERSION.get_int(),
+            config=settings.core_config(),
             records=FaceRecords(settings.RECORD_CACHE.get_int()),
         )
         await self.sync.start(retry_for=settings.START_TIMEOUT.get_float())
@@ -112,7 +113,7 @@ def make_app() -> ServiceApp:
 
     return ServiceApp(
         name="matcher",
-        service_names=[matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name],
+        service_names=service_names(matcher_pb2),
         register=register,
         startup=startup,
         shutdown=state.stop,

@@ -32,15 +32,9 @@ from services.matcher.core import (
     ListCandidates,
     cosine_to_similarity,
 )
-from services.matcher.core.descriptors import as_unit_rows, check_version
+from services.matcher.core.descriptors import check_version, unpack_unit
 from services.matcher.sync import Sync
 
-BAD_INPUT = 12031  # "Bad/incomplete input data {value}"
-FACE_NOT_FOUND = 22002
-NO_FACE_WITH_EXTERNAL_ID = 11041
-NO_EVENT_WITH_EXTERNAL_ID = 11057
-EVENT_DESCRIPTOR_NOT_FOUND = 22018
-DESCRIPTOR_NOT_FOUND = 11018
 MAX_REFERENCES = 30
 MAX_CANDIDATE_SETS = 30
 MAX_IDS = 1000
@@ -60,7 +54,7 @@ class Resolved:
 
 
 def _bad(detail: str) -> errors.LunaError:
-    return errors.LunaError(BAD_INPUT, detail)
+    return errors.LunaError(errors.BAD_INPUT, detail)
 
 
 def search_account(scope: account_pb2.AccountScope) -> str | None:
@@ -85,9 +79,7 @@ def local_descriptor(ix: IndexSet, face_id: str, account_id: str | None) -> np.n
 def unit_vector(raw: bytes, version: int, want_version: int) -> np.ndarray:
     """A request's raw descriptor, validated: 31001 other version, 12034 length, 26302 NaN/0."""
     check_version(version or want_version, want_version)
-    if len(raw) % 4:
-        raise errors.LunaError(12034, f"Descriptor has incorrect length {len(raw)}")
-    return as_unit_rows(np.frombuffer(raw, dtype="<f4"), DESCRIPTOR_DIM)[0]
+    return unpack_unit(raw, DESCRIPTOR_DIM)
 
 
 def _has_db_filters(c: matcher_pb2.FaceCandidates) -> bool:
@@ -268,7 +260,8 @@ class Matching:
         )
         if not reply.faces:
             raise errors.LunaError(
-                NO_FACE_WITH_EXTERNAL_ID, f"No one face found with external id {ref.external_id}"
+                errors.NO_FACE_WITH_EXTERNAL_ID,
+                f"No one face found with external id {ref.external_id}",
             )
         out = []
         for face in sorted(reply.faces, key=lambda f: f.face_id):
@@ -283,7 +276,7 @@ class Matching:
             out.append(Resolved(one, face.face_id, vec))
         if not out:
             raise errors.LunaError(
-                DESCRIPTOR_NOT_FOUND,
+                errors.DESCRIPTOR_NOT_FOUND,
                 f"Face descriptor of version {self.version} is not found for object with id "
                 f"'{reply.faces[0].face_id}'.",
             )
@@ -306,13 +299,13 @@ class Matching:
             ]
         if ref.event_external_id:
             raise errors.LunaError(
-                NO_EVENT_WITH_EXTERNAL_ID,
+                errors.NO_EVENT_WITH_EXTERNAL_ID,
                 f"No one event found with external id {ref.event_external_id}",
             )
         # No descriptor: GetEvent raises 23001 when the event itself is not visible.
         await self.events.GetEvent(events_pb2.GetEventRequest(scope=scope, event_id=ref.event_id))
         raise errors.LunaError(
-            EVENT_DESCRIPTOR_NOT_FOUND,
+            errors.DESCRIPTOR_VERSION_NOT_FOUND,
             f"Descriptor of version {self.version} is not found for object with id "
             f"'{ref.event_id}'.",
         )
@@ -365,7 +358,7 @@ class Matching:
         descs = reply.attribute.data.descriptors
         if not descs:
             raise errors.LunaError(
-                DESCRIPTOR_NOT_FOUND,
+                errors.DESCRIPTOR_NOT_FOUND,
                 f"Face descriptor of version {self.version} is not found for object with id "
                 f"'{face_id}'.",
             )

@@ -1,10 +1,13 @@
-"""Settings of the matcher service (the core's own LUNA_MATCHER_* live in core/settings.py)."""
+"""Settings of the matcher service; the core's tunables are read here into a `MatcherConfig`
+(their defaults are the dataclass's) and handed to the core."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from services.common import config
+from services.matcher.core.settings import MatcherConfig
 
 DESCRIPTOR_VERSION = config.declare(
     "LUNA_MATCHER_DESCRIPTOR_VERSION",
@@ -58,3 +61,56 @@ START_TIMEOUT = config.declare(
 def snapshot_dir() -> Path:
     value = SNAPSHOT_DIR.get()
     return Path(value) if value else config.data_dir() / "matcher"
+
+
+# The LUNA_MATCHER_* setting of each MatcherConfig field; defaults are the dataclass's.
+_CORE_SETTINGS = {
+    "index_threshold": (
+        "LUNA_MATCHER_INDEX_THRESHOLD",
+        "Candidate sets (lists, account views) with at least this many descriptors are searched "
+        "in an HNSW index with exact re-rank; smaller ones by an exact BLAS scan.",
+    ),
+    "hnsw_m": ("LUNA_MATCHER_HNSW_M", "HNSW graph degree M (hnswlib)."),
+    "hnsw_ef_construction": (
+        "LUNA_MATCHER_HNSW_EF_CONSTRUCTION",
+        "HNSW ef_construction used when building indexes.",
+    ),
+    "hnsw_ef": (
+        "LUNA_MATCHER_HNSW_EF",
+        "HNSW search breadth ef; each search fetches max(4*limit, 64) candidates and re-ranks "
+        "them exactly.",
+    ),
+    "delta_max": (
+        "LUNA_MATCHER_DELTA_MAX",
+        "Descriptors added to an indexed set are scanned exactly until this many accumulate, "
+        "then merged into the HNSW graph in the background.",
+    ),
+    "rebuild_deleted_ratio": (
+        "LUNA_MATCHER_REBUILD_DELETED_RATIO",
+        "Rebuild an HNSW index in the background once this share of it is deleted.",
+    ),
+    "build_threads": (
+        "LUNA_MATCHER_BUILD_THREADS",
+        "Threads for background index builds; 0 = all CPU cores.",
+    ),
+    "index_account_views": (
+        "LUNA_MATCHER_INDEX_ACCOUNT_VIEWS",
+        "1: also build HNSW indexes over all faces of large accounts (matching without a "
+        "list); 0: such searches scan exactly. Costs ~750 MB per 1M faces.",
+    ),
+}
+CORE = {
+    field: config.declare(name, getattr(MatcherConfig, field), doc)
+    for field, (name, doc) in _CORE_SETTINGS.items()
+}
+_READ = {
+    "int": config.Setting.get_int,
+    "float": config.Setting.get_float,
+    "bool": config.Setting.get_bool,
+}
+
+
+def core_config() -> MatcherConfig:
+    """The core's tunables as the environment sets them now (each read as its field's type)."""
+    types = {f.name: str(f.type) for f in fields(MatcherConfig)}
+    return MatcherConfig(**{field: _READ[types[field]](s) for field, s in CORE.items()})

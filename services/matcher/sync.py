@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from luna.common.v1 import account_pb2
 from luna.faces.v1 import changes_pb2, faces_pb2
 from nats.aio.msg import Msg
@@ -30,6 +29,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from services.common import descriptors as codec
 from services.common import errors, nats_streams, subjects
 from services.matcher.core import IndexSet, MatcherConfig
 from services.matcher.core.snapshot import (
@@ -47,10 +47,6 @@ Kind = changes_pb2.FaceChange.Kind
 _BATCH = 5000
 
 
-def _vector(raw: bytes) -> np.ndarray:
-    return np.frombuffer(raw, dtype="<f4")
-
-
 class Sync:
     """Owns the live IndexSet, the stream follower and the snapshots."""
 
@@ -61,7 +57,7 @@ class Sync:
         *,
         snapshot_root: Path,
         version: int,
-        config: MatcherConfig | None = None,
+        config: MatcherConfig,
         records: FaceRecords | None = None,
     ) -> None:
         self.js = js
@@ -69,7 +65,7 @@ class Sync:
         self.faces = faces
         self.snapshot_root = snapshot_root
         self.version = version
-        self.config = config if config is not None else MatcherConfig.from_env()
+        self.config = config
         self.ix = IndexSet(version=version, config=self.config)
         self.applied_seq = 0
         self.snapshot_seq = 0
@@ -204,12 +200,12 @@ class Sync:
                 continue
             groups[(d.account_id, tuple(sorted(d.list_ids)))].append(d)
         for (account_id, lists), group in groups.items():
-            vecs = np.frombuffer(b"".join(d.descriptor for d in group), dtype="<f4")
+            vecs = codec.unpack_rows([d.descriptor for d in group], ix.dim)
             try:
                 ix.add_many(
                     account_id,
                     [d.face_id for d in group],
-                    vecs.reshape(len(group), ix.dim),
+                    vecs,
                     self.version,
                     lists,
                 )
@@ -341,7 +337,7 @@ class Sync:
                 if version not in (0, self.version):
                     return  # another model's descriptor: not ours to index
                 if descriptor:
-                    ix.add(account_id, face_id, _vector(descriptor), version, list_ids)
+                    ix.add(account_id, face_id, codec.unpack(descriptor), version, list_ids)
                 else:
                     ix.remove(face_id)
             elif kind == Kind.KIND_DELETE_FACE:
@@ -350,7 +346,7 @@ class Sync:
                 if face_id in ix:
                     ix.attach(list_id, [face_id])
                 elif descriptor and version == self.version:
-                    ix.add(account_id, face_id, _vector(descriptor), version, list_ids)
+                    ix.add(account_id, face_id, codec.unpack(descriptor), version, list_ids)
             elif kind == Kind.KIND_DETACH:
                 ix.detach(list_id, [face_id])
             elif kind == Kind.KIND_DELETE_LIST:

@@ -19,10 +19,11 @@ import orjson
 from nats.js import JetStreamContext
 from psycopg.types.json import Jsonb
 
-from services.common import config, errors, nats_streams
+from services.common import db, errors, nats_streams
 from services.common.db import Pool
 from services.tasks import kinds
 from services.tasks.kinds import Deps
+from services.tasks.settings import Work
 from services.tasks.store import (
     COLLECTING,
     DONE,
@@ -38,20 +39,9 @@ from services.tasks.types import load_all
 
 log = logging.getLogger("luna.tasks")
 
-SWEEP_INTERVAL = config.declare(
-    "LUNA_TASKS_SWEEP_INTERVAL",
-    2.0,
-    "Seconds between the tasks service's passes over unplanned, unpublished and uncollected "
-    "tasks (what a crash may have left behind).",
-)
-MAX_RESULT_ERRORS = config.declare(
-    "LUNA_TASKS_MAX_RESULT_ERRORS",
-    100000,
-    "Most task errors embedded in a task result (all stay in the error log).",
-)
 WORK_SUBJECT = "luna.tasks.work"
 # A sibling service that is down or slow: the same work may succeed later.
-RETRYABLE = (errors.INTERNAL, 2, errors.REQUEST_TIMEOUT)
+RETRYABLE = (errors.INTERNAL, errors.QUEUE_UNAVAILABLE, errors.REQUEST_TIMEOUT)
 
 
 def message_id(task_id: int, subtask_id: int, created: datetime) -> str:
@@ -74,11 +64,7 @@ async def create_task(
     load_all()
     kind = kinds.kind_for(task_type)
     if len(description) > 128:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: 'description', message: "
-            f"'{description[:20]}...' is too long'",
-        )
+        raise errors.bad_json("description", f"{description[:20]}...' is too long")
     valid = kind.validate(content)
     prepared = await kind.prepare(deps, account_id, valid)
     return await store.create(account_id, task_type, description, prepared, schedule_id, conn)
@@ -87,8 +73,9 @@ async def create_task(
 class Engine:
     """The tasks service's background work: plan, publish, collect, in a loop."""
 
-    def __init__(self, pool: Pool, deps: Deps, js: JetStreamContext) -> None:
+    def __init__(self, pool: Pool, deps: Deps, js: JetStreamContext, work: Work) -> None:
         self.pool = pool
+        self.work = work
         self.store = TaskStore(pool)
         self.deps = deps
         self.js = js
@@ -118,7 +105,7 @@ class Engine:
             except Exception:
                 log.exception("task sweep failed; retrying")
             try:
-                await asyncio.wait_for(self.wake.wait(), SWEEP_INTERVAL.get_float())
+                await asyncio.wait_for(self.wake.wait(), self.work.sweep_interval_s)
             except TimeoutError:
                 pass
             self.wake.clear()
@@ -129,7 +116,7 @@ class Engine:
             pass
         await self.publish_pending()
         for task_id in await self._collectable():
-            await collect(self.store, task_id)
+            await collect(self.store, task_id, self.work.max_result_errors)
 
     async def plan_one(self) -> bool:
         """Plan the oldest pending task nobody else is planning; False when none is left."""
@@ -174,14 +161,13 @@ class Engine:
         return True
 
     async def publish_pending(self) -> None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select s.subtask_id, s.task_id, s.create_time, t.task_type from tasks_subtasks s"
-                " join tasks_tasks t using (task_id) where not s.published"
-                " and t.task_status = %s order by s.subtask_id limit 10000",
-                (IN_PROGRESS,),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self.pool,
+            "select s.subtask_id, s.task_id, s.create_time, t.task_type from tasks_subtasks s"
+            " join tasks_tasks t using (task_id) where not s.published"
+            " and t.task_status = %s order by s.subtask_id limit 10000",
+            (IN_PROGRESS,),
+        )
         for row in rows:
             payload = orjson.dumps({"task_id": row["task_id"], "subtask_id": row["subtask_id"]})
             await nats_streams.publish(
@@ -197,15 +183,15 @@ class Engine:
                 )
 
     async def _collectable(self) -> list[int]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select task_id from tasks_tasks where task_status = %s", (COLLECTING,)
-            )
-            return [int(r["task_id"]) for r in await cur.fetchall()]
+        rows = await db.fetch_all(
+            self.pool, "select task_id from tasks_tasks where task_status = %s", (COLLECTING,)
+        )
+        return [int(r["task_id"]) for r in rows]
 
 
-async def collect(store: TaskStore, task_id: int) -> None:
-    """Merge the parts of a task in "collect results" into its result, once."""
+async def collect(store: TaskStore, task_id: int, max_errors: int) -> None:
+    """Merge the parts of a task in "collect results" into its result, once; the result
+    embeds at most `max_errors` task errors."""
     load_all()
     async with store.pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
@@ -224,7 +210,7 @@ async def collect(store: TaskStore, task_id: int) -> None:
         parts = await cur.fetchall()
         cur = await conn.execute(
             "select * from tasks_errors where task_id = %s order by error_id limit %s",
-            (task_id, MAX_RESULT_ERRORS.get_int()),
+            (task_id, max_errors),
         )
         errors_json = [error_json(dict(r)) for r in await cur.fetchall()]
         if parts and all(p["subtask_status"] == SUB_FAILED for p in parts):

@@ -11,7 +11,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar
 
 import orjson
@@ -21,9 +20,8 @@ from luna.common.v1 import account_pb2, paging_pb2
 from luna.faces.v1 import faces_pb2
 
 from services.common import errors, times
+from services.common.task_types import TASK_TYPES
 from services.tasks.store import ItemError
-
-NOT_IMPLEMENTED = 12029
 
 UUID_PATTERN = "^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$"
 UUID = {"type": "string", "pattern": UUID_PATTERN}
@@ -37,10 +35,26 @@ def uuid_array(max_items: int | None = None) -> dict[str, Any]:
     return schema
 
 
-FACES_FILTERS: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
+def closed(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """The schema of a JSON object with these properties and no others."""
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    schema["properties"] = properties
+    return schema
+
+
+def one_of(*values: str) -> dict[str, Any]:
+    """The schema of a string that is one of `values`."""
+    return {"type": "string", "enum": list(values)}
+
+
+FLAG = {"type": "integer", "enum": [0, 1]}
+# The objects a task reads, faces or events, and their filters (each type checks those later).
+OBJECTS: dict[str, Any] = {"objects_type": one_of("faces", "events"), "filters": {"type": "object"}}
+
+FACES_FILTERS: dict[str, Any] = closed(
+    {
         "account_id": UUID,
         "face_ids": uuid_array(),
         "external_ids": {"type": "array", "items": {"type": "string", "maxLength": 36}},
@@ -51,7 +65,7 @@ FACES_FILTERS: dict[str, Any] = {
         "face_id__lt": UUID,
         "list_id": UUID,
     },
-}
+)
 
 
 @dataclass
@@ -69,6 +83,9 @@ class Deps:
     attributes: Any = None  # temporary attributes (cross_match objects)
     # The engine's store, for parts that checkpoint what they learned before their effects.
     store: Any = None
+    # What the types read from settings (settings.Types, settings.sources()), from the app.
+    types: Any = None
+    sources: Any = None
 
 
 @dataclass
@@ -88,19 +105,22 @@ class SchemaCheck:
         err = best_match(self._validator.iter_errors(content))
         if err is not None:
             path = ".".join(str(p) for p in err.absolute_path)
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: '{self._prefix}{'.' if path else ''}"
-                f"{path}', message: '{err.message}'",
-            )
+            raise errors.bad_json(f"{self._prefix}{'.' if path else ''}{path}", err.message)
         return dict(content)
 
 
 class Kind(ABC):
+    """A task type; `class Linker(Kind, name="linker")` takes its number from NAMES."""
+
     task_type: ClassVar[int]
     name: ClassVar[str]
     schema: ClassVar[dict[str, Any]]
     _check: ClassVar[SchemaCheck | None] = None
+
+    def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name:
+            cls.name, cls.task_type = name, NAMES[name]
 
     def validate(self, content: Any) -> dict[str, Any]:
         cls = type(self)
@@ -154,19 +174,19 @@ def face_filter(filters: dict[str, Any]) -> faces_pb2.FaceFilter:
     )
     if "user_data" in filters:
         flt.user_data = filters["user_data"]
-    for key, target in (
-        ("create_time__gte", flt.create_time_gte),
-        ("create_time__lt", flt.create_time_lt),
-    ):
-        if key in filters:
-            ts = times.to_timestamp(_parse_time(filters[key]))
-            assert ts is not None
-            target.CopyFrom(ts)
+    copy_times(filters, flt, CREATE_TIMES)
     return flt
 
 
-def _parse_time(value: str) -> datetime:
-    return times.parse_rfc3339(value)
+CREATE_TIMES = {"create_time__gte": "create_time_gte", "create_time__lt": "create_time_lt"}
+
+
+def copy_times(filters: dict[str, Any], message: Any, fields: dict[str, str]) -> None:
+    """Each RFC 3339 filter value `filters[key]` into the Timestamp `message.<field>`, for
+    `fields` {key: field} (create_time__gte -> create_time_gte)."""
+    for key, name in fields.items():
+        if key in filters:
+            getattr(message, name).CopyFrom(times.to_timestamp(times.parse_rfc3339(filters[key])))
 
 
 PAGE = 1000
@@ -217,17 +237,7 @@ async def chunked_face_ids(
 
 
 REGISTRY: dict[int, Kind] = {}
-NAMES: dict[str, int] = {
-    "linker": 1,
-    "clustering": 2,
-    "reporter": 3,
-    "gc": 4,
-    "additional_extract": 5,
-    "cross_match": 6,
-    "roc": 7,
-    "exporter": 8,
-    "estimator": 9,
-}
+NAMES = TASK_TYPES
 
 
 def register(kind: Kind) -> Kind:
@@ -239,7 +249,7 @@ def kind_for(task_type: int) -> Kind:
     kind = REGISTRY.get(task_type)
     if kind is None:
         raise errors.LunaError(
-            NOT_IMPLEMENTED,
+            errors.NOT_IMPLEMENTED,
             f"Task type {task_type} is not implemented by this server yet",
         )
     return kind

@@ -19,70 +19,60 @@ from psycopg.types.json import Jsonb
 
 from services.common import errors, times
 from services.common.db import Pool
-from services.tasks import cron, engine
-from services.tasks.kinds import Deps
+from services.tasks import cron, engine, store
+from services.tasks.kinds import Deps, closed
 from services.tasks.store import CANCELLED, COLLECTING, IN_PROGRESS, PENDING, TaskStore
 
 log = logging.getLogger("luna.tasks.schedules")
 
-SCHEDULE_NOT_FOUND = 28040
+TABLE = "tasks_schedules"
 RUNNING, STOPPED = "running", "stopped"
 ACTIONS = {"start": RUNNING, "pause": STOPPED, "stop": STOPPED}
 UNFINISHED = (PENDING, IN_PROGRESS, COLLECTING)
 
-BODY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["task", "trigger"],
-    "properties": {
-        "task": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["task_type", "content"],
-            "properties": {
+BODY_SCHEMA: dict[str, Any] = closed(
+    {
+        "task": closed(
+            {
                 "task_type": {"type": "integer", "minimum": 1, "maximum": 9},
                 "content": {"type": "object"},
                 "description": {"type": "string", "maxLength": 128},
             },
-        },
-        "trigger": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["cron"],
-            "properties": {
+            required=["task_type", "content"],
+        ),
+        "trigger": closed(
+            {
                 "cron": {"type": "string"},
                 "cron_timezone": {"type": "string"},
             },
-        },
-        "behaviour": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
+            required=["cron"],
+        ),
+        "behaviour": closed(
+            {
                 "start_immediately": {"type": "boolean"},
                 "create_stopped": {"type": "boolean"},
             },
-        },
+        ),
     },
-}
+    required=["task", "trigger"],
+)
 _VALIDATOR = Draft202012Validator(BODY_SCHEMA)
 
 
-def _invalid(path: str, message: str) -> errors.LunaError:
-    return errors.LunaError(
-        errors.BAD_JSON, f"Failed to validate input json. Path: '{path}', message: '{message}'"
-    )
+def _not_found(schedule_id: int) -> errors.LunaError:
+    return errors.LunaError(errors.SCHEDULE_NOT_FOUND, f"Schedule with id {schedule_id} not found")
 
 
 def validate_body(body: Any) -> tuple[dict[str, Any], cron.Cron]:
     err = best_match(_VALIDATOR.iter_errors(body))
     if err is not None:
-        raise _invalid(".".join(str(p) for p in err.absolute_path), err.message)
+        raise errors.bad_json(".".join(str(p) for p in err.absolute_path), err.message)
     trigger = body["trigger"]
     trigger.setdefault("cron_timezone", "utc")
     try:
         parsed = cron.parse(trigger["cron"], trigger["cron_timezone"])
     except cron.CronError as exc:
-        raise _invalid("trigger.cron", str(exc)) from None
+        raise errors.bad_json("trigger.cron", str(exc)) from None
     behaviour = body.setdefault("behaviour", {})
     behaviour.setdefault("start_immediately", False)
     behaviour.setdefault("create_stopped", False)
@@ -143,18 +133,11 @@ class Schedules:
         return schedule_id
 
     async def get(self, schedule_id: int, account_id: str = "") -> dict[str, Any]:
+        row = await store.get_owned(
+            self.pool, TABLE, "schedule_id", schedule_id, account_id, _not_found(schedule_id)
+        )
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select * from tasks_schedules where schedule_id = %s"
-                " and (%s::uuid is null or account_id = %s::uuid)",
-                (schedule_id, account_id or None, account_id or None),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise errors.LunaError(
-                    SCHEDULE_NOT_FOUND, f"Schedule with id {schedule_id} not found"
-                )
-            return await self._with_tasks(conn, dict(row))
+            return await self._with_tasks(conn, row)
 
     async def _with_tasks(self, conn: Any, row: dict[str, Any]) -> dict[str, Any]:
         cur = await conn.execute(
@@ -173,23 +156,18 @@ class Schedules:
         page: int,
         page_size: int,
     ) -> list[dict[str, Any]]:
-        conds, args = ["true"], []
-        for sql, value in (
-            ("account_id = %s", account_id or None),
-            ("(task->>'task_type')::int = %s", task_type),
-            ("create_time >= %s", create_time_gte),
-            ("create_time < %s", create_time_lt),
-        ):
-            if value is not None:
-                conds.append(sql)
-                args.append(value)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"select * from tasks_schedules where {' and '.join(conds)}"
-                " order by schedule_id desc limit %s offset %s",
-                (*args, page_size, (page - 1) * page_size),
+        cond, args = store.where(
+            (
+                ("account_id = %s", account_id or None),
+                ("(task->>'task_type')::int = %s", task_type),
+                ("create_time >= %s", create_time_gte),
+                ("create_time < %s", create_time_lt),
             )
-            rows = [dict(r) for r in await cur.fetchall()]
+        )
+        rows = await store.page_of(
+            self.pool, TABLE, cond, args, "schedule_id desc", page, page_size
+        )
+        async with self.pool.connection() as conn:
             return [await self._with_tasks(conn, r) for r in rows]
 
     async def replace(self, schedule_id: int, account_id: str, body: Any) -> None:
@@ -244,16 +222,9 @@ class Schedules:
             )
 
     async def delete(self, schedule_id: int, account_id: str) -> None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "delete from tasks_schedules where schedule_id = %s"
-                " and (%s::uuid is null or account_id = %s::uuid)",
-                (schedule_id, account_id or None, account_id or None),
-            )
-            if cur.rowcount == 0:
-                raise errors.LunaError(
-                    SCHEDULE_NOT_FOUND, f"Schedule with id {schedule_id} not found"
-                )
+        await store.delete_owned(
+            self.pool, TABLE, "schedule_id", schedule_id, account_id, _not_found(schedule_id)
+        )
 
     async def fire_due(self) -> list[int]:
         """Create the tasks of every due schedule; returns the new task ids."""

@@ -8,6 +8,7 @@ cancel during a finish) resolve to exactly one winner without locks held across 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import orjson
 from psycopg.types.json import Jsonb
 
-from services.common import errors
+from services.common import db, errors
 from services.common.db import Pool
 
 # LUNA task statuses (catalogue tasks-api §3).
@@ -23,13 +24,6 @@ PENDING, IN_PROGRESS, CANCELLED, FAILED, COLLECTING, DONE = 0, 1, 2, 3, 4, 5
 FINISHED = (CANCELLED, FAILED, DONE)
 # Subtask statuses.
 SUB_PENDING, SUB_IN_PROGRESS, SUB_CANCELLED, SUB_FAILED, SUB_DONE = 0, 1, 2, 3, 4
-
-TASK_NOT_FOUND = 28001
-TASK_ERROR_NOT_FOUND = 28003
-RESULT_NOT_FOUND = 28017
-NO_RESULT_YET = 28018
-CANNOT_CANCEL = 28019
-CANCELLED_RESULT = 28020
 
 
 @dataclass
@@ -71,52 +65,97 @@ class ErrorFilter:
     error_time_lt: datetime | None = None
 
 
-def _task_where(f: TaskFilter) -> tuple[str, list[Any]]:
+def where(
+    equal: Iterable[tuple[str, Any]], any_of: Iterable[tuple[str, list[Any]]] = ()
+) -> tuple[str, list[Any]]:
+    """A filter as SQL: each `equal` condition whose value is not None, each `any_of` column
+    whose list is not empty."""
     conds, args = ["true"], []
-    for sql, value in (
-        ("account_id = %s", f.account_id or None),
-        ("task_type = %s", f.task_type),
-        ("task_status = %s", f.task_status),
-        ("create_time >= %s", f.create_time_gte),
-        ("create_time < %s", f.create_time_lt),
-        ("end_time >= %s", f.end_time_gte),
-        ("end_time < %s", f.end_time_lt),
-        ("result_id = %s", f.result_id or None),
-        ("schedule_id = %s", f.schedule_id or None),
-    ):
+    for sql, value in equal:
         if value is not None:
             conds.append(sql)
             args.append(value)
-    if f.task_ids:
-        conds.append("task_id = any(%s)")
-        args.append(f.task_ids)
+    for column, values in any_of:
+        if values:
+            conds.append(f"{column} = any(%s)")
+            args.append(values)
     return " and ".join(conds), args
+
+
+def _task_where(f: TaskFilter) -> tuple[str, list[Any]]:
+    return where(
+        (
+            ("account_id = %s", f.account_id or None),
+            ("task_type = %s", f.task_type),
+            ("task_status = %s", f.task_status),
+            ("create_time >= %s", f.create_time_gte),
+            ("create_time < %s", f.create_time_lt),
+            ("end_time >= %s", f.end_time_gte),
+            ("end_time < %s", f.end_time_lt),
+            ("result_id = %s", f.result_id or None),
+            ("schedule_id = %s", f.schedule_id or None),
+        ),
+        (("task_id", f.task_ids),),
+    )
 
 
 def _error_where(f: ErrorFilter) -> tuple[str, list[Any]]:
-    conds, args = ["true"], []
-    for sql, value in (
-        ("account_id = %s", f.account_id or None),
-        ("error_code = %s", f.error_code),
-        ("task_type = %s", f.task_type),
-        ("status_code = %s", f.status_code),
-        ("error_time >= %s", f.error_time_gte),
-        ("error_time < %s", f.error_time_lt),
-    ):
-        if value is not None:
-            conds.append(sql)
-            args.append(value)
-    if f.task_ids:
-        conds.append("task_id = any(%s)")
-        args.append(f.task_ids)
-    if f.error_ids:
-        conds.append("error_id = any(%s)")
-        args.append(f.error_ids)
-    return " and ".join(conds), args
+    return where(
+        (
+            ("account_id = %s", f.account_id or None),
+            ("error_code = %s", f.error_code),
+            ("task_type = %s", f.task_type),
+            ("status_code = %s", f.status_code),
+            ("error_time >= %s", f.error_time_gte),
+            ("error_time < %s", f.error_time_lt),
+        ),
+        (("task_id", f.task_ids), ("error_id", f.error_ids)),
+    )
+
+
+def owned(
+    verb: str, table: str, key: str, value: Any, account_id: str, suffix: str = ""
+) -> tuple[str, tuple[Any, ...]]:
+    """`verb` ("select *", "delete") of the row of `table` whose `key` is `value`, limited to
+    `account_id` when one is given (an empty one is an admin's call)."""
+    return (
+        f"{verb} from {table} where {key} = %s"
+        f" and (%s::uuid is null or account_id = %s::uuid){suffix}",
+        (value, account_id or None, account_id or None),
+    )
+
+
+async def get_owned(
+    pool: Pool, table: str, key: str, value: Any, account_id: str, missing: errors.LunaError
+) -> dict[str, Any]:
+    row = await db.fetch_one(pool, *owned("select *", table, key, value, account_id))
+    if row is None:
+        raise missing
+    return dict(row)
+
+
+async def delete_owned(
+    pool: Pool, table: str, key: str, value: Any, account_id: str, missing: errors.LunaError
+) -> None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(*owned("delete", table, key, value, account_id))
+        if cur.rowcount == 0:
+            raise missing
+
+
+async def page_of(
+    pool: Pool, table: str, where_sql: str, args: list[Any], order: str, page: int, size: int
+) -> list[dict[str, Any]]:
+    rows = await db.fetch_all(
+        pool,
+        f"select * from {table} where {where_sql} order by {order} limit %s offset %s",
+        (*args, size, (page - 1) * size),
+    )
+    return [dict(r) for r in rows]
 
 
 def _not_found(task_id: int) -> errors.LunaError:
-    return errors.LunaError(TASK_NOT_FOUND, f"Task with id '{task_id}' not found")
+    return errors.LunaError(errors.TASK_NOT_FOUND, f"Task with id '{task_id}' not found")
 
 
 class TaskStore:
@@ -148,42 +187,24 @@ class TaskStore:
         return int(row["task_id"])
 
     async def get(self, task_id: int, account_id: str = "") -> dict[str, Any]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select * from tasks_tasks where task_id = %s"
-                " and (%s::uuid is null or account_id = %s::uuid)",
-                (task_id, account_id or None, account_id or None),
-            )
-            row = await cur.fetchone()
-        if row is None:
-            raise _not_found(task_id)
-        return dict(row)
+        return await get_owned(
+            self.pool, "tasks_tasks", "task_id", task_id, account_id, _not_found(task_id)
+        )
 
     async def list(self, f: TaskFilter, page: int, page_size: int) -> list[dict[str, Any]]:
-        where, args = _task_where(f)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"select * from tasks_tasks where {where} order by task_id desc limit %s offset %s",
-                (*args, page_size, (page - 1) * page_size),
-            )
-            return [dict(r) for r in await cur.fetchall()]
+        cond, args = _task_where(f)
+        return await page_of(self.pool, "tasks_tasks", cond, args, "task_id desc", page, page_size)
 
     async def count(self, f: TaskFilter) -> int:
-        where, args = _task_where(f)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"select count(*) as n from tasks_tasks where {where}",
-                args,
-            )
-            row = await cur.fetchone()
-        return int(row["n"]) if row else 0
+        cond, args = _task_where(f)
+        return await db.count(self.pool, f"select count(*) from tasks_tasks where {cond}", args)
 
     async def cancel(self, task_id: int, account_id: str = "") -> None:
         async with self.pool.connection() as conn, conn.transaction():
             task = await self._locked(conn, task_id, account_id)
             if task["task_status"] in FINISHED:
                 raise errors.LunaError(
-                    CANNOT_CANCEL,
+                    errors.TASK_CANNOT_CANCEL,
                     f"Task '{task_id}' with status {task['task_status']} can not canceled",
                 )
             await conn.execute(
@@ -198,30 +219,19 @@ class TaskStore:
             )
 
     async def delete(self, task_id: int, account_id: str = "") -> None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "delete from tasks_tasks where task_id = %s"
-                " and (%s::uuid is null or account_id = %s::uuid)",
-                (task_id, account_id or None, account_id or None),
-            )
-            if cur.rowcount == 0:
-                raise _not_found(task_id)
+        await delete_owned(
+            self.pool, "tasks_tasks", "task_id", task_id, account_id, _not_found(task_id)
+        )
 
     async def status(self, task_id: int) -> int | None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select task_status from tasks_tasks where task_id = %s", (task_id,)
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self.pool, "select task_status from tasks_tasks where task_id = %s", (task_id,)
+        )
         return None if row is None else int(row["task_status"])
 
     async def _locked(self, conn: Any, task_id: int, account_id: str) -> dict[str, Any]:
-        cur = await conn.execute(
-            "select * from tasks_tasks where task_id = %s"
-            " and (%s::uuid is null or account_id = %s::uuid) for update",
-            (task_id, account_id or None, account_id or None),
-        )
-        row = await cur.fetchone()
+        sql = owned("select *", "tasks_tasks", "task_id", task_id, account_id, " for update")
+        row = await (await conn.execute(*sql)).fetchone()
         if row is None:
             raise _not_found(task_id)
         return dict(row)
@@ -231,15 +241,17 @@ class TaskStore:
         task = await self.get(task_id, account_id)
         if task["task_status"] == CANCELLED:
             raise errors.LunaError(
-                CANCELLED_RESULT,
+                errors.TASK_CANCELLED_RESULT,
                 f"Impossible get a result of task {task_id} with status {CANCELLED}",
             )
         if task["result_id"] is None:
             if task["task_status"] in (FAILED, DONE):
                 raise errors.LunaError(
-                    RESULT_NOT_FOUND, f"Result of the task '{task_id}' not found"
+                    errors.TASK_RESULT_NOT_FOUND, f"Result of the task '{task_id}' not found"
                 )
-            raise errors.LunaError(NO_RESULT_YET, f"task '{task_id}' does not have result yet")
+            raise errors.LunaError(
+                errors.TASK_NO_RESULT_YET, f"task '{task_id}' does not have result yet"
+            )
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "select content_type, body from tasks_results where result_id = %s",
@@ -247,7 +259,9 @@ class TaskStore:
             )
             row = await cur.fetchone()
         if row is None:
-            raise errors.LunaError(RESULT_NOT_FOUND, f"Result of the task '{task_id}' not found")
+            raise errors.LunaError(
+                errors.TASK_RESULT_NOT_FOUND, f"Result of the task '{task_id}' not found"
+            )
         return str(row["content_type"]), bytes(row["body"])
 
     # -- subtasks ------------------------------------------------------------------------
@@ -383,37 +397,18 @@ class TaskStore:
 
     # -- errors --------------------------------------------------------------------------
     async def list_errors(self, f: ErrorFilter, page: int, page_size: int) -> list[dict]:
-        where, args = _error_where(f)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"select * from tasks_errors where {where} order by error_id limit %s offset %s",
-                (*args, page_size, (page - 1) * page_size),
-            )
-            return [dict(r) for r in await cur.fetchall()]
+        cond, args = _error_where(f)
+        return await page_of(self.pool, "tasks_errors", cond, args, "error_id", page, page_size)
 
     async def count_errors(self, f: ErrorFilter) -> int:
-        where, args = _error_where(f)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"select count(*) as n from tasks_errors where {where}",
-                args,
-            )
-            row = await cur.fetchone()
-        return int(row["n"]) if row else 0
+        cond, args = _error_where(f)
+        return await db.count(self.pool, f"select count(*) from tasks_errors where {cond}", args)
 
     async def get_error(self, error_id: int, account_id: str = "") -> dict[str, Any]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select * from tasks_errors where error_id = %s"
-                " and (%s::uuid is null or account_id = %s::uuid)",
-                (error_id, account_id or None, account_id or None),
-            )
-            row = await cur.fetchone()
-        if row is None:
-            raise errors.LunaError(
-                TASK_ERROR_NOT_FOUND, f"Task error with id '{error_id}' not found"
-            )
-        return dict(row)
+        missing = errors.LunaError(
+            errors.TASK_ERROR_NOT_FOUND, f"Task error with id '{error_id}' not found"
+        )
+        return await get_owned(self.pool, "tasks_errors", "error_id", error_id, account_id, missing)
 
 
 def error_json(row: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from services.common import config
+from services.common.shared_settings import TASKS_API_PORT
 
 STATUS_NAMES = {
     0: "pending",
@@ -38,7 +39,7 @@ def default_url() -> str:
         runtime = json.loads(path.read_text())
         if "tasks_api_url" in runtime:
             return str(runtime["tasks_api_url"])
-    return f"http://127.0.0.1:{config.declare('LUNA_TASKS_API_PORT', 5050, '').get()}"
+    return f"http://127.0.0.1:{TASKS_API_PORT.get()}"
 
 
 async def watch(

@@ -23,8 +23,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError
 
 from services.common import config, db, errors, grpc_client, logs, nats_streams
-from services.tasks import engine, kinds
+from services.tasks import engine, kinds, settings
 from services.tasks.kinds import Deps
+from services.tasks.settings import Work
 from services.tasks.store import (
     CANCELLED,
     COLLECTING,
@@ -38,32 +39,18 @@ from services.tasks.types import load_all
 log = logging.getLogger("luna.tasks.worker")
 
 DURABLE = "tasks-workers"
-ACK_WAIT = config.declare(
-    "LUNA_TASKS_ACK_WAIT",
-    10.0,
-    "Seconds a task part may go without a worker heartbeat before NATS hands it to another "
-    "worker (heartbeats are sent every third of it while a part runs).",
-)
-MAX_ATTEMPTS = config.declare(
-    "LUNA_TASKS_MAX_ATTEMPTS",
-    5,
-    "Times a task part is tried before it is recorded as failed (dead letter).",
-)
-CONCURRENCY = config.declare(
-    "LUNA_TASKS_WORKER_CONCURRENCY", 2, "Task parts one worker process runs at once."
-)
 CANCEL_POLL_S = 0.5
 DEAD_LETTER = errors.INTERNAL
 
 
-async def ensure_consumer(js: JetStreamContext) -> None:
+async def ensure_consumer(js: JetStreamContext, work: Work) -> None:
     cfg = nats_streams.work_consumer_config(
         DURABLE,
         f"{engine.WORK_SUBJECT}.>",
-        ack_wait_s=ACK_WAIT.get_float(),
+        ack_wait_s=work.ack_wait_s,
         # One more delivery than attempts, so the worker sees the part once more and records
         # the dead letter instead of NATS dropping it silently.
-        max_deliver=MAX_ATTEMPTS.get_int() + 1,
+        max_deliver=work.max_attempts + 1,
     )
     try:
         await js.add_consumer("TASKS_WORK", cfg)
@@ -89,6 +76,8 @@ def make_deps() -> Deps:
         ),
         matcher=_matcher_stub(),
         attributes=_attributes_stub(faces),
+        types=settings.types(),
+        sources=settings.sources(),
     )
 
 
@@ -106,9 +95,10 @@ def _matcher_stub() -> Any:
 
 
 class Worker:
-    def __init__(self, store: TaskStore, deps: Deps) -> None:
+    def __init__(self, store: TaskStore, deps: Deps, work: Work) -> None:
         self.store = store
         self.deps = deps
+        self.work = work
 
     async def handle(self, msg: Any) -> None:
         """Run one delivered part to its recorded outcome, then ack it."""
@@ -120,7 +110,7 @@ class Worker:
             return
         subtask["content"] = subtask["content"] or {}
         kind = kinds.kind_for(subtask["task_type"])
-        if subtask["attempts"] > MAX_ATTEMPTS.get_int():
+        if subtask["attempts"] > self.work.max_attempts:
             await self._finish(
                 msg,
                 subtask,
@@ -129,7 +119,7 @@ class Worker:
                 [
                     ItemError(
                         DEAD_LETTER,
-                        f"Subtask {subtask['subtask_id']} failed {MAX_ATTEMPTS.get_int()} times"
+                        f"Subtask {subtask['subtask_id']} failed {self.work.max_attempts} times"
                         " and was abandoned",
                     )
                 ],
@@ -176,11 +166,11 @@ class Worker:
         new_status = await self.store.finish_subtask(subtask, status, result, errs)
         await msg.ack()
         if new_status == COLLECTING:
-            await engine.collect(self.store, subtask["task_id"])
+            await engine.collect(self.store, subtask["task_id"], self.work.max_result_errors)
 
     async def _heartbeat(self, msg: Any) -> None:
         while True:
-            await asyncio.sleep(ACK_WAIT.get_float() / 3)
+            await asyncio.sleep(self.work.ack_wait_s / 3)
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 
@@ -190,11 +180,13 @@ async def serve() -> None:
     nc = await nats_streams.connect(config.nats_url(), name="tasks-worker")
     js = nc.jetstream()
     await nats_streams.ensure_streams(js)
-    await ensure_consumer(js)
+    work = settings.work()
+    await ensure_consumer(js, work)
     store = TaskStore(pool)
     deps = make_deps()
     deps.store = store
-    worker = Worker(store, deps)
+    worker = Worker(store, deps, work)
+    lanes_n = settings.CONCURRENCY.get_int()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -223,11 +215,11 @@ async def serve() -> None:
                     with contextlib.suppress(Exception):
                         await msg.nak(delay=5)
 
-    log.info("tasks worker pulling from TASKS_WORK (%d lanes)", CONCURRENCY.get_int())
-    lanes = [asyncio.create_task(lane()) for _ in range(CONCURRENCY.get_int())]
+    log.info("tasks worker pulling from TASKS_WORK (%d lanes)", lanes_n)
+    lanes = [asyncio.create_task(lane()) for _ in range(lanes_n)]
     await stop.wait()
     # A part in flight finishes and is acked; an unfinished one is redelivered elsewhere.
-    await asyncio.wait(lanes, timeout=ACK_WAIT.get_float())
+    await asyncio.wait(lanes, timeout=work.ack_wait_s)
     for t in lanes:
         t.cancel()
     await nc.drain()

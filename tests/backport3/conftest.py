@@ -10,8 +10,8 @@ import pytest
 
 from services.backport3.store import Store
 from services.common import db
-from services.common.embedded import EmbeddedPostgres
-from services.common.testing import running_postgres, temp_database
+from services.launcher.embedded import EmbeddedPostgres
+from services.launcher.testing import running_postgres, temp_database
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "backport3" / "migrations"
 

@@ -21,7 +21,9 @@ from services.common.grpc_server import ErrorInterceptor
 @pytest.fixture
 async def stub(store: Store) -> AsyncIterator[backport3_pb2_grpc.Backport3ServiceStub]:
     server = grpc.aio.server(interceptors=[ErrorInterceptor()])
-    backport3_pb2_grpc.add_Backport3ServiceServicer_to_server(Backport3Servicer(store), server)
+    backport3_pb2_grpc.add_Backport3ServiceServicer_to_server(
+        Backport3Servicer(store, 86400.0), server
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:

@@ -1,5 +1,5 @@
 """Servers for tests/common: one NATS and one PostgreSQL for the whole session, each started
-from the pip-installed binaries in a temp dir on a random port (services.common.testing).
+from the pip-installed binaries in a temp dir on a random port (services.launcher.testing).
 
 Tests that restart a server or need a clean data dir start their own with `tmp_path`.
 """
@@ -13,9 +13,9 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres
 from services.common.nats_streams import connect
-from services.common.testing import running_nats, running_postgres, temp_database
+from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres
+from services.launcher.testing import running_nats, running_postgres, temp_database
 
 S = TypeVar("S", EmbeddedNats, EmbeddedPostgres)
 

@@ -19,14 +19,14 @@ import psutil
 import psycopg
 from nats.js.api import StreamConfig
 
-from services.common.embedded import (
+from services.common.nats_streams import connect
+from services.launcher.embedded import (
     RESERVED_PORTS,
     EmbeddedNats,
     EmbeddedPostgres,
     postgres_identity,
     recorded_port,
 )
-from services.common.nats_streams import connect
 
 StopAfter = Callable[[Any], Any]
 SYSTEM_PORTS = {4222, 5432}  # this machine's own NATS and PostgreSQL

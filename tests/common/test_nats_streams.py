@@ -12,7 +12,6 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError
 
-from services.common.embedded import EmbeddedNats, pick_free_port
 from services.common.nats_streams import (
     connect,
     ensure_streams,
@@ -20,6 +19,7 @@ from services.common.nats_streams import (
     stream_configs,
     work_consumer_config,
 )
+from services.launcher.embedded import EmbeddedNats, pick_free_port
 
 DAY = 24 * 3600
 

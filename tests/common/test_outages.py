@@ -14,8 +14,8 @@ from luna.common.v1 import info_pb2
 from luna.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from services.common import db, errors, grpc_client, nats_streams
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres
 from services.common.grpc_server import ErrorInterceptor
+from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres
 
 
 class _UsesPool(tasks_pb2_grpc.TasksServiceServicer):

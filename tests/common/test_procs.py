@@ -12,7 +12,7 @@ import time
 
 import psutil
 
-from services.common.procs import (
+from services.launcher.procs import (
     ProcessRecord,
     record_of,
     service_of_data_dir,
@@ -24,7 +24,7 @@ from services.common.procs import (
 # the sleeper's pid and waits to be killed.
 _MIDDLE = """
 import signal, subprocess, sys, time
-from services.common.procs import die_with_parent
+from services.launcher.procs import die_with_parent
 use = sys.argv[1] == "1"
 child = subprocess.Popen(["sleep", "300"], start_new_session=True,
                          preexec_fn=die_with_parent(signal.SIGTERM) if use else None)

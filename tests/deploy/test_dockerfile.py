@@ -227,7 +227,7 @@ def test_the_build_context_is_enough_to_run_every_service(tmp_path: Path) -> Non
     data_files = [p for p in tracked if p.startswith("services/") and not p.endswith(".py")]
     assert set(data_files) <= set(kept)  # migrations, error registry, OpenAPI, vendored models
     modules = [f"services.{s}.app" for s in (*config.SERVICE_PORTS, "gateway")]
-    modules += ["services.common.healthcheck", "services.cli", "luna.faces.v1.faces_pb2"]
+    modules += ["services.common.healthcheck", "services.launcher.cli", "luna.faces.v1.faces_pb2"]
     script = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"

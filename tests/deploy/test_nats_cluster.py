@@ -21,8 +21,8 @@ from nats.aio.client import Client as NATS
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
 
-from services.common.embedded import nats_server_binary, pick_free_port
 from services.common.nats_streams import connect, ensure_streams, publish, stream_configs
+from services.launcher.embedded import nats_server_binary, pick_free_port
 
 SERVERS = 3
 pytestmark = pytest.mark.slow

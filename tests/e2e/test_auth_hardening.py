@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from lunatest import assert_error, basic, bearer, unique_login
 
-from services.common.embedded import pick_free_port
+from services.launcher.embedded import pick_free_port
 
 pytestmark = pytest.mark.e2e
 ALL_TOKEN = {"token": ["creation", "view", "modification", "deletion"], "face": ["view"]}

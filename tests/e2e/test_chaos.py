@@ -29,7 +29,7 @@ import psutil
 import pytest
 from lunatest import create_account
 
-from services.common.embedded import pick_free_port
+from services.launcher.embedded import pick_free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.slow]
 

@@ -28,7 +28,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from luna.faces.v1 import accounts_pb2, accounts_pb2_grpc
 
-from services.common.embedded import pick_free_port
+from services.launcher.embedded import pick_free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ENVOY_DIR = REPO / "deploy" / "envoy"

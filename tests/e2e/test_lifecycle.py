@@ -13,7 +13,7 @@ import aiohttp
 import psutil
 from lunatest import create_account
 
-from services.common.embedded import pick_free_port
+from services.launcher.embedded import pick_free_port
 
 
 async def _start(data_dir: Path, port: int) -> asyncio.subprocess.Process:

@@ -15,8 +15,8 @@ import aiohttp
 import psutil
 import pytest
 
-from services.common.embedded import pick_free_port
-from services.common.procs import record_of
+from services.launcher.embedded import pick_free_port
+from services.launcher.procs import record_of
 
 pytestmark = pytest.mark.e2e
 

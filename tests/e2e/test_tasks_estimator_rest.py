@@ -22,8 +22,8 @@ from aiohttp import web
 from lunatest import assert_error, create_account
 from taskstest import DONE, FAILED, tasks_url, wait_task
 
-from services.common.embedded import pick_free_port
 from services.estimator import model_repo as mr
+from services.launcher.embedded import pick_free_port
 
 FACES = ("01.jpg", "test_crop.jpg")
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from lunatest import REQUEST_ID_RE, assert_error, create_account
 from taskstest import CANCELLED, DONE, FAILED, tasks_url, wait_task
 
-from services.common.embedded import pick_free_port
+from services.launcher.embedded import pick_free_port
 
 
 async def make_faces(http, url: str, auth: dict[str, str], n: int, tag: str) -> list[str]:

@@ -73,12 +73,10 @@ async def test_batch_errors_reach_every_caller(model_repo: Path) -> None:
     await be.close()
 
 
-def test_backend_selection(model_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LUNA_ESTIMATOR_BACKEND", "onnxruntime")
-    assert isinstance(make_backend(repo_dir=model_repo), OnnxRuntimeBackend)
-    monkeypatch.setenv("LUNA_ESTIMATOR_BACKEND", "triton")
-    monkeypatch.setenv("LUNA_TRITON_URL", "127.0.0.1:1")
-    assert isinstance(make_backend(repo_dir=model_repo), TritonBackend)
+def test_backend_selection(model_repo: Path) -> None:
+    assert isinstance(make_backend(repo_dir=model_repo), OnnxRuntimeBackend)  # the default
+    assert isinstance(make_backend("onnxruntime", model_repo), OnnxRuntimeBackend)
+    assert isinstance(make_backend("triton", model_repo, url="127.0.0.1:1"), TritonBackend)
     with pytest.raises(ValueError):
         make_backend("tensorrt", repo_dir=model_repo)
 

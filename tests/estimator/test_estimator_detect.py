@@ -7,8 +7,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from services.common import errors
 from services.common.errors import LunaError
-from services.estimator import core, detect
+from services.estimator import detect
 from services.estimator.core import Estimator
 
 
@@ -77,7 +78,7 @@ async def test_multiface_policies(
     img = load_image("p3.jpg")
     with pytest.raises(LunaError) as ei:
         await estimator.detect(img, multiface_policy=0, estimations=set())
-    assert ei.value.code == core.MULTIPLE_FACES
+    assert ei.value.code == errors.MULTIPLE_FACES
     all_faces = (await estimator.detect(img, multiface_policy=1, estimations=set())).faces
     best = (await estimator.detect(img, multiface_policy=2, estimations=set())).faces
     assert len(best) == 1

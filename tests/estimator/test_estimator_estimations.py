@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from services.common import errors
 from services.common.errors import LunaError
-from services.estimator import core, estimations, images
+from services.estimator import core, estimations
 from services.estimator.core import Estimator
 
 ALL_IMAGE = {
@@ -48,7 +49,7 @@ def _check_face(est: dict[str, object], w: int, h: int) -> None:
     assert mk["estimations"]["occluded"] == 0.0  # type: ignore[index]
     assert mk["predominant_mask"] in ("medical_mask", "missing")  # type: ignore[index]
     q = est["quality"]
-    assert set(q) == set(estimations.QUALITY_KEYS)  # type: ignore[arg-type]
+    assert set(q) == {"darkness", "light", "blurriness", "illumination", "specularity"}  # type: ignore[arg-type]
     assert all(_in01(v) for v in q.values())  # type: ignore[attr-defined]
     lv = est["liveness"]
     assert lv["prediction"] in (0, 1, 2)  # type: ignore[index]
@@ -138,13 +139,13 @@ async def test_warped_input_estimations(estimator: Estimator, astronaut: np.ndar
     assert est["face_descriptor"]["version"] == 200  # type: ignore[index]
     with pytest.raises(LunaError) as ei:
         await estimator.detect(face.sample, image_type=1, estimations={"head_pose"})
-    assert ei.value.code == images.BAD_INPUT
+    assert ei.value.code == errors.BAD_JSON
     with pytest.raises(LunaError) as ei:
         await estimator.detect(astronaut, image_type=1)
-    assert ei.value.code == images.BAD_SAMPLE_SIZE
+    assert ei.value.code == errors.BAD_SAMPLE_SIZE
     with pytest.raises(LunaError) as ei:
         await estimator.extract([astronaut])
-    assert ei.value.code == images.BAD_SAMPLE_SIZE
+    assert ei.value.code == errors.BAD_SAMPLE_SIZE
 
 
 @pytest.mark.parametrize("name", core.UNAVAILABLE)
@@ -153,7 +154,7 @@ async def test_unavailable_estimations_are_refused(
 ) -> None:
     with pytest.raises(LunaError) as ei:
         await estimator.detect(astronaut, estimations={"face_descriptor", name})
-    assert ei.value.code == core.ESTIMATION_UNAVAILABLE
+    assert ei.value.code == errors.FEATURE_DISABLED
     assert f"estimate_{name}" in ei.value.detail
 
 
@@ -161,16 +162,16 @@ async def test_unknown_estimation_and_bad_args(estimator: Estimator, astronaut: 
     for kwargs in ({"estimations": {"telepathy"}}, {"multiface_policy": 3}, {"image_type": 5}):
         with pytest.raises(LunaError) as ei:
             await estimator.detect(astronaut, **kwargs)  # type: ignore[arg-type]
-        assert ei.value.code == images.BAD_INPUT
+        assert ei.value.code == errors.BAD_JSON
     with pytest.raises(LunaError) as ei:
         await estimator.detect(astronaut, image_type=2)
-    assert ei.value.code == core.ESTIMATION_UNAVAILABLE
+    assert ei.value.code == errors.FEATURE_DISABLED
 
 
 async def test_bad_image_bytes(estimator: Estimator) -> None:
     with pytest.raises(LunaError) as ei:
         await estimator.detect(b"\xff\xd8\xff\xe0 truncated", content_type="image/jpeg")
-    assert ei.value.code == images.BAD_IMAGE
+    assert ei.value.code == errors.BAD_IMAGE
 
 
 def test_features(estimator: Estimator) -> None:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from services.common import errors
 from services.common.errors import LunaError
-from services.estimator import images
+from services.estimator import images, settings
 from services.estimator.images import decode_image
 
 
@@ -74,32 +75,35 @@ def _code(fn: object, *args: object, **kw: object) -> int:
 
 def test_bad_images_raise_documented_codes(small: np.ndarray) -> None:
     jpeg = _encode(small, "JPEG")
-    assert _code(decode_image, b"") == images.BAD_IMAGE
-    assert _code(decode_image, jpeg[: len(jpeg) // 2]) == images.BAD_IMAGE  # truncated
-    assert _code(decode_image, b"this is not an image at all") == images.BAD_IMAGE
-    assert _code(decode_image, b"%%%%", "image/x-png-base64") == images.BAD_IMAGE
+    assert _code(decode_image, b"") == errors.BAD_IMAGE
+    assert _code(decode_image, jpeg[: len(jpeg) // 2]) == errors.BAD_IMAGE  # truncated
+    assert _code(decode_image, b"this is not an image at all") == errors.BAD_IMAGE
+    assert _code(decode_image, b"%%%%", "image/x-png-base64") == errors.BAD_IMAGE
     # declared type does not match the data, or is not an image type LUNA accepts
-    assert _code(decode_image, jpeg, "image/png") == images.BAD_CONTENT_TYPE
-    assert _code(decode_image, jpeg, "application/pdf") == images.BAD_CONTENT_TYPE
-    assert _code(decode_image, _encode(small, "GIF")) == images.BAD_CONTENT_TYPE
+    assert _code(decode_image, jpeg, "image/png") == errors.BAD_IMAGE_CONTENT_TYPE
+    assert _code(decode_image, jpeg, "application/pdf") == errors.BAD_IMAGE_CONTENT_TYPE
+    assert _code(decode_image, _encode(small, "GIF")) == errors.BAD_IMAGE_CONTENT_TYPE
     # limits
-    assert _code(decode_image, jpeg, max_bytes=len(jpeg) - 1) == images.BAD_INPUT
+    assert _code(decode_image, jpeg, max_bytes=len(jpeg) - 1) == errors.BAD_JSON
     assert _code(decode_image, jpeg, max_pixels=small.shape[0] * small.shape[1] - 1) == (
-        images.BAD_INPUT
+        errors.BAD_JSON
     )
 
 
 def test_size_limit_comes_from_the_environment(
     small: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The app reads the limits (settings.image_limits) and the core decodes within them."""
     jpeg = _encode(small, "JPEG")
     monkeypatch.setenv("LUNA_MAX_IMAGE_BYTES", str(len(jpeg) - 1))
-    assert _code(decode_image, jpeg) == images.BAD_INPUT
+    limits = settings.image_limits()
+    assert _code(images.as_rgb_array, jpeg, limits=limits) == errors.BAD_JSON
     monkeypatch.setenv("LUNA_MAX_IMAGE_BYTES", str(len(jpeg)))
-    assert decode_image(jpeg).shape == small.shape
+    limits = settings.image_limits()
+    assert images.as_rgb_array(jpeg, limits=limits).shape == small.shape
 
 
 def test_arrays_are_validated() -> None:
     assert images.as_rgb_array(np.zeros((4, 5), np.uint8)).shape == (4, 5, 3)
-    assert _code(images.as_rgb_array, np.zeros((4, 5, 3), np.float32)) == images.BAD_IMAGE
-    assert _code(images.as_rgb_array, np.zeros((0, 5, 3), np.uint8)) == images.BAD_IMAGE
+    assert _code(images.as_rgb_array, np.zeros((4, 5, 3), np.float32)) == errors.BAD_IMAGE
+    assert _code(images.as_rgb_array, np.zeros((0, 5, 3), np.uint8)) == errors.BAD_IMAGE

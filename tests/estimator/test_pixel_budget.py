@@ -212,5 +212,5 @@ async def test_a_large_sample_is_refused_from_its_header(served, zero_png) -> No
     started = time.perf_counter()
     with pytest.raises(errors.LunaError) as err:
         await stub.Extract(request)
-    assert err.value.code == images.BAD_SAMPLE_SIZE
+    assert err.value.code == errors.BAD_SAMPLE_SIZE
     assert time.perf_counter() - started < 0.5  # a decode of it takes over a second

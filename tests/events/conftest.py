@@ -16,14 +16,14 @@ from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import db, nats_streams
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres
 from services.common.scoping import Scope
-from services.common.testing import running_nats, running_postgres, temp_database
 from services.events.app import jetstream_publisher
 from services.events.events import Events
 from services.events.handlers import Handlers
 from services.events.statistics import Statistics
 from services.events.verifiers import Verifiers
+from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres
+from services.launcher.testing import running_nats, running_postgres, temp_database
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "events" / "migrations"
 

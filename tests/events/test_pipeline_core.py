@@ -370,8 +370,8 @@ async def test_notification_policy_and_callbacks(world: dict[str, Any]) -> None:
     import msgpack
     from aiohttp import web
 
-    from services.common.embedded import pick_free_port
     from services.events.callbacks import CallbackSender
+    from services.launcher.embedded import pick_free_port
 
     received: list[tuple[str, str, Any]] = []
 

@@ -21,18 +21,18 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import db, nats_streams
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres
 from services.common.scoping import Scope
-from services.common.testing import (
+from services.faces.attributes import Attributes
+from services.faces.faces import Faces
+from services.faces.lists import Lists
+from services.faces.outbox import Publisher, subject_for
+from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres
+from services.launcher.testing import (
     _with_database,
     running_nats,
     running_postgres,
     temp_database,
 )
-from services.faces.attributes import Attributes
-from services.faces.faces import Faces
-from services.faces.lists import Lists
-from services.faces.outbox import Publisher, subject_for
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "faces" / "migrations"
 

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from services.common import nats_streams
-from services.common.embedded import EmbeddedNats
 from services.gateway.events_follower import refollow_on_reconnect
 from services.gateway.sender import Hub
+from services.launcher.embedded import EmbeddedNats
 
 
 class _Recording(Hub):

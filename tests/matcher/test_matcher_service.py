@@ -31,14 +31,14 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import db, errors, nats_streams
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres
 from services.common.grpc_server import ErrorInterceptor
-from services.common.testing import _with_database, running_nats, running_postgres, temp_database
 from services.faces.attributes import Attributes
 from services.faces.faces import Faces
 from services.faces.grpc_service import AttributesServicer, FacesServicer, ListsServicer
 from services.faces.lists import Lists
 from services.faces.outbox import Publisher
+from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres
+from services.launcher.testing import _with_database, running_nats, running_postgres, temp_database
 from services.matcher.app import MatcherState
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "faces" / "migrations"

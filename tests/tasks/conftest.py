@@ -12,8 +12,8 @@ from nats.aio.client import Client as NATS
 
 from services.common import db, nats_streams
 from services.common.db import Pool
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres
-from services.common.testing import running_nats, running_postgres, temp_database
+from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres
+from services.launcher.testing import running_nats, running_postgres, temp_database
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "tasks" / "migrations"
 

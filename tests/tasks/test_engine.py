@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 
 from services.common import errors
 from services.common.db import Pool
-from services.tasks import engine, kinds
+from services.tasks import engine, kinds, settings
 from services.tasks.kinds import Deps, Kind, Outcome
 from services.tasks.store import ItemError, TaskStore
 from services.tasks.worker import DURABLE, Worker, ensure_consumer
@@ -78,8 +78,8 @@ def fast_acks(monkeypatch: pytest.MonkeyPatch) -> None:
 async def planned_task(pool: Pool, nc: NATS) -> tuple[TaskStore, engine.Engine, int]:
     store = TaskStore(pool)
     task_id = await store.create(ACCOUNT, Counting.task_type, "", {})
-    eng = engine.Engine(pool, Deps(), nc.jetstream())
-    await ensure_consumer(nc.jetstream())
+    eng = engine.Engine(pool, Deps(), nc.jetstream(), settings.work())
+    await ensure_consumer(nc.jetstream(), settings.work())
     assert await eng.plan_one()
     await eng.publish_pending()
     return store, eng, task_id
@@ -104,7 +104,7 @@ async def test_part_redelivered_after_a_crash_is_applied_once(
     pool: Pool, nc: NATS, kind: Counting, fast_acks: None
 ) -> None:
     store, _, task_id = await planned_task(pool, nc)
-    worker = Worker(store, Deps())
+    worker = Worker(store, Deps(), settings.work())
     msgs = await pull(nc, 3)
     assert len(msgs) == 3
     # The first delivery dies after its effects, before recording them or acking.
@@ -143,7 +143,7 @@ async def test_part_redelivered_after_a_crash_is_applied_once(
 async def test_two_planners_split_a_task_once(pool: Pool, nc: NATS, kind: Counting) -> None:
     store = TaskStore(pool)
     task_id = await store.create(ACCOUNT, Counting.task_type, "", {})
-    engines = [engine.Engine(pool, Deps(), nc.jetstream()) for _ in range(2)]
+    engines = [engine.Engine(pool, Deps(), nc.jetstream(), settings.work()) for _ in range(2)]
     planned = await asyncio.gather(*(e.plan_one() for e in engines))
     assert sorted(planned) == [False, True]
     await asyncio.gather(*(e.publish_pending() for e in engines))
@@ -157,7 +157,7 @@ async def test_failing_part_becomes_a_dead_letter_error(
 ) -> None:
     kind.behaviour = "explode"
     store, _, task_id = await planned_task(pool, nc)
-    worker = Worker(store, Deps())
+    worker = Worker(store, Deps(), settings.work())
     deadline = time.monotonic() + 40
     while (await store.get(task_id))["task_status"] not in (3, 5):
         assert time.monotonic() < deadline
@@ -178,7 +178,7 @@ async def test_failing_part_becomes_a_dead_letter_error(
 async def test_cancel_stops_a_running_part(pool: Pool, nc: NATS, kind: Counting) -> None:
     kind.behaviour = "slow"
     store, _, task_id = await planned_task(pool, nc)
-    worker = Worker(store, Deps())
+    worker = Worker(store, Deps(), settings.work())
     msgs = await pull(nc, 1)
     running = asyncio.create_task(worker.handle(msgs[0]))
     await asyncio.sleep(0.5)

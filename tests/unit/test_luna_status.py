@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.embedded import pick_free_port
-from services.supervisor import status
+from services.launcher.embedded import pick_free_port
+from services.launcher.supervisor import status
 
 
 async def test_status_reports_a_restarting_worker_and_service(

@@ -16,12 +16,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.common import metrics
-from services.common.embedded import pick_free_port
 from services.common.grpc_server import ErrorInterceptor
 from services.gateway import metrics as http_metrics
 from services.gateway import middleware
 from services.gateway.sender import Hub
 from services.gateway.sender_api import build_sender_app, render_manual
+from services.launcher.embedded import pick_free_port
 
 
 def _value(samples: dict, name: str, **labels: str) -> float:

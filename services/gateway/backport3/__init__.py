@@ -27,12 +27,7 @@ ROUTES = [
     *handlers.table.routes,
     *ws.table.routes,
 ]
-PORT = config.declare(
-    "LUNA_BACKPORT3_PORT",
-    5140,
-    "Port of Backport 3's own REST listener (the /4 API, also served under /4 on LUNA_PORT); "
-    "0 disables the listener.",
-)
+PORT = config.BACKPORT3_PORT
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "*",
@@ -65,6 +60,7 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
 def install(app: web.Application, extra: list[tuple[str, str, Any]] | None = None) -> None:
     """Add the /4 routes (and their OPTIONS) to `app`."""
     app["bp3_main"] = app
+    app["bp3_routes"] = ROUTES
     app["bp3_tokens"] = TokenCache(CACHE_TTL.get_float())
     methods: dict[str, list[str]] = {}
     for method, path, handler in [*ROUTES, *(extra or [])]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +23,6 @@ from services.common import errors, ids, subjects
 from services.gateway.auth import AuthRule
 from services.gateway.clients import Clients
 
-BAD_CONTENT_TYPE = 12017
-NOT_UUID4_TOKEN = 12001
-DESCRIPTOR_NOT_FOUND = 11018
-OBJECTS_NOT_FOUND = 11020
-FACE_NOT_FOUND = 22002
-FACES_NOT_FOUND = 22004
-LIST_NOT_FOUND = 22003
-PERSON_NOT_FOUND = 22007
 CORS = {
     "Access-Control-Allow-Origin": "*",
 }
@@ -51,7 +44,13 @@ def restatus(err: errors.LunaError, statuses: dict[int, int]) -> errors.LunaErro
 
 
 def descriptor_not_found(descriptor_id: str, status: int = 404) -> errors.LunaError:
-    return fail(DESCRIPTOR_NOT_FOUND, f"Descriptor with id '{descriptor_id}' not found.", status)
+    return fail(
+        errors.DESCRIPTOR_NOT_FOUND, f"Descriptor with id '{descriptor_id}' not found.", status
+    )
+
+
+def bad_content_type() -> errors.LunaError:
+    return fail(errors.BAD_CONTENT_TYPE, "Bad content type")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -89,7 +88,8 @@ async def basic_caller(request: web.Request) -> Caller:
     if scheme.lower() != "basic":
         # LUNA 3 knows Basic only in this header (tokens travel in X-Auth-Token).
         raise fail(
-            36002, "Bad format basic authorization header, format: Basic base64(login:password)"
+            errors.BAD_BASIC_AUTH,
+            "Bad format basic authorization header, format: Basic base64(login:password)",
         )
     principal = await request.app["authenticator"].authenticate(request, BASIC_ONLY)
     return Caller(principal.account_id)
@@ -156,7 +156,7 @@ async def token_caller(request: web.Request, token: str) -> Caller:
     token = token.strip()
     if not ids.is_uuid(token):
         raise fail(
-            NOT_UUID4_TOKEN, "Token is not UUID4, format: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+            errors.NOT_UUID4, "Token is not UUID4, format: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
         )
     cache: TokenCache = request.app["bp3_tokens"]
     hit = cache.get(token)
@@ -165,7 +165,7 @@ async def token_caller(request: web.Request, token: str) -> Caller:
     clients: Clients = request.app["clients"]
     reply = await clients.backport3.VerifyToken(bpb.VerifyTokenRequest(token_id=token))
     if reply.account.suspended:
-        raise fail(11004, "Account is suspended")
+        raise fail(errors.ACCOUNT_SUSPENDED, "Account is suspended")
     c = Caller(reply.token.account_id, reply.token.token_id, reply.token.token_data)
     cache.put(token, c)
     return c
@@ -186,13 +186,19 @@ def q_flag(request: web.Request, name: str, default: int = 0) -> int:
 
 
 def q_number(
-    request: web.Request, name: str, lo: float, hi: float, *, ignore_out_of_range: bool = False
+    request: web.Request,
+    name: str,
+    lo: float,
+    hi: float,
+    *,
+    ignore_out_of_range: bool = False,
+    parse: Callable[[str], float] = float,
 ) -> float | None:
     raw = request.query.get(name)
     if raw is None:
         return None
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
         raise bad_query(name) from None
     if not lo <= value <= hi:
@@ -203,16 +209,8 @@ def q_number(
 
 
 def q_int(request: web.Request, name: str, lo: int, hi: int, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_query(name) from None
-    if not lo <= value <= hi:
-        raise bad_query(name)
-    return value
+    value = q_number(request, name, lo, hi, parse=int)
+    return default if value is None else int(value)
 
 
 def q_page(request: web.Request) -> tuple[int, int]:
@@ -260,57 +258,55 @@ def q_string(request: web.Request, name: str, max_len: int) -> str | None:
 
 
 # ------------------------------------------------------------------------------ json
-def bad_json(path: str, message: str) -> errors.LunaError:
-    return fail(
-        errors.BAD_JSON, f"Failed to validate input json. Path: '{path}', message: '{message}'"
-    )
+def media_type(request: web.Request) -> str:
+    return (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
 
 
 async def json_body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
-    media = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    media = media_type(request)
     raw = await request.read()
     if not raw and not required:
         return {}
     if media != "application/json":
-        raise fail(BAD_CONTENT_TYPE, "Bad content type")
+        raise bad_content_type()
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise bad_json("", "request body is not valid json") from None
+        raise errors.bad_json("", "request body is not valid json") from None
     if not isinstance(body, dict):
-        raise bad_json("", "object required")
+        raise errors.bad_json("", "object required")
     return body
 
 
 def body_string(body: dict[str, Any], name: str, max_len: int, *, required: bool = False) -> Any:
     if name not in body:
         if required:
-            raise bad_json(name, "required property")
+            raise errors.bad_json(name, "required property")
         return None
     value = body[name]
     if not isinstance(value, str):
-        raise bad_json(name, "string required")
+        raise errors.bad_json(name, "string required")
     if len(value) > max_len:
-        raise bad_json(name, f"string longer than {max_len}")
+        raise errors.bad_json(name, f"string longer than {max_len}")
     return value
 
 
 def body_uuids(body: dict[str, Any], name: str) -> list[str]:
     value = body.get(name)
     if not isinstance(value, list) or not value:
-        raise bad_json(name, "non-empty array required")
+        raise errors.bad_json(name, "non-empty array required")
     for i, item in enumerate(value):
         if not isinstance(item, str) or not ids.is_uuid(item):
-            raise bad_json(f"{name}.{i}", "uuid4 required")
+            raise errors.bad_json(f"{name}.{i}", "uuid4 required")
     if len(value) > 1000:
-        raise bad_json(name, "at most 1000 items")
+        raise errors.bad_json(name, "at most 1000 items")
     return list(dict.fromkeys(value))
 
 
 def only_keys(body: dict[str, Any], allowed: set[str]) -> None:
     for key in body:
         if key not in allowed:
-            raise bad_json(key, "additional property is not allowed")
+            raise errors.bad_json(key, "additional property is not allowed")
 
 
 def b64decode(text: Any) -> bytes:

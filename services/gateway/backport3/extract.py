@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from aiohttp import web
 from google.protobuf import json_format
 from luna.backport3.v1 import backport3_pb2 as bpb
@@ -22,18 +21,10 @@ from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2
 from PIL import ExifTags, Image
 
-from services.common import config, errors
-from services.gateway.backport3.core import BAD_CONTENT_TYPE, Caller, fail, q_flag, q_number
-from services.gateway.routes.attributes import DEFAULT_DESCRIPTOR_VERSION as DESCRIPTOR_VERSION
-
-NO_FACES_LOW_THRESHOLD = 36003
-NO_FACES = 4003
-BASE64_FAILED = 18001
-BAD_WARP_SIZE = 11043
-INVALID_IMAGE = 100033
-SDK_DESCRIPTOR_INVALID = 12038
-XPK_PARSE_FAILED = 12035
-ESTIMATION_UNAVAILABLE = 11044
+from services.common import config, descriptors, errors
+from services.common.boxes import rect
+from services.common.shared_settings import DEFAULT_DESCRIPTOR_VERSION as DESCRIPTOR_VERSION
+from services.gateway.backport3.core import Caller, bad_content_type, fail, q_flag, q_number
 
 IMAGE_TYPES = {
     "image/jpeg": "image/jpeg",
@@ -62,7 +53,7 @@ PORTRAITS = config.declare(
     "and the portrait resources answer 11070.",
 )
 # SFace: 128 float32.
-DESCRIPTOR_BYTES = 128 * 4
+DESCRIPTOR_DIM = 128
 EMOTION_NAMES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 
 
@@ -137,7 +128,7 @@ class Options:
             names.add("head_pose")
         if self.ethnicities:
             # No ethnicity model is installed: refuse rather than answer a made-up value.
-            raise fail(ESTIMATION_UNAVAILABLE, "Forbidden. Ethnicity estimation is not available")
+            raise fail(errors.FEATURE_DISABLED, "Forbidden. Ethnicity estimation is not available")
         return sorted(names)
 
 
@@ -200,14 +191,13 @@ class Extraction:
             return [{"id": f.descriptor_id} for f in self.faces]
         return [f.created_face(opts) for f in self.faces]
 
-
-def rect(box: epb.Box) -> dict[str, int]:
-    return {
-        "x": round(box.x),
-        "y": round(box.y),
-        "width": round(box.width),
-        "height": round(box.height),
-    }
+    def response(self, opts: Options, **fields: Any) -> dict[str, Any]:
+        """`fields`, then the one face extracted and the EXIF when asked for."""
+        (face,) = self.faces_json(opts)
+        body: dict[str, Any] = {**fields, "face": face}
+        if self.exif is not None:
+            body["exif"] = self.exif
+        return body
 
 
 def rect_iso(face: epb.Face) -> dict[str, int]:
@@ -265,14 +255,14 @@ def _unbase64(data: bytes) -> bytes:
         return base64.b64decode(data.strip(), validate=True)
     except (binascii.Error, ValueError):
         # The Backport 3 seed documents this one as an internal error (500).
-        raise fail(BASE64_FAILED, "Failed convert data from base64 to bytes", 500) from None
+        raise fail(errors.BAD_BASE64, "Failed convert data from base64 to bytes", 500) from None
 
 
 def accepted_media(request: web.Request) -> str:
     media = _media(request)
     known = (*IMAGE_TYPES, *BASE64_IMAGE_TYPES, *DESCRIPTOR_TYPES, *XPK_TYPES)
     if media not in known:
-        raise fail(BAD_CONTENT_TYPE, "Bad content type")
+        raise bad_content_type()
     return media
 
 
@@ -295,7 +285,7 @@ async def extract(
     clients = request.app["clients"]
     if media in XPK_TYPES:
         # The xpk container is VisionLabs' proprietary format; nothing here can read it.
-        raise fail(XPK_PARSE_FAILED, "Failed to parse xpk file")
+        raise fail(errors.XPK_INVALID, "Failed to parse xpk file")
     if media in DESCRIPTOR_TYPES:
         data = _unbase64(body) if media.endswith("-base64") else body
         return await _store_descriptor(clients, caller, data)
@@ -318,19 +308,19 @@ async def extract(
     (result,) = reply.results
     if result.WhichOneof("outcome") == "error":
         e = result.error
-        if e.error_code == 11030:
-            raise fail(BAD_WARP_SIZE, "Bad image size for face warped image")
-        raise fail(INVALID_IMAGE, e.detail)
+        if e.error_code == errors.BAD_SAMPLE_SIZE:
+            raise fail(errors.BAD_WARP_SIZE, "Bad image size for face warped image")
+        raise fail(errors.INVALID_IMAGE_TYPE, e.detail)
     det = result.detections
     size = (det.image_width, det.image_height)
     found = [
         Extracted(face, json_format.MessageToDict(face.estimations), size) for face in det.faces
     ]
     if not found:
-        raise no_faces or fail(NO_FACES, "No faces found.")
+        raise no_faces or fail(errors.NO_FACES_FOUND, "No faces found.")
     kept = [f for f in found if _passes(f, opts)]
     if not kept:
-        raise fail(NO_FACES_LOW_THRESHOLD, "No faces found.")
+        raise fail(errors.NO_FACES, "No faces found.")
     if best_only:
         kept = [max(kept, key=lambda f: f.face.score)]
     out = Extraction(kept, _exif(data) if opts.exif else None)
@@ -346,7 +336,7 @@ def _gif_to_png(data: bytes) -> bytes:
         buf = io.BytesIO()
         img.convert("RGB").save(buf, format="PNG")
     except Exception:  # PIL raises many types for bad data
-        raise fail(INVALID_IMAGE, "Failed to decode image data") from None
+        raise fail(errors.INVALID_IMAGE_TYPE, "Failed to decode image data") from None
     return buf.getvalue()
 
 
@@ -355,6 +345,13 @@ def _passes(f: Extracted, opts: Options) -> bool:
         return False
     pose = f.est.get("head_pose") or {}
     return all(abs(float(pose.get(a, 0.0))) < limit for a, limit in opts.angles.items())
+
+
+async def store_after_match(clients: Any, caller: Caller, extraction: Extraction) -> None:
+    """Store what a match extracted once the match is done: a face stored first would make the
+    matcher wait until it sees it before it may answer (read-your-writes)."""
+    if not extraction.from_descriptor:
+        await store_faces(clients, caller, extraction.faces)
 
 
 async def track(clients: Any, caller: Caller, descriptor_ids: list[str]) -> None:
@@ -389,50 +386,45 @@ async def _create_faces(
     clients: Any, caller: Caller, faces: list[Extracted], sample_ids: list[str]
 ) -> None:
     for f, sample_id in zip(faces, sample_ids, strict=True):
-        created = await clients.faces.CreateFace(
-            faces_pb2.CreateFaceRequest(
-                scope=caller.scope,
-                attribute=faces_pb2.FaceAttributeInput(
-                    data=attributes_pb2.AttributeData(
-                        descriptors=[
-                            attributes_pb2.Descriptor(
-                                descriptor=f.face.descriptor.data,
-                                version=f.face.descriptor.version,
-                            )
-                        ],
-                        descriptor_samples=[sample_id] if sample_id else [],
-                    )
-                ),
-            )
-        )
-        f.descriptor_id = created.face.face_id
+        d = f.face.descriptor
+        f.descriptor_id = await _create_face(clients, caller, d.data, d.version, sample_id)
     await track(clients, caller, [f.descriptor_id for f in faces])
 
 
-async def _store_descriptor(clients: Any, caller: Caller, data: bytes) -> Extraction:
-    """A descriptor given as bytes: our installation's packed little-endian float32 vector."""
-    if len(data) != DESCRIPTOR_BYTES:
-        raise fail(SDK_DESCRIPTOR_INVALID, "SDK descriptor is not valid")
-    vec = np.frombuffer(data, dtype="<f4")
-    norm = float(np.linalg.norm(vec))
-    if not np.isfinite(vec).all() or norm == 0.0:
-        raise fail(SDK_DESCRIPTOR_INVALID, "SDK descriptor is not valid")
-    vec = (vec / norm).astype("<f4")
+async def _create_face(
+    clients: Any, caller: Caller, descriptor: bytes, version: int, sample_id: str
+) -> str:
+    """A LUNA 5 face holding one descriptor (and its sample): a LUNA 3 descriptor's id."""
     created = await clients.faces.CreateFace(
         faces_pb2.CreateFaceRequest(
             scope=caller.scope,
             attribute=faces_pb2.FaceAttributeInput(
                 data=attributes_pb2.AttributeData(
-                    descriptors=[
-                        attributes_pb2.Descriptor(
-                            descriptor=vec.tobytes(), version=DESCRIPTOR_VERSION.get_int()
-                        )
-                    ]
+                    descriptors=[attributes_pb2.Descriptor(descriptor=descriptor, version=version)],
+                    descriptor_samples=[sample_id] if sample_id else [],
                 )
             ),
         )
     )
-    await track(clients, caller, [created.face.face_id])
-    return Extraction(
-        [Extracted(epb.Face(), {}, (0, 0), created.face.face_id)], from_descriptor=True
+    return str(created.face.face_id)
+
+
+def given_descriptor(data: bytes, *, sdk: bool = True) -> bytes:
+    """A descriptor given as bytes (our installation's packed float32 vector), normalised.
+
+    12038 when it is not one; a raw descriptor (`sdk` off) of a wrong length is 12034.
+    """
+    try:
+        return descriptors.normalise(data, DESCRIPTOR_DIM)
+    except descriptors.InvalidDescriptor as exc:
+        if exc.kind == "length" and not sdk:
+            raise fail(errors.BAD_DESCRIPTOR_LENGTH, str(exc)) from None
+        raise fail(errors.SDK_DESCRIPTOR_INVALID, "SDK descriptor is not valid") from None
+
+
+async def _store_descriptor(clients: Any, caller: Caller, data: bytes) -> Extraction:
+    created = await _create_face(
+        clients, caller, given_descriptor(data), DESCRIPTOR_VERSION.get_int(), ""
     )
+    await track(clients, caller, [created])
+    return Extraction([Extracted(epb.Face(), {}, (0, 0), created)], from_descriptor=True)

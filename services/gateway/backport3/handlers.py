@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
-import numpy as np
 import orjson
 from aiohttp import web
 from google.protobuf import json_format, struct_pb2
@@ -18,20 +17,28 @@ from luna.matcher.v1 import matcher_pb2 as mpb
 
 from services.common import errors, times
 from services.gateway.backport3 import extract as ex
-from services.gateway.backport3 import matching, storage, ws
+from services.gateway.backport3.candidates import (
+    list_candidates,
+    one_person,
+    reference_of,
+    run_match,
+)
 from services.gateway.backport3.core import (
-    BAD_CONTENT_TYPE,
     Caller,
     b64decode,
-    bad_json,
+    bad_content_type,
     caller,
     fail,
+    json_body,
     json_response,
+    media_type,
     q_flag,
     q_string,
     q_uuid,
     restatus,
 )
+from services.gateway.backport3.persons import get_list, get_person, link_descriptor, link_persons
+from services.gateway.backport3.publish import publish
 from services.gateway.backport3.table import Table
 
 table = Table()
@@ -40,10 +47,6 @@ TYPES = {
     "verify": bpb.HANDLER_TYPE_VERIFY,
     "identify": bpb.HANDLER_TYPE_IDENTIFY,
 }
-NO_FACES_HANDLER = 36005
-BAD_LENGTH = 12034
-VERSION_NOT_REGISTERED = 12037
-BASE64_FAILED = 18001
 FLOAT_DESCRIPTOR_VERSIONS = (200,)
 
 
@@ -89,15 +92,7 @@ def _get(name: str) -> Any:
 def _patch(name: str) -> Any:
     async def handle(request: web.Request) -> web.Response:
         c = await caller(request)
-        media = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        if media != "application/json":
-            raise fail(BAD_CONTENT_TYPE, "Bad content type")
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            raise bad_json("", "request body is not valid json") from None
-        if not isinstance(body, dict):
-            raise bad_json("", "object required")
+        body = await json_body(request)
         policies = struct_pb2.Struct()
         policies.update(body)
         try:
@@ -108,7 +103,7 @@ def _patch(name: str) -> Any:
             )
         except errors.LunaError as err:
             # Backport 3 documents an unknown policy list_id under 400.
-            raise restatus(err, {storage.LIST_NOT_FOUND: 400}) from None
+            raise restatus(err, {errors.LIST_NOT_FOUND: 400}) from None
         return json_response({"version": reply.handler.version})
 
     return handle
@@ -119,15 +114,9 @@ for _name in TYPES:
     table.route("PATCH", f"/4/handlers/{_name}")(_patch(_name))
 
 
-async def _store_after_match(clients: Any, c: Caller, extraction: ex.Extraction) -> None:
-    # After the match: a face stored first would make the matcher wait until it sees it.
-    if not extraction.from_descriptor:
-        await ex.store_faces(clients, c, extraction.faces)
-
-
-def _face_json(extraction: ex.Extraction, opts: ex.Options) -> dict[str, Any]:
-    (face,) = extraction.faces_json(opts)
-    return face
+def _no_faces() -> errors.LunaError:
+    # The Backport 3 seed answers a handler's image without faces with code 36005 under 500.
+    return fail(errors.WS_DISABLED, "No faces found.", 500)
 
 
 @table.route("POST", "/4/handlers/extractor")
@@ -141,14 +130,14 @@ async def run_extractor(request: web.Request) -> web.Response:
     policies = policies_of(handler)
     if policies.get("list_id"):
         # Checked before anything is stored: a list deleted since the PATCH fails cleanly.
-        await storage.get_list(clients, c, policies["list_id"], status=400)
+        await get_list(clients, c, policies["list_id"], status=400)
     opts = ex.Options.from_policies(policies, warped)
     extraction = await ex.extract(
         request,
         c,
         opts,
         best_only=True,
-        no_faces=fail(NO_FACES_HANDLER, "No faces found.", 500),
+        no_faces=_no_faces(),
     )
     (face,) = extraction.faces
     person = (
@@ -158,23 +147,11 @@ async def run_extractor(request: web.Request) -> web.Response:
             )
         )
     ).person
-    person = (
-        await clients.backport3.LinkDescriptor(
-            bpb.LinkDescriptorRequest(
-                account_id=c.account_id,
-                person_id=person.person_id,
-                descriptor_id=face.descriptor_id,
-                attach=True,
-            )
-        )
-    ).person
-    await storage.mirror_person(clients, c, [face.descriptor_id], person)
+    person = await link_descriptor(clients, c, person.person_id, face.descriptor_id, True)
     if policies.get("list_id"):
-        await storage.link_persons(clients, c, policies["list_id"], [person.person_id], True)
-    body: dict[str, Any] = {"person_id": person.person_id, "face": _face_json(extraction, opts)}
-    if extraction.exif is not None:
-        body["exif"] = extraction.exif
-    await ws.publish(
+        await link_persons(clients, c, policies["list_id"], [person.person_id], True)
+    body = extraction.response(opts, person_id=person.person_id)
+    await publish(
         request, c, "extract", "descriptors",
         result={"faces": [body["face"]], **({"exif": body["exif"]} if "exif" in body else {})},
     )  # fmt: skip
@@ -187,7 +164,7 @@ async def run_verify(request: web.Request) -> web.Response:
     person_id = q_uuid(request, "person_id", required=True)
     warped = bool(q_flag(request, "warped_image"))
     clients = request.app["clients"]
-    person = await storage.get_person(clients, c, person_id, status=400)
+    person = await get_person(clients, c, person_id, status=400)
     handler = await handler_of(clients, c, "verify")
     policies = policies_of(handler)
     opts = ex.Options.from_policies(policies, warped)
@@ -197,27 +174,16 @@ async def run_verify(request: web.Request) -> web.Response:
         opts,
         store=False,
         best_only=True,
-        no_faces=fail(NO_FACES_HANDLER, "No faces found.", 500),
+        no_faces=_no_faces(),
     )
     (face,) = extraction.faces
-    cand = matching.Candidates(
-        mpb.FaceCandidates(face_ids=list(person.descriptor_ids)),
-        True,
-        {"person_id": person_id},
-        empty=not person.descriptor_ids,
-    )
-    found = await matching.run_match(clients, c, [matching.reference_of(face)], cand, 1)
-    await _store_after_match(clients, c, extraction)
+    cand = one_person(person, person_id)
+    found = await run_match(clients, c, [reference_of(face)], cand, 1)
+    await ex.store_after_match(clients, c, extraction)
     threshold = float(policies["verify_threshold"])
     status = bool(found) and found[0]["similarity"] >= threshold
-    body: dict[str, Any] = {
-        "status": status,
-        "candidates": found,
-        "face": _face_json(extraction, opts),
-    }
-    if extraction.exif is not None:
-        body["exif"] = extraction.exif
-    await ws.publish(
+    body = extraction.response(opts, status=status, candidates=found)
+    await publish(
         request, c, "match", "verify", result={"candidates": found},
         template={"descriptor_id": face.descriptor_id}, candidate={"person_id": person_id},
     )  # fmt: skip
@@ -236,20 +202,16 @@ async def run_identify(request: web.Request) -> web.Response:
         raise fail(
             errors.REQUIRED_QUERY_PARAM, "Required parameters 'list_id' not found in policies"
         )
-    cand = await matching.list_candidates(clients, c, list_id)
+    cand = await list_candidates(clients, c, list_id)
     opts = ex.Options.from_policies(policies, warped)
     extraction = await ex.extract(request, c, opts, store=False, best_only=True)
     (face,) = extraction.faces
-    found = await matching.run_match(
-        clients, c, [matching.reference_of(face)], cand, int(policies["limit"])
-    )
-    await _store_after_match(clients, c, extraction)
+    found = await run_match(clients, c, [reference_of(face)], cand, int(policies["limit"]))
+    await ex.store_after_match(clients, c, extraction)
     threshold = float(policies["identify_threshold"])
     found = [x for x in found if x["similarity"] >= threshold]
-    body: dict[str, Any] = {"candidates": found, "face": _face_json(extraction, opts)}
-    if extraction.exif is not None:
-        body["exif"] = extraction.exif
-    await ws.publish(
+    body = extraction.response(opts, candidates=found)
+    await publish(
         request, c, "match", "identify", result={"candidates": found},
         template={"descriptor_id": face.descriptor_id}, candidate=cand.ws_candidate,
     )  # fmt: skip
@@ -260,54 +222,47 @@ async def run_identify(request: web.Request) -> web.Response:
 def _raw_entities(body: dict[str, Any], key: str, binary: bool) -> list[mpb.RawEntity]:
     items = body.get(key)
     if not isinstance(items, list) or not items:
-        raise bad_json(key, "non-empty array required")
+        raise errors.bad_json(key, "non-empty array required")
     out = []
     for i, item in enumerate(items):
         path = f"{key}.{i}"
         if not isinstance(item, dict) or set(item) != {"id", "type", "data"}:
-            raise bad_json(path, "object with id, type and data required")
+            raise errors.bad_json(path, "object with id, type and data required")
         if not isinstance(item["id"], str) or len(item["id"]) > 36:
-            raise bad_json(f"{path}.id", "string of at most 36 characters required")
+            raise errors.bad_json(f"{path}.id", "string of at most 36 characters required")
         kind, data = item["type"], item["data"]
         if kind == "xpk_file":
-            raise fail(ex.XPK_PARSE_FAILED, "Failed to parse xpk file")
+            raise fail(errors.XPK_INVALID, "Failed to parse xpk file")
         if kind == "raw_descriptor":
             if not isinstance(data, dict) or set(data) != {"descriptor", "version"}:
-                raise bad_json(f"{path}.data", "object with descriptor and version required")
+                raise errors.bad_json(f"{path}.data", "object with descriptor and version required")
             version = data["version"]
             if type(version) is not int:
-                raise bad_json(f"{path}.data.version", "integer required")
+                raise errors.bad_json(f"{path}.data.version", "integer required")
             if version not in FLOAT_DESCRIPTOR_VERSIONS:
                 raise fail(
-                    VERSION_NOT_REGISTERED,
+                    errors.DESCRIPTOR_VERSION_NOT_REGISTERED,
                     f"Descriptor version {version} are not registered in the system",
                 )
             raw = data["descriptor"]
         elif kind == "sdk_descriptor":
             version, raw = FLOAT_DESCRIPTOR_VERSIONS[0], data
         else:
-            raise bad_json(f"{path}.type", "one of raw_descriptor, sdk_descriptor, xpk_file")
+            raise errors.bad_json(f"{path}.type", "one of raw_descriptor, sdk_descriptor, xpk_file")
         if isinstance(raw, bytes) and binary:
             vec_bytes = raw
         else:
             try:
                 vec_bytes = b64decode(raw)
             except ValueError:
-                raise fail(BASE64_FAILED, "Failed convert data from base64 to bytes", 400) from None
-        if len(vec_bytes) != ex.DESCRIPTOR_BYTES:
-            if kind == "sdk_descriptor":
-                raise fail(ex.SDK_DESCRIPTOR_INVALID, "SDK descriptor is not valid")
-            raise fail(BAD_LENGTH, f"Descriptor has incorrect length {len(vec_bytes)}")
-        vec = np.frombuffer(vec_bytes, dtype="<f4")
-        norm = float(np.linalg.norm(vec))
-        if not np.isfinite(vec).all() or norm == 0.0:
-            raise fail(ex.SDK_DESCRIPTOR_INVALID, "SDK descriptor is not valid")
+                raise fail(
+                    errors.BAD_BASE64, "Failed convert data from base64 to bytes", 400
+                ) from None
+        descriptor = ex.given_descriptor(vec_bytes, sdk=kind == "sdk_descriptor")
         out.append(
             mpb.RawEntity(
                 id=item["id"],
-                descriptor=mpb.RawDescriptor(
-                    descriptor=(vec / norm).astype("<f4").tobytes(), version=version
-                ),
+                descriptor=mpb.RawDescriptor(descriptor=descriptor, version=version),
             )
         )
     return out
@@ -316,23 +271,22 @@ def _raw_entities(body: dict[str, Any], key: str, binary: bool) -> list[mpb.RawE
 @table.route("POST", "/4/handlers/verify/raw")
 async def raw_verify(request: web.Request) -> web.Response:
     c = await caller(request)
-    media = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    media = media_type(request)
     raw = await request.read()
     if media == "application/json":
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise bad_json("", "request body is not valid json") from None
+            raise errors.bad_json("", "request body is not valid json") from None
     elif media == "application/msgpack":
         try:
             body = msgpack.unpackb(raw, raw=False)
         except Exception:  # msgpack raises several unrelated types
-            raise fail(errors.BAD_JSON, "Failed to validate input json. Path: '', message: "
-                       "'request body is not valid msgpack'") from None  # fmt: skip
+            raise errors.bad_json("", "request body is not valid msgpack") from None
     else:
-        raise fail(BAD_CONTENT_TYPE, "Bad content type")
+        raise bad_content_type()
     if not isinstance(body, dict):
-        raise bad_json("", "object required")
+        raise errors.bad_json("", "object required")
     binary = media == "application/msgpack"
     references = _raw_entities(body, "references", binary)
     candidates = _raw_entities(body, "candidates", binary)

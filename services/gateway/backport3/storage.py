@@ -17,16 +17,11 @@ from PIL import Image
 
 from services.common import errors, ids, times
 from services.gateway.backport3 import extract as ex
-from services.gateway.backport3 import ws
 from services.gateway.backport3.core import (
-    FACE_NOT_FOUND,
-    FACES_NOT_FOUND,
     Caller,
-    bad_json,
     body_string,
     body_uuids,
     caller,
-    descriptor_not_found,
     fail,
     json_body,
     json_response,
@@ -36,56 +31,28 @@ from services.gateway.backport3.core import (
     q_page,
     q_string,
     q_uuid,
-    restatus,
 )
+from services.gateway.backport3.persons import (
+    DESCRIPTORS,
+    PERSONS,
+    expect_kind,
+    face_of,
+    get_list,
+    get_person,
+    link_descriptor,
+    link_faces,
+    link_persons,
+    mirror_person,
+    persons_of,
+)
+from services.gateway.backport3.publish import publish
 from services.gateway.backport3.table import Table
 
 table = Table()
-DESCRIPTORS, PERSONS = bpb.LIST_KIND_DESCRIPTORS, bpb.LIST_KIND_PERSONS
-IMAGE_NOT_FOUND = 13003
-PERSON_NOT_FOUND = 22007
-PORTRAITS_DISABLED = 11070
-LIST_NOT_FOUND = 22003
-NOT_PERSONS_LIST = 36001
 THUMBNAIL_SIZES = (32, 64, 96, 160)
 
 
 # ------------------------------------------------------------------------------ shared
-async def face_of(clients: Any, c: Caller, descriptor_id: str, status: int = 404) -> Any:
-    """The LUNA 5 face of a descriptor (11018 with `status` when it is not the caller's)."""
-    if not ids.is_uuid(descriptor_id):
-        raise descriptor_not_found(descriptor_id, status)
-    try:
-        reply = await clients.faces.GetFace(
-            faces_pb2.GetFaceRequest(scope=c.scope, face_id=descriptor_id, with_lists=True)
-        )
-    except errors.LunaError as err:
-        if err.code == FACE_NOT_FOUND:
-            raise descriptor_not_found(descriptor_id, status) from None
-        raise
-    return reply.face
-
-
-async def get_person(clients: Any, c: Caller, person_id: str, status: int = 404) -> Any:
-    try:
-        reply = await clients.backport3.GetPerson(
-            bpb.GetPersonRequest(account_id=c.account_id, person_id=person_id)
-        )
-    except errors.LunaError as err:
-        raise restatus(err, {PERSON_NOT_FOUND: status}) from None
-    return reply.person
-
-
-async def get_list(clients: Any, c: Caller, list_id: str, status: int = 404) -> Any:
-    try:
-        reply = await clients.backport3.GetLists(
-            bpb.GetListsRequest(account_id=c.account_id, list_ids=[list_id])
-        )
-    except errors.LunaError as err:
-        raise restatus(err, {LIST_NOT_FOUND: status}) from None
-    return reply.lists[0]
-
-
 def person_json(p: Any) -> dict[str, Any]:
     return {
         "id": p.person_id,
@@ -95,44 +62,6 @@ def person_json(p: Any) -> dict[str, Any]:
         "descriptors": list(p.descriptor_ids),
         "lists": list(p.list_ids),
     }
-
-
-async def mirror_person(clients: Any, c: Caller, face_ids: list[str], p: Any | None) -> None:
-    """Give the faces the person's user_data/external_id (or clear them when p is None)."""
-    for face_id in face_ids:
-        await clients.faces.UpdateFace(
-            faces_pb2.UpdateFaceRequest(
-                scope=c.scope,
-                face_id=face_id,
-                user_data=p.user_data if p is not None else "",
-                external_id=p.external_id if p is not None else "",
-            )
-        )
-
-
-async def link_faces(
-    clients: Any, c: Caller, list_ids: list[str], face_ids: list[str], attach: bool
-) -> None:
-    if not face_ids:
-        return
-    for list_id in list_ids:
-        if attach:
-            await clients.lists.AttachFaces(
-                lists_pb2.AttachFacesRequest(scope=c.scope, list_id=list_id, face_ids=face_ids)
-            )
-        else:
-            await clients.lists.DetachFaces(
-                lists_pb2.DetachFacesRequest(scope=c.scope, list_id=list_id, face_ids=face_ids)
-            )
-
-
-async def persons_of(clients: Any, c: Caller, descriptor_ids: list[str]) -> dict[str, str]:
-    if not descriptor_ids:
-        return {}
-    reply = await clients.backport3.PersonsOfDescriptors(
-        bpb.PersonsOfDescriptorsRequest(account_id=c.account_id, descriptor_ids=descriptor_ids)
-    )
-    return dict(reply.person_ids)
 
 
 async def descriptor_infos(clients: Any, c: Caller, faces: list[Any]) -> list[dict[str, Any]]:
@@ -167,9 +96,7 @@ async def create_descriptors(request: web.Request) -> web.Response:
     if result.exif is not None:
         body["exif"] = result.exif
     if opts.extract_descriptor:
-        await ws.publish(
-            request, c, "extract", "descriptors", result={"faces": faces, **_exif(body)}
-        )
+        await publish(request, c, "extract", "descriptors", result={"faces": faces, **_exif(body)})
     return json_response(body, 201)
 
 
@@ -197,22 +124,22 @@ async def list_descriptors(request: web.Request) -> web.Response:
     return json_response({"descriptors": infos, "count": count.count})
 
 
-@table.route("GET", "/4/storage/descriptors/{descriptor_id}")
-async def get_descriptor(request: web.Request) -> web.Response:
+async def _descriptor_info(request: web.Request) -> dict[str, Any]:
     c = await caller(request)
     clients = request.app["clients"]
     face = await face_of(clients, c, request.match_info["descriptor_id"])
     (info,) = await descriptor_infos(clients, c, [face])
-    return json_response(info)
+    return info
+
+
+@table.route("GET", "/4/storage/descriptors/{descriptor_id}")
+async def get_descriptor(request: web.Request) -> web.Response:
+    return json_response(await _descriptor_info(request))
 
 
 @table.route("GET", "/4/storage/descriptors/{descriptor_id}/linked_lists")
 async def get_descriptor_lists(request: web.Request) -> web.Response:
-    c = await caller(request)
-    clients = request.app["clients"]
-    face = await face_of(clients, c, request.match_info["descriptor_id"])
-    (info,) = await descriptor_infos(clients, c, [face])
-    return json_response({"lists": info["lists"]})
+    return json_response({"lists": (await _descriptor_info(request))["lists"]})
 
 
 @table.route("PATCH", "/4/storage/descriptors/{descriptor_id}/linked_lists")
@@ -223,11 +150,7 @@ async def patch_descriptor_lists(request: web.Request) -> web.Response:
     clients = request.app["clients"]
     face = await face_of(clients, c, request.match_info["descriptor_id"])
     lst = await get_list(clients, c, list_id)
-    if lst.kind != DESCRIPTORS:
-        raise fail(
-            NOT_PERSONS_LIST,
-            f"Expected list of descriptors. Got list of persons. List id '{list_id}'",
-        )
+    expect_kind(lst, DESCRIPTORS)
     await link_faces(clients, c, [list_id], [face.face_id], attach)
     if not attach:
         await ex.track(clients, c, [face.face_id])
@@ -239,15 +162,15 @@ async def patch_descriptor_lists(request: web.Request) -> web.Response:
 async def get_portrait(request: web.Request) -> web.Response:
     c = await caller(request)
     if not ex.PORTRAITS.get_bool():
-        raise fail(PORTRAITS_DISABLED, "Luna Image Store service is disabled")
+        raise fail(errors.PORTRAITS_DISABLED, "Luna Image Store service is disabled")
     raw = request.match_info["portrait_id"]
     descriptor_id, _, size_text = raw.partition("_")
     size = 0
     if size_text:
         if not size_text.isdigit() or int(size_text) not in THUMBNAIL_SIZES:
-            raise fail(IMAGE_NOT_FOUND, f"Image with id '{raw}' not found")
+            raise fail(errors.IMAGE_NOT_FOUND, f"Image with id '{raw}' not found")
         size = int(size_text)
-    not_found = fail(IMAGE_NOT_FOUND, f"Image with id '{raw}' not found")
+    not_found = fail(errors.IMAGE_NOT_FOUND, f"Image with id '{raw}' not found")
     if not ids.is_uuid(descriptor_id):
         raise not_found
     clients = request.app["clients"]
@@ -317,11 +240,14 @@ async def list_persons(request: web.Request) -> web.Response:
     return json_response({"persons": [person_json(p) for p in reply.persons], "count": reply.count})
 
 
+async def _path_person(request: web.Request) -> Any:
+    c = await caller(request)
+    return await get_person(request.app["clients"], c, request.match_info["person_id"])
+
+
 @table.route("GET", "/4/storage/persons/{person_id}")
 async def get_person_route(request: web.Request) -> web.Response:
-    c = await caller(request)
-    p = await get_person(request.app["clients"], c, request.match_info["person_id"])
-    return json_response(person_json(p))
+    return json_response(person_json(await _path_person(request)))
 
 
 @table.route("PATCH", "/4/storage/persons/{person_id}")
@@ -329,7 +255,7 @@ async def patch_person(request: web.Request) -> web.Response:
     c = await caller(request)
     user_data, external_id = _person_fields(await json_body(request))
     if user_data is None and external_id is None:
-        raise bad_json("", "Required user data or external id in body")
+        raise errors.bad_json("", "Required user data or external id in body")
     clients = request.app["clients"]
     req = bpb.UpdatePersonRequest(
         account_id=c.account_id, person_id=request.match_info["person_id"]
@@ -363,9 +289,7 @@ async def delete_person(request: web.Request) -> web.Response:
 
 @table.route("GET", "/4/storage/persons/{person_id}/linked_descriptors")
 async def person_descriptors(request: web.Request) -> web.Response:
-    c = await caller(request)
-    p = await get_person(request.app["clients"], c, request.match_info["person_id"])
-    return json_response({"descriptors": list(p.descriptor_ids)})
+    return json_response({"descriptors": list((await _path_person(request)).descriptor_ids)})
 
 
 @table.route("PATCH", "/4/storage/persons/{person_id}/linked_descriptors")
@@ -380,18 +304,7 @@ async def patch_person_descriptors(request: web.Request) -> web.Response:
     await get_person(clients, c, person_id)
     # Backport 3 answers an unknown descriptor here with 400, not 404.
     face = await face_of(clients, c, raw, status=400)
-    p = (
-        await clients.backport3.LinkDescriptor(
-            bpb.LinkDescriptorRequest(
-                account_id=c.account_id,
-                person_id=person_id,
-                descriptor_id=face.face_id,
-                attach=attach,
-            )
-        )
-    ).person
-    await link_faces(clients, c, list(p.list_ids), [face.face_id], attach)
-    await mirror_person(clients, c, [face.face_id], p if attach else None)
+    await link_descriptor(clients, c, person_id, face.face_id, attach)
     if not attach:
         await ex.track(clients, c, [face.face_id])
     return no_content()
@@ -399,23 +312,7 @@ async def patch_person_descriptors(request: web.Request) -> web.Response:
 
 @table.route("GET", "/4/storage/persons/{person_id}/linked_lists")
 async def person_lists(request: web.Request) -> web.Response:
-    c = await caller(request)
-    p = await get_person(request.app["clients"], c, request.match_info["person_id"])
-    return json_response({"lists": list(p.list_ids)})
-
-
-async def link_persons(
-    clients: Any, c: Caller, list_id: str, person_ids: list[str], attach: bool
-) -> None:
-    persons = (
-        await clients.backport3.LinkPersonsToList(
-            bpb.LinkPersonsToListRequest(
-                account_id=c.account_id, list_id=list_id, person_ids=person_ids, attach=attach
-            )
-        )
-    ).persons
-    faces = [d for p in persons for d in p.descriptor_ids]
-    await link_faces(clients, c, [list_id], faces, attach)
+    return json_response({"lists": list((await _path_person(request)).list_ids)})
 
 
 @table.route("PATCH", "/4/storage/persons/{person_id}/linked_lists")
@@ -587,7 +484,7 @@ async def delete_list(request: web.Request) -> web.Response:
     c = await caller(request)
     list_id = request.match_info["list_id"]
     if not ids.is_uuid(list_id):
-        raise fail(22003, f"List with id '{list_id}' not found")
+        raise fail(errors.LIST_NOT_FOUND, f"List with id '{list_id}' not found")
     await _delete_lists(request.app["clients"], c, [list_id])
     return no_content()
 
@@ -598,13 +495,13 @@ async def linker(request: web.Request) -> web.Response:
     body = await json_body(request)
     action = body.get("action")
     if action not in ("attach", "detach"):
-        raise bad_json("action", "one of attach, detach required")
+        raise errors.bad_json("action", "one of attach, detach required")
     list_id = body.get("list_id")
     if not isinstance(list_id, str) or not ids.is_uuid(list_id):
-        raise bad_json("list_id", "uuid4 required")
+        raise errors.bad_json("list_id", "uuid4 required")
     has_d, has_p = "descriptor_ids" in body, "person_ids" in body
     if has_d == has_p:
-        raise bad_json("", "exactly one of descriptor_ids, person_ids required")
+        raise errors.bad_json("", "exactly one of descriptor_ids, person_ids required")
     only_keys(body, {"action", "list_id", "descriptor_ids" if has_d else "person_ids"})
     attach = action == "attach"
     clients = request.app["clients"]
@@ -613,16 +510,12 @@ async def linker(request: web.Request) -> web.Response:
         return no_content()
     descriptor_ids = body_uuids(body, "descriptor_ids")
     lst = await get_list(clients, c, list_id)
-    if lst.kind != DESCRIPTORS:
-        raise fail(
-            NOT_PERSONS_LIST,
-            f"Expected list of descriptors. Got list of persons. List id '{list_id}'",
-        )
+    expect_kind(lst, DESCRIPTORS)
     try:
         await link_faces(clients, c, [list_id], descriptor_ids, attach)
     except errors.LunaError as err:
-        if err.code == FACES_NOT_FOUND:
-            raise fail(11020, "One or more descriptor not found", 400) from None
+        if err.code == errors.FACES_NOT_FOUND:
+            raise fail(errors.OBJECTS_NOT_FOUND, "One or more descriptor not found", 400) from None
         raise
     if not attach:
         await ex.track(clients, c, descriptor_ids)

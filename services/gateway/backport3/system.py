@@ -18,15 +18,15 @@ from luna.faces.v1 import accounts_pb2
 from services.common import config, errors, version
 from services.gateway.backport3 import extract as ex
 from services.gateway.backport3.core import (
-    BAD_CONTENT_TYPE,
     Caller,
-    bad_json,
+    bad_content_type,
     body_string,
     body_uuids,
     caller,
     fail,
     json_body,
     json_response,
+    media_type,
     no_content,
     only_keys,
     q_flag,
@@ -39,9 +39,7 @@ from services.gateway.backport3.table import Table
 from services.gateway.routes import system as v6_system
 
 table = Table()
-ACCOUNT_SUSPENDED = 11004
-LIVENESS_DISABLED = 11054
-RESOURCE_DISABLED = 12049
+SUCCESS = {"error_code": 0, "desc": "Success", "detail": "Success"}
 LIVENESS_IMAGE_TYPES = (
     "image/jpeg",
     "image/png",
@@ -65,9 +63,9 @@ async def create_account(request: web.Request) -> web.Response:
     email = body_string(body, "email", 64, required=True)
     password = body_string(body, "password", 32, required=True)
     if not _email_ok(email):
-        raise bad_json("email", "is not a valid email")
+        raise errors.bad_json("email", "is not a valid email")
     if len(password) < 8:
-        raise bad_json("password", "string shorter than 8")
+        raise errors.bad_json("password", "string shorter than 8")
     clients = request.app["clients"]
     try:
         created = await clients.accounts.CreateAccount(
@@ -81,7 +79,9 @@ async def create_account(request: web.Request) -> web.Response:
     except errors.LunaError as err:
         if err.http_status == 409:
             # LUNA 3 documents the duplicate email under 400.
-            raise fail(11011, "An account with given email already exists", 400) from None
+            raise fail(
+                errors.LOGIN_EXISTS, "An account with given email already exists", 400
+            ) from None
         raise
     reply = await clients.backport3.CreateAccount(
         bpb.CreateAccountRequest(
@@ -101,9 +101,9 @@ async def _basic(request: web.Request) -> tuple[Caller, Any]:
         ).account
     except errors.LunaError as err:
         # A LUNA 5 account never registered through /4 has no LUNA 3 account (11002, 401).
-        raise restatus(err, {11002: 401}) from None
+        raise restatus(err, {errors.AUTH_FAILED: 401}) from None
     if account.suspended:
-        raise fail(ACCOUNT_SUSPENDED, "Account is suspended")
+        raise fail(errors.ACCOUNT_SUSPENDED, "Account is suspended")
     return c, account
 
 
@@ -197,7 +197,7 @@ async def delete_token(request: web.Request) -> web.Response:
 
 # ------------------------------------------------------------------------------ liveness
 async def _liveness_images(request: web.Request) -> list[epb.Image]:
-    media = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    media = media_type(request)
     if media == "multipart/form-data":
         images = []
         names: set[str] = set()
@@ -209,22 +209,30 @@ async def _liveness_images(request: web.Request) -> list[epb.Image]:
             ptype = (part.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
             filename = part.filename or ""
             if not filename or filename in names:
-                raise fail(11049, "Bad/incomplete input data: unique filename required")
+                raise fail(
+                    errors.BAD_MULTIPART, "Bad/incomplete input data: unique filename required"
+                )
             names.add(filename)
             if ptype not in LIVENESS_IMAGE_TYPES and ptype not in ex.BASE64_IMAGE_TYPES:
-                raise fail(11029, f"Bad/incomplete input data: bad content type of '{filename}'")
+                raise fail(
+                    errors.BAD_PART_CONTENT_TYPE,
+                    f"Bad/incomplete input data: bad content type of '{filename}'",
+                )
             images.append(
                 epb.Image(data=bytes(await part.read()), content_type=ptype, filename=filename)
             )
         if not images:
-            raise fail(11049, "Bad/incomplete input data: no image part")
+            raise fail(errors.BAD_MULTIPART, "Bad/incomplete input data: no image part")
         return images
     if media == "application/json":
         # Images by URL would make this service fetch arbitrary addresses; not served.
-        raise fail(11027, "External request failed: loading images by URL is not supported")
+        raise fail(
+            errors.EXTERNAL_REQUEST_FAILED,
+            "External request failed: loading images by URL is not supported",
+        )
     if media in LIVENESS_IMAGE_TYPES or media in ex.BASE64_IMAGE_TYPES:
         return [epb.Image(data=await request.read(), content_type=media, filename="raw_image")]
-    raise fail(BAD_CONTENT_TYPE, "Bad content type")
+    raise bad_content_type()
 
 
 @table.route("POST", "/4/liveness")
@@ -247,19 +255,11 @@ async def liveness(request: web.Request) -> web.Response:
     for image, result in zip(images, reply.results, strict=True):
         item: dict[str, Any] = {"filename": image.filename}
         if result.WhichOneof("outcome") == "error":
-            e = result.error
-            item.update(
-                status=0,
-                liveness=None,
-                error={"error_code": 3001, "desc": "Failed to decode image data",
-                       "detail": e.detail},
-            )  # fmt: skip
+            failed = errors.LunaError(errors.IMAGE_DECODE_FAILED, result.error.detail)
+            item.update(status=0, liveness=None, error=failed.as_json())
         elif not result.detections.faces:
-            item.update(
-                status=0,
-                liveness=None,
-                error={"error_code": 4003, "desc": "No faces found", "detail": "No faces found."},
-            )
+            failed = errors.LunaError(errors.NO_FACES_FOUND, "No faces found.")
+            item.update(status=0, liveness=None, error=failed.as_json())
         else:
             est = json_format.MessageToDict(result.detections.faces[0].estimations)["liveness"]
             prob, qual = float(est["estimations"]["score"]), float(est["estimations"]["quality"])
@@ -270,7 +270,7 @@ async def liveness(request: web.Request) -> web.Response:
                     "prediction": int(est["prediction"]),
                     "estimations": {"probability": prob, "quality": qual},
                 },
-                error={"error_code": 0, "desc": "Success", "detail": "Success"},
+                error=SUCCESS,
             )
         out.append(item)
     body: dict[str, Any] = {"images": out}
@@ -290,10 +290,9 @@ async def liveness(request: web.Request) -> web.Response:
 
 # ------------------------------------------------------------------------------ service
 def _spec(app: web.Application) -> dict[str, Any]:
-    from services.gateway.backport3 import ROUTES
-
     paths: dict[str, Any] = {}
-    for method, path, handler in [*ROUTES, *LISTENER_ONLY]:
+    # The /4 routes `install` added to this app (the package's ROUTES).
+    for method, path, handler in [*app["bp3_routes"], *LISTENER_ONLY]:
         paths.setdefault(path, {})[method.lower()] = {
             "operationId": OPERATION_IDS.get((method, path), handler.__name__),
         }
@@ -334,7 +333,7 @@ async def get_config(request: web.Request) -> web.Response:
         raise fail(errors.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
     values: dict[str, str] = {}
     for s in config.declared():
-        value = config.setting(s.name, s.default, s.doc)
+        value = s.get()
         hidden = any(m in s.name for m in v6_system.SECRET_MARKERS) or (
             "://" in value and "@" in value
         )
@@ -368,9 +367,8 @@ async def healthcheck(request: web.Request) -> web.Response:
     elapsed = round(time.perf_counter() - started, 4)
     if all(r is None for r in results):
         return json_response({"execution_time": elapsed})
-    ok = {"error_code": 0, "desc": "Success", "detail": "Success"}
     report = [
-        {"component": n, "error": ok if e is None else e.as_json(), "status": 0 if e else 1}
+        {"component": n, "error": SUCCESS if e is None else e.as_json(), "status": 0 if e else 1}
         for n, e in zip(checks, results, strict=True)
     ]
     return json_response({"errors": report}, 502)
@@ -408,7 +406,7 @@ async def healthcheck_redirect(request: web.Request) -> web.Response:
 
 
 async def metrics_disabled(request: web.Request) -> web.Response:
-    raise fail(RESOURCE_DISABLED, "Resource is disabled.")
+    raise fail(errors.RESOURCE_DISABLED, "Resource is disabled.")
 
 
 # Only on Backport 3's own listener: on the main port these paths are LUNA 5's.

@@ -1,16 +1,13 @@
 """LUNA 3 event notifications: /4/ws and the deprecated /api/subscribe.
 
-Every /4 operation that LUNA 3 reports (extractions and matchings) publishes its
-`message_from_ws` on NATS under the account's subject; each websocket follows its account's
-subject and forwards what passes its filters. NATS carries them so every gateway replica's
-subscribers see events made through any replica.
+Each websocket follows its account's NATS subject (see `publish`) and forwards what passes
+its filters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import orjson
@@ -25,46 +22,10 @@ from services.gateway.backport3.core import (
     fail,
     token_caller,
 )
+from services.gateway.backport3.publish import nats, subject
 from services.gateway.backport3.table import Table
 
 table = Table()
-SUBJECT = "luna.backport3.ws"
-WS_DISABLED = 36005
-
-
-def _subject(account_id: str) -> str:
-    return f"{SUBJECT}.{account_id}"
-
-
-def _nats(request: web.Request) -> Any:
-    return request.app["bp3_main"].get("nats")
-
-
-async def publish(
-    request: web.Request,
-    c: Caller,
-    event_type: str,
-    source: str,
-    *,
-    result: Any,
-    template: dict[str, Any] | None = None,
-    candidate: dict[str, Any] | None = None,
-) -> None:
-    nc = _nats(request)
-    if nc is None:
-        return
-    message: dict[str, Any] = {
-        "timestamp": time.time(),
-        "event_type": event_type,
-        "source": source,
-        "authorization": c.authorization,
-        "result": result,
-    }
-    if template is not None:
-        message["template"] = template
-    if candidate is not None:
-        message["candidate"] = candidate
-    await nc.publish(_subject(c.account_id), orjson.dumps(message))
 
 
 class Filters:
@@ -133,16 +94,16 @@ class Filters:
 
 async def _serve(request: web.Request, c: Caller) -> web.WebSocketResponse:
     filters = Filters(request)
-    nc = _nats(request)
+    nc = nats(request)
     if nc is None:
-        raise fail(WS_DISABLED, "WS subscription is disabled")
+        raise fail(errors.WS_DISABLED, "WS subscription is disabled")
     queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
 
     async def on_message(msg: Any) -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a stalled client loses, others don't
             queue.put_nowait(msg.data)
 
-    sub = await nc.subscribe(_subject(c.account_id), cb=on_message)
+    sub = await nc.subscribe(subject(c.account_id), cb=on_message)
     ws = web.WebSocketResponse(autoping=True, heartbeat=30)
     try:
         await ws.prepare(request)

@@ -13,8 +13,6 @@ from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
 ATTRIBUTES = Collection(table, attributes_pb2, "attribute")
-# Old name of convert.DEFAULT_DESCRIPTOR_VERSION, for backport3/extract.py until it switches.
-DEFAULT_DESCRIPTOR_VERSION = convert.DEFAULT_DESCRIPTOR_VERSION
 
 
 def attribute_json(ctx: Ctx, a: attributes_pb2.Attribute) -> dict[str, Any]:

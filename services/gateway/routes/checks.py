@@ -14,9 +14,10 @@ from aiohttp import web
 from luna.estimator.v1 import estimator_pb2 as epb
 
 from services.common import aggregation, errors
+from services.common.boxes import rect
 from services.gateway import iso_checks
 from services.gateway.auth import AuthRule
-from services.gateway.convert import SUCCESS, estimations_of, image_item, rect
+from services.gateway.convert import SUCCESS, estimations_of, image_item
 from services.gateway.images import BASE64_TYPES, MULTIFACE, read_images, refuse_msgpack
 from services.gateway.routing import Ctx, RouteTable, json_response
 

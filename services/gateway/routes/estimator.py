@@ -16,8 +16,9 @@ from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import blobs_pb2
 
 from services.common import errors
+from services.common.boxes import rect
 from services.gateway.auth import AuthRule
-from services.gateway.convert import SUCCESS, estimations_of, image_item, rect
+from services.gateway.convert import SUCCESS, estimations_of, image_item
 from services.gateway.images import IMAGE_TYPE, MULTIFACE, read_images, refuse_msgpack
 from services.gateway.routing import Ctx, RouteTable, json_response
 

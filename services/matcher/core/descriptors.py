@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from services.common import descriptors as codec
+from services.common import errors
+from services.common.descriptors import InvalidDescriptor
 from services.common.errors import LunaError
 
-BAD_LENGTH = 12034
-BAD_DESCRIPTOR = 26302
-VERSION_MISMATCH = 31001
+
+def invalid(exc: InvalidDescriptor) -> LunaError:
+    """The matcher's error for a descriptor the codec refused: 12034 or 26302."""
+    if exc.kind == "length":
+        return LunaError(
+            errors.BAD_DESCRIPTOR_LENGTH, f"Descriptor has incorrect length {exc.length}"
+        )
+    return LunaError(errors.BAD_DESCRIPTOR, f"Failed to load descriptor bytes: {exc}")
 
 
 def as_unit_rows(data: np.ndarray, dim: int) -> np.ndarray:
@@ -27,21 +35,28 @@ def as_unit_rows(data: np.ndarray, dim: int) -> np.ndarray:
     arr = np.asarray(data, dtype=np.float32)
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        length = arr.shape[-1] if arr.ndim else 0
-        raise LunaError(BAD_LENGTH, f"Descriptor has incorrect length {length * 4}")
-    if not np.isfinite(arr).all():
-        raise LunaError(BAD_DESCRIPTOR, "Failed to load descriptor bytes: non-finite values")
-    norms = np.linalg.norm(arr, axis=1)
-    if (norms < 1e-6).any():
-        raise LunaError(BAD_DESCRIPTOR, "Failed to load descriptor bytes: zero vector")
-    return np.ascontiguousarray(arr / norms[:, None], dtype=np.float32)
+    try:
+        if arr.ndim != 2 or arr.shape[1] != dim:
+            length = arr.shape[-1] if arr.ndim else 0
+            raise InvalidDescriptor("length", length * 4, "wrong dimension")
+        return codec.unit_rows(arr)
+    except InvalidDescriptor as exc:
+        raise invalid(exc) from None
+
+
+def unpack_unit(raw: bytes, dim: int) -> np.ndarray:
+    """A packed descriptor as a unit (dim,) vector; LunaError 12034/26302 on bad input."""
+    try:
+        codec.check_length(raw, dim)
+    except InvalidDescriptor as exc:
+        raise invalid(exc) from None
+    return as_unit_rows(codec.unpack(raw), dim)[0]
 
 
 def check_version(version: int, expected: int | None) -> None:
     if expected is not None and version != expected:
         raise LunaError(
-            VERSION_MISMATCH,
+            errors.DESCRIPTOR_VERSION_MISMATCH,
             f"Descriptor has the version ({version}) which does not match with version "
             f"({expected}) which is supposed to use for the matching",
         )

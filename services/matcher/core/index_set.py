@@ -59,7 +59,7 @@ class IndexSet:
         self.dim = dim
         # One descriptor version per IndexSet; None = taken from the first add.
         self.version = version
-        self.config = config if config is not None else MatcherConfig.from_env()
+        self.config = config if config is not None else MatcherConfig()
         self.params = HnswParams(
             self.config.hnsw_m, self.config.hnsw_ef_construction, self.config.hnsw_ef
         )

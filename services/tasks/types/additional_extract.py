@@ -16,47 +16,28 @@ from typing import Any
 from luna.estimator.v1 import estimator_pb2
 from luna.faces.v1 import attributes_pb2, blobs_pb2, faces_pb2
 
-from services.common import config, errors
+from services.common import errors
 from services.tasks import kinds
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 
 PART_SIZE = 1000
-UNSUPPORTED_VERSION = 34001
-EXTRACTABLE_VERSIONS = config.declare(
-    "LUNA_TASKS_EXTRACTABLE_VERSIONS",
-    "200",
-    "Descriptor versions the estimator can extract (comma-separated); additional_extract "
-    "refuses others with 34001.",
-)
 
 
-class AdditionalExtract(Kind):
-    task_type = 5
-    name = "additional_extract"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["extraction_target", "filters"],
-        "properties": {
-            "extraction_target": {
-                "type": "string",
-                "enum": ["face_descriptor", "body_descriptor", "basic_attributes"],
-            },
-            "options": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
+class AdditionalExtract(Kind, name="additional_extract"):
+    schema = closed(
+        required=["extraction_target", "filters"],
+        properties={
+            "extraction_target": one_of("face_descriptor", "body_descriptor", "basic_attributes"),
+            "options": closed(
+                {
                     "descriptor_version": {"type": "integer"},
                     "missing": {"type": "boolean"},
                 },
-            },
-            "filters": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["objects_type"],
-                "properties": {
-                    "objects_type": {"type": "string", "enum": ["faces", "events"]},
+            ),
+            "filters": closed(
+                {
+                    "objects_type": one_of("faces", "events"),
                     "account_id": UUID,
                     "face_id__gte": UUID,
                     "face_id__lt": UUID,
@@ -66,37 +47,35 @@ class AdditionalExtract(Kind):
                     "insert_time__gte": kinds.DATE_TIME,
                     "insert_time__lt": kinds.DATE_TIME,
                 },
-            },
+                required=["objects_type"],
+            ),
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         target, filters = content["extraction_target"], content["filters"]
         options = content.setdefault("options", {})
         if target != "face_descriptor":
             raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, f"additional_extract of {target} is not implemented yet"
+                errors.NOT_IMPLEMENTED, f"additional_extract of {target} is not implemented yet"
             )
         if filters["objects_type"] != "faces":
             raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, "additional_extract of events is not implemented yet"
+                errors.NOT_IMPLEMENTED, "additional_extract of events is not implemented yet"
             )
         if "descriptor_version" not in options:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'content.options', message: "
-                "''descriptor_version' is a required property'",
-            )
+            raise errors.bad_json("content.options", "'descriptor_version' is a required property")
         if not options.setdefault("missing", True):
             raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED,
+                errors.NOT_IMPLEMENTED,
                 "Required server functionality is not implemented (missing: false)",
             )
         version = options["descriptor_version"]
-        allowed = {int(v) for v in EXTRACTABLE_VERSIONS.get().split(",") if v.strip()}
+        allowed = {int(v) for v in deps.types.extractable_versions.split(",") if v.strip()}
         if version not in allowed:
             raise errors.LunaError(
-                UNSUPPORTED_VERSION, f"Descriptor version {version} is not supported"
+                errors.UNSUPPORTED_DESCRIPTOR_VERSION,
+                f"Descriptor version {version} is not supported",
             )
         kinds.check_filters_account(account_id, filters)
         return content
@@ -155,7 +134,7 @@ async def _extract_one(deps: Deps, scope: Any, face_id: str, version: int) -> di
     descriptor = extracted.descriptors[0]
     if descriptor.version != version:
         raise errors.LunaError(
-            UNSUPPORTED_VERSION, f"Descriptor version {version} is not supported"
+            errors.UNSUPPORTED_DESCRIPTOR_VERSION, f"Descriptor version {version} is not supported"
         )
     new = attributes_pb2.AttributeData()
     new.CopyFrom(data)

@@ -20,7 +20,7 @@ import numpy as np
 
 from services.common import errors
 from services.tasks import analytics, kinds
-from services.tasks.kinds import Deps, Kind, Outcome
+from services.tasks.kinds import FLAG, OBJECTS, Deps, Kind, Outcome, closed, one_of
 from services.tasks.types import objects
 
 DEFAULT_THRESHOLD = 0.81
@@ -53,44 +53,35 @@ def forest(n: int, a: np.ndarray, b: np.ndarray) -> list[list[int]]:
     return [[int(i), int(roots[i])] for i in links]
 
 
-class Clustering(Kind):
-    task_type = 2
-    name = "clustering"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["objects_type", "filters"],
-        "properties": {
-            "objects_type": {"type": "string", "enum": ["faces", "events"]},
-            "filters": {"type": "object"},
+class Clustering(Kind, name="clustering"):
+    schema = closed(
+        required=["objects_type", "filters"],
+        properties={
+            **OBJECTS,
             "threshold": {"type": "number", "minimum": 0, "maximum": 1},
             "descriptor": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"type": {"type": "string", "enum": ["face", "body"]}},
+                "properties": {"type": one_of("face", "body")},
                 "required": ["type"],
             },
             "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
             "params": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"use_track_info": {"type": "integer", "enum": [0, 1]}},
+                "properties": {"use_track_info": FLAG},
             },
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         objects.check_filters(content["objects_type"], content["filters"], account_id)
         objects.descriptor_type_check(content.get("descriptor"))
         if "params" in content and content["objects_type"] != "events":
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'content.params', message: "
-                "'params are allowed for events only'",
-            )
+            raise errors.bad_json("content.params", "params are allowed for events only")
         if content.get("params", {}).get("use_track_info"):
             raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, "params.use_track_info is not implemented yet"
+                errors.NOT_IMPLEMENTED, "params.use_track_info is not implemented yet"
             )
         content.setdefault("threshold", DEFAULT_THRESHOLD)
         content.setdefault("limit", MAX_LIMIT)

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from luna.matcher.v1 import matcher_pb2
 
-from services.common import errors
+from services.common import descriptors, errors
 from services.tasks import analytics, kinds
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
-from services.tasks.types import linker, objects
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
+from services.tasks.types import objects
 
 PART_SIZE = 1000
 HNSW_MIN = 200_000
@@ -85,7 +85,7 @@ async def match_in_list(
 ) -> list[dict[str, Any]]:
     """Raw-descriptor references against one list through MatcherService.MatchFaces (HNSW
     with exact re-rank for a large list, BLAS for a small one, in the matcher)."""
-    version = linker.DESCRIPTOR_VERSION.get_int()
+    version = deps.types.descriptor_version
     limit, threshold = int(task["limit"]), float(task["threshold"])
     gate = asyncio.Semaphore(MATCHER_CONCURRENCY)
 
@@ -94,7 +94,7 @@ async def match_in_list(
             matcher_pb2.Reference(
                 id=rid,
                 descriptor=matcher_pb2.RawDescriptor(
-                    descriptor=np.asarray(vec, "<f4").tobytes(), version=version
+                    descriptor=descriptors.pack(vec), version=version
                 ),
             )
             for rid, vec in zip(
@@ -127,36 +127,30 @@ async def match_in_list(
     return [m for p in parts for m in p]
 
 
-class CrossMatch(Kind):
-    task_type = 6
-    name = "cross_match"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["filters"],
-        "properties": {
-            "filters": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": REQUIRED_FILTERS,
-                "properties": {
-                    "reference_type": {"type": "string", "enum": TYPES},
-                    "candidate_type": {"type": "string", "enum": TYPES},
+class CrossMatch(Kind, name="cross_match"):
+    schema = closed(
+        required=["filters"],
+        properties={
+            "filters": closed(
+                {
+                    "reference_type": one_of(*TYPES),
+                    "candidate_type": one_of(*TYPES),
                     "reference_filters": {"type": "object"},
                     "candidate_filters": {"type": "object"},
                     "descriptor": {
                         "type": "object",
                         "additionalProperties": False,
-                        "properties": {"type": {"type": "string", "enum": ["face", "body"]}},
+                        "properties": {"type": one_of("face", "body")},
                         "required": ["type"],
                     },
                     "account_id": UUID,
                 },
-            },
+                required=REQUIRED_FILTERS,
+            ),
             "threshold": {"type": "number", "minimum": 0, "maximum": 1},
             "limit": {"type": "integer", "minimum": 1},
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         flt = content["filters"]
@@ -164,11 +158,9 @@ class CrossMatch(Kind):
         for side in ("reference", "candidate"):
             sub = flt[f"{side}_filters"]
             if "account_id" in sub:
-                raise errors.LunaError(
-                    errors.BAD_JSON,
-                    f"Failed to validate input json. Path: 'content.filters.{side}_filters', "
-                    "message: 'Additional properties are not allowed ('account_id' was "
-                    "unexpected)'",
+                raise errors.bad_json(
+                    f"content.filters.{side}_filters",
+                    "Additional properties are not allowed ('account_id' was unexpected)",
                 )
             objects.check_filters(flt[f"{side}_type"], sub, account_id)
         objects.descriptor_type_check(flt.get("descriptor"))

@@ -16,28 +16,19 @@ from google.protobuf import struct_pb2
 from luna.estimator.v1 import estimator_pb2
 from luna.events.v1 import handlers_pb2, pipeline_pb2
 
-from services.common import config, errors, pbjson
+from services.common import errors, pbjson
 from services.tasks import kinds, sources
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 
-PART_SIZE = config.declare(
-    "LUNA_TASKS_ESTIMATOR_PART_SIZE", 50, "Images per part of an estimator task."
-)
-CONCURRENCY = config.declare(
-    "LUNA_TASKS_ESTIMATOR_CONCURRENCY",
-    8,
-    "Images one worker process sends through the pipeline at once, shared by its parts (so "
-    "a lone last part can use every slot).",
-)
 _gates: dict[int, asyncio.Semaphore] = {}
 
 
-def _gate() -> asyncio.Semaphore:
+def _gate(concurrency: int) -> asyncio.Semaphore:
     """The worker's image semaphore (one per event loop)."""
     loop = id(asyncio.get_running_loop())
     if loop not in _gates:
-        _gates[loop] = asyncio.Semaphore(CONCURRENCY.get_int())
+        _gates[loop] = asyncio.Semaphore(concurrency)
     return _gates[loop]
 
 
@@ -51,11 +42,8 @@ _IMAGE_TYPE = {"type": "integer", "enum": [0, 1, 2]}
 _PREFIXES = {"prefix": {"type": "string"}, "postfix": {"type": "string"}}
 SOURCE_SCHEMA: dict[str, Any] = {
     "oneOf": [
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["source_type", "reference"],
-            "properties": {
+        closed(
+            {
                 "source_type": {"const": "zip"},
                 "reference": {"type": "string", "format": "uri"},
                 "authorization": {
@@ -65,38 +53,29 @@ SOURCE_SCHEMA: dict[str, Any] = {
                 },
                 "image_type": _IMAGE_TYPE,
             },
-        },
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["source_type", "reference"],
-            "properties": {
+            required=["source_type", "reference"],
+        ),
+        closed(
+            {
                 "source_type": {"const": "network_disk"},
-                "reference": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["path"],
-                    "properties": {
+                "reference": closed(
+                    {
                         "path": {"type": "string"},
                         "follow_links": {"type": "boolean"},
                         **_PREFIXES,
                     },
-                },
+                    required=["path"],
+                ),
                 "recursive": {"type": "boolean"},
                 "image_type": _IMAGE_TYPE,
             },
-        },
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["source_type", "reference"],
-            "properties": {
+            required=["source_type", "reference"],
+        ),
+        closed(
+            {
                 "source_type": {"const": "ftp"},
-                "reference": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["host"],
-                    "properties": {
+                "reference": closed(
+                    {
                         "host": {"type": "string"},
                         "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                         "user": {"type": "string"},
@@ -105,7 +84,8 @@ SOURCE_SCHEMA: dict[str, Any] = {
                         "path": {"type": "string"},
                         **_PREFIXES,
                     },
-                },
+                    required=["host"],
+                ),
                 "authorization": {
                     "type": "object",
                     "additionalProperties": False,
@@ -114,60 +94,49 @@ SOURCE_SCHEMA: dict[str, Any] = {
                 "recursive": {"type": "boolean"},
                 "image_type": _IMAGE_TYPE,
             },
-        },
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["source_type", "reference", "authorization"],
-            "properties": {
+            required=["source_type", "reference"],
+        ),
+        closed(
+            {
                 "source_type": {"const": "s3"},
-                "reference": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["bucket_name"],
-                    "properties": {
+                "reference": closed(
+                    {
                         "endpoint": {"type": "string", "format": "uri"},
                         "bucket_name": {"type": "string", "minLength": 1},
                         "prefix": {"type": "string"},
                         "region": {"type": "string"},
                     },
-                },
-                "authorization": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["public_access_key", "secret_access_key"],
-                    "properties": {
+                    required=["bucket_name"],
+                ),
+                "authorization": closed(
+                    {
                         "public_access_key": {"type": "string"},
                         "secret_access_key": {"type": "string"},
-                        "signature_version": {"type": "string", "enum": ["s3v2", "s3v4"]},
+                        "signature_version": one_of("s3v2", "s3v4"),
                     },
-                },
+                    required=["public_access_key", "secret_access_key"],
+                ),
                 "recursive": {"type": "boolean"},
                 "save_origin": {"type": "boolean"},
                 "image_type": _IMAGE_TYPE,
             },
-        },
+            required=["source_type", "reference", "authorization"],
+        ),
     ]
 }
 
 
-class Estimator(Kind):
-    task_type = 9
-    name = "estimator"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["handler", "source"],
-        "properties": {
-            "handler": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
+class Estimator(Kind, name="estimator"):
+    schema = closed(
+        required=["handler", "source"],
+        properties={
+            "handler": closed(
+                {
                     "handler_id": UUID,
                     "policies": {"type": "object"},
                     "description": {"type": "string", "maxLength": 128},
                 },
-            },
+            ),
             "source": SOURCE_SCHEMA,
             "filters": {
                 "type": "object",
@@ -175,7 +144,7 @@ class Estimator(Kind):
                 "properties": {"account_id": UUID},
             },
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         kinds.check_filters_account(account_id, content.get("filters", {}))
@@ -214,28 +183,24 @@ class Estimator(Kind):
                 handlers_pb2.ValidatePoliciesRequest(scope=scope, policies=policies)
             )
         else:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'content.handler', message: "
-                "'handler_id or policies is required'",
-            )
+            raise errors.bad_json("content.handler", "handler_id or policies is required")
         kind = source["source_type"]
         source.setdefault("image_type", 0)
         if kind == "network_disk":
             source.setdefault("recursive", True)
             source["reference"].setdefault("follow_links", False)
-            sources.check_disk_path(source["reference"]["path"])
+            deps.sources.check_disk_path(source["reference"]["path"])
         elif kind == "zip":
-            await sources.check_url(source["reference"])
+            await deps.sources.check_url(source["reference"])
         elif kind == "s3":
             source.setdefault("recursive", True)
             source.setdefault("save_origin", True)
             source["authorization"].setdefault("signature_version", "s3v4")
-            await sources.check_s3(source["reference"])
+            await deps.sources.check_s3(source["reference"])
         else:
             source.setdefault("recursive", True)
             ref = source["reference"]
-            await sources.check_host(ref["host"], int(ref.get("port", 21)))
+            await deps.sources.check_host(ref["host"], int(ref.get("port", 21)))
         return content
 
     async def plan(self, deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
@@ -244,18 +209,18 @@ class Estimator(Kind):
         kind = source["source_type"]
         if kind == "network_disk":
             names = await asyncio.to_thread(
-                sources.list_disk, source["reference"], source["recursive"]
+                deps.sources.list_disk, source["reference"], source["recursive"]
             )
         elif kind == "zip":
-            path = await sources.zip_archive(source["reference"], str(task["task_id"]))
+            path = await deps.sources.zip_archive(source["reference"], str(task["task_id"]))
             password = source.get("authorization", {}).get("password")
-            names = await asyncio.to_thread(sources.list_zip, path, password)
+            names = await asyncio.to_thread(deps.sources.list_zip, path, password)
         elif kind == "s3":
-            names = await sources.list_s3(
+            names = await deps.sources.list_s3(
                 source["reference"], source["authorization"], source["recursive"]
             )
         else:
-            names = await sources.list_ftp(
+            names = await deps.sources.list_ftp(
                 source["reference"], _ftp_auth(source), source["recursive"]
             )
         handler_id = content["handler"].get("handler_id")
@@ -276,7 +241,7 @@ class Estimator(Kind):
                 )
             )
             handler_id = reply.handler.handler_id
-        size = PART_SIZE.get_int()
+        size = deps.types.estimator_part_size
         return [
             {"handler_id": handler_id, "dynamic": dynamic, "files": names[i : i + size]}
             for i in range(0, len(names), size)
@@ -287,10 +252,10 @@ class Estimator(Kind):
         source = task_content["source"]
         done = await deps.store.part_items(subtask["subtask_id"])
         scope = kinds.scope(str(subtask["account_id"]))
-        gate = _gate()
+        gate = _gate(deps.types.estimator_concurrency)
         zip_path = None
         if source["source_type"] == "zip":
-            zip_path = await sources.zip_archive(source["reference"], str(subtask["task_id"]))
+            zip_path = await deps.sources.zip_archive(source["reference"], str(subtask["task_id"]))
 
         async def one(name: str) -> None:
             if name in done:
@@ -337,16 +302,16 @@ def _ftp_auth(source: dict[str, Any]) -> dict[str, Any]:
     return auth
 
 
-async def _read(source: dict[str, Any], zip_path: Any, name: str) -> bytes:
+async def _read(deps: Deps, source: dict[str, Any], zip_path: Any, name: str) -> bytes:
     kind = source["source_type"]
     if kind == "network_disk":
-        return await asyncio.to_thread(sources.read_disk, source["reference"], name)
+        return await asyncio.to_thread(deps.sources.read_disk, source["reference"], name)
     if kind == "zip":
         password = source.get("authorization", {}).get("password")
-        return await asyncio.to_thread(sources.read_zip, zip_path, password, name)
+        return await asyncio.to_thread(deps.sources.read_zip, zip_path, password, name)
     if kind == "s3":
-        return await sources.read_s3(source["reference"], source["authorization"], name)
-    return await sources.read_ftp(source["reference"], _ftp_auth(source), name)
+        return await deps.sources.read_s3(source["reference"], source["authorization"], name)
+    return await deps.sources.read_ftp(source["reference"], _ftp_auth(source), name)
 
 
 async def _process(
@@ -360,7 +325,7 @@ async def _process(
 ) -> dict[str, Any]:
     """One image through the handler: its events and filtered detections, or its errors."""
     try:
-        data = await _read(source, zip_path, name)
+        data = await _read(deps, source, zip_path, name)
         request = pipeline_pb2.GenerateEventsRequest(
             scope=scope,
             handler_id=handler_id,

@@ -21,7 +21,17 @@ from luna.faces.v1 import blobs_pb2, faces_pb2
 
 from services.common import errors, times
 from services.tasks import kinds
-from services.tasks.kinds import FACES_FILTERS, UUID, Deps, Kind, Outcome
+from services.tasks.kinds import (
+    FACES_FILTERS,
+    FLAG,
+    OBJECTS,
+    UUID,
+    Deps,
+    Kind,
+    Outcome,
+    closed,
+    one_of,
+)
 from services.tasks.store import ItemError
 
 PART_SIZE = 1000
@@ -35,10 +45,8 @@ EVENT_COLUMNS = [
 ]  # fmt: skip
 LOCATION = ("city", "area", "district", "street", "house_number")
 # Event filters this server can pass to the events service; others are refused, not ignored.
-EVENT_FILTERS: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
+EVENT_FILTERS: dict[str, Any] = closed(
+    {
         "account_id": UUID,
         "event_ids": kinds.uuid_array(),
         "event_id__gte": UUID,
@@ -51,11 +59,14 @@ EVENT_FILTERS: dict[str, Any] = {
         "end_time__gte": kinds.DATE_TIME,
         "end_time__lt": kinds.DATE_TIME,
     },
-}
+)
 
 
 FACE_FILTERS_CHECK = kinds.SchemaCheck(FACES_FILTERS, "content.filters")
 EVENT_FILTERS_CHECK = kinds.SchemaCheck(EVENT_FILTERS, "content.filters")
+
+
+EVENT_TIMES = {**kinds.CREATE_TIMES, "end_time__gte": "end_time_gte", "end_time__lt": "end_time_lt"}
 
 
 def event_filter(filters: dict[str, Any]) -> events_pb2.EventFilter:
@@ -67,16 +78,11 @@ def event_filter(filters: dict[str, Any]) -> events_pb2.EventFilter:
         face_ids=filters.get("face_ids", []),
         external_ids=filters.get("external_ids", []),
     )
-    for key, target in (
-        ("create_time__gte", flt.create_time_gte),
-        ("create_time__lt", flt.create_time_lt),
-        ("end_time__gte", flt.end_time_gte),
-        ("end_time__lt", flt.end_time_lt),
-    ):
-        if key in filters:
-            ts = times.to_timestamp(times.parse_rfc3339(filters[key]))
-            assert ts is not None
-            target.CopyFrom(ts)
+    kinds.copy_times(
+        filters,
+        flt,
+        {**kinds.CREATE_TIMES, "end_time__gte": "end_time_gte", "end_time__lt": "end_time_lt"},
+    )
     return flt
 
 
@@ -174,27 +180,100 @@ async def _add_samples(
         )
 
 
-class Exporter(Kind):
-    task_type = 8
-    name = "exporter"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["objects_type", "filters"],
-        "properties": {
-            "objects_type": {"type": "string", "enum": ["faces", "events"]},
-            "filters": {"type": "object"},
-            "columns": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+async def object_rows(
+    deps: Deps, scope: Any, faces: bool, ids: list[str], columns: list[str], save_images: bool
+) -> tuple[list[tuple[str, list[Any]]], list[dict[str, str]], list[ItemError]]:
+    """(id, row) of each face or event of `ids` that exists, in id order, with their face
+    samples as zip entries when `save_images`, and the samples that could not be read."""
+    rows: list[tuple[str, list[Any]]] = []
+    images: list[dict[str, str]] = []
+    failures: list[ItemError] = []
+    if faces:
+        reply = await deps.faces.ListFaces(
+            faces_pb2.ListFacesRequest(
+                scope=scope,
+                filter=faces_pb2.FaceFilter(
+                    face_ids=ids, face_id_gte="00000000-0000-0000-0000-000000000000"
+                ),
+                page=paging_pb2.Page(page=1, page_size=PART_SIZE),
+                with_lists=True,
+            )
+        )
+        for face in reply.faces:
+            rows.append((face.face_id, face_row(face, columns)))
+            if save_images and face.has_attribute:
+                attr = await deps.faces.GetFaceAttribute(
+                    faces_pb2.GetFaceAttributeRequest(scope=scope, face_id=face.face_id)
+                )
+                data = attr.attribute.data
+                samples = dict.fromkeys([*data.descriptor_samples, *data.basic_attributes_samples])
+                await _add_samples(deps, scope, face.face_id, samples, images, failures)
+        return rows, images, failures
+    reply = await deps.events.ListEvents(
+        events_pb2.ListEventsRequest(
+            scope=scope,
+            filter=events_pb2.EventFilter(
+                event_ids=ids, event_id_gte="00000000-0000-0000-0000-000000000000"
+            ),
+            page=paging_pb2.Page(page=1, page_size=PART_SIZE),
+            order="asc",
+        )
+    )
+    for e in reply.events:
+        event = MessageToDict(e.data)
+        rows.append((event["event_id"], event_row(event, columns)))
+        if save_images:
+            samples = dict.fromkeys(
+                d["sample_id"] for d in event.get("face_detections") or () if d.get("sample_id")
+            )
+            await _add_samples(deps, scope, event["event_id"], samples, images, failures)
+    return rows, images, failures
+
+
+def csv_zip(
+    name: str,
+    delimiter: str,
+    header: list[str],
+    results: list[Any],
+    errors_json: list[dict[str, Any]],
+) -> tuple[str, bytes]:
+    """The parts' rows as one CSV file `name` in a zip, with their images and errors.json."""
+    text = io.StringIO()
+    writer = csv.writer(text, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(header)
+    for part in results:
+        writer.writerows((part or {}).get("rows", []))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, text.getvalue())
+        for part in results:
+            for image in (part or {}).get("images", []):
+                archive.writestr(image["path"], base64.b64decode(image["data"]))
+        if errors_json:
+            archive.writestr("errors.json", orjson.dumps(errors_json))
+    return "application/zip", buf.getvalue()
+
+
+COLUMNS = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+CSV_DELIMITER = {"type": "string", "minLength": 1, "maxLength": 1}
+
+
+class Exporter(Kind, name="exporter"):
+    schema = closed(
+        required=["objects_type", "filters"],
+        properties={
+            **OBJECTS,
+            "columns": COLUMNS,
             "descriptor": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"type": {"type": "string", "enum": ["face", "body"]}},
+                "properties": {"type": one_of("face", "body")},
                 "required": ["type"],
             },
-            "csv_delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
-            "save_images": {"type": "integer", "enum": [0, 1]},
+            "csv_delimiter": CSV_DELIMITER,
+            "save_images": FLAG,
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         faces = content["objects_type"] == "faces"
@@ -204,11 +283,7 @@ class Exporter(Kind):
         columns = content.setdefault("columns", DEFAULT_FACE_COLUMNS if faces else EVENT_COLUMNS)
         bad = [c for c in columns if c not in allowed]
         if bad:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'content.columns', message: "
-                f"'{bad[0]!r} is not one of {allowed}'",
-            )
+            raise errors.bad_json("content.columns", f"{bad[0]!r} is not one of {allowed}")
         content.setdefault("csv_delimiter", ",")
         content.setdefault("save_images", 0)
         content.setdefault("descriptor", {"type": "face"})
@@ -225,80 +300,28 @@ class Exporter(Kind):
         ]
 
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
-        content, columns = subtask["content"], subtask["task_content"]["columns"]
-        scope = kinds.scope(str(subtask["account_id"]))
-        if "face_ids" in content:
-            if not content["face_ids"]:
-                return Outcome({"rows": []})
-            reply = await deps.faces.ListFaces(
-                faces_pb2.ListFacesRequest(
-                    scope=scope,
-                    filter=faces_pb2.FaceFilter(
-                        face_ids=content["face_ids"],
-                        face_id_gte="00000000-0000-0000-0000-000000000000",
-                    ),
-                    page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-                    with_lists=True,
-                )
-            )
-            images: list[dict[str, str]] = []
-            failures: list[ItemError] = []
-            if subtask["task_content"].get("save_images"):
-                for face in reply.faces:
-                    if not face.has_attribute:
-                        continue
-                    attr = await deps.faces.GetFaceAttribute(
-                        faces_pb2.GetFaceAttributeRequest(scope=scope, face_id=face.face_id)
-                    )
-                    data = attr.attribute.data
-                    samples = dict.fromkeys(
-                        [*data.descriptor_samples, *data.basic_attributes_samples]
-                    )
-                    await _add_samples(deps, scope, face.face_id, samples, images, failures)
-            rows = [face_row(f, columns) for f in reply.faces]
-            return Outcome({"rows": rows, "images": images}, failures)
-        if not content["event_ids"]:
+        content, task = subtask["content"], subtask["task_content"]
+        faces = "face_ids" in content
+        ids = content["face_ids"] if faces else content["event_ids"]
+        if not ids:
             return Outcome({"rows": []})
-        reply = await deps.events.ListEvents(
-            events_pb2.ListEventsRequest(
-                scope=scope,
-                filter=events_pb2.EventFilter(
-                    event_ids=content["event_ids"],
-                    event_id_gte="00000000-0000-0000-0000-000000000000",
-                ),
-                page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-                order="asc",
-            )
+        scope = kinds.scope(str(subtask["account_id"]))
+        rows, images, failures = await object_rows(
+            deps, scope, faces, ids, task["columns"], bool(task.get("save_images"))
         )
-        events = [MessageToDict(e.data) for e in reply.events]
-        images, failures = [], []
-        if subtask["task_content"].get("save_images"):
-            for event in events:
-                samples = dict.fromkeys(
-                    d["sample_id"] for d in event.get("face_detections") or () if d.get("sample_id")
-                )
-                await _add_samples(deps, scope, event["event_id"], samples, images, failures)
-        rows = [event_row(event, columns) for event in events]
-        return Outcome({"rows": rows, "images": images}, failures)
+        return Outcome({"rows": [row for _, row in rows], "images": images}, failures)
 
     def collect(
         self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
     ) -> tuple[str, bytes]:
         content = task["content"]
-        text = io.StringIO()
-        writer = csv.writer(text, delimiter=content["csv_delimiter"], lineterminator="\n")
-        writer.writerow(content["columns"])
-        for part in results:
-            writer.writerows((part or {}).get("rows", []))
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(f"{content['objects_type']}.csv", text.getvalue())
-            for part in results:
-                for image in (part or {}).get("images", []):
-                    archive.writestr(image["path"], base64.b64decode(image["data"]))
-            if errors_json:
-                archive.writestr("errors.json", orjson.dumps(errors_json))
-        return "application/zip", buf.getvalue()
+        return csv_zip(
+            f"{content['objects_type']}.csv",
+            content["csv_delimiter"],
+            content["columns"],
+            results,
+            errors_json,
+        )
 
 
 kinds.register(Exporter())

@@ -17,8 +17,8 @@ from luna.events.v1 import events_pb2
 from luna.faces.v1 import blobs_pb2, faces_pb2
 
 from services.common import errors
-from services.tasks import kinds, sources
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks import kinds
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 from services.tasks.types.exporter import event_ids
 
@@ -27,38 +27,82 @@ DESCRIPTOR_KINDS = {
     "face": events_pb2.DESCRIPTOR_KIND_FACE,
     "body": events_pb2.DESCRIPTOR_KIND_BODY,
 }
-SAMPLE_NOT_FOUND = (12013, 22002, 13001, 13003)
 
 
-class GC(Kind):
-    task_type = 4
-    name = "gc"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["target"],
-        "properties": {
-            "target": {
-                "type": "string",
-                "enum": ["events", "face_descriptors", "event_descriptors"],
-            },
-            "filters": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
+async def _delete_events(
+    deps: Deps, scope: Any, subtask: dict[str, Any], ids: list[str]
+) -> Outcome:
+    """Delete a part's events (what they reference is checkpointed first, so a redelivered
+    part still removes their samples and origins), then their samples and origins if asked."""
+    removed = subtask.get("checkpoint")
+    if removed is None:
+        removed = await _references(deps, scope, ids)
+        await deps.store.save_checkpoint(subtask["subtask_id"], removed)
+    for i in range(0, len(removed), PART_SIZE):
+        await deps.events.DeleteEvents(
+            events_pb2.DeleteEventsRequest(
+                scope=scope, event_ids=[r["event_id"] for r in removed[i : i + PART_SIZE]]
+            )
+        )
+    failures: list[ItemError] = []
+    if subtask["task_content"].get("remove_samples"):
+        failures += await _remove_samples(deps, scope, removed)
+    if subtask["task_content"].get("remove_image_origins"):
+        origins = dict.fromkeys(o for item in removed for o in item["image_origins"])
+        for origin in origins:
+            failure = await _remove_origin(deps, scope, origin)
+            if failure is not None:
+                failures.append(failure)
+    result = [
+        {
+            "event_id": r["event_id"],
+            "samples": r["face_samples"] + r["body_samples"],
+            "image_origins": r["image_origins"],
+        }
+        for r in removed
+    ]
+    return Outcome(result, failures)
+
+
+async def _remove_samples(deps: Deps, scope: Any, removed: list[dict[str, Any]]) -> list[ItemError]:
+    """Delete the face and body samples of deleted events (one already gone is no failure)."""
+    failures: list[ItemError] = []
+    for item in removed:
+        for kind, key in (
+            (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face_samples"),
+            (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body_samples"),
+        ):
+            for sample_id in item[key]:
+                try:
+                    await deps.blobs.DeleteBlob(
+                        blobs_pb2.DeleteBlobRequest(scope=scope, kind=kind, blob_id=sample_id)
+                    )
+                except errors.LunaError as err:
+                    if err.http_status != 404:
+                        failures.append(ItemError.of(err, sample_id))
+    return failures
+
+
+class GC(Kind, name="gc"):
+    schema = closed(
+        required=["target"],
+        properties={
+            "target": one_of("events", "face_descriptors", "event_descriptors"),
+            "filters": closed(
+                {
                     "account_id": UUID,
                     "create_time__lt": kinds.DATE_TIME,
                     "insert_time__lt": kinds.DATE_TIME,
                     "handler_id": UUID,
                     "descriptor_version": {"type": "integer"},
-                    "descriptor_type": {"type": "string", "enum": ["face", "body"]},
+                    "descriptor_type": one_of("face", "body"),
                 },
-            },
+            ),
             "store_results": {"type": "boolean"},
             "remove_samples": {"type": "boolean"},
             "remove_image_origins": {"type": "boolean"},
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         filters = content.setdefault("filters", {})
@@ -67,25 +111,21 @@ class GC(Kind):
                 {"descriptor_type"} if content["target"] == "event_descriptors" else set()
             )
             if set(filters) != need:
-                raise errors.LunaError(
-                    errors.BAD_JSON,
-                    "Failed to validate input json. Path: 'content.filters', message: "
-                    f"'target {content['target']} takes exactly {sorted(need)}'",
+                raise errors.bad_json(
+                    "content.filters", f"target {content['target']} takes exactly {sorted(need)}"
                 )
             content.setdefault("store_results", True)
             return content
         kinds.check_filters_account(account_id, filters)
         for key in ("descriptor_version", "descriptor_type"):
             if key in filters:
-                raise errors.LunaError(
-                    errors.BAD_JSON,
-                    f"Failed to validate input json. Path: 'content.filters', message: "
-                    f"'{key}' is not allowed for target 'events'",
+                raise errors.bad_json(
+                    "content.filters", f"{key}' is not allowed for target 'events"
                 )
         if "insert_time__lt" in filters:
             # Events here record no separate insertion time; refusing beats guessing.
             raise errors.LunaError(
-                kinds.NOT_IMPLEMENTED, "filters.insert_time__lt is not implemented yet"
+                errors.NOT_IMPLEMENTED, "filters.insert_time__lt is not implemented yet"
             )
         content.setdefault("store_results", True)
         content.setdefault("remove_samples", False)
@@ -142,73 +182,28 @@ class GC(Kind):
         return [{"event_ids": ids[i : i + PART_SIZE]} for i in range(0, len(ids), PART_SIZE)]
 
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
-        if "face_ids" in (subtask["content"] or {}):
+        content = subtask["content"] or {}
+        scope = kinds.scope(str(subtask["account_id"]))
+        if "face_ids" in content:
             # Deleting a version's descriptor twice is a no-op, and every face of the part had
             # one when it was planned: the part's faces are its result on every delivery.
-            content = subtask["content"]
             await deps.faces.DeleteFaceDescriptors(
                 faces_pb2.DeleteFaceDescriptorsRequest(
-                    scope=kinds.scope(str(subtask["account_id"])),
-                    version=content["version"],
-                    face_ids=content["face_ids"],
+                    scope=scope, version=content["version"], face_ids=content["face_ids"]
                 )
             )
             return Outcome(content["face_ids"])
-        if "descriptor_event_ids" in (subtask["content"] or {}):
-            content = subtask["content"]
+        if "descriptor_event_ids" in content:
             await deps.events.DeleteEventDescriptors(
                 events_pb2.DeleteEventDescriptorsRequest(
-                    scope=kinds.scope(str(subtask["account_id"])),
+                    scope=scope,
                     kind=content["kind"],
                     version=content["version"],
                     event_ids=content["descriptor_event_ids"],
                 )
             )
             return Outcome(content["descriptor_event_ids"])
-        ids = (subtask["content"] or {}).get("event_ids", [])
-        scope = kinds.scope(str(subtask["account_id"]))
-        removed = subtask.get("checkpoint")
-        if removed is None:
-            removed = await _references(deps, scope, ids)
-            await deps.store.save_checkpoint(subtask["subtask_id"], removed)
-        for i in range(0, len(removed), PART_SIZE):
-            await deps.events.DeleteEvents(
-                events_pb2.DeleteEventsRequest(
-                    scope=scope, event_ids=[r["event_id"] for r in removed[i : i + PART_SIZE]]
-                )
-            )
-        failures: list[ItemError] = []
-        if subtask["task_content"].get("remove_samples"):
-            for item in removed:
-                for kind, key in (
-                    (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face_samples"),
-                    (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body_samples"),
-                ):
-                    for sample_id in item[key]:
-                        try:
-                            await deps.blobs.DeleteBlob(
-                                blobs_pb2.DeleteBlobRequest(
-                                    scope=scope, kind=kind, blob_id=sample_id
-                                )
-                            )
-                        except errors.LunaError as err:
-                            if err.http_status != 404:
-                                failures.append(ItemError.of(err, sample_id))
-        if subtask["task_content"].get("remove_image_origins"):
-            origins = dict.fromkeys(o for item in removed for o in item["image_origins"])
-            for origin in origins:
-                failure = await _remove_origin(deps, scope, origin)
-                if failure is not None:
-                    failures.append(failure)
-        result = [
-            {
-                "event_id": r["event_id"],
-                "samples": r["face_samples"] + r["body_samples"],
-                "image_origins": r["image_origins"],
-            }
-            for r in removed
-        ]
-        return Outcome(result, failures)
+        return await _delete_events(deps, scope, subtask, content.get("event_ids", []))
 
     def collect(
         self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
@@ -240,8 +235,8 @@ async def _remove_origin(deps: Deps, scope: Any, origin: str) -> ItemError | Non
                 return ItemError.of(err, origin)
         return None
     try:
-        await sources.check_url(origin)
-        timeout = aiohttp.ClientTimeout(total=sources.SOURCE_TIMEOUT.get_float())
+        await deps.sources.check_url(origin)
+        timeout = aiohttp.ClientTimeout(total=deps.sources.timeout_s)
         async with (
             aiohttp.ClientSession(timeout=timeout) as http,
             http.delete(origin, allow_redirects=False) as resp,

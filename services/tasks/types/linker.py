@@ -13,37 +13,34 @@ from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2
 from luna.faces.v1 import attributes_pb2, faces_pb2, lists_pb2
 
-from services.common import config, errors
+from services.common import errors
 from services.tasks import kinds
-from services.tasks.kinds import FACES_FILTERS, UUID, Deps, Kind, Outcome
+from services.tasks.kinds import (
+    FACES_FILTERS,
+    FLAG,
+    OBJECTS,
+    UUID,
+    Deps,
+    Kind,
+    Outcome,
+    closed,
+)
 from services.tasks.store import ItemError
 from services.tasks.types import exporter
 
 PART_SIZE = 1000
-FACE_NOT_FOUND = 22004
-EVENT_NOT_FOUND = 23001
-DESCRIPTOR_VERSION = config.declare(
-    "LUNA_DEFAULT_DESCRIPTOR_VERSION",
-    200,
-    "Descriptor version assumed for a raw base64 descriptor given without one.",
-)
 
 
-class Linker(Kind):
-    task_type = 1
-    name = "linker"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["objects_type", "filters"],
-        "properties": {
-            "create_list": {"type": "integer", "enum": [0, 1]},
+class Linker(Kind, name="linker"):
+    schema = closed(
+        required=["objects_type", "filters"],
+        properties={
+            "create_list": FLAG,
             "list_id": UUID,
             "user_data": {"type": "string", "maxLength": 128},
-            "objects_type": {"type": "string", "enum": ["faces", "events"]},
-            "filters": {"type": "object"},
+            **OBJECTS,
         },
-    }
+    )
     filters_schema = FACES_FILTERS
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
@@ -60,11 +57,7 @@ class Linker(Kind):
                     errors.BAD_INPUT, "Give either 'list_id' or 'create_list': 1, not both"
                 )
         elif "list_id" not in content:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                "Failed to validate input json. Path: 'content', message: "
-                "'list_id is required unless create_list is 1'",
-            )
+            raise errors.bad_json("content", "list_id is required unless create_list is 1")
         else:
             # 22003 when the list is not this account's.
             await deps.lists.GetList(
@@ -110,7 +103,7 @@ class Linker(Kind):
             )
             return Outcome({"list_id": list_id, "face_ids": face_ids})
         except errors.LunaError as err:
-            if err.code != FACE_NOT_FOUND:
+            if err.code != errors.FACES_NOT_FOUND:
                 raise
         # A face vanished since planning: link the others one by one, report the missing.
         linked, failed = [], []
@@ -121,7 +114,7 @@ class Linker(Kind):
                 )
                 linked.append(fid)
             except errors.LunaError as err:
-                if err.code != FACE_NOT_FOUND:
+                if err.code != errors.FACES_NOT_FOUND:
                     raise
                 failed.append(ItemError.of(err, fid))
         return Outcome({"list_id": list_id, "face_ids": linked}, failed)
@@ -158,7 +151,7 @@ async def _faces_from_events(deps: Deps, subtask: dict[str, Any]) -> Outcome:
             scope=scope,
             event_ids=wanted,
             kind=events_pb2.DESCRIPTOR_KIND_FACE,
-            version=DESCRIPTOR_VERSION.get_int(),
+            version=deps.types.descriptor_version,
             limit=PART_SIZE,
         )
     )
@@ -168,42 +161,52 @@ async def _faces_from_events(deps: Deps, subtask: dict[str, Any]) -> Outcome:
         event = found.get(event_id)
         if event is None:
             failures.append(
-                ItemError(EVENT_NOT_FOUND, f"Event with id {event_id} not found", event_id)
+                ItemError(errors.EVENT_NOT_FOUND, f"Event with id {event_id} not found", event_id)
             )
             continue
-        existing = await deps.faces.ListFaces(
-            faces_pb2.ListFacesRequest(
-                scope=scope,
-                filter=faces_pb2.FaceFilter(event_id=event_id, list_id=list_id),
-                page=paging_pb2.Page(page=1, page_size=1),
-            )
-        )
-        if existing.faces:
-            face_ids.append(existing.faces[0].face_id)
-            continue
-        request = faces_pb2.CreateFaceRequest(
-            scope=scope,
-            event_id=event_id,
-            user_data=event.get("user_data") or "",
-            external_id=event.get("external_id") or "",
-            list_ids=[list_id],
-        )
-        desc = by_event.get(event_id)
-        if desc is not None:
-            samples = [
-                d["sample_id"] for d in event.get("face_detections") or () if d.get("sample_id")
-            ]
-            request.attribute.data.CopyFrom(
-                attributes_pb2.AttributeData(
-                    descriptors=[
-                        attributes_pb2.Descriptor(descriptor=desc.descriptor, version=desc.version)
-                    ],
-                    descriptor_samples=samples,
-                )
-            )
-        reply = await deps.faces.CreateFace(request)
-        face_ids.append(reply.face.face_id)
+        face_ids.append(await _face_of(deps, scope, list_id, event_id, event, by_event))
     return Outcome({"list_id": list_id, "face_ids": face_ids}, failures)
+
+
+async def _face_of(
+    deps: Deps,
+    scope: Any,
+    list_id: str,
+    event_id: str,
+    event: dict[str, Any],
+    descriptors: dict[str, Any],
+) -> str:
+    """The face of the list made from the event: the one made by an earlier delivery, or a new
+    one with the event's descriptor (of the linker's version) and samples."""
+    existing = await deps.faces.ListFaces(
+        faces_pb2.ListFacesRequest(
+            scope=scope,
+            filter=faces_pb2.FaceFilter(event_id=event_id, list_id=list_id),
+            page=paging_pb2.Page(page=1, page_size=1),
+        )
+    )
+    if existing.faces:
+        return str(existing.faces[0].face_id)
+    request = faces_pb2.CreateFaceRequest(
+        scope=scope,
+        event_id=event_id,
+        user_data=event.get("user_data") or "",
+        external_id=event.get("external_id") or "",
+        list_ids=[list_id],
+    )
+    desc = descriptors.get(event_id)
+    if desc is not None:
+        samples = [d["sample_id"] for d in event.get("face_detections") or () if d.get("sample_id")]
+        request.attribute.data.CopyFrom(
+            attributes_pb2.AttributeData(
+                descriptors=[
+                    attributes_pb2.Descriptor(descriptor=desc.descriptor, version=desc.version)
+                ],
+                descriptor_samples=samples,
+            )
+        )
+    reply = await deps.faces.CreateFace(request)
+    return str(reply.face.face_id)
 
 
 # The path of its errors stays 'content.<field>', as the linker answered before.

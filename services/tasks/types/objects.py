@@ -14,10 +14,11 @@ import numpy as np
 from luna.events.v1 import events_pb2
 from luna.faces.v1 import attributes_pb2, faces_pb2
 
+from services.common import descriptors as codec
 from services.common import errors
 from services.tasks import kinds
 from services.tasks.kinds import FACES_FILTERS, Deps
-from services.tasks.types import exporter, linker
+from services.tasks.types import exporter
 
 CHUNK = 1000
 DIM_BYTES = 4
@@ -26,7 +27,7 @@ DIM_BYTES = 4
 def descriptor_type_check(descriptor: dict[str, Any] | None) -> None:
     if (descriptor or {}).get("type", "face") != "face":
         raise errors.LunaError(
-            kinds.NOT_IMPLEMENTED, "Body descriptors are not implemented by this server"
+            errors.NOT_IMPLEMENTED, "Body descriptors are not implemented by this server"
         )
 
 
@@ -40,7 +41,7 @@ def check_filters(objects_type: str, filters: dict[str, Any], account_id: str) -
         ATTRIBUTE_FILTERS_CHECK.validate(filters)
     else:
         raise errors.LunaError(
-            kinds.NOT_IMPLEMENTED,
+            errors.NOT_IMPLEMENTED,
             f"{objects_type} as analytical task objects are not implemented by this server",
         )
     kinds.check_filters_account(account_id, filters)
@@ -87,7 +88,7 @@ async def descriptors(
     deps: Deps, account_id: str, objects_type: str, ids: list[str]
 ) -> tuple[list[str], np.ndarray]:
     """(ids that have a descriptor, their descriptors as float32 rows), in the order of `ids`."""
-    version = linker.DESCRIPTOR_VERSION.get_int()
+    version = deps.types.descriptor_version
     scope = kinds.scope(account_id)
     got: dict[str, bytes] = {}
     for s in range(0, len(ids), CHUNK):
@@ -124,5 +125,5 @@ async def descriptors(
     kept = [i for i in ids if i in got]
     if not kept:
         return [], np.zeros((0, 128), dtype=np.float32)
-    matrix = np.stack([np.frombuffer(got[i], dtype="<f4") for i in kept]).astype(np.float32)
+    matrix = codec.unpack_rows([got[i] for i in kept]).astype(np.float32)
     return kept, matrix

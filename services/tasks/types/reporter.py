@@ -9,52 +9,36 @@ only read, so a redelivered part reads again.
 
 from __future__ import annotations
 
-import base64
-import csv
-import io
-import zipfile
 from typing import Any
 
 import orjson
-from google.protobuf.json_format import MessageToDict
-from luna.common.v1 import paging_pb2
-from luna.events.v1 import events_pb2
-from luna.faces.v1 import faces_pb2
 
 from services.common import errors
 from services.tasks import kinds
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.kinds import FLAG, UUID, Deps, Kind, Outcome, closed
 from services.tasks.store import DONE, ItemError
 from services.tasks.types import exporter
 
 PART_SIZE = 1000
-NOT_REPORTABLE = 28013
-BAD_STATUS = 28015
 CLUSTERING = 2
 FACE_COLUMNS = ["user_data", "create_time", "lists", "external_id", "avatar", "event_id"]
 DEFAULT_FACE_COLUMNS = ["user_data", "create_time", "external_id", "avatar", "event_id"]
 EVENT_COLUMNS = [c for c in exporter.EVENT_COLUMNS if c != "event_id"]
 
 
-class Reporter(Kind):
-    task_type = 3
-    name = "reporter"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["filters"],
-        "properties": {
-            "filters": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["task_id"],
-                "properties": {"account_id": UUID, "task_id": {"type": "integer", "minimum": 1}},
-            },
-            "columns": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "csv_delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
-            "save_images": {"type": "integer", "enum": [0, 1]},
+class Reporter(Kind, name="reporter"):
+    schema = closed(
+        required=["filters"],
+        properties={
+            "filters": closed(
+                {"account_id": UUID, "task_id": {"type": "integer", "minimum": 1}},
+                required=["task_id"],
+            ),
+            "columns": exporter.COLUMNS,
+            "csv_delimiter": exporter.CSV_DELIMITER,
+            "save_images": FLAG,
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         kinds.check_filters_account(account_id, content["filters"])
@@ -63,12 +47,12 @@ class Reporter(Kind):
         source = await deps.store.get(task_id, account_id)
         if source["task_type"] != CLUSTERING:
             raise errors.LunaError(
-                NOT_REPORTABLE, f"Tasks with type '{source['task_type']}' does not support a build"
-                " report",
-            )  # fmt: skip
+                errors.TASK_NOT_REPORTABLE,
+                f"Tasks with type '{source['task_type']}' does not support a build report",
+            )
         if source["task_status"] != DONE:
             raise errors.LunaError(
-                BAD_STATUS,
+                errors.TASK_BAD_STATUS_FOR_REPORT,
                 f"Task '{task_id}' with status {source['task_status']} can not be reported:"
                 " only a done clustering task has clusters",
             )
@@ -79,11 +63,7 @@ class Reporter(Kind):
         )
         bad = [c for c in columns if c not in allowed]
         if bad:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'content.columns', message: "
-                f"'{bad[0]!r} is not one of {allowed}'",
-            )
+            raise errors.bad_json("content.columns", f"{bad[0]!r} is not one of {allowed}")
         content["objects_type"] = objects_type
         content.setdefault("csv_delimiter", ",")
         content.setdefault("save_images", 0)
@@ -102,56 +82,14 @@ class Reporter(Kind):
         columns, faces = task["columns"], task["objects_type"] == "faces"
         scope = kinds.scope(str(subtask["account_id"]))
         ids = [oid for _, oid in rows]
-        cells: dict[str, list[str]] = {}
+        cells: dict[str, list[Any]] = {}
         images: list[dict[str, str]] = []
         failures: list[ItemError] = []
-        if ids and faces:
-            reply = await deps.faces.ListFaces(
-                faces_pb2.ListFacesRequest(
-                    scope=scope,
-                    filter=faces_pb2.FaceFilter(
-                        face_ids=ids, face_id_gte="00000000-0000-0000-0000-000000000000"
-                    ),
-                    page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-                    with_lists=True,
-                )
+        if ids:
+            found, images, failures = await exporter.object_rows(
+                deps, scope, faces, ids, columns, bool(task.get("save_images"))
             )
-            for face in reply.faces:
-                cells[face.face_id] = exporter.face_row(face, columns)
-                if task.get("save_images") and face.has_attribute:
-                    attr = await deps.faces.GetFaceAttribute(
-                        faces_pb2.GetFaceAttributeRequest(scope=scope, face_id=face.face_id)
-                    )
-                    data = attr.attribute.data
-                    samples = dict.fromkeys(
-                        [*data.descriptor_samples, *data.basic_attributes_samples]
-                    )
-                    await exporter._add_samples(
-                        deps, scope, face.face_id, samples, images, failures
-                    )
-        elif ids:
-            reply = await deps.events.ListEvents(
-                events_pb2.ListEventsRequest(
-                    scope=scope,
-                    filter=events_pb2.EventFilter(
-                        event_ids=ids, event_id_gte="00000000-0000-0000-0000-000000000000"
-                    ),
-                    page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-                    order="asc",
-                )
-            )
-            for e in reply.events:
-                event = MessageToDict(e.data)
-                cells[event["event_id"]] = exporter.event_row(event, columns)
-                if task.get("save_images"):
-                    samples = dict.fromkeys(
-                        d["sample_id"]
-                        for d in event.get("face_detections") or ()
-                        if d.get("sample_id")
-                    )
-                    await exporter._add_samples(
-                        deps, scope, event["event_id"], samples, images, failures
-                    )
+            cells = dict(found)
         out = []
         for n, oid in rows:
             # An object deleted since the clustering keeps its place with empty info.
@@ -162,21 +100,11 @@ class Reporter(Kind):
         self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
     ) -> tuple[str, bytes]:
         content = task["content"]
-        text = io.StringIO()
-        writer = csv.writer(text, delimiter=content["csv_delimiter"], lineterminator="\n")
         id_column = "face_id" if content["objects_type"] == "faces" else "event_id"
-        writer.writerow(["cluster", id_column, *content["columns"]])
-        for part in results:
-            writer.writerows((part or {}).get("rows", []))
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("report.csv", text.getvalue())
-            for part in results:
-                for image in (part or {}).get("images", []):
-                    archive.writestr(image["path"], base64.b64decode(image["data"]))
-            if errors_json:
-                archive.writestr("errors.json", orjson.dumps(errors_json))
-        return "application/zip", buf.getvalue()
+        header = ["cluster", id_column, *content["columns"]]
+        return exporter.csv_zip(
+            "report.csv", content["csv_delimiter"], header, results, errors_json
+        )
 
 
 kinds.register(Reporter())

@@ -20,13 +20,10 @@ from luna.faces.v1 import faces_pb2
 
 from services.common import errors
 from services.tasks import analytics, kinds
-from services.tasks.kinds import UUID, Deps, Kind, Outcome
+from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed
 from services.tasks.store import ItemError
 from services.tasks.types import objects
 
-FACE_NOT_FOUND = 22002
-ATTRIBUTE_NOT_FOUND = 22011
-DESCRIPTOR_NOT_FOUND = 11018
 ROWS_PER_PART = 2500
 
 
@@ -51,14 +48,10 @@ async def markup_descriptors(
     return order, np.stack([rows[i] for i in order])
 
 
-class Roc(Kind):
-    task_type = 7
-    name = "roc"
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["markup", "filters"],
-        "properties": {
+class Roc(Kind, name="roc"):
+    schema = closed(
+        required=["markup", "filters"],
+        properties={
             "markup": {
                 "type": "array",
                 "minItems": 2,
@@ -89,25 +82,21 @@ class Roc(Kind):
             "limit": {"type": "integer", "minimum": 1},
             "key_FPRs": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
         },
-    }
+    )
 
     async def prepare(self, deps: Deps, account_id: str, content: dict[str, Any]) -> dict:
         kinds.check_filters_account(account_id, content["filters"])
         counts = Counter(item_id(m) for m in content["markup"])
         dup = next((f for f, c in counts.items() if c > 1), None)
         if dup is not None:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'content.markup', message: "
-                f"'object {dup} is marked up more than once'",
-            )
+            raise errors.bad_json("content.markup", f"object {dup} is marked up more than once")
         attrs = [m["attribute_id"] for m in content["markup"] if "attribute_id" in m]
         if attrs:
             kept, _ = await objects.descriptors(deps, account_id, "attributes", attrs)
             gone = sorted(set(attrs) - set(kept))
             if gone:
                 raise errors.LunaError(
-                    ATTRIBUTE_NOT_FOUND, f"Attributes with id {gone[0]} not found"
+                    errors.ATTRIBUTE_NOT_FOUND, f"Attributes with id {gone[0]} not found"
                 )
         wanted = [m["face_id"] for m in content["markup"] if "face_id" in m]
         # Every face must be the task account's: another account's face is "not found".
@@ -126,7 +115,7 @@ class Roc(Kind):
             seen.update(f.face_id for f in reply.faces)
         missing = [f for f in wanted if f not in seen]
         if missing:
-            raise errors.LunaError(FACE_NOT_FOUND, f"Face with id '{missing[0]}' not found")
+            raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{missing[0]}' not found")
         content.setdefault("threshold_hit_top", 0.0)
         content.setdefault("limit", 5)
         return content
@@ -148,8 +137,8 @@ class Roc(Kind):
         have = set(kept)
         failures = [
             ItemError(
-                DESCRIPTOR_NOT_FOUND,
-                f"Face descriptor of version {objects.linker.DESCRIPTOR_VERSION.get_int()}"
+                errors.DESCRIPTOR_NOT_FOUND,
+                f"Face descriptor of version {deps.types.descriptor_version}"
                 f" is not found for object with id '{fid}'.",
                 fid,
             )

@@ -17,44 +17,34 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres
+from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres
 
-
-async def started_nats(data_dir: Path) -> EmbeddedNats:
-    """A started nats-server with JetStream in `data_dir`; the caller must `await .stop()`."""
-    server = EmbeddedNats(data_dir)
-    await server.start()
-    return server
-
-
-async def started_postgres(data_dir: Path) -> EmbeddedPostgres:
-    """A started PostgreSQL in `data_dir` with database `luna`; the caller must stop it."""
-    server = EmbeddedPostgres(data_dir)
-    await server.start()
-    return server
+S = TypeVar("S", EmbeddedNats, EmbeddedPostgres)
 
 
 @contextlib.asynccontextmanager
-async def running_nats(data_dir: Path) -> AsyncIterator[EmbeddedNats]:
-    server = await started_nats(data_dir)
+async def _running(server: S) -> AsyncIterator[S]:
+    await server.start()
     try:
         yield server
     finally:
         await server.stop()
 
 
-@contextlib.asynccontextmanager
-async def running_postgres(data_dir: Path) -> AsyncIterator[EmbeddedPostgres]:
-    server = await started_postgres(data_dir)
-    try:
-        yield server
-    finally:
-        await server.stop()
+def running_nats(data_dir: Path) -> contextlib.AbstractAsyncContextManager[EmbeddedNats]:
+    """A nats-server with JetStream in `data_dir`, stopped on exit."""
+    return _running(EmbeddedNats(data_dir))
+
+
+def running_postgres(data_dir: Path) -> contextlib.AbstractAsyncContextManager[EmbeddedPostgres]:
+    """A PostgreSQL in `data_dir` with database `luna`, stopped on exit."""
+    return _running(EmbeddedPostgres(data_dir))
 
 
 def _with_database(url: str, dbname: str) -> str:

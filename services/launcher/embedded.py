@@ -42,7 +42,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from services.common.procs import die_with_parent
+from services.launcher.procs import die_with_parent
 
 log = logging.getLogger("luna.embedded")
 
@@ -609,7 +609,7 @@ def _ensure_install_usable() -> None:
 
 
 _LUNA_CONF = """\
-# Written once by luna at initdb (services/common/embedded.py); edit freely, it is kept.
+# Written once by luna at initdb (services/launcher/embedded.py); edit freely, it is kept.
 # Port, listen address and socket directory are given on the command line at each start.
 max_connections = 200
 shared_buffers = 128MB

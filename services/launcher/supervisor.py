@@ -6,7 +6,7 @@ that dies (and logs it), and stops everything in reverse order on Ctrl-C / SIGTE
 
 Children never outlive it: each gets a parent-death signal, and a later `luna up` on the same
 data directory stops whatever the runtime file says an earlier one left running
-(services/common/procs.py).
+(services/launcher/procs.py).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import config
-from services.common import runtime_metrics as metrics
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
-from services.common.procs import (
+from services.launcher import runtime_metrics as metrics
+from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
+from services.launcher.procs import (
     ProcessRecord,
     die_with_parent,
     record_of,
@@ -133,6 +133,23 @@ async def wait_http(url: str, timeout: float, child: Child | None = None) -> Non
             await asyncio.sleep(0.2)
 
 
+def listener_env(free_ports: bool) -> dict[str, str]:
+    """Where the children listen, as their environment: each service's gRPC and metrics
+    address, and the gateway process's Sender, Backport 3 and Tasks API ports. Under
+    `--free-ports` each one not set explicitly gets a free loopback port."""
+    addresses = [*config.SERVICE_ADDRESSES.values(), *config.METRICS_ADDRESSES.values()]
+    ports = [config.SENDER_PORT, config.BACKPORT3_PORT, config.TASKS_API_PORT]
+    env = {s.name: s.get() for s in [*addresses, *ports]}
+    if free_ports:
+        for setting in addresses:
+            if setting.name not in os.environ:
+                env[setting.name] = f"127.0.0.1:{pick_free_port()}"
+        for setting in ports:
+            if setting.name not in os.environ:
+                env[setting.name] = str(pick_free_port())
+    return env
+
+
 class Supervisor:
     def __init__(self, *, free_ports: bool = False) -> None:
         self.data_dir = config.data_dir()
@@ -196,17 +213,7 @@ class Supervisor:
             env["LUNA_NATS_URL"] = await self.nats.start()
             log.info("embedded NATS at %s", env["LUNA_NATS_URL"])
             self.write_runtime()
-        for service in SERVICES:
-            key = f"LUNA_{service.upper()}_ADDRESS"
-            if self.free_ports and key not in os.environ:
-                env[key] = f"127.0.0.1:{pick_free_port()}"
-            else:
-                env[key] = config.service_address(service)
-        env.update(metrics.runtime_env(self.free_ports))
-        if self.free_ports and "LUNA_BACKPORT3_PORT" not in os.environ:
-            env["LUNA_BACKPORT3_PORT"] = str(pick_free_port())
-        if self.free_ports and "LUNA_TASKS_API_PORT" not in os.environ:
-            env["LUNA_TASKS_API_PORT"] = str(pick_free_port())
+        env.update(listener_env(self.free_ports))
         self.env = env
 
     def _child(self, name: str, module: str) -> Child:
@@ -223,7 +230,7 @@ class Supervisor:
             self.children[service] = self._child(service, f"services.{service}")
         await asyncio.gather(*(c.start() for c in self.children.values()))
         self.write_runtime()
-        waits = [wait_serving(self.env[f"LUNA_{s.upper()}_ADDRESS"], timeout) for s in SERVICES]
+        waits = [wait_serving(self._address(s), timeout) for s in SERVICES]
         results = await asyncio.gather(*waits, return_exceptions=True)
         failed = [
             f"{s} ({r}; see {self.children[s].log_path})"
@@ -244,25 +251,27 @@ class Supervisor:
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; see {self.children['gateway'].log_path}") from None
 
+    def _setting(self, setting: config.Setting) -> str:
+        """`setting` as the children see it."""
+        return self.env.get(setting.name, setting.get())
+
+    def _address(self, service: str) -> str:
+        return self.env[config.SERVICE_ADDRESSES[service].name]
+
     @property
     def url(self) -> str:
-        host = self.env.get("LUNA_HOST", config.gateway_host())
-        port = self.env.get("LUNA_PORT", str(config.gateway_port()))
-        return f"http://{host}:{port}"
+        return f"http://{self._setting(config.HOST)}:{self._setting(config.PORT)}"
 
     @property
     def backport3_url(self) -> str | None:
         """Backport 3's own listener (served by the gateway process), None when disabled."""
-        from services.gateway.backport3 import PORT
-
-        port = self.env.get("LUNA_BACKPORT3_PORT", PORT.get())
-        host = self.env.get("LUNA_HOST", config.gateway_host())
-        return f"http://{host}:{port}" if port != "0" else None
+        port = self._setting(config.BACKPORT3_PORT)
+        return f"http://{self._setting(config.HOST)}:{port}" if port != "0" else None
 
     @property
     def tasks_api_url(self) -> str:
-        host = self.env.get("LUNA_TASKS_API_HOST", "127.0.0.1")
-        return f"http://{host}:{self.env.get('LUNA_TASKS_API_PORT', '5050')}"
+        host, port = self._setting(config.TASKS_API_HOST), self._setting(config.TASKS_API_PORT)
+        return f"http://{host}:{port}"
 
     def write_runtime(self) -> None:
         """What runs where; written as soon as anything runs, so that a later `luna up` can

@@ -47,17 +47,6 @@ def record_times(record: Any) -> dict[str, str | None]:
     return {"create_time": ts(record.create_time), "last_update_time": ts(record.last_update_time)}
 
 
-def copy_times(q: dict[str, Any], message: Any, fields: dict[str, str]) -> None:
-    """Each RFC 3339 query value `q[param]` into the Timestamp `message.<field>`, for
-    `fields` {param: field} (query time filters: create_time__gte -> create_time_gte)."""
-    for param, field in fields.items():
-        if param in q:
-            getattr(message, field).CopyFrom(times.to_timestamp(times.parse_rfc3339(q[param])))
-
-
-CREATE_TIMES = {"create_time__gte": "create_time_gte", "create_time__lt": "create_time_lt"}
-
-
 def account(a: accounts_pb2.Account) -> dict[str, Any]:
     return {
         "account_id": a.account_id,

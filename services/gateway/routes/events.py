@@ -12,7 +12,6 @@ from luna.events.v1 import events_pb2
 
 from services.common import errors, times
 from services.common.pbjson import from_struct, plain
-from services.gateway import convert
 from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -112,7 +111,7 @@ def event_filter(ctx: Ctx) -> events_pb2.EventFilter:
     for param, field in _SCALARS.items():
         if param in q:
             setattr(flt, field, q[param])
-    convert.copy_times(q, flt, _TIMES)
+    times.copy_times(q, flt, _TIMES)
     lon, lat = q.get("origin_longitude"), q.get("origin_latitude")
     if lon == "null" or lat == "null":
         # LUNA: a null origin asks for events without geo position (only without deltas).

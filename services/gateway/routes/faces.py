@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from luna.faces.v1 import faces_pb2
 
+from services.common import times
 from services.gateway import convert
 from services.gateway.auth import AuthRule
 from services.gateway.crud import Collection
@@ -37,7 +38,7 @@ def face_filter(ctx: Ctx) -> faces_pb2.FaceFilter:
     )
     if "user_data" in q:
         flt.user_data = q["user_data"]
-    convert.copy_times(q, flt, convert.CREATE_TIMES)
+    times.copy_times(q, flt, times.CREATE_TIMES)
     return flt
 
 

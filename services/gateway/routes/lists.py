@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from luna.faces.v1 import lists_pb2
 
+from services.common import times
 from services.gateway import convert
 from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable
@@ -39,7 +40,7 @@ def list_filter(ctx: Ctx) -> lists_pb2.ListFilter:
         flt.user_data = q["user_data"]
     if "user_data__eq" in q:
         flt.user_data_eq = q["user_data__eq"]
-    convert.copy_times(q, flt, {**convert.CREATE_TIMES, **UPDATE_TIMES})
+    times.copy_times(q, flt, {**times.CREATE_TIMES, **UPDATE_TIMES})
     return flt
 
 

@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 from luna.matcher.v1 import matcher_pb2
 
-from services.common import errors
+from services.common import errors, times
 from services.common.pbjson import from_struct, to_struct
-from services.gateway import convert, descriptor_entities
+from services.gateway import descriptor_entities
 from services.gateway.auth import AuthRule
 from services.gateway.convert import face_json
 from services.gateway.routing import Ctx, RouteTable, json_response
@@ -70,7 +70,7 @@ def candidates_pb(item: dict[str, Any], i: int) -> matcher_pb2.FaceCandidates:
     )
     if "user_data" in f:
         out.user_data = f["user_data"]
-    convert.copy_times(f, out, convert.CREATE_TIMES)
+    times.copy_times(f, out, times.CREATE_TIMES)
     return out
 
 

@@ -9,6 +9,7 @@ declared below.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,20 +50,11 @@ def declare(name: str, default: object, doc: str) -> Setting:
 
 
 def setting(name: str, default: str, doc: str) -> str:
-    """Declare `name` (a LUNA_* variable) and return its current value as a string."""
+    """Declare `name` (a LUNA_* variable) and return its current value as a string.
+
+    Deprecated: `declare` at import and `.get()` where used. Kept only while the gateway's
+    `/6/config` still calls it; goes with that caller."""
     return declare(name, default, doc).get()
-
-
-def setting_int(name: str, default: int, doc: str) -> int:
-    return int(setting(name, str(default), doc))
-
-
-def setting_float(name: str, default: float, doc: str) -> float:
-    return float(setting(name, str(default), doc))
-
-
-def setting_bool(name: str, default: bool, doc: str) -> bool:
-    return setting(name, "1" if default else "0", doc).lower() in ("1", "true", "yes", "on")
 
 
 def declared() -> list[Setting]:
@@ -75,14 +67,9 @@ def declared() -> list[Setting]:
     for module in pkgutil.walk_packages(services.__path__, "services."):
         if ".tests" in module.name or module.name.endswith("__main__"):
             continue
-        try:
-            imported = importlib.import_module(module.name)
-        except ImportError:
-            continue  # optional extras (tensorflow tools) may be absent
-        # Settings read lazily inside functions are declared when read: modules list those
-        # readers in SETTINGS so the table has them too.
-        for read in getattr(imported, "SETTINGS", ()):
-            read()
+        # Importing a module declares its settings.
+        with contextlib.suppress(ImportError):  # optional extras (tensorflow tools) may be absent
+            importlib.import_module(module.name)
     return sorted(_DECLARED.values(), key=lambda s: s.name)
 
 

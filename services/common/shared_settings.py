@@ -9,8 +9,5 @@ DEFAULT_DESCRIPTOR_VERSION = config.declare(
     200,
     "Descriptor version assumed for a raw base64 descriptor given without one.",
 )
-TASKS_API_PORT = config.declare(
-    "LUNA_TASKS_API_PORT",
-    5050,
-    "Port of the Luna Tasks API (/2); 0 disables that listener.",
-)
+# Declared in config with the gateway's other listeners (`luna up` hands it out).
+TASKS_API_PORT = config.TASKS_API_PORT

@@ -146,13 +146,14 @@ class _Faces:
 async def test_clustering_parts_merge_to_the_exact_components() -> None:
     import uuid
 
+    from services.tasks import settings
     from services.tasks.kinds import Deps
     from services.tasks.types.clustering import Clustering, row_blocks
 
     data = generate(11000, samples_per_identity=5, n_queries=1, seed=8)
     ids = sorted(str(uuid.UUID(int=i + 1)) for i in range(11000))
     # Two planned faces have no descriptor: they are left out, not clustered.
-    deps = Deps(faces=_Faces(ids[2:], data.gallery[2:]))
+    deps = Deps(faces=_Faces(ids[2:], data.gallery[2:]), types=settings.types())
     kind = Clustering()
     task = {"objects_type": "faces", "threshold": 0.5, "limit": 20000}
     blocks = row_blocks(len(ids))

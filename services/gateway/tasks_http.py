@@ -271,13 +271,17 @@ def _creator(api: Api, task_type: int) -> Any:
     return create
 
 
-async def _by_task_id(ctx: Ctx, api: Api, method: str) -> Any:
-    """`method` of the tasks service for the task the path names (28001 when that task is not
-    there or not the caller's)."""
+async def _by_id(ctx: Ctx, api: Api, id_name: str, method: str, **fields: Any) -> Any:
+    """`method` of the tasks service for the task (or schedule) the path's `id_name` names, as
+    the caller may see it (28001 or 28040 when it is not there or not the caller's)."""
     request = getattr(tasks_pb2, f"{method}Request")(
-        task_id=_path_id(ctx, "task_id"), account_id=account_filter(ctx, api)
+        **{id_name: _path_id(ctx, id_name)}, account_id=account_filter(ctx, api), **fields
     )
     return await getattr(ctx.clients.tasks, method)(request)
+
+
+async def _by_task_id(ctx: Ctx, api: Api, method: str) -> Any:
+    return await _by_id(ctx, api, "task_id", method)
 
 
 async def _list_errors(ctx: Ctx, api: Api, task_id: int | None = None) -> web.Response:
@@ -446,27 +450,15 @@ def add_schedule_routes(table: RouteTable, p: str) -> None:
 
     @table.route("GET", f"{s}/{{schedule_id}}", auth=auth("view"))
     async def get_schedule(ctx: Ctx) -> web.Response:
-        reply = await ctx.clients.tasks.GetSchedule(
-            tasks_pb2.GetScheduleRequest(
-                schedule_id=_path_id(ctx, "schedule_id"),
-                account_id=account_filter(ctx, PLATFORM),
-            )
-        )
+        reply = await _by_id(ctx, PLATFORM, "schedule_id", "GetSchedule")
         return json_response(schedule_json(reply.schedule))
 
     @table.route("PUT", f"{s}/{{schedule_id}}", auth=auth("modification"))
     async def replace_schedule(ctx: Ctx) -> web.Response:
         # The body first: a document over the JSON limits is refused whatever the path says.
-        schedule_json = _schedule_body(await ctx.request.read())
-        schedule_id = _path_id(ctx, "schedule_id")
-        await ctx.clients.tasks.ReplaceSchedule(
-            tasks_pb2.ReplaceScheduleRequest(
-                schedule_id=schedule_id,
-                account_id=account_filter(ctx, PLATFORM),
-                schedule_json=schedule_json,
-            )
-        )
-        return json_response({"schedule_id": schedule_id})
+        body = _schedule_body(await ctx.request.read())
+        await _by_id(ctx, PLATFORM, "schedule_id", "ReplaceSchedule", schedule_json=body)
+        return json_response({"schedule_id": _path_id(ctx, "schedule_id")})
 
     @table.route("PATCH", f"{s}/{{schedule_id}}", auth=auth("modification"))
     async def patch_schedule(ctx: Ctx) -> web.Response:
@@ -475,21 +467,10 @@ def add_schedule_routes(table: RouteTable, p: str) -> None:
             raise errors.LunaError(
                 errors.REQUIRED_QUERY_PARAM, "Required parameters 'action' not found"
             )
-        await ctx.clients.tasks.SetScheduleStatus(
-            tasks_pb2.SetScheduleStatusRequest(
-                schedule_id=_path_id(ctx, "schedule_id"),
-                account_id=account_filter(ctx, PLATFORM),
-                action=action,
-            )
-        )
+        await _by_id(ctx, PLATFORM, "schedule_id", "SetScheduleStatus", action=action)
         return web.Response(status=204)
 
     @table.route("DELETE", f"{s}/{{schedule_id}}", auth=auth("deletion"))
     async def delete_schedule(ctx: Ctx) -> web.Response:
-        await ctx.clients.tasks.DeleteSchedule(
-            tasks_pb2.DeleteScheduleRequest(
-                schedule_id=_path_id(ctx, "schedule_id"),
-                account_id=account_filter(ctx, PLATFORM),
-            )
-        )
+        await _by_id(ctx, PLATFORM, "schedule_id", "DeleteSchedule")
         return web.Response(status=204)

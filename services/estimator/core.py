@@ -174,39 +174,9 @@ class Estimator:
         image_type: int,
         use_exif: bool,
     ) -> DetectResult:
-        use_exif = use_exif and image_type == IMAGE_RAW
-        if isinstance(image, np.ndarray):
-            rgb = images.as_rgb_array(image, content_type, use_exif=use_exif)
-        else:
-            rgb = await run_sized(
-                images.image_pixels(image, content_type),
-                images.as_rgb_array,
-                image,
-                content_type,
-                use_exif=use_exif,
-                limits=self.limits,
-            )
+        rgb = await self._decode(image, content_type, use_exif and image_type == IMAGE_RAW)
         h, w = rgb.shape[:2]
-
-        if image_type == IMAGE_FACE_WARP:
-            if (h, w) != (align.WARP_SIZE, align.WARP_SIZE):
-                raise LunaError(errors.BAD_SAMPLE_SIZE, f"Image size is {w}x{h}, not 250x250")
-            dets = [
-                detect.Detection((0.0, 0.0, float(w), float(h)), 1.0, align.WARP_TEMPLATE.copy())
-            ]
-            warps = [rgb]
-        else:
-            dets = (
-                await detect.detect_faces(self.backend, rgb, self.detector) if detect_face else []
-            )
-            dets = [d for d in dets if d.box[2] >= 1 and d.box[3] >= 1]
-            if multiface_policy == 0 and len(dets) > 1:
-                raise LunaError(
-                    errors.MULTIPLE_FACES, f"Multiple faces found in image: {len(dets)} detected"
-                )
-            if multiface_policy == 2 and len(dets) > 1:
-                dets = [max(dets, key=lambda d: d.score * math.sqrt(d.box[2] * d.box[3]))]
-            warps = [align.warp_face(rgb, d.landmarks5) for d in dets]
+        dets, warps = await self._faces(rgb, image_type, detect_face, multiface_policy)
 
         bodies: list[BodyResult] = []
         if detect_body and image_type == IMAGE_RAW:
@@ -236,6 +206,44 @@ class Estimator:
         if multiface_policy in (0, 2):
             bodies = [f.body for f in faces if f.body is not None]
         return DetectResult(w, h, faces, bodies)
+
+    async def _decode(
+        self, image: bytes | np.ndarray, content_type: str | None, use_exif: bool
+    ) -> np.ndarray:
+        """RGB pixels of a request image; bytes are decoded once their size fits the budget."""
+        if isinstance(image, np.ndarray):
+            return images.as_rgb_array(image, content_type, use_exif=use_exif)
+        return await run_sized(
+            images.image_pixels(image, content_type),
+            images.as_rgb_array,
+            image,
+            content_type,
+            use_exif=use_exif,
+            limits=self.limits,
+        )
+
+    async def _faces(
+        self, rgb: np.ndarray, image_type: int, detect_face: bool, multiface_policy: int
+    ) -> tuple[list[detect.Detection], list[np.ndarray]]:
+        """The faces to report and their 250x250 samples: a warped image is its own sample;
+        in a raw image they are detected, then kept as `multiface_policy` says."""
+        h, w = rgb.shape[:2]
+        if image_type == IMAGE_FACE_WARP:
+            if (h, w) != (align.WARP_SIZE, align.WARP_SIZE):
+                raise LunaError(errors.BAD_SAMPLE_SIZE, f"Image size is {w}x{h}, not 250x250")
+            whole = detect.Detection(
+                (0.0, 0.0, float(w), float(h)), 1.0, align.WARP_TEMPLATE.copy()
+            )
+            return [whole], [rgb]
+        dets = await detect.detect_faces(self.backend, rgb, self.detector) if detect_face else []
+        dets = [d for d in dets if d.box[2] >= 1 and d.box[3] >= 1]
+        if multiface_policy == 0 and len(dets) > 1:
+            raise LunaError(
+                errors.MULTIPLE_FACES, f"Multiple faces found in image: {len(dets)} detected"
+            )
+        if multiface_policy == 2 and len(dets) > 1:
+            dets = [max(dets, key=lambda d: d.score * math.sqrt(d.box[2] * d.box[3]))]
+        return dets, [align.warp_face(rgb, d.landmarks5) for d in dets]
 
     @staticmethod
     def _associate(faces: list[FaceResult], bodies: list[BodyResult]) -> None:

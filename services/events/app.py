@@ -5,25 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-from luna.common.v1 import info_pb2
-from luna.events.v1 import (
-    events_pb2,
-    events_pb2_grpc,
-    handlers_pb2,
-    handlers_pb2_grpc,
-    verifiers_pb2,
-    verifiers_pb2_grpc,
-)
 from nats.aio.client import Client as NATS
-from psycopg_pool import AsyncConnectionPool
 
-from services.common import config, db, nats_streams
+from services.common import nats_streams, service_main
 from services.common.grpc_server import ServiceApp
-from services.common.version import VERSION
-from services.events import pipeline_wiring
+from services.events import grpc_service
 from services.events.events import Events, Publish
-from services.events.grpc_service import EventsServicer, HandlersServicer, VerifiersServicer
 from services.events.handlers import Handlers
+from services.events.pipeline import wiring as pipeline_wiring
 from services.events.statistics import Statistics
 from services.events.verifiers import Verifiers
 
@@ -45,23 +34,23 @@ def jetstream_publisher(nc: NATS) -> Publish:
 
 
 def make_app() -> ServiceApp:
+    resources = service_main.Resources()
     state: dict[str, object] = {}
 
     async def startup() -> None:
-        pool: AsyncConnectionPool = await db.create_pool(config.database_url(), max_size=20)
-        await db.migrate(pool, "events", MIGRATIONS)
-        nc = await nats_streams.connect(config.nats_url(), name="events")
-        await nats_streams.ensure_streams(nc.jetstream())
+        pool = await resources.database("events", MIGRATIONS, max_size=20)
+        nc = await resources.nats("events")
         handlers = Handlers(pool)
+        events = Events(pool, handlers, jetstream_publisher(nc))
+        resources.on_close(events.close)  # buffered (wait_saving=0) writes land before we go
         state.update(
-            pool=pool,
-            nc=nc,
             handlers=handlers,
             verifiers=Verifiers(pool),
-            events=Events(pool, handlers, jetstream_publisher(nc)),
+            events=events,
             statistics=Statistics(pool),
         )
         state.update(pipeline_wiring.start(state))
+        resources.on_close(lambda: pipeline_wiring.stop(state))
 
     def register(server: grpc.aio.Server) -> None:
         handlers, verifiers, events, stats = (
@@ -72,37 +61,9 @@ def make_app() -> ServiceApp:
         )
         assert isinstance(handlers, Handlers) and isinstance(verifiers, Verifiers)
         assert isinstance(events, Events) and isinstance(stats, Statistics)
-        info = info_pb2.ServiceInfo(name="events", version=VERSION)
-        events_pb2_grpc.add_EventsServiceServicer_to_server(
-            EventsServicer(events, stats, info), server
-        )
-        handlers_pb2_grpc.add_HandlersServiceServicer_to_server(HandlersServicer(handlers), server)
-        verifiers_pb2_grpc.add_VerifiersServiceServicer_to_server(
-            VerifiersServicer(verifiers), server
-        )
+        grpc_service.add_servicers(server, events, stats, handlers, verifiers)
         pipeline_wiring.register(state, server)
 
-    async def shutdown() -> None:
-        await pipeline_wiring.stop(state)
-        events = state.get("events")
-        if isinstance(events, Events):
-            await events.close()  # buffered (wait_saving=0) writes land before we go
-        nc = state.get("nc")
-        if isinstance(nc, NATS):
-            await nc.drain()
-        pool = state.get("pool")
-        if isinstance(pool, AsyncConnectionPool):
-            await pool.close()
-
-    return ServiceApp(
-        name="events",
-        service_names=[
-            events_pb2.DESCRIPTOR.services_by_name["EventsService"].full_name,
-            handlers_pb2.DESCRIPTOR.services_by_name["HandlersService"].full_name,
-            verifiers_pb2.DESCRIPTOR.services_by_name["VerifiersService"].full_name,
-            pipeline_wiring.SERVICE_NAME,
-        ],
-        register=register,
-        startup=startup,
-        shutdown=shutdown,
+    return service_main.service_app(
+        "events", [*grpc_service.SERVICES, pipeline_wiring.SERVICE], register, startup, resources
     )

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.events.policies import UUID_PATTERN, PolicySchema
+from services.events.policies import UUID_PATTERN, PolicySchema, closed_object
 
 TRACK_ID_PATTERN = r"^[a-zA-Z0-9_\-]{1,36}$"
 META_MAX_BYTES = 2 * 1024 * 1024
 
 _LOCATION_STR = {"type": "string", "maxLength": 36}
-LOCATION = {
-    "type": "object",
-    "properties": {
+LOCATION = closed_object(
+    {
         "city": _LOCATION_STR,
         "area": _LOCATION_STR,
         "district": _LOCATION_STR,
@@ -31,9 +30,8 @@ LOCATION = {
             "required": ["longitude", "latitude"],
             "additionalProperties": False,
         },
-    },
-    "additionalProperties": False,
-}
+    }
+)
 _SAMPLE = {
     "type": "object",
     "properties": {
@@ -43,14 +41,12 @@ _SAMPLE = {
     },
     "additionalProperties": True,
 }
+# "required" before "additionalProperties": the order jsonschema reports (and LUNA answers)
+# a body with both faults.
 DETECTION = {
     "type": "object",
     "properties": {
-        "samples": {
-            "type": "object",
-            "properties": {"face": _SAMPLE, "body": _SAMPLE},
-            "additionalProperties": False,
-        },
+        "samples": closed_object({"face": _SAMPLE, "body": _SAMPLE}),
         "detect_time": {"type": "string", "format": "date-time"},
         "image_origin": {"type": "string", "maxLength": 1024},
         "detect_ts": {"type": "number"},
@@ -85,9 +81,8 @@ MATCH = {
     "required": ["label", "candidates"],
     "additionalProperties": False,
 }
-INPUT_EVENT: dict[str, Any] = {
-    "type": "object",
-    "properties": {
+INPUT_EVENT: dict[str, Any] = closed_object(
+    {
         "detections": {"type": "array", "maxItems": 100, "items": DETECTION},
         "source": {"type": "string", "maxLength": 128},
         "stream_id": {"type": "string", "pattern": UUID_PATTERN},
@@ -108,7 +103,6 @@ INPUT_EVENT: dict[str, Any] = {
         "create_time": {"type": "string", "format": "date-time"},
         "end_time": {"type": "string", "format": "date-time"},
         "meta": {"type": "object"},
-    },
-    "additionalProperties": False,
-}
+    }
+)
 INPUT_EVENT_SCHEMA = PolicySchema(INPUT_EVENT)

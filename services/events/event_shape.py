@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from services.common import times
+from services.common.luna_json import dig
 
 EMOTIONS = {
     "anger": 1,
@@ -76,14 +77,6 @@ class EventRow:
     data: dict[str, Any]
 
 
-def _get(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
 def _code(value: Any, names: dict[str, int], *keys: str) -> int | None:
     """An estimation as its integer code: ints pass, names map, objects are searched for the
     predominant value under `keys` (e.g. {"predominant_emotion": "happiness", ...})."""
@@ -107,16 +100,16 @@ def _first(*values: Any) -> Any:
 
 def _face_attribute_sources(raw: dict[str, Any]) -> list[dict[str, Any]]:
     """Where face estimations may sit, most authoritative first."""
-    sources = [_get(raw, "aggregate_estimations", "face", "attributes")]
+    sources = [dig(raw, "aggregate_estimations", "face", "attributes")]
     for det in raw.get("detections") or ():
-        sources.append(_get(det, "samples", "face", "detection", "attributes"))
+        sources.append(dig(det, "samples", "face", "detection", "attributes"))
     return [s for s in sources if isinstance(s, dict)]
 
 
 def _body_attribute_sources(raw: dict[str, Any]) -> list[dict[str, Any]]:
-    sources = [raw.get("body_attributes"), _get(raw, "aggregate_estimations", "body", "attributes")]
+    sources = [raw.get("body_attributes"), dig(raw, "aggregate_estimations", "body", "attributes")]
     for det in raw.get("detections") or ():
-        sources.append(_get(det, "samples", "body", "detection", "attributes"))
+        sources.append(dig(det, "samples", "body", "detection", "attributes"))
     return [s for s in sources if isinstance(s, dict)]
 
 
@@ -148,7 +141,7 @@ def _object_of(candidate: dict[str, Any]) -> tuple[str | None, str | None]:
 def _detections(raw: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     out = []
     for det in raw.get("detections") or ():
-        sample = _get(det, "samples", kind)
+        sample = dig(det, "samples", kind)
         if not isinstance(sample, dict):
             continue
         item = {
@@ -184,7 +177,7 @@ def build_row(
 
     fsrc = _face_attribute_sources(raw)
     basic = _first(
-        _get(raw, "face_attributes", "basic_attributes"),
+        dig(raw, "face_attributes", "basic_attributes"),
         _from_sources(fsrc, "basic_attributes"),
     )
     basic = basic if isinstance(basic, dict) else {}
@@ -222,16 +215,16 @@ def build_row(
         "ethnic_group": _code(basic.get("ethnicity"), ETHNIC_GROUPS, "predominant_ethnicity"),
         "liveness": _code(_from_sources(fsrc, "liveness"), LIVENESS, "prediction"),
         "deepfake": _code(_from_sources(fsrc, "deepfake"), DEEPFAKE, "prediction"),
-        "apparent_age": _code(_get(body_basic, "apparent_age"), {}, "apparent_age"),
-        "apparent_gender": _code(_get(body_basic, "apparent_gender"), APPARENT_GENDER, "gender"),
-        "headwear_state": _code(_get(upper, "headwear", "apparent_state"), STATES),
-        "headwear_apparent_color": _get(upper, "headwear", "apparent_color"),
-        "sleeve_length": _get(upper, "sleeve", "length"),
-        "upper_clothing_colors": _get(upper, "upper_clothing", "colors"),
-        "lower_garment_colors": _get(lower, "lower_garment", "colors"),
-        "lower_garment_type": _get(lower, "lower_garment", "type"),
-        "shoes_apparent_color": _get(lower, "shoes", "apparent_color"),
-        "backpack_state": _code(_get(accessories, "backpack", "state"), STATES),
+        "apparent_age": _code(dig(body_basic, "apparent_age"), {}, "apparent_age"),
+        "apparent_gender": _code(dig(body_basic, "apparent_gender"), APPARENT_GENDER, "gender"),
+        "headwear_state": _code(dig(upper, "headwear", "apparent_state"), STATES),
+        "headwear_apparent_color": dig(upper, "headwear", "apparent_color"),
+        "sleeve_length": dig(upper, "sleeve", "length"),
+        "upper_clothing_colors": dig(upper, "upper_clothing", "colors"),
+        "lower_garment_colors": dig(lower, "lower_garment", "colors"),
+        "lower_garment_type": dig(lower, "lower_garment", "type"),
+        "shoes_apparent_color": dig(lower, "shoes", "apparent_color"),
+        "backpack_state": _code(dig(accessories, "backpack", "state"), STATES),
         "meta": raw.get("meta"),
     }
     data: dict[str, Any] = {

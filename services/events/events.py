@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids, subjects, times
+from services.common import db, errors, ids, subjects, times
 from services.common.scoping import (
     Scope,
     check_uuid,
@@ -33,11 +33,10 @@ from services.common.scoping import (
 from services.events.event_schema import INPUT_EVENT_SCHEMA, META_MAX_BYTES
 from services.events.event_shape import TARGETS, EventRow, build_row, project
 from services.events.handlers import DYNAMIC, Handlers
+from services.events.tables import Table
 
 log = logging.getLogger("luna.events")
 
-EVENT_NOT_FOUND = 23001  # "Event with id {value} not found"
-ONLY_DYNAMIC_HANDLER = 34007  # "Forbidden. Allowed use only dynamic handler"
 MAX_EVENTS_PER_SAVE = 1000
 FACE, BODY = 1, 2
 # Publishes one message; (subject, payload, headers). Injected so tests and the app share it.
@@ -200,6 +199,10 @@ META_OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<
 DEFAULT_WINDOW = timedelta(days=30)
 
 
+def not_found(event_id: str) -> errors.LunaError:
+    return errors.LunaError(errors.EVENT_NOT_FOUND, f"Event with id {event_id} not found")
+
+
 def _bad_query(name: str) -> errors.LunaError:
     return errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
 
@@ -262,73 +265,108 @@ def meta_condition(mf: MetaFilter) -> tuple[str, list[Any]]:
     return cond, [path, *value_params, values[0]]
 
 
+@dataclass
+class _Where:
+    """SQL conditions joined by AND and their parameters, in placeholder order."""
+
+    conditions: list[str]
+    params: list[Any]
+
+    def add(self, sql: str, *values: Any) -> None:
+        self.conditions.append(sql)
+        self.params.extend(values)
+
+    def nullable(self, flt: Nullable, value_sql: str, value: Any, null_sql: str) -> None:
+        """`value_sql` for the filter's values OR `null_sql` for its null, as it asks."""
+        parts, values = [], []
+        if flt.values:
+            parts.append(value_sql)
+            values.append(value)
+        if flt.with_null:
+            parts.append(null_sql)
+        self.add("(" + " OR ".join(parts) + ")", *values)
+
+
 def event_where(
     scope: Scope, flt: EventFilter, *, now: datetime | None = None
 ) -> tuple[str, list[Any]]:
     """SQL condition (over alias `e`) and parameters for a scope and a filter."""
     where, scope_params = readable(scope, "e.account_id")
-    conditions, params = [where], list(scope_params)
+    w = _Where([where], list(scope_params))
+    _where_ids(w, flt)
+    _where_times(w, flt, now)
+    _where_one_of(w, flt)
+    _where_text(w, flt)
+    _where_geo(w, flt)
+    for mf in flt.meta:
+        sql, mparams = meta_condition(mf)
+        w.add(sql, *mparams)
+    return " AND ".join(w.conditions), w.params
 
-    def add(sql: str, *values: Any) -> None:
-        conditions.append(sql)
-        params.extend(values)
 
+def _where_ids(w: _Where, flt: EventFilter) -> None:
     if flt.event_ids:
-        add("e.event_id = ANY(%s::uuid[])", unique_query_ids(flt.event_ids, "event_ids"))
+        w.add("e.event_id = ANY(%s::uuid[])", unique_query_ids(flt.event_ids, "event_ids"))
     if flt.event_id_gte:
-        add("e.event_id >= %s", check_uuid(flt.event_id_gte, "event_id__gte"))
+        w.add("e.event_id >= %s", check_uuid(flt.event_id_gte, "event_id__gte"))
     if flt.event_id_lt:
-        add("e.event_id < %s", check_uuid(flt.event_id_lt, "event_id__lt"))
+        w.add("e.event_id < %s", check_uuid(flt.event_id_lt, "event_id__lt"))
     if flt.handler_ids:
-        add("e.handler_id = ANY(%s::uuid[])", unique_query_ids(flt.handler_ids, "handler_ids"))
+        w.add("e.handler_id = ANY(%s::uuid[])", unique_query_ids(flt.handler_ids, "handler_ids"))
     if flt.face_ids:
-        add("e.face_id = ANY(%s::uuid[])", unique_query_ids(flt.face_ids, "face_ids"))
+        w.add("e.face_id = ANY(%s::uuid[])", unique_query_ids(flt.face_ids, "face_ids"))
     if flt.external_ids:
-        add("e.external_id = ANY(%s)", list(flt.external_ids))
+        w.add("e.external_id = ANY(%s)", list(flt.external_ids))
+
+
+def _where_times(w: _Where, flt: EventFilter, now: datetime | None) -> None:
+    """Range filters, and LUNA's default window: without ids or create_time bounds,
+    GET /6/events covers the last month."""
     for column, op, attr in _RANGES:
         value = getattr(flt, attr)
         if value is not None:
-            add(f"e.{column} {op} %s", value)
+            w.add(f"e.{column} {op} %s", value)
     explicit_window = flt.event_ids or flt.by_event_id or flt.create_time_gte or flt.create_time_lt
     if not explicit_window and not flt.no_default_window:
-        # LUNA: without ids or create_time bounds, GET /6/events covers the last month.
         now = now or times.now()
-        add("e.create_time >= %s AND e.create_time < %s", now - DEFAULT_WINDOW, now)
+        w.add("e.create_time >= %s AND e.create_time < %s", now - DEFAULT_WINDOW, now)
+
+
+def _where_one_of(w: _Where, flt: EventFilter) -> None:
     for column, attr, sql_type in _ONE_OF:
         nullable: Nullable = getattr(flt, attr)
-        if not nullable:
-            continue
-        parts = []
-        if nullable.values:
+        if nullable:
             values = list(nullable.values)
             if sql_type == "uuid":
                 values = unique_query_ids(values, attr)
-            parts.append(f"e.{column} = ANY(%s::{sql_type}[])")
-            params.append(values)
-        if nullable.with_null:
-            parts.append(f"e.{column} IS NULL")
-        conditions.append("(" + " OR ".join(parts) + ")")
+            w.nullable(
+                nullable, f"e.{column} = ANY(%s::{sql_type}[])", values, f"e.{column} IS NULL"
+            )
     for column, attr in _ANY_OF:
         nullable = getattr(flt, attr)
-        if not nullable:
-            continue
-        parts = []
-        if nullable.values:
-            parts.append(f"e.{column} && %s::text[]")
-            params.append(list(nullable.values))
-        if nullable.with_null:
-            parts.append(f"(e.{column} IS NULL OR cardinality(e.{column}) = 0)")
-        conditions.append("(" + " OR ".join(parts) + ")")
+        if nullable:
+            w.nullable(
+                nullable,
+                f"e.{column} && %s::text[]",
+                list(nullable.values),
+                f"(e.{column} IS NULL OR cardinality(e.{column}) = 0)",
+            )
+
+
+def _where_text(w: _Where, flt: EventFilter) -> None:
     if flt.user_data is not None:
-        add("e.user_data ILIKE %s ESCAPE '\\'", f"%{escape_like(flt.user_data)}%")
+        w.add("e.user_data ILIKE %s ESCAPE '\\'", f"%{escape_like(flt.user_data)}%")
     if flt.tags:
-        add("e.tags @> %s::text[]", list(flt.tags))
+        w.add("e.tags @> %s::text[]", list(flt.tags))
     if flt.top_matching_candidates_label is not None:
-        add("%s = ANY(e.match_labels)", flt.top_matching_candidates_label)
+        w.add("%s = ANY(e.match_labels)", flt.top_matching_candidates_label)
     if flt.top_similar_object_ids:
-        add("e.top_similar_object_id = ANY(%s)", list(flt.top_similar_object_ids))
+        w.add("e.top_similar_object_id = ANY(%s)", list(flt.top_similar_object_ids))
     if flt.top_similar_external_ids:
-        add("e.top_similar_external_id = ANY(%s)", list(flt.top_similar_external_ids))
+        w.add("e.top_similar_external_id = ANY(%s)", list(flt.top_similar_external_ids))
+
+
+def _where_geo(w: _Where, flt: EventFilter) -> None:
     if flt.origin_longitude is not None or flt.origin_latitude is not None:
         if flt.origin_longitude is None or flt.origin_latitude is None:
             raise _bad_query(
@@ -336,7 +374,7 @@ def event_where(
             )
         dlon = 0.01 if flt.longitude_delta is None else flt.longitude_delta
         dlat = 0.01 if flt.latitude_delta is None else flt.latitude_delta
-        add(
+        w.add(
             "e.longitude BETWEEN %s AND %s AND e.latitude BETWEEN %s AND %s",
             flt.origin_longitude - dlon,
             flt.origin_longitude + dlon,
@@ -344,11 +382,7 @@ def event_where(
             flt.origin_latitude + dlat,
         )
     elif flt.geo_null:
-        add("e.longitude IS NULL")
-    for mf in flt.meta:
-        sql, mparams = meta_condition(mf)
-        add(sql, *mparams)
-    return " AND ".join(conditions), params
+        w.add("e.longitude IS NULL")
 
 
 def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:
@@ -409,6 +443,8 @@ _SELECT = (
     "e.handler_id::text AS handler_id, e.create_time, e.end_time, e.data"
 )
 
+_TABLE = Table("events", "e", "event_id", _SELECT, not_found)
+
 
 @dataclass
 class _Prepared:
@@ -451,7 +487,7 @@ class Events:
         handler = await self._handlers.get_own(scope.account_id, handler_id)
         if from_client and handler.handler_type != DYNAMIC:
             raise errors.LunaError(
-                ONLY_DYNAMIC_HANDLER, "Forbidden. Allowed use only dynamic handler"
+                errors.ONLY_DYNAMIC_HANDLER, "Forbidden. Allowed use only dynamic handler"
             )
         if not events:
             raise errors.LunaError(errors.BAD_INPUT, "No events to save")
@@ -477,11 +513,7 @@ class Events:
             raw = INPUT_EVENT_SCHEMA.validate(item.event, prefix=prefix)
             meta = raw.get("meta")
             if meta is not None and len(orjson.dumps(meta)) > META_MAX_BYTES:
-                raise errors.LunaError(
-                    errors.BAD_JSON,
-                    f"Failed to validate input json. Path: '{prefix}.meta', message: "
-                    "'meta is larger than 2 MB'",
-                )
+                raise errors.bad_json(f"{prefix}.meta", "meta is larger than 2 MB")
             event_id = item.event_id or ids.new_id()
             if not ids.is_uuid(event_id) or event_id in seen:
                 raise errors.LunaError(errors.BAD_INPUT, f"Bad event id '{event_id}'")
@@ -491,10 +523,8 @@ class Events:
                     try:
                         times.parse_rfc3339(raw[key])
                     except ValueError:
-                        raise errors.LunaError(
-                            errors.BAD_JSON,
-                            f"Failed to validate input json. Path: '{prefix}.{key}', "
-                            "message: 'invalid datetime format'",
+                        raise errors.bad_json(
+                            f"{prefix}.{key}", "invalid datetime format"
                         ) from None
             for d in item.descriptors:
                 if d.kind not in (FACE, BODY) or not d.descriptor or d.version <= 0:
@@ -592,18 +622,7 @@ class Events:
         self, scope: Scope, event_id: str, targets: list[str] | None = None
     ) -> StoredEvent:
         targets = check_targets(targets or [])
-        if not ids.is_uuid(event_id):
-            raise errors.LunaError(EVENT_NOT_FOUND, f"Event with id {event_id} not found")
-        where, params = readable(scope, "e.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_SELECT} FROM events e WHERE e.event_id = %s AND {where}",
-                (event_id, *params),
-            )
-            row = await cur.fetchone()
-        if row is None:
-            raise errors.LunaError(EVENT_NOT_FOUND, f"Event with id {event_id} not found")
-        return _stored(row, targets)
+        return _stored(await _TABLE.get(self._pool, scope, event_id), targets)
 
     async def list(
         self,
@@ -626,13 +645,11 @@ class Events:
             if flt.by_event_id
             else f"e.create_time {direction}, e.event_id {direction}"
         )
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_SELECT} FROM events e WHERE {where} ORDER BY {order_by} "
-                "LIMIT %s OFFSET %s",
-                (*params, limit, offset),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            f"SELECT {_SELECT} FROM events e WHERE {where} ORDER BY {order_by} LIMIT %s OFFSET %s",
+            (*params, limit, offset),
+        )
         return [_stored(r, targets) for r in rows]
 
     async def delete(self, account_id: str, event_ids: list[str]) -> list[dict[str, Any]]:
@@ -641,13 +658,12 @@ class Events:
         if len(event_ids) > 1000:
             raise errors.LunaError(errors.BAD_INPUT, "At most 1000 events per deletion")
         wanted = [e for e in event_ids if ids.is_uuid(e)]
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM events WHERE event_id = ANY(%s::uuid[]) AND account_id = %s"
-                " RETURNING event_id, data",
-                (wanted, account_id),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            "DELETE FROM events WHERE event_id = ANY(%s::uuid[]) AND account_id = %s"
+            " RETURNING event_id, data",
+            (wanted, account_id),
+        )
         removed = []
         for row in rows:
             data = row["data"] or {}
@@ -672,22 +688,17 @@ class Events:
         if len(event_ids) > 1000:
             raise errors.LunaError(errors.BAD_INPUT, "At most 1000 events per deletion")
         wanted = [e for e in event_ids if ids.is_uuid(e)]
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM event_descriptors d USING events e WHERE d.event_id = e.event_id"
-                " AND e.account_id = %s AND d.kind = %s AND d.version = %s"
-                " AND d.event_id = ANY(%s::uuid[]) RETURNING d.event_id::text AS event_id",
-                (account_id, kind, version, wanted),
-            )
-            return sorted(r["event_id"] for r in await cur.fetchall())
+        rows = await db.fetch_all(
+            self._pool,
+            "DELETE FROM event_descriptors d USING events e WHERE d.event_id = e.event_id"
+            " AND e.account_id = %s AND d.kind = %s AND d.version = %s"
+            " AND d.event_id = ANY(%s::uuid[]) RETURNING d.event_id::text AS event_id",
+            (account_id, kind, version, wanted),
+        )
+        return sorted(r["event_id"] for r in rows)
 
     async def count(self, scope: Scope, flt: EventFilter) -> int:
-        where, params = event_where(scope, flt)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT count(*) AS n FROM events e WHERE {where}", params)
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await _TABLE.count(self._pool, *event_where(scope, flt))
 
     async def descriptors(
         self,
@@ -713,23 +724,16 @@ class Events:
         if event_id_gt:
             conditions.append("d.event_id > %s")
             values.append(check_uuid(event_id_gt, "event_id_gt"))
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT d.event_id::text AS event_id, d.descriptor, d.version "
-                "FROM event_descriptors d JOIN events e ON e.event_id = d.event_id "
-                f"WHERE {' AND '.join(conditions)} ORDER BY d.event_id LIMIT %s",
-                (*values, limit),
-            )
-            rows = await cur.fetchall()
+        rows = await db.fetch_all(
+            self._pool,
+            "SELECT d.event_id::text AS event_id, d.descriptor, d.version "
+            "FROM event_descriptors d JOIN events e ON e.event_id = d.event_id "
+            f"WHERE {' AND '.join(conditions)} ORDER BY d.event_id LIMIT %s",
+            (*values, limit),
+        )
         return [(r["event_id"], bytes(r["descriptor"]), r["version"]) for r in rows]
 
 
 def _stored(row: dict[str, Any], targets: list[str]) -> StoredEvent:
-    return StoredEvent(
-        event_id=row["event_id"],
-        account_id=row["account_id"],
-        handler_id=row["handler_id"],
-        create_time=row["create_time"],
-        end_time=row["end_time"],
-        data=project(row["data"], targets),
-    )
+    """A row read with _SELECT (its columns are StoredEvent's fields), `data` projected."""
+    return StoredEvent(**{**row, "data": project(row["data"], targets)})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Awaitable
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from luna.common.v1 import account_pb2, info_pb2
 from luna.events.v1 import (
     events_pb2,
@@ -15,10 +18,13 @@ from luna.events.v1 import (
     verifiers_pb2_grpc,
 )
 
-from services.common import errors, logs, times
+from services.common import logs, times
+from services.common.grpc_server import unary
 from services.common.pbjson import from_struct, from_value, to_list_value, to_struct
 from services.common.scoping import Scope
+from services.common.version import VERSION
 from services.events import statistics
+from services.events.candidates import EventCandidate, select_requested
 from services.events.events import (
     DescriptorIn,
     EventFilter,
@@ -29,11 +35,16 @@ from services.events.events import (
     StoredEvent,
 )
 from services.events.handlers import Handler, HandlerFields, HandlerFilter, Handlers
-from services.events.pipeline_match import MAX_EVENT_CANDIDATES, select_event_candidates
-from services.events.policies import validate_event_candidate_filters, validate_handler_policies
+from services.events.policies import validate_handler_policies
 from services.events.verifiers import Verifier, Verifiers
 
 Ctx = grpc.aio.ServicerContext
+# The store's gRPC services (the pipeline's PipelineService is wired by pipeline.wiring).
+SERVICES = tuple(
+    service
+    for module in (events_pb2, handlers_pb2, verifiers_pb2)
+    for service in module.DESCRIPTOR.services_by_name.values()
+)
 
 
 def scope_of(pb: account_pb2.AccountScope) -> Scope:
@@ -87,48 +98,35 @@ class HandlersServicer(handlers_pb2_grpc.HandlersServiceServicer):
     def __init__(self, handlers: Handlers) -> None:
         self._h = handlers
 
-    async def CreateHandler(
-        self, request: handlers_pb2.CreateHandlerRequest, context: Ctx
-    ) -> handlers_pb2.CreateHandlerResponse:
-        h = await self._h.create(scope_of(request.scope), handler_fields(request.fields))
-        return handlers_pb2.CreateHandlerResponse(handler=handler_pb(h))
-
-    async def GetHandler(
-        self, request: handlers_pb2.GetHandlerRequest, context: Ctx
-    ) -> handlers_pb2.GetHandlerResponse:
-        h = await self._h.get(scope_of(request.scope), request.handler_id)
-        return handlers_pb2.GetHandlerResponse(handler=handler_pb(h))
-
-    async def ListHandlers(
-        self, request: handlers_pb2.ListHandlersRequest, context: Ctx
-    ) -> handlers_pb2.ListHandlersResponse:
-        found = await self._h.list(
-            scope_of(request.scope),
-            handler_filter(request.filter),
-            page=request.page.page,
-            page_size=request.page.page_size,
-        )
-        return handlers_pb2.ListHandlersResponse(handlers=[handler_pb(h) for h in found])
-
-    async def CountHandlers(
-        self, request: handlers_pb2.CountHandlersRequest, context: Ctx
-    ) -> handlers_pb2.CountHandlersResponse:
-        n = await self._h.count(scope_of(request.scope), handler_filter(request.filter))
-        return handlers_pb2.CountHandlersResponse(count=n)
-
-    async def ReplaceHandler(
-        self, request: handlers_pb2.ReplaceHandlerRequest, context: Ctx
-    ) -> handlers_pb2.ReplaceHandlerResponse:
-        h = await self._h.replace(
-            scope_of(request.scope), request.handler_id, handler_fields(request.fields)
-        )
-        return handlers_pb2.ReplaceHandlerResponse(handler=handler_pb(h))
-
-    async def DeleteHandler(
-        self, request: handlers_pb2.DeleteHandlerRequest, context: Ctx
-    ) -> handlers_pb2.DeleteHandlerResponse:
-        await self._h.delete(scope_of(request.scope), request.handler_id)
-        return handlers_pb2.DeleteHandlerResponse()
+    CreateHandler = unary(
+        lambda s, r: s._h.create(scope_of(r.scope), handler_fields(r.fields)),
+        lambda h: handlers_pb2.CreateHandlerResponse(handler=handler_pb(h)),
+    )
+    GetHandler = unary(
+        lambda s, r: s._h.get(scope_of(r.scope), r.handler_id),
+        lambda h: handlers_pb2.GetHandlerResponse(handler=handler_pb(h)),
+    )
+    ListHandlers = unary(
+        lambda s, r: s._h.list(
+            scope_of(r.scope),
+            handler_filter(r.filter),
+            page=r.page.page,
+            page_size=r.page.page_size,
+        ),
+        lambda found: handlers_pb2.ListHandlersResponse(handlers=[handler_pb(h) for h in found]),
+    )
+    CountHandlers = unary(
+        lambda s, r: s._h.count(scope_of(r.scope), handler_filter(r.filter)),
+        lambda n: handlers_pb2.CountHandlersResponse(count=n),
+    )
+    ReplaceHandler = unary(
+        lambda s, r: s._h.replace(scope_of(r.scope), r.handler_id, handler_fields(r.fields)),
+        lambda h: handlers_pb2.ReplaceHandlerResponse(handler=handler_pb(h)),
+    )
+    DeleteHandler = unary(
+        lambda s, r: s._h.delete(scope_of(r.scope), r.handler_id),
+        lambda _: handlers_pb2.DeleteHandlerResponse(),
+    )
 
     async def ValidatePolicies(
         self, request: handlers_pb2.ValidatePoliciesRequest, context: Ctx
@@ -156,57 +154,44 @@ class VerifiersServicer(verifiers_pb2_grpc.VerifiersServiceServicer):
     def __init__(self, verifiers: Verifiers) -> None:
         self._v = verifiers
 
-    async def CreateVerifier(
-        self, request: verifiers_pb2.CreateVerifierRequest, context: Ctx
-    ) -> verifiers_pb2.CreateVerifierResponse:
-        v = await self._v.create(
-            scope_of(request.scope),
-            description=request.description,
-            policies=from_struct(request.policies),
-        )
-        return verifiers_pb2.CreateVerifierResponse(verifier=verifier_pb(v))
-
-    async def GetVerifier(
-        self, request: verifiers_pb2.GetVerifierRequest, context: Ctx
-    ) -> verifiers_pb2.GetVerifierResponse:
-        v = await self._v.get(scope_of(request.scope), request.verifier_id)
-        return verifiers_pb2.GetVerifierResponse(verifier=verifier_pb(v))
-
-    async def ListVerifiers(
-        self, request: verifiers_pb2.ListVerifiersRequest, context: Ctx
-    ) -> verifiers_pb2.ListVerifiersResponse:
-        found = await self._v.list(
-            scope_of(request.scope),
-            description=_opt(request.filter, "description"),
-            page=request.page.page,
-            page_size=request.page.page_size,
-        )
-        return verifiers_pb2.ListVerifiersResponse(verifiers=[verifier_pb(v) for v in found])
-
-    async def CountVerifiers(
-        self, request: verifiers_pb2.CountVerifiersRequest, context: Ctx
-    ) -> verifiers_pb2.CountVerifiersResponse:
-        n = await self._v.count(
-            scope_of(request.scope), description=_opt(request.filter, "description")
-        )
-        return verifiers_pb2.CountVerifiersResponse(count=n)
-
-    async def ReplaceVerifier(
-        self, request: verifiers_pb2.ReplaceVerifierRequest, context: Ctx
-    ) -> verifiers_pb2.ReplaceVerifierResponse:
-        v = await self._v.replace(
-            scope_of(request.scope),
-            request.verifier_id,
-            description=request.description,
-            policies=from_struct(request.policies),
-        )
-        return verifiers_pb2.ReplaceVerifierResponse(verifier=verifier_pb(v))
-
-    async def DeleteVerifier(
-        self, request: verifiers_pb2.DeleteVerifierRequest, context: Ctx
-    ) -> verifiers_pb2.DeleteVerifierResponse:
-        await self._v.delete(scope_of(request.scope), request.verifier_id)
-        return verifiers_pb2.DeleteVerifierResponse()
+    CreateVerifier = unary(
+        lambda s, r: s._v.create(
+            scope_of(r.scope), description=r.description, policies=from_struct(r.policies)
+        ),
+        lambda v: verifiers_pb2.CreateVerifierResponse(verifier=verifier_pb(v)),
+    )
+    GetVerifier = unary(
+        lambda s, r: s._v.get(scope_of(r.scope), r.verifier_id),
+        lambda v: verifiers_pb2.GetVerifierResponse(verifier=verifier_pb(v)),
+    )
+    ListVerifiers = unary(
+        lambda s, r: s._v.list(
+            scope_of(r.scope),
+            description=_opt(r.filter, "description"),
+            page=r.page.page,
+            page_size=r.page.page_size,
+        ),
+        lambda found: verifiers_pb2.ListVerifiersResponse(
+            verifiers=[verifier_pb(v) for v in found]
+        ),
+    )
+    CountVerifiers = unary(
+        lambda s, r: s._v.count(scope_of(r.scope), description=_opt(r.filter, "description")),
+        lambda n: verifiers_pb2.CountVerifiersResponse(count=n),
+    )
+    ReplaceVerifier = unary(
+        lambda s, r: s._v.replace(
+            scope_of(r.scope),
+            r.verifier_id,
+            description=r.description,
+            policies=from_struct(r.policies),
+        ),
+        lambda v: verifiers_pb2.ReplaceVerifierResponse(verifier=verifier_pb(v)),
+    )
+    DeleteVerifier = unary(
+        lambda s, r: s._v.delete(scope_of(r.scope), r.verifier_id),
+        lambda _: verifiers_pb2.DeleteVerifierResponse(),
+    )
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -230,72 +215,66 @@ def _nullable(msg: Any, name: str) -> Nullable:
     return Nullable(tuple(value.values), value.with_null)
 
 
-_NULLABLE_FIELDS = (
-    "sources",
-    "stream_ids",
-    "cities",
-    "areas",
-    "districts",
-    "streets",
-    "house_numbers",
-    "track_ids",
-    "gender",
-    "emotions",
-    "masks",
-    "ethnic_groups",
-    "liveness",
-    "deepfake",
-    "apparent_gender",
-    "headwear_states",
-    "backpack_states",
-    "headwear_apparent_colors",
-    "sleeve_lengths",
-    "upper_clothing_colors",
-    "lower_garment_colors",
-    "lower_garment_types",
-    "shoes_apparent_colors",
-)
-_OPTIONAL_FIELDS = (
-    "user_data",
-    "top_matching_candidates_label",
-    "top_similar_object_similarity_gte",
-    "top_similar_object_similarity_lt",
-    "age_gte",
-    "age_lt",
-    "apparent_age_gte",
-    "apparent_age_lt",
-    "origin_longitude",
-    "origin_latitude",
-    "longitude_delta",
-    "latitude_delta",
-)
-_TIME_FIELDS = ("create_time_gte", "create_time_lt", "end_time_gte", "end_time_lt")
-_LIST_FIELDS = (
-    "event_ids",
-    "handler_ids",
-    "face_ids",
-    "external_ids",
-    "tags",
-    "top_similar_object_ids",
-    "top_similar_external_ids",
-)
-
-
 def event_filter(pb: events_pb2.EventFilter) -> EventFilter:
-    kwargs: dict[str, Any] = {name: _nullable(pb, name) for name in _NULLABLE_FIELDS}
-    kwargs.update({name: _opt(pb, name) for name in _OPTIONAL_FIELDS})
-    kwargs.update({name: _time(pb, name) for name in _TIME_FIELDS})
-    kwargs.update({name: tuple(getattr(pb, name)) for name in _LIST_FIELDS})
-    return EventFilter(
-        event_id_gte=pb.event_id_gte,
-        event_id_lt=pb.event_id_lt,
-        geo_null=pb.geo_null,
-        no_default_window=pb.no_default_window,
-        meta=tuple(
-            MetaFilter(m.path, m.operator or "eq", m.type or "string", tuple(m.values), m.with_null)
-            for m in pb.meta
-        ),
-        **kwargs,
+    """The proto filter as the core's: each EventFilter field from the proto field of the same
+    name, read by the kind its default says (the dataclass is the one list of filters)."""
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(EventFilter):
+        if f.name == "meta":
+            kwargs["meta"] = tuple(
+                MetaFilter(
+                    m.path, m.operator or "eq", m.type or "string", tuple(m.values), m.with_null
+                )
+                for m in pb.meta
+            )
+        elif isinstance(f.default, Nullable):
+            kwargs[f.name] = _nullable(pb, f.name)
+        elif f.default == ():
+            kwargs[f.name] = tuple(getattr(pb, f.name))
+        elif f.default is None:
+            value = _opt(pb, f.name)
+            kwargs[f.name] = times.from_timestamp(value) if isinstance(value, Timestamp) else value
+        else:
+            kwargs[f.name] = getattr(pb, f.name)
+    return EventFilter(**kwargs)
+
+
+def events_in(request: events_pb2.SaveEventsRequest) -> list[EventIn]:
+    return [
+        EventIn(
+            event=from_struct(e.event),
+            event_id=e.event_id,
+            descriptors=tuple(DescriptorIn(d.kind, d.descriptor, d.version) for d in e.descriptors),
+        )
+        for e in request.events
+    ]
+
+
+def deleted_pb(removed: dict[str, Any]) -> events_pb2.DeletedEvent:
+    return events_pb2.DeletedEvent(
+        event_id=removed["event_id"],
+        face_sample_ids=removed["face"],
+        body_sample_ids=removed["body"],
+        image_origins=removed["origins"],
+    )
+
+
+def candidate_pb(c: EventCandidate) -> events_pb2.EventCandidate:
+    return events_pb2.EventCandidate(
+        event_id=c.event_id, descriptor=c.descriptor, version=c.version, event=to_struct(c.event)
+    )
+
+
+def statistics_of(
+    stats: statistics.Statistics, r: events_pb2.GetEventStatisticsRequest
+) -> Awaitable[tuple[list[str], list[list[Any]]]]:
+    return stats.compute(
+        scope_of(r.scope),
+        [statistics.Target(t.column, t.aggregator) for t in r.targets],
+        [statistics.Filter(f.column, f.operator, from_value(f.value)) for f in r.filters],
+        period_start=_time(r, "period_start"),
+        period_end=_time(r, "period_end"),
+        group_by=r.group_by,
     )
 
 
@@ -312,133 +291,91 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
     ) -> events_pb2.GetInfoResponse:
         return events_pb2.GetInfoResponse(info=self._info)
 
-    async def SaveEvents(
-        self, request: events_pb2.SaveEventsRequest, context: Ctx
-    ) -> events_pb2.SaveEventsResponse:
-        ids = await self._e.save(
-            scope_of(request.scope),
-            request.handler_id,
-            [
-                EventIn(
-                    event=from_struct(e.event),
-                    event_id=e.event_id,
-                    descriptors=tuple(
-                        DescriptorIn(d.kind, d.descriptor, d.version) for d in e.descriptors
-                    ),
-                )
-                for e in request.events
-            ],
-            wait_saving=request.wait_saving,
-            from_client=request.from_client,
+    SaveEvents = unary(
+        lambda s, r: s._e.save(
+            scope_of(r.scope),
+            r.handler_id,
+            events_in(r),
+            wait_saving=r.wait_saving,
+            from_client=r.from_client,
             request_id=logs.request_id.get(),
-        )
-        return events_pb2.SaveEventsResponse(event_ids=ids)
-
-    async def GetEvent(
-        self, request: events_pb2.GetEventRequest, context: Ctx
-    ) -> events_pb2.GetEventResponse:
-        e = await self._e.get(scope_of(request.scope), request.event_id, list(request.targets))
-        return events_pb2.GetEventResponse(event=event_pb(e))
-
-    async def ListEvents(
-        self, request: events_pb2.ListEventsRequest, context: Ctx
-    ) -> events_pb2.ListEventsResponse:
-        found = await self._e.list(
-            scope_of(request.scope),
-            event_filter(request.filter),
-            targets=list(request.targets),
-            page=request.page.page,
-            page_size=request.page.page_size,
-            order=request.order or "desc",
-        )
-        return events_pb2.ListEventsResponse(events=[event_pb(e) for e in found])
-
-    async def DeleteEvents(
-        self, request: events_pb2.DeleteEventsRequest, context: Ctx
-    ) -> events_pb2.DeleteEventsResponse:
-        removed = await self._e.delete(request.scope.account_id, list(request.event_ids))
-        return events_pb2.DeleteEventsResponse(
-            events=[
-                events_pb2.DeletedEvent(
-                    event_id=r["event_id"],
-                    face_sample_ids=r["face"],
-                    body_sample_ids=r["body"],
-                    image_origins=r["origins"],
-                )
-                for r in removed
-            ]
-        )
-
-    async def DeleteEventDescriptors(
-        self, request: events_pb2.DeleteEventDescriptorsRequest, context: Ctx
-    ) -> events_pb2.DeleteEventDescriptorsResponse:
-        removed = await self._e.delete_descriptors(
-            request.scope.account_id, request.kind, request.version, list(request.event_ids)
-        )
-        return events_pb2.DeleteEventDescriptorsResponse(event_ids=removed)
-
-    async def CountEvents(
-        self, request: events_pb2.CountEventsRequest, context: Ctx
-    ) -> events_pb2.CountEventsResponse:
-        n = await self._e.count(scope_of(request.scope), event_filter(request.filter))
-        return events_pb2.CountEventsResponse(count=n)
-
-    async def GetEventStatistics(
-        self, request: events_pb2.GetEventStatisticsRequest, context: Ctx
-    ) -> events_pb2.GetEventStatisticsResponse:
-        fields, rows = await self._stats.compute(
-            scope_of(request.scope),
-            [statistics.Target(t.column, t.aggregator) for t in request.targets],
-            [statistics.Filter(f.column, f.operator, from_value(f.value)) for f in request.filters],
-            period_start=_time(request, "period_start"),
-            period_end=_time(request, "period_end"),
-            group_by=request.group_by,
-        )
-        return events_pb2.GetEventStatisticsResponse(
-            fields=fields, stats=[to_list_value(r) for r in rows]
-        )
-
-    async def GetEventDescriptors(
-        self, request: events_pb2.GetEventDescriptorsRequest, context: Ctx
-    ) -> events_pb2.GetEventDescriptorsResponse:
-        found = await self._e.descriptors(
-            scope_of(request.scope),
-            kind=request.kind,
-            version=request.version,
-            event_ids=list(request.event_ids),
-            event_id_gt=request.event_id_gt,
-            limit=request.limit,
-        )
-        return events_pb2.GetEventDescriptorsResponse(
+        ),
+        lambda ids: events_pb2.SaveEventsResponse(event_ids=ids),
+    )
+    GetEvent = unary(
+        lambda s, r: s._e.get(scope_of(r.scope), r.event_id, list(r.targets)),
+        lambda e: events_pb2.GetEventResponse(event=event_pb(e)),
+    )
+    ListEvents = unary(
+        lambda s, r: s._e.list(
+            scope_of(r.scope),
+            event_filter(r.filter),
+            targets=list(r.targets),
+            page=r.page.page,
+            page_size=r.page.page_size,
+            order=r.order or "desc",
+        ),
+        lambda found: events_pb2.ListEventsResponse(events=[event_pb(e) for e in found]),
+    )
+    DeleteEvents = unary(
+        lambda s, r: s._e.delete(r.scope.account_id, list(r.event_ids)),
+        lambda removed: events_pb2.DeleteEventsResponse(events=[deleted_pb(x) for x in removed]),
+    )
+    DeleteEventDescriptors = unary(
+        lambda s, r: s._e.delete_descriptors(
+            r.scope.account_id, r.kind, r.version, list(r.event_ids)
+        ),
+        lambda removed: events_pb2.DeleteEventDescriptorsResponse(event_ids=removed),
+    )
+    CountEvents = unary(
+        lambda s, r: s._e.count(scope_of(r.scope), event_filter(r.filter)),
+        lambda n: events_pb2.CountEventsResponse(count=n),
+    )
+    GetEventStatistics = unary(
+        lambda s, r: statistics_of(s._stats, r),
+        lambda table: events_pb2.GetEventStatisticsResponse(
+            fields=table[0], stats=[to_list_value(row) for row in table[1]]
+        ),
+    )
+    GetEventDescriptors = unary(
+        lambda s, r: s._e.descriptors(
+            scope_of(r.scope),
+            kind=r.kind,
+            version=r.version,
+            event_ids=list(r.event_ids),
+            event_id_gt=r.event_id_gt,
+            limit=r.limit,
+        ),
+        lambda found: events_pb2.GetEventDescriptorsResponse(
             descriptors=[
                 events_pb2.EventDescriptorItem(event_id=i, descriptor=d, version=v)
                 for i, d, v in found
             ]
-        )
+        ),
+    )
+    SelectEventCandidates = unary(
+        lambda s, r: select_requested(
+            s._e,
+            scope_of(r.scope),
+            from_struct(r.filters),
+            kind=r.kind,
+            version=r.version,
+            limit=r.limit,
+        ),
+        lambda found: events_pb2.SelectEventCandidatesResponse(
+            candidates=[candidate_pb(c) for c in found]
+        ),
+    )
 
-    async def SelectEventCandidates(
-        self, request: events_pb2.SelectEventCandidatesRequest, context: Ctx
-    ) -> events_pb2.SelectEventCandidatesResponse:
-        filters = validate_event_candidate_filters(from_struct(request.filters), ["filters"])
-        limit = request.limit or MAX_EVENT_CANDIDATES
-        if not 1 <= limit <= MAX_EVENT_CANDIDATES:
-            raise errors.LunaError(errors.BAD_INPUT, "limit must be in 1..10000")
-        found = await select_event_candidates(
-            self._e,
-            scope_of(request.scope),
-            filters,
-            kind=request.kind,
-            version=request.version,
-            limit=limit,
-        )
-        return events_pb2.SelectEventCandidatesResponse(
-            candidates=[
-                events_pb2.EventCandidate(
-                    event_id=c.event_id,
-                    descriptor=c.descriptor,
-                    version=c.version,
-                    event=to_struct(c.event),
-                )
-                for c in found
-            ]
-        )
+
+def add_servicers(
+    server: grpc.aio.Server,
+    events: Events,
+    stats: statistics.Statistics,
+    handlers: Handlers,
+    verifiers: Verifiers,
+) -> None:
+    info = info_pb2.ServiceInfo(name="events", version=VERSION)
+    events_pb2_grpc.add_EventsServiceServicer_to_server(EventsServicer(events, stats, info), server)
+    handlers_pb2_grpc.add_HandlersServiceServicer_to_server(HandlersServicer(handlers), server)
+    verifiers_pb2_grpc.add_VerifiersServiceServicer_to_server(VerifiersServicer(verifiers), server)

@@ -14,18 +14,15 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import db, errors, ids
 from services.common.scoping import (
     Scope,
     check_length,
-    escape_like,
     page_bounds,
-    readable,
 )
 from services.events.policies import validate_handler_policies
+from services.events.tables import Table
 
-HANDLER_NOT_FOUND = 34000  # "Handler with id {value} not found"
-NOT_IMPLEMENTED = 12029
 STATIC, DYNAMIC, LAMBDA = 0, 1, 2
 
 
@@ -65,21 +62,19 @@ _COLUMNS = (
 
 
 def not_found(handler_id: str) -> errors.LunaError:
-    return errors.LunaError(HANDLER_NOT_FOUND, f"Handler with id {handler_id} not found")
+    return errors.LunaError(errors.HANDLER_NOT_FOUND, f"Handler with id {handler_id} not found")
 
 
 def checked_fields(fields: HandlerFields) -> tuple[int, dict[str, Any] | None, str | None]:
     """(type, policies to store, lambda id) after LUNA's rules; raises before any write."""
     check_length(fields.description, 128, "description")
     if fields.handler_type not in (STATIC, DYNAMIC, LAMBDA):
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: 'handler_type', message: "
-            "'value is not a valid enumeration member; permitted: 0, 1, 2'",
+        raise errors.bad_json(
+            "handler_type", "value is not a valid enumeration member; permitted: 0, 1, 2"
         )
     if fields.handler_type == LAMBDA:
         # Lambda handlers forward requests to a user lambda; there is no lambda service here.
-        raise errors.LunaError(NOT_IMPLEMENTED, "Lambda handlers are not supported")
+        raise errors.LunaError(errors.NOT_IMPLEMENTED, "Lambda handlers are not supported")
     if fields.lambda_id:
         raise errors.LunaError(
             errors.BAD_INPUT, "lambda_id is only allowed for lambda handlers (handler_type 2)"
@@ -92,12 +87,11 @@ def checked_fields(fields: HandlerFields) -> tuple[int, dict[str, Any] | None, s
     return STATIC, validate_handler_policies(fields.policies or {}), None
 
 
+TABLE = Table("handlers", "h", "handler_id", _COLUMNS, not_found)
+
+
 def handler_where(scope: Scope, flt: HandlerFilter) -> tuple[str, list[Any]]:
-    where, scope_params = readable(scope, "h.account_id")
-    conditions, params = [where], list(scope_params)
-    if flt.description is not None:
-        conditions.append("h.description ILIKE %s ESCAPE '\\'")
-        params.append(f"%{escape_like(flt.description)}%")
+    conditions, params = TABLE.where(scope, flt.description)
     if flt.handler_type is not None:
         conditions.append("h.handler_type = %s")
         params.append(flt.handler_type)
@@ -110,37 +104,25 @@ class Handlers:
 
     async def create(self, scope: Scope, fields: HandlerFields) -> Handler:
         handler_type, policies, lambda_id = checked_fields(fields)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""INSERT INTO handlers AS h
-                        (handler_id, account_id, description, handler_type, policies, lambda_id)
-                    VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
-                (
-                    ids.new_id(),
-                    scope.account_id,
-                    fields.description,
-                    handler_type,
-                    Jsonb(policies) if policies is not None else None,
-                    lambda_id,
-                ),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""INSERT INTO handlers AS h
+                    (handler_id, account_id, description, handler_type, policies, lambda_id)
+                VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
+            (
+                ids.new_id(),
+                scope.account_id,
+                fields.description,
+                handler_type,
+                Jsonb(policies) if policies is not None else None,
+                lambda_id,
+            ),
+        )
         assert row is not None
         return Handler(**row)
 
     async def get(self, scope: Scope, handler_id: str) -> Handler:
-        if not ids.is_uuid(handler_id):
-            raise not_found(handler_id)
-        where, params = readable(scope, "h.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM handlers h WHERE h.handler_id = %s AND {where}",
-                (handler_id, *params),
-            )
-            row = await cur.fetchone()
-        if row is None:
-            raise not_found(handler_id)
-        return Handler(**row)
+        return Handler(**await TABLE.get(self._pool, scope, handler_id))
 
     async def get_own(self, account_id: str, handler_id: str) -> Handler:
         """A handler of exactly this account (what writes such as saving events need)."""
@@ -149,55 +131,34 @@ class Handlers:
     async def list(
         self, scope: Scope, flt: HandlerFilter, *, page: int = 1, page_size: int = 10
     ) -> list[Handler]:
-        limit, offset = page_bounds(page, page_size)
-        where, params = handler_where(scope, flt)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""SELECT {_COLUMNS} FROM handlers h WHERE {where}
-                    ORDER BY h.create_time DESC, h.handler_id DESC LIMIT %s OFFSET %s""",
-                (*params, limit, offset),
-            )
-            rows = await cur.fetchall()
+        bounds = page_bounds(page, page_size)
+        rows = await TABLE.page(self._pool, bounds, *handler_where(scope, flt))
         return [Handler(**r) for r in rows]
 
     async def count(self, scope: Scope, flt: HandlerFilter) -> int:
-        where, params = handler_where(scope, flt)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT count(*) AS n FROM handlers h WHERE {where}", params)
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await TABLE.count(self._pool, *handler_where(scope, flt))
 
     async def replace(self, scope: Scope, handler_id: str, fields: HandlerFields) -> Handler:
         if not ids.is_uuid(handler_id):
             raise not_found(handler_id)
         handler_type, policies, lambda_id = checked_fields(fields)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""UPDATE handlers AS h SET description = %s, handler_type = %s,
-                        policies = %s, lambda_id = %s, last_update_time = now()
-                    WHERE h.handler_id = %s AND h.account_id = %s RETURNING {_COLUMNS}""",
-                (
-                    fields.description,
-                    handler_type,
-                    Jsonb(policies) if policies is not None else None,
-                    lambda_id,
-                    handler_id,
-                    scope.account_id,
-                ),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""UPDATE handlers AS h SET description = %s, handler_type = %s,
+                    policies = %s, lambda_id = %s, last_update_time = now()
+                WHERE h.handler_id = %s AND h.account_id = %s RETURNING {_COLUMNS}""",
+            (
+                fields.description,
+                handler_type,
+                Jsonb(policies) if policies is not None else None,
+                lambda_id,
+                handler_id,
+                scope.account_id,
+            ),
+        )
         if row is None:
             raise not_found(handler_id)
         return Handler(**row)
 
     async def delete(self, scope: Scope, handler_id: str) -> None:
-        if not ids.is_uuid(handler_id):
-            raise not_found(handler_id)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM handlers WHERE handler_id = %s AND account_id = %s",
-                (handler_id, scope.account_id),
-            )
-        if cur.rowcount == 0:
-            raise not_found(handler_id)
+        await TABLE.delete(self._pool, scope.account_id, handler_id)

@@ -19,7 +19,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
-from services.common import errors
+from services.common import errors, luna_json
 
 UUID_PATTERN = r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$"
 # A candidates' time filter is an RFC 3339 date-time or relative "now-<N><unit>" (LP 5.12).
@@ -33,7 +33,7 @@ def _flag(default: int) -> dict[str, Any]:
     return {"type": "integer", "enum": [0, 1], "default": default}
 
 
-def _obj(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def closed_object(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"type": "object", "properties": props, "additionalProperties": False, **extra}
 
 
@@ -57,7 +57,7 @@ UNIT_THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1, "nullable": True
 ETHNICITIES = ["african_american", "indian", "asian", "caucasian"]
 
 # Conditions on a processed detection (storage policies, conditional tags).
-COMPLEX_FILTER = _obj(
+COMPLEX_FILTER = closed_object(
     {
         "age__gte": {"type": "integer", "minimum": 0, "maximum": 200},
         "age__lt": {"type": "integer", "minimum": 0, "maximum": 200},
@@ -68,7 +68,7 @@ COMPLEX_FILTER = _obj(
         "match": {
             "type": "array",
             "maxItems": MAX_POLICY_LIST,
-            "items": _obj(
+            "items": closed_object(
                 {
                     "label": _str(36),
                     "similarity__gte": SIMILARITY,
@@ -80,21 +80,21 @@ COMPLEX_FILTER = _obj(
     }
 )
 
-LIVENESS_POLICY = _obj(
+LIVENESS_POLICY = closed_object(
     {
         "estimate_liveness": _flag(0),
         "quality_threshold": UNIT_THRESHOLD,
         "liveness_threshold": UNIT_THRESHOLD,
     }
 )
-DEEPFAKE_POLICY = _obj(
+DEEPFAKE_POLICY = closed_object(
     {
         "estimate_deepfake": _flag(0),
         "real_threshold": UNIT_THRESHOLD,
         "mode": {"type": "integer", "enum": [1, 2], "default": 1},
     }
 )
-FACE_QUALITY_POLICY = _obj(
+FACE_QUALITY_POLICY = closed_object(
     {
         "estimate": _flag(0),
         "filter": _flag(0),
@@ -102,7 +102,7 @@ FACE_QUALITY_POLICY = _obj(
         "checks": {"type": "object", "additionalProperties": {"type": "object"}},
     }
 )
-BODY_ATTRIBUTES_POLICY = _obj(
+BODY_ATTRIBUTES_POLICY = closed_object(
     {
         "estimate_basic_attributes": _flag(0),
         "estimate_upper_body": _flag(0),
@@ -133,7 +133,7 @@ _FACE_DETECT_PROPS: dict[str, Any] = {
     "liveness_states": _int_list([0, 1, 2]),
     "deepfake_states": _int_list([0, 1]),
 }
-DETECT_POLICY = _obj(
+DETECT_POLICY = closed_object(
     {
         "detect_face": _flag(1),
         "detect_body": _flag(0),
@@ -141,7 +141,7 @@ DETECT_POLICY = _obj(
         "body_attributes": BODY_ATTRIBUTES_POLICY,
     }
 )
-EXTRACT_POLICY = _obj(
+EXTRACT_POLICY = closed_object(
     {
         "extract_face_descriptor": _flag(0),
         "extract_body_descriptor": _flag(0),
@@ -202,7 +202,7 @@ EVENT_CANDIDATE_FILTERS: dict[str, Any] = {
     "liveness": INT_LIST,
     "deepfake": INT_LIST,
 }
-CANDIDATES = _obj(
+CANDIDATES = closed_object(
     {
         "origin": {"type": "string", "enum": ["faces", "events"]},
         **FACE_CANDIDATE_FILTERS,
@@ -228,7 +228,7 @@ MATCH_POLICY = {
     "type": "array",
     "maxItems": MAX_POLICY_LIST,
     "default": [],
-    "items": _obj(
+    "items": closed_object(
         {
             "label": _str(36, default=""),
             "candidates": CANDIDATES,
@@ -243,15 +243,17 @@ CONDITIONAL_TAGS_POLICY = {
     "type": "array",
     "maxItems": MAX_POLICY_LIST,
     "default": [],
-    "items": _obj({"tag": _str(36, minLength=1), "filters": COMPLEX_FILTER}, required=["tag"]),
+    "items": closed_object(
+        {"tag": _str(36, minLength=1), "filters": COMPLEX_FILTER}, required=["tag"]
+    ),
 }
-CALLBACK = _obj(
+CALLBACK = closed_object(
     {
         "type": {"type": "string", "enum": ["http", "luna-ws-notification"]},
         "enable": _flag(1),
         "url": _str(1024),
         "filters": COMPLEX_FILTER,
-        "params": _obj(
+        "params": closed_object(
             {
                 "timeout": {"type": "number", "minimum": 0, "default": 60},
                 "content_type": {
@@ -262,7 +264,7 @@ CALLBACK = _obj(
                 "headers": {"type": "object", "additionalProperties": {"type": "string"}},
             }
         ),
-        "authorization": _obj(
+        "authorization": closed_object(
             {
                 "type": {"type": "string", "enum": ["basic"]},
                 "login": _str(128),
@@ -273,25 +275,25 @@ CALLBACK = _obj(
     },
     required=["type"],
 )
-STORAGE_POLICY = _obj(
+STORAGE_POLICY = closed_object(
     {
-        "face_sample_policy": _obj({"store_sample": _flag(1), "filters": COMPLEX_FILTER}),
-        "body_sample_policy": _obj({"store_sample": _flag(1), "filters": COMPLEX_FILTER}),
-        "image_origin_policy": _obj(
+        "face_sample_policy": closed_object({"store_sample": _flag(1), "filters": COMPLEX_FILTER}),
+        "body_sample_policy": closed_object({"store_sample": _flag(1), "filters": COMPLEX_FILTER}),
+        "image_origin_policy": closed_object(
             {
                 "store_image": _flag(0),
                 "use_external_references": _flag(0),
                 "filters": COMPLEX_FILTER,
             }
         ),
-        "attribute_policy": _obj(
+        "attribute_policy": closed_object(
             {
                 "store_attribute": _flag(0),
                 "filters": COMPLEX_FILTER,
                 "ttl": {"type": "integer", "minimum": 1, "maximum": 86400},
             }
         ),
-        "face_policy": _obj(
+        "face_policy": closed_object(
             {
                 "store_face": _flag(0),
                 "filters": COMPLEX_FILTER,
@@ -299,22 +301,24 @@ STORAGE_POLICY = _obj(
                     "type": "array",
                     "maxItems": MAX_POLICY_LIST,
                     "default": [],
-                    "items": _obj(
+                    "items": closed_object(
                         {"list_id": UUID, "filters": COMPLEX_FILTER}, required=["list_id"]
                     ),
                 },
                 "set_sample_as_avatar": _flag(1),
             }
         ),
-        "event_policy": _obj(
+        "event_policy": closed_object(
             {"store_event": _flag(1), "wait_saving": _flag(0), "filters": COMPLEX_FILTER}
         ),
-        "notification_policy": _obj({"send_notification": _flag(1), "filters": COMPLEX_FILTER}),
+        "notification_policy": closed_object(
+            {"send_notification": _flag(1), "filters": COMPLEX_FILTER}
+        ),
         "callbacks": {"type": "array", "maxItems": MAX_POLICY_LIST, "items": CALLBACK},
     }
 )
 # Every sub-policy object is defaulted even when absent, like LUNA's pydantic models do.
-HANDLER_POLICIES = _obj(
+HANDLER_POLICIES = closed_object(
     {
         "detect_policy": {**DETECT_POLICY, "default": {}},
         "extract_policy": {**EXTRACT_POLICY, "default": {}},
@@ -323,13 +327,13 @@ HANDLER_POLICIES = _obj(
         "conditional_tags_policy": CONDITIONAL_TAGS_POLICY,
     }
 )
-VERIFIER_DETECT_POLICY = _obj({"detect_face": _flag(1), **_FACE_DETECT_PROPS})
-VERIFIER_POLICIES = _obj(
+VERIFIER_DETECT_POLICY = closed_object({"detect_face": _flag(1), **_FACE_DETECT_PROPS})
+VERIFIER_POLICIES = closed_object(
     {
         "verification_threshold": {**SIMILARITY, "default": 0.9},
         "detect_policy": {**VERIFIER_DETECT_POLICY, "default": {}},
         "extract_policy": {
-            **_obj(
+            **closed_object(
                 {
                     "extract_basic_attributes": _flag(0),
                     "fd_score_threshold": {
@@ -343,14 +347,14 @@ VERIFIER_POLICIES = _obj(
             "default": {},
         },
         "storage_policy": {
-            **_obj(
+            **closed_object(
                 {
                     "face_sample_policy": {
-                        **_obj({"store_sample": _flag(0)}),
+                        **closed_object({"store_sample": _flag(0)}),
                         "default": {},
                     },
                     "attribute_policy": {
-                        **_obj({"store_attribute": _flag(0)}),
+                        **closed_object({"store_attribute": _flag(0)}),
                         "default": {},
                     },
                 }
@@ -413,29 +417,11 @@ def _message(error: ValidationError) -> tuple[list[Any], str]:
         missing = next((r for r in value if r not in inst), "")
         return [*path, missing], "field required"
     if v == "type":
-        if inst is None:
-            return path, "none is not an allowed value"
-        first = value[0] if isinstance(value, list) else value
-        return path, {
-            "integer": "value is not a valid integer",
-            "number": "value is not a valid float",
-            "string": "str type expected",
-            "object": "value is not a valid dict",
-            "array": "value is not a valid list",
-        }.get(first, f"value is not a valid {first}")
+        return path, luna_json.type_message(value, inst)
     if v == "enum":
-        shown = ", ".join(repr(x) if isinstance(x, str) else str(x) for x in value)
-        return path, f"value is not a valid enumeration member; permitted: {shown}"
-    if v == "maximum":
-        return path, f"ensure this value is less than or equal to {value}"
-    if v == "minimum":
-        return path, f"ensure this value is greater than or equal to {value}"
-    if v == "maxLength":
-        return path, f"ensure this value has at most {value} characters"
-    if v == "minLength":
-        return path, f"ensure this value has at least {value} characters"
-    if v == "maxItems":
-        return path, f"ensure this value has at most {value} items"
+        return path, luna_json.enum_message(value)
+    if v in ("maximum", "minimum", "maxLength", "minLength", "maxItems"):
+        return path, str(luna_json.bound_message(v, value))
     if v == "pattern" and value == UUID_PATTERN:
         return path, "value is not a valid uuid"
     if v == "pattern":
@@ -444,10 +430,7 @@ def _message(error: ValidationError) -> tuple[list[Any], str]:
 
 
 def bad_json(path: list[Any], message: str) -> errors.LunaError:
-    dotted = ".".join(str(p) for p in path)
-    return errors.LunaError(
-        errors.BAD_JSON, f"Failed to validate input json. Path: '{dotted}', message: '{message}'"
-    )
+    return errors.bad_json(".".join(str(p) for p in path), message)
 
 
 def _fill_defaults(schema: Mapping[str, Any], instance: Any) -> None:
@@ -533,7 +516,7 @@ def _check_candidate_times(candidates: dict[str, Any], path: list[Any]) -> None:
                 raise bad_json([*path, key], "invalid datetime format") from None
 
 
-EVENT_CANDIDATES_SCHEMA = PolicySchema(_obj(EVENT_CANDIDATE_FILTERS))
+EVENT_CANDIDATES_SCHEMA = PolicySchema(closed_object(EVENT_CANDIDATE_FILTERS))
 
 
 def validate_event_candidate_filters(filters: Any, path: list[Any]) -> dict[str, Any]:

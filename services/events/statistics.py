@@ -18,7 +18,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, times
+from services.common import db, errors, times
 from services.common.scoping import Scope, readable
 
 C, MX, MN, AV, G = "count", "max", "min", "avg", "group_by"
@@ -375,24 +375,10 @@ class Statistics:
         self._pool = pool
 
     async def compute(
-        self,
-        scope: Scope,
-        targets: list[Target],
-        filters: list[Filter],
-        *,
-        period_start: datetime | None = None,
-        period_end: datetime | None = None,
-        group_by: str = "",
+        self, scope: Scope, targets: list[Target], filters: list[Filter], **options: Any
     ) -> tuple[list[str], list[list[Any]]]:
-        sql, params, fields = build_query(
-            scope,
-            targets,
-            filters,
-            period_start=period_start,
-            period_end=period_end,
-            group_by=group_by,
-        )
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(sql, params)
-            rows = await cur.fetchall()
+        """(field names, rows); `options` are build_query's period_start, period_end and
+        group_by."""
+        sql, params, fields = build_query(scope, targets, filters, **options)
+        rows = await db.fetch_all(self._pool, sql, params)
         return fields, [[_plain(v) for v in row.values()] for row in rows]

@@ -13,17 +13,14 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import db, errors, ids
 from services.common.scoping import (
     Scope,
     check_length,
-    escape_like,
     page_bounds,
-    readable,
 )
 from services.events.policies import validate_verifier_policies
-
-VERIFIER_NOT_FOUND = 34004  # "Verifier with id {value} not found"
+from services.events.tables import Table
 
 
 @dataclass(frozen=True)
@@ -44,15 +41,14 @@ _COLUMNS = (
 
 
 def not_found(verifier_id: str) -> errors.LunaError:
-    return errors.LunaError(VERIFIER_NOT_FOUND, f"Verifier with id {verifier_id} not found")
+    return errors.LunaError(errors.VERIFIER_NOT_FOUND, f"Verifier with id {verifier_id} not found")
+
+
+TABLE = Table("verifiers", "v", "verifier_id", _COLUMNS, not_found)
 
 
 def _where(scope: Scope, description: str | None) -> tuple[str, list[Any]]:
-    where, scope_params = readable(scope, "v.account_id")
-    conditions, params = [where], list(scope_params)
-    if description is not None:
-        conditions.append("v.description ILIKE %s ESCAPE '\\'")
-        params.append(f"%{escape_like(description)}%")
+    conditions, params = TABLE.where(scope, description)
     return " AND ".join(conditions), params
 
 
@@ -65,29 +61,17 @@ class Verifiers:
     ) -> Verifier:
         check_length(description, 128, "description")
         checked = validate_verifier_policies(policies or {})
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""INSERT INTO verifiers AS v (verifier_id, account_id, description, policies)
-                    VALUES (%s, %s, %s, %s) RETURNING {_COLUMNS}""",
-                (ids.new_id(), scope.account_id, description, Jsonb(checked)),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""INSERT INTO verifiers AS v (verifier_id, account_id, description, policies)
+                VALUES (%s, %s, %s, %s) RETURNING {_COLUMNS}""",
+            (ids.new_id(), scope.account_id, description, Jsonb(checked)),
+        )
         assert row is not None
         return Verifier(**row)
 
     async def get(self, scope: Scope, verifier_id: str) -> Verifier:
-        if not ids.is_uuid(verifier_id):
-            raise not_found(verifier_id)
-        where, params = readable(scope, "v.account_id")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM verifiers v WHERE v.verifier_id = %s AND {where}",
-                (verifier_id, *params),
-            )
-            row = await cur.fetchone()
-        if row is None:
-            raise not_found(verifier_id)
-        return Verifier(**row)
+        return Verifier(**await TABLE.get(self._pool, scope, verifier_id))
 
     async def list(
         self,
@@ -97,24 +81,12 @@ class Verifiers:
         page: int = 1,
         page_size: int = 10,
     ) -> list[Verifier]:
-        limit, offset = page_bounds(page, page_size)
-        where, params = _where(scope, description)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""SELECT {_COLUMNS} FROM verifiers v WHERE {where}
-                    ORDER BY v.create_time DESC, v.verifier_id DESC LIMIT %s OFFSET %s""",
-                (*params, limit, offset),
-            )
-            rows = await cur.fetchall()
+        bounds = page_bounds(page, page_size)
+        rows = await TABLE.page(self._pool, bounds, *_where(scope, description))
         return [Verifier(**r) for r in rows]
 
     async def count(self, scope: Scope, *, description: str | None = None) -> int:
-        where, params = _where(scope, description)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT count(*) AS n FROM verifiers v WHERE {where}", params)
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row["n"])
+        return await TABLE.count(self._pool, *_where(scope, description))
 
     async def replace(
         self,
@@ -128,25 +100,16 @@ class Verifiers:
             raise not_found(verifier_id)
         check_length(description, 128, "description")
         checked = validate_verifier_policies(policies or {})
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""UPDATE verifiers AS v SET description = %s, policies = %s,
-                        version = v.version + 1, last_update_time = now()
-                    WHERE v.verifier_id = %s AND v.account_id = %s RETURNING {_COLUMNS}""",
-                (description, Jsonb(checked), verifier_id, scope.account_id),
-            )
-            row = await cur.fetchone()
+        row = await db.fetch_one(
+            self._pool,
+            f"""UPDATE verifiers AS v SET description = %s, policies = %s,
+                    version = v.version + 1, last_update_time = now()
+                WHERE v.verifier_id = %s AND v.account_id = %s RETURNING {_COLUMNS}""",
+            (description, Jsonb(checked), verifier_id, scope.account_id),
+        )
         if row is None:
             raise not_found(verifier_id)
         return Verifier(**row)
 
     async def delete(self, scope: Scope, verifier_id: str) -> None:
-        if not ids.is_uuid(verifier_id):
-            raise not_found(verifier_id)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM verifiers WHERE verifier_id = %s AND account_id = %s",
-                (verifier_id, scope.account_id),
-            )
-        if cur.rowcount == 0:
-            raise not_found(verifier_id)
+        await TABLE.delete(self._pool, scope.account_id, verifier_id)

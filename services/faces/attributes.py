@@ -73,7 +73,9 @@ async def _descriptors(
     return out
 
 
-def _data(row: dict[str, Any], descriptors: dict[int, bytes]) -> AttributeData:
+def data_of_row(row: dict[str, Any], descriptors: dict[int, bytes]) -> AttributeData:
+    """AttributeData of a row with age, gender, ethnicity, ds (descriptor samples) and bs
+    (basic attributes samples): a temporary attribute's or a face's."""
     basic = (
         BasicAttributes(row["age"], row["gender"], row["ethnicity"] or 0)
         if row["age"] is not None
@@ -98,7 +100,7 @@ async def load_live(
     row = await cur.fetchone()
     if row is None:
         return None
-    return _data(row, (await _descriptors(conn, [attribute_id]))[attribute_id])
+    return data_of_row(row, (await _descriptors(conn, [attribute_id]))[attribute_id])
 
 
 class Attributes:
@@ -168,7 +170,7 @@ class Attributes:
             Attribute(
                 attribute_id=a,
                 account_id=rows[a]["account_id"],
-                data=_data(rows[a], descriptors[a]),
+                data=data_of_row(rows[a], descriptors[a]),
                 create_time=rows[a]["create_time"],
                 expire_time=rows[a]["expire_time"],
             )

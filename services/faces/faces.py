@@ -27,7 +27,7 @@ from services.common.scoping import (
     unique_ids,
 )
 from services.faces import attributes, outbox
-from services.faces.descriptors import AttributeData, BasicAttributes
+from services.faces.descriptors import AttributeData
 from services.faces.where import Where
 
 # (account_id, event_id) -> whether that account has the event. The events service owns
@@ -531,19 +531,9 @@ class Faces:
                     f"id '{face.face_id}'.",
                 )
             descriptors = {descriptor_version: descriptors[descriptor_version]}
-        basic = (
-            BasicAttributes(row["age"], row["gender"], row["ethnicity"] or 0)
-            if row["age"] is not None
-            else None
-        )
         return FaceAttribute(
             face_id=face_id,
-            data=AttributeData(
-                descriptors=descriptors,
-                descriptor_samples=tuple(row["ds"]),
-                basic_attributes=basic,
-                basic_attributes_samples=tuple(row["bs"]),
-            ),
+            data=attributes.data_of_row(row, descriptors),
             create_time=row["create_time"],
         )
 
@@ -662,29 +652,27 @@ class Faces:
         batch_size = batch_size or 1000
         if not 1 <= batch_size <= 10000:
             raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'batch_size'")
-        where, scope_params = readable(scope, "f.account_id")
-        conditions, params = [where], list(scope_params)
+        w = Where(scope, "f.account_id")
         lists = unique_ids(list_ids, "list_ids")
         faces = unique_ids(face_ids, "face_ids")
         if lists:
-            conditions.append(
+            w.add(
                 "d.face_id IN (SELECT lf.face_id FROM list_faces lf"
-                " WHERE lf.list_id = ANY(%s::uuid[]))"
+                " WHERE lf.list_id = ANY(%s::uuid[]))",
+                lists,
             )
-            params.append(lists)
         if faces:
-            conditions.append("d.face_id = ANY(%s::uuid[])")
-            params.append(faces)
+            w.add("d.face_id = ANY(%s::uuid[])", faces)
         if descriptor_version:
-            conditions.append("d.version = %s")
-            params.append(descriptor_version)
+            w.add("d.version = %s", descriptor_version)
+        where, params = w.sql()
         after: tuple[str, int] = ("00000000-0000-0000-0000-000000000000", -1)
         while True:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(
                     f"SELECT {_COLUMNS}, d.version, d.descriptor FROM face_descriptors d"
                     " JOIN faces f ON f.face_id = d.face_id"
-                    f" WHERE {' AND '.join(conditions)} AND (d.face_id, d.version) > (%s, %s)"
+                    f" WHERE {where} AND (d.face_id, d.version) > (%s, %s)"
                     " ORDER BY d.face_id, d.version LIMIT %s",
                     (*params, *after, batch_size),
                 )

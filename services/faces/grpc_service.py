@@ -573,15 +573,16 @@ class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):
     def __init__(self, blobs: Blobs) -> None:
         self._blobs = blobs
 
-    async def PutBlobs(
-        self, request: blobs_pb2.PutBlobsRequest, context: grpc.aio.ServicerContext
-    ) -> blobs_pb2.PutBlobsResponse:
-        inputs = [
-            BlobInput(BLOB_KINDS.get(b.kind, ""), b.content_type, b.data, dict(b.meta))
-            for b in request.blobs
-        ]
-        blob_ids = await self._blobs.put(scope_of(request.scope), inputs)
-        return blobs_pb2.PutBlobsResponse(blob_ids=blob_ids)
+    PutBlobs = unary(
+        lambda s, r: s._blobs.put(
+            scope_of(r.scope),
+            [
+                BlobInput(BLOB_KINDS.get(b.kind, ""), b.content_type, b.data, dict(b.meta))
+                for b in r.blobs
+            ],
+        ),
+        lambda blob_ids: blobs_pb2.PutBlobsResponse(blob_ids=blob_ids),
+    )
 
     GetBlob = unary(
         lambda s, r: s._blobs.get(

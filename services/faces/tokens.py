@@ -10,8 +10,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import db, errors, ids, permissions, times
-from services.common.scoping import Scope
+from services.common.scoping import Scope, readable
 from services.faces import jwt_tokens
+from services.faces.where import Where
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,6 @@ def _check_token_id(token_id: str) -> None:
         raise errors.LunaError(errors.TOKEN_NOT_FOUND, f"Token with id '{token_id}' not found")
 
 
-def _visible(scope: Scope) -> tuple[str, tuple[Any, ...]]:
-    """SQL condition restricting rows to what `scope` may read."""
-    if scope.see_all:
-        if scope.filter_account_id:
-            return "account_id = %s", (scope.filter_account_id,)
-        return "TRUE", ()
-    return "account_id = %s", (scope.account_id,)
-
-
 class Tokens:
     def __init__(self, pool: AsyncConnectionPool, secret: str) -> None:
         self._pool = pool
@@ -107,17 +99,12 @@ class Tokens:
         create_time_gte: datetime | None = None,
         create_time_lt: datetime | None = None,
     ) -> list[Token]:
-        where, params = _visible(scope)
-        conditions = [where]
-        if create_time_gte is not None:
-            conditions.append("create_time >= %s")
-            params += (create_time_gte,)
-        if create_time_lt is not None:
-            conditions.append("create_time < %s")
-            params += (create_time_lt,)
+        w = Where(scope, "account_id")
+        w.since("create_time", create_time_gte, create_time_lt)
+        where, params = w.sql()
         rows = await db.fetch_all(
             self._pool,
-            f"""SELECT {_COLUMNS} FROM tokens WHERE {" AND ".join(conditions)}
+            f"""SELECT {_COLUMNS} FROM tokens WHERE {where}
                 ORDER BY create_time DESC, token_id LIMIT %s OFFSET %s""",
             (*params, page_size, (page - 1) * page_size),
         )
@@ -125,7 +112,7 @@ class Tokens:
 
     async def get(self, scope: Scope, token_id: str) -> Token:
         _check_token_id(token_id)
-        where, params = _visible(scope)
+        where, params = readable(scope)
         row = await db.fetch_one(
             self._pool,
             f"SELECT {_COLUMNS} FROM tokens WHERE token_id = %s AND {where}",

@@ -16,8 +16,11 @@ from luna.matcher.v1 import matcher_pb2 as mpb
 
 from services.common import errors
 from services.events.handlers import DYNAMIC, STATIC, Handler, not_found
-from services.events.pipeline import Clients, Pipeline
-from services.events.policies import validate_handler_policies
+from services.events.pipeline.generate import Pipeline
+from services.events.pipeline.shared import Clients
+from services.events.pipeline.verify import Verification
+from services.events.policies import validate_handler_policies, validate_verifier_policies
+from services.events.verifiers import Verifier
 
 ACCOUNT = str(uuid.uuid4())
 LIST_ID = str(uuid.uuid4())
@@ -370,7 +373,7 @@ async def test_notification_policy_and_callbacks(world: dict[str, Any]) -> None:
     import msgpack
     from aiohttp import web
 
-    from services.events.callbacks import CallbackSender
+    from services.events.pipeline.callbacks import CallbackSender
     from services.launcher.embedded import pick_free_port
 
     received: list[tuple[str, str, Any]] = []
@@ -446,3 +449,131 @@ async def test_notification_policy_and_callbacks(world: dict[str, Any]) -> None:
         assert (world["events"].saved[-1].store, world["events"].saved[-1].notify) == (True, False)
     finally:
         await runner.cleanup()
+
+
+# -- verification ------------------------------------------------------------------------------
+
+EVENT_ID = str(uuid.uuid4())
+
+
+class RawMatcher(FakeMatcher):
+    async def MatchRaw(self, req: mpb.MatchRawRequest) -> mpb.MatchRawResponse:
+        self._rec("MatchRaw", req)
+        out = mpb.MatchRawResponse()
+        for ref in req.references:
+            result = out.results.add(reference_id=ref.id)
+            a = struct.unpack("<2f", ref.descriptor.descriptor)
+            for cand in req.candidates:
+                b = struct.unpack("<2f", cand.descriptor.descriptor)
+                result.matches.add(candidate_id=cand.id, similarity=a[0] * b[0] + a[1] * b[1])
+        return out
+
+
+class FakeVerifiers:
+    def __init__(self, policies: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
+        self.verifier = Verifier(
+            str(uuid.uuid4()), ACCOUNT, "", validate_verifier_policies(policies), 1, now, now
+        )
+
+    async def get(self, scope: Any, verifier_id: str) -> Verifier:
+        return self.verifier
+
+
+class DescriptorEvents(FakeEvents):
+    async def descriptors(self, scope: Any, **kw: Any) -> list[tuple[str, bytes, int]]:
+        return [(e, vec(1.0, 0.0), 59) for e in kw["event_ids"] if e == EVENT_ID]
+
+
+def verification(world: dict[str, Any], policies: dict[str, Any]) -> Verification:
+    world["estimator"] = FakeEstimator([[FACE_OK]])
+    world["matcher"] = RawMatcher()
+    f = world["faces"]
+    clients = Clients(world["estimator"], world["matcher"], f, f, f, f)
+    return Verification(clients, FakeVerifiers(policies), DescriptorEvents())  # type: ignore[arg-type]
+
+
+async def test_verify_images_and_descriptors(world: dict[str, Any]) -> None:
+    policies = {
+        "verification_threshold": 0.5,
+        "storage_policy": {
+            "face_sample_policy": {"store_sample": 1},
+            "attribute_policy": {"store_attribute": 1},
+        },
+    }
+    verifier = verification(world, policies)
+    req = ppb.VerifyRequest(
+        scope={"account_id": ACCOUNT},
+        references=[
+            ppb.VerifyReference(image=epb.Image(data=b"img", filename="a.jpg")),
+            ppb.VerifyReference(descriptor=ppb.InputDescriptor(descriptor=vec(0.3, 0.95))),
+        ],
+        face_ids=[STORED_FACE],
+        event_ids=[EVENT_ID],
+    )
+    result = await verifier.verify(req)
+    image, desc = result["images"]
+    assert image["filename"] == "a.jpg" and desc["filename"] == "descriptor_1"
+    (face,) = image["detections"]["face_detections"]
+    assert face["detection"]["rect"]["width"] == 100 and face["sample_id"] and face["attribute_id"]
+    found = {next(iter(v)): (v["similarity"], v["status"]) for v in face["verifications"]}
+    assert found == {"face": (pytest.approx(0.9), True), "event": (pytest.approx(0.9), True)}
+    assert image["detections"]["overall_status"] is True
+    statuses = [v["status"] for v in desc["detections"]["face_detections"][0]["verifications"]]
+    assert statuses == [False, False] and desc["detections"]["overall_status"] is False
+    assert world["faces"].names() == ["PutBlobs", "CreateAttribute"]
+    # an unknown event is refused before anything is stored
+    world["faces"].calls.clear()
+    req.event_ids[:] = [str(uuid.uuid4())]
+    with pytest.raises(errors.LunaError) as err:
+        await verifier.verify(req)
+    assert err.value.code == errors.EVENT_NOT_FOUND and world["faces"].calls == []
+
+
+async def test_verify_raw(world: dict[str, Any]) -> None:
+    verifier = verification(world, {"verification_threshold": 0.5})
+    raw = ppb.VerifyRawRequest(
+        scope={"account_id": ACCOUNT},
+        references=[ppb.RawEntity(id="r", descriptor=ppb.InputDescriptor(descriptor=vec(1, 0)))],
+        candidates=[
+            ppb.RawEntity(id="c1", descriptor=ppb.InputDescriptor(descriptor=vec(0.2, 0.98))),
+            ppb.RawEntity(id="c2", descriptor=ppb.InputDescriptor(descriptor=vec(0.8, 0.6))),
+        ],
+    )
+    result = await verifier.verify_raw(raw)
+    (match,) = result["matches"]
+    assert match["reference_id"] == "r"
+    assert [(m["candidate_id"], m["status"]) for m in match["matches"]] == [
+        ("c2", True),
+        ("c1", False),
+    ]
+    raw.candidates[0].descriptor.descriptor = b"abc"
+    with pytest.raises(errors.LunaError) as err:
+        await verifier.verify_raw(raw)
+    assert err.value.code == errors.BAD_DESCRIPTOR_LENGTH
+    del raw.candidates[:]
+    with pytest.raises(errors.LunaError) as err:
+        await verifier.verify_raw(raw)
+    assert err.value.code == errors.BAD_JSON
+
+
+def test_aggregated_gender_is_the_mean_probability_of_male() -> None:
+    """The estimator's gender_score is the score of the predicted gender, so two confident
+    women aggregate to a woman (a plain mean of gender_score would say male)."""
+    from luna.estimator.v1 import estimator_pb2 as epb
+    from luna.events.v1 import pipeline_pb2 as ppb
+
+    from services.events.pipeline.shared import Detected
+    from services.events.pipeline.units import aggregate
+
+    women = [
+        Detected(
+            i, epb.Face(), {"basic_attributes": {"age": 30 + i, "gender": 0, "gender_score": 0.9}}
+        )
+        for i in range(2)
+    ]
+    unit = aggregate(ppb.GenerateEventsRequest(), women, [], [{}, {}], 1)
+    assert unit.basic is not None
+    assert unit.basic["gender"] == 0
+    assert unit.basic["gender_score"] == pytest.approx(0.9)
+    assert unit.basic["age"] in (30, 31)

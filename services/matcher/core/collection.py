@@ -110,29 +110,6 @@ class Collection:
         with self.lock.read():
             return self.delta.rows_of(labels)
 
-    def search_locked(
-        self,
-        queries: np.ndarray,
-        k: int,
-        cos_min: float,
-        vectors_of: VectorSource | None = None,
-    ) -> list[Hits]:
-        per_part: list[list[Hits]] = [self.delta.search(queries, k, cos_min, frozenset())]
-        for seg in self.segments:
-            if isinstance(seg, HnswGraph):
-                hits = seg.search(queries, k, cos_min, vectors_of)
-                if self.tomb:
-                    # Belt and braces: the graph has these marked deleted already.
-                    hits = [
-                        (lab[keep], sc[keep])
-                        for lab, sc in hits
-                        for keep in [np.array([int(x) not in self.tomb for x in lab], bool)]
-                    ]
-                per_part.append(hits)
-            else:
-                per_part.append(seg.search(queries, k, cos_min, self.tomb))
-        return [merge_hits([p[j] for p in per_part], k) for j in range(queries.shape[0])]
-
     def search(
         self,
         queries: np.ndarray,
@@ -144,7 +121,21 @@ class Collection:
         take another collection's read lock: writers never hold two collection locks, so
         this nesting cannot deadlock)."""
         with self.lock.read():
-            return self.search_locked(queries, k, cos_min, vectors_of)
+            per_part: list[list[Hits]] = [self.delta.search(queries, k, cos_min, frozenset())]
+            for seg in self.segments:
+                if isinstance(seg, HnswGraph):
+                    hits = seg.search(queries, k, cos_min, vectors_of)
+                    if self.tomb:
+                        # Belt and braces: the graph has these marked deleted already.
+                        hits = [
+                            (lab[keep], sc[keep])
+                            for lab, sc in hits
+                            for keep in [np.array([int(x) not in self.tomb for x in lab], bool)]
+                        ]
+                    per_part.append(hits)
+                else:
+                    per_part.append(seg.search(queries, k, cos_min, self.tomb))
+            return [merge_hits([p[j] for p in per_part], k) for j in range(queries.shape[0])]
 
     # --- writes (caller holds the IndexSet write lock; these take our write lock) ---------
     def add(self, label: int, vec: np.ndarray) -> None:

@@ -8,18 +8,12 @@ similarity) gate conditional tags and each storage step.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
-
-from services.common import errors, times
 
 MASK_STATES = {"missing": 1, "medical_mask": 2, "occluded": 3}
 LIVENESS_NAMES = {0: "spoof", 1: "real", 2: "unknown"}
 ETHNICITY_NAMES = {1: "african_american", 2: "indian", 3: "asian", 4: "caucasian"}
-_RELATIVE = re.compile(r"^now-(\d+)([smhdwMy])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def detect_reasons(policy: dict[str, Any], est: dict[str, Any]) -> list[str]:
@@ -94,20 +88,3 @@ def holds(filters: dict[str, Any] | None, facts: Facts) -> bool:
         if "similarity__lt" in cond and sim >= cond["similarity__lt"]:
             return False
     return True
-
-
-def resolve_time(value: str, now: datetime | None = None) -> datetime:
-    """A candidates' time filter: RFC 3339 or LUNA's relative `now-<N><unit>`."""
-    now = now or times.now()
-    m = _RELATIVE.match(value)
-    if m is None:
-        try:
-            return times.parse_rfc3339(value)
-        except ValueError:
-            raise errors.LunaError(errors.BAD_INPUT, f"Bad time filter '{value}'") from None
-    n, unit = int(m.group(1)), m.group(2)
-    if unit == "M":
-        return now - timedelta(days=30 * n)
-    if unit == "y":
-        return now - timedelta(days=365 * n)
-    return now - timedelta(seconds=n * _UNIT_SECONDS[unit])

@@ -6,9 +6,10 @@ import grpc
 from luna.events.v1 import pipeline_pb2, pipeline_pb2_grpc
 
 from services.common import logs
+from services.common.grpc_server import unary
 from services.common.pbjson import to_struct
-from services.events.pipeline import Pipeline
-from services.events.pipeline_verify import Verification
+from services.events.pipeline.generate import Pipeline
+from services.events.pipeline.verify import Verification
 
 
 class PipelineServicer(pipeline_pb2_grpc.PipelineServiceServicer):
@@ -25,15 +26,11 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServiceServicer):
         result, event_ids = await self._pipeline.generate(request)
         return pipeline_pb2.GenerateEventsResponse(result=to_struct(result), event_ids=event_ids)
 
-    async def Verify(
-        self, request: pipeline_pb2.VerifyRequest, context: grpc.aio.ServicerContext
-    ) -> pipeline_pb2.VerifyResponse:
-        return pipeline_pb2.VerifyResponse(
-            result=to_struct(await self._verification.verify(request))
-        )
-
-    async def VerifyRaw(
-        self, request: pipeline_pb2.VerifyRawRequest, context: grpc.aio.ServicerContext
-    ) -> pipeline_pb2.VerifyRawResponse:
-        result = await self._verification.verify_raw(request)
-        return pipeline_pb2.VerifyRawResponse(result=to_struct(result))
+    Verify = unary(
+        lambda s, r: s._verification.verify(r),
+        lambda result: pipeline_pb2.VerifyResponse(result=to_struct(result)),
+    )
+    VerifyRaw = unary(
+        lambda s, r: s._verification.verify_raw(r),
+        lambda result: pipeline_pb2.VerifyRawResponse(result=to_struct(result)),
+    )

@@ -19,7 +19,7 @@ import aiohttp
 import msgpack
 import orjson
 
-from services.events.pipeline_filters import Facts, holds
+from services.events.pipeline.filters import Facts, holds
 
 log = logging.getLogger("luna.events.callbacks")
 

@@ -11,15 +11,16 @@ from luna.faces.v1 import attributes_pb2_grpc, blobs_pb2_grpc, faces_pb2_grpc, l
 from luna.matcher.v1 import matcher_pb2_grpc
 
 from services.common import grpc_client
-from services.events.callbacks import CallbackSender
 from services.events.events import Events
 from services.events.handlers import Handlers
-from services.events.pipeline import Clients, Pipeline
-from services.events.pipeline_service import PipelineServicer
-from services.events.pipeline_verify import Verification
+from services.events.pipeline.callbacks import CallbackSender
+from services.events.pipeline.generate import Pipeline
+from services.events.pipeline.service import PipelineServicer
+from services.events.pipeline.shared import Clients
+from services.events.pipeline.verify import Verification
 from services.events.verifiers import Verifiers
 
-SERVICE_NAME = pipeline_pb2.DESCRIPTOR.services_by_name["PipelineService"].full_name
+SERVICE = pipeline_pb2.DESCRIPTOR.services_by_name["PipelineService"]
 
 
 def start(state: dict[str, Any]) -> dict[str, Any]:

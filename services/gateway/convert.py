@@ -10,7 +10,6 @@ import base64
 import binascii
 from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import accounts_pb2, attributes_pb2, faces_pb2, tokens_pb2
@@ -34,8 +33,6 @@ __all__ = [
 
 # The `error` of an image (or check) that succeeded.
 SUCCESS = {"error_code": 0, "desc": "Success", "detail": "Success"}
-# Struct carries numbers as doubles; these estimation fields are integers in LUNA's JSON.
-INT_FIELDS = frozenset({"age", "gender", "prediction"})
 
 
 def ts(value: Timestamp, present: bool = True) -> str | None:
@@ -161,21 +158,6 @@ def attribute_fields(data: attributes_pb2.AttributeData) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- estimations
-def _ints(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: int(v) if k in INT_FIELDS and isinstance(v, float) else _ints(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
-
-
-def estimations_of(face: epb.Face) -> dict[str, Any]:
-    return _ints(json_format.MessageToDict(face.estimations))
-
-
 def image_item(result: epb.ImageResult) -> dict[str, Any]:
     """The start of an image's entry in a per-image answer: its filename (when it had one)
     and, for an image the estimator refused, `status` 0 with the image's error."""

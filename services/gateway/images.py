@@ -11,6 +11,7 @@ from aiohttp import web
 from luna.estimator.v1 import estimator_pb2 as epb
 
 from services.common import errors
+from services.common.luna_json import BASE64_TYPES
 from services.gateway import jsonbody, multipart
 
 IMAGE_TYPES = (
@@ -20,13 +21,6 @@ IMAGE_TYPES = (
     "image/x-portable-pixmap",
     "image/tiff",
 )
-BASE64_TYPES = {
-    "image/x-jpeg-base64": "image/jpeg",
-    "image/x-png-base64": "image/png",
-    "image/x-bmp-base64": "image/bmp",
-    "image/x-tiff-base64": "image/tiff",
-    "image/x-portable-pixmap-base64": "image/x-portable-pixmap",
-}
 TO_BASE64 = {v: k for k, v in BASE64_TYPES.items()}
 SDK_BODY_TYPES = ("application/json", "multipart/form-data", *IMAGE_TYPES, *BASE64_TYPES)
 MULTIFACE = {

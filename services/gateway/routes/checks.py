@@ -13,11 +13,11 @@ from typing import Any
 from aiohttp import web
 from luna.estimator.v1 import estimator_pb2 as epb
 
-from services.common import aggregation, errors
+from services.common import aggregation, errors, luna_json
 from services.common.boxes import rect
 from services.gateway import iso_checks
 from services.gateway.auth import AuthRule
-from services.gateway.convert import SUCCESS, estimations_of, image_item
+from services.gateway.convert import SUCCESS, image_item
 from services.gateway.images import BASE64_TYPES, MULTIFACE, read_images, refuse_msgpack
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -67,7 +67,7 @@ def _not_checked(warped: bool) -> list[dict[str, Any]]:
 def _iso_facts(
     image: epb.Image, det: epb.ImageDetections, face: epb.Face, warped: bool
 ) -> iso_checks.FaceFacts:
-    est = estimations_of(face)
+    est = luna_json.estimations(face)
     return iso_checks.FaceFacts(
         image_width=det.image_width,
         image_height=det.image_height,
@@ -170,7 +170,7 @@ async def liveness(ctx: Ctx) -> web.Response:
         if not result.detections.faces:
             item.update(status=0, error=_error(errors.NO_FACES, "No faces found."))
             continue
-        est = estimations_of(result.detections.faces[0])["liveness"]
+        est = luna_json.estimations(result.detections.faces[0])["liveness"]
         found.append(est)
         item.update(status=1, error=SUCCESS, liveness=_liveness_json(est))
     body: dict[str, Any] = {"images": out}

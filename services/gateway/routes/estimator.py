@@ -15,10 +15,10 @@ from aiohttp import web
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import blobs_pb2
 
-from services.common import errors
+from services.common import errors, luna_json
 from services.common.boxes import rect
 from services.gateway.auth import AuthRule
-from services.gateway.convert import SUCCESS, estimations_of, image_item
+from services.gateway.convert import SUCCESS, image_item
 from services.gateway.images import IMAGE_TYPE, MULTIFACE, read_images, refuse_msgpack
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -209,7 +209,7 @@ def _sdk_image(det: epb.ImageDetections, wanted: set[str], filters: Filters) -> 
     filtered: list[dict[str, Any]] = []
     used_bodies: set[int] = set()
     for face in det.faces:
-        est = estimations_of(face)
+        est = luna_json.estimations(face)
         body = None
         if face.HasField("body_index"):
             used_bodies.add(face.body_index)
@@ -315,7 +315,7 @@ def _keep_or_drop(
     if result.WhichOneof("outcome") != "detections":
         return keep, drop
     for face in result.detections.faces:
-        est = estimations_of(face)
+        est = luna_json.estimations(face)
         reasons = filters.reasons(est)
         if reasons:
             det = face_detection(face, est, wanted | {"landmarks5"})

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from luna.matcher.v1 import matcher_pb2
 
-from services.common import errors, times
+from services.common import errors, luna_json
 from services.common.pbjson import from_struct, to_struct
 from services.gateway import descriptor_entities
 from services.gateway.auth import AuthRule
@@ -56,22 +56,12 @@ def event_candidates_pb(item: dict[str, Any]) -> matcher_pb2.EventCandidates:
     )
 
 
-def candidates_pb(item: dict[str, Any], i: int) -> matcher_pb2.FaceCandidates:
-    f = item.get("filters") or {}
-    out = matcher_pb2.FaceCandidates(
-        list_id=f.get("list_id", ""),
-        face_ids=f.get("face_ids", []),
-        external_ids=f.get("external_ids", []),
-        event_id=f.get("event_id", ""),
-        face_id_gte=f.get("face_id__gte", ""),
-        face_id_lt=f.get("face_id__lt", ""),
+def candidates_pb(item: dict[str, Any]) -> matcher_pb2.FaceCandidates:
+    return luna_json.face_candidates(
+        item.get("filters") or {},
         limit=item.get("limit", 3),
         threshold=item.get("threshold", 0.0),
     )
-    if "user_data" in f:
-        out.user_data = f["user_data"]
-    times.copy_times(f, out, times.CREATE_TIMES)
-    return out
 
 
 def reference_json(item: dict[str, Any], result: matcher_pb2.ReferenceResult) -> dict[str, Any]:
@@ -93,7 +83,7 @@ def _split_candidates(cands_in: list[dict[str, Any]]) -> Split:
     faces: list[matcher_pb2.FaceCandidates] = []
     events: list[matcher_pb2.EventCandidates] = []
     order: list[tuple[str, int]] = []
-    for i, item in enumerate(cands_in):
+    for item in cands_in:
         # The schema's oneOf (by target) leaves defaults to us; the response echoes them.
         item.setdefault("target", "faces")
         item.setdefault("limit", 3)
@@ -101,7 +91,7 @@ def _split_candidates(cands_in: list[dict[str, Any]]) -> Split:
         target = item["target"]
         if target == "faces":
             order.append(("face", len(faces)))
-            faces.append(candidates_pb(item, i))
+            faces.append(candidates_pb(item))
         elif target == "events":
             order.append(("event", len(events)))
             events.append(event_candidates_pb(item))

@@ -15,6 +15,8 @@ from services.gateway.convert import face_json
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
+# Face matching, whether the descriptors are stored or come in the request.
+MATCH_FACES = AuthRule(resource="matching", action="face")
 
 BODY_DESCRIPTOR_VERSION = 107  # LUNA's default body descriptor version
 
@@ -122,13 +124,7 @@ def _candidate_set_json(
     }
 
 
-@table.route(
-    "POST",
-    "/6/matcher/faces",
-    auth=AuthRule(resource="matching", action="face"),
-    op="matchFaces",
-    json_body=True,
-)
+@table.route("POST", "/6/matcher/faces", auth=MATCH_FACES, op="matchFaces", json_body=True)
 async def match_faces(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body
     refs_in: list[dict[str, Any]] = body["references"]
@@ -156,13 +152,7 @@ async def match_faces(ctx: Ctx) -> web.Response:
     return json_response(out)
 
 
-@table.route(
-    "POST",
-    "/6/matcher/raw",
-    auth=AuthRule(resource="matching", action="face"),
-    op="matchRaw",
-    json_body=True,
-)
+@table.route("POST", "/6/matcher/raw", auth=MATCH_FACES, op="matchRaw", json_body=True)
 async def match_raw(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body
 

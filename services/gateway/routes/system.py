@@ -11,13 +11,6 @@ from services.gateway.routing import RouteTable
 
 table = RouteTable()
 
-# Old names of what moved to `about`, for backport3/system.py until it switches to
-# about.COMPONENTS, about.SECRET_MARKERS, about.semver and about.spec_html.
-COMPONENTS = about.COMPONENTS
-SECRET_MARKERS = about.SECRET_MARKERS
-_semver = about.semver
-_spec_html = about.spec_html
-
 VERSION_OPS = {"/version": "getVersionUnprefixed", "/6/version": "getVersion"}
 HEALTH_OPS = {"/healthcheck": "getHealthRedirect", "/6/healthcheck": "getHealth"}
 SPEC_OPS = {"/6/docs/spec": "getSpec", "/docs/spec": "getSpecUnprefixed"}

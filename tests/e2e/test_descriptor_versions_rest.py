@@ -135,3 +135,22 @@ async def test_additional_extract_to_mobilefacenet_then_match_by_version(
     async with http.patch(f"{url}/6/lists/{list_id}/faces", json=link, headers=auth) as r:
         assert r.status == 204, await r.text()
     assert late not in [f for f, _ in await _match(http, url, auth, ref, list_id)]
+
+    # A handler extracting version 201 matches in the 201 index: the probe photo finds the
+    # astronaut among the list's re-extracted faces (the late 200-only face is no candidate).
+    policies = {
+        "extract_policy": {"extract_face_descriptor": 1, "descriptor_version": MFN},
+        "match_policy": [
+            {"label": "mfn", "candidates": {"origin": "faces", "list_id": list_id}, "limit": 5}
+        ],
+    }
+    async with http.post(url + "/6/handlers", json={"policies": policies}, headers=auth) as r:
+        handler_id = (await _json(r, 201))["handler_id"]
+    headers = {**auth, "Content-Type": "image/jpeg"}
+    async with http.post(
+        f"{url}/6/handlers/{handler_id}/events", data=photos["probe"], headers=headers
+    ) as r:
+        (event,) = (await _json(r, 201))["events"]
+    (matched,) = event["matches"]
+    cands = [c["face"]["face_id"] for c in matched["candidates"]]
+    assert cands[0] == astronaut and late not in cands, matched

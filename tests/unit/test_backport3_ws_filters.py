@@ -1,4 +1,5 @@
-"""The /4/ws filters LUNA 3 documents, on messages shaped as the routes publish them."""
+"""The /4/ws filters LUNA 3 documents, on the LUNA 3 records of Backport 3 events (see
+`services/gateway/backport3/events.py`: tokens are named by their hash)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from services.common import errors
+from services.gateway.backport3.events import token_hash
 from services.gateway.backport3.ws import Filters
 
 TOKEN = "11c59254-e83f-41a3-b0eb-28fae998f271"
@@ -27,7 +29,7 @@ def extract(age: int, gender: int, auth: Any = "basic") -> dict[str, Any]:
 def match(similarity: float, list_id: str = LIST) -> dict[str, Any]:
     return {
         "event_type": "match", "source": "identify",
-        "authorization": {"token_id": TOKEN, "token_data": ""},
+        "authorization": {"token_sha256": token_hash(TOKEN), "token_data": ""},
         "result": {"candidates": [{"similarity": similarity}]},
         "candidate": {"list_id": list_id, "list_data": "", "list_type": 1},
     }  # fmt: skip

@@ -16,7 +16,7 @@ from services.common import config, subjects
 from services.gateway import metrics as http_metrics
 from services.gateway import middleware
 from services.gateway.auth import CACHE_TTL
-from services.gateway.backport3 import handlers, matching, storage, system, ws
+from services.gateway.backport3 import events, handlers, matching, storage, system, ws
 from services.gateway.backport3.core import TokenCache
 
 log = logging.getLogger("luna.gateway.backport3")
@@ -62,6 +62,7 @@ def install(app: web.Application, extra: list[tuple[str, str, Any]] | None = Non
     app["bp3_main"] = app
     app["bp3_routes"] = ROUTES
     app["bp3_tokens"] = TokenCache(CACHE_TTL.get_float())
+    app[events.HANDLERS_KEY] = events.EventHandlers()
     methods: dict[str, list[str]] = {}
     for method, path, handler in [*ROUTES, *(extra or [])]:
         app.router.add_route(method, path, handler)

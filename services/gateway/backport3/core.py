@@ -20,6 +20,7 @@ from luna.backport3.v1 import backport3_pb2 as bpb
 from luna.common.v1 import account_pb2
 
 from services.common import errors, ids, subjects
+from services.gateway import jsonbody
 from services.gateway.auth import AuthRule
 from services.gateway.clients import Clients
 
@@ -262,6 +263,17 @@ def media_type(request: web.Request) -> str:
     return (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
 
 
+def load_json(raw: bytes) -> Any:
+    """Request JSON through the gateway's one parser and its limits (nesting, NUL); LUNA 3
+    documents 12022 for every bad JSON body, so text that is not JSON is a 12022 here too."""
+    try:
+        return jsonbody.loads(raw)
+    except errors.LunaError as err:
+        if err.code == errors.NOT_JSON:
+            raise errors.bad_json("", "request body is not valid json") from None
+        raise
+
+
 async def json_body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
     media = media_type(request)
     raw = await request.read()
@@ -269,10 +281,7 @@ async def json_body(request: web.Request, *, required: bool = True) -> dict[str,
         return {}
     if media != "application/json":
         raise bad_content_type()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise errors.bad_json("", "request body is not valid json") from None
+    body = load_json(raw)
     if not isinstance(body, dict):
         raise errors.bad_json("", "object required")
     return body

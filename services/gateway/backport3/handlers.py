@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
-import orjson
 from aiohttp import web
 from google.protobuf import json_format, struct_pb2
 from luna.backport3.v1 import backport3_pb2 as bpb
 from luna.matcher.v1 import matcher_pb2 as mpb
 
 from services.common import errors, times
+from services.gateway import jsonbody
 from services.gateway.backport3 import extract as ex
 from services.gateway.backport3.candidates import (
     list_candidates,
@@ -31,14 +31,15 @@ from services.gateway.backport3.core import (
     fail,
     json_body,
     json_response,
+    load_json,
     media_type,
     q_flag,
     q_string,
     q_uuid,
     restatus,
 )
+from services.gateway.backport3.events import record_event
 from services.gateway.backport3.persons import get_list, get_person, link_descriptor, link_persons
-from services.gateway.backport3.publish import publish
 from services.gateway.backport3.table import Table
 
 table = Table()
@@ -151,7 +152,7 @@ async def run_extractor(request: web.Request) -> web.Response:
     if policies.get("list_id"):
         await link_persons(clients, c, policies["list_id"], [person.person_id], True)
     body = extraction.response(opts, person_id=person.person_id)
-    await publish(
+    await record_event(
         request, c, "extract", "descriptors",
         result={"faces": [body["face"]], **({"exif": body["exif"]} if "exif" in body else {})},
     )  # fmt: skip
@@ -183,7 +184,7 @@ async def run_verify(request: web.Request) -> web.Response:
     threshold = float(policies["verify_threshold"])
     status = bool(found) and found[0]["similarity"] >= threshold
     body = extraction.response(opts, status=status, candidates=found)
-    await publish(
+    await record_event(
         request, c, "match", "verify", result={"candidates": found},
         template={"descriptor_id": face.descriptor_id}, candidate={"person_id": person_id},
     )  # fmt: skip
@@ -211,7 +212,7 @@ async def run_identify(request: web.Request) -> web.Response:
     threshold = float(policies["identify_threshold"])
     found = [x for x in found if x["similarity"] >= threshold]
     body = extraction.response(opts, candidates=found)
-    await publish(
+    await record_event(
         request, c, "match", "identify", result={"candidates": found},
         template={"descriptor_id": face.descriptor_id}, candidate=cand.ws_candidate,
     )  # fmt: skip
@@ -274,15 +275,13 @@ async def raw_verify(request: web.Request) -> web.Response:
     media = media_type(request)
     raw = await request.read()
     if media == "application/json":
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise errors.bad_json("", "request body is not valid json") from None
+        body = load_json(raw)
     elif media == "application/msgpack":
         try:
             body = msgpack.unpackb(raw, raw=False)
         except Exception:  # msgpack raises several unrelated types
             raise errors.bad_json("", "request body is not valid msgpack") from None
+        jsonbody.check(body)  # the same nesting and NUL limits as JSON
     else:
         raise bad_content_type()
     if not isinstance(body, dict):

@@ -27,8 +27,8 @@ from services.gateway.backport3.core import (
     q_uuid,
     q_uuids,
 )
+from services.gateway.backport3.events import record_event
 from services.gateway.backport3.persons import DESCRIPTORS, PERSONS, face_of, get_person
-from services.gateway.backport3.publish import publish
 from services.gateway.backport3.table import Table
 
 table = Table()
@@ -72,7 +72,7 @@ async def verify(request: web.Request) -> web.Response:
     ref = [mpb.Reference(id=descriptor_id, face_id=descriptor_id)]
     found = await run_match(clients, c, ref, cand, 1)
     result = {"candidates": found}
-    await publish(
+    await record_event(
         request,
         c,
         "match",
@@ -108,7 +108,7 @@ async def _match_list(request: web.Request, want: int, source: str) -> web.Respo
     cand = await _identify_candidates(request, c, want)
     found = await run_match(request.app["clients"], c, refs, cand, limit)
     result = {"candidates": found}
-    await publish(
+    await record_event(
         request, c, "match", source, result=result, template=template,
         candidate=cand.ws_candidate,
     )  # fmt: skip
@@ -164,7 +164,7 @@ async def search(request: web.Request) -> web.Response:
     # LUNA 3 keeps the search descriptor.
     await ex.store_after_match(request.app["clients"], c, extraction)
     body = extraction.response(opts, candidates=found)
-    await publish(
+    await record_event(
         request, c, "match", "search", result=body,
         template={"descriptor_id": face.descriptor_id}, candidate=cand.ws_candidate,
     )  # fmt: skip

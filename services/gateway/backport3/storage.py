@@ -32,6 +32,7 @@ from services.gateway.backport3.core import (
     q_string,
     q_uuid,
 )
+from services.gateway.backport3.events import record_event
 from services.gateway.backport3.persons import (
     DESCRIPTORS,
     PERSONS,
@@ -45,7 +46,6 @@ from services.gateway.backport3.persons import (
     mirror_person,
     persons_of,
 )
-from services.gateway.backport3.publish import publish
 from services.gateway.backport3.table import Table
 
 table = Table()
@@ -96,7 +96,9 @@ async def create_descriptors(request: web.Request) -> web.Response:
     if result.exif is not None:
         body["exif"] = result.exif
     if opts.extract_descriptor:
-        await publish(request, c, "extract", "descriptors", result={"faces": faces, **_exif(body)})
+        await record_event(
+            request, c, "extract", "descriptors", result={"faces": faces, **_exif(body)}
+        )
     return json_response(body, 201)
 
 

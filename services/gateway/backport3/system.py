@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import yaml
@@ -16,6 +17,7 @@ from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import accounts_pb2
 
 from services.common import config, errors, version
+from services.gateway import multipart
 from services.gateway.backport3 import extract as ex
 from services.gateway.backport3.core import (
     Caller,
@@ -196,31 +198,39 @@ async def delete_token(request: web.Request) -> web.Response:
 
 
 # ------------------------------------------------------------------------------ liveness
+async def _parts(request: web.Request) -> AsyncIterator[multipart.Part]:
+    """The body's parts through the gateway's multipart reader; whatever it refuses
+    (malformed, nested) is LUNA 3's "bad multipart body" (11049)."""
+    try:
+        async for part in multipart.parts(request):
+            yield part
+    except errors.LunaError as err:
+        if err.code in (errors.BAD_INPUT, multipart.MULTIPART_BAD_TYPE):
+            raise fail(errors.BAD_MULTIPART, f"Bad/incomplete input data: {err.detail}") from None
+        raise
+
+
 async def _liveness_images(request: web.Request) -> list[epb.Image]:
     media = media_type(request)
     if media == "multipart/form-data":
         images = []
         names: set[str] = set()
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if getattr(part, "name", None) != "image":
-                await part.read()  # meta / x_meta: informational only for liveness V2
-                continue
-            ptype = (part.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-            filename = part.filename or ""
+        async for part in _parts(request):
+            if part.name != "image":
+                continue  # meta / x_meta: informational only for liveness V2
+            filename = part.filename
             if not filename or filename in names:
                 raise fail(
                     errors.BAD_MULTIPART, "Bad/incomplete input data: unique filename required"
                 )
             names.add(filename)
+            ptype = part.content_type
             if ptype not in LIVENESS_IMAGE_TYPES and ptype not in ex.BASE64_IMAGE_TYPES:
                 raise fail(
                     errors.BAD_PART_CONTENT_TYPE,
                     f"Bad/incomplete input data: bad content type of '{filename}'",
                 )
-            images.append(
-                epb.Image(data=bytes(await part.read()), content_type=ptype, filename=filename)
-            )
+            images.append(epb.Image(data=part.data, content_type=ptype, filename=filename))
         if not images:
             raise fail(errors.BAD_MULTIPART, "Bad/incomplete input data: no image part")
         return images

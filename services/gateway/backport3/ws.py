@@ -1,19 +1,22 @@
 """LUNA 3 event notifications: /4/ws and the deprecated /api/subscribe.
 
-Each websocket follows its account's NATS subject (see `publish`) and forwards what passes
-its filters.
+Each websocket is a subscription of the gateway's Sender hub, which follows what the events
+service publishes on EVENTS: it gets its account's Backport 3 events (see `events`) that pass
+its LUNA 3 filters and sends each as LUNA 3's `message_from_ws`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
 from services.common import errors, ids
+from services.gateway.backport3 import events as bp3_events
 from services.gateway.backport3.core import (
     Caller,
     bad_query,
@@ -22,10 +25,14 @@ from services.gateway.backport3.core import (
     fail,
     token_caller,
 )
-from services.gateway.backport3.publish import nats, subject
 from services.gateway.backport3.table import Table
+from services.gateway.sender import Subscription
 
+log = logging.getLogger("luna.gateway.backport3")
 table = Table()
+# Autoping (RFC 6455 ping frames) every this many seconds; a peer that stops answering is
+# dropped after the same again.
+AUTOPING_S = 30.0
 
 
 class Filters:
@@ -38,6 +45,12 @@ class Filters:
         self.observe = {x.strip() for x in observe.split(",")} if observe else None
         if self.observe and not all(x == "basic" or ids.is_uuid(x) for x in self.observe):
             raise bad_query("observe")
+        # Events name tokens by their hash (see events.authorization).
+        self.observed = (
+            {x if x == "basic" else bp3_events.token_hash(x) for x in self.observe}
+            if self.observe is not None
+            else None
+        )
         self.gender = q.get("gender")
         if self.gender not in (None, "male", "female"):
             raise bad_query("gender")
@@ -62,21 +75,25 @@ class Filters:
             raise bad_query(name) from None
 
     def passes(self, m: dict[str, Any]) -> bool:
+        """Whether a Backport 3 event record (events.record_of) passes."""
+        result = m.get("result")
+        if not isinstance(result, dict):
+            return False
         if self.event_type and m["event_type"] != self.event_type:
             return False
-        if self.observe is not None:
-            auth = m["authorization"]
-            who = "basic" if auth == "basic" else auth.get("token_id")
-            if who not in self.observe:
+        if self.observed is not None:
+            auth = m.get("authorization")
+            who = auth.get("token_sha256") if isinstance(auth, dict) else auth
+            if who not in self.observed:
                 return False
         if self.gender or self.ages:
-            faces = m["result"].get("faces") or [m["result"].get("face") or {}]
+            faces = result.get("faces") or [result.get("face") or {}]
             if not any(self._face_passes(f.get("attributes") or {}) for f in faces):
                 return False
         if m["event_type"] == "match":
             if self.list_id and (m.get("candidate") or {}).get("list_id") != self.list_id:
                 return False
-            sims = [x.get("similarity", 0.0) for x in m["result"].get("candidates", [])]
+            sims = [x.get("similarity", 0.0) for x in result.get("candidates", [])]
             if self.similarity_gt > 0 and not any(s > self.similarity_gt for s in sims):
                 return False
         return True
@@ -92,40 +109,57 @@ class Filters:
         return True
 
 
+class _Matcher:
+    """The hub's filter of a /4/ws subscription: the account's Backport 3 events (see
+    `events.record_of`) whose LUNA 3 record passes the handshake's filters."""
+
+    def __init__(self, filters: Filters) -> None:
+        self.filters = filters
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        record = bp3_events.record_of(event)
+        return record is not None and self.filters.passes(record)
+
+
 async def _serve(request: web.Request, c: Caller) -> web.WebSocketResponse:
     filters = Filters(request)
-    nc = nats(request)
-    if nc is None:
+    main = request.app["bp3_main"]
+    if main.get("nats") is None:
         raise fail(errors.WS_DISABLED, "WS subscription is disabled")
-    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
+    hub = main["sender_hub"]
+    clients = request.app["clients"]
+    tokens = bp3_events.Tokens(c.account_id)
+    sub = Subscription(c.account_id, _Matcher(filters))  # type: ignore[arg-type]
+    ws = web.WebSocketResponse(autoping=True, heartbeat=AUTOPING_S)
+    await ws.prepare(request)
 
-    async def on_message(msg: Any) -> None:
-        with contextlib.suppress(asyncio.QueueFull):  # a stalled client loses, others don't
-            queue.put_nowait(msg.data)
+    async def pump() -> None:
+        while True:
+            event = orjson.loads(await sub.queue.get())["event"]
+            record = bp3_events.record_of(event)
+            if record is None:
+                continue
+            auth = record.get("authorization")
+            wanted = auth.get("token_sha256") if isinstance(auth, dict) else None
+            try:
+                known = await tokens.resolve(clients, str(wanted)) if wanted else {}
+            except Exception:
+                log.exception("cannot read the tokens of account %s", c.account_id)
+                known = tokens.known
+            message = bp3_events.message(event, record, known)
+            await ws.send_str(orjson.dumps(message).decode())
 
-    sub = await nc.subscribe(subject(c.account_id), cb=on_message)
-    ws = web.WebSocketResponse(autoping=True, heartbeat=30)
+    hub.subscriptions.add(sub)
+    task = asyncio.create_task(pump())
     try:
-        await ws.prepare(request)
-
-        async def pump() -> None:
-            while True:
-                data = await queue.get()
-                message = orjson.loads(data)
-                if filters.passes(message):
-                    await ws.send_str(data.decode())
-
-        task = asyncio.create_task(pump())
-        try:
-            async for msg in ws:
-                if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
-                    break
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        async for msg in ws:
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                break
     finally:
-        await sub.unsubscribe()
+        hub.subscriptions.discard(sub)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
     return ws
 
 

@@ -5,6 +5,7 @@ restarts, the full-load path, and LUNA errors."""
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -855,3 +856,11 @@ async def test_each_version_has_its_own_index_and_snapshot(world: World) -> None
     assert state2.syncs[MFN].snapshot_seq > 0 and len(state2.syncs[MFN].ix) == 3
     resp = await match(stub2, w.a, [ref201(identity_mfn(51))], in_list)
     assert ids_of(resp)[0] == both[1] and set(ids_of(resp)) == set(both)
+    # Without snapshots each version loads from the faces service (its own descriptors only).
+    await state2.stop(snapshot=False)
+    shutil.rmtree(w.snapshot_dir)
+    state3, stub3 = await w.start_matcher()
+    assert state3.syncs[MFN].snapshot_seq == 0
+    assert len(state3.syncs[MFN].ix) == 3 and len(state3.syncs[VERSION].ix) == 5
+    resp = await match(stub3, w.a, [ref201(identity_mfn(52))], in_list)
+    assert ids_of(resp)[0] == both[2] and set(ids_of(resp)) == set(both)

@@ -12,8 +12,8 @@ from services.matcher.core.settings import MatcherConfig
 DESCRIPTOR_VERSION = config.declare(
     "LUNA_MATCHER_DESCRIPTOR_VERSION",
     200,
-    "Descriptor version the matcher indexes and matches (SFace = 200); faces' descriptors of "
-    "other versions are ignored and requests with them get LUNA error 31001.",
+    "Default descriptor version the matcher indexes and matches (SFace = 200): a request "
+    "naming no version uses it; a version neither this nor an extra one gets LUNA error 31001.",
 )
 EXTRA_DESCRIPTOR_VERSIONS = config.declare(
     "LUNA_MATCHER_EXTRA_DESCRIPTOR_VERSIONS",

@@ -10,6 +10,7 @@ from luna.common.v1 import info_pb2
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 
 from services.common.version import VERSION
+from services.matcher.core.descriptors import check_version
 from services.matcher.matching import Matching, VersionedMatching
 from services.matcher.sync import Sync
 
@@ -47,13 +48,17 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
     async def GetIndexStats(
         self, request: matcher_pb2.GetIndexStatsRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.GetIndexStatsResponse:
-        ix = self._sync.ix
+        sync = self._syncs.get(request.descriptor_version or self._sync.version)
+        if sync is None:
+            check_version(request.descriptor_version, self._sync.version)  # 31001
+        assert sync is not None
+        ix = sync.ix
         rows = await asyncio.to_thread(ix.stats)
         return matcher_pb2.GetIndexStatsResponse(
             faces=len(ix),
             descriptor_version=ix.version or 0,
-            applied_seq=self._sync.applied_seq,
-            snapshot_seq=self._sync.snapshot_seq,
+            applied_seq=sync.applied_seq,
+            snapshot_seq=sync.snapshot_seq,
             collections=[
                 matcher_pb2.CollectionStats(
                     kind=str(r["kind"]),

@@ -850,6 +850,14 @@ async def test_each_version_has_its_own_index_and_snapshot(world: World) -> None
     )
     # Snapshot per version; a restart from the snapshots answers the same.
     assert len(state.syncs[MFN].ix) == 3 and len(state.syncs[VERSION].ix) == 5
+    stats = await stub.GetIndexStats(matcher_pb2.GetIndexStatsRequest(descriptor_version=MFN))
+    assert (stats.faces, stats.descriptor_version) == (3, MFN)
+    stats = await stub.GetIndexStats(matcher_pb2.GetIndexStatsRequest())
+    assert (stats.faces, stats.descriptor_version) == (5, VERSION)
+    await expect_error(
+        errors.DESCRIPTOR_VERSION_MISMATCH,
+        stub.GetIndexStats(matcher_pb2.GetIndexStatsRequest(descriptor_version=57)),
+    )
     await state.stop()
     assert await _snapshot_seq(w.snapshot_dir / "v201") > 0
     state2, stub2 = await w.start_matcher()

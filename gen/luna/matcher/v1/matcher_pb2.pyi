@@ -193,8 +193,10 @@ class MatchRawResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[RawReferenceResult, _Mapping]]] = ...) -> None: ...
 
 class GetIndexStatsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("descriptor_version",)
+    DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    descriptor_version: int
+    def __init__(self, descriptor_version: _Optional[int] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
     __slots__ = ("kind", "account_id", "list_id", "live", "mode", "delta", "deleted")

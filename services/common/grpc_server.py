@@ -59,6 +59,16 @@ def unary(
     return method
 
 
+def getting(
+    store: str, id_field: str, reply: Callable[[Any], Any]
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """Get<X>: `servicer.<store>`'s row named by the request's `id_field`, if the scope may
+    read it."""
+    return unary(
+        lambda s, r: getattr(s, store).get(Scope.from_pb(r.scope), getattr(r, id_field)), reply
+    )
+
+
 def listing(
     store: str, filter_of: Callable[[Any], Any], reply: Callable[[Any], Any]
 ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:

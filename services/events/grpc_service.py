@@ -19,7 +19,7 @@ from luna.events.v1 import (
 )
 
 from services.common import logs, times
-from services.common.grpc_server import counting, listing, unary
+from services.common.grpc_server import counting, getting, listing, unary
 from services.common.pbjson import from_struct, from_value, to_list_value, to_struct
 from services.common.scoping import Scope
 from services.common.version import VERSION
@@ -98,9 +98,8 @@ class HandlersServicer(handlers_pb2_grpc.HandlersServiceServicer):
         lambda s, r: s._h.create(Scope.from_pb(r.scope), handler_fields(r.fields)),
         lambda h: handlers_pb2.CreateHandlerResponse(handler=handler_pb(h)),
     )
-    GetHandler = unary(
-        lambda s, r: s._h.get(Scope.from_pb(r.scope), r.handler_id),
-        lambda h: handlers_pb2.GetHandlerResponse(handler=handler_pb(h)),
+    GetHandler = getting(
+        "_h", "handler_id", lambda h: handlers_pb2.GetHandlerResponse(handler=handler_pb(h))
     )
     ListHandlers = listing(
         "_h",
@@ -151,9 +150,8 @@ class VerifiersServicer(verifiers_pb2_grpc.VerifiersServiceServicer):
         ),
         lambda v: verifiers_pb2.CreateVerifierResponse(verifier=verifier_pb(v)),
     )
-    GetVerifier = unary(
-        lambda s, r: s._v.get(Scope.from_pb(r.scope), r.verifier_id),
-        lambda v: verifiers_pb2.GetVerifierResponse(verifier=verifier_pb(v)),
+    GetVerifier = getting(
+        "_v", "verifier_id", lambda v: verifiers_pb2.GetVerifierResponse(verifier=verifier_pb(v))
     )
     ListVerifiers = unary(
         lambda s, r: s._v.list(

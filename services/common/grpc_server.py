@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from luna.common.v1 import error_pb2
 
 from services.common import errors, grpc_wrap, logs, metrics
+from services.common.scoping import Scope
 
 REQUEST_ID_KEY = "luna-request-id"
 log = logging.getLogger("luna.grpc")
@@ -56,6 +57,41 @@ def unary(
         return reply(await call(self, request))
 
     return method
+
+
+def getting(
+    store: str, id_field: str, reply: Callable[[Any], Any]
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """Get<X>: `servicer.<store>`'s row named by the request's `id_field`, if the scope may
+    read it."""
+    return unary(
+        lambda s, r: getattr(s, store).get(Scope.from_pb(r.scope), getattr(r, id_field)), reply
+    )
+
+
+def listing(
+    store: str, filter_of: Callable[[Any], Any], reply: Callable[[Any], Any]
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """List<X> of the stored-resource shape: one page of `servicer.<store>`'s rows that the
+    request's scope may read and its filter selects."""
+    return unary(
+        lambda s, r: getattr(s, store).list(
+            Scope.from_pb(r.scope),
+            filter_of(r.filter),
+            page=r.page.page,
+            page_size=r.page.page_size,
+        ),
+        reply,
+    )
+
+
+def counting(
+    store: str, filter_of: Callable[[Any], Any], reply: Callable[[int], Any]
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """Count<X>: how many of `servicer.<store>`'s rows the scope may read and the filter selects."""
+    return unary(
+        lambda s, r: getattr(s, store).count(Scope.from_pb(r.scope), filter_of(r.filter)), reply
+    )
 
 
 def _error_trailer(err: errors.LunaError) -> tuple[tuple[str, bytes], ...]:
@@ -118,6 +154,32 @@ class ErrorInterceptor(grpc_wrap.CallWrapper):
         return lambda context: _Served(context, rid, method)
 
 
+class DatabaseHealthServicer(health.aio.HealthServicer):
+    """grpc.health.v1, which in a process holding PostgreSQL pools also answers the name
+    `healthcheck.DATABASE`, checked when asked: SERVING when every pool hands out a connection
+    that answers, else the call fails with the probe's 10017 in the error trailer. The gateway's
+    `/healthcheck` learns the database's state this way, from the services that own it."""
+
+    def __init__(self, pools: Callable[[], Sequence[Any]] | None = None) -> None:
+        super().__init__()
+        self._pools = pools
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        from services.common import db, healthcheck  # here, as in _unexpected
+
+        pools = (self._pools or db.open_pools)()
+        if request.service != healthcheck.DATABASE or not pools:
+            return await super().Check(request, context)
+        response = health_pb2.HealthCheckResponse
+        if self._server_status.get("") != response.SERVING:  # starting or stopping
+            return response(status=response.NOT_SERVING)
+        for pool in pools:
+            await healthcheck.probe_database(pool)
+        return response(status=response.SERVING)
+
+
 async def serve(app: ServiceApp, address: str) -> None:
     """Run `app` on `address` until SIGINT/SIGTERM, then stop gracefully."""
     server = grpc.aio.server(
@@ -129,7 +191,7 @@ async def serve(app: ServiceApp, address: str) -> None:
             *app.options,
         ],
     )
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = DatabaseHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*app.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server

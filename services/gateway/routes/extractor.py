@@ -12,7 +12,7 @@ from luna.common.v1 import account_pb2
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import attributes_pb2, blobs_pb2
 
-from services.common import aggregation, errors
+from services.common import aggregation, errors, shared_settings
 from services.common.descriptors import mean_unit
 from services.common.pbjson import from_struct
 from services.gateway.auth import AuthRule
@@ -20,9 +20,6 @@ from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
 log = logging.getLogger("luna.gateway")
-
-NOT_IMPLEMENTED = 12029
-BAD_INPUT = 12031
 
 
 def _own_scope(ctx: Ctx) -> account_pb2.AccountScope:
@@ -108,13 +105,14 @@ async def extract(ctx: Ctx) -> web.Response:
     want_basic = bool(q.get("extract_basic_attributes", 0))
     if not (want_descriptor or want_basic):
         raise errors.LunaError(
-            BAD_INPUT,
+            errors.BAD_INPUT,
             "Not selected attributes for extract: extract_descriptor and "
             "extract_basic_attributes are both 0",
         )
     if float(q.get("score_threshold", 0) or 0) > 0:
         raise errors.LunaError(
-            NOT_IMPLEMENTED, "score_threshold is not implemented: no descriptor quality score"
+            errors.NOT_IMPLEMENTED,
+            "score_threshold is not implemented: no descriptor quality score",
         )
     sample_ids: list[str] = list(ctx.body)
     ttl = int(q.get("ttl", 300))
@@ -123,7 +121,14 @@ async def extract(ctx: Ctx) -> web.Response:
         ["basic_attributes"] if want_basic else []
     )
     reply = await ctx.clients.estimator.Estimate(
-        epb.EstimateRequest(samples=samples, estimations=wanted), timeout=120
+        epb.EstimateRequest(
+            samples=samples,
+            estimations=wanted,
+            descriptor_version=int(
+                q.get("descriptor_version") or shared_settings.DEFAULT_DESCRIPTOR_VERSION.get_int()
+            ),
+        ),
+        timeout=120,
     )
     per_sample = list(reply.results)
     # One attribute per sample, or one for all of them (aggregate_attributes=1).

@@ -360,7 +360,7 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         pool = self._e._pool
         async for batch in events_bulk.stream_ids(
             pool,
-            scope_of(request.scope),
+            Scope.from_pb(request.scope),
             event_filter(request.filter),
             request.batch_size,
             request.stride,
@@ -369,7 +369,7 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
 
     DeleteEventsWhere = unary(
         lambda s, r: events_bulk.delete_where(
-            s._e._pool, scope_of(r.scope), event_filter(r.filter), r.receipt
+            s._e._pool, Scope.from_pb(r.scope), event_filter(r.filter), r.receipt
         ),
         lambda removed: events_pb2.DeleteEventsWhereResponse(events_json=removed.encode()),
     )

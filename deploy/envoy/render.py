@@ -27,6 +27,7 @@ import argparse
 import ipaddress
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +72,36 @@ def _socket_address(config: dict[str, Any]) -> dict[str, Any]:
     return config["address"]["socket_address"]
 
 
-def _set_upstream(cluster: dict[str, Any], address: str) -> None:
-    host, port = split_address(address)
-    cluster["type"] = "STATIC" if _is_ip(host) else "STRICT_DNS"
+def _addresses(address: str | Sequence[str]) -> list[str]:
+    """`host:port`, a comma-separated list of them, or a sequence: the list of addresses."""
+    items = address.split(",") if isinstance(address, str) else list(address)
+    return [a.strip() for a in items if a.strip()]
+
+
+def _set_upstream(cluster: dict[str, Any], address: str | Sequence[str]) -> None:
+    hosts = [split_address(a) for a in _addresses(address)]
+    if not hosts:
+        raise ValueError(f"no address for {cluster['name']}")
+    if len({_is_ip(host) for host, _ in hosts}) > 1:
+        raise ValueError(f"{cluster['name']}: mix of IP literals and host names: {address!r}")
+    cluster["type"] = "STATIC" if _is_ip(hosts[0][0]) else "STRICT_DNS"
     if cluster["type"] == "STRICT_DNS":
         cluster["dns_lookup_family"] = "V4_PREFERRED"
     else:
         cluster.pop("dns_lookup_family", None)
+    if len(hosts) > 1:
+        # Several instances (a local cluster): one that stops accepting connections is taken
+        # out of the rotation after two failures instead of getting its share of requests.
+        cluster["outlier_detection"] = {
+            "consecutive_gateway_failure": 2,
+            "enforcing_consecutive_gateway_failure": 100,
+            "consecutive_local_origin_failure": 2,
+            "enforcing_consecutive_local_origin_failure": 100,
+            "split_external_local_origin_errors": True,
+            "interval": "1s",
+            "base_ejection_time": "2s",
+            "max_ejection_percent": 50,
+        }
     cluster["load_assignment"] = {
         "cluster_name": cluster["name"],
         "endpoints": [
@@ -88,6 +112,7 @@ def _set_upstream(cluster: dict[str, Any], address: str) -> None:
                             "address": {"socket_address": {"address": host, "port_value": port}}
                         }
                     }
+                    for host, port in hosts
                 ]
             }
         ],
@@ -139,7 +164,7 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 def render(
     listen_port: int,
-    gateway_addr: str,
+    gateway_addr: str | Sequence[str],
     service_addrs: dict[str, str],
     admin_port: int,
     descriptor_path: str | Path,
@@ -151,7 +176,9 @@ def render(
 ) -> str:
     """The Envoy config (YAML text) for these addresses.
 
-    `service_addrs` maps each of faces/events/estimator/matcher/tasks/backport3 to `host:port`.
+    `service_addrs` maps each of faces/events/estimator/matcher/tasks/backport3 to `host:port`;
+    the gateway and each service may also be several addresses (a sequence or a comma-separated
+    string: every one gets traffic, and one that fails is ejected for a while).
     `descriptor_path` should be absolute unless Envoy runs from the repository root; it is
     also read here, so the transcoder lists every `luna.*` service it holds.
     The public listener (`listen_host:listen_port`) serves REST only; the internal one
@@ -203,13 +230,15 @@ def addresses_from_runtime(runtime: dict[str, Any]) -> tuple[str, dict[str, str]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtime", type=Path, help="runtime.json written by `luna up`")
-    parser.add_argument("--gateway", help="gateway host:port (default: from --runtime)")
+    parser.add_argument(
+        "--gateway", help="gateway host:port, or several comma-separated (default: from --runtime)"
+    )
     parser.add_argument(
         "--service",
         action="append",
         default=[],
-        metavar="NAME=HOST:PORT",
-        help="a service address (repeatable; overrides --runtime)",
+        metavar="NAME=HOST:PORT[,HOST:PORT]",
+        help="a service's address(es) (repeatable; overrides --runtime)",
     )
     parser.add_argument("--port", type=int, default=8080, help="REST listener port (default 8080)")
     parser.add_argument("--host", default="0.0.0.0", help="REST listener address (default 0.0.0.0)")

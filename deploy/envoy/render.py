@@ -119,6 +119,28 @@ def _set_upstream(cluster: dict[str, Any], address: str | Sequence[str]) -> None
     }
 
 
+def _retry_refused_connections(config: dict[str, Any]) -> None:
+    """With several gateways, a REST request whose connection a gateway refused (it is down)
+    goes to another one. Only connect failures: the gateway never saw such a request, so the
+    retry cannot repeat a write; a request reset midway is not retried."""
+    hcm = listener(config, FRONT_LISTENER)["filter_chains"][0]["filters"][0]["typed_config"]
+    for virtual_host in hcm["route_config"]["virtual_hosts"]:
+        virtual_host["retry_policy"] = {
+            "retry_on": "connect-failure",
+            "num_retries": 2,
+            "retry_host_predicate": [
+                {
+                    "name": "envoy.retry_host_predicates.previous_hosts",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts"
+                        ".v3.PreviousHostsPredicate"
+                    },
+                }
+            ],
+            "host_selection_retry_max_attempts": 3,
+        }
+
+
 def listener(config: dict[str, Any], name: str) -> dict[str, Any]:
     (found,) = [x for x in config["static_resources"]["listeners"] if x["name"] == name]
     return found
@@ -198,6 +220,8 @@ def render(
     internal.update(address=internal_host, port_value=int(internal_port))
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     _set_upstream(clusters[GATEWAY_CLUSTER], gateway_addr)
+    if len(_addresses(gateway_addr)) > 1:
+        _retry_refused_connections(config)
     for service, address in service_addrs.items():
         _set_upstream(clusters[cluster_name(service)], address)
     transcoder = transcoder_config(config)

@@ -119,10 +119,13 @@ def _set_upstream(cluster: dict[str, Any], address: str | Sequence[str]) -> None
     }
 
 
-def _retry_refused_connections(config: dict[str, Any]) -> None:
+def _retry_refused_connections(config: dict[str, Any], gateway: dict[str, Any]) -> None:
     """With several gateways, a REST request whose connection a gateway refused (it is down)
     goes to another one. Only connect failures: the gateway never saw such a request, so the
-    retry cannot repeat a write; a request reset midway is not retried."""
+    retry cannot repeat a write; a request reset midway is not retried. The retry circuit
+    breaker (3 concurrent retries by default) is raised so that every such request of the
+    seconds a gateway takes to come back is retried, not answered 503 (`UO`)."""
+    gateway["circuit_breakers"] = {"thresholds": [{"priority": "DEFAULT", "max_retries": 1024}]}
     hcm = listener(config, FRONT_LISTENER)["filter_chains"][0]["filters"][0]["typed_config"]
     for virtual_host in hcm["route_config"]["virtual_hosts"]:
         virtual_host["retry_policy"] = {
@@ -221,7 +224,7 @@ def render(
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     _set_upstream(clusters[GATEWAY_CLUSTER], gateway_addr)
     if len(_addresses(gateway_addr)) > 1:
-        _retry_refused_connections(config)
+        _retry_refused_connections(config, clusters[GATEWAY_CLUSTER])
     for service, address in service_addrs.items():
         _set_upstream(clusters[cluster_name(service)], address)
     transcoder = transcoder_config(config)

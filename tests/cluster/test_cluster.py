@@ -134,7 +134,7 @@ class Load:
     failures: list[tuple[float, str, str]] = field(default_factory=list)  # (t, op, what)
     client_errors: list[str] = field(default_factory=list)
     ok: dict[str, int] = field(default_factory=dict)
-    wrong_best: list[str] = field(default_factory=list)
+    wrong_best: list[tuple[float, str]] = field(default_factory=list)  # (t, face_id)
     seed: int = 0
 
     def count_ok(self, op: str) -> None:
@@ -206,7 +206,10 @@ async def workload(http: aiohttp.ClientSession, w: World, load: Load, stop: asyn
             if recent:
                 best = await best_matches(http, w, load, recent)
                 if best is not None:
-                    load.wrong_best += [f for f, b in zip(recent, best, strict=True) if f != b]
+                    now = time.monotonic()
+                    load.wrong_best += [
+                        (now, f) for f, b in zip(recent, best, strict=True) if f != b
+                    ]
             await asyncio.sleep(0.1)
 
     async def detector() -> None:
@@ -292,6 +295,8 @@ def burst(load: Load, since: float, until: float) -> dict[str, Any]:
         "last_error_s": last,
         "burst_s": round(failed[-1][0] - failed[0][0], 2) if failed else 0.0,
         "by_kind": by_op,
+        # A face just created (201) not yet its own best match: read-your-writes missed.
+        "not_own_best_yet": sum(1 for t, _ in load.wrong_best if since <= t < until),
     }
 
 

@@ -24,9 +24,11 @@ START_TIMEOUT_S = 420
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the running cluster carry the `cluster` (and `slow`) marker."""
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        mine = here in Path(str(item.fspath)).parents  # the hook sees every test collected
+        if mine and "cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cluster)
             item.add_marker(pytest.mark.slow)
 

@@ -277,6 +277,7 @@ class ClusterSupervisor(Supervisor):
         runtime = {
             "cluster": True,
             "url": self.url,
+            "envoy_url": self.url,  # `luna status` prints it beside the envoy process
             "envoy_internal": f"{LOOPBACK}:{self.layout.envoy_internal_port}",
             "envoy_admin": f"http://{LOOPBACK}:{self.layout.envoy_admin_port}",
             "database_url": self.env.get("LUNA_DATABASE_URL", ""),

@@ -376,6 +376,7 @@ async def test_kill_one_instance_at_a_time_under_load(
         for face in faces:
             by_external.setdefault(face["external_id"], []).append(face["face_id"])
         missing = {e: f for e, f in load.acked.items() if by_external.get(e) != [f]}
+        duplicated = {e: ids for e, ids in by_external.items() if len(ids) > 1}
         final = Load()
         face_ids = list(load.acked.values())
         wrong_best = []
@@ -396,7 +397,7 @@ async def test_kill_one_instance_at_a_time_under_load(
         "before_kills": baseline,
         "ok_requests": load.ok,
         "faces_acknowledged": len(load.acked),
-        "faces_in_list": len(faces),
+        "faces_in_list": len(faces),  # more: created, but the answer was lost with a gateway
         "tasks_acknowledged": len(load.tasks),
         "tasks_done": sum(1 for s in statuses.values() if s == DONE),
         "wrong_best_during_load": len(load.wrong_best),
@@ -409,6 +410,7 @@ async def test_kill_one_instance_at_a_time_under_load(
         print(f"\ncluster failover ({tmp_path / 'failover.json'}):\n{text}")
     assert load.client_errors == [], load.client_errors[:5]
     assert missing == {}, list(missing.items())[:5]
+    assert duplicated == {}, list(duplicated.items())[:5]
     assert wrong_best == [], wrong_best[:5]
     assert all(s == DONE for s in statuses.values()), statuses
     assert len(load.acked) > 50 and load.tasks, report

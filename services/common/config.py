@@ -49,14 +49,6 @@ def declare(name: str, default: object, doc: str) -> Setting:
     return _DECLARED.setdefault(name, Setting(name, str(default), doc))
 
 
-def setting(name: str, default: str, doc: str) -> str:
-    """Declare `name` (a LUNA_* variable) and return its current value as a string.
-
-    Deprecated: `declare` at import and `.get()` where used. Kept only while the gateway's
-    `/6/config` still calls it; goes with that caller."""
-    return declare(name, default, doc).get()
-
-
 def declared() -> list[Setting]:
     """Every declared setting; imports all service modules first so none is missed."""
     import importlib

@@ -127,7 +127,17 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Poo
         open=False,
     )
     await pool.open(wait=True, timeout=30.0)
+    _opened[:] = [*open_pools(), pool]
     return pool
+
+
+# The pools this process opened: what its gRPC health reports as its database's state.
+_opened: list[Pool] = []
+
+
+def open_pools() -> list[Pool]:
+    """The pools this process opened and has not closed."""
+    return [pool for pool in _opened if not pool.closed]
 
 
 async def fetch_one(pool: Pool, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +118,32 @@ class ErrorInterceptor(grpc_wrap.CallWrapper):
         return lambda context: _Served(context, rid, method)
 
 
+class DatabaseHealthServicer(health.aio.HealthServicer):
+    """grpc.health.v1, which in a process holding PostgreSQL pools also answers the name
+    `healthcheck.DATABASE`, checked when asked: SERVING when every pool hands out a connection
+    that answers, else the call fails with the probe's 10017 in the error trailer. The gateway's
+    `/healthcheck` learns the database's state this way, from the services that own it."""
+
+    def __init__(self, pools: Callable[[], Sequence[Any]] | None = None) -> None:
+        super().__init__()
+        self._pools = pools
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        from services.common import db, healthcheck  # here, as in _unexpected
+
+        pools = (self._pools or db.open_pools)()
+        if request.service != healthcheck.DATABASE or not pools:
+            return await super().Check(request, context)
+        response = health_pb2.HealthCheckResponse
+        if self._server_status.get("") != response.SERVING:  # starting or stopping
+            return response(status=response.NOT_SERVING)
+        for pool in pools:
+            await healthcheck.probe_database(pool)
+        return response(status=response.SERVING)
+
+
 async def serve(app: ServiceApp, address: str) -> None:
     """Run `app` on `address` until SIGINT/SIGTERM, then stop gracefully."""
     server = grpc.aio.server(
@@ -129,7 +155,7 @@ async def serve(app: ServiceApp, address: str) -> None:
             *app.options,
         ],
     )
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = DatabaseHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*app.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server

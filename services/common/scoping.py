@@ -24,6 +24,11 @@ class Scope:
     see_all: bool = False
     filter_account_id: str = ""
 
+    @classmethod
+    def from_pb(cls, pb: Any) -> Scope:
+        """From a luna.common.v1.AccountScope message."""
+        return cls(pb.account_id, pb.see_all, pb.filter_account_id)
+
 
 def readable(scope: Scope, column: str = "account_id") -> tuple[str, tuple[Any, ...]]:
     """Condition limiting rows to what `scope` may read."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -35,3 +37,15 @@ def to_timestamp(value: datetime | None) -> Timestamp | None:
 
 def from_timestamp(ts: Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
+
+
+# LUNA's create_time bounds: filter (or query) key -> the message's Timestamp field.
+CREATE_TIMES = {"create_time__gte": "create_time_gte", "create_time__lt": "create_time_lt"}
+
+
+def copy_times(filters: Mapping[str, Any], message: Any, fields: Mapping[str, str]) -> None:
+    """Each RFC 3339 `filters[key]` into the Timestamp `message.<field>`, for `fields`
+    {key: field} (create_time__gte -> create_time_gte)."""
+    for key, name in fields.items():
+        if key in filters:
+            getattr(message, name).CopyFrom(to_timestamp(parse_rfc3339(filters[key])))

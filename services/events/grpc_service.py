@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from luna.common.v1 import account_pb2, info_pb2
+from luna.common.v1 import info_pb2
 from luna.events.v1 import (
     events_pb2,
     events_pb2_grpc,
@@ -45,10 +45,6 @@ SERVICES = tuple(
     for module in (events_pb2, handlers_pb2, verifiers_pb2)
     for service in module.DESCRIPTOR.services_by_name.values()
 )
-
-
-def scope_of(pb: account_pb2.AccountScope) -> Scope:
-    return Scope(pb.account_id, pb.see_all, pb.filter_account_id)
 
 
 def _ts(value: Any) -> Any:
@@ -99,16 +95,16 @@ class HandlersServicer(handlers_pb2_grpc.HandlersServiceServicer):
         self._h = handlers
 
     CreateHandler = unary(
-        lambda s, r: s._h.create(scope_of(r.scope), handler_fields(r.fields)),
+        lambda s, r: s._h.create(Scope.from_pb(r.scope), handler_fields(r.fields)),
         lambda h: handlers_pb2.CreateHandlerResponse(handler=handler_pb(h)),
     )
     GetHandler = unary(
-        lambda s, r: s._h.get(scope_of(r.scope), r.handler_id),
+        lambda s, r: s._h.get(Scope.from_pb(r.scope), r.handler_id),
         lambda h: handlers_pb2.GetHandlerResponse(handler=handler_pb(h)),
     )
     ListHandlers = unary(
         lambda s, r: s._h.list(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             handler_filter(r.filter),
             page=r.page.page,
             page_size=r.page.page_size,
@@ -116,15 +112,15 @@ class HandlersServicer(handlers_pb2_grpc.HandlersServiceServicer):
         lambda found: handlers_pb2.ListHandlersResponse(handlers=[handler_pb(h) for h in found]),
     )
     CountHandlers = unary(
-        lambda s, r: s._h.count(scope_of(r.scope), handler_filter(r.filter)),
+        lambda s, r: s._h.count(Scope.from_pb(r.scope), handler_filter(r.filter)),
         lambda n: handlers_pb2.CountHandlersResponse(count=n),
     )
     ReplaceHandler = unary(
-        lambda s, r: s._h.replace(scope_of(r.scope), r.handler_id, handler_fields(r.fields)),
+        lambda s, r: s._h.replace(Scope.from_pb(r.scope), r.handler_id, handler_fields(r.fields)),
         lambda h: handlers_pb2.ReplaceHandlerResponse(handler=handler_pb(h)),
     )
     DeleteHandler = unary(
-        lambda s, r: s._h.delete(scope_of(r.scope), r.handler_id),
+        lambda s, r: s._h.delete(Scope.from_pb(r.scope), r.handler_id),
         lambda _: handlers_pb2.DeleteHandlerResponse(),
     )
 
@@ -156,17 +152,17 @@ class VerifiersServicer(verifiers_pb2_grpc.VerifiersServiceServicer):
 
     CreateVerifier = unary(
         lambda s, r: s._v.create(
-            scope_of(r.scope), description=r.description, policies=from_struct(r.policies)
+            Scope.from_pb(r.scope), description=r.description, policies=from_struct(r.policies)
         ),
         lambda v: verifiers_pb2.CreateVerifierResponse(verifier=verifier_pb(v)),
     )
     GetVerifier = unary(
-        lambda s, r: s._v.get(scope_of(r.scope), r.verifier_id),
+        lambda s, r: s._v.get(Scope.from_pb(r.scope), r.verifier_id),
         lambda v: verifiers_pb2.GetVerifierResponse(verifier=verifier_pb(v)),
     )
     ListVerifiers = unary(
         lambda s, r: s._v.list(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             description=_opt(r.filter, "description"),
             page=r.page.page,
             page_size=r.page.page_size,
@@ -176,12 +172,12 @@ class VerifiersServicer(verifiers_pb2_grpc.VerifiersServiceServicer):
         ),
     )
     CountVerifiers = unary(
-        lambda s, r: s._v.count(scope_of(r.scope), description=_opt(r.filter, "description")),
+        lambda s, r: s._v.count(Scope.from_pb(r.scope), description=_opt(r.filter, "description")),
         lambda n: verifiers_pb2.CountVerifiersResponse(count=n),
     )
     ReplaceVerifier = unary(
         lambda s, r: s._v.replace(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             r.verifier_id,
             description=r.description,
             policies=from_struct(r.policies),
@@ -189,7 +185,7 @@ class VerifiersServicer(verifiers_pb2_grpc.VerifiersServiceServicer):
         lambda v: verifiers_pb2.ReplaceVerifierResponse(verifier=verifier_pb(v)),
     )
     DeleteVerifier = unary(
-        lambda s, r: s._v.delete(scope_of(r.scope), r.verifier_id),
+        lambda s, r: s._v.delete(Scope.from_pb(r.scope), r.verifier_id),
         lambda _: verifiers_pb2.DeleteVerifierResponse(),
     )
 
@@ -269,7 +265,7 @@ def statistics_of(
     stats: statistics.Statistics, r: events_pb2.GetEventStatisticsRequest
 ) -> Awaitable[tuple[list[str], list[list[Any]]]]:
     return stats.compute(
-        scope_of(r.scope),
+        Scope.from_pb(r.scope),
         [statistics.Target(t.column, t.aggregator) for t in r.targets],
         [statistics.Filter(f.column, f.operator, from_value(f.value)) for f in r.filters],
         period_start=_time(r, "period_start"),
@@ -293,7 +289,7 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
 
     SaveEvents = unary(
         lambda s, r: s._e.save(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             r.handler_id,
             events_in(r),
             wait_saving=r.wait_saving,
@@ -303,12 +299,12 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         lambda ids: events_pb2.SaveEventsResponse(event_ids=ids),
     )
     GetEvent = unary(
-        lambda s, r: s._e.get(scope_of(r.scope), r.event_id, list(r.targets)),
+        lambda s, r: s._e.get(Scope.from_pb(r.scope), r.event_id, list(r.targets)),
         lambda e: events_pb2.GetEventResponse(event=event_pb(e)),
     )
     ListEvents = unary(
         lambda s, r: s._e.list(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             event_filter(r.filter),
             targets=list(r.targets),
             page=r.page.page,
@@ -328,7 +324,7 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         lambda removed: events_pb2.DeleteEventDescriptorsResponse(event_ids=removed),
     )
     CountEvents = unary(
-        lambda s, r: s._e.count(scope_of(r.scope), event_filter(r.filter)),
+        lambda s, r: s._e.count(Scope.from_pb(r.scope), event_filter(r.filter)),
         lambda n: events_pb2.CountEventsResponse(count=n),
     )
     GetEventStatistics = unary(
@@ -339,7 +335,7 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
     )
     GetEventDescriptors = unary(
         lambda s, r: s._e.descriptors(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             kind=r.kind,
             version=r.version,
             event_ids=list(r.event_ids),
@@ -356,7 +352,7 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
     SelectEventCandidates = unary(
         lambda s, r: select_requested(
             s._e,
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             from_struct(r.filters),
             kind=r.kind,
             version=r.version,

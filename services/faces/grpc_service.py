@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 import grpc
-from luna.common.v1 import account_pb2, info_pb2
+from luna.common.v1 import info_pb2
 from luna.faces.v1 import (
     accounts_pb2,
     accounts_pb2_grpc,
@@ -72,10 +72,6 @@ def token_pb(token: Token) -> tokens_pb2.Token:
         create_time=times.to_timestamp(token.create_time),
         last_update_time=times.to_timestamp(token.last_update_time),
     )
-
-
-def scope_of(scope: account_pb2.AccountScope) -> Scope:
-    return Scope(scope.account_id, scope.see_all, scope.filter_account_id)
 
 
 def fields_of(fields: tokens_pb2.TokenFields) -> TokenFields:
@@ -176,12 +172,12 @@ class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
         self._changed = changed
 
     CreateToken = unary(
-        lambda s, r: s._tokens.create(scope_of(r.scope), fields_of(r.fields)),
+        lambda s, r: s._tokens.create(Scope.from_pb(r.scope), fields_of(r.fields)),
         lambda token: tokens_pb2.CreateTokenResponse(token=token_pb(token)),
     )
     ListTokens = unary(
         lambda s, r: s._tokens.list(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             page=r.page.page or 1,
             page_size=r.page.page_size or 10,
             create_time_gte=_time_or_none(r, "create_time_gte"),
@@ -190,7 +186,7 @@ class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
         lambda tokens: tokens_pb2.ListTokensResponse(tokens=[token_pb(t) for t in tokens]),
     )
     GetToken = unary(
-        lambda s, r: s._tokens.get(scope_of(r.scope), r.token_id),
+        lambda s, r: s._tokens.get(Scope.from_pb(r.scope), r.token_id),
         lambda token: tokens_pb2.GetTokenResponse(token=token_pb(token)),
     )
 
@@ -198,7 +194,7 @@ class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
         self, request: tokens_pb2.ReplaceTokenRequest, context: grpc.aio.ServicerContext
     ) -> tokens_pb2.ReplaceTokenResponse:
         token = await self._tokens.replace(
-            scope_of(request.scope), request.token_id, fields_of(request.fields)
+            Scope.from_pb(request.scope), request.token_id, fields_of(request.fields)
         )
         await self._changed("", request.token_id)
         return tokens_pb2.ReplaceTokenResponse(token=token_pb(token))
@@ -206,7 +202,7 @@ class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
     async def DeleteToken(
         self, request: tokens_pb2.DeleteTokenRequest, context: grpc.aio.ServicerContext
     ) -> tokens_pb2.DeleteTokenResponse:
-        await self._tokens.delete(scope_of(request.scope), request.token_id)
+        await self._tokens.delete(Scope.from_pb(request.scope), request.token_id)
         await self._changed("", request.token_id)
         return tokens_pb2.DeleteTokenResponse()
 
@@ -338,7 +334,7 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
 
     CreateFace = unary(
         lambda s, r: s._faces.create(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             event_id=r.event_id,
             user_data=r.user_data,
             external_id=r.external_id,
@@ -350,12 +346,12 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
         lambda face: faces_pb2.CreateFaceResponse(face=face_pb(face)),
     )
     GetFace = unary(
-        lambda s, r: s._faces.get(scope_of(r.scope), r.face_id, with_lists=r.with_lists),
+        lambda s, r: s._faces.get(Scope.from_pb(r.scope), r.face_id, with_lists=r.with_lists),
         lambda face: faces_pb2.GetFaceResponse(face=face_pb(face)),
     )
     ListFaces = unary(
         lambda s, r: s._faces.list(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             face_filter_of(r.filter),
             page=r.page.page,
             page_size=r.page.page_size,
@@ -364,7 +360,7 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
         lambda faces: faces_pb2.ListFacesResponse(faces=[face_pb(f) for f in faces]),
     )
     CountFaces = unary(
-        lambda s, r: s._faces.count(scope_of(r.scope), face_filter_of(r.filter)),
+        lambda s, r: s._faces.count(Scope.from_pb(r.scope), face_filter_of(r.filter)),
         lambda n: faces_pb2.CountFacesResponse(count=n),
     )
 
@@ -375,7 +371,7 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
             return getattr(request, name) if request.HasField(name) else None
 
         face = await self._faces.update(
-            scope_of(request.scope),
+            Scope.from_pb(request.scope),
             request.face_id,
             event_id=opt("event_id"),
             user_data=opt("user_data"),
@@ -385,37 +381,39 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
         return faces_pb2.UpdateFaceResponse(face=face_pb(face))
 
     DeleteFace = unary(
-        lambda s, r: s._faces.delete(scope_of(r.scope), r.face_id),
+        lambda s, r: s._faces.delete(Scope.from_pb(r.scope), r.face_id),
         lambda _: faces_pb2.DeleteFaceResponse(),
     )
     DeleteFaces = unary(
         lambda s, r: s._faces.delete_many(
-            scope_of(r.scope), r.face_ids, ignore_missing=r.ignore_missing
+            Scope.from_pb(r.scope), r.face_ids, ignore_missing=r.ignore_missing
         ),
         lambda deleted: faces_pb2.DeleteFacesResponse(face_ids=deleted),
     )
     GetFaceAttribute = unary(
         lambda s, r: s._faces.get_attribute(
-            scope_of(r.scope), r.face_id, descriptor_version=r.descriptor_version
+            Scope.from_pb(r.scope), r.face_id, descriptor_version=r.descriptor_version
         ),
         lambda a: faces_pb2.GetFaceAttributeResponse(attribute=face_attribute_pb(a)),
     )
     PutFaceAttribute = unary(
         lambda s, r: s._faces.put_attribute(
-            scope_of(r.scope), r.face_id, attribute_source_of(r.attribute)
+            Scope.from_pb(r.scope), r.face_id, attribute_source_of(r.attribute)
         ),
         lambda a: faces_pb2.PutFaceAttributeResponse(attribute=face_attribute_pb(a)),
     )
     DeleteFaceAttribute = unary(
-        lambda s, r: s._faces.delete_attribute(scope_of(r.scope), r.face_id),
+        lambda s, r: s._faces.delete_attribute(Scope.from_pb(r.scope), r.face_id),
         lambda _: faces_pb2.DeleteFaceAttributeResponse(),
     )
     DeleteFaceDescriptors = unary(
-        lambda s, r: s._faces.delete_descriptors(scope_of(r.scope), r.version, list(r.face_ids)),
+        lambda s, r: s._faces.delete_descriptors(
+            Scope.from_pb(r.scope), r.version, list(r.face_ids)
+        ),
         lambda removed: faces_pb2.DeleteFaceDescriptorsResponse(face_ids=removed),
     )
     CountFaceAttributes = unary(
-        lambda s, r: s._faces.count_attributes(scope_of(r.scope)),
+        lambda s, r: s._faces.count_attributes(Scope.from_pb(r.scope)),
         lambda n: faces_pb2.CountFaceAttributesResponse(count=n),
     )
 
@@ -425,7 +423,7 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
         from services.faces.bulk import ImportItem
 
         face_ids = await self._faces.import_faces(
-            scope_of(request.scope),
+            Scope.from_pb(request.scope),
             version=request.descriptor_version,
             list_ids=request.list_ids,
             items=[
@@ -445,7 +443,7 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
         self, request: faces_pb2.StreamDescriptorsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[faces_pb2.StreamDescriptorsResponse]:
         async for batch in self._faces.stream_descriptors(
-            scope_of(request.scope),
+            Scope.from_pb(request.scope),
             list_ids=request.list_ids,
             face_ids=request.face_ids,
             descriptor_version=request.descriptor_version,
@@ -471,16 +469,16 @@ class ListsServicer(lists_pb2_grpc.ListsServiceServicer):
         self._lists = lists
 
     CreateList = unary(
-        lambda s, r: s._lists.create(scope_of(r.scope), user_data=r.user_data),
+        lambda s, r: s._lists.create(Scope.from_pb(r.scope), user_data=r.user_data),
         lambda item: lists_pb2.CreateListResponse(list=list_pb(item)),
     )
     GetList = unary(
-        lambda s, r: s._lists.get(scope_of(r.scope), r.list_id),
+        lambda s, r: s._lists.get(Scope.from_pb(r.scope), r.list_id),
         lambda item: lists_pb2.GetListResponse(list=list_pb(item)),
     )
     ListLists = unary(
         lambda s, r: s._lists.list(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             list_filter_of(r.filter),
             page=r.page.page,
             page_size=r.page.page_size,
@@ -488,27 +486,29 @@ class ListsServicer(lists_pb2_grpc.ListsServiceServicer):
         lambda items: lists_pb2.ListListsResponse(lists=[list_pb(i) for i in items]),
     )
     CountLists = unary(
-        lambda s, r: s._lists.count(scope_of(r.scope), list_filter_of(r.filter)),
+        lambda s, r: s._lists.count(Scope.from_pb(r.scope), list_filter_of(r.filter)),
         lambda n: lists_pb2.CountListsResponse(count=n),
     )
     UpdateList = unary(
-        lambda s, r: s._lists.update(scope_of(r.scope), r.list_id, user_data=r.user_data),
+        lambda s, r: s._lists.update(Scope.from_pb(r.scope), r.list_id, user_data=r.user_data),
         lambda item: lists_pb2.UpdateListResponse(list=list_pb(item)),
     )
     DeleteList = unary(
-        lambda s, r: s._lists.delete(scope_of(r.scope), r.list_id, with_faces=r.with_faces),
+        lambda s, r: s._lists.delete(Scope.from_pb(r.scope), r.list_id, with_faces=r.with_faces),
         lambda n: lists_pb2.DeleteListResponse(deleted_faces=n),
     )
     DeleteLists = unary(
-        lambda s, r: s._lists.delete_many(scope_of(r.scope), r.list_ids, with_faces=r.with_faces),
+        lambda s, r: s._lists.delete_many(
+            Scope.from_pb(r.scope), r.list_ids, with_faces=r.with_faces
+        ),
         lambda n: lists_pb2.DeleteListsResponse(deleted_faces=n),
     )
     AttachFaces = unary(
-        lambda s, r: s._lists.attach(scope_of(r.scope), r.list_id, r.face_ids),
+        lambda s, r: s._lists.attach(Scope.from_pb(r.scope), r.list_id, r.face_ids),
         lambda changed: lists_pb2.AttachFacesResponse(attached_face_ids=changed),
     )
     DetachFaces = unary(
-        lambda s, r: s._lists.detach(scope_of(r.scope), r.list_id, r.face_ids),
+        lambda s, r: s._lists.detach(Scope.from_pb(r.scope), r.list_id, r.face_ids),
         lambda changed: lists_pb2.DetachFacesResponse(detached_face_ids=changed),
     )
 
@@ -519,30 +519,30 @@ class AttributesServicer(attributes_pb2_grpc.AttributesServiceServicer):
 
     CreateAttribute = unary(
         lambda s, r: s._attributes.create(
-            scope_of(r.scope), attribute_data_of(r.data), ttl_s=r.ttl_seconds
+            Scope.from_pb(r.scope), attribute_data_of(r.data), ttl_s=r.ttl_seconds
         ),
         lambda a: attributes_pb2.CreateAttributeResponse(attribute=attribute_pb(a)),
     )
     GetAttribute = unary(
         lambda s, r: s._attributes.get(
-            scope_of(r.scope), r.attribute_id, descriptor_version=r.descriptor_version
+            Scope.from_pb(r.scope), r.attribute_id, descriptor_version=r.descriptor_version
         ),
         lambda a: attributes_pb2.GetAttributeResponse(attribute=attribute_pb(a)),
     )
     GetAttributes = unary(
         lambda s, r: s._attributes.get_many(
-            scope_of(r.scope), r.attribute_ids, descriptor_version=r.descriptor_version
+            Scope.from_pb(r.scope), r.attribute_ids, descriptor_version=r.descriptor_version
         ),
         lambda found: attributes_pb2.GetAttributesResponse(
             attributes=[attribute_pb(a) for a in found]
         ),
     )
     DeleteAttribute = unary(
-        lambda s, r: s._attributes.delete(scope_of(r.scope), r.attribute_id),
+        lambda s, r: s._attributes.delete(Scope.from_pb(r.scope), r.attribute_id),
         lambda _: attributes_pb2.DeleteAttributeResponse(),
     )
     GetAttributeSamples = unary(
-        lambda s, r: s._attributes.get(scope_of(r.scope), r.attribute_id),
+        lambda s, r: s._attributes.get(Scope.from_pb(r.scope), r.attribute_id),
         lambda a: attributes_pb2.GetAttributeSamplesResponse(sample_ids=a.data.samples),
     )
 
@@ -575,7 +575,7 @@ class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):
 
     PutBlobs = unary(
         lambda s, r: s._blobs.put(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             [
                 BlobInput(BLOB_KINDS.get(b.kind, ""), b.content_type, b.data, dict(b.meta))
                 for b in r.blobs
@@ -586,7 +586,7 @@ class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):
 
     GetBlob = unary(
         lambda s, r: s._blobs.get(
-            scope_of(r.scope),
+            Scope.from_pb(r.scope),
             BLOB_KINDS.get(r.kind, ""),
             r.blob_id,
             metadata_only=r.metadata_only,
@@ -594,7 +594,7 @@ class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):
         lambda blob: blobs_pb2.GetBlobResponse(blob=blob_pb(blob)),
     )
     DeleteBlob = unary(
-        lambda s, r: s._blobs.delete(scope_of(r.scope), BLOB_KINDS.get(r.kind, ""), r.blob_id),
+        lambda s, r: s._blobs.delete(Scope.from_pb(r.scope), BLOB_KINDS.get(r.kind, ""), r.blob_id),
         lambda _: blobs_pb2.DeleteBlobResponse(),
     )
 

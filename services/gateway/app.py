@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import nats
 import uvloop
 from aiohttp import web
 
 from services.common import config, logs, nats_streams, subjects
-from services.gateway import backport3, middleware, routing, sender_api, tasks_api
+from services.gateway import about, backport3, middleware, routing, sender_api, tasks_api
 from services.gateway import metrics as http_metrics
 from services.gateway.auth import Authenticator
 from services.gateway.clients import Clients
@@ -59,15 +57,6 @@ ROUTE_TABLES = (
 log = logging.getLogger("luna.gateway")
 
 
-def _options_handler(methods: list[str]) -> Any:
-    allow = ", ".join(sorted({*methods, "OPTIONS"}))
-
-    async def handle(request: web.Request) -> web.Response:
-        return routing.json_response({}, headers={"Allow": allow})
-
-    return handle
-
-
 MAX_BODY = config.declare(
     "LUNA_MAX_BODY_BYTES", 32 * 1024 * 1024, "Largest request body the gateway accepts."
 )
@@ -77,7 +66,7 @@ def build_app(clients: Clients | None = None) -> web.Application:
     app = web.Application(
         middlewares=[middleware.luna_middleware], client_max_size=MAX_BODY.get_int()
     )
-    spec, spec_yaml = system.load_spec(SPEC_PATH)
+    spec, spec_yaml = about.load_spec(SPEC_PATH)
     app["spec"], app["spec_yaml"] = spec, spec_yaml
     validator = RequestValidator(spec)
     clients = clients or Clients()
@@ -86,15 +75,7 @@ def build_app(clients: Clients | None = None) -> web.Application:
     app["sender_hub"] = Hub()
     app["validator"] = validator
 
-    methods_by_path: dict[str, list[str]] = defaultdict(list)
-    for table in ROUTE_TABLES:
-        for route in table.routes:
-            app.router.add_route(
-                route.method, route.path, routing.wrap(route, authenticator, validator)
-            )
-            methods_by_path[route.path].append(route.method)
-    for path, methods in methods_by_path.items():
-        app.router.add_route("OPTIONS", path, _options_handler(methods))
+    routing.add_routes(app, ROUTE_TABLES, authenticator, validator)
     backport3.install(app)
 
     async def on_startup(app: web.Application) -> None:

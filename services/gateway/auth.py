@@ -209,83 +209,96 @@ class Authenticator:
     async def authenticate(self, request: web.Request, rule: AuthRule) -> Principal:
         authorization = request.headers.get("Authorization")
         if authorization:
-            scheme, _, value = authorization.partition(" ")
-            scheme = scheme.lower()
-            if scheme == "basic" and rule.basic:
-                login, password = _basic_pair(value.strip())
-                digest = hashlib.sha256(f"{login}\0{password}".encode()).hexdigest()
-                return await self._verify(
-                    f"b:{digest}",
-                    "basic",
-                    accounts_pb2.VerifyCredentialsRequest(
-                        login_password=accounts_pb2.VerifyCredentialsRequest.LoginPassword(
-                            login=login, password=password
-                        )
-                    ),
-                )
-            if scheme == "bearer" and rule.bearer:
-                token = value.strip()
-                principal = await self._verify(
-                    f"t:{token}", "bearer", accounts_pb2.VerifyCredentialsRequest(token=token)
-                )
-                if rule.resource is not None and not principal.allows(
-                    rule.resource, rule.action or ""
-                ):
-                    raise errors.LunaError(
-                        errors.PERMISSION_DENIED,
-                        "Request denied due to token restrictions, required "
-                        f"'{rule.action}' permission for '{rule.resource}'",
-                    )
+            principal = await self._by_authorization(authorization, rule)
+            if principal is not None:
                 return principal
-            if scheme == "bearer":
-                raise errors.LunaError(
-                    errors.TOKEN_AUTH_DENIED,
-                    "Access to the resource is denied using authorization by token",
-                )
-            if scheme != "basic":
-                raise errors.LunaError(
-                    errors.UNAUTHORIZED,
-                    f"Unsupported authorization scheme '{scheme}'; use Basic or Bearer",
-                )
         account_id = request.headers.get("Luna-Account-Id")
-        if account_id is not None and not rule.account_header:
+        if account_id is not None:
+            return await self._by_account_header(request, account_id, rule)
+        raise errors.LunaError(
+            errors.UNAUTHORIZED, 'This resource needs "Authorization" authorization headers'
+        )
+
+    async def _by_authorization(self, authorization: str, rule: AuthRule) -> Principal | None:
+        """The caller a Basic or Bearer `Authorization` names; None for Basic on a route that
+        takes none (the account header may still serve there)."""
+        scheme, _, value = authorization.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic" and rule.basic:
+            login, password = _basic_pair(value.strip())
+            digest = hashlib.sha256(f"{login}\0{password}".encode()).hexdigest()
+            return await self._verify(
+                f"b:{digest}",
+                "basic",
+                accounts_pb2.VerifyCredentialsRequest(
+                    login_password=accounts_pb2.VerifyCredentialsRequest.LoginPassword(
+                        login=login, password=password
+                    )
+                ),
+            )
+        if scheme == "bearer" and rule.bearer:
+            token = value.strip()
+            principal = await self._verify(
+                f"t:{token}", "bearer", accounts_pb2.VerifyCredentialsRequest(token=token)
+            )
+            if rule.resource is not None and not principal.allows(rule.resource, rule.action or ""):
+                raise errors.LunaError(
+                    errors.PERMISSION_DENIED,
+                    "Request denied due to token restrictions, required "
+                    f"'{rule.action}' permission for '{rule.resource}'",
+                )
+            return principal
+        if scheme == "bearer":
+            raise errors.LunaError(
+                errors.TOKEN_AUTH_DENIED,
+                "Access to the resource is denied using authorization by token",
+            )
+        if scheme != "basic":
+            raise errors.LunaError(
+                errors.UNAUTHORIZED,
+                f"Unsupported authorization scheme '{scheme}'; use Basic or Bearer",
+            )
+        return None
+
+    async def _by_account_header(
+        self, request: web.Request, account_id: str, rule: AuthRule
+    ) -> Principal:
+        """The deprecated `Luna-Account-Id` header: only where the route, the settings and the
+        peer's network allow it."""
+        if not rule.account_header:
             raise errors.LunaError(
                 errors.ACCOUNT_HEADER_DISABLED,
                 "Authorization with 'Luna-Account-Id' header is not accepted for account "
                 "credentials and tokens: use Basic authorization",
             )
-        if account_id is not None:
-            if not self._allow_header:
+        if not self._allow_header:
+            raise errors.LunaError(
+                errors.ACCOUNT_HEADER_DISABLED,
+                "Authorization with 'Luna-Account-Id' header is disabled",
+            )
+        # The header proves nothing: anyone who has seen an account id (every face and event
+        # JSON shows one) could send it. Only peers on networks the operator trusts (a LUNA-era
+        # backend behind the same host or VPC) may use it.
+        if not is_trusted(request.remote, self._header_networks):
+            raise errors.LunaError(
+                errors.ACCOUNT_HEADER_DISABLED,
+                "Authorization with 'Luna-Account-Id' header is not accepted from this network",
+            )
+        if not ids.is_uuid(account_id):
+            raise errors.LunaError(errors.ACCOUNT_HEADER_NOT_UUID)
+        try:
+            return await self._verify(
+                f"a:{account_id}",
+                "account_id",
+                accounts_pb2.VerifyCredentialsRequest(account_id=account_id),
+            )
+        except errors.LunaError as err:
+            if err.code == errors.ACCOUNT_NOT_FOUND:
                 raise errors.LunaError(
-                    errors.ACCOUNT_HEADER_DISABLED,
-                    "Authorization with 'Luna-Account-Id' header is disabled",
-                )
-            # The header proves nothing: anyone who has seen an account id (every face and
-            # event JSON shows one) could send it. Only peers on networks the operator trusts
-            # (a LUNA-era backend behind the same host or VPC) may use it.
-            if not is_trusted(request.remote, self._header_networks):
-                raise errors.LunaError(
-                    errors.ACCOUNT_HEADER_DISABLED,
-                    "Authorization with 'Luna-Account-Id' header is not accepted from this network",
-                )
-            if not ids.is_uuid(account_id):
-                raise errors.LunaError(errors.ACCOUNT_HEADER_NOT_UUID)
-            try:
-                return await self._verify(
-                    f"a:{account_id}",
-                    "account_id",
-                    accounts_pb2.VerifyCredentialsRequest(account_id=account_id),
-                )
-            except errors.LunaError as err:
-                if err.code == errors.ACCOUNT_NOT_FOUND:
-                    raise errors.LunaError(
-                        errors.AUTHORIZATION_FAILED,
-                        f"Account with id '{account_id}' not found",
-                    ) from None
-                raise
-        raise errors.LunaError(
-            errors.UNAUTHORIZED, 'This resource needs "Authorization" authorization headers'
-        )
+                    errors.AUTHORIZATION_FAILED,
+                    f"Account with id '{account_id}' not found",
+                ) from None
+            raise
 
 
 def _basic_pair(value: str) -> tuple[str, str]:

@@ -17,18 +17,11 @@ from typing import Any
 
 from services.common import errors
 
-XPK_INVALID = 12035
 DATA_FIELDS = ("data", "descriptor")
 
 
-def json_error(path: str, message: str) -> errors.LunaError:
-    return errors.LunaError(
-        errors.BAD_JSON, f"Failed to validate input json. Path: '{path}', message: '{message}'"
-    )
-
-
 def _invalid_base64_json(path: str) -> errors.LunaError:
-    return json_error(path, "value is not valid base64")
+    return errors.bad_json(path, "value is not valid base64")
 
 
 def entity_bytes(
@@ -38,13 +31,13 @@ def entity_bytes(
 ) -> tuple[bytes, int]:
     """(descriptor bytes, version or 0) of one entity; `path` names it in errors."""
     if entity.get("type") == "xpk_file":
-        raise errors.LunaError(XPK_INVALID, "Failed to parse xpk file")
+        raise errors.LunaError(errors.XPK_INVALID, "Failed to parse xpk file")
     name = next((n for n in DATA_FIELDS if n in entity), None)
     if name is None:
-        raise json_error(f"{path}.data", "field required")
+        raise errors.bad_json(f"{path}.data", "field required")
     value = entity[name]
     if not isinstance(value, str):
-        raise json_error(f"{path}.{name}", "str type expected")
+        raise errors.bad_json(f"{path}.{name}", "str type expected")
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):

@@ -28,8 +28,7 @@ def _path(parts: tuple[Any, ...]) -> str:
 
 
 def _invalid(parts: tuple[Any, ...], message: str) -> errors.LunaError:
-    detail = f"Failed to validate input json. Path: '{_path(parts)}', message: '{message}'"
-    return errors.LunaError(errors.BAD_JSON, detail)
+    return errors.bad_json(_path(parts), message)
 
 
 def loads(raw: bytes | str, where: tuple[Any, ...] = ()) -> Any:

@@ -12,8 +12,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from services.common import errors
 
-MULTIPART_BAD_TYPE = 12041  # "Multipart with name '{value}' has bad Content-Type"
-
 
 @dataclass(frozen=True)
 class Part:
@@ -53,13 +51,15 @@ async def parts(request: web.Request) -> AsyncIterator[Part]:
             if part is None:
                 return
             if not isinstance(part, BodyPartReader):  # a nested multipart: not LUNA's
-                raise errors.LunaError(MULTIPART_BAD_TYPE, "Nested multipart is not supported")
+                raise errors.LunaError(
+                    errors.MULTIPART_BAD_TYPE, "Nested multipart is not supported"
+                )
             data = bytes(await part.read(decode=False))
         except (ValueError, AssertionError, HttpProcessingError) as exc:
             # aiohttp refuses a nested multipart without boundary as it opens it
             if "boundary missed" in str(exc):
                 raise errors.LunaError(
-                    MULTIPART_BAD_TYPE, "Nested multipart is not supported"
+                    errors.MULTIPART_BAD_TYPE, "Nested multipart is not supported"
                 ) from None
             raise _malformed(_reason(exc)) from None
         media = (part.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()

@@ -22,20 +22,13 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.common import errors, ids, subjects
+from services.common.luna_json import dig
 from services.gateway import request_ids
 
 log = logging.getLogger("luna.gateway.sender")
 QUEUE_LIMIT = 1000
 
 Check = Callable[[dict[str, Any]], bool]
-
-
-def _get(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
 
 
 def _bad(name: str) -> errors.LunaError:
@@ -76,12 +69,12 @@ def _number(name: str, raw: str, lo: float | None = None, hi: float | None = Non
 
 def _in(path: tuple[str, ...], values: set[Any] | list[Any]) -> Check:
     wanted = set(values)
-    return lambda e: _get(e, *path) in wanted
+    return lambda e: dig(e, *path) in wanted
 
 
 def _bound(path: tuple[str, ...], limit: float, *, lower: bool) -> Check:
     def check(event: dict[str, Any]) -> bool:
-        value = _get(event, *path)
+        value = dig(event, *path)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return False
         return value >= limit if lower else value < limit
@@ -211,12 +204,12 @@ class Filters:
                     else ("accessories", "backpack", "state")
                 )
                 checks.append(
-                    lambda e, p=path, s=states: _BODY_STATES.get(str(_get(e, *p)), -1) in s
+                    lambda e, p=path, s=states: _BODY_STATES.get(str(dig(e, *p)), -1) in s
                 )
             elif name in _COLOR_FILTERS:
                 path, palette = _COLOR_FILTERS[name]
                 wanted = set(_strings(name, raw, allowed=palette))
-                checks.append(lambda e, p=path, w=wanted: bool(w & _as_set(_get(e, *p))))
+                checks.append(lambda e, p=path, w=wanted: bool(w & _as_set(dig(e, *p))))
             elif name == "sleeve_lengths":
                 lengths = _strings(name, raw, allowed={"short", "long", "undefined"})
                 checks.append(_in(("upper_body", "sleeve", "length"), lengths))
@@ -243,8 +236,8 @@ def _geo(raw: str) -> Check:
         raise _bad("geo_position")
 
     def check(event: dict[str, Any]) -> bool:
-        x = _get(event, "location", "geo_position", "longitude")
-        y = _get(event, "location", "geo_position", "latitude")
+        x = dig(event, "location", "geo_position", "longitude")
+        y = dig(event, "location", "geo_position", "latitude")
         if not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
             return False
         return abs(x - lon) <= dlon and abs(y - lat) <= dlat
@@ -304,7 +297,7 @@ def _general_check(name: str, raw: str) -> Check:
         values = {_typed(name, v, kind, op) for v in raw.split(",")}
 
         def member(e: dict[str, Any]) -> bool:
-            value = _get(e, *path)
+            value = dig(e, *path)
             hit = (value is None and None in values) or (
                 _comparable(value, kind) and value in values
             )
@@ -316,7 +309,7 @@ def _general_check(name: str, raw: str) -> Check:
         pattern = _like(raw)
 
         def like(e: dict[str, Any]) -> bool:
-            value = _get(e, *path)
+            value = dig(e, *path)
             hit = isinstance(value, str) and pattern.fullmatch(value) is not None
             return hit if op == "like" else not hit
 
@@ -324,7 +317,7 @@ def _general_check(name: str, raw: str) -> Check:
     if op in ("eq", "neq"):
 
         def equal(e: dict[str, Any]) -> bool:
-            value = _get(e, *path)
+            value = dig(e, *path)
             if wanted is None:
                 hit = value is None
             else:
@@ -340,7 +333,7 @@ def _general_check(name: str, raw: str) -> Check:
     }[op]
 
     def order(e: dict[str, Any]) -> bool:
-        value = _get(e, *path)
+        value = dig(e, *path)
         return _comparable(value, kind) and compare(value, wanted)
 
     return order

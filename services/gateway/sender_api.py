@@ -21,9 +21,8 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from services.common import config, errors, ids, logs, version
+from services.gateway import about, listeners, middleware, request_ids
 from services.gateway import metrics as http_metrics
-from services.gateway import middleware, request_ids
-from services.gateway.routes.system import SECRET_MARKERS, _spec_html, load_spec
 from services.gateway.routing import json_response
 from services.gateway.sender import (
     GENERAL_SUBJECT,
@@ -116,27 +115,12 @@ async def publish_general_events(request: web.Request) -> web.Response:
 
 
 async def get_version(request: web.Request) -> web.Response:
-    parts = [int(p) if p.isdigit() else 0 for p in version.VERSION.split(".")[:3]]
-    parts += [0] * (3 - len(parts))
-    major, minor, patch = parts
-    return json_response(
-        {"Version": {"api": API_VERSION, "major": major, "minor": minor, "patch": patch}}
-    )
+    return json_response({"Version": {"api": API_VERSION, **about.semver(version.VERSION)}})
 
 
 async def get_health(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    nc = request.app["nats"]()
-    try:
-        if nc is None or not nc.is_connected:
-            raise ConnectionError("not connected")
-        await nc.flush(timeout=2)
-    except Exception as exc:
-        err = errors.LunaError(errors.REQUEST_TIMEOUT, f"nats: {type(exc).__name__}: {exc}")
-        report = [{"component": "nats", "error": err.as_json(), "status": 0}]
-        elapsed = round(time.perf_counter() - started, 4)
-        return json_response({"errors": report, "execution_time": elapsed}, status=502)
-    return json_response({"execution_time": round(time.perf_counter() - started, 4)})
+    return await about.health_response({"nats": about.check_nats(request.app["nats"]())}, started)
 
 
 async def get_spec(request: web.Request) -> web.Response:
@@ -144,7 +128,7 @@ async def get_spec(request: web.Request) -> web.Response:
     if "application/x-yaml" in accept:
         return web.Response(text=request.app["spec_yaml"], content_type="application/x-yaml")
     if not accept or "text/html" in accept or "*/*" in accept:
-        return web.Response(text=_spec_html(request.app["spec"]), content_type="text/html")
+        return web.Response(text=about.spec_html(request.app["spec"]), content_type="text/html")
     raise errors.LunaError(
         errors.UNSUPPORTED_MEDIA_TYPE,
         "Unsupported media type: 'Accept' must be 'application/x-yaml' or 'text/html'",
@@ -213,16 +197,7 @@ async def get_manual_page(request: web.Request) -> web.Response:
 
 
 async def get_config(request: web.Request) -> web.Response:
-    values: dict[str, str] = {}
-    for s in config.declared():
-        value = s.get()
-        hidden = any(marker in s.name for marker in SECRET_MARKERS) or (
-            "://" in value and "@" in value
-        )
-        values[s.name] = "***" if hidden and value else value
-    if "text/plain" in request.headers.get("Accept", ""):
-        return web.Response(text="".join(f"{k}={v}\n" for k, v in values.items()))
-    return json_response(values)
+    return about.config_response(request)
 
 
 async def get_plugins(request: web.Request) -> web.Response:
@@ -255,7 +230,7 @@ def build_sender_app(hub: Hub, nats: Callable[[], Any]) -> web.Application:
     app = web.Application(
         middlewares=[middleware.luna_middleware], client_max_size=MAX_BODY.get_int()
     )
-    spec, spec_yaml = load_spec(SPEC_PATH)
+    spec, spec_yaml = about.load_spec(SPEC_PATH)
     app["spec"], app["spec_yaml"] = spec, spec_yaml
     app["validator"] = RequestValidator(spec)
     app["manual_html"] = render_manual(MANUAL_PATH.read_text(encoding="utf-8"))
@@ -286,15 +261,10 @@ def attach(rest_app: web.Application) -> None:
         if not port:
             return
         sender = build_sender_app(app["sender_hub"], lambda: app.get("nats"))
-        runner = web.AppRunner(sender, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, config.gateway_host(), port).start()
-        app["sender_runner"] = runner
+        await listeners.start(app, "sender_runner", sender, config.gateway_host(), port)
 
     async def stop(app: web.Application) -> None:
-        runner = app.get("sender_runner")
-        if runner is not None:
-            await runner.cleanup()
+        await listeners.stop(app, "sender_runner")
 
     rest_app.on_startup.append(start)
     rest_app.on_shutdown.append(stop)

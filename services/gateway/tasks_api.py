@@ -14,11 +14,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from services.common import config, version
-from services.gateway import middleware, routing
-from services.gateway.routes import system
-from services.gateway.routes.tasks import tasks_api_table
+from services.common import config, errors, version
+from services.gateway import about, listeners, middleware, routing
 from services.gateway.routing import Ctx, RouteTable
+from services.gateway.tasks_http import TASKS_API, build
 
 log = logging.getLogger("luna.gateway")
 
@@ -26,6 +25,7 @@ TASKS_API_HOST = config.TASKS_API_HOST
 TASKS_API_PORT = config.TASKS_API_PORT
 
 table = RouteTable()
+tasks_api_table = build(TASKS_API)
 
 
 def _spec(tables: list[RouteTable]) -> dict[str, Any]:
@@ -43,9 +43,9 @@ def _spec(tables: list[RouteTable]) -> dict[str, Any]:
     }
 
 
-table.route("GET", "/version", auth=None)(system.version_handler)
-table.route("GET", "/healthcheck", auth=None)(system.healthcheck_handler)
-table.route("GET", "/2/config", auth=None)(system.config_handler)
+table.route("GET", "/version", auth=None)(about.version_handler)
+table.route("GET", "/healthcheck", auth=None)(about.healthcheck_handler)
+table.route("GET", "/2/config", auth=None)(about.config_handler)
 
 
 @table.route("GET", "/2/docs/spec", auth=None)
@@ -61,10 +61,8 @@ async def get_spec(ctx: Ctx) -> web.Response:
             "*/*",
         )
     ):
-        from services.common import errors
-
         raise errors.LunaError(errors.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
-    return await system.spec_handler(ctx)
+    return await about.spec_handler(ctx)
 
 
 @table.route("GET", "/2/docs/dev", auth=None)
@@ -94,20 +92,7 @@ def build_tasks_api(main_app: web.Application) -> web.Application:
     app["spec"], app["spec_yaml"] = spec, yaml.safe_dump(spec, sort_keys=False)
     app["clients"] = main_app["clients"]
     authenticator, validator = main_app["authenticator"], main_app["validator"]
-    methods_by_path: dict[str, list[str]] = defaultdict(list)
-    for t in (tasks_api_table, table):
-        for route in t.routes:
-            app.router.add_route(
-                route.method, route.path, routing.wrap(route, authenticator, validator)
-            )
-            methods_by_path[route.path].append(route.method)
-    for path, methods in methods_by_path.items():
-        allow = ", ".join(sorted({*methods, "OPTIONS"}))
-
-        async def options(request: web.Request, allow: str = allow) -> web.Response:
-            return routing.json_response({}, headers={"Allow": allow})
-
-        app.router.add_route("OPTIONS", path, options)
+    routing.add_routes(app, (tasks_api_table, table), authenticator, validator)
     return app
 
 
@@ -119,15 +104,9 @@ async def start(main_app: web.Application) -> None:
     app = build_tasks_api(main_app)
     # The health check reads the gateway's NATS connection.
     app["nats"] = main_app.get("nats")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, TASKS_API_HOST.get(), port)
-    await site.start()
-    main_app["tasks_api_runner"] = runner
+    await listeners.start(main_app, "tasks_api_runner", app, TASKS_API_HOST.get(), port)
     log.info("Luna Tasks API on http://%s:%s", TASKS_API_HOST.get(), port)
 
 
 async def stop(main_app: web.Application) -> None:
-    runner = main_app.get("tasks_api_runner")
-    if runner is not None:
-        await runner.cleanup()
+    await listeners.stop(main_app, "tasks_api_runner")

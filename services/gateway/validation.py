@@ -35,7 +35,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
-from services.common.errors import BAD_JSON as BAD_JSON_SCHEMA
+from services.common import luna_json
 from services.common.errors import (
     BAD_QUERY_PARAM,
     NO_DATA,
@@ -44,6 +44,7 @@ from services.common.errors import (
     UNACCEPTABLE_CONTENT_TYPE,
     UNSUPPORTED_MEDIA_TYPE,
     LunaError,
+    bad_json,
 )
 from services.gateway import jsonbody
 
@@ -152,30 +153,8 @@ def _to_json_schema(spec: Mapping[str, Any], node: Any, stack: tuple[str, ...] =
 
 
 # ---------------------------------------------------------------------------------------------
-# LUNA (pydantic-style) messages
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, str):
-        return f"'{value}'"
-    if value is None:
-        return "None"
-    return str(value)
-
-
-def _type_message(expected: Any, instance: Any) -> str:
-    if instance is None:
-        return "none is not an allowed value"
-    types = expected if isinstance(expected, list) else [expected]
-    first = next((t for t in types if t != "null"), "null")
-    return {
-        "integer": "value is not a valid integer",
-        "number": "value is not a valid float",
-        "string": "str type expected",
-        "boolean": "value could not be parsed to a boolean",
-        "object": "value is not a valid dict",
-        "array": "value is not a valid list",
-    }.get(first, f"value is not a valid {first}")
+# LUNA (pydantic-style) messages, worded by services.common.luna_json as the events pipeline
+# words them
 
 
 def _describe(error: ValidationError) -> tuple[list[Any], str]:
@@ -193,29 +172,10 @@ def _describe(error: ValidationError) -> tuple[list[Any], str]:
         missing = next((r for r in value if r not in inst), value[0] if value else "")
         return [*path, missing], "field required"
     if v == "type":
-        return path, _type_message(value, inst)
-    if v == "maxLength":
-        return path, f"ensure this value has at most {value} characters"
-    if v == "minLength":
-        return path, f"ensure this value has at least {value} characters"
-    if v == "maxItems":
-        return path, f"ensure this value has at most {value} items"
-    if v == "minItems":
-        return path, f"ensure this value has at least {value} items"
-    if v == "maxProperties":
-        return path, f"ensure this value has at most {value} items"
-    if v == "minProperties":
-        return path, f"ensure this value has at least {value} items"
-    if v == "maximum":
-        return path, f"ensure this value is less than or equal to {value}"
-    if v == "minimum":
-        return path, f"ensure this value is greater than or equal to {value}"
-    if v == "exclusiveMaximum":
-        return path, f"ensure this value is less than {value}"
-    if v == "exclusiveMinimum":
-        return path, f"ensure this value is greater than {value}"
-    if v == "multipleOf":
-        return path, f"ensure this value is a multiple of {value}"
+        return path, luna_json.type_message(value, inst)
+    bound = luna_json.bound_message(v, value)
+    if bound is not None:
+        return path, bound
     if v == "uniqueItems":
         return path, "the list has duplicated items"
     if (
@@ -231,11 +191,9 @@ def _describe(error: ValidationError) -> tuple[list[Any], str]:
     if v == "pattern":
         return path, f'string does not match regex "{value}"'
     if v == "enum":
-        return path, "value is not a valid enumeration member; permitted: " + ", ".join(
-            _fmt(x) for x in value
-        )
+        return path, luna_json.enum_message(value)
     if v == "const":
-        return path, f"unexpected value; permitted: {_fmt(value)}"
+        return path, f"unexpected value; permitted: {luna_json.shown(value)}"
     if v == "not":
         return path, "value is not permitted"
     if v == "oneOf" and not error.context:
@@ -276,9 +234,7 @@ def _discriminated_branch(context: list[ValidationError]) -> list[ValidationErro
 def _body_error(error: ValidationError) -> LunaError:
     path, message = _describe(error)
     dotted = ".".join(str(p) for p in path)
-    return LunaError(
-        BAD_JSON_SCHEMA, f"Failed to validate input json. Path: '{dotted}', message: '{message}'"
-    )
+    return bad_json(dotted, message)
 
 
 def _apply_defaults(schema: Any, instance: Any) -> None:

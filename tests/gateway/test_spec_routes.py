@@ -16,9 +16,9 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
+from services.gateway.about import spec_media_type
 from services.gateway.app import build_app
 from services.gateway.routes.docs import manual_sources, render_manual
-from services.gateway.routes.system import spec_media_type
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 PARAM_RE = re.compile(r"\{([^}]+)\}")

@@ -17,7 +17,7 @@ from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import accounts_pb2
 
 from services.common import config, errors, version
-from services.gateway import multipart
+from services.gateway import about, multipart
 from services.gateway.backport3 import extract as ex
 from services.gateway.backport3.core import (
     Caller,
@@ -38,7 +38,6 @@ from services.gateway.backport3.core import (
 )
 from services.gateway.backport3.operations import OPERATION_IDS
 from services.gateway.backport3.table import Table
-from services.gateway.routes import system as v6_system
 
 table = Table()
 SUCCESS = {"error_code": 0, "desc": "Success", "detail": "Success"}
@@ -328,7 +327,7 @@ async def get_spec(request: web.Request) -> web.Response:
         )
     if accept and not any(t in accept for t in ("text/html", "*/*", "text/*")):
         raise fail(errors.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
-    return web.Response(text=v6_system._spec_html(spec), content_type="text/html")
+    return web.Response(text=about.spec_html(spec), content_type="text/html")
 
 
 @table.route("GET", "/4/docs/dev")
@@ -344,9 +343,7 @@ async def get_config(request: web.Request) -> web.Response:
     values: dict[str, str] = {}
     for s in config.declared():
         value = s.get()
-        hidden = any(m in s.name for m in v6_system.SECRET_MARKERS) or (
-            "://" in value and "@" in value
-        )
+        hidden = any(m in s.name for m in about.SECRET_MARKERS) or ("://" in value and "@" in value)
         values[s.name] = "********" if hidden and value else value
     if "text/plain" in accept and "application/json" not in accept:
         return web.Response(text="".join(f"{k} = {v}\n" for k, v in values.items()))
@@ -371,7 +368,7 @@ async def healthcheck(request: web.Request) -> web.Response:
     # backport3_db: the backport3 service answers SERVING only with its database up.
     checks: dict[str, Any] = {"backport3_db": check("backport3")}
     if include:
-        for service, name in v6_system.COMPONENTS.items():
+        for service, name in about.COMPONENTS.items():
             checks[name] = check(service)
     results = await asyncio.gather(*checks.values())
     elapsed = round(time.perf_counter() - started, 4)
@@ -391,13 +388,13 @@ async def get_plugins(request: web.Request) -> web.Response:
 
 
 def _ver(text: str) -> dict[str, int]:
-    return {"api": 4, **v6_system._semver(text)}
+    return {"api": 4, **about.semver(text)}
 
 
 async def get_version(request: web.Request) -> web.Response:
     own = _ver(version.VERSION)
     body = {
-        "LUNA PLATFORM": v6_system._semver(version.LUNA_PLATFORM_VERSION),
+        "LUNA PLATFORM": about.semver(version.LUNA_PLATFORM_VERSION),
         "luna_backport3": own,
         "luna_api": {**own, "api": version.LUNA_API_VERSION},
         "luna_remote_sdk": {**own, "api": version.LUNA_API_VERSION},

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from luna.common.v1 import account_pb2, paging_pb2
 from luna.faces.v1 import accounts_pb2, tokens_pb2
 
 from services.common import errors, ids, permissions, times
@@ -27,15 +26,6 @@ ACCOUNT_AUTH = AuthRule(bearer=False)
 # Changing or deleting the account, and every token route (tokens are credentials, and their
 # listings show each JWT), need a real credential, never the bare Luna-Account-Id header.
 CREDENTIALS_AUTH = AuthRule(bearer=False, account_header=False)
-
-
-def scope(ctx: Ctx, filter_account_id: str = "") -> account_pb2.AccountScope:
-    assert ctx.principal is not None
-    return account_pb2.AccountScope(
-        account_id=ctx.principal.account_id,
-        see_all=ctx.principal.sees_all,
-        filter_account_id=filter_account_id,
-    )
 
 
 def forget(ctx: Ctx, *, account_id: str = "", token_id: str = "") -> None:
@@ -73,11 +63,7 @@ async def get_account(ctx: Ctx) -> web.Response:
 async def patch_account(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body
     if not body:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: '', message: 'At least one field must be "
-            "specified'",
-        )
+        raise errors.bad_json("", "At least one field must be specified")
     await ctx.clients.accounts.UpdateAccount(
         accounts_pb2.UpdateAccountRequest(
             account_id=ctx.account_id,
@@ -129,7 +115,7 @@ TOKEN_READ = AuthRule(resource="token", action="view", account_header=False)
 )
 async def create_token(ctx: Ctx) -> web.Response:
     reply = await ctx.clients.tokens.CreateToken(
-        tokens_pb2.CreateTokenRequest(scope=scope(ctx), fields=token_fields(ctx.body))
+        tokens_pb2.CreateTokenRequest(scope=ctx.scope(), fields=token_fields(ctx.body))
     )
     return token_created(reply.token, 201)
 
@@ -137,10 +123,7 @@ async def create_token(ctx: Ctx) -> web.Response:
 @table.route("GET", "/6/tokens", auth=TOKEN_READ, op="getTokens")
 async def list_tokens(ctx: Ctx) -> web.Response:
     q = ctx.query
-    request = tokens_pb2.ListTokensRequest(
-        scope=scope(ctx, q.get("account_id", "")),
-        page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
-    )
+    request = tokens_pb2.ListTokensRequest(scope=ctx.listing_scope(), page=ctx.page())
     if "create_time__gte" in q:
         request.create_time_gte.CopyFrom(times.to_timestamp(_time(q["create_time__gte"])))
     if "create_time__lt" in q:
@@ -153,19 +136,10 @@ def _time(value: Any) -> Any:
     return times.parse_rfc3339(value) if isinstance(value, str) else value
 
 
-def _token_id(ctx: Ctx) -> str:
-    token_id = ctx.request.match_info["token_id"]
-    if not ids.is_uuid(token_id):
-        raise errors.LunaError(
-            errors.BAD_QUERY_PARAM, f"Bad query parameters 'token_id': not a UUID: {token_id}"
-        )
-    return token_id
-
-
 @table.route("GET", "/6/tokens/{token_id}", auth=TOKEN_READ, op="getToken")
 async def get_token(ctx: Ctx) -> web.Response:
     reply = await ctx.clients.tokens.GetToken(
-        tokens_pb2.GetTokenRequest(scope=scope(ctx), token_id=_token_id(ctx))
+        tokens_pb2.GetTokenRequest(scope=ctx.scope(), token_id=ctx.path_id("token_id"))
     )
     return json_response(convert.token(reply.token))
 
@@ -178,10 +152,10 @@ async def get_token(ctx: Ctx) -> web.Response:
     json_body=True,
 )
 async def replace_token(ctx: Ctx) -> web.Response:
-    token_id = _token_id(ctx)
+    token_id = ctx.path_id("token_id")
     reply = await ctx.clients.tokens.ReplaceToken(
         tokens_pb2.ReplaceTokenRequest(
-            scope=scope(ctx), token_id=token_id, fields=token_fields(ctx.body)
+            scope=ctx.scope(), token_id=token_id, fields=token_fields(ctx.body)
         )
     )
     forget(ctx, token_id=token_id)
@@ -195,9 +169,9 @@ async def replace_token(ctx: Ctx) -> web.Response:
     op="deleteToken",
 )
 async def delete_token(ctx: Ctx) -> web.Response:
-    token_id = _token_id(ctx)
+    token_id = ctx.path_id("token_id")
     await ctx.clients.tokens.DeleteToken(
-        tokens_pb2.DeleteTokenRequest(scope=scope(ctx), token_id=token_id)
+        tokens_pb2.DeleteTokenRequest(scope=ctx.scope(), token_id=token_id)
     )
     forget(ctx, token_id=token_id)
     return web.Response(status=204)

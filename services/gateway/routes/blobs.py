@@ -6,14 +6,15 @@ truncated or mistyped image is refused with its LUNA error and nothing is writte
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
-from luna.common.v1 import account_pb2
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import blobs_pb2
 
 from services.common import errors
 from services.gateway.auth import AuthRule
-from services.gateway.routes.estimator import IMAGE_TYPES, check_body_type, media_type
+from services.gateway.images import IMAGE_TYPES, check_body_type, media_type
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -24,13 +25,6 @@ SAMPLE_KINDS = {
 }
 SAMPLE_RESOURCES = {"faces": "face_sample", "bodies": "body_sample"}
 META_PREFIX = "x-luna-meta-"
-
-
-def scope(ctx: Ctx) -> account_pb2.AccountScope:
-    assert ctx.principal is not None
-    return account_pb2.AccountScope(
-        account_id=ctx.principal.account_id, see_all=ctx.principal.sees_all
-    )
 
 
 def _samples_type(ctx: Ctx) -> str:
@@ -72,7 +66,7 @@ async def _validated_image(ctx: Ctx, *, face_warp: bool) -> tuple[bytes, str]:
 
 async def _put(ctx: Ctx, blob: blobs_pb2.BlobInput) -> str:
     reply = await ctx.clients.blobs.PutBlobs(
-        blobs_pb2.PutBlobsRequest(scope=scope(ctx), blobs=[blob])
+        blobs_pb2.PutBlobsRequest(scope=ctx.scope(), blobs=[blob])
     )
     return str(reply.blob_ids[0])
 
@@ -80,7 +74,7 @@ async def _put(ctx: Ctx, blob: blobs_pb2.BlobInput) -> str:
 async def _get(ctx: Ctx, kind: int, blob_id: str, metadata_only: bool) -> blobs_pb2.Blob:
     reply = await ctx.clients.blobs.GetBlob(
         blobs_pb2.GetBlobRequest(
-            scope=scope(ctx), kind=kind, blob_id=blob_id, metadata_only=metadata_only
+            scope=ctx.scope(), kind=kind, blob_id=blob_id, metadata_only=metadata_only
         )
     )
     return reply.blob
@@ -88,7 +82,7 @@ async def _get(ctx: Ctx, kind: int, blob_id: str, metadata_only: bool) -> blobs_
 
 async def _delete(ctx: Ctx, kind: int, blob_id: str) -> web.Response:
     await ctx.clients.blobs.DeleteBlob(
-        blobs_pb2.DeleteBlobRequest(scope=scope(ctx), kind=kind, blob_id=blob_id)
+        blobs_pb2.DeleteBlobRequest(scope=ctx.scope(), kind=kind, blob_id=blob_id)
     )
     return web.Response(status=204)
 
@@ -103,6 +97,33 @@ def _content(
         headers["Content-Type"] = blob.content_type
         return web.Response(status=200, headers=headers)
     return web.Response(body=blob.data, headers={**headers, "Content-Type": blob.content_type})
+
+
+def _no_headers(ctx: Ctx, blob: blobs_pb2.Blob) -> dict[str, str]:
+    return {}
+
+
+def _stored(
+    name: str,
+    kind: int,
+    headers: Callable[[Ctx, blobs_pb2.Blob], dict[str, str]] = _no_headers,
+) -> None:
+    """GET, HEAD and DELETE /6/<name>s/{<name>_id} of one kind of stored blob."""
+    path, id_name, title = f"/6/{name}s/{{{name}_id}}", f"{name}_id", name.capitalize()
+
+    async def answer(ctx: Ctx, head: bool) -> web.Response:
+        blob = await _get(ctx, kind, ctx.request.match_info[id_name], head)
+        return _content(blob, head, headers(ctx, blob))
+
+    async def delete(ctx: Ctx) -> web.Response:
+        return await _delete(ctx, kind, ctx.request.match_info[id_name])
+
+    view, deletion = (
+        AuthRule(resource=name, action="view"),
+        AuthRule(resource=name, action="deletion"),
+    )
+    table.get_and_head(path, auth=view, ops=(f"get{title}", f"check{title}"), answer=answer)
+    table.route("DELETE", path, auth=deletion, op=f"delete{title}")(delete)
 
 
 # ---------------------------------------------------------------------------- samples
@@ -123,34 +144,40 @@ async def save_sample(ctx: Ctx) -> web.Response:
     )
 
 
-async def _sample(ctx: Ctx, head: bool) -> web.Response:
+# Where a sample path points: (token permission resource, blob kind, sample id).
+Locate = Callable[[Ctx], tuple[str, int, str]]
+
+
+def _sample_routes(path: str, ops: tuple[str, str, str], locate: Locate) -> None:
+    """GET, HEAD and DELETE of one stored sample; the token permission depends on its kind."""
+
+    async def answer(ctx: Ctx, head: bool) -> web.Response:
+        resource, kind, sample_id = locate(ctx)
+        _check_permission(ctx, resource, "view")
+        return _content(await _get(ctx, kind, sample_id, head), head)
+
+    async def delete(ctx: Ctx) -> web.Response:
+        resource, kind, sample_id = locate(ctx)
+        _check_permission(ctx, resource, "deletion")
+        return await _delete(ctx, kind, sample_id)
+
+    table.get_and_head(path, auth=AUTHED, ops=ops[:2], answer=answer)
+    table.route("DELETE", path, auth=AUTHED, op=ops[2])(delete)
+
+
+def _typed_sample(ctx: Ctx) -> tuple[str, int, str]:
     kind = _samples_type(ctx)
-    _check_permission(ctx, SAMPLE_RESOURCES[kind], "view")
-    blob = await _get(ctx, SAMPLE_KINDS[kind], ctx.request.match_info["sample_id"], head)
-    return _content(blob, head)
+    return SAMPLE_RESOURCES[kind], SAMPLE_KINDS[kind], ctx.request.match_info["sample_id"]
 
 
-@table.route("GET", "/6/samples/{samples_type}/{sample_id}", auth=AUTHED, op="getSample")
-async def get_sample(ctx: Ctx) -> web.Response:
-    return await _sample(ctx, head=False)
-
-
-@table.route("HEAD", "/6/samples/{samples_type}/{sample_id}", auth=AUTHED, op="checkSample")
-async def check_sample(ctx: Ctx) -> web.Response:
-    return await _sample(ctx, head=True)
-
-
-@table.route("DELETE", "/6/samples/{samples_type}/{sample_id}", auth=AUTHED, op="deleteSample")
-async def delete_sample(ctx: Ctx) -> web.Response:
-    kind = _samples_type(ctx)
-    _check_permission(ctx, SAMPLE_RESOURCES[kind], "deletion")
-    return await _delete(ctx, SAMPLE_KINDS[kind], ctx.request.match_info["sample_id"])
+_sample_routes(
+    "/6/samples/{samples_type}/{sample_id}",
+    ("getSample", "checkSample", "deleteSample"),
+    _typed_sample,
+)
 
 
 # ---------------------------------------------------------------------------- images
-IMAGE_VIEW = AuthRule(resource="image", action="view")
-
-
 @table.route(
     "POST", "/6/images", auth=AuthRule(resource="image", action="creation"), op="createImage"
 )
@@ -170,39 +197,17 @@ async def create_image(ctx: Ctx) -> web.Response:
     return json_response({"image_id": image_id, "url": f"/6/images/{image_id}"}, status=201)
 
 
-async def _image(ctx: Ctx, head: bool) -> web.Response:
-    blob = await _get(ctx, blobs_pb2.BLOB_KIND_IMAGE, ctx.request.match_info["image_id"], head)
-    headers = {}
-    if ctx.query.get("with_meta"):
-        # LUNA sends user metadata back the way it came: one X-Luna-Meta-<key> header per key.
-        headers = {f"X-Luna-Meta-{k}": v for k, v in sorted(blob.meta.items())}
-    return _content(blob, head, headers)
+def _image_meta(ctx: Ctx, blob: blobs_pb2.Blob) -> dict[str, str]:
+    if not ctx.query.get("with_meta"):
+        return {}
+    # LUNA sends user metadata back the way it came: one X-Luna-Meta-<key> header per key.
+    return {f"X-Luna-Meta-{k}": v for k, v in sorted(blob.meta.items())}
 
 
-@table.route("GET", "/6/images/{image_id}", auth=IMAGE_VIEW, op="getImage")
-async def get_image(ctx: Ctx) -> web.Response:
-    return await _image(ctx, head=False)
-
-
-@table.route("HEAD", "/6/images/{image_id}", auth=IMAGE_VIEW, op="checkImage")
-async def check_image(ctx: Ctx) -> web.Response:
-    return await _image(ctx, head=True)
-
-
-@table.route(
-    "DELETE",
-    "/6/images/{image_id}",
-    auth=AuthRule(resource="image", action="deletion"),
-    op="deleteImage",
-)
-async def delete_image(ctx: Ctx) -> web.Response:
-    return await _delete(ctx, blobs_pb2.BLOB_KIND_IMAGE, ctx.request.match_info["image_id"])
+_stored("image", blobs_pb2.BLOB_KIND_IMAGE, _image_meta)
 
 
 # ---------------------------------------------------------------------------- objects
-OBJECT_VIEW = AuthRule(resource="object", action="view")
-
-
 @table.route(
     "POST", "/6/objects", auth=AuthRule(resource="object", action="creation"), op="createObject"
 )
@@ -220,29 +225,7 @@ async def create_object(ctx: Ctx) -> web.Response:
     return json_response({"object_id": object_id, "url": f"/6/objects/{object_id}"}, status=201)
 
 
-async def _object(ctx: Ctx, head: bool) -> web.Response:
-    blob = await _get(ctx, blobs_pb2.BLOB_KIND_OBJECT, ctx.request.match_info["object_id"], head)
-    return _content(blob, head)
-
-
-@table.route("GET", "/6/objects/{object_id}", auth=OBJECT_VIEW, op="getObject")
-async def get_object(ctx: Ctx) -> web.Response:
-    return await _object(ctx, head=False)
-
-
-@table.route("HEAD", "/6/objects/{object_id}", auth=OBJECT_VIEW, op="checkObject")
-async def check_object(ctx: Ctx) -> web.Response:
-    return await _object(ctx, head=True)
-
-
-@table.route(
-    "DELETE",
-    "/6/objects/{object_id}",
-    auth=AuthRule(resource="object", action="deletion"),
-    op="deleteObject",
-)
-async def delete_object(ctx: Ctx) -> web.Response:
-    return await _delete(ctx, blobs_pb2.BLOB_KIND_OBJECT, ctx.request.match_info["object_id"])
+_stored("object", blobs_pb2.BLOB_KIND_OBJECT)
 
 
 # ---------------------------------------------------------------------------- legacy samples
@@ -256,24 +239,12 @@ def _legacy_sample_id(ctx: Ctx) -> str:
     return sample_id
 
 
-async def _legacy_sample(ctx: Ctx, head: bool) -> web.Response:
-    sample_id = _legacy_sample_id(ctx)
-    _check_permission(ctx, "face_sample", "view")
-    return _content(await _get(ctx, blobs_pb2.BLOB_KIND_FACE_SAMPLE, sample_id, head), head)
+def _legacy_sample(ctx: Ctx) -> tuple[str, int, str]:
+    return "face_sample", blobs_pb2.BLOB_KIND_FACE_SAMPLE, _legacy_sample_id(ctx)
 
 
-@table.route("GET", "/6/samples/{sample_id}", auth=AUTHED, op="getSampleLegacy")
-async def get_sample_legacy(ctx: Ctx) -> web.Response:
-    return await _legacy_sample(ctx, head=False)
-
-
-@table.route("HEAD", "/6/samples/{sample_id}", auth=AUTHED, op="checkSampleLegacy")
-async def check_sample_legacy(ctx: Ctx) -> web.Response:
-    return await _legacy_sample(ctx, head=True)
-
-
-@table.route("DELETE", "/6/samples/{sample_id}", auth=AUTHED, op="deleteSampleLegacy")
-async def delete_sample_legacy(ctx: Ctx) -> web.Response:
-    sample_id = _legacy_sample_id(ctx)
-    _check_permission(ctx, "face_sample", "deletion")
-    return await _delete(ctx, blobs_pb2.BLOB_KIND_FACE_SAMPLE, sample_id)
+_sample_routes(
+    "/6/samples/{sample_id}",
+    ("getSampleLegacy", "checkSampleLegacy", "deleteSampleLegacy"),
+    _legacy_sample,
+)

@@ -13,35 +13,19 @@ from typing import Any
 from aiohttp import web
 from luna.estimator.v1 import estimator_pb2 as epb
 
-from services.common import aggregation, errors
+from services.common import aggregation, errors, luna_json
+from services.common.boxes import rect
 from services.gateway import iso_checks
 from services.gateway.auth import AuthRule
-from services.gateway.routes.estimator import (
-    BASE64_TYPES,
-    MULTIFACE,
-    NOT_IMPLEMENTED,
-    SUCCESS,
-    estimations_of,
-    image_error,
-    read_images,
-    rect,
-)
+from services.gateway.convert import SUCCESS, image_item
+from services.gateway.images import BASE64_TYPES, MULTIFACE, read_images, refuse_msgpack
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
 
-NO_FACES = 36003  # "No faces found."
-FEATURE_OFF = 11044  # "{value} turned off on luna-api instance"
-
 
 def _error(code: int, detail: str) -> dict[str, Any]:
     return errors.LunaError(code, detail).as_json()
-
-
-def _no_msgpack(ctx: Ctx) -> None:
-    accept = (ctx.request.headers.get("Accept") or "").lower()
-    if "application/msgpack" in accept and "application/json" not in accept:
-        raise errors.LunaError(NOT_IMPLEMENTED, "msgpack responses are not implemented")
 
 
 def _image_format(image: epb.Image) -> str:
@@ -61,7 +45,10 @@ def _image_format(image: epb.Image) -> str:
 def _not_checked(warped: bool) -> list[dict[str, Any]]:
     """ISO requirements this request cannot judge, each with the reason as a LUNA error."""
     out = [
-        {"name": name, "error": _error(FEATURE_OFF, f"{name} estimation turned off: no model")}
+        {
+            "name": name,
+            "error": _error(errors.FEATURE_DISABLED, f"{name} estimation turned off: no model"),
+        }
         for name in iso_checks.NOT_CHECKED
     ]
     if warped:
@@ -80,7 +67,7 @@ def _not_checked(warped: bool) -> list[dict[str, Any]]:
 def _iso_facts(
     image: epb.Image, det: epb.ImageDetections, face: epb.Face, warped: bool
 ) -> iso_checks.FaceFacts:
-    est = estimations_of(face)
+    est = luna_json.estimations(face)
     return iso_checks.FaceFacts(
         image_width=det.image_width,
         image_height=det.image_height,
@@ -95,9 +82,9 @@ def _iso_facts(
 @table.route("POST", "/6/iso", auth=AuthRule(resource="resources", action="iso"), op="iso")
 async def iso(ctx: Ctx) -> web.Response:
     q = ctx.query
-    _no_msgpack(ctx)
+    refuse_msgpack(ctx.request)
     if q.get("extract_exif"):
-        raise errors.LunaError(NOT_IMPLEMENTED, "extract_exif=1 is not implemented")
+        raise errors.LunaError(errors.NOT_IMPLEMENTED, "extract_exif=1 is not implemented")
     warped = int(q.get("image_type", 0)) == 1
     images = await read_images(ctx.request)
     reply = await ctx.clients.estimator.Detect(
@@ -114,14 +101,13 @@ async def iso(ctx: Ctx) -> web.Response:
     not_checked = _not_checked(warped)
     out = []
     for image, result in zip(images, reply.results, strict=True):
-        item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
-        if result.WhichOneof("outcome") == "error":
-            item.update(status=0, error=image_error(result))
+        item = image_item(result)
+        if "error" in item:
             out.append(item)
             continue
         det = result.detections
         if not det.faces:
-            item.update(status=0, error=_error(NO_FACES, "No faces found."))
+            item.update(status=0, error=_error(errors.NO_FACES, "No faces found."))
             out.append(item)
             continue
         facts = [_iso_facts(image, det, face, warped) for face in det.faces]
@@ -177,16 +163,16 @@ async def liveness(ctx: Ctx) -> web.Response:
     out = []
     found: list[dict[str, Any]] = []
     for result in reply.results:
-        item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
-        if result.WhichOneof("outcome") == "error":
-            item.update(status=0, error=image_error(result))
-        elif not result.detections.faces:
-            item.update(status=0, error=_error(NO_FACES, "No faces found."))
-        else:
-            est = estimations_of(result.detections.faces[0])["liveness"]
-            found.append(est)
-            item.update(status=1, error=SUCCESS, liveness=_liveness_json(est))
+        item = image_item(result)
         out.append(item)
+        if "error" in item:  # the image could not be read
+            continue
+        if not result.detections.faces:
+            item.update(status=0, error=_error(errors.NO_FACES, "No faces found."))
+            continue
+        est = luna_json.estimations(result.detections.faces[0])["liveness"]
+        found.append(est)
+        item.update(status=1, error=SUCCESS, liveness=_liveness_json(est))
     body: dict[str, Any] = {"images": out}
     if ctx.query.get("aggregate"):
         body["aggregate_estimations"] = {

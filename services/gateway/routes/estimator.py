@@ -1,9 +1,8 @@
 """/6/sdk, /6/detector, /6/features: the estimator behind LUNA's REST shapes.
 
-Images arrive as a raw body of any LUNA image type (base64 variants included), as
-multipart/form-data (one image per part) or as JSON `{"images": [{"image": <base64>,
-"mimetype": ..., "filename": ...}]}`. Decoding, detection and estimation happen in the
-estimator; this module only maps query flags to estimation names, filters, and renders JSON.
+Images are read as `images.read_images` describes; decoding, detection and estimation happen
+in the estimator; this module only maps query flags to estimation names, filters, and renders
+JSON.
 """
 
 from __future__ import annotations
@@ -13,39 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from google.protobuf import json_format
-from luna.common.v1 import account_pb2
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import blobs_pb2
 
-from services.common import errors
-from services.gateway import jsonbody, multipart
+from services.common import errors, luna_json
+from services.common.boxes import rect
 from services.gateway.auth import AuthRule
+from services.gateway.convert import SUCCESS, image_item
+from services.gateway.images import IMAGE_TYPE, MULTIFACE, read_images, refuse_msgpack
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
 
-NOT_IMPLEMENTED = 12029
-MULTIPART_BAD_TYPE = 12041  # "Multipart with name '{value}' has bad Content-Type"
-IMAGE_TYPES = (
-    "image/jpeg",
-    "image/png",
-    "image/bmp",
-    "image/x-portable-pixmap",
-    "image/tiff",
-)
-BASE64_TYPES = {
-    "image/x-jpeg-base64": "image/jpeg",
-    "image/x-png-base64": "image/png",
-    "image/x-bmp-base64": "image/bmp",
-    "image/x-tiff-base64": "image/tiff",
-    "image/x-portable-pixmap-base64": "image/x-portable-pixmap",
-}
-TO_BASE64 = {v: k for k, v in BASE64_TYPES.items()}
-SDK_BODY_TYPES = ("application/json", "multipart/form-data", *IMAGE_TYPES, *BASE64_TYPES)
-SUCCESS = {"error_code": 0, "desc": "Success", "detail": "Success"}
-# Struct carries numbers as doubles; these estimation fields are integers in LUNA's JSON.
-INT_FIELDS = frozenset({"age", "gender", "prediction"})
 MASK_STATES = {"missing": 1, "medical_mask": 2, "occluded": 3}
 
 # Face estimations: LUNA query flag -> estimator name.
@@ -87,130 +65,9 @@ DETECTOR_FLAGS = {
 }
 # Where an estimation goes in a LUNA face object.
 DETECTION_ATTRIBUTES = ("head_pose", "emotions", "mask", "quality", "liveness")
-MULTIFACE = {
-    0: epb.MULTIFACE_POLICY_SINGLE,
-    1: epb.MULTIFACE_POLICY_ALL,
-    2: epb.MULTIFACE_POLICY_BEST,
-}
-IMAGE_TYPE = {
-    0: epb.IMAGE_TYPE_RAW,
-    1: epb.IMAGE_TYPE_FACE_WARP,
-    2: epb.IMAGE_TYPE_BODY_WARP,
-}
-
-
-# ---------------------------------------------------------------------------- input
-def media_type(request: web.Request) -> str:
-    return (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-
-
-def check_body_type(media: str, allowed: tuple[str, ...]) -> None:
-    if not media:
-        raise errors.LunaError(errors.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
-    if media not in allowed:
-        raise errors.LunaError(
-            errors.UNACCEPTABLE_CONTENT_TYPE,
-            f"Content type is unacceptable allowed types: '{', '.join(allowed)}'",
-        )
-
-
-async def read_images(
-    request: web.Request, skip_parts: frozenset[str] = frozenset()
-) -> list[epb.Image]:
-    """The images of a request body, each with its declared type (checked by the estimator).
-
-    `skip_parts`: multipart part names that carry something else (LUNA's liveness `meta`)."""
-    media = media_type(request)
-    check_body_type(media, SDK_BODY_TYPES)
-    if media == "multipart/form-data":
-        return await _multipart_images(request, skip_parts)
-    raw = await request.read()
-    if media == "application/json":
-        return _json_images(raw)
-    # An empty body is still "an image" here: the estimator answers it with 18002 like any
-    # other undecodable image.
-    return [epb.Image(data=raw, content_type=media)]
-
-
-async def _multipart_images(
-    request: web.Request, skip_parts: frozenset[str] = frozenset()
-) -> list[epb.Image]:
-    out: list[epb.Image] = []
-    async for part in multipart.parts(request):
-        if part.name in skip_parts:
-            continue
-        ptype = part.content_type
-        name = part.name or part.filename
-        if ptype not in IMAGE_TYPES and ptype not in BASE64_TYPES:
-            raise errors.LunaError(
-                MULTIPART_BAD_TYPE, f"Multipart with name '{name}' has bad Content-Type"
-            )
-        out.append(epb.Image(data=part.data, content_type=ptype, filename=part.filename))
-    if not out:
-        raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    return out
-
-
-def _json_images(raw: bytes) -> list[epb.Image]:
-    if not raw.strip():
-        raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
-    body = jsonbody.loads(raw)
-    items = body.get("images") if isinstance(body, dict) else None
-    if not isinstance(items, list) or not items:
-        raise errors.LunaError(
-            errors.BAD_JSON,
-            "Failed to validate input json. Path: 'images', message: 'non-empty array required'",
-        )
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("image"), str):
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'images.{i}.image', message: "
-                "'base64 image string required'",
-            )
-        mimetype = item.get("mimetype", "image/jpeg")
-        if mimetype not in TO_BASE64:
-            raise errors.LunaError(
-                errors.BAD_JSON,
-                f"Failed to validate input json. Path: 'images.{i}.mimetype', message: "
-                f"'one of {', '.join(IMAGE_TYPES)}'",
-            )
-        out.append(
-            epb.Image(
-                data=item["image"].encode(),
-                content_type=TO_BASE64[mimetype],
-                filename=str(item.get("filename", "")),
-            )
-        )
-    return out
 
 
 # ---------------------------------------------------------------------------- output
-def _ints(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: int(v) if k in INT_FIELDS and isinstance(v, float) else _ints(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
-
-
-def estimations_of(face: epb.Face) -> dict[str, Any]:
-    return _ints(json_format.MessageToDict(face.estimations))
-
-
-def rect(box: epb.Box) -> dict[str, int]:
-    return {
-        "x": round(box.x),
-        "y": round(box.y),
-        "width": round(box.width),
-        "height": round(box.height),
-    }
-
-
 def face_detection(face: epb.Face, est: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
     """LUNA `detection` of a face: rect, landmarks and the detection-time attributes."""
     det: dict[str, Any] = {"rect": rect(face.box)}
@@ -292,11 +149,6 @@ class Filters:
         return out
 
 
-def image_error(result: epb.ImageResult) -> dict[str, Any]:
-    e = result.error
-    return {"error_code": e.error_code, "desc": e.desc, "detail": e.detail}
-
-
 def _flag(q: dict[str, Any], name: str) -> bool:
     return bool(q.get(name, 0))
 
@@ -308,15 +160,14 @@ SDK_AUTH = AuthRule(resource="resources", action="sdk")
 @table.route("POST", "/6/sdk", auth=SDK_AUTH, op="sdk")
 async def sdk(ctx: Ctx) -> web.Response:
     q = ctx.query
-    accept = (ctx.request.headers.get("Accept") or "").lower()
-    if "application/msgpack" in accept and "application/json" not in accept:
-        raise errors.LunaError(NOT_IMPLEMENTED, "msgpack responses are not implemented")
+    refuse_msgpack(ctx.request)
     for name in ("aggregate_attributes", "extract_exif"):
         if _flag(q, name):
-            raise errors.LunaError(NOT_IMPLEMENTED, f"{name}=1 is not implemented")
+            raise errors.LunaError(errors.NOT_IMPLEMENTED, f"{name}=1 is not implemented")
     if float(q.get("score_threshold", 0) or 0) > 0:
         raise errors.LunaError(
-            NOT_IMPLEMENTED, "score_threshold is not implemented: no descriptor quality score"
+            errors.NOT_IMPLEMENTED,
+            "score_threshold is not implemented: no descriptor quality score",
         )
     image_type = int(q.get("image_type", 0))
     faces_on = _flag(q, "detect_face") or image_type == 1
@@ -344,54 +195,49 @@ async def sdk(ctx: Ctx) -> web.Response:
     reply = await ctx.clients.estimator.Detect(request, timeout=120)
     out = []
     for result in reply.results:
-        item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
-        if result.WhichOneof("outcome") == "error":
-            item.update(status=0, error=image_error(result))
-            out.append(item)
-            continue
-        det = result.detections
-        estimations: list[dict[str, Any]] = []
-        filtered: list[dict[str, Any]] = []
-        used_bodies: set[int] = set()
-        for face in det.faces:
-            est = estimations_of(face)
-            body = None
-            if face.HasField("body_index"):
-                used_bodies.add(face.body_index)
-                body = body_json(det.bodies[face.body_index])
-            entry = {
-                "face": {
-                    "detection": face_detection(face, est, wanted),
-                    "attributes": face_attributes(face, est, wanted),
-                },
-                "body": body,
-            }
-            reasons = filters.reasons(est)
-            if reasons:
-                filtered.append({"object": entry, "filter_reasons": reasons})
-            else:
-                estimations.append(entry)
-        for i, body_pb in enumerate(det.bodies):
-            if i not in used_bodies:
-                estimations.append({"face": None, "body": body_json(body_pb)})
-        item.update(
-            status=1,
-            error=SUCCESS,
-            estimations=estimations,
-            filtered_estimations={"faces": filtered, "bodies": []},
-        )
+        item = image_item(result)
+        if "error" not in item:
+            item.update(_sdk_image(result.detections, wanted, filters))
         out.append(item)
     return json_response({"images_estimations": out})
 
 
+def _sdk_image(det: epb.ImageDetections, wanted: set[str], filters: Filters) -> dict[str, Any]:
+    """/6/sdk's answer for one read image: each face (with its body, when the estimator paired
+    one), each body without a face, and the faces the filters dropped."""
+    estimations: list[dict[str, Any]] = []
+    filtered: list[dict[str, Any]] = []
+    used_bodies: set[int] = set()
+    for face in det.faces:
+        est = luna_json.estimations(face)
+        body = None
+        if face.HasField("body_index"):
+            used_bodies.add(face.body_index)
+            body = body_json(det.bodies[face.body_index])
+        entry = {
+            "face": {
+                "detection": face_detection(face, est, wanted),
+                "attributes": face_attributes(face, est, wanted),
+            },
+            "body": body,
+        }
+        reasons = filters.reasons(est)
+        if reasons:
+            filtered.append({"object": entry, "filter_reasons": reasons})
+        else:
+            estimations.append(entry)
+    for i, body_pb in enumerate(det.bodies):
+        if i not in used_bodies:
+            estimations.append({"face": None, "body": body_json(body_pb)})
+    return {
+        "status": 1,
+        "error": SUCCESS,
+        "estimations": estimations,
+        "filtered_estimations": {"faces": filtered, "bodies": []},
+    }
+
+
 # ---------------------------------------------------------------------------- /6/detector
-def scope(ctx: Ctx) -> account_pb2.AccountScope:
-    assert ctx.principal is not None
-    return account_pb2.AccountScope(
-        account_id=ctx.principal.account_id, see_all=ctx.principal.sees_all
-    )
-
-
 @table.route(
     "POST",
     "/6/detector",
@@ -401,7 +247,7 @@ def scope(ctx: Ctx) -> account_pb2.AccountScope:
 async def detector(ctx: Ctx) -> web.Response:
     q = ctx.query
     if _flag(q, "extract_exif"):
-        raise errors.LunaError(NOT_IMPLEMENTED, "extract_exif=1 is not implemented")
+        raise errors.LunaError(errors.NOT_IMPLEMENTED, "extract_exif=1 is not implemented")
     wanted = {n for f, n in DETECTOR_FLAGS.items() if _flag(q, f)}
     filters = Filters(thresholds=Filters.of(q).thresholds)
     images = await read_images(ctx.request)
@@ -424,65 +270,72 @@ async def detector(ctx: Ctx) -> web.Response:
         raise errors.LunaError(e.error_code, e.detail)
 
     # Decide what is kept before storing anything, then store every sample in one call.
-    kept: list[list[tuple[epb.Face, dict[str, Any]]]] = []
-    dropped: list[list[dict[str, Any]]] = []
-    to_store: list[blobs_pb2.BlobInput] = []
-    for result in results:
-        keep: list[tuple[epb.Face, dict[str, Any]]] = []
-        drop: list[dict[str, Any]] = []
-        if result.WhichOneof("outcome") == "detections":
-            for face in result.detections.faces:
-                est = estimations_of(face)
-                reasons = filters.reasons(est)
-                if reasons:
-                    det = face_detection(face, est, wanted | {"landmarks5"})
-                    drop.append({"object": {"face": {"detection": det}}, "filter_reasons": reasons})
-                    continue
-                keep.append((face, est))
-                to_store.append(
-                    blobs_pb2.BlobInput(
-                        kind=blobs_pb2.BLOB_KIND_FACE_SAMPLE,
-                        content_type=face.sample_content_type,
-                        data=face.sample,
-                    )
-                )
-        kept.append(keep)
-        dropped.append(drop)
+    sorted_faces = [_keep_or_drop(result, filters, wanted) for result in results]
+    to_store = [
+        blobs_pb2.BlobInput(
+            kind=blobs_pb2.BLOB_KIND_FACE_SAMPLE,
+            content_type=face.sample_content_type,
+            data=face.sample,
+        )
+        for keep, _ in sorted_faces
+        for face, _ in keep
+    ]
     sample_ids: list[str] = []
     if to_store:
         stored = await ctx.clients.blobs.PutBlobs(
-            blobs_pb2.PutBlobsRequest(scope=scope(ctx), blobs=to_store)
+            blobs_pb2.PutBlobsRequest(scope=ctx.scope(), blobs=to_store)
         )
         sample_ids = list(stored.blob_ids)
 
     ids_iter = iter(sample_ids)
     out = []
-    for result, keep, drop in zip(results, kept, dropped, strict=True):
-        item: dict[str, Any] = {"filename": result.filename} if result.filename else {}
-        if result.WhichOneof("outcome") == "error":
-            item.update(status=0, error=image_error(result))
-            out.append(item)
-            continue
-        samples = []
-        for face, est in keep:
-            sample_id = next(ids_iter)
-            samples.append(
-                {
-                    "face": {
-                        "sample_id": sample_id,
-                        "url": f"/6/samples/faces/{sample_id}",
-                        "detection": face_detection(face, est, wanted | {"landmarks5"}),
-                    },
-                    "body": None,
-                }
+    for result, (keep, drop) in zip(results, sorted_faces, strict=True):
+        item = image_item(result)
+        if "error" not in item:
+            samples = [_sample_json(next(ids_iter), face, est, wanted) for face, est in keep]
+            item.update(
+                status=1,
+                error=SUCCESS,
+                detections={"samples": samples, "filtered_detections": {"face_detections": drop}},
             )
-        item.update(
-            status=1,
-            error=SUCCESS,
-            detections={"samples": samples, "filtered_detections": {"face_detections": drop}},
-        )
         out.append(item)
     return json_response({"images": out}, status=201)
+
+
+Kept = list[tuple[epb.Face, dict[str, Any]]]
+
+
+def _keep_or_drop(
+    result: epb.ImageResult, filters: Filters, wanted: set[str]
+) -> tuple[Kept, list[dict[str, Any]]]:
+    """An image's faces the filters keep (each with its estimations), and the JSON of those
+    they drop, with the reasons."""
+    keep: Kept = []
+    drop: list[dict[str, Any]] = []
+    if result.WhichOneof("outcome") != "detections":
+        return keep, drop
+    for face in result.detections.faces:
+        est = luna_json.estimations(face)
+        reasons = filters.reasons(est)
+        if reasons:
+            det = face_detection(face, est, wanted | {"landmarks5"})
+            drop.append({"object": {"face": {"detection": det}}, "filter_reasons": reasons})
+        else:
+            keep.append((face, est))
+    return keep, drop
+
+
+def _sample_json(
+    sample_id: str, face: epb.Face, est: dict[str, Any], wanted: set[str]
+) -> dict[str, Any]:
+    return {
+        "face": {
+            "sample_id": sample_id,
+            "url": f"/6/samples/faces/{sample_id}",
+            "detection": face_detection(face, est, wanted | {"landmarks5"}),
+        },
+        "body": None,
+    }
 
 
 # ---------------------------------------------------------------------------- /6/features

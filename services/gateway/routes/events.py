@@ -8,77 +8,51 @@ from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format, struct_pb2
-from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2
 
 from services.common import errors, times
 from services.common.pbjson import from_struct, plain
-from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
-from services.gateway.routes.handlers import path_id
+from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
-
-EVENT_VIEW = AuthRule(resource="event", action="view")
+EVENTS = Collection(table, events_pb2, "event")
 # `meta.<dotted.path>__<operator>:<type>` query keys (LUNA user meta filters).
 META_KEY = re.compile(
     r"^meta\.(?P<path>[A-Za-z0-9_.]+?)(?:__(?P<op>eq|neq|like|nlike|in|nin|gt|gte|lt|lte))?"
     r"(?::(?P<type>string|integer|numeric))?$"
 )
-_STRING_NULLABLE = (
-    "sources",
-    "stream_ids",
-    "cities",
-    "areas",
-    "districts",
-    "streets",
-    "house_numbers",
-    "track_ids",
-    "headwear_apparent_colors",
-    "sleeve_lengths",
-    "upper_clothing_colors",
-    "lower_garment_colors",
-    "lower_garment_types",
-    "shoes_apparent_colors",
+# The query's filters are EventFilter's fields, named as LUNA does (`age__gte` for age_gte),
+# grouped by how a query value becomes a field value.
+_FIELDS = events_pb2.EventFilter.DESCRIPTOR.fields
+_STRING_NULLABLE = tuple(
+    f.name for f in _FIELDS if f.message_type is events_pb2.NullableStrings.DESCRIPTOR
 )
-_INT_NULLABLE = (
-    "emotions",
-    "masks",
-    "ethnic_groups",
-    "liveness",
-    "deepfake",
-    "apparent_gender",
-    "headwear_states",
-    "backpack_states",
+# gender is a single value, not a list (below).
+_INT_NULLABLE = tuple(
+    f.name
+    for f in _FIELDS
+    if f.message_type is events_pb2.NullableInts.DESCRIPTOR and f.name != "gender"
 )
-_LISTS = (
-    "event_ids",
-    "handler_ids",
-    "face_ids",
-    "external_ids",
-    "tags",
-    "top_similar_object_ids",
-    "top_similar_external_ids",
-)
+_LISTS = tuple(f.name for f in _FIELDS if f.is_repeated and f.type == f.TYPE_STRING)
+# The geo origin is read as a pair (below).
+_GEO_ORIGIN = ("origin_longitude", "origin_latitude")
+
+
+def _query_name(field: str) -> str:
+    return re.sub(r"_(gte|lt)$", r"__\1", field)
+
+
 # query name -> EventFilter optional field
 _SCALARS = {
-    "user_data": "user_data",
-    "top_matching_candidates_label": "top_matching_candidates_label",
-    "top_similar_object_similarity__gte": "top_similar_object_similarity_gte",
-    "top_similar_object_similarity__lt": "top_similar_object_similarity_lt",
-    "age__gte": "age_gte",
-    "age__lt": "age_lt",
-    "apparent_age__gte": "apparent_age_gte",
-    "apparent_age__lt": "apparent_age_lt",
-    "longitude_delta": "longitude_delta",
-    "latitude_delta": "latitude_delta",
+    _query_name(f.name): f.name
+    for f in _FIELDS
+    if f.has_presence and f.message_type is None and f.name not in _GEO_ORIGIN
 }
 _TIMES = {
-    "create_time__gte": "create_time_gte",
-    "create_time__lt": "create_time_lt",
-    "end_time__gte": "end_time_gte",
-    "end_time__lt": "end_time_lt",
+    _query_name(f.name): f.name
+    for f in _FIELDS
+    if f.message_type is not None and f.message_type.full_name == "google.protobuf.Timestamp"
 }
 
 
@@ -137,9 +111,7 @@ def event_filter(ctx: Ctx) -> events_pb2.EventFilter:
     for param, field in _SCALARS.items():
         if param in q:
             setattr(flt, field, q[param])
-    for param, field in _TIMES.items():
-        if param in q:
-            getattr(flt, field).CopyFrom(times.to_timestamp(times.parse_rfc3339(q[param])))
+    times.copy_times(q, flt, _TIMES)
     lon, lat = q.get("origin_longitude"), q.get("origin_latitude")
     if lon == "null" or lat == "null":
         # LUNA: a null origin asks for events without geo position (only without deltas).
@@ -157,41 +129,24 @@ def event_filter(ctx: Ctx) -> events_pb2.EventFilter:
     return flt
 
 
-@table.route("GET", "/6/events", auth=EVENT_VIEW, op="getEvents")
-async def get_events(ctx: Ctx) -> web.Response:
-    q = ctx.query
-    reply = await ctx.clients.events.ListEvents(
-        events_pb2.ListEventsRequest(
-            scope=scope(ctx, q.get("account_id", "")),
-            filter=event_filter(ctx),
-            targets=q.get("target", []),
-            page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
-            order=q.get("order", "desc"),
-        )
-    )
-    return json_response({"events": [from_struct(e.data) for e in reply.events]})
+def event_json(ctx: Ctx, event: events_pb2.Event) -> Any:
+    return from_struct(event.data)
 
 
-async def _get_event(ctx: Ctx) -> events_pb2.Event:
-    reply = await ctx.clients.events.GetEvent(
-        events_pb2.GetEventRequest(
-            scope=scope(ctx),
-            event_id=path_id(ctx, "event_id"),
-            targets=ctx.query.get("target", []),
-        )
-    )
-    return reply.event
-
-
-@table.route("GET", "/6/events/{event_id}", auth=EVENT_VIEW, op="getEvent")
-async def get_event(ctx: Ctx) -> web.Response:
-    return json_response(from_struct((await _get_event(ctx)).data))
-
-
-@table.route("HEAD", "/6/events/{event_id}", auth=EVENT_VIEW, op="checkEvent")
-async def check_event(ctx: Ctx) -> web.Response:
-    await _get_event(ctx)
-    return web.Response(status=200)
+EVENTS.listing(
+    "getEvents",
+    filter=event_filter,
+    render=event_json,
+    extra=lambda ctx: {
+        "targets": ctx.query.get("target", []),
+        "order": ctx.query.get("order", "desc"),
+    },
+)
+EVENTS.get_and_check(
+    ("getEvent", "checkEvent"),
+    render=event_json,
+    extra=lambda ctx: {"targets": ctx.query.get("target", [])},
+)
 
 
 def _value(value: Any) -> struct_pb2.Value:
@@ -205,11 +160,13 @@ def _value(value: Any) -> struct_pb2.Value:
     return out
 
 
-@table.route("POST", "/6/events/stats", auth=EVENT_VIEW, op="getEventStatistics", json_body=True)
+@table.route(
+    "POST", "/6/events/stats", auth=EVENTS.auth("view"), op="getEventStatistics", json_body=True
+)
 async def event_statistics(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
     request = events_pb2.GetEventStatisticsRequest(
-        scope=scope(ctx),
+        scope=ctx.scope(),
         targets=[
             events_pb2.StatTarget(column=t["column"], aggregator=t["aggregator"])
             for t in body.get("targets") or [{"column": "event_id", "aggregator": "count"}]

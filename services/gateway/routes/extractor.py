@@ -21,9 +21,6 @@ from services.gateway.routing import Ctx, RouteTable, json_response
 table = RouteTable()
 log = logging.getLogger("luna.gateway")
 
-NOT_IMPLEMENTED = 12029
-BAD_INPUT = 12031
-
 
 def _own_scope(ctx: Ctx) -> account_pb2.AccountScope:
     # Samples are read for a write (the attributes belong to the caller): never another
@@ -108,13 +105,14 @@ async def extract(ctx: Ctx) -> web.Response:
     want_basic = bool(q.get("extract_basic_attributes", 0))
     if not (want_descriptor or want_basic):
         raise errors.LunaError(
-            BAD_INPUT,
+            errors.BAD_INPUT,
             "Not selected attributes for extract: extract_descriptor and "
             "extract_basic_attributes are both 0",
         )
     if float(q.get("score_threshold", 0) or 0) > 0:
         raise errors.LunaError(
-            NOT_IMPLEMENTED, "score_threshold is not implemented: no descriptor quality score"
+            errors.NOT_IMPLEMENTED,
+            "score_threshold is not implemented: no descriptor quality score",
         )
     sample_ids: list[str] = list(ctx.body)
     ttl = int(q.get("ttl", 300))

@@ -5,53 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from luna.common.v1 import paging_pb2
 from luna.faces.v1 import faces_pb2
 
-from services.common import errors, ids, times
+from services.common import times
+from services.gateway import convert
 from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
-from services.gateway.routes.attributes import attribute_data, attribute_fields, project
+from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
-
-FACE_VIEW = AuthRule(resource="face", action="view")
-
-
-def face_id(ctx: Ctx) -> str:
-    value = ctx.request.match_info["face_id"]
-    if not ids.is_uuid(value):
-        raise errors.LunaError(
-            errors.BAD_QUERY_PARAM, f"Bad query parameters 'face_id': not a UUID: {value}"
-        )
-    return value
-
-
-def ts(value: Any) -> str | None:
-    return times.to_rfc3339(times.from_timestamp(value))
-
-
-def face_json(face: faces_pb2.Face, targets: list[str] | None) -> dict[str, Any]:
-    item = {
-        "face_id": face.face_id,
-        "account_id": face.account_id,
-        "event_id": face.event_id or None,
-        "user_data": face.user_data,
-        "create_time": ts(face.create_time),
-        "external_id": face.external_id,
-        "avatar": face.avatar,
-        "lists": list(face.list_ids),
-    }
-    return project(item, targets)
+FACES = Collection(table, faces_pb2, "face")
 
 
 def wants_lists(targets: list[str] | None) -> bool:
     return not targets or "lists" in targets
 
 
-def face_filter(q: dict[str, Any]) -> faces_pb2.FaceFilter:
+def face_json(ctx: Ctx, face: faces_pb2.Face) -> dict[str, Any]:
+    return convert.face_json(face, ctx.query.get("targets"))
+
+
+def face_filter(ctx: Ctx) -> faces_pb2.FaceFilter:
     """The validated query's filters (shared by get faces and get face count)."""
+    q = ctx.query
     flt = faces_pb2.FaceFilter(
         face_ids=q.get("face_ids", []),
         external_ids=q.get("external_ids", []),
@@ -62,30 +38,21 @@ def face_filter(q: dict[str, Any]) -> faces_pb2.FaceFilter:
     )
     if "user_data" in q:
         flt.user_data = q["user_data"]
-    if "create_time__gte" in q:
-        flt.create_time_gte.CopyFrom(times.to_timestamp(times.parse_rfc3339(q["create_time__gte"])))
-    if "create_time__lt" in q:
-        flt.create_time_lt.CopyFrom(times.to_timestamp(times.parse_rfc3339(q["create_time__lt"])))
+    times.copy_times(q, flt, times.CREATE_TIMES)
     return flt
 
 
 def attribute_input(body: dict[str, Any]) -> faces_pb2.FaceAttributeInput:
     if "attribute_id" in body:
         return faces_pb2.FaceAttributeInput(attribute_id=body["attribute_id"])
-    return faces_pb2.FaceAttributeInput(data=attribute_data(body))
+    return faces_pb2.FaceAttributeInput(data=convert.attribute_data(body))
 
 
-@table.route(
-    "POST",
-    "/6/faces",
-    auth=AuthRule(resource="face", action="creation"),
-    op="createFace",
-    json_body=True,
-)
+@table.route("POST", "/6/faces", auth=FACES.auth("creation"), op="createFace", json_body=True)
 async def create_face(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
     request = faces_pb2.CreateFaceRequest(
-        scope=scope(ctx),
+        scope=ctx.scope(),
         event_id=body.get("event_id", ""),
         user_data=body.get("user_data", ""),
         external_id=body.get("external_id", ""),
@@ -95,36 +62,22 @@ async def create_face(ctx: Ctx) -> web.Response:
     if "attribute" in body:
         request.attribute.CopyFrom(attribute_input(body["attribute"]))
     reply = await ctx.clients.faces.CreateFace(request)
-    fid = reply.face.face_id
-    return json_response({"face_id": fid, "url": f"/6/faces/{fid}"}, status=201)
+    return FACES.created(reply.face.face_id)
 
 
-@table.route("GET", "/6/faces", auth=FACE_VIEW, op="getFaces")
-async def get_faces(ctx: Ctx) -> web.Response:
-    q = ctx.query
-    targets = q.get("targets")
-    reply = await ctx.clients.faces.ListFaces(
-        faces_pb2.ListFacesRequest(
-            scope=scope(ctx, q.get("account_id", "")),
-            filter=face_filter(q),
-            page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
-            with_lists=wants_lists(targets),
-        )
-    )
-    return json_response({"faces": [face_json(f, targets) for f in reply.faces]})
-
-
-@table.route(
-    "DELETE",
-    "/6/faces",
-    auth=AuthRule(resource="face", action="deletion"),
-    op="deleteFaces",
-    json_body=True,
+FACES.listing(
+    "getFaces",
+    filter=face_filter,
+    render=face_json,
+    extra=lambda ctx: {"with_lists": wants_lists(ctx.query.get("targets"))},
 )
+
+
+@table.route("DELETE", "/6/faces", auth=FACES.auth("deletion"), op="deleteFaces", json_body=True)
 async def delete_faces(ctx: Ctx) -> web.Response:
     await ctx.clients.faces.DeleteFaces(
         faces_pb2.DeleteFacesRequest(
-            scope=scope(ctx),
+            scope=ctx.scope(),
             face_ids=ctx.body["face_ids"],
             ignore_missing=bool(ctx.query.get("ignore", 0)),
         )
@@ -132,15 +85,7 @@ async def delete_faces(ctx: Ctx) -> web.Response:
     return web.Response(status=204)
 
 
-@table.route("GET", "/6/faces/count", auth=FACE_VIEW, op="getFacesCount")
-async def count_faces(ctx: Ctx) -> web.Response:
-    q = ctx.query
-    reply = await ctx.clients.faces.CountFaces(
-        faces_pb2.CountFacesRequest(
-            scope=scope(ctx, q.get("account_id", "")), filter=face_filter(q)
-        )
-    )
-    return json_response({"faces_count": reply.count})
+FACES.count("getFacesCount", filter=face_filter)
 
 
 @table.route(
@@ -151,41 +96,28 @@ async def count_faces(ctx: Ctx) -> web.Response:
 )
 async def count_face_attributes(ctx: Ctx) -> web.Response:
     reply = await ctx.clients.faces.CountFaceAttributes(
-        faces_pb2.CountFaceAttributesRequest(scope=scope(ctx, ctx.query.get("account_id", "")))
+        faces_pb2.CountFaceAttributesRequest(scope=ctx.listing_scope())
     )
     return json_response({"faces_count": reply.count})
 
 
-async def _get_face(ctx: Ctx) -> faces_pb2.Face:
-    reply = await ctx.clients.faces.GetFace(
-        faces_pb2.GetFaceRequest(
-            scope=scope(ctx), face_id=face_id(ctx), with_lists=wants_lists(ctx.query.get("targets"))
-        )
-    )
-    return reply.face
-
-
-@table.route("GET", "/6/faces/{face_id}", auth=FACE_VIEW, op="getFace")
-async def get_face(ctx: Ctx) -> web.Response:
-    return json_response(face_json(await _get_face(ctx), ctx.query.get("targets")))
-
-
-@table.route("HEAD", "/6/faces/{face_id}", auth=FACE_VIEW, op="checkFace")
-async def check_face(ctx: Ctx) -> web.Response:
-    await _get_face(ctx)
-    return web.Response(status=200)
+FACES.get_and_check(
+    ("getFace", "checkFace"),
+    render=face_json,
+    extra=lambda ctx: {"with_lists": wants_lists(ctx.query.get("targets"))},
+)
 
 
 @table.route(
     "PATCH",
     "/6/faces/{face_id}",
-    auth=AuthRule(resource="face", action="modification"),
+    auth=FACES.auth("modification"),
     op="patchFace",
     json_body=True,
 )
 async def patch_face(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body or {}
-    request = faces_pb2.UpdateFaceRequest(scope=scope(ctx), face_id=face_id(ctx))
+    request = faces_pb2.UpdateFaceRequest(scope=ctx.scope(), face_id=ctx.path_id("face_id"))
     if "event_id" in body:
         request.event_id = body["event_id"] or ""  # null clears it
     for name in ("user_data", "external_id", "avatar"):
@@ -195,76 +127,55 @@ async def patch_face(ctx: Ctx) -> web.Response:
     return web.Response(status=204)
 
 
-@table.route(
-    "DELETE",
-    "/6/faces/{face_id}",
-    auth=AuthRule(resource="face", action="deletion"),
-    op="deleteFace",
-)
-async def delete_face(ctx: Ctx) -> web.Response:
-    await ctx.clients.faces.DeleteFace(
-        faces_pb2.DeleteFaceRequest(scope=scope(ctx), face_id=face_id(ctx))
-    )
-    return web.Response(status=204)
+FACES.delete("deleteFace")
 
 
-@table.route(
-    "PUT",
-    "/6/faces/{face_id}/attributes",
-    auth=AuthRule(resource="face", action="modification"),
-    op="putFaceAttribute",
-    json_body=True,
-)
-async def put_face_attribute(ctx: Ctx) -> web.Response:
-    await ctx.clients.faces.PutFaceAttribute(
-        faces_pb2.PutFaceAttributeRequest(
-            scope=scope(ctx), face_id=face_id(ctx), attribute=attribute_input(ctx.body)
-        )
-    )
-    return web.Response(status=204)
+def face_attribute_json(ctx: Ctx, reply: faces_pb2.GetFaceAttributeResponse) -> web.Response:
+    attribute = reply.attribute
+    item = {
+        "create_time": convert.ts(attribute.create_time),
+        **convert.attribute_fields(attribute.data),
+    }
+    return json_response({"attributes": convert.project(item, ctx.query.get("targets"))})
 
 
-FACE_ATTRIBUTES_VIEW = AuthRule(resource="face_attributes", action="view")
-
-
-async def _get_face_attribute(ctx: Ctx, descriptor_version: int = 0) -> faces_pb2.FaceAttribute:
-    reply = await ctx.clients.faces.GetFaceAttribute(
-        faces_pb2.GetFaceAttributeRequest(
-            scope=scope(ctx), face_id=face_id(ctx), descriptor_version=descriptor_version
-        )
-    )
-    return reply.attribute
-
-
-@table.route(
-    "GET", "/6/faces/{face_id}/attributes", auth=FACE_ATTRIBUTES_VIEW, op="getFaceAttribute"
-)
-async def get_face_attribute(ctx: Ctx) -> web.Response:
-    attribute = await _get_face_attribute(ctx, ctx.query.get("descriptor_version", 0))
-    item = {"create_time": ts(attribute.create_time), **attribute_fields(attribute.data)}
-    return json_response({"attributes": project(item, ctx.query.get("targets"))})
-
-
-@table.route(
-    "DELETE",
-    "/6/faces/{face_id}/attributes",
-    auth=AuthRule(resource="face_attributes", action="deletion"),
-    op="deleteFaceAttribute",
-)
-async def delete_face_attribute(ctx: Ctx) -> web.Response:
-    await ctx.clients.faces.DeleteFaceAttribute(
-        faces_pb2.DeleteFaceAttributeRequest(scope=scope(ctx), face_id=face_id(ctx))
-    )
-    return web.Response(status=204)
-
-
-@table.route(
-    "GET",
-    "/6/faces/{face_id}/attributes/samples",
-    auth=FACE_ATTRIBUTES_VIEW,
-    op="getFaceAttributeSamples",
-)
-async def get_face_attribute_samples(ctx: Ctx) -> web.Response:
-    data = (await _get_face_attribute(ctx)).data
+def face_attribute_samples(ctx: Ctx, reply: faces_pb2.GetFaceAttributeResponse) -> web.Response:
+    data = reply.attribute.data
     samples = list(dict.fromkeys((*data.descriptor_samples, *data.basic_attributes_samples)))
     return json_response({"samples": samples})
+
+
+ATTRIBUTE = "/attributes"
+FACE_ATTRIBUTES_VIEW = AuthRule(resource="face_attributes", action="view")
+FACES.by_id(
+    "PUT",
+    ATTRIBUTE,
+    "putFaceAttribute",
+    "PutFaceAttribute",
+    auth=FACES.auth("modification"),
+    fields=lambda ctx: {"attribute": attribute_input(ctx.body)},
+)
+FACES.by_id(
+    "GET",
+    ATTRIBUTE,
+    "getFaceAttribute",
+    "GetFaceAttribute",
+    auth=FACE_ATTRIBUTES_VIEW,
+    fields=lambda ctx: {"descriptor_version": ctx.query.get("descriptor_version", 0)},
+    answer=face_attribute_json,
+)
+FACES.by_id(
+    "DELETE",
+    ATTRIBUTE,
+    "deleteFaceAttribute",
+    "DeleteFaceAttribute",
+    auth=AuthRule(resource="face_attributes", action="deletion"),
+)
+FACES.by_id(
+    "GET",
+    f"{ATTRIBUTE}/samples",
+    "getFaceAttributeSamples",
+    "GetFaceAttribute",
+    auth=FACE_ATTRIBUTES_VIEW,
+    answer=face_attribute_samples,
+)

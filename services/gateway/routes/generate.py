@@ -27,27 +27,19 @@ from luna.events.v1 import pipeline_pb2 as ppb
 
 from services.common import errors, logs, times
 from services.common.pbjson import from_struct
-from services.gateway import descriptor_entities, jsonbody, multipart
+from services.gateway import descriptor_entities, images, jsonbody, multipart
 from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
-from services.gateway.routes.estimator import (
+from services.gateway.images import (
     BASE64_TYPES,
     IMAGE_TYPE,
     IMAGE_TYPES,
-    TO_BASE64,
     check_body_type,
     media_type,
 )
-from services.gateway.routes.handlers import path_id
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
 
-NOT_IMPLEMENTED = 12029
-MULTIPART_BAD_TYPE = 12041
-XPK_INVALID = 12035
-EVENTS_NOT_ALLOWED = 11068
-HANDLER_NOT_ALLOWED = 11067
 DESCRIPTOR_TYPES = ("application/x-sdk-descriptor", "application/x-sdk-descriptor-base64")
 XPK_TYPES = ("application/x-vl-xpk", "applicaition/x-vl-xpk-base64", "application/x-vl-xpk-base64")
 BODY_TYPES = (
@@ -65,12 +57,6 @@ EMIT_EVENTS = AuthRule()
 VERIFY = AuthRule(resource="verifier", action="view")
 
 
-def _bad_json(path: str, message: str) -> errors.LunaError:
-    return errors.LunaError(
-        errors.BAD_JSON, f"Failed to validate input json. Path: '{path}', message: '{message}'"
-    )
-
-
 def check_emit_events(ctx: Ctx, handler_id: str) -> None:
     """A bearer token needs emit_events allowed, and the handler white- (not black-) listed."""
     principal = ctx.principal
@@ -80,13 +66,13 @@ def check_emit_events(ctx: Ctx, handler_id: str) -> None:
     emit = principal.emit_events
     if not emit or not emit.get("allowed", 1):
         raise errors.LunaError(
-            EVENTS_NOT_ALLOWED,
+            errors.EVENTS_NOT_ALLOWED,
             "Request denied due to token restrictions. Events generation is not allowed",
         )
     white, black = emit.get("white_list") or [], emit.get("black_list") or []
     if (white and handler_id not in white) or handler_id in black:
         raise errors.LunaError(
-            HANDLER_NOT_ALLOWED,
+            errors.HANDLER_NOT_ALLOWED,
             "Request denied due to token restrictions. According to emit_events the handler "
             "is not whitelisted or handler is blacklisted.",
         )
@@ -99,20 +85,20 @@ def meta_pb(fields: dict[str, Any], path: str) -> ppb.EventMeta:
     for key in META_STRINGS:
         if fields.get(key) is not None:
             if not isinstance(fields[key], str):
-                raise _bad_json(f"{path}.{key}", "str type expected")
+                raise errors.bad_json(f"{path}.{key}", "str type expected")
             setattr(meta, key, fields[key])
     tags = fields.get("tags")
     if tags is not None:
         if isinstance(tags, str):
             tags = [t for t in tags.split(",") if t]
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise _bad_json(f"{path}.tags", "value is not a valid list")
+            raise errors.bad_json(f"{path}.tags", "value is not a valid list")
         meta.tags.extend(tags)
     loc = fields.get("location")
     if loc is None:  # query style: flat keys
         loc = {k: fields[k] for k in (*LOCATION_KEYS, "longitude", "latitude") if k in fields}
     elif not isinstance(loc, dict):
-        raise _bad_json(f"{path}.location", "value is not a valid dict")
+        raise errors.bad_json(f"{path}.location", "value is not a valid dict")
     geo = loc.get("geo_position") or loc
     for key in LOCATION_KEYS:
         if loc.get(key) is not None:
@@ -122,23 +108,25 @@ def meta_pb(fields: dict[str, Any], path: str) -> ppb.EventMeta:
             meta.location.longitude = float(geo["longitude"])
             meta.location.latitude = float(geo["latitude"])
         except (TypeError, ValueError):
-            raise _bad_json(f"{path}.location.geo_position", "value is not a valid float") from None
+            raise errors.bad_json(
+                f"{path}.location.geo_position", "value is not a valid float"
+            ) from None
     detect_time = fields.get("detect_time") or fields.get("image_ts")
     if detect_time is not None:
         try:
             meta.detect_time.CopyFrom(times.to_timestamp(times.parse_rfc3339(str(detect_time))))
         except ValueError:
-            raise _bad_json(f"{path}.detect_time", "invalid datetime format") from None
+            raise errors.bad_json(f"{path}.detect_time", "invalid datetime format") from None
     return meta
 
 
 def _bad_base64(path: str) -> errors.LunaError:
-    return errors.LunaError(18001, "Failed convert data from base64 to bytes")
+    return errors.LunaError(errors.BAD_BASE64, "Failed convert data from base64 to bytes")
 
 
 def _b64(value: Any, path: str) -> bytes:
     if not isinstance(value, str):
-        raise _bad_json(path, "str type expected")
+        raise errors.bad_json(path, "str type expected")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
@@ -147,7 +135,7 @@ def _b64(value: Any, path: str) -> bytes:
 
 def _descriptor(data: bytes, media: str) -> ppb.InputDescriptor:
     if media in XPK_TYPES:
-        raise errors.LunaError(XPK_INVALID, "Failed to parse xpk file")
+        raise errors.LunaError(errors.XPK_INVALID, "Failed to parse xpk file")
     if media.endswith("-base64"):
         data = base64.b64decode(data) if data else b""
     return ppb.InputDescriptor(descriptor=data)
@@ -193,22 +181,16 @@ async def _multipart(request: web.Request, body: Body) -> None:
             else:
                 target = name.removesuffix(".meta").removeprefix("meta_")
                 if not isinstance(value, dict):
-                    raise _bad_json(name, "value is not a valid dict")
+                    raise errors.bad_json(name, "value is not a valid dict")
                 metas[target] = value
-        elif ptype in IMAGE_TYPES or ptype in BASE64_TYPES:
-            body.items.append(
-                ppb.InputItem(
-                    image=epb.Image(data=data, content_type=ptype, filename=part.filename)
-                )
-            )
+        elif images.is_image(ptype):
+            body.items.append(ppb.InputItem(image=images.part_image(part)))
             names.append(name)
         elif ptype in DESCRIPTOR_TYPES or ptype in XPK_TYPES:
             body.items.append(ppb.InputItem(descriptor=_descriptor(data, ptype)))
             names.append(name)
         else:
-            raise errors.LunaError(
-                MULTIPART_BAD_TYPE, f"Multipart with name '{name}' has bad Content-Type"
-            )
+            raise images.bad_part(part)
     for item, name in zip(body.items, names, strict=True):
         if name in metas:
             item.meta.CopyFrom(meta_pb(metas.pop(name), name))
@@ -223,35 +205,23 @@ def _json(raw: bytes, body: Body) -> None:
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
     doc = jsonbody.loads(raw)
     if not isinstance(doc, dict):
-        raise _bad_json("", "value is not a valid dict")
+        raise errors.bad_json("", "value is not a valid dict")
     for key in ("images", "descriptors"):
         if key in doc and not isinstance(doc[key], list):
-            raise _bad_json(key, "value is not a valid list")
+            raise errors.bad_json(key, "value is not a valid list")
     for i, item in enumerate(doc.get("images") or []):
         path = f"images.{i}"
-        if not isinstance(item, dict) or not isinstance(item.get("image"), str):
-            raise _bad_json(f"{path}.image", "base64 image string required")
-        mimetype = item.get("mimetype", "image/jpeg")
-        if mimetype not in TO_BASE64:
-            raise _bad_json(f"{path}.mimetype", f"one of {', '.join(IMAGE_TYPES)}")
         body.items.append(
-            ppb.InputItem(
-                image=epb.Image(
-                    data=item["image"].encode(),
-                    content_type=TO_BASE64[mimetype],
-                    filename=str(item.get("filename", "")),
-                ),
-                meta=meta_pb(item, path),
-            )
+            ppb.InputItem(image=images.json_image(item, path), meta=meta_pb(item, path))
         )
     for i, item in enumerate(doc.get("descriptors") or []):
         path = f"descriptors.{i}"
         if not isinstance(item, dict):
-            raise _bad_json(path, "value is not a valid dict")
+            raise errors.bad_json(path, "value is not a valid dict")
         data = _b64(item.get("descriptor"), f"{path}.descriptor")
         version = item.get("version", 0)
         if not isinstance(version, int):
-            raise _bad_json(f"{path}.version", "value is not a valid integer")
+            raise errors.bad_json(f"{path}.version", "value is not a valid integer")
         body.items.append(
             ppb.InputItem(
                 descriptor=ppb.InputDescriptor(descriptor=data, version=version),
@@ -275,12 +245,12 @@ def _event_time(request: web.Request, header: str) -> Any:
 # ---------------------------------------------------------------------------- routes
 @table.route("POST", "/6/handlers/{handler_id}/events", auth=EMIT_EVENTS, op="generateEvents")
 async def generate_events(ctx: Ctx) -> web.Response:
-    handler_id = path_id(ctx, "handler_id")
+    handler_id = ctx.path_id("handler_id")
     check_emit_events(ctx, handler_id)
     q = ctx.query
     body = await read_body(ctx.request)
     req = ppb.GenerateEventsRequest(
-        scope=scope(ctx),
+        scope=ctx.scope(),
         handler_id=handler_id,
         inputs=body.items,
         image_type=IMAGE_TYPE[q.get("image_type", 0)],
@@ -298,7 +268,7 @@ async def generate_events(ctx: Ctx) -> web.Response:
             getattr(req, attr).CopyFrom(ts)
     if body.policies is not None:
         if not isinstance(body.policies, dict):
-            raise _bad_json("policies", "value is not a valid dict")
+            raise errors.bad_json("policies", "value is not a valid dict")
         policies = struct_pb2.Struct()
         policies.update(body.policies)
         req.policies.CopyFrom(policies)
@@ -308,7 +278,7 @@ async def generate_events(ctx: Ctx) -> web.Response:
 
 @table.route("POST", "/6/verifiers/{verifier_id}/verifications", auth=VERIFY, op="verify")
 async def verify(ctx: Ctx) -> web.Response:
-    verifier_id = path_id(ctx, "verifier_id")
+    verifier_id = ctx.path_id("verifier_id")
     q = ctx.query
     body = await read_body(ctx.request)
     refs = [
@@ -319,7 +289,7 @@ async def verify(ctx: Ctx) -> web.Response:
     ]
     reply = await ctx.clients.pipeline.Verify(
         ppb.VerifyRequest(
-            scope=scope(ctx),
+            scope=ctx.scope(),
             verifier_id=verifier_id,
             references=refs,
             image_type=IMAGE_TYPE[q.get("image_type", 0)],
@@ -336,12 +306,12 @@ async def verify(ctx: Ctx) -> web.Response:
 def _raw_entities(body: dict[str, Any], name: str) -> list[ppb.RawEntity]:
     items = body.get(name)
     if not isinstance(items, list) or not items:
-        raise _bad_json(name, "non-empty array required")
+        raise errors.bad_json(name, "non-empty array required")
     out = []
     for i, e in enumerate(items):
         path = f"{name}.{i}"
         if not isinstance(e, dict):
-            raise _bad_json(path, "value is not a valid dict")
+            raise errors.bad_json(path, "value is not a valid dict")
         data, version = descriptor_entities.entity_bytes(e, path, bad_base64=_bad_base64)
         out.append(
             ppb.RawEntity(
@@ -354,11 +324,11 @@ def _raw_entities(body: dict[str, Any], name: str) -> list[ppb.RawEntity]:
 
 @table.route("POST", "/6/verifiers/{verifier_id}/raw", auth=VERIFY, op="verifyRaw", json_body=True)
 async def verify_raw(ctx: Ctx) -> web.Response:
-    verifier_id = path_id(ctx, "verifier_id")
+    verifier_id = ctx.path_id("verifier_id")
     body: dict[str, Any] = ctx.body or {}
     reply = await ctx.clients.pipeline.VerifyRaw(
         ppb.VerifyRawRequest(
-            scope=scope(ctx),
+            scope=ctx.scope(),
             verifier_id=verifier_id,
             references=_raw_entities(body, "references"),
             candidates=_raw_entities(body, "candidates"),

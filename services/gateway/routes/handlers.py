@@ -6,34 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2, handlers_pb2
 
-from services.common import errors, ids, times
 from services.common.pbjson import from_struct, to_struct
 from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
+from services.gateway.convert import record_times
+from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
-
-HANDLER_VIEW = AuthRule(resource="handler", action="view")
-
-
-def path_id(ctx: Ctx, name: str) -> str:
-    value = ctx.request.match_info[name]
-    if not ids.is_uuid(value):
-        raise errors.LunaError(
-            errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}': not a UUID: {value}"
-        )
-    return value
+HANDLERS = Collection(table, handlers_pb2, "handler")
 
 
-def ts(value: Any) -> str | None:
-    return times.to_rfc3339(times.from_timestamp(value))
-
-
-def handler_json(h: handlers_pb2.Handler) -> dict[str, Any]:
+def handler_json(ctx: Ctx, h: handlers_pb2.Handler) -> dict[str, Any]:
     return {
         "handler_id": h.handler_id,
         "account_id": h.account_id,
@@ -41,8 +26,7 @@ def handler_json(h: handlers_pb2.Handler) -> dict[str, Any]:
         "policies": from_struct(h.policies) if h.HasField("policies") else None,
         "handler_type": h.handler_type,
         "lambda_id": h.lambda_id or None,
-        "create_time": ts(h.create_time),
-        "last_update_time": ts(h.last_update_time),
+        **record_times(h),
     }
 
 
@@ -61,7 +45,8 @@ def handler_fields(body: dict[str, Any]) -> handlers_pb2.HandlerFields:
     return fields
 
 
-def handler_filter(q: dict[str, Any]) -> handlers_pb2.HandlerFilter:
+def handler_filter(ctx: Ctx) -> handlers_pb2.HandlerFilter:
+    q = ctx.query
     flt = handlers_pb2.HandlerFilter()
     if "description" in q:
         flt.description = q["description"]
@@ -73,108 +58,49 @@ def handler_filter(q: dict[str, Any]) -> handlers_pb2.HandlerFilter:
 
 
 @table.route(
-    "POST",
-    "/6/handlers",
-    auth=AuthRule(resource="handler", action="creation"),
-    op="createHandler",
-    json_body=True,
+    "POST", "/6/handlers", auth=HANDLERS.auth("creation"), op="createHandler", json_body=True
 )
 async def create_handler(ctx: Ctx) -> web.Response:
     reply = await ctx.clients.handlers.CreateHandler(
-        handlers_pb2.CreateHandlerRequest(scope=scope(ctx), fields=handler_fields(ctx.body or {}))
+        handlers_pb2.CreateHandlerRequest(scope=ctx.scope(), fields=handler_fields(ctx.body or {}))
     )
-    hid = reply.handler.handler_id
-    return json_response({"handler_id": hid, "url": f"/6/handlers/{hid}"}, status=201)
+    return HANDLERS.created(reply.handler.handler_id)
 
 
-@table.route("GET", "/6/handlers", auth=HANDLER_VIEW, op="getHandlers")
-async def get_handlers(ctx: Ctx) -> web.Response:
-    q = ctx.query
-    reply = await ctx.clients.handlers.ListHandlers(
-        handlers_pb2.ListHandlersRequest(
-            scope=scope(ctx, q.get("account_id", "")),
-            filter=handler_filter(q),
-            page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
-        )
-    )
-    # LUNA renders this list as a bare array.
-    return json_response([handler_json(h) for h in reply.handlers])
-
-
-@table.route("GET", "/6/handlers/count", auth=HANDLER_VIEW, op="getHandlersCount")
-async def count_handlers(ctx: Ctx) -> web.Response:
-    q = ctx.query
-    reply = await ctx.clients.handlers.CountHandlers(
-        handlers_pb2.CountHandlersRequest(
-            scope=scope(ctx, q.get("account_id", "")), filter=handler_filter(q)
-        )
-    )
-    return json_response({"handlers_count": reply.count})
+# LUNA renders this list as a bare array.
+HANDLERS.listing("getHandlers", filter=handler_filter, render=handler_json, keyed=False)
+HANDLERS.count("getHandlersCount", filter=handler_filter)
 
 
 @table.route(
     "POST",
     "/6/handlers/validator",
-    auth=HANDLER_VIEW,
+    auth=HANDLERS.auth("view"),
     op="validateHandlerPolicies",
     json_body=True,
 )
 async def validate_policies(ctx: Ctx) -> web.Response:
     await ctx.clients.handlers.ValidatePolicies(
         handlers_pb2.ValidatePoliciesRequest(
-            scope=scope(ctx), policies=to_struct(ctx.body["policies"])
+            scope=ctx.scope(), policies=to_struct(ctx.body["policies"])
         )
     )
     return json_response({})
 
 
-async def _get_handler(ctx: Ctx) -> handlers_pb2.Handler:
-    reply = await ctx.clients.handlers.GetHandler(
-        handlers_pb2.GetHandlerRequest(scope=scope(ctx), handler_id=path_id(ctx, "handler_id"))
-    )
-    return reply.handler
+HANDLERS.get_and_check(("getHandler", "checkHandler"), render=handler_json)
 
 
-@table.route("GET", "/6/handlers/{handler_id}", auth=HANDLER_VIEW, op="getHandler")
-async def get_handler(ctx: Ctx) -> web.Response:
-    return json_response(handler_json(await _get_handler(ctx)))
-
-
-@table.route("HEAD", "/6/handlers/{handler_id}", auth=HANDLER_VIEW, op="checkHandler")
-async def check_handler(ctx: Ctx) -> web.Response:
-    await _get_handler(ctx)
-    return web.Response(status=200)
-
-
-@table.route(
+HANDLERS.by_id(
     "PUT",
-    "/6/handlers/{handler_id}",
-    auth=AuthRule(resource="handler", action="modification"),
-    op="replaceHandler",
-    json_body=True,
+    "",
+    "replaceHandler",
+    "ReplaceHandler",
+    auth=HANDLERS.auth("modification"),
+    fields=lambda ctx: {"fields": handler_fields(ctx.body or {})},
+    answer=lambda ctx, reply: json_response({}),
 )
-async def replace_handler(ctx: Ctx) -> web.Response:
-    await ctx.clients.handlers.ReplaceHandler(
-        handlers_pb2.ReplaceHandlerRequest(
-            scope=scope(ctx),
-            handler_id=path_id(ctx, "handler_id"),
-            fields=handler_fields(ctx.body or {}),
-        )
-    )
-    return json_response({})
-
-
-@table.route(
-    "DELETE",
-    "/6/handlers/{handler_id}",
-    auth=AuthRule(resource="handler", action="deletion"),
-    op="deleteHandler",
-)
-async def delete_handler(ctx: Ctx) -> web.Response:
-    await ctx.clients.handlers.DeleteHandler(
-        handlers_pb2.DeleteHandlerRequest(scope=scope(ctx), handler_id=path_id(ctx, "handler_id"))
-    )
-    return web.Response(status=204)
+HANDLERS.delete("deleteHandler")
 
 
 @table.route(
@@ -188,8 +114,8 @@ async def save_event(ctx: Ctx) -> web.Response:
     wait = bool(ctx.query.get("wait_saving", 1))
     reply = await ctx.clients.events.SaveEvents(
         events_pb2.SaveEventsRequest(
-            scope=scope(ctx),
-            handler_id=path_id(ctx, "handler_id"),
+            scope=ctx.scope(),
+            handler_id=ctx.path_id("handler_id"),
             events=[events_pb2.EventInput(event=to_struct(ctx.body))],
             wait_saving=wait,
             from_client=True,

@@ -7,30 +7,22 @@ from typing import Any
 from aiohttp import web
 from luna.matcher.v1 import matcher_pb2
 
-from services.common import errors, times
+from services.common import errors, luna_json
 from services.common.pbjson import from_struct, to_struct
 from services.gateway import descriptor_entities
 from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
-from services.gateway.routes.faces import face_json
+from services.gateway.convert import face_json
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
+# Face matching, whether the descriptors are stored or come in the request.
+MATCH_FACES = AuthRule(resource="matching", action="face")
 
-NOT_IMPLEMENTED = 12029
-XPK_INVALID = 12035
-HUMAN_DESCRIPTOR_NOT_FOUND = 23007
 BODY_DESCRIPTOR_VERSION = 107  # LUNA's default body descriptor version
 
 # Reference types naming a stored object by `id`, and the proto field each maps to.
 _BY_ID = {"face": "face_id", "attribute": "attribute_id", "face_external_id": "external_id"}
 _EVENT_BY_ID = {"event": "event_id", "event_external_id": "event_external_id"}
-
-
-def _json_error(path: str, message: str) -> errors.LunaError:
-    return errors.LunaError(
-        errors.BAD_JSON, f"Failed to validate input json. Path: '{path}', message: '{message}'"
-    )
 
 
 def descriptor_pb(entity: dict[str, Any], path: str) -> matcher_pb2.RawDescriptor:
@@ -45,12 +37,12 @@ def reference_pb(item: dict[str, Any], i: int) -> matcher_pb2.Reference:
     ref = matcher_pb2.Reference(id=str(item.get("id") or ""))
     if kind in _BY_ID:
         if not item.get("id"):
-            raise _json_error(f"{path}.id", "field required")
+            raise errors.bad_json(f"{path}.id", "field required")
         setattr(ref, _BY_ID[kind], item["id"])
         return ref
     if kind in _EVENT_BY_ID:
         if not item.get("id"):
-            raise _json_error(f"{path}.id", "field required")
+            raise errors.bad_json(f"{path}.id", "field required")
         setattr(ref, _EVENT_BY_ID[kind], item["id"])
         return ref
     ref.descriptor.CopyFrom(descriptor_pb(item, path))
@@ -66,27 +58,12 @@ def event_candidates_pb(item: dict[str, Any]) -> matcher_pb2.EventCandidates:
     )
 
 
-def candidates_pb(item: dict[str, Any], i: int) -> matcher_pb2.FaceCandidates:
-    f = item.get("filters") or {}
-    out = matcher_pb2.FaceCandidates(
-        list_id=f.get("list_id", ""),
-        face_ids=f.get("face_ids", []),
-        external_ids=f.get("external_ids", []),
-        event_id=f.get("event_id", ""),
-        face_id_gte=f.get("face_id__gte", ""),
-        face_id_lt=f.get("face_id__lt", ""),
+def candidates_pb(item: dict[str, Any]) -> matcher_pb2.FaceCandidates:
+    return luna_json.face_candidates(
+        item.get("filters") or {},
         limit=item.get("limit", 3),
         threshold=item.get("threshold", 0.0),
     )
-    if "user_data" in f:
-        out.user_data = f["user_data"]
-    for key, field in (
-        ("create_time__gte", "create_time_gte"),
-        ("create_time__lt", "create_time_lt"),
-    ):
-        if key in f:
-            getattr(out, field).CopyFrom(times.to_timestamp(times.parse_rfc3339(f[key])))
-    return out
 
 
 def reference_json(item: dict[str, Any], result: matcher_pb2.ReferenceResult) -> dict[str, Any]:
@@ -108,7 +85,7 @@ def _split_candidates(cands_in: list[dict[str, Any]]) -> Split:
     faces: list[matcher_pb2.FaceCandidates] = []
     events: list[matcher_pb2.EventCandidates] = []
     order: list[tuple[str, int]] = []
-    for i, item in enumerate(cands_in):
+    for item in cands_in:
         # The schema's oneOf (by target) leaves defaults to us; the response echoes them.
         item.setdefault("target", "faces")
         item.setdefault("limit", 3)
@@ -116,12 +93,14 @@ def _split_candidates(cands_in: list[dict[str, Any]]) -> Split:
         target = item["target"]
         if target == "faces":
             order.append(("face", len(faces)))
-            faces.append(candidates_pb(item, i))
+            faces.append(candidates_pb(item))
         elif target == "events":
             order.append(("event", len(events)))
             events.append(event_candidates_pb(item))
         else:
-            raise errors.LunaError(NOT_IMPLEMENTED, f"Matching against {target} is not implemented")
+            raise errors.LunaError(
+                errors.NOT_IMPLEMENTED, f"Matching against {target} is not implemented"
+            )
     return faces, events, order
 
 
@@ -145,20 +124,14 @@ def _candidate_set_json(
     }
 
 
-@table.route(
-    "POST",
-    "/6/matcher/faces",
-    auth=AuthRule(resource="matching", action="face"),
-    op="matchFaces",
-    json_body=True,
-)
+@table.route("POST", "/6/matcher/faces", auth=MATCH_FACES, op="matchFaces", json_body=True)
 async def match_faces(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body
     refs_in: list[dict[str, Any]] = body["references"]
     cands_in: list[dict[str, Any]] = body["candidates"]
     face_sets, event_sets, order = _split_candidates(cands_in)
     request = matcher_pb2.MatchFacesRequest(
-        scope=scope(ctx, ctx.query.get("account_id", "")),
+        scope=ctx.listing_scope(),
         references=[reference_pb(r, i) for i, r in enumerate(refs_in)],
         candidates=face_sets,
         event_candidates=event_sets,
@@ -179,13 +152,7 @@ async def match_faces(ctx: Ctx) -> web.Response:
     return json_response(out)
 
 
-@table.route(
-    "POST",
-    "/6/matcher/raw",
-    auth=AuthRule(resource="matching", action="face"),
-    op="matchRaw",
-    json_body=True,
-)
+@table.route("POST", "/6/matcher/raw", auth=MATCH_FACES, op="matchRaw", json_body=True)
 async def match_raw(ctx: Ctx) -> web.Response:
     body: dict[str, Any] = ctx.body
 
@@ -231,8 +198,10 @@ async def match_bodies(ctx: Ctx) -> web.Response:
     for ref in ctx.body["references"]:
         if isinstance(ref, dict) and ref.get("id"):
             raise errors.LunaError(
-                HUMAN_DESCRIPTOR_NOT_FOUND,
+                errors.HUMAN_DESCRIPTOR_NOT_FOUND,
                 f"Human descriptor of version {BODY_DESCRIPTOR_VERSION} is not found for "
                 f"object with id '{ref['id']}'.",
             )
-    raise errors.LunaError(NOT_IMPLEMENTED, "Body matching is not implemented: no body descriptors")
+    raise errors.LunaError(
+        errors.NOT_IMPLEMENTED, "Body matching is not implemented: no body descriptors"
+    )

@@ -5,131 +5,65 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from luna.common.v1 import paging_pb2
 from luna.events.v1 import verifiers_pb2
 
 from services.common.pbjson import from_struct, to_struct
-from services.gateway.auth import AuthRule
-from services.gateway.routes.accounts import scope
-from services.gateway.routes.handlers import path_id, ts
+from services.gateway.convert import record_times
+from services.gateway.crud import Collection
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
+VERIFIERS = Collection(table, verifiers_pb2, "verifier")
 
-VERIFIER_VIEW = AuthRule(resource="verifier", action="view")
 
-
-def verifier_json(v: verifiers_pb2.Verifier) -> dict[str, Any]:
+def verifier_json(ctx: Ctx, v: verifiers_pb2.Verifier) -> dict[str, Any]:
     return {
         "verifier_id": v.verifier_id,
         "account_id": v.account_id,
         "description": v.description,
         "policies": from_struct(v.policies),
-        "create_time": ts(v.create_time),
-        "last_update_time": ts(v.last_update_time),
+        **record_times(v),
         "version": v.version,
     }
 
 
-def _filter(q: dict[str, Any]) -> verifiers_pb2.VerifierFilter:
+def verifier_filter(ctx: Ctx) -> verifiers_pb2.VerifierFilter:
     flt = verifiers_pb2.VerifierFilter()
-    if "description" in q:
-        flt.description = q["description"]
+    if "description" in ctx.query:
+        flt.description = ctx.query["description"]
     return flt
 
 
+def verifier_fields(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "description": body.get("description", ""),
+        "policies": to_struct(body.get("policies") or {}),
+    }
+
+
 @table.route(
-    "POST",
-    "/6/verifiers",
-    auth=AuthRule(resource="verifier", action="creation"),
-    op="createVerifier",
-    json_body=True,
+    "POST", "/6/verifiers", auth=VERIFIERS.auth("creation"), op="createVerifier", json_body=True
 )
 async def create_verifier(ctx: Ctx) -> web.Response:
-    body: dict[str, Any] = ctx.body or {}
     reply = await ctx.clients.verifiers.CreateVerifier(
-        verifiers_pb2.CreateVerifierRequest(
-            scope=scope(ctx),
-            description=body.get("description", ""),
-            policies=to_struct(body.get("policies") or {}),
-        )
+        verifiers_pb2.CreateVerifierRequest(scope=ctx.scope(), **verifier_fields(ctx.body or {}))
     )
-    vid = reply.verifier.verifier_id
-    return json_response({"verifier_id": vid, "url": f"/6/verifiers/{vid}"}, status=201)
+    return VERIFIERS.created(reply.verifier.verifier_id)
 
 
-@table.route("GET", "/6/verifiers", auth=VERIFIER_VIEW, op="getVerifiers")
-async def get_verifiers(ctx: Ctx) -> web.Response:
-    q = ctx.query
-    reply = await ctx.clients.verifiers.ListVerifiers(
-        verifiers_pb2.ListVerifiersRequest(
-            scope=scope(ctx, q.get("account_id", "")),
-            filter=_filter(q),
-            page=paging_pb2.Page(page=q.get("page", 1), page_size=q.get("page_size", 10)),
-        )
-    )
-    return json_response([verifier_json(v) for v in reply.verifiers])
+# LUNA renders this list as a bare array.
+VERIFIERS.listing("getVerifiers", filter=verifier_filter, render=verifier_json, keyed=False)
+VERIFIERS.count("getVerifiersCount", filter=verifier_filter)
+VERIFIERS.get_and_check(("getVerifier", "checkVerifier"), render=verifier_json)
 
 
-@table.route("GET", "/6/verifiers/count", auth=VERIFIER_VIEW, op="getVerifiersCount")
-async def count_verifiers(ctx: Ctx) -> web.Response:
-    q = ctx.query
-    reply = await ctx.clients.verifiers.CountVerifiers(
-        verifiers_pb2.CountVerifiersRequest(
-            scope=scope(ctx, q.get("account_id", "")), filter=_filter(q)
-        )
-    )
-    return json_response({"verifiers_count": reply.count})
-
-
-async def _get(ctx: Ctx) -> verifiers_pb2.Verifier:
-    reply = await ctx.clients.verifiers.GetVerifier(
-        verifiers_pb2.GetVerifierRequest(scope=scope(ctx), verifier_id=path_id(ctx, "verifier_id"))
-    )
-    return reply.verifier
-
-
-@table.route("GET", "/6/verifiers/{verifier_id}", auth=VERIFIER_VIEW, op="getVerifier")
-async def get_verifier(ctx: Ctx) -> web.Response:
-    return json_response(verifier_json(await _get(ctx)))
-
-
-@table.route("HEAD", "/6/verifiers/{verifier_id}", auth=VERIFIER_VIEW, op="checkVerifier")
-async def check_verifier(ctx: Ctx) -> web.Response:
-    await _get(ctx)
-    return web.Response(status=200)
-
-
-@table.route(
+VERIFIERS.by_id(
     "PUT",
-    "/6/verifiers/{verifier_id}",
-    auth=AuthRule(resource="verifier", action="modification"),
-    op="replaceVerifier",
-    json_body=True,
+    "",
+    "replaceVerifier",
+    "ReplaceVerifier",
+    auth=VERIFIERS.auth("modification"),
+    fields=lambda ctx: verifier_fields(ctx.body or {}),
+    answer=lambda ctx, reply: json_response({"version": reply.verifier.version}),
 )
-async def replace_verifier(ctx: Ctx) -> web.Response:
-    body: dict[str, Any] = ctx.body or {}
-    reply = await ctx.clients.verifiers.ReplaceVerifier(
-        verifiers_pb2.ReplaceVerifierRequest(
-            scope=scope(ctx),
-            verifier_id=path_id(ctx, "verifier_id"),
-            description=body.get("description", ""),
-            policies=to_struct(body.get("policies") or {}),
-        )
-    )
-    return json_response({"version": reply.verifier.version})
-
-
-@table.route(
-    "DELETE",
-    "/6/verifiers/{verifier_id}",
-    auth=AuthRule(resource="verifier", action="deletion"),
-    op="deleteVerifier",
-)
-async def delete_verifier(ctx: Ctx) -> web.Response:
-    await ctx.clients.verifiers.DeleteVerifier(
-        verifiers_pb2.DeleteVerifierRequest(
-            scope=scope(ctx), verifier_id=path_id(ctx, "verifier_id")
-        )
-    )
-    return web.Response(status=204)
+VERIFIERS.delete("deleteVerifier")

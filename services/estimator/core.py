@@ -18,7 +18,12 @@ from services.estimator import align, detect, estimations, images
 from services.estimator import model_repo as mr
 from services.estimator.backends import InferenceBackend, make_backend
 from services.estimator.budget import PixelBudget, run_sized
-from services.estimator.extract import Descriptor, extract_descriptors
+from services.estimator.extract import (
+    Descriptor,
+    check_version,
+    extract_descriptors,
+    installed_versions,
+)
 from services.estimator.results import BodyResult, Box, DetectResult, FaceResult, Features
 
 AVAILABLE = (
@@ -106,6 +111,7 @@ class Estimator:
         self.descriptor_version = int(
             manifest.get("descriptor_version", mr.SFACE_DESCRIPTOR_VERSION)
         )  # type: ignore[call-overload]
+        self.descriptor_versions = installed_versions(manifest)
         self.budget = PixelBudget(inflight_pixels)
         self.limits = limits
 
@@ -119,7 +125,13 @@ class Estimator:
             unavailable=UNAVAILABLE,
             descriptor_version=self.descriptor_version,
             detector=self.detector,
+            descriptor_versions=self.descriptor_versions,
         )
+
+    def _version(self, version: int | None) -> int:
+        """The request's descriptor version (None or 0: the default), refused with 34001 when
+        no installed model extracts it."""
+        return check_version(version or self.descriptor_version, self.descriptor_versions)
 
     # ------------------------------------------------------------------ detect
     async def detect(
@@ -133,6 +145,7 @@ class Estimator:
         estimations: set[str] | frozenset[str] = frozenset({"face_descriptor"}),
         image_type: int = IMAGE_RAW,
         use_exif: bool = True,
+        descriptor_version: int | None = None,
     ) -> DetectResult:
         """Faces (and bodies) of one image with the requested estimations.
 
@@ -141,6 +154,7 @@ class Estimator:
         """
         requested = set(estimations)
         _check_estimations(requested, image_type)
+        version = self._version(descriptor_version)
         if multiface_policy not in (0, 1, 2):
             raise LunaError(
                 errors.BAD_JSON, f"multiface_policy must be 0, 1 or 2, not {multiface_policy}"
@@ -160,7 +174,7 @@ class Estimator:
         async with self.budget.hold(pixels):
             return await self._detect(
                 image, content_type, multiface_policy, detect_face, detect_body, requested,
-                image_type, use_exif,
+                image_type, use_exif, version,
             )  # fmt: skip
 
     async def _detect(
@@ -173,6 +187,7 @@ class Estimator:
         requested: set[str],
         image_type: int,
         use_exif: bool,
+        version: int,
     ) -> DetectResult:
         rgb = await self._decode(image, content_type, use_exif and image_type == IMAGE_RAW)
         h, w = rgb.shape[:2]
@@ -186,7 +201,7 @@ class Estimator:
             ]
 
         per_face = await self._estimate(
-            rgb if image_type == IMAGE_RAW else None, dets, warps, requested
+            rgb if image_type == IMAGE_RAW else None, dets, warps, requested, version
         )
         faces = []
         for d, warp, (desc, est) in zip(dets, warps, per_face, strict=True):
@@ -267,6 +282,7 @@ class Estimator:
         dets: list[detect.Detection],
         warps: list[np.ndarray],
         requested: set[str],
+        version: int,
     ) -> list[tuple[Descriptor | None, dict[str, object]]]:
         if not dets:
             return []
@@ -274,7 +290,7 @@ class Estimator:
         jobs: dict[str, asyncio.Future[list[object]] | asyncio.Task[list[object]]] = {}
         if "face_descriptor" in requested:
             jobs["face_descriptor"] = asyncio.ensure_future(
-                extract_descriptors(self.backend, warps)
+                extract_descriptors(self.backend, warps, version)
             )
         if "basic_attributes" in requested:
             jobs["basic_attributes"] = asyncio.ensure_future(
@@ -329,22 +345,30 @@ class Estimator:
             )
         return rgb
 
-    async def extract(self, samples: list[np.ndarray | bytes]) -> list[Descriptor]:
-        """Descriptors of 250x250 samples (arrays, or encoded images), one batched call."""
+    async def extract(
+        self, samples: list[np.ndarray | bytes], version: int | None = None
+    ) -> list[Descriptor]:
+        """Descriptors of 250x250 samples (arrays, or encoded images), one batched call;
+        `version` None or 0 is the default version."""
+        version = self._version(version)
         warps = [self._as_sample(s) for s in samples]
-        return await extract_descriptors(self.backend, warps)
+        return await extract_descriptors(self.backend, warps, version)
 
     async def estimate(
-        self, samples: list[np.ndarray | bytes], estimations_: set[str]
+        self,
+        samples: list[np.ndarray | bytes],
+        estimations_: set[str],
+        version: int | None = None,
     ) -> list[dict[str, object]]:
         """Warp-space estimations (and descriptors) of 250x250 samples."""
         _check_estimations(set(estimations_), IMAGE_FACE_WARP)
+        version = self._version(version)
         warps = [self._as_sample(s) for s in samples]
         dets = [
             detect.Detection((0.0, 0.0, 250.0, 250.0), 1.0, align.WARP_TEMPLATE.copy())
             for _ in warps
         ]
-        per = await self._estimate(None, dets, warps, set(estimations_))
+        per = await self._estimate(None, dets, warps, set(estimations_), version)
         res = []
         for desc, est in per:
             if desc is not None:

@@ -120,6 +120,7 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
             descriptor_version=f.descriptor_version,
             detector=f.detector,
             backend=describe(self._est.backend),
+            descriptor_versions=f.descriptor_versions,
         )
 
     async def Detect(
@@ -138,6 +139,7 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
         # Request-level checks first, as LUNA does: an estimation nobody can do fails the
         # request, it is not repeated as an error of every image.
         core._check_estimations(requested, image_type)
+        version = self._est._version(request.descriptor_version)
         if image_type == core.IMAGE_BODY_WARP:
             raise errors.LunaError(
                 errors.FEATURE_DISABLED,
@@ -159,6 +161,7 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
                     estimations=requested,
                     image_type=image_type,
                     use_exif=not request.ignore_exif,
+                    descriptor_version=version,
                 )
             except errors.LunaError as err:
                 return pb.ImageResult(filename=image.filename, error=error_detail(err))
@@ -172,7 +175,7 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
     ) -> pb.ExtractResponse:
         _check_count(len(request.samples), "samples")
         samples = [_sample(s, self._est.limits) for s in request.samples]
-        descriptors = await self._est.extract(samples)  # type: ignore[arg-type]
+        descriptors = await self._est.extract(samples, request.descriptor_version)  # type: ignore[arg-type]
         return pb.ExtractResponse(
             descriptors=[pb.Descriptor(data=d.data, version=d.version) for d in descriptors]
         )
@@ -182,7 +185,11 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
     ) -> pb.EstimateResponse:
         _check_count(len(request.samples), "samples")
         samples = [_sample(s, self._est.limits) for s in request.samples]
-        results = await self._est.estimate(samples, set(request.estimations))  # type: ignore[arg-type]
+        results = await self._est.estimate(
+            samples,
+            set(request.estimations),
+            request.descriptor_version,  # type: ignore[arg-type]
+        )
         out = []
         for est in results:
             est = dict(est)

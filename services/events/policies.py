@@ -147,6 +147,9 @@ EXTRACT_POLICY = closed_object(
         "extract_body_descriptor": _flag(0),
         "extract_basic_attributes": _flag(0),
         "fd_score_threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
+        # This platform's addition: the face descriptor's version (200 SFace, 201
+        # MobileFaceNet); absent, the estimator's default. Matching follows the version.
+        "descriptor_version": {"type": "integer", "enum": [200, 201]},
     }
 )
 

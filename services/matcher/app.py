@@ -23,7 +23,7 @@ from services.matcher import metrics as matcher_metrics
 from services.matcher import settings
 from services.matcher.face_records import FaceRecords
 from services.matcher.grpc_service import MatcherServicer
-from services.matcher.matching import Matching
+from services.matcher.matching import Matching, VersionedMatching
 from services.matcher.sync import Sync
 
 log = logging.getLogger("luna.matcher")
@@ -34,8 +34,9 @@ class MatcherState:
     nc: NATS | None = None
     channel: grpc.aio.Channel | None = None
     events_channel: grpc.aio.Channel | None = None
-    sync: Sync | None = None
-    matching: Matching | None = None
+    sync: Sync | None = None  # the default version's
+    syncs: dict[int, Sync] = field(default_factory=dict)
+    matching: VersionedMatching | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(
@@ -51,45 +52,55 @@ class MatcherState:
         # starts (and serves face matching) while the events service is still starting.
         self.events_channel = grpc_client.channel("events", events_address)
         events = grpc_client.stub(events_pb2_grpc.EventsServiceStub, self.events_channel)
-        self.sync = Sync(
-            js,
-            faces,
-            snapshot_root=settings.snapshot_dir(),
-            version=settings.DESCRIPTOR_VERSION.get_int(),
-            config=settings.core_config(),
-            records=FaceRecords(settings.RECORD_CACHE.get_int()),
-        )
-        await self.sync.start(retry_for=settings.START_TIMEOUT.get_float())
-        nats_streams.on_reconnect(self.nc, self.sync.resume_follow)
-        self.matching = Matching(
-            self.sync,
-            faces,
-            attributes,
-            events,
-            consistency_wait=settings.CONSISTENCY_WAIT.get_float(),
-            filter_max_faces=settings.FILTER_MAX_FACES.get_int(),
-        )
-        self.tasks.append(
-            asyncio.create_task(
-                self.sync.run_snapshots(
-                    settings.SNAPSHOT_INTERVAL.get_float(), settings.SNAPSHOT_CHANGES.get_int()
+        default = settings.DESCRIPTOR_VERSION.get_int()
+        root = settings.snapshot_dir()
+        records_capacity = settings.RECORD_CACHE.get_int()
+        records = FaceRecords(records_capacity)
+        by_version: dict[int, Matching] = {}
+        # One Sync (index, stream follower, snapshots) per descriptor version.
+        for version in settings.descriptor_versions():
+            sync = Sync(
+                js,
+                faces,
+                snapshot_root=settings.version_snapshot_dir(root, version, default),
+                version=version,
+                config=settings.core_config(),
+                records=records if version == default else FaceRecords(records_capacity),
+            )
+            self.syncs[version] = sync
+            await sync.start(retry_for=settings.START_TIMEOUT.get_float())
+            nats_streams.on_reconnect(self.nc, sync.resume_follow)
+            by_version[version] = Matching(
+                sync,
+                faces,
+                attributes,
+                events,
+                consistency_wait=settings.CONSISTENCY_WAIT.get_float(),
+                filter_max_faces=settings.FILTER_MAX_FACES.get_int(),
+            )
+            self.tasks.append(
+                asyncio.create_task(
+                    sync.run_snapshots(
+                        settings.SNAPSHOT_INTERVAL.get_float(), settings.SNAPSHOT_CHANGES.get_int()
+                    )
                 )
             )
-        )
+        self.sync = self.syncs[default]
+        self.matching = VersionedMatching(by_version, default)
 
     async def stop(self, snapshot: bool = True) -> None:
         for task in self.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.sync is not None:
-            await self.sync._stop_follow()
+        for sync in self.syncs.values():
+            await sync._stop_follow()
             if snapshot:
                 try:
-                    await self.sync.snapshot()
+                    await sync.snapshot()
                 except Exception:
-                    log.exception("snapshot at shutdown failed")
-            await self.sync.close()
+                    log.exception("snapshot of version %d at shutdown failed", sync.version)
+            await sync.close()
         for channel in (self.channel, self.events_channel):
             if channel is not None:
                 await channel.close()
@@ -98,7 +109,7 @@ class MatcherState:
 
     def servicer(self) -> MatcherServicer:
         assert self.matching is not None and self.sync is not None
-        return MatcherServicer(self.matching, self.sync)
+        return MatcherServicer(self.matching, self.sync, self.syncs)
 
 
 def make_app() -> ServiceApp:

@@ -10,14 +10,22 @@ from luna.common.v1 import info_pb2
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 
 from services.common.version import VERSION
-from services.matcher.matching import Matching
+from services.matcher.core.descriptors import check_version
+from services.matcher.matching import Matching, VersionedMatching
 from services.matcher.sync import Sync
 
 
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
-    def __init__(self, matching: Matching, sync: Sync) -> None:
+    def __init__(
+        self,
+        matching: Matching | VersionedMatching,
+        sync: Sync,
+        syncs: dict[int, Sync] | None = None,
+    ) -> None:
+        """`sync` is the default version's (index stats); `syncs` every version's."""
         self._matching = matching
         self._sync = sync
+        self._syncs = syncs or {sync.version: sync}
 
     async def GetInfo(
         self, request: matcher_pb2.GetInfoRequest, context: grpc.aio.ServicerContext
@@ -40,13 +48,17 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
     async def GetIndexStats(
         self, request: matcher_pb2.GetIndexStatsRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.GetIndexStatsResponse:
-        ix = self._sync.ix
+        sync = self._syncs.get(request.descriptor_version or self._sync.version)
+        if sync is None:
+            check_version(request.descriptor_version, self._sync.version)  # 31001
+        assert sync is not None
+        ix = sync.ix
         rows = await asyncio.to_thread(ix.stats)
         return matcher_pb2.GetIndexStatsResponse(
             faces=len(ix),
             descriptor_version=ix.version or 0,
-            applied_seq=self._sync.applied_seq,
-            snapshot_seq=self._sync.snapshot_seq,
+            applied_seq=sync.applied_seq,
+            snapshot_seq=sync.snapshot_seq,
             collections=[
                 matcher_pb2.CollectionStats(
                     kind=str(r["kind"]),
@@ -65,13 +77,18 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self, request: matcher_pb2.RebuildIndexRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.RebuildIndexResponse:
         began = time.perf_counter()
-        faces = await self._sync.rebuild()
+        faces = 0
+        for sync in self._syncs.values():
+            faces += await sync.rebuild()
         return matcher_pb2.RebuildIndexResponse(faces=faces, seconds=time.perf_counter() - began)
 
     async def SaveSnapshot(
         self, request: matcher_pb2.SaveSnapshotRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.SaveSnapshotResponse:
         began = time.perf_counter()
+        for sync in self._syncs.values():
+            if sync is not self._sync:
+                await sync.snapshot(force=True)
         path, seq = await self._sync.snapshot(force=True)
         return matcher_pb2.SaveSnapshotResponse(
             path=str(path or ""), stream_seq=seq, seconds=time.perf_counter() - began

@@ -24,7 +24,6 @@ from luna.matcher.v1 import matcher_pb2
 
 from services.common import errors, ids
 from services.matcher.core import (
-    DESCRIPTOR_DIM,
     AccountCandidates,
     Candidates,
     FaceIdCandidates,
@@ -32,7 +31,7 @@ from services.matcher.core import (
     ListCandidates,
     cosine_to_similarity,
 )
-from services.matcher.core.descriptors import check_version, unpack_unit
+from services.matcher.core.descriptors import check_version, dim_of, unpack_unit
 from services.matcher.sync import Sync
 
 MAX_REFERENCES = 30
@@ -79,7 +78,7 @@ def local_descriptor(ix: IndexSet, face_id: str, account_id: str | None) -> np.n
 def unit_vector(raw: bytes, version: int, want_version: int) -> np.ndarray:
     """A request's raw descriptor, validated: 31001 other version, 12034 length, 26302 NaN/0."""
     check_version(version or want_version, want_version)
-    return unpack_unit(raw, DESCRIPTOR_DIM)
+    return unpack_unit(raw, dim_of(want_version))
 
 
 def _has_db_filters(c: matcher_pb2.FaceCandidates) -> bool:
@@ -467,3 +466,39 @@ class Matching:
             for j in np.argsort(-sims[i], kind="stable").tolist():
                 row.matches.add(candidate_id=req.candidates[j].id, similarity=float(sims[i, j]))
         return out
+
+
+class VersionedMatching:
+    """One `Matching` (its own Sync, IndexSet and snapshot directory) per descriptor version;
+    a request is served by the index of its version only, so versions are never compared."""
+
+    def __init__(self, by_version: dict[int, Matching], default: int) -> None:
+        self.by_version = by_version
+        self.default = default
+
+    def version_of(self, requested: int, references: Sequence[Any]) -> int:
+        """The request's version; 0: the first raw descriptor reference's, else the default."""
+        version = requested
+        if not version:
+            raw = (
+                r.descriptor.version
+                for r in references
+                if r.WhichOneof("source") == "descriptor" and r.descriptor.version
+            )
+            version = next(raw, self.default)
+        if version not in self.by_version:
+            check_version(version, self.default)  # 31001, as for any unmatched version
+        return version
+
+    async def match_faces(
+        self, req: matcher_pb2.MatchFacesRequest
+    ) -> matcher_pb2.MatchFacesResponse:
+        version = self.version_of(req.descriptor_version, req.references)
+        return await self.by_version[version].match_faces(req)
+
+    def match_raw(self, req: matcher_pb2.MatchRawRequest) -> matcher_pb2.MatchRawResponse:
+        refs = [e.descriptor.version for e in req.references if e.descriptor.version]
+        version = refs[0] if refs else self.default
+        if version not in self.by_version:
+            check_version(version, self.default)
+        return self.by_version[version].match_raw(req)

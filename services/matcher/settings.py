@@ -12,8 +12,15 @@ from services.matcher.core.settings import MatcherConfig
 DESCRIPTOR_VERSION = config.declare(
     "LUNA_MATCHER_DESCRIPTOR_VERSION",
     200,
-    "Descriptor version the matcher indexes and matches (SFace = 200); faces' descriptors of "
-    "other versions are ignored and requests with them get LUNA error 31001.",
+    "Default descriptor version the matcher indexes and matches (SFace = 200): a request "
+    "naming no version uses it; a version neither this nor an extra one gets LUNA error 31001.",
+)
+EXTRA_DESCRIPTOR_VERSIONS = config.declare(
+    "LUNA_MATCHER_EXTRA_DESCRIPTOR_VERSIONS",
+    "201",
+    "Further descriptor versions the matcher indexes (comma-separated; MobileFaceNet = 201), "
+    "each in its own index and snapshot directory (<snapshot dir>/v<version>); a match is "
+    "served by the index of its version only.",
 )
 SNAPSHOT_DIR = config.declare(
     "LUNA_MATCHER_SNAPSHOT_DIR",
@@ -61,6 +68,17 @@ START_TIMEOUT = config.declare(
 def snapshot_dir() -> Path:
     value = SNAPSHOT_DIR.get()
     return Path(value) if value else config.data_dir() / "matcher"
+
+
+def descriptor_versions() -> list[int]:
+    """The default version first, then the extra ones (deduplicated)."""
+    extra = [int(v) for v in EXTRA_DESCRIPTOR_VERSIONS.get().split(",") if v.strip()]
+    return list(dict.fromkeys([DESCRIPTOR_VERSION.get_int(), *extra]))
+
+
+def version_snapshot_dir(root: Path, version: int, default: int) -> Path:
+    """The default version keeps the root (snapshots written before versions still load)."""
+    return root if version == default else root / f"v{version}"
 
 
 # The LUNA_MATCHER_* setting of each MatcherConfig field; defaults are the dataclass's.

@@ -32,6 +32,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from services.common import descriptors as codec
 from services.common import errors, nats_streams, subjects
 from services.matcher.core import IndexSet, MatcherConfig
+from services.matcher.core.descriptors import dim_of
 from services.matcher.core.snapshot import (
     SnapshotError,
     current_snapshot,
@@ -66,7 +67,7 @@ class Sync:
         self.snapshot_root = snapshot_root
         self.version = version
         self.config = config
-        self.ix = IndexSet(version=version, config=self.config)
+        self.ix = IndexSet(version=version, dim=dim_of(version), config=self.config)
         self.applied_seq = 0
         self.snapshot_seq = 0
         self.changes_since_snapshot = 0
@@ -161,7 +162,7 @@ class Sync:
         """Every descriptor and face record from the faces service; returns (IndexSet,
         sequence to replay after, records)."""
         noted = (await self.js.stream_info(STREAM)).state.last_seq
-        ix = IndexSet(version=self.version, config=self.config)
+        ix = IndexSet(version=self.version, dim=dim_of(self.version), config=self.config)
         records = self._new_records()
         try:
             request = faces_pb2.StreamDescriptorsRequest(

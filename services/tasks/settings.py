@@ -65,7 +65,7 @@ ESTIMATOR_CONCURRENCY = config.declare(
 )
 EXTRACTABLE_VERSIONS = config.declare(
     "LUNA_TASKS_EXTRACTABLE_VERSIONS",
-    "200",
+    "200,201",
     "Descriptor versions the estimator can extract (comma-separated); additional_extract "
     "refuses others with 34001.",
 )

@@ -116,6 +116,13 @@ async def test_triton_backend_matches_onnxruntime(
             assert fa.estimations["basic_attributes"] == fb.estimations["basic_attributes"]
             for k in ("pitch", "roll", "yaw"):
                 assert abs(fa.estimations["head_pose"][k] - fb.estimations["head_pose"][k]) < 1e-3  # type: ignore[index]
+        # The second descriptor model (version 201) through the server, batched.
+        samples = [f.sample for f in a.faces]
+        ma = await estimator.extract(samples, 201)
+        mb = await triton.extract(samples, 201)
+        for x, y in zip(ma, mb, strict=True):
+            assert x.version == y.version == 201
+            np.testing.assert_allclose(x.as_array(), y.as_array(), atol=1e-4)
     await triton.close()
 
 

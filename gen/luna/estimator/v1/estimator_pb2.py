@@ -28,7 +28,7 @@ from luna.common.v1 import error_pb2 as luna_dot_common_dot_v1_dot_error__pb2
 from luna.common.v1 import info_pb2 as luna_dot_common_dot_v1_dot_info__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!luna/estimator/v1/estimator.proto\x12\x11luna.estimator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1aluna/common/v1/error.proto\x1a\x19luna/common/v1/info.proto\"\x10\n\x0eGetInfoRequest\"<\n\x0fGetInfoResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.luna.common.v1.ServiceInfo\"=\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\"\xfd\x01\n\rDetectRequest\x12(\n\x06images\x18\x01 \x03(\x0b\x32\x18.luna.estimator.v1.Image\x12\x30\n\nimage_type\x18\x02 \x01(\x0e\x32\x1c.luna.estimator.v1.ImageType\x12<\n\x10multiface_policy\x18\x03 \x01(\x0e\x32\".luna.estimator.v1.MultifacePolicy\x12\x13\n\x0b\x64\x65tect_face\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65tect_body\x18\x05 \x01(\x08\x12\x13\n\x0b\x65stimations\x18\x06 \x03(\t\x12\x13\n\x0bignore_exif\x18\x07 \x01(\x08\":\n\x03\x42ox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"/\n\x08Keypoint\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05score\x18\x03 \x01(\x02\"+\n\nDescriptor\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\x9e\x02\n\x04\x46\x61\x63\x65\x12#\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x16.luna.estimator.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12,\n\nlandmarks5\x18\x03 \x03(\x0b\x32\x18.luna.estimator.v1.Point\x12\x0e\n\x06sample\x18\x04 \x01(\x0c\x12\x1b\n\x13sample_content_type\x18\x05 \x01(\t\x12\x31\n\ndescriptor\x18\x06 \x01(\x0b\x32\x1d.luna.estimator.v1.Descriptor\x12,\n\x0b\x65stimations\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\nbody_index\x18\x08 \x01(\x05H\x00\x88\x01\x01\x42\r\n\x0b_body_index\"j\n\x04\x42ody\x12#\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x16.luna.estimator.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12.\n\tkeypoints\x18\x03 \x03(\x0b\x32\x1b.luna.estimator.v1.Keypoint\"\x8d\x01\n\x0fImageDetections\x12\x13\n\x0bimage_width\x18\x01 \x01(\x05\x12\x14\n\x0cimage_height\x18\x02 \x01(\x05\x12&\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x17.luna.estimator.v1.Face\x12\'\n\x06\x62odies\x18\x04 \x03(\x0b\x32\x17.luna.estimator.v1.Body\"\x92\x01\n\x0bImageResult\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x38\n\ndetections\x18\x02 \x01(\x0b\x32\".luna.estimator.v1.ImageDetectionsH\x00\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.luna.common.v1.ErrorDetailH\x00\x42\t\n\x07outcome\"A\n\x0e\x44\x65tectResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.luna.estimator.v1.ImageResult\",\n\x06Sample\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"<\n\x0e\x45xtractRequest\x12*\n\x07samples\x18\x01 \x03(\x0b\x32\x19.luna.estimator.v1.Sample\"E\n\x0f\x45xtractResponse\x12\x32\n\x0b\x64\x65scriptors\x18\x01 \x03(\x0b\x32\x1d.luna.estimator.v1.Descriptor\"R\n\x0f\x45stimateRequest\x12*\n\x07samples\x18\x01 \x03(\x0b\x32\x19.luna.estimator.v1.Sample\x12\x13\n\x0b\x65stimations\x18\x02 \x03(\t\"t\n\x11SampleEstimations\x12\x31\n\ndescriptor\x18\x01 \x01(\x0b\x32\x1d.luna.estimator.v1.Descriptor\x12,\n\x0b\x65stimations\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"I\n\x10\x45stimateResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.luna.estimator.v1.SampleEstimations\"\x14\n\x12GetFeaturesRequest\"\x91\x01\n\x13GetFeaturesResponse\x12\x11\n\tavailable\x18\x01 \x03(\t\x12\x13\n\x0bunvalidated\x18\x02 \x03(\t\x12\x13\n\x0bunavailable\x18\x03 \x03(\t\x12\x1a\n\x12\x64\x65scriptor_version\x18\x04 \x01(\x05\x12\x10\n\x08\x64\x65tector\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t*o\n\tImageType\x12\x1a\n\x16IMAGE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eIMAGE_TYPE_RAW\x10\x01\x12\x18\n\x14IMAGE_TYPE_FACE_WARP\x10\x02\x12\x18\n\x14IMAGE_TYPE_BODY_WARP\x10\x03*\x85\x01\n\x0fMultifacePolicy\x12 \n\x1cMULTIFACE_POLICY_UNSPECIFIED\x10\x00\x12\x1b\n\x17MULTIFACE_POLICY_SINGLE\x10\x01\x12\x18\n\x14MULTIFACE_POLICY_ALL\x10\x02\x12\x19\n\x15MULTIFACE_POLICY_BEST\x10\x03\x32\xf4\x04\n\x10\x45stimatorService\x12q\n\x07GetInfo\x12!.luna.estimator.v1.GetInfoRequest\x1a\".luna.estimator.v1.GetInfoResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/luna.estimator.v1/info\x12s\n\x06\x44\x65tect\x12 .luna.estimator.v1.DetectRequest\x1a!.luna.estimator.v1.DetectResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/luna.estimator.v1/detect:\x01*\x12w\n\x07\x45xtract\x12!.luna.estimator.v1.ExtractRequest\x1a\".luna.estimator.v1.ExtractResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/luna.estimator.v1/extract:\x01*\x12{\n\x08\x45stimate\x12\".luna.estimator.v1.EstimateRequest\x1a#.luna.estimator.v1.EstimateResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/luna.estimator.v1/estimate:\x01*\x12\x81\x01\n\x0bGetFeatures\x12%.luna.estimator.v1.GetFeaturesRequest\x1a&.luna.estimator.v1.GetFeaturesResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/luna.estimator.v1/featuresb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!luna/estimator/v1/estimator.proto\x12\x11luna.estimator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1aluna/common/v1/error.proto\x1a\x19luna/common/v1/info.proto\"\x10\n\x0eGetInfoRequest\"<\n\x0fGetInfoResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.luna.common.v1.ServiceInfo\"=\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\"\x99\x02\n\rDetectRequest\x12(\n\x06images\x18\x01 \x03(\x0b\x32\x18.luna.estimator.v1.Image\x12\x30\n\nimage_type\x18\x02 \x01(\x0e\x32\x1c.luna.estimator.v1.ImageType\x12<\n\x10multiface_policy\x18\x03 \x01(\x0e\x32\".luna.estimator.v1.MultifacePolicy\x12\x13\n\x0b\x64\x65tect_face\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65tect_body\x18\x05 \x01(\x08\x12\x13\n\x0b\x65stimations\x18\x06 \x03(\t\x12\x13\n\x0bignore_exif\x18\x07 \x01(\x08\x12\x1a\n\x12\x64\x65scriptor_version\x18\x08 \x01(\x05\":\n\x03\x42ox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"/\n\x08Keypoint\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05score\x18\x03 \x01(\x02\"+\n\nDescriptor\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\x9e\x02\n\x04\x46\x61\x63\x65\x12#\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x16.luna.estimator.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12,\n\nlandmarks5\x18\x03 \x03(\x0b\x32\x18.luna.estimator.v1.Point\x12\x0e\n\x06sample\x18\x04 \x01(\x0c\x12\x1b\n\x13sample_content_type\x18\x05 \x01(\t\x12\x31\n\ndescriptor\x18\x06 \x01(\x0b\x32\x1d.luna.estimator.v1.Descriptor\x12,\n\x0b\x65stimations\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\nbody_index\x18\x08 \x01(\x05H\x00\x88\x01\x01\x42\r\n\x0b_body_index\"j\n\x04\x42ody\x12#\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x16.luna.estimator.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12.\n\tkeypoints\x18\x03 \x03(\x0b\x32\x1b.luna.estimator.v1.Keypoint\"\x8d\x01\n\x0fImageDetections\x12\x13\n\x0bimage_width\x18\x01 \x01(\x05\x12\x14\n\x0cimage_height\x18\x02 \x01(\x05\x12&\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x17.luna.estimator.v1.Face\x12\'\n\x06\x62odies\x18\x04 \x03(\x0b\x32\x17.luna.estimator.v1.Body\"\x92\x01\n\x0bImageResult\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x38\n\ndetections\x18\x02 \x01(\x0b\x32\".luna.estimator.v1.ImageDetectionsH\x00\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.luna.common.v1.ErrorDetailH\x00\x42\t\n\x07outcome\"A\n\x0e\x44\x65tectResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.luna.estimator.v1.ImageResult\",\n\x06Sample\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"X\n\x0e\x45xtractRequest\x12*\n\x07samples\x18\x01 \x03(\x0b\x32\x19.luna.estimator.v1.Sample\x12\x1a\n\x12\x64\x65scriptor_version\x18\x02 \x01(\x05\"E\n\x0f\x45xtractResponse\x12\x32\n\x0b\x64\x65scriptors\x18\x01 \x03(\x0b\x32\x1d.luna.estimator.v1.Descriptor\"n\n\x0f\x45stimateRequest\x12*\n\x07samples\x18\x01 \x03(\x0b\x32\x19.luna.estimator.v1.Sample\x12\x13\n\x0b\x65stimations\x18\x02 \x03(\t\x12\x1a\n\x12\x64\x65scriptor_version\x18\x03 \x01(\x05\"t\n\x11SampleEstimations\x12\x31\n\ndescriptor\x18\x01 \x01(\x0b\x32\x1d.luna.estimator.v1.Descriptor\x12,\n\x0b\x65stimations\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"I\n\x10\x45stimateResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.luna.estimator.v1.SampleEstimations\"\x14\n\x12GetFeaturesRequest\"\xae\x01\n\x13GetFeaturesResponse\x12\x11\n\tavailable\x18\x01 \x03(\t\x12\x13\n\x0bunvalidated\x18\x02 \x03(\t\x12\x13\n\x0bunavailable\x18\x03 \x03(\t\x12\x1a\n\x12\x64\x65scriptor_version\x18\x04 \x01(\x05\x12\x10\n\x08\x64\x65tector\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x1b\n\x13\x64\x65scriptor_versions\x18\x07 \x03(\x05*o\n\tImageType\x12\x1a\n\x16IMAGE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eIMAGE_TYPE_RAW\x10\x01\x12\x18\n\x14IMAGE_TYPE_FACE_WARP\x10\x02\x12\x18\n\x14IMAGE_TYPE_BODY_WARP\x10\x03*\x85\x01\n\x0fMultifacePolicy\x12 \n\x1cMULTIFACE_POLICY_UNSPECIFIED\x10\x00\x12\x1b\n\x17MULTIFACE_POLICY_SINGLE\x10\x01\x12\x18\n\x14MULTIFACE_POLICY_ALL\x10\x02\x12\x19\n\x15MULTIFACE_POLICY_BEST\x10\x03\x32\xf4\x04\n\x10\x45stimatorService\x12q\n\x07GetInfo\x12!.luna.estimator.v1.GetInfoRequest\x1a\".luna.estimator.v1.GetInfoResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/luna.estimator.v1/info\x12s\n\x06\x44\x65tect\x12 .luna.estimator.v1.DetectRequest\x1a!.luna.estimator.v1.DetectResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/luna.estimator.v1/detect:\x01*\x12w\n\x07\x45xtract\x12!.luna.estimator.v1.ExtractRequest\x1a\".luna.estimator.v1.ExtractResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/luna.estimator.v1/extract:\x01*\x12{\n\x08\x45stimate\x12\".luna.estimator.v1.EstimateRequest\x1a#.luna.estimator.v1.EstimateResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/luna.estimator.v1/estimate:\x01*\x12\x81\x01\n\x0bGetFeatures\x12%.luna.estimator.v1.GetFeaturesRequest\x1a&.luna.estimator.v1.GetFeaturesResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/luna.estimator.v1/featuresb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,10 +45,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ESTIMATORSERVICE'].methods_by_name['Estimate']._serialized_options = b'\202\323\344\223\002 \"\033/luna.estimator.v1/estimate:\001*'
   _globals['_ESTIMATORSERVICE'].methods_by_name['GetFeatures']._loaded_options = None
   _globals['_ESTIMATORSERVICE'].methods_by_name['GetFeatures']._serialized_options = b'\202\323\344\223\002\035\022\033/luna.estimator.v1/features'
-  _globals['_IMAGETYPE']._serialized_start=2138
-  _globals['_IMAGETYPE']._serialized_end=2249
-  _globals['_MULTIFACEPOLICY']._serialized_start=2252
-  _globals['_MULTIFACEPOLICY']._serialized_end=2385
+  _globals['_IMAGETYPE']._serialized_start=2251
+  _globals['_IMAGETYPE']._serialized_end=2362
+  _globals['_MULTIFACEPOLICY']._serialized_start=2365
+  _globals['_MULTIFACEPOLICY']._serialized_end=2498
   _globals['_GETINFOREQUEST']._serialized_start=171
   _globals['_GETINFOREQUEST']._serialized_end=187
   _globals['_GETINFORESPONSE']._serialized_start=189
@@ -56,41 +56,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMAGE']._serialized_start=251
   _globals['_IMAGE']._serialized_end=312
   _globals['_DETECTREQUEST']._serialized_start=315
-  _globals['_DETECTREQUEST']._serialized_end=568
-  _globals['_BOX']._serialized_start=570
-  _globals['_BOX']._serialized_end=628
-  _globals['_POINT']._serialized_start=630
-  _globals['_POINT']._serialized_end=659
-  _globals['_KEYPOINT']._serialized_start=661
-  _globals['_KEYPOINT']._serialized_end=708
-  _globals['_DESCRIPTOR']._serialized_start=710
-  _globals['_DESCRIPTOR']._serialized_end=753
-  _globals['_FACE']._serialized_start=756
-  _globals['_FACE']._serialized_end=1042
-  _globals['_BODY']._serialized_start=1044
-  _globals['_BODY']._serialized_end=1150
-  _globals['_IMAGEDETECTIONS']._serialized_start=1153
-  _globals['_IMAGEDETECTIONS']._serialized_end=1294
-  _globals['_IMAGERESULT']._serialized_start=1297
-  _globals['_IMAGERESULT']._serialized_end=1443
-  _globals['_DETECTRESPONSE']._serialized_start=1445
-  _globals['_DETECTRESPONSE']._serialized_end=1510
-  _globals['_SAMPLE']._serialized_start=1512
-  _globals['_SAMPLE']._serialized_end=1556
-  _globals['_EXTRACTREQUEST']._serialized_start=1558
-  _globals['_EXTRACTREQUEST']._serialized_end=1618
-  _globals['_EXTRACTRESPONSE']._serialized_start=1620
-  _globals['_EXTRACTRESPONSE']._serialized_end=1689
-  _globals['_ESTIMATEREQUEST']._serialized_start=1691
-  _globals['_ESTIMATEREQUEST']._serialized_end=1773
-  _globals['_SAMPLEESTIMATIONS']._serialized_start=1775
-  _globals['_SAMPLEESTIMATIONS']._serialized_end=1891
-  _globals['_ESTIMATERESPONSE']._serialized_start=1893
-  _globals['_ESTIMATERESPONSE']._serialized_end=1966
-  _globals['_GETFEATURESREQUEST']._serialized_start=1968
-  _globals['_GETFEATURESREQUEST']._serialized_end=1988
-  _globals['_GETFEATURESRESPONSE']._serialized_start=1991
-  _globals['_GETFEATURESRESPONSE']._serialized_end=2136
-  _globals['_ESTIMATORSERVICE']._serialized_start=2388
-  _globals['_ESTIMATORSERVICE']._serialized_end=3016
+  _globals['_DETECTREQUEST']._serialized_end=596
+  _globals['_BOX']._serialized_start=598
+  _globals['_BOX']._serialized_end=656
+  _globals['_POINT']._serialized_start=658
+  _globals['_POINT']._serialized_end=687
+  _globals['_KEYPOINT']._serialized_start=689
+  _globals['_KEYPOINT']._serialized_end=736
+  _globals['_DESCRIPTOR']._serialized_start=738
+  _globals['_DESCRIPTOR']._serialized_end=781
+  _globals['_FACE']._serialized_start=784
+  _globals['_FACE']._serialized_end=1070
+  _globals['_BODY']._serialized_start=1072
+  _globals['_BODY']._serialized_end=1178
+  _globals['_IMAGEDETECTIONS']._serialized_start=1181
+  _globals['_IMAGEDETECTIONS']._serialized_end=1322
+  _globals['_IMAGERESULT']._serialized_start=1325
+  _globals['_IMAGERESULT']._serialized_end=1471
+  _globals['_DETECTRESPONSE']._serialized_start=1473
+  _globals['_DETECTRESPONSE']._serialized_end=1538
+  _globals['_SAMPLE']._serialized_start=1540
+  _globals['_SAMPLE']._serialized_end=1584
+  _globals['_EXTRACTREQUEST']._serialized_start=1586
+  _globals['_EXTRACTREQUEST']._serialized_end=1674
+  _globals['_EXTRACTRESPONSE']._serialized_start=1676
+  _globals['_EXTRACTRESPONSE']._serialized_end=1745
+  _globals['_ESTIMATEREQUEST']._serialized_start=1747
+  _globals['_ESTIMATEREQUEST']._serialized_end=1857
+  _globals['_SAMPLEESTIMATIONS']._serialized_start=1859
+  _globals['_SAMPLEESTIMATIONS']._serialized_end=1975
+  _globals['_ESTIMATERESPONSE']._serialized_start=1977
+  _globals['_ESTIMATERESPONSE']._serialized_end=2050
+  _globals['_GETFEATURESREQUEST']._serialized_start=2052
+  _globals['_GETFEATURESREQUEST']._serialized_end=2072
+  _globals['_GETFEATURESRESPONSE']._serialized_start=2075
+  _globals['_GETFEATURESRESPONSE']._serialized_end=2249
+  _globals['_ESTIMATORSERVICE']._serialized_start=2501
+  _globals['_ESTIMATORSERVICE']._serialized_end=3129
 # @@protoc_insertion_point(module_scope)

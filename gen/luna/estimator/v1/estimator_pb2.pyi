@@ -54,7 +54,7 @@ class Image(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ...) -> None: ...
 
 class DetectRequest(_message.Message):
-    __slots__ = ("images", "image_type", "multiface_policy", "detect_face", "detect_body", "estimations", "ignore_exif")
+    __slots__ = ("images", "image_type", "multiface_policy", "detect_face", "detect_body", "estimations", "ignore_exif", "descriptor_version")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     IMAGE_TYPE_FIELD_NUMBER: _ClassVar[int]
     MULTIFACE_POLICY_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class DetectRequest(_message.Message):
     DETECT_BODY_FIELD_NUMBER: _ClassVar[int]
     ESTIMATIONS_FIELD_NUMBER: _ClassVar[int]
     IGNORE_EXIF_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[Image]
     image_type: ImageType
     multiface_policy: MultifacePolicy
@@ -69,7 +70,8 @@ class DetectRequest(_message.Message):
     detect_body: bool
     estimations: _containers.RepeatedScalarFieldContainer[str]
     ignore_exif: bool
-    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., image_type: _Optional[_Union[ImageType, str]] = ..., multiface_policy: _Optional[_Union[MultifacePolicy, str]] = ..., detect_face: _Optional[bool] = ..., detect_body: _Optional[bool] = ..., estimations: _Optional[_Iterable[str]] = ..., ignore_exif: _Optional[bool] = ...) -> None: ...
+    descriptor_version: int
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., image_type: _Optional[_Union[ImageType, str]] = ..., multiface_policy: _Optional[_Union[MultifacePolicy, str]] = ..., detect_face: _Optional[bool] = ..., detect_body: _Optional[bool] = ..., estimations: _Optional[_Iterable[str]] = ..., ignore_exif: _Optional[bool] = ..., descriptor_version: _Optional[int] = ...) -> None: ...
 
 class Box(_message.Message):
     __slots__ = ("x", "y", "width", "height")
@@ -176,10 +178,12 @@ class Sample(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class ExtractRequest(_message.Message):
-    __slots__ = ("samples",)
+    __slots__ = ("samples", "descriptor_version")
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
     samples: _containers.RepeatedCompositeFieldContainer[Sample]
-    def __init__(self, samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ...) -> None: ...
+    descriptor_version: int
+    def __init__(self, samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., descriptor_version: _Optional[int] = ...) -> None: ...
 
 class ExtractResponse(_message.Message):
     __slots__ = ("descriptors",)
@@ -188,12 +192,14 @@ class ExtractResponse(_message.Message):
     def __init__(self, descriptors: _Optional[_Iterable[_Union[Descriptor, _Mapping]]] = ...) -> None: ...
 
 class EstimateRequest(_message.Message):
-    __slots__ = ("samples", "estimations")
+    __slots__ = ("samples", "estimations", "descriptor_version")
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     ESTIMATIONS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
     samples: _containers.RepeatedCompositeFieldContainer[Sample]
     estimations: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., estimations: _Optional[_Iterable[str]] = ...) -> None: ...
+    descriptor_version: int
+    def __init__(self, samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., estimations: _Optional[_Iterable[str]] = ..., descriptor_version: _Optional[int] = ...) -> None: ...
 
 class SampleEstimations(_message.Message):
     __slots__ = ("descriptor", "estimations")
@@ -214,17 +220,19 @@ class GetFeaturesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetFeaturesResponse(_message.Message):
-    __slots__ = ("available", "unvalidated", "unavailable", "descriptor_version", "detector", "backend")
+    __slots__ = ("available", "unvalidated", "unavailable", "descriptor_version", "detector", "backend", "descriptor_versions")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     UNVALIDATED_FIELD_NUMBER: _ClassVar[int]
     UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
     DETECTOR_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     available: _containers.RepeatedScalarFieldContainer[str]
     unvalidated: _containers.RepeatedScalarFieldContainer[str]
     unavailable: _containers.RepeatedScalarFieldContainer[str]
     descriptor_version: int
     detector: str
     backend: str
-    def __init__(self, available: _Optional[_Iterable[str]] = ..., unvalidated: _Optional[_Iterable[str]] = ..., unavailable: _Optional[_Iterable[str]] = ..., descriptor_version: _Optional[int] = ..., detector: _Optional[str] = ..., backend: _Optional[str] = ...) -> None: ...
+    descriptor_versions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, available: _Optional[_Iterable[str]] = ..., unvalidated: _Optional[_Iterable[str]] = ..., unavailable: _Optional[_Iterable[str]] = ..., descriptor_version: _Optional[int] = ..., detector: _Optional[str] = ..., backend: _Optional[str] = ..., descriptor_versions: _Optional[_Iterable[int]] = ...) -> None: ...

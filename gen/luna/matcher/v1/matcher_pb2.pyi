@@ -77,16 +77,18 @@ class FaceCandidates(_message.Message):
     def __init__(self, list_id: _Optional[str] = ..., face_ids: _Optional[_Iterable[str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., user_data: _Optional[str] = ..., event_id: _Optional[str] = ..., create_time_gte: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time_lt: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., face_id_gte: _Optional[str] = ..., face_id_lt: _Optional[str] = ..., limit: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class MatchFacesRequest(_message.Message):
-    __slots__ = ("scope", "references", "candidates", "event_candidates")
+    __slots__ = ("scope", "references", "candidates", "event_candidates", "descriptor_version")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     EVENT_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
     scope: _account_pb2.AccountScope
     references: _containers.RepeatedCompositeFieldContainer[Reference]
     candidates: _containers.RepeatedCompositeFieldContainer[FaceCandidates]
     event_candidates: _containers.RepeatedCompositeFieldContainer[EventCandidates]
-    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[FaceCandidates, _Mapping]]] = ..., event_candidates: _Optional[_Iterable[_Union[EventCandidates, _Mapping]]] = ...) -> None: ...
+    descriptor_version: int
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[FaceCandidates, _Mapping]]] = ..., event_candidates: _Optional[_Iterable[_Union[EventCandidates, _Mapping]]] = ..., descriptor_version: _Optional[int] = ...) -> None: ...
 
 class EventCandidates(_message.Message):
     __slots__ = ("filters", "limit", "threshold")
@@ -191,8 +193,10 @@ class MatchRawResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[RawReferenceResult, _Mapping]]] = ...) -> None: ...
 
 class GetIndexStatsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("descriptor_version",)
+    DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    descriptor_version: int
+    def __init__(self, descriptor_version: _Optional[int] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
     __slots__ = ("kind", "account_id", "list_id", "live", "mode", "delta", "deleted")

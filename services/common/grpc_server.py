@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from luna.common.v1 import error_pb2
 
 from services.common import errors, grpc_wrap, logs, metrics
+from services.common.scoping import Scope
 
 REQUEST_ID_KEY = "luna-request-id"
 log = logging.getLogger("luna.grpc")
@@ -56,6 +57,41 @@ def unary(
         return reply(await call(self, request))
 
     return method
+
+
+def getting(
+    store: str, id_field: str, reply: Callable[[Any], Any]
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """Get<X>: `servicer.<store>`'s row named by the request's `id_field`, if the scope may
+    read it."""
+    return unary(
+        lambda s, r: getattr(s, store).get(Scope.from_pb(r.scope), getattr(r, id_field)), reply
+    )
+
+
+def listing(
+    store: str, filter_of: Callable[[Any], Any], reply: Callable[[Any], Any]
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """List<X> of the stored-resource shape: one page of `servicer.<store>`'s rows that the
+    request's scope may read and its filter selects."""
+    return unary(
+        lambda s, r: getattr(s, store).list(
+            Scope.from_pb(r.scope),
+            filter_of(r.filter),
+            page=r.page.page,
+            page_size=r.page.page_size,
+        ),
+        reply,
+    )
+
+
+def counting(
+    store: str, filter_of: Callable[[Any], Any], reply: Callable[[int], Any]
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """Count<X>: how many of `servicer.<store>`'s rows the scope may read and the filter selects."""
+    return unary(
+        lambda s, r: getattr(s, store).count(Scope.from_pb(r.scope), filter_of(r.filter)), reply
+    )
 
 
 def _error_trailer(err: errors.LunaError) -> tuple[tuple[str, bytes], ...]:

@@ -19,7 +19,7 @@ from luna.events.v1 import (
 )
 
 from services.common import logs, times
-from services.common.grpc_server import unary
+from services.common.grpc_server import counting, getting, listing, unary
 from services.common.pbjson import from_struct, from_value, to_list_value, to_struct
 from services.common.scoping import Scope
 from services.common.version import VERSION
@@ -98,22 +98,16 @@ class HandlersServicer(handlers_pb2_grpc.HandlersServiceServicer):
         lambda s, r: s._h.create(Scope.from_pb(r.scope), handler_fields(r.fields)),
         lambda h: handlers_pb2.CreateHandlerResponse(handler=handler_pb(h)),
     )
-    GetHandler = unary(
-        lambda s, r: s._h.get(Scope.from_pb(r.scope), r.handler_id),
-        lambda h: handlers_pb2.GetHandlerResponse(handler=handler_pb(h)),
+    GetHandler = getting(
+        "_h", "handler_id", lambda h: handlers_pb2.GetHandlerResponse(handler=handler_pb(h))
     )
-    ListHandlers = unary(
-        lambda s, r: s._h.list(
-            Scope.from_pb(r.scope),
-            handler_filter(r.filter),
-            page=r.page.page,
-            page_size=r.page.page_size,
-        ),
+    ListHandlers = listing(
+        "_h",
+        handler_filter,
         lambda found: handlers_pb2.ListHandlersResponse(handlers=[handler_pb(h) for h in found]),
     )
-    CountHandlers = unary(
-        lambda s, r: s._h.count(Scope.from_pb(r.scope), handler_filter(r.filter)),
-        lambda n: handlers_pb2.CountHandlersResponse(count=n),
+    CountHandlers = counting(
+        "_h", handler_filter, lambda n: handlers_pb2.CountHandlersResponse(count=n)
     )
     ReplaceHandler = unary(
         lambda s, r: s._h.replace(Scope.from_pb(r.scope), r.handler_id, handler_fields(r.fields)),
@@ -156,9 +150,8 @@ class VerifiersServicer(verifiers_pb2_grpc.VerifiersServiceServicer):
         ),
         lambda v: verifiers_pb2.CreateVerifierResponse(verifier=verifier_pb(v)),
     )
-    GetVerifier = unary(
-        lambda s, r: s._v.get(Scope.from_pb(r.scope), r.verifier_id),
-        lambda v: verifiers_pb2.GetVerifierResponse(verifier=verifier_pb(v)),
+    GetVerifier = getting(
+        "_v", "verifier_id", lambda v: verifiers_pb2.GetVerifierResponse(verifier=verifier_pb(v))
     )
     ListVerifiers = unary(
         lambda s, r: s._v.list(
@@ -323,10 +316,7 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         ),
         lambda removed: events_pb2.DeleteEventDescriptorsResponse(event_ids=removed),
     )
-    CountEvents = unary(
-        lambda s, r: s._e.count(Scope.from_pb(r.scope), event_filter(r.filter)),
-        lambda n: events_pb2.CountEventsResponse(count=n),
-    )
+    CountEvents = counting("_e", event_filter, lambda n: events_pb2.CountEventsResponse(count=n))
     GetEventStatistics = unary(
         lambda s, r: statistics_of(s._stats, r),
         lambda table: events_pb2.GetEventStatisticsResponse(

@@ -23,7 +23,7 @@ from luna.faces.v1 import (
 )
 
 from services.common import permissions, times
-from services.common.grpc_server import unary
+from services.common.grpc_server import counting, getting, listing, unary
 from services.common.scoping import Scope
 from services.faces import descriptors
 from services.faces.accounts import Account, Accounts
@@ -185,9 +185,8 @@ class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
         ),
         lambda tokens: tokens_pb2.ListTokensResponse(tokens=[token_pb(t) for t in tokens]),
     )
-    GetToken = unary(
-        lambda s, r: s._tokens.get(Scope.from_pb(r.scope), r.token_id),
-        lambda token: tokens_pb2.GetTokenResponse(token=token_pb(token)),
+    GetToken = getting(
+        "_tokens", "token_id", lambda token: tokens_pb2.GetTokenResponse(token=token_pb(token))
     )
 
     async def ReplaceToken(
@@ -359,10 +358,7 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
         ),
         lambda faces: faces_pb2.ListFacesResponse(faces=[face_pb(f) for f in faces]),
     )
-    CountFaces = unary(
-        lambda s, r: s._faces.count(Scope.from_pb(r.scope), face_filter_of(r.filter)),
-        lambda n: faces_pb2.CountFacesResponse(count=n),
-    )
+    CountFaces = counting("_faces", face_filter_of, lambda n: faces_pb2.CountFacesResponse(count=n))
 
     async def UpdateFace(
         self, request: faces_pb2.UpdateFaceRequest, context: grpc.aio.ServicerContext
@@ -472,23 +468,15 @@ class ListsServicer(lists_pb2_grpc.ListsServiceServicer):
         lambda s, r: s._lists.create(Scope.from_pb(r.scope), user_data=r.user_data),
         lambda item: lists_pb2.CreateListResponse(list=list_pb(item)),
     )
-    GetList = unary(
-        lambda s, r: s._lists.get(Scope.from_pb(r.scope), r.list_id),
-        lambda item: lists_pb2.GetListResponse(list=list_pb(item)),
+    GetList = getting(
+        "_lists", "list_id", lambda item: lists_pb2.GetListResponse(list=list_pb(item))
     )
-    ListLists = unary(
-        lambda s, r: s._lists.list(
-            Scope.from_pb(r.scope),
-            list_filter_of(r.filter),
-            page=r.page.page,
-            page_size=r.page.page_size,
-        ),
+    ListLists = listing(
+        "_lists",
+        list_filter_of,
         lambda items: lists_pb2.ListListsResponse(lists=[list_pb(i) for i in items]),
     )
-    CountLists = unary(
-        lambda s, r: s._lists.count(Scope.from_pb(r.scope), list_filter_of(r.filter)),
-        lambda n: lists_pb2.CountListsResponse(count=n),
-    )
+    CountLists = counting("_lists", list_filter_of, lambda n: lists_pb2.CountListsResponse(count=n))
     UpdateList = unary(
         lambda s, r: s._lists.update(Scope.from_pb(r.scope), r.list_id, user_data=r.user_data),
         lambda item: lists_pb2.UpdateListResponse(list=list_pb(item)),
@@ -541,8 +529,9 @@ class AttributesServicer(attributes_pb2_grpc.AttributesServiceServicer):
         lambda s, r: s._attributes.delete(Scope.from_pb(r.scope), r.attribute_id),
         lambda _: attributes_pb2.DeleteAttributeResponse(),
     )
-    GetAttributeSamples = unary(
-        lambda s, r: s._attributes.get(Scope.from_pb(r.scope), r.attribute_id),
+    GetAttributeSamples = getting(
+        "_attributes",
+        "attribute_id",
         lambda a: attributes_pb2.GetAttributeSamplesResponse(sample_ids=a.data.samples),
     )
 

@@ -8,6 +8,7 @@ still names every event the part removed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
@@ -69,23 +70,37 @@ async def _delete_events(deps: Deps, scope: Any, subtask: dict[str, Any]) -> Out
     return Outcome(result, failures)
 
 
+# Sample deletions a part keeps in flight (one DeleteBlob each; a part may hold 10000 events).
+SAMPLE_DELETES = 16
+
+
 async def _remove_samples(deps: Deps, scope: Any, removed: list[dict[str, Any]]) -> list[ItemError]:
-    """Delete the face and body samples of deleted events (one already gone is no failure)."""
-    failures: list[ItemError] = []
-    for item in removed:
+    """Delete the face and body samples of deleted events, SAMPLE_DELETES at a time (one
+    already gone is no failure); the failures in the events' order."""
+    samples = [
+        (kind, sample_id)
+        for item in removed
         for kind, key in (
             (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face"),
             (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body"),
-        ):
-            for sample_id in item[key]:
-                try:
-                    await deps.blobs.DeleteBlob(
-                        blobs_pb2.DeleteBlobRequest(scope=scope, kind=kind, blob_id=sample_id)
-                    )
-                except errors.LunaError as err:
-                    if err.http_status != 404:
-                        failures.append(ItemError.of(err, sample_id))
-    return failures
+        )
+        for sample_id in item[key]
+    ]
+    gate = asyncio.Semaphore(SAMPLE_DELETES)
+
+    async def delete(kind: int, sample_id: str) -> ItemError | None:
+        async with gate:
+            try:
+                await deps.blobs.DeleteBlob(
+                    blobs_pb2.DeleteBlobRequest(scope=scope, kind=kind, blob_id=sample_id)
+                )
+            except errors.LunaError as err:
+                if err.http_status != 404:
+                    return ItemError.of(err, sample_id)
+        return None
+
+    outcomes = await asyncio.gather(*(delete(kind, sample_id) for kind, sample_id in samples))
+    return [failure for failure in outcomes if failure is not None]
 
 
 class GC(Kind, name="gc"):

@@ -81,7 +81,7 @@ class Deps:
     estimator: Any = None
     matcher: Any = None  # cross_match searches a list's candidates through its indexes
     attributes: Any = None  # temporary attributes (cross_match objects)
-    # The engine's store, for parts that checkpoint what they learned before their effects.
+    # The engine's store, for parts that keep a ledger of their items (estimator).
     store: Any = None
     # What the types read from settings (settings.Types, settings.sources()), from the app.
     types: Any = None

@@ -295,7 +295,7 @@ class TaskStore:
                 "update tasks_subtasks s set subtask_status = %s, attempts = s.attempts + 1"
                 " from tasks_tasks t where s.subtask_id = %s and t.task_id = s.task_id"
                 " and s.subtask_status in (%s, %s) and t.task_status in (%s, %s)"
-                " returning s.subtask_id, s.task_id, s.part, s.content, s.attempts, s.checkpoint,"
+                " returning s.subtask_id, s.task_id, s.part, s.content, s.attempts,"
                 " t.task_type, t.account_id, t.content as task_content, t.parts_all",
                 (SUB_IN_PROGRESS, subtask_id, SUB_PENDING, SUB_IN_PROGRESS, PENDING, IN_PROGRESS),
             )
@@ -307,13 +307,6 @@ class TaskStore:
                     (IN_PROGRESS, row["task_id"], PENDING),
                 )
         return None if row is None else dict(row)
-
-    async def save_checkpoint(self, subtask_id: int, value: Any) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "update tasks_subtasks set checkpoint = %s where subtask_id = %s",
-                (Jsonb(value), subtask_id),
-            )
 
     async def part_items(self, subtask_id: int) -> dict[str, Any]:
         async with self.pool.connection() as conn:

@@ -356,10 +356,8 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
     async def StreamEventIds(
         self, request: events_pb2.StreamEventIdsRequest, context: Ctx
     ) -> AsyncIterator[events_pb2.StreamEventIdsResponse]:
-        # The core's pool: the bulk paths are plain SQL beside the core (events_bulk.py).
-        pool = self._e._pool
         async for batch in events_bulk.stream_ids(
-            pool,
+            self._e.pool,
             Scope.from_pb(request.scope),
             event_filter(request.filter),
             request.batch_size,
@@ -369,7 +367,7 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
 
     DeleteEventsWhere = unary(
         lambda s, r: events_bulk.delete_where(
-            s._e._pool, Scope.from_pb(r.scope), event_filter(r.filter), r.receipt
+            s._e.pool, Scope.from_pb(r.scope), event_filter(r.filter), r.receipt
         ),
         lambda removed: events_pb2.DeleteEventsWhereResponse(events_json=removed.encode()),
     )

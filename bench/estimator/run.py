@@ -362,6 +362,7 @@ async def amain(
                 for c in conc:
                     raw_row = await asyncio.to_thread(bench_raw, repo, images, c, seconds)
                     raw_row["round"] = rnd
+                    raw_row["ratio_vs_raw"] = 1.0
                     runs.append(raw_row)
                     for (name, _), (_, stub) in zip(variants, stubs, strict=True):
                         row = await closed_loop(name, grpc_call(stub), images, c, seconds)

@@ -217,7 +217,10 @@ class Matching:
                 )
             )
             known = {a.attribute_id: a for a in reply.attributes if a.data.descriptors}
-        parts = await asyncio.gather(*(self._resolve(ix, scope, r, known) for r in refs))
+        if len(refs) == 1:  # the common case: no task per reference
+            parts = [await self._resolve(ix, scope, refs[0], known)]
+        else:
+            parts = await asyncio.gather(*(self._resolve(ix, scope, r, known) for r in refs))
         for i, part in enumerate(parts):
             for r in part:
                 r.index = i

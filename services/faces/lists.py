@@ -124,8 +124,10 @@ async def _relink(
 async def _link_changes(
     conn: AsyncConnection, account: str, list_id: str, changed: list[str], *, attach: bool
 ) -> list[changes_pb2.FaceChange]:
-    """KIND_ATTACH/KIND_DETACH per changed face, with its lists; an attach carries the face's
-    newest descriptor, so a matcher that did not hold the face can index it."""
+    """One KIND_ATTACH_MANY/KIND_DETACH_MANY message with an entry per changed face and its
+    lists (the outbox cuts it to a bounded size); an attach carries each face's newest
+    descriptor, so a matcher that did not hold the face can index it. One message per face
+    made a 10k-face link 10k outbox rows, publishes and matcher applies."""
     lists = await face_lists(conn, changed)
     newest: dict[str, tuple[int, bytes]] = {}
     if attach:
@@ -138,21 +140,18 @@ async def _link_changes(
         newest = {
             r["face_id"]: (r["version"], bytes(r["descriptor"])) for r in await cur.fetchall()
         }
-    changes = []
+    message = outbox.change(
+        Kind.KIND_ATTACH_MANY if attach else Kind.KIND_DETACH_MANY, account, list_id=list_id
+    )
     for face_id in changed:
         version, descriptor = newest.get(face_id, (0, b""))
-        changes.append(
-            outbox.change(
-                Kind.KIND_ATTACH if attach else Kind.KIND_DETACH,
-                account,
-                face_id=face_id,
-                list_id=list_id,
-                list_ids=lists[face_id],
-                descriptor=descriptor,
-                descriptor_version=version,
-            )
+        message.linked.add(
+            face_id=face_id,
+            list_ids=lists[face_id],
+            descriptor=descriptor,
+            descriptor_version=version,
         )
-    return changes
+    return [message]
 
 
 class Lists:

@@ -31,6 +31,8 @@ log = logging.getLogger("luna.faces.outbox")
 Kind = changes_pb2.FaceChange.Kind
 _LOCK_KEY = int.from_bytes(hashlib.sha256(b"luna.faces.outbox").digest()[:8], "big", signed=True)
 _BATCH = 500
+# Bound on one KIND_*_MANY message: NATS refuses payloads over max_payload (1 MiB by default).
+MAX_MANY_BYTES = 256 * 1024
 
 
 def subject_for(account_id: str) -> str:
@@ -95,6 +97,31 @@ def upserts(
 _WITH_RECORD = frozenset(
     (Kind.KIND_UPSERT_FACE, Kind.KIND_ATTACH, Kind.KIND_DETACH, Kind.KIND_UPDATE_FACE)
 )
+# Kinds whose message carries one entry (with its face record) per face in `linked`.
+_MANY = frozenset((Kind.KIND_ATTACH_MANY, Kind.KIND_DETACH_MANY))
+
+
+def split_many(c: changes_pb2.FaceChange) -> list[changes_pb2.FaceChange]:
+    """A KIND_*_MANY message cut into messages of at most MAX_MANY_BYTES (an entry larger
+    than that goes alone), each with its own change_id; any other message as it is."""
+    if c.kind not in _MANY or c.ByteSize() <= MAX_MANY_BYTES:
+        return [c]
+    head = changes_pb2.FaceChange()
+    head.CopyFrom(c)
+    del head.linked[:]
+    out: list[changes_pb2.FaceChange] = []
+    size = MAX_MANY_BYTES
+    for entry in c.linked:
+        n = entry.ByteSize() + 8  # the entry's tag and length prefix
+        if size + n > MAX_MANY_BYTES and (not out or out[-1].linked):
+            part = changes_pb2.FaceChange()
+            part.CopyFrom(head)
+            part.change_id = ids.new_id()
+            out.append(part)
+            size = part.ByteSize()
+        out[-1].linked.append(entry)
+        size += n
+    return out
 
 
 def face_record(row: dict[str, Any], list_ids: Iterable[str]) -> faces_pb2.Face:
@@ -122,6 +149,7 @@ async def _attach_records(
     every other face inside the transaction, so the record is the committed state."""
     wanted = sorted(
         {c.face_id for c in changes if c.kind in _WITH_RECORD and c.face_id not in known}
+        | {e.face_id for c in changes if c.kind in _MANY for e in c.linked}
     )
     records = dict(known)
     if wanted:
@@ -138,6 +166,10 @@ async def _attach_records(
     for c in changes:
         if c.kind in _WITH_RECORD and c.face_id in records:
             c.face.CopyFrom(records[c.face_id])
+        elif c.kind in _MANY:
+            for e in c.linked:
+                if e.face_id in records:
+                    e.face.CopyFrom(records[e.face_id])
 
 
 async def enqueue(
@@ -151,6 +183,7 @@ async def enqueue(
     if not changes:
         return
     await _attach_records(conn, changes, {f.face_id: f for f in known})
+    changes = [part for c in changes for part in split_many(c)]
     async with conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO faces_outbox (change_id, subject, payload) VALUES (%s, %s, %s)",

@@ -48,6 +48,8 @@ log = logging.getLogger("luna.matcher.sync")
 STREAM = "FACES_CHANGES"
 Kind = changes_pb2.FaceChange.Kind
 _BATCH = 5000
+# A KIND_*_MANY message applies its single-face kind to each of its entries.
+_MANY = {Kind.KIND_ATTACH_MANY: Kind.KIND_ATTACH, Kind.KIND_DETACH_MANY: Kind.KIND_DETACH}
 
 
 class Sync:
@@ -301,6 +303,10 @@ class Sync:
             if seq <= last:
                 continue  # a redelivery after an ordered-consumer reset
             ch = changes_pb2.FaceChange.FromString(msg.data)
+            if ch.kind in _MANY:
+                self._apply_many(ix, ch)
+                last = seq
+                continue
             self._apply_one(
                 ix,
                 ch.kind,
@@ -314,6 +320,36 @@ class Sync:
             )
             last = seq
         return last
+
+    def _apply_many(self, ix: IndexSet, ch: changes_pb2.FaceChange) -> None:
+        """KIND_ATTACH_MANY / KIND_DETACH_MANY: what KIND_ATTACH / KIND_DETACH does for each
+        entry, with the faces the index holds (all of them, usually) changed in one call."""
+        attach = ch.kind == Kind.KIND_ATTACH_MANY
+        held = [e for e in ch.linked if e.face_id in ix] if attach else list(ch.linked)
+        self.records.set_many(e.face for e in held if e.HasField("face"))
+        for e in held:
+            if not e.HasField("face"):
+                self.records.forget(e.face_id)
+        if attach:
+            ix.attach(ch.list_id, [e.face_id for e in held])
+        else:
+            ix.detach(ch.list_id, [e.face_id for e in held])
+        if len(held) == len(ch.linked):
+            return
+        known = {e.face_id for e in held}
+        for e in ch.linked:  # faces the index does not hold: each entry like KIND_ATTACH
+            if e.face_id not in known:
+                self._apply_one(
+                    ix,
+                    _MANY[ch.kind],
+                    ch.account_id,
+                    e.face_id,
+                    e.descriptor,
+                    e.descriptor_version,
+                    list(e.list_ids),
+                    ch.list_id,
+                    e.face if e.HasField("face") else None,
+                )
 
     def _apply_one(
         self,

@@ -46,9 +46,8 @@ async def test_face_lifecycle_messages(world: World) -> None:
         (K.KIND_UPSERT_FACE, b, 0, False),  # created without one
         (K.KIND_UPSERT_FACE, f, 200, False),  # attribute replaced: version 200 is gone...
         (K.KIND_UPSERT_FACE, f, 59, True),  # ...and version 59 is new
-        (K.KIND_DETACH, f, 0, False),
-        (K.KIND_ATTACH, f, 59, True),  # attach carries the face's newest descriptor
-        (K.KIND_ATTACH, b, 0, False),
+        (K.KIND_DETACH_MANY, "", 0, False),  # one message for the faces of one unlink
+        (K.KIND_ATTACH_MANY, "", 0, False),  # ...and of one link
         (K.KIND_UPDATE_FACE, f, 0, False),  # user_data patched (drops cached records)
         (K.KIND_UPSERT_FACE, f, 0, False),  # attribute deleted
         (K.KIND_DELETE_FACE, f, 0, False),
@@ -62,11 +61,33 @@ async def test_face_lifecycle_messages(world: World) -> None:
     assert np.allclose(
         vec, np.frombuffer(raw(1), "<f4") / np.linalg.norm(np.frombuffer(raw(1), "<f4"))
     )
-    assert got[4].list_id == lst.list_id and list(got[4].list_ids) == []
-    assert list(got[6].list_ids) == [lst.list_id]
-    assert list(got[9].list_ids) == [lst.list_id]  # the lists the deleted face was in
-    assert got[10].list_id == lst.list_id
+    assert got[4].list_id == lst.list_id
+    assert [(e.face_id, list(e.list_ids), list(e.face.list_ids)) for e in got[4].linked] == [
+        (f, [], [])
+    ]
+    linked = [(e.face_id, e.descriptor_version, bool(e.descriptor)) for e in got[5].linked]
+    assert linked == [(f, 59, True), (b, 0, False)]  # attach carries the newest descriptor
+    assert got[5].list_id == lst.list_id
+    assert all(list(e.list_ids) == list(e.face.list_ids) == [lst.list_id] for e in got[5].linked)
+    assert list(got[8].list_ids) == [lst.list_id]  # the lists the deleted face was in
+    assert got[9].list_id == lst.list_id
     assert [c.time.ToDatetime() for c in got] == sorted(c.time.ToDatetime() for c in got)
+
+
+async def test_a_large_link_is_a_few_bounded_messages(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.faces import outbox
+
+    monkeypatch.setattr(outbox, "MAX_MANY_BYTES", 4096)
+    lst = await world.lists.create(world.a)
+    made = [await world.faces.create(world.a) for _ in range(40)]
+    await world.lists.attach(world.a, lst.list_id, [f.face_id for f in made])
+    got = (await read_changes(world.js, world.a.account_id))[40:]
+    assert len(got) > 1 and all(c.kind == K.KIND_ATTACH_MANY for c in got)
+    assert all(c.ByteSize() <= 4096 for c in got)
+    assert len({c.change_id for c in got}) == len(got)
+    assert [e.face_id for c in got for e in c.linked] == [f.face_id for f in made]
 
 
 async def test_delete_list_with_faces_publishes_faces_then_list(world: World) -> None:

@@ -22,6 +22,7 @@ from luna.common.v1 import account_pb2, error_pb2
 from luna.faces.v1 import (
     attributes_pb2,
     attributes_pb2_grpc,
+    changes_pb2,
     faces_pb2,
     faces_pb2_grpc,
     lists_pb2,
@@ -33,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common import db, errors, nats_streams
 from services.common.grpc_server import ErrorInterceptor
+from services.faces import outbox
 from services.faces.attributes import Attributes
 from services.faces.faces import Faces
 from services.faces.grpc_service import AttributesServicer, FacesServicer, ListsServicer
@@ -45,6 +47,7 @@ from services.matcher.app import MatcherState
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "faces" / "migrations"
 VERSION = 200
 DIM = 128
+Kind = changes_pb2.FaceChange.Kind
 
 
 # --- infrastructure -----------------------------------------------------------------------
@@ -291,6 +294,36 @@ async def test_cached_face_records_follow_every_change(world: World) -> None:
     await w.faces.DeleteFace(faces_pb2.DeleteFaceRequest(scope=w.a, face_id=fid))
     resp = await match(stub, w.a, [by_descriptor(sample(person, 2))], cands)
     assert ids_of(resp) == []
+
+
+async def test_per_face_link_messages_of_a_previous_version_still_apply(
+    world: World, nats_server: EmbeddedNats
+) -> None:
+    """A stream written before links were one KIND_*_MANY message holds one KIND_ATTACH /
+    KIND_DETACH per face: the matcher still applies them (index, lists and records)."""
+    w = world
+    _, stub = await w.start_matcher()
+    person = identity(11)
+    fid = await create_face(w, w.a, sample(person, 1))
+    lst = await create_list(w, w.a)
+    in_list = matcher_pb2.FaceCandidates(list_id=lst, limit=1)
+    nc = await nats_streams.connect(nats_server.url, name="tests-matcher-old-faces")
+    try:
+        for kind, lists in ((Kind.KIND_ATTACH, [lst]), (Kind.KIND_DETACH, [])):
+            old = outbox.change(kind, w.a.account_id, face_id=fid, list_id=lst, list_ids=lists)
+            old.face.CopyFrom(faces_pb2.Face(face_id=fid, account_id=w.a.account_id))
+            old.face.list_ids.extend(lists)
+            await nc.jetstream().publish(
+                outbox.subject_for(w.a.account_id),
+                old.SerializeToString(),
+                headers={"Nats-Msg-Id": old.change_id},
+            )
+            resp = await match(stub, w.a, [by_descriptor(sample(person, 2))], in_list)
+            assert ids_of(resp) == ([fid] if lists else [])
+            if lists:
+                assert list(resp.results[0].candidates[0].matches[0].face.list_ids) == [lst]
+    finally:
+        await nc.close()
 
 
 async def test_accounts_are_isolated_unless_see_all(world: World) -> None:

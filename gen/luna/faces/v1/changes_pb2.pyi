@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FaceChange(_message.Message):
-    __slots__ = ("change_id", "kind", "account_id", "face_id", "descriptor", "descriptor_version", "list_ids", "list_id", "time", "face")
+    __slots__ = ("change_id", "kind", "account_id", "face_id", "descriptor", "descriptor_version", "list_ids", "list_id", "time", "face", "linked")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[FaceChange.Kind]
@@ -22,6 +22,8 @@ class FaceChange(_message.Message):
         KIND_DETACH: _ClassVar[FaceChange.Kind]
         KIND_DELETE_LIST: _ClassVar[FaceChange.Kind]
         KIND_UPDATE_FACE: _ClassVar[FaceChange.Kind]
+        KIND_ATTACH_MANY: _ClassVar[FaceChange.Kind]
+        KIND_DETACH_MANY: _ClassVar[FaceChange.Kind]
     KIND_UNSPECIFIED: FaceChange.Kind
     KIND_UPSERT_FACE: FaceChange.Kind
     KIND_DELETE_FACE: FaceChange.Kind
@@ -29,6 +31,21 @@ class FaceChange(_message.Message):
     KIND_DETACH: FaceChange.Kind
     KIND_DELETE_LIST: FaceChange.Kind
     KIND_UPDATE_FACE: FaceChange.Kind
+    KIND_ATTACH_MANY: FaceChange.Kind
+    KIND_DETACH_MANY: FaceChange.Kind
+    class Linked(_message.Message):
+        __slots__ = ("face_id", "descriptor", "descriptor_version", "list_ids", "face")
+        FACE_ID_FIELD_NUMBER: _ClassVar[int]
+        DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+        DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
+        LIST_IDS_FIELD_NUMBER: _ClassVar[int]
+        FACE_FIELD_NUMBER: _ClassVar[int]
+        face_id: str
+        descriptor: bytes
+        descriptor_version: int
+        list_ids: _containers.RepeatedScalarFieldContainer[str]
+        face: _faces_pb2.Face
+        def __init__(self, face_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., descriptor_version: _Optional[int] = ..., list_ids: _Optional[_Iterable[str]] = ..., face: _Optional[_Union[_faces_pb2.Face, _Mapping]] = ...) -> None: ...
     CHANGE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +56,7 @@ class FaceChange(_message.Message):
     LIST_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     FACE_FIELD_NUMBER: _ClassVar[int]
+    LINKED_FIELD_NUMBER: _ClassVar[int]
     change_id: str
     kind: FaceChange.Kind
     account_id: str
@@ -49,4 +67,5 @@ class FaceChange(_message.Message):
     list_id: str
     time: _timestamp_pb2.Timestamp
     face: _faces_pb2.Face
-    def __init__(self, change_id: _Optional[str] = ..., kind: _Optional[_Union[FaceChange.Kind, str]] = ..., account_id: _Optional[str] = ..., face_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., descriptor_version: _Optional[int] = ..., list_ids: _Optional[_Iterable[str]] = ..., list_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., face: _Optional[_Union[_faces_pb2.Face, _Mapping]] = ...) -> None: ...
+    linked: _containers.RepeatedCompositeFieldContainer[FaceChange.Linked]
+    def __init__(self, change_id: _Optional[str] = ..., kind: _Optional[_Union[FaceChange.Kind, str]] = ..., account_id: _Optional[str] = ..., face_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., descriptor_version: _Optional[int] = ..., list_ids: _Optional[_Iterable[str]] = ..., list_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., face: _Optional[_Union[_faces_pb2.Face, _Mapping]] = ..., linked: _Optional[_Iterable[_Union[FaceChange.Linked, _Mapping]]] = ...) -> None: ...

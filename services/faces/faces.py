@@ -394,6 +394,27 @@ class Faces:
             raise face_not_found(face_id)
         return _face(row, row.pop("list_ids", ()))
 
+    async def stream_ids(
+        self, scope: Scope, flt: FaceFilter, batch_size: int = 0
+    ) -> AsyncIterator[list[str]]:
+        """Every id `flt` selects, ascending, `batch_size` at a time, from one server-side
+        cursor (a planner's scan; ListFaces paged by id cost a round trip per 1000)."""
+        batch_size = batch_size or 10000
+        if not 1 <= batch_size <= 10000:
+            raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'batch_size'")
+        where, params = face_where(scope, flt)
+        async with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="face_ids") as cur,
+        ):
+            await cur.execute(
+                f"SELECT f.face_id::text AS face_id FROM faces f WHERE {where} ORDER BY f.face_id",
+                params,
+            )
+            while rows := await cur.fetchmany(batch_size):
+                yield [r["face_id"] for r in rows]
+
     async def list(
         self,
         scope: Scope,

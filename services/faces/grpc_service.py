@@ -429,6 +429,14 @@ class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
         )
         return faces_pb2.ImportFacesResponse(face_ids=face_ids)
 
+    async def StreamFaceIds(
+        self, request: faces_pb2.StreamFaceIdsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[faces_pb2.StreamFaceIdsResponse]:
+        async for batch in self._faces.stream_ids(
+            Scope.from_pb(request.scope), face_filter_of(request.filter), request.batch_size
+        ):
+            yield faces_pb2.StreamFaceIdsResponse(face_ids=batch)
+
     async def StreamDescriptors(
         self, request: faces_pb2.StreamDescriptorsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[faces_pb2.StreamDescriptorsResponse]:

@@ -120,3 +120,28 @@ async def test_faces_lists_attributes_over_grpc(world: World, channel: grpc.aio.
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and luna_code(info.value) == 12034
     count = await faces.CountFaces(faces_pb2.CountFacesRequest(scope=scope))
     assert count.count == 1
+
+
+async def test_stream_face_ids_is_one_ascending_scan_of_the_filter(
+    world: World, channel: grpc.aio.Channel
+) -> None:
+    faces = faces_pb2_grpc.FacesServiceStub(channel)
+    lst = await world.lists.create(world.a)
+    made = [await world.faces.create(world.a, list_ids=[lst.list_id]) for _ in range(5)]
+    await world.faces.create(world.a)  # not in the list
+    await world.faces.create(world.b, list_ids=[])  # another account's
+
+    async def stream(scope: account_pb2.AccountScope, **flt: str) -> list[list[str]]:
+        request = faces_pb2.StreamFaceIdsRequest(
+            scope=scope, filter=faces_pb2.FaceFilter(**flt), batch_size=2
+        )
+        return [list(b.face_ids) async for b in faces.StreamFaceIds(request)]
+
+    a = account_pb2.AccountScope(account_id=world.a.account_id)
+    got = await stream(a, list_id=lst.list_id)
+    assert [len(b) for b in got] == [2, 2, 1]
+    assert [f for b in got for f in b] == sorted(f.face_id for f in made)
+    assert len([f for b in await stream(a) for f in b]) == 6
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stream(a, face_id_gte="not-an-id")
+    assert luna_code(info.value) == errors.BAD_QUERY_PARAM

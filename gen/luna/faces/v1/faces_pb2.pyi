@@ -163,6 +163,22 @@ class ListFacesRequest(_message.Message):
     with_lists: bool
     def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., filter: _Optional[_Union[FaceFilter, _Mapping]] = ..., page: _Optional[_Union[_paging_pb2.Page, _Mapping]] = ..., with_lists: _Optional[bool] = ...) -> None: ...
 
+class StreamFaceIdsRequest(_message.Message):
+    __slots__ = ("scope", "filter", "batch_size")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    scope: _account_pb2.AccountScope
+    filter: FaceFilter
+    batch_size: int
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., filter: _Optional[_Union[FaceFilter, _Mapping]] = ..., batch_size: _Optional[int] = ...) -> None: ...
+
+class StreamFaceIdsResponse(_message.Message):
+    __slots__ = ("face_ids",)
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    face_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, face_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ListFacesResponse(_message.Message):
     __slots__ = ("faces",)
     FACES_FIELD_NUMBER: _ClassVar[int]

@@ -102,6 +102,11 @@ class FacesServiceStub:
                 request_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsRequest.SerializeToString,
                 response_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsResponse.FromString,
                 _registered_method=True)
+        self.StreamFaceIds = channel.unary_stream(
+                '/luna.faces.v1.FacesService/StreamFaceIds',
+                request_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamFaceIdsRequest.SerializeToString,
+                response_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamFaceIdsResponse.FromString,
+                _registered_method=True)
         self.ImportFaces = channel.unary_unary(
                 '/luna.faces.v1.FacesService/ImportFaces',
                 request_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.ImportFacesRequest.SerializeToString,
@@ -211,6 +216,15 @@ class FacesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamFaceIds(self, request, context):
+        """StreamFaceIds streams the ids of the faces a filter selects, ascending, in batches: one
+        keyset scan for a planner (the tasks service's linker) instead of a page request per
+        1000 ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ImportFaces(self, request, context):
         """ImportFaces is the operators' bulk path (`luna faces import FILE`): a batch of faces with
         descriptors for scope.account_id, stored in one transaction (all or none) with one
@@ -287,6 +301,11 @@ def add_FacesServiceServicer_to_server(servicer, server):
                     servicer.StreamDescriptors,
                     request_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsRequest.FromString,
                     response_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsResponse.SerializeToString,
+            ),
+            'StreamFaceIds': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamFaceIds,
+                    request_deserializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamFaceIdsRequest.FromString,
+                    response_serializer=luna_dot_faces_dot_v1_dot_faces__pb2.StreamFaceIdsResponse.SerializeToString,
             ),
             'ImportFaces': grpc.unary_unary_rpc_method_handler(
                     servicer.ImportFaces,
@@ -648,6 +667,33 @@ class FacesService:
             '/luna.faces.v1.FacesService/StreamDescriptors',
             luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsRequest.SerializeToString,
             luna_dot_faces_dot_v1_dot_faces__pb2.StreamDescriptorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamFaceIds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/luna.faces.v1.FacesService/StreamFaceIds',
+            luna_dot_faces_dot_v1_dot_faces__pb2.StreamFaceIdsRequest.SerializeToString,
+            luna_dot_faces_dot_v1_dot_faces__pb2.StreamFaceIdsResponse.FromString,
             options,
             channel_credentials,
             insecure,

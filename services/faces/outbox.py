@@ -97,7 +97,7 @@ def upserts(
 _WITH_RECORD = frozenset(
     (Kind.KIND_UPSERT_FACE, Kind.KIND_ATTACH, Kind.KIND_DETACH, Kind.KIND_UPDATE_FACE)
 )
-# Kinds whose message carries one entry (with its face record) per face in `linked`.
+# Kinds whose message carries one entry per face in `linked` (no face records: see Linked).
 _MANY = frozenset((Kind.KIND_ATTACH_MANY, Kind.KIND_DETACH_MANY))
 
 
@@ -149,7 +149,6 @@ async def _attach_records(
     every other face inside the transaction, so the record is the committed state."""
     wanted = sorted(
         {c.face_id for c in changes if c.kind in _WITH_RECORD and c.face_id not in known}
-        | {e.face_id for c in changes if c.kind in _MANY for e in c.linked}
     )
     records = dict(known)
     if wanted:
@@ -166,10 +165,6 @@ async def _attach_records(
     for c in changes:
         if c.kind in _WITH_RECORD and c.face_id in records:
             c.face.CopyFrom(records[c.face_id])
-        elif c.kind in _MANY:
-            for e in c.linked:
-                if e.face_id in records:
-                    e.face.CopyFrom(records[e.face_id])
 
 
 async def enqueue(

@@ -67,6 +67,20 @@ class FaceRecords:
             self.generation += 1
             self._records.pop(face_id, None)
 
+    def set_lists(self, faces: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """(face_id, its lists afterwards) of a link or unlink: the records held get those
+        list_ids (a link changes nothing else in a record); missing ones stay missing."""
+        with self._lock:
+            self.generation += 1
+            for face_id, list_ids in faces:
+                rec = self._records.get(face_id)
+                if rec is None:
+                    continue
+                face = faces_pb2.Face.FromString(rec[1])
+                del face.list_ids[:]
+                face.list_ids.extend(list_ids)
+                self._records[face_id] = (rec[0], face.SerializeToString())
+
     def drop_list(self, list_id: str) -> None:
         """A list was deleted: no record names it any more."""
         needle = list_id.encode()

@@ -48,8 +48,8 @@ log = logging.getLogger("luna.matcher.sync")
 STREAM = "FACES_CHANGES"
 Kind = changes_pb2.FaceChange.Kind
 _BATCH = 5000
-# A KIND_*_MANY message applies its single-face kind to each of its entries.
-_MANY = {Kind.KIND_ATTACH_MANY: Kind.KIND_ATTACH, Kind.KIND_DETACH_MANY: Kind.KIND_DETACH}
+# Messages that link or unlink many faces (see _apply_many).
+_MANY = frozenset((Kind.KIND_ATTACH_MANY, Kind.KIND_DETACH_MANY))
 
 
 class Sync:
@@ -323,33 +323,28 @@ class Sync:
 
     def _apply_many(self, ix: IndexSet, ch: changes_pb2.FaceChange) -> None:
         """KIND_ATTACH_MANY / KIND_DETACH_MANY: what KIND_ATTACH / KIND_DETACH does for each
-        entry, with the faces the index holds (all of them, usually) changed in one call."""
-        attach = ch.kind == Kind.KIND_ATTACH_MANY
-        held = [e for e in ch.linked if e.face_id in ix] if attach else list(ch.linked)
-        self.records.set_many(e.face for e in held if e.HasField("face"))
-        for e in held:
-            if not e.HasField("face"):
-                self.records.forget(e.face_id)
-        if attach:
-            ix.attach(ch.list_id, [e.face_id for e in held])
-        else:
-            ix.detach(ch.list_id, [e.face_id for e in held])
-        if len(held) == len(ch.linked):
+        entry, the faces the index holds (all of them, usually) changed in one call. Held
+        records get the entries' list_ids (the messages carry no records)."""
+        self.records.set_lists((e.face_id, e.list_ids) for e in ch.linked)
+        if ch.kind == Kind.KIND_DETACH_MANY:
+            ix.detach(ch.list_id, [e.face_id for e in ch.linked])
             return
-        known = {e.face_id for e in held}
-        for e in ch.linked:  # faces the index does not hold: each entry like KIND_ATTACH
-            if e.face_id not in known:
-                self._apply_one(
-                    ix,
-                    _MANY[ch.kind],
+        ix.attach(ch.list_id, [e.face_id for e in ch.linked if e.face_id in ix])
+        for e in ch.linked:  # a face the index does not hold is indexed from its entry
+            if e.face_id in ix or not e.descriptor or e.descriptor_version != self.version:
+                continue
+            try:
+                ix.add(
                     ch.account_id,
                     e.face_id,
-                    e.descriptor,
-                    e.descriptor_version,
+                    codec.unpack(e.descriptor),
+                    self.version,
                     list(e.list_ids),
-                    ch.list_id,
-                    e.face if e.HasField("face") else None,
                 )
+            except errors.LunaError as exc:
+                self.skipped += 1
+                ix.remove(e.face_id)
+                log.warning("face %s: change skipped: %s", e.face_id, exc.detail)
 
     def _apply_one(
         self,

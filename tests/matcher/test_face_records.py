@@ -48,6 +48,18 @@ def test_drop_list_rewrites_only_its_members() -> None:
     assert got == {"1": ["L1"], "2": [], "3": []}
 
 
+def test_set_lists_changes_only_held_records_and_their_lists() -> None:
+    records = FaceRecords()
+    records.set_many([face("1", user_data="u", lists=("L1",)), face("2")])
+    generation = records.generation
+    records.set_lists([("1", ["L1", "L2"]), ("2", []), ("9", ["L2"])])
+    found, missing = records.get_many(["1", "2", "9"], None)
+    assert missing == ["9"]  # not held: read once later, as any missing record
+    assert (list(parsed(found["1"]).list_ids), parsed(found["1"]).user_data) == (["L1", "L2"], "u")
+    assert list(parsed(found["2"]).list_ids) == []
+    assert records.generation > generation  # reads that started before are not kept
+
+
 def test_a_read_older_than_a_change_is_not_kept() -> None:
     records = FaceRecords()
     generation = records.generation  # a match starts reading face "1" ...

@@ -34,18 +34,16 @@ class FaceChange(_message.Message):
     KIND_ATTACH_MANY: FaceChange.Kind
     KIND_DETACH_MANY: FaceChange.Kind
     class Linked(_message.Message):
-        __slots__ = ("face_id", "descriptor", "descriptor_version", "list_ids", "face")
+        __slots__ = ("face_id", "descriptor", "descriptor_version", "list_ids")
         FACE_ID_FIELD_NUMBER: _ClassVar[int]
         DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
         DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
         LIST_IDS_FIELD_NUMBER: _ClassVar[int]
-        FACE_FIELD_NUMBER: _ClassVar[int]
         face_id: str
         descriptor: bytes
         descriptor_version: int
         list_ids: _containers.RepeatedScalarFieldContainer[str]
-        face: _faces_pb2.Face
-        def __init__(self, face_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., descriptor_version: _Optional[int] = ..., list_ids: _Optional[_Iterable[str]] = ..., face: _Optional[_Union[_faces_pb2.Face, _Mapping]] = ...) -> None: ...
+        def __init__(self, face_id: _Optional[str] = ..., descriptor: _Optional[bytes] = ..., descriptor_version: _Optional[int] = ..., list_ids: _Optional[_Iterable[str]] = ...) -> None: ...
     CHANGE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -5,6 +5,13 @@ the JSON request body and a converter + validator for every query parameter. Ope
 are translated once at construction: `$ref`s are inlined, `nullable: true` becomes a `null` type,
 boolean `exclusiveMinimum`/`exclusiveMaximum` become numeric ones.
 
+Each schema is compiled twice: a `jsonschema_rs` (Rust) validator answers the common case, a valid
+input, in microseconds; only when it says invalid does the `jsonschema` validator run, and its
+verdict and errors are the ones the client sees. The fast validator checks the same formats as the
+slow one (uuid and date-time, by the same functions) and ignores the others, so it is never more
+lenient; where it is stricter (Rust regexes: ASCII `\\d`, no `$` before a trailing newline) the
+slow one decides. tests/gateway/test_validation_fast.py compares the two over the schemas.
+
 Errors (codes and detail texts as LUNA returns them; see services/common/luna_errors.yaml):
 
 - 12022 `Failed to validate input json. Path: '<dotted.path>', message: '<msg>'` for a body that
@@ -32,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -86,6 +94,52 @@ def _is_datetime(value: object) -> bool:
         return False
     datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
     return True
+
+
+def _datetime_ok(value: object) -> bool:
+    try:
+        return _is_datetime(value)
+    except ValueError:
+        return False
+
+
+def _formats_in(node: Any, found: set[str]) -> set[str]:
+    if isinstance(node, Mapping):
+        if isinstance(node.get("format"), str):
+            found.add(node["format"])
+        for value in node.values():
+            _formats_in(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _formats_in(value, found)
+    return found
+
+
+def _accept(value: object) -> bool:
+    return True
+
+
+class FastValidator:
+    """A schema's `jsonschema_rs` validator, checking exactly the formats `_FORMATS` checks.
+
+    `is_valid` True means the slow validator would find no error either; False (or an
+    exception inside the Rust validator) means "ask the slow one".
+    """
+
+    __slots__ = ("_rs",)
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        checks: dict[str, Callable[[Any], bool]] = {"uuid": _is_uuid, "date-time": _datetime_ok}
+        formats = {name: checks.get(name, _accept) for name in _formats_in(schema, set())}
+        self._rs = jsonschema_rs.Draft202012Validator(
+            schema, formats=formats, validate_formats=True
+        )
+
+    def is_valid(self, instance: Any) -> bool:
+        try:
+            return bool(self._rs.is_valid(instance))
+        except Exception:  # anything odd is the slow validator's to judge
+            return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +349,7 @@ class _QueryParam:
     default: Any
     convert: Converter
     validator: Draft202012Validator
+    fast: FastValidator
 
 
 @dataclass
@@ -308,6 +363,7 @@ class _Operation:
     body_types: tuple[str, ...] = ()
     body_schema: dict[str, Any] | None = None
     body_validator: Draft202012Validator | None = None
+    body_fast: FastValidator | None = None
 
 
 class RequestValidator:
@@ -359,6 +415,7 @@ class RequestValidator:
                     default=schema.get("default"),
                     convert=convert,
                     validator=Draft202012Validator(schema, format_checker=_FORMATS),
+                    fast=FastValidator(schema),
                 )
             )
         op.require_one_of = [list(g) for g in raw.get("x-luna-require-one-of", [])]
@@ -373,6 +430,7 @@ class RequestValidator:
                 Draft202012Validator.check_schema(schema)
                 op.body_schema = schema
                 op.body_validator = Draft202012Validator(schema, format_checker=_FORMATS)
+                op.body_fast = FastValidator(schema)
         return op
 
     # -- introspection --------------------------------------------------------------------
@@ -420,9 +478,10 @@ class RequestValidator:
             raise LunaError(NO_DATA, "Request does not contain data")
         if op.body_validator is None or body is None:
             return body
-        errors = list(op.body_validator.iter_errors(body))
-        if errors:
-            raise _body_error(_pick(errors))
+        if op.body_fast is None or not op.body_fast.is_valid(body):
+            errors = list(op.body_validator.iter_errors(body))
+            if errors:
+                raise _body_error(_pick(errors))
         _apply_defaults(op.body_schema, body)
         return body
 
@@ -446,7 +505,7 @@ class RequestValidator:
                 value = p.convert(query[p.name])
             except (ValueError, TypeError):
                 raise LunaError(BAD_QUERY_PARAM, f"Bad query parameters '{p.name}'") from None
-            if not p.validator.is_valid(value):
+            if not p.fast.is_valid(value) and not p.validator.is_valid(value):
                 raise LunaError(BAD_QUERY_PARAM, f"Bad query parameters '{p.name}'")
             out[p.name] = value
         for group in op.require_one_of:

@@ -126,6 +126,14 @@ def face_where(scope: Scope, flt: FaceFilter) -> tuple[str, list[Any]]:
     return w.sql()
 
 
+def _batch_size(asked: int, default: int) -> int:
+    """A stream's batch size: `default` when unset, else 1..10000."""
+    size = asked or default
+    if not 1 <= size <= 10000:
+        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'batch_size'")
+    return size
+
+
 def check_face_fields(
     *, event_id: str | None, user_data: str | None, external_id: str | None, avatar: str | None
 ) -> None:
@@ -399,9 +407,7 @@ class Faces:
     ) -> AsyncIterator[list[str]]:
         """Every id `flt` selects, ascending, `batch_size` at a time, from one server-side
         cursor (a planner's scan; ListFaces paged by id cost a round trip per 1000)."""
-        batch_size = batch_size or 10000
-        if not 1 <= batch_size <= 10000:
-            raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'batch_size'")
+        batch_size = _batch_size(batch_size, 10000)
         where, params = face_where(scope, flt)
         async with (
             self._pool.connection() as conn,
@@ -670,9 +676,7 @@ class Faces:
         transaction or in memory; the matcher's replay of FACES_CHANGES covers concurrent
         changes (see faces.proto).
         """
-        batch_size = batch_size or 1000
-        if not 1 <= batch_size <= 10000:
-            raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'batch_size'")
+        batch_size = _batch_size(batch_size, 1000)
         w = Where(scope, "f.account_id")
         lists = unique_ids(list_ids, "list_ids")
         faces = unique_ids(face_ids, "face_ids")

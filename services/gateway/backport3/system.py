@@ -204,7 +204,7 @@ async def _parts(request: web.Request) -> AsyncIterator[multipart.Part]:
         async for part in multipart.parts(request):
             yield part
     except errors.LunaError as err:
-        if err.code in (errors.BAD_INPUT, multipart.MULTIPART_BAD_TYPE):
+        if err.code in (errors.BAD_INPUT, errors.MULTIPART_BAD_TYPE):
             raise fail(errors.BAD_MULTIPART, f"Bad/incomplete input data: {err.detail}") from None
         raise
 

@@ -10,7 +10,7 @@ task part runs (descriptor transfer through gRPC is not part of these numbers):
   and re-ranked exactly above HNSW_MIN candidates, blocked BLAS below) vs raw hnswlib
   `knn_query` over an index with the same parameters and threads; recall@1 of both vs the
   exact answer on a sample of references.
-- clustering: `analytics.cluster` (k-NN graph + exact re-rank above EXACT_MAX) vs the exact
+- clustering: `analytics.cluster` (coarse-partition pairs above EXACT_MAX) vs the exact
   all-pairs connected components (blocked BLAS) and, with --dbscan, scikit-learn's
   DBSCAN(metric="cosine", min_samples=1) -- the same connected components; adjusted Rand
   index vs exact.
@@ -112,8 +112,9 @@ def bench_clustering(n: int, threshold: float, dbscan: bool) -> dict[str, Any]:
     data = generate(n, n_queries=1, seed=13)
     x = data.gallery
     print(f"clustering: {n} faces, threshold {threshold}")
-    path = "exact" if n <= analytics.EXACT_MAX else "knn+rerank"
-    out: dict[str, Any] = {"n": n, "threshold": threshold, "path": path}
+    path = "exact" if n <= analytics.EXACT_MAX else "partition"
+    out: dict[str, Any] = {"n": n, "threshold": threshold, "path": path,
+                           "cells_probes": analytics.partition_size(n)}  # fmt: skip
     ours, out["ours_s"] = timed(analytics.cluster, x, threshold)
     exact, out["exact_all_pairs_s"] = timed(analytics.cluster, x, threshold, exact_max=n + 1)
     out["ari_vs_exact"] = ari(ours, exact)

@@ -11,7 +11,14 @@
 
 One request = one photo; photos rotate. faces/s = faces found / wall time. Not a test.
 
-    python -m bench.estimator.run [--seconds 8] [--concurrency 1 8]
+    python -m bench.estimator.run [--seconds 8] [--concurrency 1 8] [--batch-wait-ms 0 2]
+        [--no-rest] [--rounds 3] [--compare-tree /work/main]
+
+(b) runs once per `--batch-wait-ms` value (LUNA_ESTIMATOR_BATCH_WAIT_MS of the estimator it
+starts; 0 = no batching across requests), so batching off and on are compared with raw
+onnxruntime in the same run; `--compare-tree` adds the estimator of another checkout (say, the
+previous batcher) and `--rounds` repeats raw and every estimator back to back (each row's
+`ratio_vs_raw` is to the raw row of its own round).
 """
 
 from __future__ import annotations
@@ -164,9 +171,12 @@ def bench_raw(repo: Path, images: list[tuple[str, bytes]], c: int, seconds: floa
 
 
 # ---------------------------------------------------------------------------- (b) gRPC
-async def start_estimator(repo: Path, log: Path) -> tuple[asyncio.subprocess.Process, str]:
+async def start_estimator(
+    repo: Path, log: Path, extra_env: dict[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, str]:
     address = f"127.0.0.1:{pick_free_port()}"
     env = {**os.environ, "LUNA_ESTIMATOR_ADDRESS": address, "LUNA_MODELS_DIR": str(repo)}
+    env.update(extra_env or {})
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.estimator", env=env, stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -312,7 +322,14 @@ def bench_face_recognition(images: list, conc: list[int], seconds: float) -> tup
 
 
 # ---------------------------------------------------------------------------- main
-async def amain(seconds: float, conc: list[int]) -> dict[str, Any]:
+async def amain(
+    seconds: float,
+    conc: list[int],
+    batch_waits: list[float],
+    rest: bool = True,
+    rounds: int = 1,
+    compare_trees: tuple[str, ...] = (),
+) -> dict[str, Any]:
     repo = mr.models_dir()
     images = photos(repo)
     results: dict[str, Any] = {
@@ -322,28 +339,52 @@ async def amain(seconds: float, conc: list[int]) -> dict[str, Any]:
         "runs": [],
     }
     runs: list[dict[str, Any]] = results["runs"]
-    for c in conc:
-        runs.append(await asyncio.to_thread(bench_raw, repo, images, c, seconds))
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, address = await start_estimator(repo, Path(tmp) / "estimator.log")
-        try:
-            channel = grpc_client.channel("estimator", address)
-            stub = grpc_client.stub(estimator_pb2_grpc.EstimatorServiceStub, channel)
-            for c in conc:
-                runs.append(
-                    await closed_loop("grpc_estimator", grpc_call(stub), images, c, seconds)
+    # One estimator per batching setting (and one per --compare-tree), all started first;
+    # then rounds of raw and each estimator back to back, so load drift hits every row alike.
+    variants: list[tuple[str, dict[str, str]]] = [
+        (f"grpc_estimator_wait{w:g}ms", {"LUNA_ESTIMATOR_BATCH_WAIT_MS": str(w)})
+        for w in batch_waits
+    ]
+    for tree in compare_trees:
+        variants.append((f"grpc_estimator_{Path(tree).name}", {"PYTHONPATH": f"{tree}:{tree}/gen"}))
+    procs = []
+    stubs = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for k, (_, env) in enumerate(variants):
+                proc, address = await start_estimator(repo, Path(tmp) / f"est{k}.log", env)
+                procs.append(proc)
+                channel = grpc_client.channel("estimator", address)
+                stubs.append(
+                    (channel, grpc_client.stub(estimator_pb2_grpc.EstimatorServiceStub, channel))
                 )
+            for rnd in range(rounds):
+                for c in conc:
+                    raw_row = await asyncio.to_thread(bench_raw, repo, images, c, seconds)
+                    raw_row["round"] = rnd
+                    raw_row["ratio_vs_raw"] = 1.0
+                    runs.append(raw_row)
+                    for (name, _), (_, stub) in zip(variants, stubs, strict=True):
+                        row = await closed_loop(name, grpc_call(stub), images, c, seconds)
+                        row["round"] = rnd
+                        row["ratio_vs_raw"] = round(row["faces_per_s"] / raw_row["faces_per_s"], 3)
+                        runs.append(row)
+    finally:
+        for channel, _ in stubs:
             await channel.close()
-        finally:
+        for proc in procs:
             proc.terminate()
             await proc.wait()
-    runs.extend(await bench_rest(images, conc, seconds))
-    fr_runs, note = await asyncio.to_thread(bench_face_recognition, images, conc, seconds)
-    runs.extend(fr_runs)
-    results["face_recognition"] = note
     raw = {r["concurrency"]: r["faces_per_s"] for r in runs if r["name"] == "raw_onnxruntime"}
+    if rest:
+        runs.extend(await bench_rest(images, conc, seconds))
+        fr_runs, note = await asyncio.to_thread(bench_face_recognition, images, conc, seconds)
+        runs.extend(fr_runs)
+        results["face_recognition"] = note
+    else:
+        results["face_recognition"] = "not run (--no-rest)"
     for r in runs:
-        r["ratio_vs_raw"] = round(r["faces_per_s"] / raw[r["concurrency"]], 3)
+        r.setdefault("ratio_vs_raw", round(r["faces_per_s"] / raw[r["concurrency"]], 3))
     return results
 
 
@@ -351,15 +392,33 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--batch-wait-ms", type=float, nargs="+", default=[2.0])
+    ap.add_argument("--no-rest", action="store_true", help="raw and gRPC only")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of raw + every gRPC variant")
+    ap.add_argument(
+        "--compare-tree",
+        nargs="*",
+        default=[],
+        help="also run the estimator of another checkout (e.g. /work/main) with its defaults",
+    )
     args = ap.parse_args()
-    results = asyncio.run(amain(args.seconds, args.concurrency))
+    results = asyncio.run(
+        amain(
+            args.seconds,
+            args.concurrency,
+            args.batch_wait_ms,
+            rest=not args.no_rest,
+            rounds=args.rounds,
+            compare_trees=tuple(args.compare_tree),
+        )
+    )
     print(f"photos: {', '.join(results['photos'])}; {results['request']}")
     print(
-        f"{'run':24} {'c':>2} {'faces/s':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'x raw':>6}"
+        f"{'run':28} {'c':>2} {'faces/s':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'x raw':>6}"
     )
     for r in results["runs"]:
         print(
-            f"{r['name']:24} {r['concurrency']:>2} {r['faces_per_s']:>8} {r['requests_per_s']:>7}"
+            f"{r['name']:28} {r['concurrency']:>2} {r['faces_per_s']:>8} {r['requests_per_s']:>7}"
             f" {r['p50_ms']:>8} {r['p99_ms']:>8} {r['ratio_vs_raw']:>6}"
         )
     print(f"face_recognition: {results['face_recognition']}")

@@ -8,6 +8,7 @@
     hand, the way workers scale out).
 
     .venv/bin/python -m bench.tasks.run [--faces 100000] [--events 100000] [--photos 100]
+                                        [--only linker gc estimator]
 
 Faces and events are seeded by SQL (seeding is not what is measured). Ratios are
 direct/task for (a) and (b) (1.0: the task is as fast as the database alone; target >= 0.5)
@@ -162,106 +163,135 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "Authorization": "Basic " + base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()
         }
 
-        # (a) linker
-        log(f"seeding {args.faces} faces by SQL")
-        await sql_seconds(
-            db,
-            "insert into faces (face_id, account_id, user_data)"
-            " select gen_random_uuid(), %s, 'bench' from generate_series(1, %s)",
-            (account_id, args.faces),
-        )
-        task_s, task = await run_task(
-            http, url, auth, "linker", {"objects_type": "faces", "create_list": 1, "filters": {}}
-        )
-        list_id = (
-            await rest(http, "GET", f"{url}/6/tasks/{task['task_id']}/result", headers=auth)
-        )["result"]["list_id"]
-        count = (await rest(http, "GET", f"{url}/6/faces/count?list_id={list_id}", headers=auth))[
-            "faces_count"
-        ]
-        assert count == args.faces, count
-        direct_list = str(uuid.uuid4())
-        await sql_seconds(
-            db, "insert into lists (list_id, account_id) values (%s, %s)", (direct_list, account_id)
-        )
-        sql_s, linked = await sql_seconds(
-            db,
-            "insert into list_faces (list_id, face_id)"
-            " select %s, face_id from faces where account_id = %s",
-            (direct_list, account_id),
-        )
-        assert linked == args.faces
-        out["linker"] = {
-            "faces": args.faces,
-            "parts": task["count_task_parts_all"],
-            "task_s": round(task_s, 3),
-            "direct_sql_s": round(sql_s, 3),
-            "ratio_sql_over_task": round(sql_s / task_s, 3),
-        }
-        log(f"linker: {out['linker']}")
-
-        # (b) gc of events
-        handler = (
-            await rest(http, "POST", url + "/6/handlers", json={"handler_type": 1}, headers=auth)
-        )["handler_id"]
-        other_handler = str(uuid.uuid4())
-        log(f"seeding {2 * args.events} events by SQL")
-        for h in (handler, other_handler):
-            await sql_seconds(
-                db,
-                "insert into events (event_id, account_id, handler_id, create_time, end_time,"
-                " data) select gen_random_uuid(), %s, %s, now(), now(), '{}'::jsonb"
-                " from generate_series(1, %s)",
-                (account_id, h, args.events),
+        if "linker" in args.only:
+            out["linker"] = await bench_linker(http, url, db, auth, account_id, args.faces)
+        if "gc" in args.only:
+            out["gc"] = await bench_gc(http, url, db, auth, account_id, args.events)
+        if "estimator" in args.only:
+            out["estimator"] = await bench_estimator(
+                http, url, auth, runtime, env_extra, disk / "photos", args.photos
             )
-        task_s, task = await run_task(
-            http, url, auth, "gc", {"target": "events", "filters": {"handler_id": handler}}
-        )
-        sql_s, deleted = await sql_seconds(
-            db, "delete from events where handler_id = %s", (other_handler,)
-        )
-        assert deleted == args.events
-        out["gc"] = {
-            "events": args.events,
-            "parts": task["count_task_parts_all"],
-            "task_s": round(task_s, 3),
-            "direct_sql_s": round(sql_s, 3),
-            "ratio_sql_over_task": round(sql_s / task_s, 3),
-        }
-        log(f"gc: {out['gc']}")
+    return out
 
-        # (c) estimator task vs client loop, (d) 1 and 2 workers
-        paths = photo_variants(args.photos, disk / "photos")
-        static = (
-            await rest(http, "POST", url + "/6/handlers", json={"policies": {}}, headers=auth)
-        )["handler_id"]
-        await client_loop(http, url, auth, static, paths[:8])  # warm the models
-        loop_s = await client_loop(http, url, auth, static, paths)
-        log(f"client loop: {loop_s:.2f}s for {len(paths)} photos")
-        content = {
-            "handler": {"handler_id": static},
-            "source": {"source_type": "network_disk", "reference": {"path": str(disk / "photos")}},
-        }
-        one_s, task = await run_task(http, url, auth, "estimator", content)
-        proc = await extra_worker(runtime, env_extra)
-        try:
-            await asyncio.sleep(3)  # connected and pulling
-            two_s, _ = await run_task(http, url, auth, "estimator", content)
-        finally:
-            proc.terminate()
-            await proc.wait()
-        out["estimator"] = {
-            "photos": len(paths),
-            "concurrency": IMAGE_CONCURRENCY,
-            "parts": task["count_task_parts_all"],
-            "client_loop_s": round(loop_s, 3),
-            "task_1_worker_s": round(one_s, 3),
-            "task_2_workers_s": round(two_s, 3),
-            "ratio_loop_over_task": round(loop_s / one_s, 3),
-            "speedup_2_workers": round(one_s / two_s, 3),
-            "images_per_s_1_worker": round(len(paths) / one_s, 2),
-        }
-        log(f"estimator: {out['estimator']}")
+
+def ratio(n_key: str, n: int, task: dict[str, Any], task_s: float, sql_s: float) -> dict:
+    return {
+        n_key: n,
+        "parts": task["count_task_parts_all"],
+        "task_s": round(task_s, 3),
+        "direct_sql_s": round(sql_s, 3),
+        "ratio_sql_over_task": round(sql_s / task_s, 3),
+    }
+
+
+async def bench_linker(
+    http: aiohttp.ClientSession, url: str, db: str, auth: dict, account_id: str, faces: int
+) -> dict[str, Any]:
+    """(a) linker of `faces` faces into a new list vs one INSERT ... SELECT."""
+    log(f"seeding {faces} faces by SQL")
+    await sql_seconds(
+        db,
+        "insert into faces (face_id, account_id, user_data)"
+        " select gen_random_uuid(), %s, 'bench' from generate_series(1, %s)",
+        (account_id, faces),
+    )
+    task_s, task = await run_task(
+        http, url, auth, "linker", {"objects_type": "faces", "create_list": 1, "filters": {}}
+    )
+    list_id = (await rest(http, "GET", f"{url}/6/tasks/{task['task_id']}/result", headers=auth))[
+        "result"
+    ]["list_id"]
+    count = (await rest(http, "GET", f"{url}/6/faces/count?list_id={list_id}", headers=auth))[
+        "faces_count"
+    ]
+    assert count == faces, count
+    direct_list = str(uuid.uuid4())
+    await sql_seconds(
+        db, "insert into lists (list_id, account_id) values (%s, %s)", (direct_list, account_id)
+    )
+    sql_s, linked = await sql_seconds(
+        db,
+        "insert into list_faces (list_id, face_id)"
+        " select %s, face_id from faces where account_id = %s",
+        (direct_list, account_id),
+    )
+    assert linked == faces
+    out = ratio("faces", faces, task, task_s, sql_s)
+    log(f"linker: {out}")
+    return out
+
+
+async def bench_gc(
+    http: aiohttp.ClientSession, url: str, db: str, auth: dict, account_id: str, events: int
+) -> dict[str, Any]:
+    """(b) gc of `events` events of one handler vs one DELETE of another handler's."""
+    handler = (
+        await rest(http, "POST", url + "/6/handlers", json={"handler_type": 1}, headers=auth)
+    )["handler_id"]
+    other_handler = str(uuid.uuid4())
+    log(f"seeding {2 * events} events by SQL")
+    for h in (handler, other_handler):
+        await sql_seconds(
+            db,
+            "insert into events (event_id, account_id, handler_id, create_time, end_time,"
+            " data) select gen_random_uuid(), %s, %s, now(), now(), '{}'::jsonb"
+            " from generate_series(1, %s)",
+            (account_id, h, events),
+        )
+    await sql_seconds(db, "analyze events", ())
+    task_s, task = await run_task(
+        http, url, auth, "gc", {"target": "events", "filters": {"handler_id": handler}}
+    )
+    sql_s, deleted = await sql_seconds(
+        db, "delete from events where handler_id = %s", (other_handler,)
+    )
+    assert deleted == events
+    out = ratio("events", events, task, task_s, sql_s)
+    log(f"gc: {out}")
+    return out
+
+
+async def bench_estimator(
+    http: aiohttp.ClientSession,
+    url: str,
+    auth: dict,
+    runtime: dict[str, Any],
+    env_extra: dict[str, str],
+    photos_dir: Path,
+    photos: int,
+) -> dict[str, Any]:
+    """(c) the estimator task vs a client loop, (d) with 1 and 2 worker processes."""
+    paths = photo_variants(photos, photos_dir)
+    static = (await rest(http, "POST", url + "/6/handlers", json={"policies": {}}, headers=auth))[
+        "handler_id"
+    ]
+    await client_loop(http, url, auth, static, paths[:8])  # warm the models
+    loop_s = await client_loop(http, url, auth, static, paths)
+    log(f"client loop: {loop_s:.2f}s for {len(paths)} photos")
+    content = {
+        "handler": {"handler_id": static},
+        "source": {"source_type": "network_disk", "reference": {"path": str(photos_dir)}},
+    }
+    one_s, task = await run_task(http, url, auth, "estimator", content)
+    proc = await extra_worker(runtime, env_extra)
+    try:
+        await asyncio.sleep(3)  # connected and pulling
+        two_s, _ = await run_task(http, url, auth, "estimator", content)
+    finally:
+        proc.terminate()
+        await proc.wait()
+    out = {
+        "photos": len(paths),
+        "concurrency": IMAGE_CONCURRENCY,
+        "parts": task["count_task_parts_all"],
+        "client_loop_s": round(loop_s, 3),
+        "task_1_worker_s": round(one_s, 3),
+        "task_2_workers_s": round(two_s, 3),
+        "ratio_loop_over_task": round(loop_s / one_s, 3),
+        "speedup_2_workers": round(one_s / two_s, 3),
+        "images_per_s_1_worker": round(len(paths) / one_s, 2),
+    }
+    log(f"estimator: {out}")
     return out
 
 
@@ -270,6 +300,13 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=100000)
     parser.add_argument("--events", type=int, default=100000)
     parser.add_argument("--photos", type=int, default=100)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("linker", "gc", "estimator"),
+        default=["linker", "gc", "estimator"],
+        help="run only these parts",
+    )
     args = parser.parse_args()
     result = asyncio.run(bench(args))
     print(save("tasks", result))

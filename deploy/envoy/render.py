@@ -27,6 +27,7 @@ import argparse
 import ipaddress
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +72,36 @@ def _socket_address(config: dict[str, Any]) -> dict[str, Any]:
     return config["address"]["socket_address"]
 
 
-def _set_upstream(cluster: dict[str, Any], address: str) -> None:
-    host, port = split_address(address)
-    cluster["type"] = "STATIC" if _is_ip(host) else "STRICT_DNS"
+def _addresses(address: str | Sequence[str]) -> list[str]:
+    """`host:port`, a comma-separated list of them, or a sequence: the list of addresses."""
+    items = address.split(",") if isinstance(address, str) else list(address)
+    return [a.strip() for a in items if a.strip()]
+
+
+def _set_upstream(cluster: dict[str, Any], address: str | Sequence[str]) -> None:
+    hosts = [split_address(a) for a in _addresses(address)]
+    if not hosts:
+        raise ValueError(f"no address for {cluster['name']}")
+    if len({_is_ip(host) for host, _ in hosts}) > 1:
+        raise ValueError(f"{cluster['name']}: mix of IP literals and host names: {address!r}")
+    cluster["type"] = "STATIC" if _is_ip(hosts[0][0]) else "STRICT_DNS"
     if cluster["type"] == "STRICT_DNS":
         cluster["dns_lookup_family"] = "V4_PREFERRED"
     else:
         cluster.pop("dns_lookup_family", None)
+    if len(hosts) > 1:
+        # Several instances (a local cluster): one that stops accepting connections is taken
+        # out of the rotation after two failures instead of getting its share of requests.
+        cluster["outlier_detection"] = {
+            "consecutive_gateway_failure": 2,
+            "enforcing_consecutive_gateway_failure": 100,
+            "consecutive_local_origin_failure": 2,
+            "enforcing_consecutive_local_origin_failure": 100,
+            "split_external_local_origin_errors": True,
+            "interval": "1s",
+            "base_ejection_time": "2s",
+            "max_ejection_percent": 50,
+        }
     cluster["load_assignment"] = {
         "cluster_name": cluster["name"],
         "endpoints": [
@@ -88,10 +112,36 @@ def _set_upstream(cluster: dict[str, Any], address: str) -> None:
                             "address": {"socket_address": {"address": host, "port_value": port}}
                         }
                     }
+                    for host, port in hosts
                 ]
             }
         ],
     }
+
+
+def _retry_refused_connections(config: dict[str, Any], gateway: dict[str, Any]) -> None:
+    """With several gateways, a REST request whose connection a gateway refused (it is down)
+    goes to another one. Only connect failures: the gateway never saw such a request, so the
+    retry cannot repeat a write; a request reset midway is not retried. The retry circuit
+    breaker (3 concurrent retries by default) is raised so that every such request of the
+    seconds a gateway takes to come back is retried, not answered 503 (`UO`)."""
+    gateway["circuit_breakers"] = {"thresholds": [{"priority": "DEFAULT", "max_retries": 1024}]}
+    hcm = listener(config, FRONT_LISTENER)["filter_chains"][0]["filters"][0]["typed_config"]
+    for virtual_host in hcm["route_config"]["virtual_hosts"]:
+        virtual_host["retry_policy"] = {
+            "retry_on": "connect-failure",
+            "num_retries": 2,
+            "retry_host_predicate": [
+                {
+                    "name": "envoy.retry_host_predicates.previous_hosts",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts"
+                        ".v3.PreviousHostsPredicate"
+                    },
+                }
+            ],
+            "host_selection_retry_max_attempts": 3,
+        }
 
 
 def listener(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -139,7 +189,7 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 def render(
     listen_port: int,
-    gateway_addr: str,
+    gateway_addr: str | Sequence[str],
     service_addrs: dict[str, str],
     admin_port: int,
     descriptor_path: str | Path,
@@ -151,7 +201,9 @@ def render(
 ) -> str:
     """The Envoy config (YAML text) for these addresses.
 
-    `service_addrs` maps each of faces/events/estimator/matcher/tasks/backport3 to `host:port`.
+    `service_addrs` maps each of faces/events/estimator/matcher/tasks/backport3 to `host:port`;
+    the gateway and each service may also be several addresses (a sequence or a comma-separated
+    string: every one gets traffic, and one that fails is ejected for a while).
     `descriptor_path` should be absolute unless Envoy runs from the repository root; it is
     also read here, so the transcoder lists every `luna.*` service it holds.
     The public listener (`listen_host:listen_port`) serves REST only; the internal one
@@ -171,6 +223,8 @@ def render(
     internal.update(address=internal_host, port_value=int(internal_port))
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     _set_upstream(clusters[GATEWAY_CLUSTER], gateway_addr)
+    if len(_addresses(gateway_addr)) > 1:
+        _retry_refused_connections(config, clusters[GATEWAY_CLUSTER])
     for service, address in service_addrs.items():
         _set_upstream(clusters[cluster_name(service)], address)
     transcoder = transcoder_config(config)
@@ -203,13 +257,15 @@ def addresses_from_runtime(runtime: dict[str, Any]) -> tuple[str, dict[str, str]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtime", type=Path, help="runtime.json written by `luna up`")
-    parser.add_argument("--gateway", help="gateway host:port (default: from --runtime)")
+    parser.add_argument(
+        "--gateway", help="gateway host:port, or several comma-separated (default: from --runtime)"
+    )
     parser.add_argument(
         "--service",
         action="append",
         default=[],
-        metavar="NAME=HOST:PORT",
-        help="a service address (repeatable; overrides --runtime)",
+        metavar="NAME=HOST:PORT[,HOST:PORT]",
+        help="a service's address(es) (repeatable; overrides --runtime)",
     )
     parser.add_argument("--port", type=int, default=8080, help="REST listener port (default 8080)")
     parser.add_argument("--host", default="0.0.0.0", help="REST listener address (default 0.0.0.0)")

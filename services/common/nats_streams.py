@@ -133,7 +133,7 @@ async def connect(url: str, *, name: str | None = None, initial_attempts: int = 
             task.add_done_callback(_callback_done)
 
     await nc.connect(
-        servers=[url],
+        servers=[u.strip() for u in url.split(",")],  # a cluster: every node's URL
         name=name or f"luna-{socket.gethostname()}-{os.getpid()}",
         connect_timeout=5,
         allow_reconnect=True,

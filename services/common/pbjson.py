@@ -41,3 +41,26 @@ def to_list_value(values: list[Any]) -> struct_pb2.ListValue:
     out = struct_pb2.ListValue()
     out.extend(values)
     return out
+
+
+def copy_fields(src: Any, dst: Any, names: tuple[str, ...]) -> Any:
+    """Copy the fields `names` from one message to another of a different type that names them
+    alike: set ones only where the field tracks presence, messages and lists by value."""
+    for name in names:
+        field = src.DESCRIPTOR.fields_by_name[name]
+        if field.has_presence and not src.HasField(name):
+            continue
+        value = getattr(src, name)
+        if field.message_type is not None and not _is_repeated(field):
+            getattr(dst, name).CopyFrom(value)
+        elif _is_repeated(field):
+            getattr(dst, name).extend(value)
+        else:
+            setattr(dst, name, value)
+    return dst
+
+
+def _is_repeated(field: Any) -> bool:
+    # protobuf 5+ has `is_repeated`; older releases only the label.
+    repeated = getattr(field, "is_repeated", None)
+    return bool(repeated) if repeated is not None else field.label == field.LABEL_REPEATED

@@ -45,8 +45,20 @@ def build_estimator(repo_dir: Path | None = None) -> Estimator:
         raise ModelsMissing(
             f"estimator: LUNA_ESTIMATOR_BACKEND must be onnxruntime or triton, not {backend!r}"
         )
+    batching: dict[str, object] = {}
+    if backend.lower() == "onnxruntime":  # Triton batches server-side (config.pbtxt)
+        batching = {
+            "batch_window_s": settings.BATCH_WAIT_MS.get_float() / 1000,
+            "max_batch": settings.BATCH_MAX.get_int(),
+        }
     est = Estimator(
-        make_backend(backend, repo, device=settings.DEVICE.get(), url=settings.TRITON_URL.get()),
+        make_backend(
+            backend,
+            repo,
+            device=settings.DEVICE.get(),
+            url=settings.TRITON_URL.get(),
+            **batching,
+        ),
         repo,
         detector=settings.DETECTOR.get(),
         inflight_pixels=settings.INFLIGHT_PIXELS.get_int(),

@@ -1,8 +1,12 @@
 """Inference backends behind one interface: in-process ONNX Runtime and Triton (KServe v2 gRPC).
 
-The ONNX Runtime backend batches concurrent requests itself (Triton does that server-side):
-requests for a model with a free batch dim that arrive within a short window are concatenated,
-run once in a worker thread, and split back.
+The ONNX Runtime backend batches concurrent requests itself, as Triton's dynamic batcher does
+server-side: requests for a model with a free batch dim are queued, concatenated (up to
+`max_batch` rows), run once in a worker thread, and split back. A request for an idle model
+goes at the next turn of the event loop (so requests arriving together still share a run, and a
+lone request waits for nothing); while a run of that model is in flight, newcomers queue until
+it finishes or `batch_window_s` has passed, whichever is first. A window of 0 turns batching
+off (every request runs on its own).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from services.estimator import model_repo as mr
 from services.estimator.metrics import observed
 
 MAX_BATCH = mr.MAX_BATCH_SIZE
+DEFAULT_BATCH_WAIT_MS = 2.0  # LUNA_ESTIMATOR_BATCH_WAIT_MS
 
 
 # Defaults of LUNA_ESTIMATOR_BACKEND, LUNA_ESTIMATOR_DEVICE and LUNA_TRITON_URL (the app reads
@@ -60,7 +65,9 @@ class _Pending:
 @dataclass
 class _Batcher:
     queue: list[_Pending] = field(default_factory=list)
-    flusher: asyncio.Task[None] | None = None
+    rows: int = 0  # rows queued
+    inflight: int = 0  # runs of this model in progress
+    flusher: asyncio.TimerHandle | asyncio.Handle | None = None
 
 
 class OnnxRuntimeBackend(InferenceBackend):
@@ -71,7 +78,7 @@ class OnnxRuntimeBackend(InferenceBackend):
         repo_dir: Path | None = None,
         *,
         device: str | None = None,
-        batch_window_s: float = 0.002,
+        batch_window_s: float = DEFAULT_BATCH_WAIT_MS / 1000,
         max_batch: int = MAX_BATCH,
         threads: int | None = None,
         intra_op_threads: int = 0,
@@ -82,7 +89,7 @@ class OnnxRuntimeBackend(InferenceBackend):
         self.repo_dir = (repo_dir or mr.models_dir()).resolve()
         self.device = (device or DEFAULT_DEVICE).lower()
         self.batch_window_s = batch_window_s
-        self.max_batch = max_batch
+        self.max_batch = max(1, max_batch)
         self.intra_op_threads = intra_op_threads
         self._dynamic = _dynamic_models(self.repo_dir)
         self._sessions: dict[str, object] = {}
@@ -140,14 +147,22 @@ class OnnxRuntimeBackend(InferenceBackend):
         rows = int(next(iter(inputs.values())).shape[0])
         if rows >= self.max_batch:
             return await self._run_chunked(model, inputs, rows)
+        if self.batch_window_s <= 0:  # batching off
+            return await self._run(model, inputs)
         loop = asyncio.get_running_loop()
         pending = _Pending(inputs, loop.create_future(), rows)
         b = self._batchers.setdefault(model, _Batcher())
         b.queue.append(pending)
-        if sum(p.rows for p in b.queue) >= self.max_batch:
+        b.rows += rows
+        if b.rows >= self.max_batch:
             self._flush(model)
         elif b.flusher is None:
-            b.flusher = asyncio.create_task(self._flush_later(model))
+            if b.inflight == 0:
+                # Idle model: go at the next loop turn, with whatever arrived in this one.
+                b.flusher = loop.call_soon(self._flush, model)
+            else:
+                # Busy: wait for the run in flight to finish (it flushes), at most the window.
+                b.flusher = loop.call_later(self.batch_window_s, self._flush, model)
         return await pending.future
 
     async def _run_chunked(
@@ -159,33 +174,33 @@ class OnnxRuntimeBackend(InferenceBackend):
             parts.append(await self._run(model, chunk))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    async def _flush_later(self, model: str) -> None:
-        await asyncio.sleep(self.batch_window_s)
-        b = self._batchers.get(model)
-        if b is not None:
-            b.flusher = None
-            self._flush(model)
-
     def _flush(self, model: str) -> None:
         b = self._batchers[model]
-        batch, b.queue = b.queue, []
         if b.flusher is not None:
             b.flusher.cancel()
             b.flusher = None
-        if batch:
-            # Requests only concatenate when their non-batch dims agree (e.g. RetinaFace inputs
-            # of different sizes run separately).
+        while b.queue:
+            # At most max_batch rows per run; requests only concatenate when their non-batch
+            # dims agree (e.g. RetinaFace inputs of different sizes run separately).
+            batch: list[_Pending] = []
+            rows = 0
+            while b.queue and (not batch or rows + b.queue[0].rows <= self.max_batch):
+                p = b.queue.pop(0)
+                batch.append(p)
+                rows += p.rows
+            b.rows -= rows
             groups: dict[tuple[object, ...], list[_Pending]] = {}
             for p in batch:
                 key = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(p.inputs.items()))
                 groups.setdefault(key, []).append(p)
             for group in groups.values():
-                task = asyncio.create_task(self._run_group(model, group))
+                b.inflight += 1
+                task = asyncio.create_task(self._run_group(model, b, group))
                 # keep a reference until done: the loop holds tasks only weakly
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _run_group(self, model: str, group: list[_Pending]) -> None:
+    async def _run_group(self, model: str, b: _Batcher, group: list[_Pending]) -> None:
         try:
             if len(group) == 1:
                 merged = group[0].inputs
@@ -196,13 +211,17 @@ class OnnxRuntimeBackend(InferenceBackend):
             for p in group:
                 if not p.future.done():
                     p.future.set_exception(e)
-            return
-        start = 0
-        for p in group:
-            part = {k: v[start : start + p.rows] for k, v in out.items()}
-            start += p.rows
-            if not p.future.done():
-                p.future.set_result(part)
+        else:
+            start = 0
+            for p in group:
+                part = {k: v[start : start + p.rows] for k, v in out.items()}
+                start += p.rows
+                if not p.future.done():
+                    p.future.set_result(part)
+        finally:
+            b.inflight -= 1
+            if b.queue:
+                self._flush(model)  # what queued behind this run goes now
 
     async def close(self) -> None:
         for b in self._batchers.values():

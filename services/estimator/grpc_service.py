@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 
 import grpc
@@ -112,16 +113,9 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
     async def GetFeatures(
         self, request: pb.GetFeaturesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetFeaturesResponse:
-        f = self._est.features()
-        return pb.GetFeaturesResponse(
-            available=f.available,
-            unvalidated=f.unvalidated,
-            unavailable=f.unavailable,
-            descriptor_version=f.descriptor_version,
-            detector=f.detector,
-            backend=describe(self._est.backend),
-            descriptor_versions=f.descriptor_versions,
-        )
+        # The core's Features and the reply name their fields alike.
+        features = dataclasses.asdict(self._est.features())
+        return pb.GetFeaturesResponse(**features, backend=describe(self._est.backend))
 
     async def Detect(
         self, request: pb.DetectRequest, context: grpc.aio.ServicerContext

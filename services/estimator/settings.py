@@ -20,6 +20,18 @@ DEVICE = config.declare(
     backends.DEFAULT_DEVICE,
     "Device for the onnxruntime backend: cpu, or cuda (CUDAExecutionProvider if available).",
 )
+BATCH_WAIT_MS = config.declare(
+    "LUNA_ESTIMATOR_BATCH_WAIT_MS",
+    backends.DEFAULT_BATCH_WAIT_MS,
+    "onnxruntime backend: most milliseconds a request for a batched model (descriptors, "
+    "attributes) waits to share one model run with other requests while that model is busy "
+    "(an idle model runs at once); 0 turns batching across requests off.",
+)
+BATCH_MAX = config.declare(
+    "LUNA_ESTIMATOR_BATCH_MAX",
+    backends.MAX_BATCH,
+    "onnxruntime backend: most rows (faces) one batched model run takes from the queue.",
+)
 DETECTOR = config.declare(
     "LUNA_ESTIMATOR_DETECTOR",
     detect.DEFAULT_DETECTOR,

@@ -468,6 +468,11 @@ class Events:
         # Saves answered before their commit (wait_saving=0), awaited at shutdown.
         self._pending: set[asyncio.Task[None]] = set()
 
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """The events tables' pool, for the bulk statements beside this core (events_bulk)."""
+        return self._pool
+
     # -- writing -----------------------------------------------------------------------
     async def save(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import grpc
@@ -23,7 +23,7 @@ from services.common.grpc_server import counting, getting, listing, unary
 from services.common.pbjson import from_struct, from_value, to_list_value, to_struct
 from services.common.scoping import Scope
 from services.common.version import VERSION
-from services.events import statistics
+from services.events import events_bulk, statistics
 from services.events.candidates import EventCandidate, select_requested
 from services.events.events import (
     DescriptorIn,
@@ -351,6 +351,25 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         lambda found: events_pb2.SelectEventCandidatesResponse(
             candidates=[candidate_pb(c) for c in found]
         ),
+    )
+
+    async def StreamEventIds(
+        self, request: events_pb2.StreamEventIdsRequest, context: Ctx
+    ) -> AsyncIterator[events_pb2.StreamEventIdsResponse]:
+        async for batch in events_bulk.stream_ids(
+            self._e.pool,
+            Scope.from_pb(request.scope),
+            event_filter(request.filter),
+            request.batch_size,
+            request.stride,
+        ):
+            yield events_pb2.StreamEventIdsResponse(event_ids=batch)
+
+    DeleteEventsWhere = unary(
+        lambda s, r: events_bulk.delete_where(
+            s._e.pool, Scope.from_pb(r.scope), event_filter(r.filter), r.receipt
+        ),
+        lambda removed: events_pb2.DeleteEventsWhereResponse(events_json=removed.encode()),
     )
 
 

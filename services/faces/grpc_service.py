@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
@@ -257,18 +258,11 @@ def attribute_source_of(source: faces_pb2.FaceAttributeInput) -> AttributeSource
 
 
 def face_pb(face: Face) -> faces_pb2.Face:
-    return faces_pb2.Face(
-        face_id=face.face_id,
-        account_id=face.account_id,
-        event_id=face.event_id,
-        user_data=face.user_data,
-        external_id=face.external_id,
-        avatar=face.avatar,
-        create_time=times.to_timestamp(face.create_time),
-        last_update_time=times.to_timestamp(face.last_update_time),
-        list_ids=face.list_ids,
-        has_attribute=face.has_attribute,
-    )
+    # The core's Face and the message name their fields alike; only times change type.
+    fields = dataclasses.asdict(face)
+    for name in ("create_time", "last_update_time"):
+        fields[name] = times.to_timestamp(fields[name])
+    return faces_pb2.Face(**fields)
 
 
 def face_attribute_pb(attribute: FaceAttribute) -> faces_pb2.FaceAttribute:

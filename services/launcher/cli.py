@@ -18,9 +18,15 @@ def _up(args: argparse.Namespace) -> int:
     if args.port is not None:
         import os
 
+        # Under --cluster this is Envoy's REST port (the gateways get free ports).
         os.environ[config.PORT.name] = str(args.port)
+    supervisor = Supervisor(free_ports=args.free_ports)
+    if args.cluster:
+        from services.launcher.cluster import ClusterSupervisor
+
+        supervisor = ClusterSupervisor()
     try:
-        asyncio.run(Supervisor(free_ports=args.free_ports).run())
+        asyncio.run(supervisor.run())
     except asyncio.CancelledError:
         return 130  # interrupted while starting; everything started was stopped
     return 0
@@ -85,6 +91,12 @@ def main(argv: list[str] | None = None) -> None:
         "--free-ports",
         action="store_true",
         help="put the internal gRPC services on free loopback ports instead of 5110..5160",
+    )
+    up.add_argument(
+        "--cluster",
+        action="store_true",
+        help="a multi-process cluster on loopback: 3 NATS nodes, two of each service, Envoy "
+        "in front (services/launcher/cluster.py)",
     )
     up.set_defaults(fn=_up)
     sub.add_parser("status", help="health of each running service").set_defaults(fn=_status)

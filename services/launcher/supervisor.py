@@ -444,15 +444,20 @@ async def status(data_dir: Path) -> int:
         if state != "RUNNING":
             worst = 1
         url = runtime.get(f"{'database' if name == 'postgres' else name}_url", "")
+        if name.startswith("nats_"):  # a cluster's NATS node: its own URL in the list
+            urls = str(runtime.get("nats_url", "")).split(",")
+            index = int(name.rpartition("_")[2])
+            url = urls[index] if index < len(urls) else ""
         print(f"{name:10} {state:12} pid={info.get('pid')!s:<8} {url}")
     for name, info in runtime["services"].items():
         if name.startswith("tasks_worker"):
             # Workers serve no port; they pull from NATS. Alive is what can be told.
             alive = info["pid"] is not None and _pid_alive(int(info["pid"]))
             state, worst = ("RUNNING", worst) if alive else ("NOT RUNNING", 1)
-        elif name == "gateway":
+        elif name == "gateway" or name.startswith("gateway_"):  # gateway_<n>: a cluster's
+            url = runtime["url"] if name == "gateway" else f"http://{info['address']}"
             try:
-                await wait_http(f"{runtime['url']}/healthcheck", 3)
+                await wait_http(f"{url}/healthcheck", 3)
                 state = "SERVING"
             except TimeoutError:
                 state, worst = "NOT SERVING", 1

@@ -22,7 +22,7 @@ from luna.events.v1 import events_pb2
 from luna.faces.v1 import attributes_pb2, faces_pb2
 from luna.matcher.v1 import matcher_pb2
 
-from services.common import errors, ids
+from services.common import errors, ids, pbjson
 from services.matcher.core import (
     AccountCandidates,
     Candidates,
@@ -40,6 +40,18 @@ MAX_IDS = 1000
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 3
 PAGE = 1000
+# Candidate filters the faces service applies, named alike in FaceCandidates and FaceFilter.
+_FILTER_FIELDS = (
+    "face_ids",
+    "external_ids",
+    "list_id",
+    "event_id",
+    "face_id_gte",
+    "face_id_lt",
+    "user_data",
+    "create_time_gte",
+    "create_time_lt",
+)
 INLINE_REFS = 4  # searches of at most this many references run on the event loop
 
 
@@ -217,7 +229,10 @@ class Matching:
                 )
             )
             known = {a.attribute_id: a for a in reply.attributes if a.data.descriptors}
-        parts = await asyncio.gather(*(self._resolve(ix, scope, r, known) for r in refs))
+        if len(refs) == 1:  # the common case: no task per reference
+            parts = [await self._resolve(ix, scope, refs[0], known)]
+        else:
+            parts = await asyncio.gather(*(self._resolve(ix, scope, r, known) for r in refs))
         for i, part in enumerate(parts):
             for r in part:
                 r.index = i
@@ -381,20 +396,7 @@ class Matching:
     async def _filtered_ids(
         self, scope: account_pb2.AccountScope, c: matcher_pb2.FaceCandidates
     ) -> list[str]:
-        flt = faces_pb2.FaceFilter(
-            face_ids=c.face_ids,
-            external_ids=c.external_ids,
-            list_id=c.list_id,
-            event_id=c.event_id,
-            face_id_gte=c.face_id_gte,
-            face_id_lt=c.face_id_lt,
-        )
-        if c.HasField("user_data"):
-            flt.user_data = c.user_data
-        if c.HasField("create_time_gte"):
-            flt.create_time_gte.CopyFrom(c.create_time_gte)
-        if c.HasField("create_time_lt"):
-            flt.create_time_lt.CopyFrom(c.create_time_lt)
+        flt = pbjson.copy_fields(c, faces_pb2.FaceFilter(), _FILTER_FIELDS)
         out: list[str] = []
         page = 1
         while True:

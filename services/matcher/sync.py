@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import nats.errors
+import orjson
 from luna.common.v1 import account_pb2
 from luna.faces.v1 import changes_pb2, faces_pb2
 from nats.aio.msg import Msg
@@ -359,6 +361,20 @@ class Sync:
             log.warning("face %s: change skipped: %s", face_id, exc.detail)
 
     # --- reads ---------------------------------------------------------------------------
+    async def _last_seq(self, timeout: float) -> int:
+        """The stream's last sequence, by JetStream's STREAM.INFO request with only
+        `state.last_seq` read from the reply: nats-py's `stream_info` builds the whole info
+        and config objects, a third of this round trip that every match makes."""
+        js = self.js
+        try:
+            msg = await js._nc.request(f"{js._prefix}.STREAM.INFO.{STREAM}", b"", timeout=timeout)
+            state = orjson.loads(msg.data).get("state")
+        except nats.errors.NoRespondersError:
+            state = None
+        if state is None:  # JetStream answered an error, or not at all: nats-py raises it typed
+            return int((await js.stream_info(STREAM)).state.last_seq)
+        return int(state.get("last_seq", 0))
+
     async def wait_applied(self, timeout: float | None) -> bool:
         """Wait until everything the stream holds now is applied; False after `timeout`.
 
@@ -369,13 +385,12 @@ class Sync:
             if not nats_streams.is_connected(self.js):
                 return False
             try:
-                info = await asyncio.wait_for(self.js.stream_info(STREAM), max(timeout, 0.5))
+                target = await self._last_seq(max(timeout, 0.5))
             except Exception as exc:
                 if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
                     raise
                 log.warning("stream position unknown (%s); answering from applied state", exc)
                 return False
-            target = info.state.last_seq
         else:
             target = (await self.js.stream_info(STREAM)).state.last_seq
         if self.applied_seq >= target:

@@ -34,6 +34,7 @@ from services.tasks.store import (
     ItemError,
     TaskStore,
     error_json,
+    fast_json_cursor,
 )
 from services.tasks.types import load_all
 
@@ -168,19 +169,32 @@ class Engine:
             " and t.task_status = %s order by s.subtask_id limit 10000",
             (IN_PROGRESS,),
         )
-        for row in rows:
-            payload = orjson.dumps({"task_id": row["task_id"], "subtask_id": row["subtask_id"]})
-            await nats_streams.publish(
-                self.js,
-                f"{WORK_SUBJECT}.{row['task_type']}",
-                payload,
-                message_id(row["task_id"], row["subtask_id"], row["create_time"]),
-            )
+        # Pipelined: every part goes out, then the acks are awaited together, and the
+        # acknowledged ones are marked in one statement (a 100-part task was 200 round trips).
+        results = await nats_streams.publish_many(
+            self.js,
+            [
+                (
+                    f"{WORK_SUBJECT}.{row['task_type']}",
+                    orjson.dumps({"task_id": row["task_id"], "subtask_id": row["subtask_id"]}),
+                    message_id(row["task_id"], row["subtask_id"], row["create_time"]),
+                )
+                for row in rows
+            ],
+        )
+        published = [
+            row["subtask_id"]
+            for row, result in zip(rows, results, strict=True)
+            if not isinstance(result, BaseException)
+        ]
+        if published:
             async with self.pool.connection() as conn:
                 await conn.execute(
-                    "update tasks_subtasks set published = true where subtask_id = %s",
-                    (row["subtask_id"],),
+                    "update tasks_subtasks set published = true where subtask_id = any(%s)",
+                    (published,),
                 )
+        if len(published) < len(rows):
+            raise next(r for r in results if isinstance(r, BaseException))
 
     async def _collectable(self) -> list[int]:
         rows = await db.fetch_all(
@@ -203,8 +217,11 @@ async def collect(store: TaskStore, task_id: int, max_errors: int) -> None:
         if row is None:
             return
         task = dict(row)
-        cur = await conn.execute(
-            "select subtask_status, result from tasks_subtasks where task_id = %s order by part",
+        kind = kinds.kind_for(task["task_type"])
+        cur = fast_json_cursor(conn)
+        await cur.execute(
+            f"select subtask_status, result{'::text' if kind.flat else ''} as result"
+            " from tasks_subtasks where task_id = %s order by part",
             (task_id,),
         )
         parts = await cur.fetchall()
@@ -220,8 +237,8 @@ async def collect(store: TaskStore, task_id: int, max_errors: int) -> None:
                 (FAILED, task_id),
             )
             return
-        kind = kinds.kind_for(task["task_type"])
-        content_type, body = kind.collect(task, [p["result"] for p in parts], errors_json)
+        collect_parts = kind.collect_flat if kind.flat else kind.collect
+        content_type, body = collect_parts(task, [p["result"] for p in parts], errors_json)
         if not content_type:  # the task asked not to store a result (gc store_results=false)
             await conn.execute(
                 "update tasks_tasks set task_status = %s, end_time = now(),"

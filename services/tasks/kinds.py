@@ -81,7 +81,7 @@ class Deps:
     estimator: Any = None
     matcher: Any = None  # cross_match searches a list's candidates through its indexes
     attributes: Any = None  # temporary attributes (cross_match objects)
-    # The engine's store, for parts that checkpoint what they learned before their effects.
+    # The engine's store, for parts that keep a ledger of their items (estimator).
     store: Any = None
     # What the types read from settings (settings.Types, settings.sources()), from the app.
     types: Any = None
@@ -149,6 +149,20 @@ class Kind(ABC):
 
     def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
         return results
+
+    # True where the result is the parts' JSON lists concatenated (gc, estimator): the
+    # collector then joins their stored text (`collect_flat`) instead of decoding and encoding
+    # every item of every part.
+    flat: ClassVar[bool] = False
+
+    def collect_flat(
+        self, task: dict[str, Any], texts: list[str | None], errors_json: list[dict[str, Any]]
+    ) -> tuple[str, bytes]:
+        """(content type, body) of a flat kind from its parts' result texts (JSON lists)."""
+        items = [t.strip()[1:-1].strip() for t in texts if t is not None]
+        joined = ",".join(i for i in items if i)
+        body = b'{"result":[' + joined.encode() + b'],"errors":' + orjson.dumps(errors_json) + b"}"
+        return "application/json", body
 
 
 def scope(account_id: str) -> account_pb2.AccountScope:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb, set_json_loads
 
 from services.common import db, errors
 from services.common.db import Pool
@@ -24,6 +24,18 @@ PENDING, IN_PROGRESS, CANCELLED, FAILED, COLLECTING, DONE = 0, 1, 2, 3, 4, 5
 FINISHED = (CANCELLED, FAILED, DONE)
 # Subtask statuses.
 SUB_PENDING, SUB_IN_PROGRESS, SUB_CANCELLED, SUB_FAILED, SUB_DONE = 0, 1, 2, 3, 4
+
+
+def fast_json(value: Any) -> Json:
+    """A JSON parameter serialised by orjson (a gc part's result names 10000 events)."""
+    return Json(value, dumps=orjson.dumps)
+
+
+def fast_json_cursor(conn: Any) -> Any:
+    """A cursor of `conn` that parses JSON columns with orjson (a task's part results)."""
+    cur = conn.cursor()
+    set_json_loads(orjson.loads, cur)
+    return cur
 
 
 @dataclass
@@ -283,7 +295,7 @@ class TaskStore:
                 "update tasks_subtasks s set subtask_status = %s, attempts = s.attempts + 1"
                 " from tasks_tasks t where s.subtask_id = %s and t.task_id = s.task_id"
                 " and s.subtask_status in (%s, %s) and t.task_status in (%s, %s)"
-                " returning s.subtask_id, s.task_id, s.part, s.content, s.attempts, s.checkpoint,"
+                " returning s.subtask_id, s.task_id, s.part, s.content, s.attempts,"
                 " t.task_type, t.account_id, t.content as task_content, t.parts_all",
                 (SUB_IN_PROGRESS, subtask_id, SUB_PENDING, SUB_IN_PROGRESS, PENDING, IN_PROGRESS),
             )
@@ -295,13 +307,6 @@ class TaskStore:
                     (IN_PROGRESS, row["task_id"], PENDING),
                 )
         return None if row is None else dict(row)
-
-    async def save_checkpoint(self, subtask_id: int, value: Any) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "update tasks_subtasks set checkpoint = %s where subtask_id = %s",
-                (Jsonb(value), subtask_id),
-            )
 
     async def part_items(self, subtask_id: int) -> dict[str, Any]:
         async with self.pool.connection() as conn:
@@ -335,7 +340,7 @@ class TaskStore:
                 " end_time = now() where subtask_id = %s and subtask_status = %s",
                 (
                     status,
-                    None if result is None else Jsonb(result),
+                    None if result is None else fast_json(result),
                     str(uuid.uuid4()) if status == SUB_DONE else None,
                     subtask_id,
                     SUB_IN_PROGRESS,

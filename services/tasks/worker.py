@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from typing import Any
 
 import orjson
@@ -105,6 +106,7 @@ class Worker:
         load_all()
         ref = orjson.loads(msg.data)
         subtask = await self.store.claim_subtask(int(ref["subtask_id"]))
+        started = time.perf_counter()
         if subtask is None:  # finished, cancelled or deleted meanwhile
             await msg.ack()
             return
@@ -148,7 +150,15 @@ class Worker:
                 # The part itself is refused (its list was deleted, ...): retrying cannot help.
                 await self._finish(msg, subtask, SUB_FAILED, None, [ItemError.of(err)])
                 return
+            ran = time.perf_counter() - started
             await self._finish(msg, subtask, SUB_DONE, outcome.result, outcome.errors)
+            log.info(
+                "part %s of task %s done in %.3fs (recorded in %.3fs)",
+                subtask["subtask_id"],
+                subtask["task_id"],
+                ran,
+                time.perf_counter() - started - ran,
+            )
         except Exception as exc:
             log.warning(
                 "part %s attempt %s failed: %s; it will be retried",
@@ -166,7 +176,11 @@ class Worker:
         new_status = await self.store.finish_subtask(subtask, status, result, errs)
         await msg.ack()
         if new_status == COLLECTING:
+            started = time.perf_counter()
             await engine.collect(self.store, subtask["task_id"], self.work.max_result_errors)
+            log.info(
+                "task %s collected in %.3fs", subtask["task_id"], time.perf_counter() - started
+            )
 
     async def _heartbeat(self, msg: Any) -> None:
         while True:

@@ -61,6 +61,48 @@ async def test_concurrent_requests_are_batched(model_repo: Path) -> None:
     await be.close()
 
 
+async def test_batching_off_max_batch_and_busy_queue(model_repo: Path) -> None:
+    rng = np.random.default_rng(2)
+    xs = [rng.uniform(0, 255, (n, 3, 112, 112)).astype(np.float32) for n in (1, 2, 1, 3)]
+
+    def spied(be: OnnxRuntimeBackend) -> list[int]:
+        calls: list[int] = []
+        run = be.run_sync
+
+        def spy(model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            calls.append(next(iter(inputs.values())).shape[0])
+            return run(model, inputs)
+
+        be.run_sync = spy  # type: ignore[method-assign]
+        return calls
+
+    # window 0: batching off, every request runs on its own
+    off = OnnxRuntimeBackend(model_repo, batch_window_s=0)
+    calls = spied(off)
+    outs = await asyncio.gather(*(off.infer("sface", {"data": x}) for x in xs))
+    assert sorted(calls) == [1, 1, 2, 3]
+    assert [o["fc1"].shape[0] for o in outs] == [1, 2, 1, 3]
+    await off.close()
+    # max_batch caps the rows of one run; requests are never split
+    capped = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, max_batch=4)
+    calls = spied(capped)
+    outs = await asyncio.gather(*(capped.infer("sface", {"data": x}) for x in xs))
+    assert sum(calls) == 7 and max(calls) <= 4 and len(calls) == 2
+    assert [o["fc1"].shape[0] for o in outs] == [1, 2, 1, 3]
+    await capped.close()
+    # while a run is in flight, newcomers queue and go together when it finishes
+    busy = OnnxRuntimeBackend(model_repo, batch_window_s=5.0)
+    calls = spied(busy)
+    first = asyncio.ensure_future(busy.infer("sface", {"data": xs[0]}))
+    await asyncio.sleep(0)  # the idle model starts the first request alone
+    await asyncio.sleep(0)
+    rest = [asyncio.ensure_future(busy.infer("sface", {"data": x})) for x in xs[1:]]
+    done = await asyncio.wait_for(asyncio.gather(first, *rest), 4.0)  # not the 5 s window
+    assert calls == [1, 6]
+    assert [o["fc1"].shape[0] for o in done] == [1, 2, 1, 3]
+    await busy.close()
+
+
 async def test_batch_errors_reach_every_caller(model_repo: Path) -> None:
     be = OnnxRuntimeBackend(model_repo)
     bad = {"data": np.zeros((1, 3, 50, 50), np.float32)}

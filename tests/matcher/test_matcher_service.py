@@ -578,6 +578,9 @@ async def test_match_answers_face_records_while_faces_service_is_stopped(world: 
     assert all(list(t.list_ids) == [lst] for t in truth.values())
     await state.sync.wait_applied(timeout=5.0)
     assert state.sync.records.misses == 0
+    # the read-your-writes target (STREAM.INFO with only last_seq parsed) is nats-py's
+    full = (await state.sync.js.stream_info("FACES_CHANGES")).state.last_seq
+    assert await state.sync._last_seq(2.0) == full == state.sync.applied_seq
     await w.faces_server.stop(None)
 
     async def check(s: Any) -> None:

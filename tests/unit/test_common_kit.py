@@ -99,3 +99,21 @@ def test_readme_configuration_table_is_current() -> None:
     start = readme.index("<!-- config-table:start -->\n") + len("<!-- config-table:start -->\n")
     block = readme[start : readme.index("<!-- config-table:end -->")]
     assert block == table, "README's configuration table is stale: paste `luna config --markdown`"
+
+
+def test_copy_fields_keeps_presence_and_copies_messages_and_lists() -> None:
+    from luna.faces.v1 import faces_pb2
+    from luna.matcher.v1 import matcher_pb2
+
+    from services.common import pbjson
+
+    names = ("face_ids", "list_id", "user_data", "create_time_gte")
+    src = matcher_pb2.FaceCandidates(face_ids=["a", "b"], list_id="l")
+    out = pbjson.copy_fields(src, faces_pb2.FaceFilter(), names)
+    assert list(out.face_ids) == ["a", "b"] and out.list_id == "l"
+    assert not out.HasField("user_data") and not out.HasField("create_time_gte")
+    src.user_data = ""  # set to empty is not unset
+    src.create_time_gte.seconds = 5
+    out = pbjson.copy_fields(src, faces_pb2.FaceFilter(), names)
+    assert out.HasField("user_data") and out.user_data == ""
+    assert out.create_time_gte.seconds == 5

@@ -21,15 +21,17 @@ from services.tasks import kinds, sources
 from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
 
-_gates: dict[int, asyncio.Semaphore] = {}
+_gates: dict[tuple[int, str], asyncio.Semaphore] = {}
+# Source reads a worker may have in flight or done ahead, per pipeline slot.
+READ_AHEAD = 2
 
 
-def _gate(concurrency: int) -> asyncio.Semaphore:
-    """The worker's image semaphore (one per event loop)."""
-    loop = id(asyncio.get_running_loop())
-    if loop not in _gates:
-        _gates[loop] = asyncio.Semaphore(concurrency)
-    return _gates[loop]
+def _gate(concurrency: int, name: str = "pipeline") -> asyncio.Semaphore:
+    """A worker-wide semaphore shared by its parts (one per event loop and name)."""
+    key = (id(asyncio.get_running_loop()), name)
+    if key not in _gates:
+        _gates[key] = asyncio.Semaphore(concurrency)
+    return _gates[key]
 
 
 STATIC, DYNAMIC = 0, 1
@@ -257,19 +259,34 @@ class Estimator(Kind, name="estimator"):
         if source["source_type"] == "zip":
             zip_path = await deps.sources.zip_archive(source["reference"], str(subtask["task_id"]))
 
+        reads = _gate(deps.types.estimator_concurrency * READ_AHEAD, "reads")
+
         async def one(name: str) -> None:
             if name in done:
                 return
-            async with gate:
-                outcome = await _process(
-                    deps,
-                    scope,
-                    content["handler_id"],
-                    task_content["handler"].get("policies") if content.get("dynamic") else None,
-                    source,
-                    zip_path,
-                    name,
-                )
+            # Reads run ahead of the pipeline under their own bound: a slow source (S3, FTP)
+            # never holds a pipeline slot, and the next image is in memory when a slot frees.
+            # A read slot is held until its image has a pipeline slot, which bounds the
+            # images waiting in memory.
+            async with reads:
+                data = await _read_or_failure(deps, source, zip_path, name)
+                if not isinstance(data, dict):
+                    await gate.acquire()
+            if isinstance(data, dict):
+                outcome = data
+            else:
+                try:
+                    outcome = await _process(
+                        deps,
+                        scope,
+                        content["handler_id"],
+                        task_content["handler"].get("policies") if content.get("dynamic") else None,
+                        source,
+                        data,
+                        name,
+                    )
+                finally:
+                    gate.release()
             await deps.store.add_part_item(subtask["subtask_id"], name, outcome)
             done[name] = outcome
 
@@ -282,8 +299,7 @@ class Estimator(Kind, name="estimator"):
         ]
         return Outcome(items, failures)
 
-    def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
-        return [item for part in results if part for item in part]
+    flat = True
 
 
 def _origin(source: dict[str, Any], name: str) -> pipeline_pb2.EventMeta:
@@ -314,37 +330,50 @@ async def _read(deps: Deps, source: dict[str, Any], zip_path: Any, name: str) ->
     return await deps.sources.read_ftp(source["reference"], _ftp_auth(source), name)
 
 
+def _failure(name: str, err: errors.LunaError) -> dict[str, Any]:
+    """The outcome of an image that failed; the platform's own failures are raised instead, so
+    the part is retried."""
+    if err.code in (errors.INTERNAL, errors.REQUEST_TIMEOUT):
+        raise err
+    return {"filename": name, "result": None, "errors": [err.as_json()]}
+
+
+async def _read_or_failure(
+    deps: Deps, source: dict[str, Any], zip_path: Any, name: str
+) -> bytes | dict[str, Any]:
+    try:
+        return await _read(deps, source, zip_path, name)
+    except errors.LunaError as err:
+        return _failure(name, err)
+
+
 async def _process(
     deps: Deps,
     scope: Any,
     handler_id: str,
     policies: dict[str, Any] | None,
     source: dict[str, Any],
-    zip_path: Any,
+    data: bytes,
     name: str,
 ) -> dict[str, Any]:
     """One image through the handler: its events and filtered detections, or its errors."""
+    request = pipeline_pb2.GenerateEventsRequest(
+        scope=scope,
+        handler_id=handler_id,
+        inputs=[
+            pipeline_pb2.InputItem(
+                image=estimator_pb2.Image(data=data, filename=name), meta=_origin(source, name)
+            )
+        ],
+        image_type=IMAGE_TYPES[source.get("image_type", 0)],
+    )
+    if policies is not None:
+        request.policies.SetInParent()  # `{}` (all defaults) is policies too
+        request.policies.update(policies)
     try:
-        data = await _read(deps, source, zip_path, name)
-        request = pipeline_pb2.GenerateEventsRequest(
-            scope=scope,
-            handler_id=handler_id,
-            inputs=[
-                pipeline_pb2.InputItem(
-                    image=estimator_pb2.Image(data=data, filename=name),
-                    meta=_origin(source, name),
-                )
-            ],
-            image_type=IMAGE_TYPES[source.get("image_type", 0)],
-        )
-        if policies is not None:
-            request.policies.SetInParent()  # `{}` (all defaults) is policies too
-            request.policies.update(policies)
         reply = await deps.pipeline.GenerateEvents(request)
     except errors.LunaError as err:
-        if err.code in (errors.INTERNAL, errors.REQUEST_TIMEOUT):
-            raise  # the platform, not the image: let the part be retried
-        return {"filename": name, "result": None, "errors": [err.as_json()]}
+        return _failure(name, err)
     result = pbjson.from_struct(reply.result)
     return {
         "filename": name,

@@ -11,6 +11,7 @@ import base64
 import csv
 import io
 import zipfile
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -44,7 +45,27 @@ EVENT_COLUMNS = [
     "house_number", "geo_position", "body_detections", "mask", "track_id", "liveness",
 ]  # fmt: skip
 LOCATION = ("city", "area", "district", "street", "house_number")
-# Event filters this server can pass to the events service; others are refused, not ignored.
+_LOCATION_FILTERS = ("cities", "areas", "districts", "streets", "house_numbers")
+_STRINGS_36 = {"type": "array", "items": {"type": "string", "maxLength": 36}}
+
+
+def _ints(low: int, high: int) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "integer", "minimum": low, "maximum": high}}
+
+
+_SIMILARITY = {"type": "number", "minimum": 0, "maximum": 1}
+_AGE = {"type": "integer", "minimum": 0, "maximum": 100}
+_DEGREES = {"type": "number", "exclusiveMinimum": 0, "maximum": 90}
+GEO_POSITION = closed(
+    {
+        "origin_longitude": {"type": "number", "exclusiveMinimum": -180, "exclusiveMaximum": 180},
+        "origin_latitude": {"type": "number", "exclusiveMinimum": -90, "exclusiveMaximum": 90},
+        "longitude_delta": _DEGREES,
+        "latitude_delta": _DEGREES,
+    },
+    required=["origin_longitude", "origin_latitude"],
+)
+# Every event filter the catalogue documents for tasks (tasks-api `events_filters`).
 EVENT_FILTERS: dict[str, Any] = closed(
     {
         "account_id": UUID,
@@ -53,11 +74,32 @@ EVENT_FILTERS: dict[str, Any] = closed(
         "event_id__lt": UUID,
         "handler_ids": kinds.uuid_array(),
         "face_ids": kinds.uuid_array(),
-        "external_ids": {"type": "array", "items": {"type": "string", "maxLength": 36}},
+        "external_ids": _STRINGS_36,
         "create_time__gte": kinds.DATE_TIME,
         "create_time__lt": kinds.DATE_TIME,
         "end_time__gte": kinds.DATE_TIME,
         "end_time__lt": kinds.DATE_TIME,
+        "sources": {"type": "array", "items": {"type": "string"}},
+        "top_matching_candidates_label": {"type": "string", "maxLength": 36},
+        "top_similar_object_ids": kinds.uuid_array(),
+        "top_similar_external_ids": _STRINGS_36,
+        "top_similar_object_similarity__gte": _SIMILARITY,
+        "top_similar_object_similarity__lt": _SIMILARITY,
+        "age__gte": _AGE,
+        "age__lt": _AGE,
+        "gender": {"type": "integer", "enum": [0, 1]},
+        "emotions": _ints(1, 7),
+        "ethnic_groups": _ints(1, 4),
+        "user_data": {"type": "string", "maxLength": 128},
+        "tags": _STRINGS_36,
+        **{name: {"type": "array", "items": {"type": "string"}} for name in _LOCATION_FILTERS},
+        "geo_position": GEO_POSITION,
+        "masks": _ints(1, 3),
+        "track_ids": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[a-zA-Z0-9_\\-]{1,36}$"},
+        },
+        "liveness": _ints(0, 2),
     },
 )
 
@@ -67,46 +109,70 @@ EVENT_FILTERS_CHECK = kinds.SchemaCheck(EVENT_FILTERS, "content.filters")
 
 
 EVENT_TIMES = {**kinds.CREATE_TIMES, "end_time__gte": "end_time_gte", "end_time__lt": "end_time_lt"}
+# filter -> EventFilter field of the same meaning, by kind of value.
+_ID_LISTS = ("event_ids", "handler_ids", "face_ids", "external_ids", "tags")
+_ID_LISTS += ("top_similar_object_ids", "top_similar_external_ids")
+_SCALARS = {
+    "user_data": "user_data",
+    "top_matching_candidates_label": "top_matching_candidates_label",
+    "top_similar_object_similarity__gte": "top_similar_object_similarity_gte",
+    "top_similar_object_similarity__lt": "top_similar_object_similarity_lt",
+    "age__gte": "age_gte",
+    "age__lt": "age_lt",
+}
+_STRING_SETS = {"sources": "sources", "track_ids": "track_ids"}
+_STRING_SETS.update({name: name for name in _LOCATION_FILTERS})
+_INT_SETS = {name: name for name in ("emotions", "ethnic_groups", "masks", "liveness")}
 
 
 def event_filter(filters: dict[str, Any]) -> events_pb2.EventFilter:
+    """The events service's filter of a task's event filters (every documented one)."""
     flt = events_pb2.EventFilter(
-        event_ids=filters.get("event_ids", []),
         event_id_gte=filters.get("event_id__gte", ""),
         event_id_lt=filters.get("event_id__lt", ""),
-        handler_ids=filters.get("handler_ids", []),
-        face_ids=filters.get("face_ids", []),
-        external_ids=filters.get("external_ids", []),
+        no_default_window=True,
     )
-    kinds.copy_times(
-        filters,
-        flt,
-        {**kinds.CREATE_TIMES, "end_time__gte": "end_time_gte", "end_time__lt": "end_time_lt"},
-    )
+    for name in _ID_LISTS:
+        getattr(flt, name).extend(filters.get(name, []))
+    for key, name in _SCALARS.items():
+        if key in filters:
+            setattr(flt, name, filters[key])
+    for key, name in _STRING_SETS.items():
+        if key in filters:
+            getattr(flt, name).values.extend(filters[key])
+    for key, name in _INT_SETS.items():
+        if key in filters:
+            getattr(flt, name).values.extend(filters[key])
+    if "gender" in filters:
+        flt.gender.values.append(filters["gender"])
+    if "geo_position" in filters:
+        geo = filters["geo_position"]
+        flt.origin_longitude, flt.origin_latitude = geo["origin_longitude"], geo["origin_latitude"]
+        flt.longitude_delta = geo.get("longitude_delta", 0.01)
+        flt.latitude_delta = geo.get("latitude_delta", 0.01)
+    kinds.copy_times(filters, flt, EVENT_TIMES)
     return flt
 
 
-async def event_ids(deps: Deps, account_id: str, filters: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-    cursor = ""
-    while True:
-        flt = event_filter(filters)
-        lower = max(flt.event_id_gte, cursor) if cursor else flt.event_id_gte
-        flt.event_id_gte = lower or "00000000-0000-0000-0000-000000000000"
-        reply = await deps.events.ListEvents(
-            events_pb2.ListEventsRequest(
-                scope=kinds.scope(account_id),
-                filter=flt,
-                targets=["event_id"],
-                page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-                order="asc",
-            )
+async def stream_event_ids(
+    deps: Deps, account_id: str, filters: dict[str, Any], stride: int = 1
+) -> AsyncIterator[list[str]]:
+    """The ids the filters select, ascending, in batches of one keyset scan in the events
+    service (one call, not a page request per 1000 ids); with `stride`, only the first of
+    every `stride` ids and the last one."""
+    async for batch in deps.events.StreamEventIds(
+        events_pb2.StreamEventIdsRequest(
+            scope=kinds.scope(account_id),
+            filter=event_filter(filters),
+            batch_size=10000,
+            stride=stride,
         )
-        got = [e.event_id for e in reply.events if e.event_id != cursor]
-        found.extend(got)
-        if len(reply.events) < PART_SIZE or not got:
-            return found
-        cursor = got[-1]
+    ):
+        yield list(batch.event_ids)
+
+
+async def event_ids(deps: Deps, account_id: str, filters: dict[str, Any]) -> list[str]:
+    return [i async for batch in stream_event_ids(deps, account_id, filters) for i in batch]
 
 
 def _cell(value: Any) -> str:

@@ -1,54 +1,60 @@
 """gc (type 4): remove events chosen by filters, optionally with their samples.
 
-A part first reads what its events reference and checkpoints it, then deletes the events and
-the samples. A redelivered part resumes from the checkpoint: deleting what is already gone is
-a no-op, and the result still names every event the part removed.
+Parts are event id ranges (planned from one streamed scan of the ids); a part is one filtered
+DeleteEventsWhere whose receipt is the part, then the samples. A redelivered part gets the
+receipt of what its first delivery removed: removing gone samples is a no-op, and the result
+still names every event the part removed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
 from typing import Any
 
 import aiohttp
-from google.protobuf.json_format import MessageToDict
-from luna.common.v1 import paging_pb2
+import orjson
 from luna.events.v1 import events_pb2
 from luna.faces.v1 import blobs_pb2, faces_pb2
 
-from services.common import errors
+from services.common import errors, times
 from services.tasks import kinds
 from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
 from services.tasks.store import ItemError
-from services.tasks.types.exporter import event_ids
+from services.tasks.types.exporter import event_filter, stream_event_ids
 
 PART_SIZE = 1000
+# Events per part: one filtered delete each, so a part costs one statement, not one per event.
+EVENTS_PART_SIZE = 10000
 DESCRIPTOR_KINDS = {
     "face": events_pb2.DESCRIPTOR_KIND_FACE,
     "body": events_pb2.DESCRIPTOR_KIND_BODY,
 }
 
 
-async def _delete_events(
-    deps: Deps, scope: Any, subtask: dict[str, Any], ids: list[str]
-) -> Outcome:
-    """Delete a part's events (what they reference is checkpointed first, so a redelivered
-    part still removes their samples and origins), then their samples and origins if asked."""
-    removed = subtask.get("checkpoint")
-    if removed is None:
-        removed = await _references(deps, scope, ids)
-        await deps.store.save_checkpoint(subtask["subtask_id"], removed)
-    for i in range(0, len(removed), PART_SIZE):
-        await deps.events.DeleteEvents(
-            events_pb2.DeleteEventsRequest(
-                scope=scope, event_ids=[r["event_id"] for r in removed[i : i + PART_SIZE]]
-            )
+async def _delete_events(deps: Deps, scope: Any, subtask: dict[str, Any]) -> Outcome:
+    """Delete a part's events with one filtered delete in the events service, then their
+    samples and origins if asked. The delete carries the part as its receipt: a redelivered
+    part is told what its first delivery removed, so it still removes their samples and origins
+    and its result still names every event."""
+    content = subtask["content"]
+    filters = {k: v for k, v in content.items() if k != "event_ids"}
+    if "event_ids" in content:  # a part planned as an id list (before range parts)
+        filters["event_ids"] = content["event_ids"]
+    reply = await deps.events.DeleteEventsWhere(
+        events_pb2.DeleteEventsWhereRequest(
+            scope=scope,
+            filter=event_filter(filters),
+            receipt=f"tasks:{subtask['task_id']}:{subtask['subtask_id']}",
         )
+    )
+    removed = orjson.loads(reply.events_json)
     failures: list[ItemError] = []
     if subtask["task_content"].get("remove_samples"):
         failures += await _remove_samples(deps, scope, removed)
     if subtask["task_content"].get("remove_image_origins"):
-        origins = dict.fromkeys(o for item in removed for o in item["image_origins"])
+        origins = dict.fromkeys(o for item in removed for o in item["origins"])
         for origin in origins:
             failure = await _remove_origin(deps, scope, origin)
             if failure is not None:
@@ -56,31 +62,45 @@ async def _delete_events(
     result = [
         {
             "event_id": r["event_id"],
-            "samples": r["face_samples"] + r["body_samples"],
-            "image_origins": r["image_origins"],
+            "samples": r["face"] + r["body"],
+            "image_origins": list(dict.fromkeys(r["origins"])),
         }
         for r in removed
     ]
     return Outcome(result, failures)
 
 
+# Sample deletions a part keeps in flight (one DeleteBlob each; a part may hold 10000 events).
+SAMPLE_DELETES = 16
+
+
 async def _remove_samples(deps: Deps, scope: Any, removed: list[dict[str, Any]]) -> list[ItemError]:
-    """Delete the face and body samples of deleted events (one already gone is no failure)."""
-    failures: list[ItemError] = []
-    for item in removed:
+    """Delete the face and body samples of deleted events, SAMPLE_DELETES at a time (one
+    already gone is no failure); the failures in the events' order."""
+    samples = [
+        (kind, sample_id)
+        for item in removed
         for kind, key in (
-            (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face_samples"),
-            (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body_samples"),
-        ):
-            for sample_id in item[key]:
-                try:
-                    await deps.blobs.DeleteBlob(
-                        blobs_pb2.DeleteBlobRequest(scope=scope, kind=kind, blob_id=sample_id)
-                    )
-                except errors.LunaError as err:
-                    if err.http_status != 404:
-                        failures.append(ItemError.of(err, sample_id))
-    return failures
+            (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face"),
+            (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body"),
+        )
+        for sample_id in item[key]
+    ]
+    gate = asyncio.Semaphore(SAMPLE_DELETES)
+
+    async def delete(kind: int, sample_id: str) -> ItemError | None:
+        async with gate:
+            try:
+                await deps.blobs.DeleteBlob(
+                    blobs_pb2.DeleteBlobRequest(scope=scope, kind=kind, blob_id=sample_id)
+                )
+            except errors.LunaError as err:
+                if err.http_status != 404:
+                    return ItemError.of(err, sample_id)
+        return None
+
+    outcomes = await asyncio.gather(*(delete(kind, sample_id) for kind, sample_id in samples))
+    return [failure for failure in outcomes if failure is not None]
 
 
 class GC(Kind, name="gc"):
@@ -173,13 +193,7 @@ class GC(Kind, name="gc"):
                 }
                 for i in range(0, len(found), PART_SIZE)
             ]
-        flt: dict[str, Any] = {}
-        if "create_time__lt" in filters:
-            flt["create_time__lt"] = filters["create_time__lt"]
-        if "handler_id" in filters:
-            flt["handler_ids"] = [filters["handler_id"]]
-        ids = await event_ids(deps, str(task["account_id"]), flt)
-        return [{"event_ids": ids[i : i + PART_SIZE]} for i in range(0, len(ids), PART_SIZE)]
+        return await _event_ranges(deps, task)
 
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
         content = subtask["content"] or {}
@@ -203,17 +217,47 @@ class GC(Kind, name="gc"):
                 )
             )
             return Outcome(content["descriptor_event_ids"])
-        return await _delete_events(deps, scope, subtask, content.get("event_ids", []))
+        return await _delete_events(deps, scope, subtask)
 
-    def collect(
-        self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
+    flat = True
+
+    def collect_flat(
+        self, task: dict[str, Any], texts: list[str | None], errors_json: list[dict[str, Any]]
     ) -> tuple[str, bytes]:
         if not task["content"].get("store_results", True):
             return "", b""
-        return super().collect(task, results, errors_json)
+        return super().collect_flat(task, texts, errors_json)
 
-    def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
-        return [item for part in results if part for item in part]
+
+async def _event_ranges(deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Parts of at most EVENTS_PART_SIZE events as id ranges with the task's filters, from one
+    scan of the ids in the events service that streams only the part bounds. Events created
+    after the task are never in it (create_time__lt is at most the task's creation)."""
+    filters = task["content"]["filters"]
+    flt: dict[str, Any] = {}
+    created = times.to_rfc3339(task["create_time"])
+    flt["create_time__lt"] = min(
+        [created, filters.get("create_time__lt", created)], key=times.parse_rfc3339
+    )
+    if "handler_id" in filters:
+        flt["handler_ids"] = [filters["handler_id"]]
+    # The first id of every EVENTS_PART_SIZE ids and the last id; the last one closes the
+    # final part (alone, when it also opens a run of its own).
+    found = [
+        i
+        async for batch in stream_event_ids(deps, str(task["account_id"]), flt, EVENTS_PART_SIZE)
+        for i in batch
+    ]
+    bounds = [*found[1:], _successor(found[-1])] if found else []
+    return [
+        {**flt, "event_id__gte": lo, "event_id__lt": hi}
+        for lo, hi in zip(found, bounds, strict=True)
+    ]
+
+
+def _successor(event_id: str) -> str:
+    """The uuid right after `event_id` (an exclusive bound that keeps it)."""
+    return str(uuid.UUID(int=uuid.UUID(event_id).int + 1))
 
 
 INTERNAL_IMAGE = re.compile(r"^/6/images/([a-f0-9-]{36})$")
@@ -250,41 +294,6 @@ async def _remove_origin(deps: Deps, scope: Any, origin: str) -> ItemError | Non
     except (aiohttp.ClientError, TimeoutError) as exc:
         return ItemError(errors.BAD_INPUT, f"DELETE {origin} failed: {exc}", origin)
     return None
-
-
-async def _references(deps: Deps, scope: Any, ids: list[str]) -> list[dict[str, Any]]:
-    """The events of `ids` that still exist, with the samples and image origins they hold."""
-    if not ids:
-        return []
-    reply = await deps.events.ListEvents(
-        events_pb2.ListEventsRequest(
-            scope=scope,
-            filter=events_pb2.EventFilter(
-                event_ids=ids, event_id_gte="00000000-0000-0000-0000-000000000000"
-            ),
-            targets=["event_id", "face_detections", "body_detections"],
-            page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-            order="asc",
-        )
-    )
-    found = []
-    for e in reply.events:
-        data = MessageToDict(e.data)
-        refs: dict[str, Any] = {
-            "event_id": e.event_id,
-            "face_samples": [],
-            "body_samples": [],
-            "image_origins": [],
-        }
-        for kind in ("face", "body"):
-            for det in data.get(f"{kind}_detections") or ():
-                if det.get("sample_id"):
-                    refs[f"{kind}_samples"].append(det["sample_id"])
-                origin = det.get("image_origin")
-                if origin and origin not in refs["image_origins"]:
-                    refs["image_origins"].append(origin)
-        found.append(refs)
-    return found
 
 
 kinds.register(GC())

@@ -425,3 +425,37 @@ class DeleteEventDescriptorsResponse(_message.Message):
     EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
     event_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StreamEventIdsRequest(_message.Message):
+    __slots__ = ("scope", "filter", "batch_size", "stride")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    STRIDE_FIELD_NUMBER: _ClassVar[int]
+    scope: _account_pb2.AccountScope
+    filter: EventFilter
+    batch_size: int
+    stride: int
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., filter: _Optional[_Union[EventFilter, _Mapping]] = ..., batch_size: _Optional[int] = ..., stride: _Optional[int] = ...) -> None: ...
+
+class StreamEventIdsResponse(_message.Message):
+    __slots__ = ("event_ids",)
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteEventsWhereRequest(_message.Message):
+    __slots__ = ("scope", "filter", "receipt")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    scope: _account_pb2.AccountScope
+    filter: EventFilter
+    receipt: str
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., filter: _Optional[_Union[EventFilter, _Mapping]] = ..., receipt: _Optional[str] = ...) -> None: ...
+
+class DeleteEventsWhereResponse(_message.Message):
+    __slots__ = ("events_json",)
+    EVENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    events_json: bytes
+    def __init__(self, events_json: _Optional[bytes] = ...) -> None: ...

@@ -87,6 +87,16 @@ class EventsServiceStub:
                 request_serializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesRequest.SerializeToString,
                 response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesResponse.FromString,
                 _registered_method=True)
+        self.StreamEventIds = channel.unary_stream(
+                '/luna.events.v1.EventsService/StreamEventIds',
+                request_serializer=luna_dot_events_dot_v1_dot_events__pb2.StreamEventIdsRequest.SerializeToString,
+                response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.StreamEventIdsResponse.FromString,
+                _registered_method=True)
+        self.DeleteEventsWhere = channel.unary_unary(
+                '/luna.events.v1.EventsService/DeleteEventsWhere',
+                request_serializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsWhereRequest.SerializeToString,
+                response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsWhereResponse.FromString,
+                _registered_method=True)
 
 
 class EventsServiceServicer:
@@ -171,6 +181,24 @@ class EventsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamEventIds(self, request, context):
+        """StreamEventIds streams the ids of the events a filter selects, ascending, in batches: one
+        keyset scan for a planner (the tasks service) instead of a page request per 1000 ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEventsWhere(self, request, context):
+        """DeleteEventsWhere removes the events of scope.account_id that a filter selects, in one
+        statement, and tells what each one referenced (as DeleteEvents does). With a receipt, the
+        answer is stored in the same transaction and a later call with that receipt gets it again
+        and deletes nothing: a task part redelivered after a crash learns what it removed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -223,6 +251,16 @@ def add_EventsServiceServicer_to_server(servicer, server):
                     servicer.SelectEventCandidates,
                     request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesRequest.FromString,
                     response_serializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesResponse.SerializeToString,
+            ),
+            'StreamEventIds': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamEventIds,
+                    request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.StreamEventIdsRequest.FromString,
+                    response_serializer=luna_dot_events_dot_v1_dot_events__pb2.StreamEventIdsResponse.SerializeToString,
+            ),
+            'DeleteEventsWhere': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEventsWhere,
+                    request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsWhereRequest.FromString,
+                    response_serializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsWhereResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -498,6 +536,60 @@ class EventsService:
             '/luna.events.v1.EventsService/SelectEventCandidates',
             luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesRequest.SerializeToString,
             luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEventIds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/luna.events.v1.EventsService/StreamEventIds',
+            luna_dot_events_dot_v1_dot_events__pb2.StreamEventIdsRequest.SerializeToString,
+            luna_dot_events_dot_v1_dot_events__pb2.StreamEventIdsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEventsWhere(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.events.v1.EventsService/DeleteEventsWhere',
+            luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsWhereRequest.SerializeToString,
+            luna_dot_events_dot_v1_dot_events__pb2.DeleteEventsWhereResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,24 +35,33 @@ def test_exact_clustering_equals_all_pairs_components(threshold: float) -> None:
     assert got[0] == 0
 
 
-def test_knn_graph_clustering_matches_exact_on_clustered_data() -> None:
+def test_partition_clustering_matches_exact_on_clustered_data() -> None:
     data = generate(6000, samples_per_identity=6, n_queries=1, seed=5)
-    exact = reference_labels(data.gallery, 0.5)
-    approx = analytics.cluster(data.gallery, 0.5, exact_max=0, k=16)
+    exact = reference_labels(data.gallery, 0.81)
+    approx = analytics.cluster(data.gallery, 0.81, exact_max=0, probes=32)
     assert same_partition(approx, exact)
     # Same-identity samples mostly land together (the data has ~1/6 singletons per identity).
     assert len(set(approx.tolist())) < 0.6 * data.gallery.shape[0]
 
 
-def test_knn_graph_rescans_saturated_rows() -> None:
-    # 40 near-copies: every node has 39 neighbours above the threshold, more than k = 8.
+def test_partition_clustering_keeps_dense_groups_whole() -> None:
+    # 40 near-copies (every node has 39 neighbours above the threshold) and 20 strangers.
     rng = np.random.default_rng(1)
     centre = rng.standard_normal(128)
     x = centre + 0.01 * rng.standard_normal((40, 128))
     far = rng.standard_normal((20, 128))
-    labels = analytics.cluster(np.vstack([x, far]), 0.9, exact_max=0, k=8)
+    labels = analytics.cluster(np.vstack([x, far]), 0.9, exact_max=0)
     assert len(set(labels[:40].tolist())) == 1
     assert len(set(labels[40:].tolist())) == 20
+
+
+def test_partition_with_every_cell_probed_is_exact() -> None:
+    data = generate(2000, samples_per_identity=4, n_queries=1, seed=9)
+    x = analytics.unit_rows(data.gallery)
+    a, b = analytics.partition_pairs(x, 0.4, cells=16, probes=16)
+    got = set(zip(a.tolist(), b.tolist(), strict=True))
+    ea, eb = analytics.pairs_at_least(x, 0.4)
+    assert got == set(zip(ea.tolist(), eb.tolist(), strict=True))
 
 
 def test_clusters_of_orders_largest_first() -> None:

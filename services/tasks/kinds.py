@@ -188,19 +188,8 @@ def face_filter(filters: dict[str, Any]) -> faces_pb2.FaceFilter:
     )
     if "user_data" in filters:
         flt.user_data = filters["user_data"]
-    copy_times(filters, flt, CREATE_TIMES)
+    times.copy_times(filters, flt, times.CREATE_TIMES)
     return flt
-
-
-CREATE_TIMES = {"create_time__gte": "create_time_gte", "create_time__lt": "create_time_lt"}
-
-
-def copy_times(filters: dict[str, Any], message: Any, fields: dict[str, str]) -> None:
-    """Each RFC 3339 filter value `filters[key]` into the Timestamp `message.<field>`, for
-    `fields` {key: field} (create_time__gte -> create_time_gte)."""
-    for key, name in fields.items():
-        if key in filters:
-            getattr(message, name).CopyFrom(times.to_timestamp(times.parse_rfc3339(filters[key])))
 
 
 PAGE = 1000

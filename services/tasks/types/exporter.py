@@ -108,7 +108,7 @@ FACE_FILTERS_CHECK = kinds.SchemaCheck(FACES_FILTERS, "content.filters")
 EVENT_FILTERS_CHECK = kinds.SchemaCheck(EVENT_FILTERS, "content.filters")
 
 
-EVENT_TIMES = {**kinds.CREATE_TIMES, "end_time__gte": "end_time_gte", "end_time__lt": "end_time_lt"}
+EVENT_TIMES = {**times.CREATE_TIMES, "end_time__gte": "end_time_gte", "end_time__lt": "end_time_lt"}
 # filter -> EventFilter field of the same meaning, by kind of value.
 _ID_LISTS = ("event_ids", "handler_ids", "face_ids", "external_ids", "tags")
 _ID_LISTS += ("top_similar_object_ids", "top_similar_external_ids")
@@ -150,7 +150,7 @@ def event_filter(filters: dict[str, Any]) -> events_pb2.EventFilter:
         flt.origin_longitude, flt.origin_latitude = geo["origin_longitude"], geo["origin_latitude"]
         flt.longitude_delta = geo.get("longitude_delta", 0.01)
         flt.latitude_delta = geo.get("latitude_delta", 0.01)
-    kinds.copy_times(filters, flt, EVENT_TIMES)
+    times.copy_times(filters, flt, EVENT_TIMES)
     return flt
 
 

@@ -4,6 +4,7 @@ methods alike (the platform has no client-streaming method)."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -16,11 +17,11 @@ Around = Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[Any]]
 class CallWrapper(grpc.aio.ServerInterceptor):
     """An interceptor whose subclass says, per method, what to enter around each call."""
 
+    @abstractmethod
     def around(self, details: grpc.HandlerCallDetails) -> Around:
         """For the method of `details`: the async context manager (made from the call's
         context) that each of its calls runs in; it may turn the call's exception into a
         status by aborting."""
-        raise NotImplementedError
 
     async def intercept_service(
         self,

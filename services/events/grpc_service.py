@@ -369,7 +369,9 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         lambda s, r: events_bulk.delete_where(
             s._e.pool, Scope.from_pb(r.scope), event_filter(r.filter), r.receipt
         ),
-        lambda removed: events_pb2.DeleteEventsWhereResponse(events_json=removed.encode()),
+        lambda removed: events_pb2.DeleteEventsWhereResponse(
+            events_json=removed.events_json.encode(), body_sample_ids=removed.body_samples
+        ),
     )
 
 

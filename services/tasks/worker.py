@@ -190,6 +190,9 @@ class Worker:
 
 
 async def serve() -> None:
+    # Every task type (and what it imports: numpy, scipy, hnswlib) before the first pull, so
+    # the first part of a task does not pay a second of imports inside its ack wait.
+    load_all()
     pool = await db.create_pool(config.database_url(), max_size=10)
     nc = await nats_streams.connect(config.nats_url(), name="tasks-worker")
     js = nc.jetstream()

@@ -21,7 +21,7 @@ from luna.faces.v1 import blobs_pb2, faces_pb2
 from services.common import errors, times
 from services.tasks import kinds
 from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
-from services.tasks.store import ItemError
+from services.tasks.store import ItemError, RawJson
 from services.tasks.types.exporter import event_filter, stream_event_ids
 
 PART_SIZE = 1000
@@ -49,43 +49,38 @@ async def _delete_events(deps: Deps, scope: Any, subtask: dict[str, Any]) -> Out
             receipt=f"tasks:{subtask['task_id']}:{subtask['subtask_id']}",
         )
     )
+    flags = subtask["task_content"]
+    if not (flags.get("remove_samples") or flags.get("remove_image_origins")):
+        # The items are the part's result as they are: stored without decoding them.
+        return Outcome(RawJson(reply.events_json))
     removed = orjson.loads(reply.events_json)
     failures: list[ItemError] = []
-    if subtask["task_content"].get("remove_samples"):
-        failures += await _remove_samples(deps, scope, removed)
-    if subtask["task_content"].get("remove_image_origins"):
-        origins = dict.fromkeys(o for item in removed for o in item["origins"])
+    if flags.get("remove_samples"):
+        failures += await _remove_samples(deps, scope, removed, set(reply.body_sample_ids))
+    if flags.get("remove_image_origins"):
+        origins = dict.fromkeys(o for item in removed for o in item["image_origins"])
         for origin in origins:
             failure = await _remove_origin(deps, scope, origin)
             if failure is not None:
                 failures.append(failure)
-    result = [
-        {
-            "event_id": r["event_id"],
-            "samples": r["face"] + r["body"],
-            "image_origins": list(dict.fromkeys(r["origins"])),
-        }
-        for r in removed
-    ]
-    return Outcome(result, failures)
+    return Outcome(removed, failures)
 
 
 # Sample deletions a part keeps in flight (one DeleteBlob each; a part may hold 10000 events).
 SAMPLE_DELETES = 16
 
 
-async def _remove_samples(deps: Deps, scope: Any, removed: list[dict[str, Any]]) -> list[ItemError]:
+async def _remove_samples(
+    deps: Deps, scope: Any, removed: list[dict[str, Any]], body: set[str]
+) -> list[ItemError]:
     """Delete the face and body samples of deleted events, SAMPLE_DELETES at a time (one
     already gone is no failure); the failures in the events' order."""
     samples = [
-        (kind, sample_id)
+        (blobs_pb2.BLOB_KIND_BODY_SAMPLE if sample_id in body else blobs_pb2.BLOB_KIND_FACE_SAMPLE,
+         sample_id)
         for item in removed
-        for kind, key in (
-            (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face"),
-            (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body"),
-        )
-        for sample_id in item[key]
-    ]
+        for sample_id in item["samples"]
+    ]  # fmt: skip
     gate = asyncio.Semaphore(SAMPLE_DELETES)
 
     async def delete(kind: int, sample_id: str) -> ItemError | None:

@@ -455,7 +455,9 @@ class DeleteEventsWhereRequest(_message.Message):
     def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., filter: _Optional[_Union[EventFilter, _Mapping]] = ..., receipt: _Optional[str] = ...) -> None: ...
 
 class DeleteEventsWhereResponse(_message.Message):
-    __slots__ = ("events_json",)
+    __slots__ = ("events_json", "body_sample_ids")
     EVENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    BODY_SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
     events_json: bytes
-    def __init__(self, events_json: _Optional[bytes] = ...) -> None: ...
+    body_sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, events_json: _Optional[bytes] = ..., body_sample_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -151,18 +151,13 @@ class Kind(ABC):
         return results
 
     # True where the result is the parts' JSON lists concatenated (gc, estimator): the
-    # collector then joins their stored text (`collect_flat`) instead of decoding and encoding
-    # every item of every part.
+    # collector has PostgreSQL join their stored text (engine._collect_flat) instead of
+    # decoding and encoding every item of every part.
     flat: ClassVar[bool] = False
 
-    def collect_flat(
-        self, task: dict[str, Any], texts: list[str | None], errors_json: list[dict[str, Any]]
-    ) -> tuple[str, bytes]:
-        """(content type, body) of a flat kind from its parts' result texts (JSON lists)."""
-        items = [t.strip()[1:-1].strip() for t in texts if t is not None]
-        joined = ",".join(i for i in items if i)
-        body = b'{"result":[' + joined.encode() + b'],"errors":' + orjson.dumps(errors_json) + b"}"
-        return "application/json", body
+    def stores_result(self, task: dict[str, Any]) -> bool:
+        """False where the task asked not to store a result (gc `store_results: false`)."""
+        return True
 
 
 def scope(account_id: str) -> account_pb2.AccountScope:

@@ -216,12 +216,8 @@ class GC(Kind, name="gc"):
 
     flat = True
 
-    def collect_flat(
-        self, task: dict[str, Any], texts: list[str | None], errors_json: list[dict[str, Any]]
-    ) -> tuple[str, bytes]:
-        if not task["content"].get("store_results", True):
-            return "", b""
-        return super().collect_flat(task, texts, errors_json)
+    def stores_result(self, task: dict[str, Any]) -> bool:
+        return bool(task["content"].get("store_results", True))
 
 
 async def _event_ranges(deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:

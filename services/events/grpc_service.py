@@ -316,6 +316,14 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         ),
         lambda removed: events_pb2.DeleteEventDescriptorsResponse(event_ids=removed),
     )
+    PutEventDescriptors = unary(
+        lambda s, r: s._e.put_descriptors(
+            r.scope.account_id,
+            r.kind,
+            [(d.event_id, d.version, d.descriptor) for d in r.descriptors],
+        ),
+        lambda added: events_pb2.PutEventDescriptorsResponse(event_ids=added),
+    )
     CountEvents = counting("_e", event_filter, lambda n: events_pb2.CountEventsResponse(count=n))
     GetEventStatistics = unary(
         lambda s, r: statistics_of(s._stats, r),

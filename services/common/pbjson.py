@@ -7,9 +7,14 @@ and the JSON the gateway renders.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, TypeVar
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from services.common import times
+
+T = TypeVar("T")
 
 
 def plain(value: Any) -> Any:
@@ -64,3 +69,26 @@ def _is_repeated(field: Any) -> bool:
     # protobuf 5+ has `is_repeated`; older releases only the label.
     repeated = getattr(field, "is_repeated", None)
     return bool(repeated) if repeated is not None else field.label == field.LABEL_REPEATED
+
+
+def dataclass_of(cls: type[T], msg: Any, **given: Any) -> T:
+    """The core's filter dataclass `cls` from the proto message `msg` that names its fields alike:
+    a repeated field as the dataclass default's kind (tuple or list), an unset field with
+    presence as None, a Timestamp as a datetime, anything else as is. `given` fields (those
+    with no plain proto counterpart) are taken as passed. The dataclass is the one list of
+    fields: a field the proto lacks is an error here, not a silently ignored filter."""
+    kwargs: dict[str, Any] = dict(given)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in given:
+            continue
+        pb_field = msg.DESCRIPTOR.fields_by_name[f.name]
+        value = getattr(msg, f.name)
+        if _is_repeated(pb_field):
+            kwargs[f.name] = list(value) if f.default_factory is list else tuple(value)
+        elif pb_field.has_presence and not msg.HasField(f.name):
+            kwargs[f.name] = None
+        elif isinstance(value, timestamp_pb2.Timestamp):
+            kwargs[f.name] = times.from_timestamp(value)
+        else:
+            kwargs[f.name] = value
+    return cls(**kwargs)

@@ -25,6 +25,7 @@ from luna.faces.v1 import (
 
 from services.common import permissions, times
 from services.common.grpc_server import counting, getting, listing, unary
+from services.common.pbjson import dataclass_of
 from services.common.scoping import Scope
 from services.faces import descriptors
 from services.faces.accounts import Account, Accounts
@@ -181,8 +182,8 @@ class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
             Scope.from_pb(r.scope),
             page=r.page.page or 1,
             page_size=r.page.page_size or 10,
-            create_time_gte=_time_or_none(r, "create_time_gte"),
-            create_time_lt=_time_or_none(r, "create_time_lt"),
+            create_time_gte=times.from_optional(r, "create_time_gte"),
+            create_time_lt=times.from_optional(r, "create_time_lt"),
         ),
         lambda tokens: tokens_pb2.ListTokensResponse(tokens=[token_pb(t) for t in tokens]),
     )
@@ -208,10 +209,6 @@ class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
 
 
 # --- Faces, lists, temporary attributes ------------------------------------------------------
-
-
-def _time_or_none(message: object, name: str) -> object:
-    return times.from_timestamp(getattr(message, name)) if message.HasField(name) else None  # type: ignore[attr-defined]
 
 
 def attribute_data_of(data: attributes_pb2.AttributeData) -> descriptors.AttributeData:
@@ -274,17 +271,7 @@ def face_attribute_pb(attribute: FaceAttribute) -> faces_pb2.FaceAttribute:
 
 
 def face_filter_of(f: faces_pb2.FaceFilter) -> FaceFilter:
-    return FaceFilter(
-        face_ids=tuple(f.face_ids),
-        external_ids=tuple(f.external_ids),
-        user_data=f.user_data if f.HasField("user_data") else None,
-        list_id=f.list_id,
-        event_id=f.event_id,
-        create_time_gte=_time_or_none(f, "create_time_gte"),  # type: ignore[arg-type]
-        create_time_lt=_time_or_none(f, "create_time_lt"),  # type: ignore[arg-type]
-        face_id_gte=f.face_id_gte,
-        face_id_lt=f.face_id_lt,
-    )
+    return dataclass_of(FaceFilter, f)
 
 
 def list_pb(item: FaceList) -> lists_pb2.List:
@@ -298,17 +285,7 @@ def list_pb(item: FaceList) -> lists_pb2.List:
 
 
 def list_filter_of(f: lists_pb2.ListFilter) -> ListFilter:
-    return ListFilter(
-        list_ids=tuple(f.list_ids),
-        user_data=f.user_data if f.HasField("user_data") else None,
-        user_data_eq=f.user_data_eq if f.HasField("user_data_eq") else None,
-        create_time_gte=_time_or_none(f, "create_time_gte"),  # type: ignore[arg-type]
-        create_time_lt=_time_or_none(f, "create_time_lt"),  # type: ignore[arg-type]
-        last_update_time_gte=_time_or_none(f, "last_update_time_gte"),  # type: ignore[arg-type]
-        last_update_time_lt=_time_or_none(f, "last_update_time_lt"),  # type: ignore[arg-type]
-        list_id_gte=f.list_id_gte,
-        list_id_lt=f.list_id_lt,
-    )
+    return dataclass_of(ListFilter, f)
 
 
 def attribute_pb(attribute: Attribute) -> attributes_pb2.Attribute:

@@ -8,13 +8,16 @@ and the JSON the gateway renders.
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Any, TypeVar
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 from services.common import times
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 
 def plain(value: Any) -> Any:
@@ -91,4 +94,24 @@ def dataclass_of(cls: type[T], msg: Any, **given: Any) -> T:
             kwargs[f.name] = times.from_timestamp(value)
         else:
             kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def message_of(cls: type[M], obj: Any, **given: Any) -> M:
+    """The proto message `cls` from the core's dataclass `obj` that names its fields alike (the
+    way back of `dataclass_of`): a datetime as a Timestamp, a dict as a Struct where the field is
+    one, None as unset, anything else as is; `given` values replace the dataclass's own (enum
+    names to numbers, nested messages)."""
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = given[f.name] if f.name in given else getattr(obj, f.name)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            value = times.to_timestamp(value)
+        elif isinstance(value, dict) and (
+            cls.DESCRIPTOR.fields_by_name[f.name].message_type is struct_pb2.Struct.DESCRIPTOR
+        ):
+            value = to_struct(value)
+        kwargs[f.name] = value
     return cls(**kwargs)

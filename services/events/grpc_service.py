@@ -19,7 +19,14 @@ from luna.events.v1 import (
 
 from services.common import logs, times
 from services.common.grpc_server import counting, getting, listing, unary
-from services.common.pbjson import dataclass_of, from_struct, from_value, to_list_value, to_struct
+from services.common.pbjson import (
+    dataclass_of,
+    from_struct,
+    from_value,
+    message_of,
+    to_list_value,
+    to_struct,
+)
 from services.common.scoping import Scope
 from services.common.version import VERSION
 from services.events import events_bulk, statistics
@@ -46,10 +53,6 @@ SERVICES = tuple(
 )
 
 
-def _ts(value: Any) -> Any:
-    return times.to_timestamp(value)
-
-
 def _opt(msg: Any, name: str) -> Any:
     return getattr(msg, name) if msg.HasField(name) else None
 
@@ -58,18 +61,7 @@ def _opt(msg: Any, name: str) -> Any:
 
 
 def handler_pb(h: Handler) -> handlers_pb2.Handler:
-    pb = handlers_pb2.Handler(
-        handler_id=h.handler_id,
-        account_id=h.account_id,
-        description=h.description,
-        handler_type=h.handler_type,
-        lambda_id=h.lambda_id or "",
-        create_time=_ts(h.create_time),
-        last_update_time=_ts(h.last_update_time),
-    )
-    if h.policies is not None:
-        pb.policies.CopyFrom(to_struct(h.policies))
-    return pb
+    return message_of(handlers_pb2.Handler, h)
 
 
 def handler_fields(pb: handlers_pb2.HandlerFields) -> HandlerFields:
@@ -124,15 +116,7 @@ class HandlersServicer(handlers_pb2_grpc.HandlersServiceServicer):
 
 
 def verifier_pb(v: Verifier) -> verifiers_pb2.Verifier:
-    return verifiers_pb2.Verifier(
-        verifier_id=v.verifier_id,
-        account_id=v.account_id,
-        description=v.description,
-        policies=to_struct(v.policies),
-        version=v.version,
-        create_time=_ts(v.create_time),
-        last_update_time=_ts(v.last_update_time),
-    )
+    return message_of(verifiers_pb2.Verifier, v)
 
 
 class VerifiersServicer(verifiers_pb2_grpc.VerifiersServiceServicer):
@@ -182,14 +166,7 @@ class VerifiersServicer(verifiers_pb2_grpc.VerifiersServiceServicer):
 
 
 def event_pb(e: StoredEvent) -> events_pb2.Event:
-    return events_pb2.Event(
-        event_id=e.event_id,
-        account_id=e.account_id,
-        handler_id=e.handler_id,
-        create_time=_ts(e.create_time),
-        end_time=_ts(e.end_time),
-        data=to_struct(e.data),
-    )
+    return message_of(events_pb2.Event, e)
 
 
 def _nullable(msg: Any, name: str) -> Nullable:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
@@ -25,7 +24,7 @@ from luna.faces.v1 import (
 
 from services.common import permissions, times
 from services.common.grpc_server import counting, getting, listing, unary
-from services.common.pbjson import dataclass_of
+from services.common.pbjson import dataclass_of, message_of
 from services.common.scoping import Scope
 from services.faces import descriptors
 from services.faces.accounts import Account, Accounts
@@ -52,27 +51,17 @@ ChangeHook = Callable[[str, str], Awaitable[None]]
 
 
 def account_pb(account: Account) -> accounts_pb2.Account:
-    return accounts_pb2.Account(
-        account_id=account.account_id,
-        login=account.login,
-        account_type=ACCOUNT_TYPES[account.account_type],
-        description=account.description,
-        create_time=times.to_timestamp(account.create_time),
-        last_update_time=times.to_timestamp(account.last_update_time),
+    return message_of(
+        accounts_pb2.Account, account, account_type=ACCOUNT_TYPES[account.account_type]
     )
 
 
 def token_pb(token: Token) -> tokens_pb2.Token:
-    return tokens_pb2.Token(
-        token_id=token.token_id,
-        account_id=token.account_id,
-        description=token.description,
-        expiration_time=times.to_timestamp(token.expiration_time),
+    return message_of(
+        tokens_pb2.Token,
+        token,
         permissions=permissions.to_pb(token.permissions),
         visibility_area=VISIBILITY[token.visibility_area],
-        token=token.token,
-        create_time=times.to_timestamp(token.create_time),
-        last_update_time=times.to_timestamp(token.last_update_time),
     )
 
 
@@ -255,19 +244,11 @@ def attribute_source_of(source: faces_pb2.FaceAttributeInput) -> AttributeSource
 
 
 def face_pb(face: Face) -> faces_pb2.Face:
-    # The core's Face and the message name their fields alike; only times change type.
-    fields = dataclasses.asdict(face)
-    for name in ("create_time", "last_update_time"):
-        fields[name] = times.to_timestamp(fields[name])
-    return faces_pb2.Face(**fields)
+    return message_of(faces_pb2.Face, face)
 
 
 def face_attribute_pb(attribute: FaceAttribute) -> faces_pb2.FaceAttribute:
-    return faces_pb2.FaceAttribute(
-        face_id=attribute.face_id,
-        data=attribute_data_pb(attribute.data),
-        create_time=times.to_timestamp(attribute.create_time),
-    )
+    return message_of(faces_pb2.FaceAttribute, attribute, data=attribute_data_pb(attribute.data))
 
 
 def face_filter_of(f: faces_pb2.FaceFilter) -> FaceFilter:
@@ -275,13 +256,7 @@ def face_filter_of(f: faces_pb2.FaceFilter) -> FaceFilter:
 
 
 def list_pb(item: FaceList) -> lists_pb2.List:
-    return lists_pb2.List(
-        list_id=item.list_id,
-        account_id=item.account_id,
-        user_data=item.user_data,
-        create_time=times.to_timestamp(item.create_time),
-        last_update_time=times.to_timestamp(item.last_update_time),
-    )
+    return message_of(lists_pb2.List, item)
 
 
 def list_filter_of(f: lists_pb2.ListFilter) -> ListFilter:
@@ -289,13 +264,7 @@ def list_filter_of(f: lists_pb2.ListFilter) -> ListFilter:
 
 
 def attribute_pb(attribute: Attribute) -> attributes_pb2.Attribute:
-    return attributes_pb2.Attribute(
-        attribute_id=attribute.attribute_id,
-        account_id=attribute.account_id,
-        data=attribute_data_pb(attribute.data),
-        create_time=times.to_timestamp(attribute.create_time),
-        expire_time=times.to_timestamp(attribute.expire_time),
-    )
+    return message_of(attributes_pb2.Attribute, attribute, data=attribute_data_pb(attribute.data))
 
 
 class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
@@ -525,16 +494,7 @@ BLOB_KIND_VALUES = {v: k for k, v in BLOB_KINDS.items()}
 
 
 def blob_pb(blob: Blob) -> blobs_pb2.Blob:
-    return blobs_pb2.Blob(
-        blob_id=blob.blob_id,
-        account_id=blob.account_id,
-        kind=BLOB_KIND_VALUES[blob.kind],
-        content_type=blob.content_type,
-        data=blob.data,
-        meta=blob.meta,
-        create_time=times.to_timestamp(blob.create_time),
-        size=blob.size,
-    )
+    return message_of(blobs_pb2.Blob, blob, kind=BLOB_KIND_VALUES[blob.kind])
 
 
 class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):

@@ -51,3 +51,26 @@ def test_given_fields_and_a_field_the_proto_lacks() -> None:
 
     with pytest.raises(KeyError):
         dataclass_of(Stray, tasks_pb2.ErrorFilter())
+
+
+def test_message_of_is_the_way_back() -> None:
+    from luna.events.v1 import handlers_pb2
+
+    from services.common.pbjson import message_of
+
+    @dataclass
+    class Handler:
+        handler_id: str
+        policies: dict | None
+        lambda_id: str | None
+        create_time: datetime
+
+    when = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    pb = message_of(handlers_pb2.Handler, Handler("h", {"a": {"b": 1}}, None, when))
+    assert pb.handler_id == "h" and pb.lambda_id == ""
+    assert pb.policies["a"]["b"] == 1 and pb.create_time.ToDatetime(tzinfo=UTC) == when
+    assert not message_of(handlers_pb2.Handler, Handler("h", None, None, when)).HasField("policies")
+    assert (
+        message_of(handlers_pb2.Handler, Handler("h", None, "x", when), lambda_id="y").lambda_id
+        == "y"
+    )

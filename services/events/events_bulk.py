@@ -60,11 +60,12 @@ _ONCE = (
     " FROM (SELECT o, min(n) AS n FROM jsonb_array_elements(origins) WITH ORDINALITY AS x(o, n)"
     " GROUP BY o) u) END"
 )
-# The gc result's items, built as json text (json_agg writes text; jsonb would build a binary
-# value to render it again), and the body samples among their samples.
+# The gc result's items as compact JSON text (json_agg would put a newline between items and
+# jsonb would reorder their keys), and the body samples among their samples.
 _ANSWER = (
-    "coalesce(json_agg(json_build_object('event_id', event_id, 'samples', face || body,"
-    f" 'image_origins', {_ONCE}) ORDER BY event_id), '[]') AS events,"
+    '(\'[\' || coalesce(string_agg(format(\'{"event_id":"%%s","samples":%%s,'
+    f"\"image_origins\":%%s}}', event_id, face || body, {_ONCE}), ',' ORDER BY event_id), '')"
+    " || ']')::json AS events,"
     " coalesce((SELECT json_agg(s) FROM gone g, jsonb_array_elements(g.body) s), '[]')"
     " AS body_samples"
 )

@@ -263,17 +263,19 @@ async def _finish_task(conn: Any, task_id: int, status: int, result_id: str | No
 
 
 async def _collect_flat(conn: Any, result_id: str, task_id: int, errors_json: list) -> int:
-    """The result of a flat kind (gc, estimator: the parts' JSON lists concatenated) joined by
-    PostgreSQL from the stored part texts into the result row: 100k gc items (9 MB) never
-    travel to the collector and back. Returns the body's size."""
+    """The result of a flat kind (gc, estimator) joined by PostgreSQL from the stored part
+    texts into the result row: 100k gc items (9 MB) never travel to the collector and back.
+    A flat part's result is a JSON array written without surrounding whitespace (orjson, or
+    the events service's gc items), so its items are the bytes between its brackets (bytea
+    offsets; text offsets count characters). Returns the body's size."""
     cur = await conn.execute(
         "insert into tasks_results (result_id, task_id, content_type, body)"
-        " select %s, %s, 'application/json', convert_to('{\"result\":['"
-        " || coalesce(string_agg(items, ',' order by part), '') || '],\"errors\":' || %s"
-        " || '}', 'UTF8') from (select part, btrim(substr(t, 2, length(t) - 2), E' \\n\\r\\t')"
-        " as items from (select part, btrim(result::text, E' \\n\\r\\t') as t"
-        " from tasks_subtasks where task_id = %s and result is not null) s) p"
-        " where items <> '' returning length(body) as size",
+        " select %s, %s, 'application/json', convert_to('{\"result\":[', 'UTF8')"
+        " || coalesce(string_agg(substring(b from 2 for octet_length(b) - 2), ','::bytea"
+        " order by part), ''::bytea) || convert_to('],\"errors\":' || %s || '}', 'UTF8')"
+        " from (select part, convert_to(result::text, 'UTF8') as b from tasks_subtasks"
+        " where task_id = %s and result is not null) p where octet_length(b) > 2"
+        " returning octet_length(body) as size",
         (result_id, task_id, orjson.dumps(errors_json).decode(), task_id),
     )
     row = await cur.fetchone()

@@ -193,6 +193,10 @@ class GC(Kind, name="gc"):
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
         content = subtask["content"] or {}
         scope = kinds.scope(str(subtask["account_id"]))
+        if not content:
+            # The engine's one empty part of a task that selected nothing: it must delete
+            # nothing (an unfiltered DeleteEventsWhere would remove every event of the account).
+            return Outcome([])
         if "face_ids" in content:
             # Deleting a version's descriptor twice is a no-op, and every face of the part had
             # one when it was planned: the part's faces are its result on every delivery.
@@ -232,17 +236,20 @@ async def _event_ranges(deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]
     )
     if "handler_id" in filters:
         flt["handler_ids"] = [filters["handler_id"]]
-    # The first id of every EVENTS_PART_SIZE ids and the last id; the last one closes the
-    # final part (alone, when it also opens a run of its own).
+    # The first id of every EVENTS_PART_SIZE ids and the last id: the last one closes the
+    # final part (which holds one more event when the last id also starts a run of its own,
+    # rather than being a part of one event).
     found = [
         i
         async for batch in stream_event_ids(deps, str(task["account_id"]), flt, EVENTS_PART_SIZE)
         for i in batch
     ]
-    bounds = [*found[1:], _successor(found[-1])] if found else []
+    if not found:
+        return []
+    starts, ends = found[:-1] or found, [*found[1:-1], _successor(found[-1])]
     return [
         {**flt, "event_id__gte": lo, "event_id__lt": hi}
-        for lo, hi in zip(found, bounds, strict=True)
+        for lo, hi in zip(starts, ends, strict=True)
     ]
 
 

@@ -155,6 +155,9 @@ async def test_additional_extract_of_events_to_mobilefacenet(platform, http, pho
     # Nothing is missing any more: a second run extracts nothing (the errors stay errors).
     again = await _extract(http, url, auth, {"handler_id": handler})
     assert again["result"] == [] and again["errors"] == []
+    # A task that selects no event at all is done with nothing to do.
+    nothing = await _extract(http, url, auth, {"handler_id": str(uuid.uuid4())})
+    assert nothing == {"result": [], "errors": []}
 
 
 async def test_additional_extract_of_events_bad_filters(platform, http) -> None:

@@ -108,6 +108,8 @@ class AdditionalExtract(Kind, name="additional_extract"):
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
         version = subtask["task_content"]["options"]["descriptor_version"]
         scope = kinds.scope(str(subtask["account_id"]))
+        if not subtask["content"]:  # the engine's one empty part of a task that selected none
+            return Outcome([])
         if "event_ids" in subtask["content"]:
             return await _extract_events(deps, scope, subtask["content"]["event_ids"], version)
         done, failures = [], []

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common import db, errors, ids
 from services.common.scoping import (
+    MAX_IDS,
     Scope,
     check_length,
     page_bounds,
@@ -36,6 +37,8 @@ from services.faces.faces import (
 from services.faces.where import Where
 
 Kind = changes_pb2.FaceChange.Kind
+# Faces one bulk link may name (the linker task applies up to ten 1000-face parts at once).
+BULK_IDS = 10000
 
 
 @dataclass(frozen=True)
@@ -129,20 +132,23 @@ async def _attach(
     conn: AsyncConnection, account: str, list_id: str, wanted: list[str], id_array: str
 ) -> tuple[list[str], list[changes_pb2.FaceChange]]:
     """Links the (locked) faces to the list in one statement that also reads what the change
-    message needs: each new member's lists and newest descriptor. The statement's own reads
-    do not see its insert, so the list is appended; it is the face's newest link (its face row
-    is locked, so no other link of the face can be newer). Returns the faces that were not yet
+    message needs: each new member's lists and newest descriptor (two set-based reads joined
+    once; a subquery per face cost more than the insert). The statement's reads do not see
+    its insert, so the list is appended; it is the face's newest link (its face row is
+    locked, so no other link of the face can be newer). Returns the faces that were not yet
     members, in request order, and the KIND_ATTACH_MANY message."""
     cur = await conn.execute(
         "WITH added AS (INSERT INTO list_faces (list_id, face_id)"
-        " SELECT %s, f FROM unnest(%s::uuid[]) WITH ORDINALITY AS t(f, n) ORDER BY n"
-        " ON CONFLICT DO NOTHING RETURNING face_id)"
-        " SELECT a.face_id::text AS face_id,"
-        " ARRAY(SELECT l.list_id::text FROM list_faces l WHERE l.face_id = a.face_id"
-        " ORDER BY l.link_key) AS lists, d.version, d.descriptor"
-        " FROM added a LEFT JOIN LATERAL (SELECT version, descriptor FROM face_descriptors fd"
-        " WHERE fd.face_id = a.face_id ORDER BY version DESC LIMIT 1) d ON true",
-        (list_id, id_array),
+        " SELECT %(list)s, f FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS t(f, n)"
+        " ORDER BY n ON CONFLICT DO NOTHING RETURNING face_id)"
+        " SELECT a.face_id::text AS face_id, l.lists, d.version, d.descriptor FROM added a"
+        " LEFT JOIN (SELECT lf.face_id, array_agg(lf.list_id::text ORDER BY lf.link_key)"
+        " AS lists FROM list_faces lf WHERE lf.face_id = ANY(%(ids)s::uuid[])"
+        " GROUP BY lf.face_id) l ON l.face_id = a.face_id"
+        " LEFT JOIN (SELECT DISTINCT ON (fd.face_id) fd.face_id, fd.version, fd.descriptor"
+        " FROM face_descriptors fd WHERE fd.face_id = ANY(%(ids)s::uuid[])"
+        " ORDER BY fd.face_id, fd.version DESC) d ON d.face_id = a.face_id",
+        {"list": list_id, "ids": id_array},
     )
     rows = {row["face_id"]: row for row in await cur.fetchall()}
     changed = [f for f in wanted if f in rows]
@@ -151,7 +157,7 @@ async def _attach(
         row = rows[face_id]
         message.linked.add(
             face_id=face_id,
-            list_ids=[*row["lists"], list_id],
+            list_ids=[*(row["lists"] or ()), list_id],
             descriptor=bytes(row["descriptor"] or b""),
             descriptor_version=row["version"] or 0,
         )
@@ -283,19 +289,29 @@ class Lists:
         await self._publisher.flush()
         return len(deleted_faces)
 
-    async def attach(self, scope: Scope, list_id: str, face_ids: Iterable[str]) -> list[str]:
-        return await self._link(scope, list_id, face_ids, attach=True)
+    async def attach(
+        self, scope: Scope, list_id: str, face_ids: Iterable[str], *, bulk: bool = False
+    ) -> list[str]:
+        """Link faces; `bulk` (internal callers) takes up to BULK_IDS instead of MAX_IDS."""
+        limit = BULK_IDS if bulk else MAX_IDS
+        return await self._link(scope, list_id, face_ids, attach=True, limit=limit)
 
     async def detach(self, scope: Scope, list_id: str, face_ids: Iterable[str]) -> list[str]:
         return await self._link(scope, list_id, face_ids, attach=False)
 
     async def _link(
-        self, scope: Scope, list_id: str, face_ids: Iterable[str], *, attach: bool
+        self,
+        scope: Scope,
+        list_id: str,
+        face_ids: Iterable[str],
+        *,
+        attach: bool,
+        limit: int = MAX_IDS,
     ) -> list[str]:
         """Attach or detach faces; returns the faces whose membership changed. The list and
         every face must belong to scope.account_id: another account's list or face is
         "not found", exactly like a missing one."""
-        wanted = unique_ids(face_ids, "face_ids")
+        wanted = unique_ids(face_ids, "face_ids", limit)
         if not ids.is_uuid(list_id):
             raise _not_found(list_id)
         account, id_array = scope.account_id, _id_array(wanted)

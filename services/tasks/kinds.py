@@ -140,6 +140,14 @@ class Kind(ABC):
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
         """Do one part; its effects must be idempotent for a redelivered part."""
 
+    # Parts of one task a worker may apply together (`run_many`): their claim, their outcome
+    # and their acks each become one step instead of one per part.
+    batch_parts: ClassVar[int] = 1
+
+    async def run_many(self, deps: Deps, subtasks: list[dict[str, Any]]) -> list[Outcome]:
+        """Do several parts of one task; one outcome per part, in order."""
+        return [await self.run(deps, s) for s in subtasks]
+
     def collect(
         self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
     ) -> tuple[str, bytes]:

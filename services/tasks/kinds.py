@@ -144,8 +144,11 @@ class Kind(ABC):
     # and their acks each become one step instead of one per part.
     batch_parts: ClassVar[int] = 1
 
-    async def run_many(self, deps: Deps, subtasks: list[dict[str, Any]]) -> list[Outcome]:
-        """Do several parts of one task; one outcome per part, in order."""
+    async def run_many(
+        self, deps: Deps, subtasks: list[dict[str, Any]]
+    ) -> list[Outcome | errors.LunaError]:
+        """Do several parts of one task; one outcome per part, in order, or the LunaError that
+        refused that part (any other exception retries them all)."""
         return [await self.run(deps, s) for s in subtasks]
 
     def collect(

@@ -98,7 +98,7 @@ def _matcher_stub() -> Any:
     return grpc_client.stub(matcher_pb2_grpc.MatcherServiceStub, channel)
 
 
-async def _one(run: Any) -> list[Outcome]:
+async def _one(run: Any) -> list[Outcome | errors.LunaError]:
     return [await run]
 
 
@@ -207,8 +207,15 @@ class Worker:
                 )
                 return
             ran = time.perf_counter() - started
-            done = zip(subtasks, outcomes, strict=True)
-            await self._finish(msgs, [(s, SUB_DONE, o.result, o.errors) for s, o in done])
+            records: list[tuple[dict[str, Any], int, Any, list[ItemError]]] = []
+            for subtask, outcome in zip(subtasks, outcomes, strict=True):
+                if isinstance(outcome, errors.LunaError):
+                    if outcome.code in engine.RETRYABLE:
+                        raise outcome
+                    records.append((subtask, SUB_FAILED, None, [ItemError.of(outcome)]))
+                else:
+                    records.append((subtask, SUB_DONE, outcome.result, outcome.errors))
+            await self._finish(msgs, records)
             log.info(
                 "part %s of task %s done in %.3fs (recorded in %.3fs)",
                 names,

@@ -57,7 +57,9 @@ class Counting(Kind):
                 )
         return Outcome(subtask["content"]["items"], [ItemError(22004, f"part {part} note")])
 
-    async def run_many(self, deps: Deps, subtasks: list[dict[str, Any]]) -> list[Outcome]:
+    async def run_many(
+        self, deps: Deps, subtasks: list[dict[str, Any]]
+    ) -> list[Outcome | errors.LunaError]:
         self.batches.append(len(subtasks))
         return await super().run_many(deps, subtasks)
 

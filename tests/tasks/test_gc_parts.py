@@ -69,3 +69,36 @@ async def test_the_empty_part_of_an_empty_task_deletes_nothing() -> None:
         }
         outcome = await gc.GC().run(deps, subtask)
         assert outcome.result == [] and outcome.errors == []
+
+
+async def test_ranges_run_together_keep_their_own_outcomes() -> None:
+    """Ranges a worker deletes together: each answers its own items, and a range the events
+    service refuses is that range's error, not its neighbours'."""
+    from luna.events.v1 import events_pb2
+
+    from services.common import errors
+
+    class Events:
+        async def DeleteEventsWhere(self, request: Any) -> Any:
+            if request.filter.event_id_gte == "bad":
+                raise errors.LunaError(errors.BAD_INPUT, "refused")
+            item = (
+                f'[{{"event_id":"{request.filter.event_id_gte}","samples":[],"image_origins":[]}}]'
+            )
+            return events_pb2.DeleteEventsWhereResponse(events_json=item.encode())
+
+    def part(lo: str) -> dict[str, Any]:
+        return {
+            "content": {"event_id__gte": lo, "event_id__lt": "z"},
+            "account_id": uuid.uuid4(),
+            "task_id": 1,
+            "subtask_id": lo,
+            "task_content": {"target": "events", "filters": {}},
+        }
+
+    done = await gc.GC().run_many(Deps(events=Events()), [part("a"), part("bad"), part("c")])
+    assert isinstance(done[1], errors.LunaError) and done[1].detail == "refused"
+    assert [d.result.text for d in (done[0], done[2])] == [  # type: ignore[union-attr]
+        b'[{"event_id":"a","samples":[],"image_origins":[]}]',
+        b'[{"event_id":"c","samples":[],"image_origins":[]}]',
+    ]

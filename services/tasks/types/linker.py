@@ -126,7 +126,9 @@ class Linker(Kind, name="linker"):
     # own outcome and its own record.
     batch_parts = 10
 
-    async def run_many(self, deps: Deps, subtasks: list[dict[str, Any]]) -> list[Outcome]:
+    async def run_many(
+        self, deps: Deps, subtasks: list[dict[str, Any]]
+    ) -> list[Outcome | errors.LunaError]:
         contents = [s["content"] for s in subtasks]
         lists = {c.get("list_id") for c in contents}
         if len(lists) != 1 or not all("face_ids" in c for c in contents):
@@ -148,7 +150,10 @@ class Linker(Kind, name="linker"):
                     raise
                 # A face vanished since planning: each part alone names its missing faces.
                 return await super().run_many(deps, subtasks)
-        return [Outcome({"list_id": list_id, "face_ids": c["face_ids"]}) for c in contents]
+        done: list[Outcome | errors.LunaError] = [
+            Outcome({"list_id": list_id, "face_ids": c["face_ids"]}) for c in contents
+        ]
+        return done
 
     def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
         results = [r for r in results if r]

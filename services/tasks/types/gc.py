@@ -218,9 +218,9 @@ class GC(Kind, name="gc"):
             return Outcome(content["descriptor_event_ids"])
         return await _delete_events(deps, scope, subtask)
 
-    # A worker deletes up to four waiting ranges of a task at once (one claim, one record,
+    # A worker deletes up to five waiting ranges of a task at once (one claim, one record,
     # one pull for all; each range stays one DELETE with its own receipt).
-    batch_parts = 4
+    batch_parts = 5
 
     async def run_many(
         self, deps: Deps, subtasks: list[dict[str, Any]]

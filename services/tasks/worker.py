@@ -164,7 +164,11 @@ class Worker:
             if subtask is None:  # finished, cancelled or deleted meanwhile
                 await msg.ack()
                 continue
-            subtask["content"] = subtask["content"] or {}
+            if not subtask["content"]:
+                # The engine's one placeholder part of a task whose plan selected nothing: a
+                # kind's run never sees it, so no kind can read "no filter" as "everything".
+                await self._finish([msg], [(subtask, SUB_DONE, None, [])])
+                continue
             if subtask["attempts"] > self.work.max_attempts:
                 abandoned = ItemError(
                     DEAD_LETTER,

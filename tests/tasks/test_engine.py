@@ -40,6 +40,8 @@ class Counting(Kind):
     behaviour = "ok"
 
     async def plan(self, deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.behaviour == "selects nothing":
+            return []
         return [{"part": p, "items": [p * 10 + i for i in range(4)]} for p in range(3)]
 
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
@@ -64,7 +66,7 @@ class Counting(Kind):
         return await super().run_many(deps, subtasks)
 
     def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
-        return sorted(i for r in results for i in r)
+        return sorted(i for r in results if r for i in r)
 
 
 @pytest.fixture
@@ -189,6 +191,24 @@ async def test_parts_applied_together_after_a_crash_are_recorded_once_each(
         f"part {p} note" for p in range(3)
     ]
     assert await pull(nc, 1, timeout=2) == []
+
+
+async def test_a_task_that_selects_nothing_runs_no_part(
+    pool: Pool, nc: NATS, kind: Counting
+) -> None:
+    """An empty plan becomes one placeholder part, which the worker finishes without handing it
+    to the kind (a gc reading its empty content as "no filter" once deleted every event)."""
+    kind.behaviour = "selects nothing"
+    store, _, task_id = await planned_task(pool, nc)
+    worker = Worker(store, Deps(), settings.work())
+    msgs = await pull(nc, 1)
+    assert len(msgs) == 1
+    await worker.handle(msgs[0])
+    assert kind.runs == {}
+    task = await store.get(task_id)
+    assert task["task_status"] == 5 and task["parts_done"] == task["parts_all"] == 1
+    _, body = await store.result(task_id)
+    assert orjson.loads(body)["result"] == []
 
 
 async def test_two_planners_split_a_task_once(pool: Pool, nc: NATS, kind: Counting) -> None:

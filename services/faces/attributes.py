@@ -115,33 +115,36 @@ class Attributes:
         attribute_id = ids.new_id()
         basic = data.basic_attributes
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(
-                    """INSERT INTO temporary_attributes AS t (attribute_id, account_id, age,
-                           gender, ethnicity, descriptor_samples, basic_attributes_samples,
-                           expire_time)
-                       VALUES (%s, %s, %s, %s, %s, %s::uuid[], %s::uuid[], now() + %s)
-                       RETURNING t.create_time, t.expire_time""",
-                    (
-                        attribute_id,
-                        scope.account_id,
-                        basic.age if basic else None,
-                        basic.gender if basic else None,
-                        (basic.ethnicity or None) if basic else None,
-                        list(data.descriptor_samples),
-                        list(data.basic_attributes_samples),
-                        timedelta(seconds=ttl_s),
-                    ),
-                )
-                row = await cur.fetchone()
-                assert row is not None
-                if data.descriptors:
-                    async with conn.cursor() as c:
-                        await c.executemany(
+            # One round trip (pipeline mode): BEGIN, both inserts and COMMIT go out together.
+            async with self._pool.connection() as conn:
+                async with conn.pipeline(), conn.transaction():
+                    cur = await conn.execute(
+                        """INSERT INTO temporary_attributes AS t (attribute_id, account_id, age,
+                               gender, ethnicity, descriptor_samples, basic_attributes_samples,
+                               expire_time)
+                           VALUES (%s, %s, %s, %s, %s, %s::uuid[], %s::uuid[], now() + %s)
+                           RETURNING t.create_time, t.expire_time""",
+                        (
+                            attribute_id,
+                            scope.account_id,
+                            basic.age if basic else None,
+                            basic.gender if basic else None,
+                            (basic.ethnicity or None) if basic else None,
+                            list(data.descriptor_samples),
+                            list(data.basic_attributes_samples),
+                            timedelta(seconds=ttl_s),
+                        ),
+                    )
+                    if data.descriptors:
+                        versions, blobs = zip(*sorted(data.descriptors.items()), strict=True)
+                        await conn.execute(
                             "INSERT INTO temporary_attribute_descriptors"
-                            " (attribute_id, version, descriptor) VALUES (%s, %s, %s)",
-                            [(attribute_id, v, d) for v, d in data.descriptors.items()],
+                            " (attribute_id, version, descriptor)"
+                            " SELECT %s, unnest(%s::int[]), unnest(%s::bytea[])",
+                            (attribute_id, list(versions), list(blobs)),
                         )
+                row = await cur.fetchone()
+            assert row is not None
         except psycopg.errors.ForeignKeyViolation:
             raise errors.LunaError(
                 errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"

@@ -214,24 +214,6 @@ async def check_own_lists(
         raise lists_not_found(missing[0])
 
 
-async def _link_new_face(conn: AsyncConnection, face_id: str, lists: list[str]) -> None:
-    """A new face into `lists`, one by one so link_key follows the request's list order."""
-    if not lists:
-        return
-    async with conn.cursor() as c:
-        for list_id in lists:
-            await c.execute(
-                "INSERT INTO list_faces (list_id, face_id) VALUES (%s, %s)", (list_id, face_id)
-            )
-    # Last, and in id order: concurrent creates into one list (the usual watchlist load) wait
-    # for each other only from here to the commit, not for the whole transaction.
-    await conn.execute(
-        "UPDATE lists SET last_update_time = now() WHERE list_id IN (SELECT list_id FROM lists"
-        " WHERE list_id = ANY(%s::uuid[]) ORDER BY list_id FOR NO KEY UPDATE)",
-        (lists,),
-    )
-
-
 async def face_descriptors(conn: AsyncConnection, face_id: str) -> dict[int, bytes]:
     cur = await conn.execute(
         "SELECT version, descriptor FROM face_descriptors WHERE face_id = %s", (face_id,)
@@ -251,7 +233,11 @@ async def delete_locked_faces(
     ]
 
 
-async def _store_attribute(conn: AsyncConnection, face_id: str, data: AttributeData) -> datetime:
+async def _queue_attribute(
+    conn: AsyncConnection, face_id: str, data: AttributeData
+) -> psycopg.AsyncCursor[Any]:
+    """Insert a face's attribute; in pipeline mode nothing waits (the returned cursor gets
+    the create_time row once the pipeline is synced)."""
     basic = data.basic_attributes
     cur = await conn.execute(
         """INSERT INTO face_attributes (face_id, age, gender, ethnicity, descriptor_samples,
@@ -266,15 +252,61 @@ async def _store_attribute(conn: AsyncConnection, face_id: str, data: AttributeD
             list(data.basic_attributes_samples),
         ),
     )
-    row = await cur.fetchone()
-    assert row is not None
     if data.descriptors:
-        async with conn.cursor() as c:
-            await c.executemany(
-                "INSERT INTO face_descriptors (face_id, version, descriptor) VALUES (%s, %s, %s)",
-                [(face_id, v, d) for v, d in data.descriptors.items()],
-            )
+        versions, blobs = zip(*sorted(data.descriptors.items()), strict=True)
+        await conn.execute(
+            "INSERT INTO face_descriptors (face_id, version, descriptor)"
+            " SELECT %s, unnest(%s::int[]), unnest(%s::bytea[])",
+            (face_id, list(versions), list(blobs)),
+        )
+    return cur
+
+
+async def _store_attribute(conn: AsyncConnection, face_id: str, data: AttributeData) -> datetime:
+    row = await (await _queue_attribute(conn, face_id, data)).fetchone()
+    assert row is not None
     return row["create_time"]
+
+
+# A live temporary attribute of an account copied into a new face's attribute inside
+# PostgreSQL, in one statement (one snapshot: the attribute and its descriptors agree);
+# no row when there is no such attribute. Parameters: face_id, attribute_id, account_id.
+_COPY_ATTRIBUTE = """
+WITH t AS (
+    SELECT * FROM temporary_attributes
+    WHERE attribute_id = %(attribute_id)s AND account_id = %(account_id)s
+      AND expire_time > now()
+), a AS (
+    INSERT INTO face_attributes (face_id, age, gender, ethnicity, descriptor_samples,
+                                 basic_attributes_samples)
+    SELECT %(face_id)s, t.age, t.gender, t.ethnicity, t.descriptor_samples,
+           t.basic_attributes_samples FROM t
+    RETURNING age, gender, ethnicity, descriptor_samples::text[] AS ds,
+              basic_attributes_samples::text[] AS bs
+), d AS (
+    INSERT INTO face_descriptors (face_id, version, descriptor)
+    SELECT %(face_id)s, d.version, d.descriptor
+    FROM temporary_attribute_descriptors d JOIN t USING (attribute_id)
+    RETURNING version, descriptor
+)
+SELECT a.*, ARRAY(SELECT version FROM d ORDER BY version) AS versions,
+       ARRAY(SELECT descriptor FROM d ORDER BY version) AS descriptors
+FROM a"""
+
+# A new face's link to one list, made only when the list is the account's (no row otherwise).
+_LINK_OWN_LIST = (
+    "INSERT INTO list_faces (list_id, face_id) SELECT l.list_id, %s FROM lists l"
+    " WHERE l.list_id = %s AND l.account_id = %s RETURNING list_id"
+)
+
+
+def _attribute_missing(source: str, missing_code: int) -> errors.LunaError:
+    detail = (
+        f"Attributes with id '{source}' for update not found"
+        if missing_code == errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
+        else f"Attributes with id {source} not found"
+    )
+    return errors.LunaError(missing_code, detail)
 
 
 async def _resolve(
@@ -286,13 +318,16 @@ async def _resolve(
     if ids.is_uuid(source):
         data = await attributes.load_live(conn, account_id, source)
     if data is None:
-        detail = (
-            f"Attributes with id '{source}' for update not found"
-            if missing_code == errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
-            else f"Attributes with id {source} not found"
-        )
-        raise errors.LunaError(missing_code, detail)
+        raise _attribute_missing(source, missing_code)
     return data
+
+
+def _copied_data(row: dict[str, Any] | None, attribute_id: str) -> AttributeData:
+    """The attribute _COPY_ATTRIBUTE copied (its row), or 22002 when there was none."""
+    if row is None:
+        raise _attribute_missing(attribute_id, errors.ATTRIBUTE_NOT_FOUND)
+    descriptors = dict(zip(row["versions"], map(bytes, row["descriptors"]), strict=True))
+    return attributes.data_of_row(row, descriptors)
 
 
 class Faces:
@@ -336,30 +371,61 @@ class Faces:
             await self._check_event(scope, event_id)
         lists = unique_ids(list_ids, "lists")
         face_id = face_id or ids.new_id()
+        if isinstance(attribute, str) and not ids.is_uuid(attribute):
+            raise _attribute_missing(attribute, errors.ATTRIBUTE_NOT_FOUND)
+        account_id = scope.account_id
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                data = await _resolve(conn, scope.account_id, attribute, errors.ATTRIBUTE_NOT_FOUND)
-                # Checked without a lock: the list_faces foreign key keeps them from being
-                # deleted meanwhile (a KEY SHARE lock, which does not conflict with other
-                # creates' last_update_time updates below).
-                await check_own_lists(conn, scope.account_id, lists)
-                cur = await conn.execute(
+            # Two round trips in all (pipeline mode): a dozen statements one by one made the
+            # face create the slowest step of ingestion.
+            async with (
+                self._pool.connection() as conn,
+                conn.pipeline() as pipeline,
+                conn.transaction(),
+            ):
+                # 1: the face, its attribute (a temporary one is copied inside PostgreSQL) and
+                # its links, each list checked to be the account's by the link itself.
+                face_cur = await conn.execute(
                     f"""INSERT INTO faces AS f (face_id, account_id, event_id, user_data,
                                                 external_id, avatar)
                         VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
-                    (face_id, scope.account_id, event_id or None, user_data, external_id, avatar),
+                    (face_id, account_id, event_id or None, user_data, external_id, avatar),
                 )
-                row = await cur.fetchone()
+                copied = None
+                if isinstance(attribute, str):
+                    copied = await conn.execute(
+                        _COPY_ATTRIBUTE,
+                        {"face_id": face_id, "attribute_id": attribute, "account_id": account_id},
+                    )
+                elif attribute is not None:
+                    await _queue_attribute(conn, face_id, attribute)
+                links = [
+                    await conn.execute(_LINK_OWN_LIST, (face_id, list_id, account_id))
+                    for list_id in lists
+                ]
+                await pipeline.sync()
+                data = attribute if isinstance(attribute, AttributeData) else None
+                if copied is not None:
+                    data = _copied_data(await copied.fetchone(), str(attribute))
+                for list_id, link in zip(lists, links, strict=True):
+                    if await link.fetchone() is None:
+                        raise lists_not_found(list_id)
+                row = await face_cur.fetchone()
                 assert row is not None
-                if data is not None:
-                    await _store_attribute(conn, face_id, data)
-                await _link_new_face(conn, face_id, lists)
+                row["has_attribute"] = data is not None
+                # 2: the lists' last_update_time (in id order: concurrent creates into one
+                # list wait for each other only from here to the commit), the outbox, the
+                # commit.
+                if lists:
+                    await conn.execute(
+                        "UPDATE lists SET last_update_time = now() WHERE list_id IN (SELECT"
+                        " list_id FROM lists WHERE list_id = ANY(%s::uuid[]) ORDER BY list_id"
+                        " FOR NO KEY UPDATE)",
+                        (lists,),
+                    )
                 await outbox.enqueue(
                     conn,
-                    outbox.upserts(
-                        scope.account_id, face_id, data.descriptors if data else {}, lists
-                    ),
-                    [outbox.face_record({**row, "has_attribute": data is not None}, lists)],
+                    outbox.upserts(account_id, face_id, data.descriptors if data else {}, lists),
+                    [outbox.face_record(row, lists)],
                 )
         except psycopg.errors.ForeignKeyViolation as exc:
             if (exc.diag.constraint_name or "").startswith("list_faces_list_id"):
@@ -371,7 +437,7 @@ class Faces:
                 errors.FACE_EXISTS, f"Face with id '{face_id}' already exists"
             ) from None
         await self._publisher.flush()
-        return _face({**row, "has_attribute": data is not None}, lists)
+        return _face(row, lists)
 
     async def import_faces(
         self, scope: Scope, *, version: int, list_ids: Iterable[str], items: list[Any]

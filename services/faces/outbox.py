@@ -237,7 +237,9 @@ class Publisher:
 
     async def _flush_batch(self) -> tuple[int, bool]:
         assert self._js is not None
-        async with self._pool.connection() as conn, conn.transaction():
+        # Pipeline mode: BEGIN, the lock and the read in one round trip, the delete and the
+        # commit in a second (a flush runs for every few face creates).
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
             # One publisher at a time across processes keeps seq order on the stream.
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             cur = await conn.execute(

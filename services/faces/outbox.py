@@ -179,11 +179,17 @@ async def enqueue(
         return
     await _attach_records(conn, changes, {f.face_id: f for f in known})
     changes = [part for c in changes for part in split_many(c)]
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO faces_outbox (change_id, subject, payload) VALUES (%s, %s, %s)",
-            [(c.change_id, subject_for(c.account_id), c.SerializeToString()) for c in changes],
-        )
+    # One statement for any number of messages; seq follows their order.
+    await conn.execute(
+        "INSERT INTO faces_outbox (change_id, subject, payload)"
+        " SELECT c, s, p FROM unnest(%s::uuid[], %s::text[], %s::bytea[])"
+        " WITH ORDINALITY AS x(c, s, p, n) ORDER BY n",
+        (
+            [c.change_id for c in changes],
+            [subject_for(c.account_id) for c in changes],
+            [c.SerializeToString() for c in changes],
+        ),
+    )
 
 
 class Publisher:

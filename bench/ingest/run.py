@@ -146,9 +146,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         req.faces.add(descriptor=bulk[i].tobytes(), user_data=f"b{i}")
                     await stub.ImportFaces(req)
 
-                starts = list(range(0, n, 1000))
-                for s in range(0, len(starts), 2):  # two batches in flight, as the CLI
-                    await asyncio.gather(*(send(x) for x in starts[s : s + 2]))
+                # A window of batches in flight, as the CLI (services/faces/importer.py).
+                window = asyncio.Semaphore(args.in_flight)
+
+                async def windowed(s: int) -> None:
+                    async with window:
+                        await send(s)
+
+                await asyncio.gather(*(windowed(s) for s in range(0, n, 1000)))
             secs = time.perf_counter() - t0
             rows["bulk_import"] = {"faces": n, "seconds": round(secs, 3),
                                    "faces_per_s": round(n / secs, 1)}  # fmt: skip
@@ -204,6 +209,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per closed loop")
     ap.add_argument("--concurrency", default="1,8")
     ap.add_argument("--bulk", type=int, default=20_000, help="faces of the bulk rows")
+    ap.add_argument("--in-flight", type=int, default=4, help="bulk batches in flight (CLI: 4)")
     args = ap.parse_args()
     args.concurrency = [int(x) for x in args.concurrency.split(",")]
     result = asyncio.run(bench(args))

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common import errors, ids
 from services.common.scoping import Scope, readable, unique_ids
+from services.faces.arrays import uuid_array
 from services.faces.coalesce import Coalescer
 from services.faces.descriptors import AttributeData, BasicAttributes
 
@@ -126,11 +127,6 @@ FROM unnest(%s::uuid[], %s::uuid[], %s::smallint[], %s::smallint[], %s::smallint
 RETURNING attribute_id::text AS attribute_id, create_time, expire_time"""
 
 
-def _uuid_array(values: Iterable[str]) -> str:
-    """A uuid[] literal of validated uuids."""
-    return "{" + ",".join(values) + "}"
-
-
 def _basic_columns(basics: list[BasicAttributes | None]) -> list[list[int | None]]:
     """Ages, genders and ethnicities (NULL where there are no basic attributes, and for an
     ethnicity that was not estimated)."""
@@ -188,8 +184,8 @@ class Attributes:
                             [i.attribute_id for i in items],
                             [i.account_id for i in items],
                             *_basic_columns([i.data.basic_attributes for i in items]),
-                            [_uuid_array(i.data.descriptor_samples) for i in items],
-                            [_uuid_array(i.data.basic_attributes_samples) for i in items],
+                            [uuid_array(i.data.descriptor_samples) for i in items],
+                            [uuid_array(i.data.basic_attributes_samples) for i in items],
                             [i.ttl_s for i in items],
                         ],
                     )

@@ -26,6 +26,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import db, ids, nats_streams, subjects, times
+from services.faces.arrays import bytea_array, uuid_array
 
 log = logging.getLogger("luna.faces.outbox")
 Kind = changes_pb2.FaceChange.Kind
@@ -185,9 +186,9 @@ async def enqueue(
         " SELECT c, s, p FROM unnest(%s::uuid[], %s::text[], %s::bytea[])"
         " WITH ORDINALITY AS x(c, s, p, n) ORDER BY n",
         (
-            [c.change_id for c in changes],
+            uuid_array(c.change_id for c in changes),
             [subject_for(c.account_id) for c in changes],
-            [c.SerializeToString() for c in changes],
+            bytea_array(c.SerializeToString() for c in changes),
         ),
     )
 

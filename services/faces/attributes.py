@@ -140,7 +140,9 @@ def _basic_columns(basics: list[BasicAttributes | None]) -> list[list[int | None
 class Attributes:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
-        self._creates: Coalescer[_NewAttribute, Attribute] = Coalescer(self._create_batch)
+        self._creates: Coalescer[_NewAttribute, Attribute] = Coalescer(
+            self._create_batch, max_running=2
+        )
 
     async def create(self, scope: Scope, data: AttributeData, *, ttl_s: int = 0) -> Attribute:
         """Store `data` (already checked by descriptors.checked) for `ttl_s` seconds.

@@ -376,7 +376,8 @@ class Faces:
         self._pool = pool
         self._publisher = publisher
         self._event_exists = event_exists
-        self._creates: Coalescer[NewFace, Face] = Coalescer(self._create_batch)
+        # Two batches at a time: one waiting on a busy list's lock does not hold up the rest.
+        self._creates: Coalescer[NewFace, Face] = Coalescer(self._create_batch, max_running=2)
 
     async def _check_event(self, scope: Scope, event_id: str) -> None:
         """A face may name only an event of its own account: another account's event id

@@ -198,24 +198,6 @@ def lists_not_found(list_id: str) -> errors.LunaError:
     )
 
 
-async def check_own_lists(
-    conn: AsyncConnection, account_id: str, list_ids: list[str], *, lock: bool = False
-) -> None:
-    """22005 naming the first of `list_ids` that is not a list of `account_id`. `lock` takes
-    them FOR NO KEY UPDATE in id order (writers that update their last_update_time)."""
-    if not list_ids:
-        return
-    cur = await conn.execute(
-        "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
-        " AND account_id = %s" + (" ORDER BY list_id FOR NO KEY UPDATE" if lock else ""),
-        (list_ids, account_id),
-    )
-    found = {r["list_id"] for r in await cur.fetchall()}
-    missing = [x for x in list_ids if x not in found]
-    if missing:
-        raise lists_not_found(missing[0])
-
-
 async def face_descriptors(conn: AsyncConnection, face_id: str) -> dict[int, bytes]:
     cur = await conn.execute(
         "SELECT version, descriptor FROM face_descriptors WHERE face_id = %s", (face_id,)

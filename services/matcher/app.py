@@ -24,6 +24,7 @@ from services.matcher import settings
 from services.matcher.face_records import FaceRecords
 from services.matcher.grpc_service import MatcherServicer
 from services.matcher.matching import Matching, VersionedMatching
+from services.matcher.shard.member import ShardMember
 from services.matcher.sync import Sync
 
 log = logging.getLogger("luna.matcher")
@@ -37,6 +38,7 @@ class MatcherState:
     sync: Sync | None = None  # the default version's
     syncs: dict[int, Sync] = field(default_factory=dict)
     matching: VersionedMatching | None = None
+    member: ShardMember | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(
@@ -57,6 +59,7 @@ class MatcherState:
         records_capacity = settings.RECORD_CACHE.get_int()
         records = FaceRecords(records_capacity)
         by_version: dict[int, Matching] = {}
+        self.member = ShardMember.from_settings()  # None unless LUNA_MATCHER_SHARD is set
         # One Sync (index, stream follower, snapshots) per descriptor version.
         for version in settings.descriptor_versions():
             sync = Sync(
@@ -68,6 +71,8 @@ class MatcherState:
                 records=records if version == default else FaceRecords(records_capacity),
             )
             self.syncs[version] = sync
+            if self.member is not None:
+                self.member.attach(sync)  # this shard's partition and snapshot directory
             await sync.start(retry_for=settings.START_TIMEOUT.get_float())
             nats_streams.on_reconnect(self.nc, sync.resume_follow)
             by_version[version] = Matching(
@@ -85,6 +90,8 @@ class MatcherState:
                     )
                 )
             )
+        if self.member is not None:
+            self.tasks.append(asyncio.create_task(self.member.watch()))
         self.sync = self.syncs[default]
         self.matching = VersionedMatching(by_version, default)
 

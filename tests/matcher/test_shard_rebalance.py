@@ -17,19 +17,8 @@ import pytest
 from luna.common.v1 import account_pb2
 from luna.faces.v1 import faces_pb2, lists_pb2
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from matcher.test_matcher_service import (  # noqa: F401 (fixtures)
-    World,
-    create_face,
-    create_list,
-    identity,
-    nats_server,
-    pg,
-    pool,
-    raw,
-    sample,
-    template,
-    world,
-)
+from matcher import test_matcher_service as service_tests
+from matcher.test_matcher_service import World, create_face, create_list, identity, raw, sample
 
 from services.common.grpc_server import ErrorInterceptor
 from services.launcher.embedded import pick_free_port
@@ -39,6 +28,9 @@ from services.matcher.shard.partition import ShardMap
 from services.matcher.shard.rebalance import add_shard
 
 VERSION = 200
+# The in-process world of test_matcher_service (PostgreSQL, NATS, the faces servicers).
+pg, template, pool = service_tests.pg, service_tests.template, service_tests.pool
+nats_server, world = service_tests.nats_server, service_tests.world
 
 
 class Truth:

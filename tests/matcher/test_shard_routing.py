@@ -8,11 +8,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
-from luna.common.v1 import account_pb2
+from luna.common.v1 import account_pb2, error_pb2
 from luna.matcher.v1 import matcher_pb2
 
+from services.common import errors
+from services.matcher.proxy.app import call
 from services.matcher.shard.partition import (
     ACTIVE,
     LEAVING,
@@ -165,3 +168,38 @@ def test_merge_stats() -> None:
     b = matcher_pb2.GetIndexStatsResponse(faces=4, applied_seq=8, descriptor_version=200)
     out = merge_stats([a, b])
     assert (out.faces, out.applied_seq, out.descriptor_version) == (7, 8, 200)
+
+
+def _rpc_error(code: grpc.StatusCode, trailer: errors.LunaError | None = None) -> Exception:
+    trailing = grpc.aio.Metadata()
+    if trailer is not None:
+        detail = error_pb2.ErrorDetail(error_code=trailer.code, detail=trailer.detail)
+        trailing.add(errors.ERROR_TRAILER, detail.SerializeToString())
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, "shard says no")
+
+
+async def test_a_shard_call_is_tried_again_while_no_replica_answers() -> None:
+    tries: list[str] = []
+
+    def shard(fail: int, error: Exception) -> Any:
+        async def method(request: str, metadata: Any = None, timeout: Any = None) -> str:
+            tries.append(request)
+            if len(tries) <= fail:
+                raise error
+            return "answer"
+
+        return method
+
+    down = _rpc_error(grpc.StatusCode.UNAVAILABLE)
+    assert await call(shard(2, down), "q", attempts=3) == "answer"
+    assert tries == ["q"] * 3
+    tries.clear()
+    with pytest.raises(errors.LunaError) as info:
+        await call(shard(5, down), "q", attempts=3)
+    assert info.value.code == errors.REQUEST_TIMEOUT and len(tries) == 3
+    tries.clear()
+    # A shard's own LUNA error is the answer: not tried again, passed on unchanged.
+    luna = errors.LunaError(errors.DESCRIPTOR_NOT_FOUND, "no descriptor")
+    with pytest.raises(errors.LunaError) as info:
+        await call(shard(5, _rpc_error(grpc.StatusCode.NOT_FOUND, luna)), "q", attempts=3)
+    assert (info.value.code, info.value.detail, len(tries)) == (luna.code, "no descriptor", 1)

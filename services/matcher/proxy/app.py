@@ -60,7 +60,13 @@ class Shards:
             return False
         if new.version <= self.map.version:
             return False
-        self._connect(new)
+        try:
+            self._connect(new)
+        except ShardMapError as exc:
+            log.warning(
+                "shard map v%d refused, keeping v%d: %s", new.version, self.map.version, exc
+            )
+            return False
         old, self.map = self.map, new
         log.info("shard map v%d -> v%d: routed %s", old.version, new.version,
                  [s.id for s in new.routed()])  # fmt: skip

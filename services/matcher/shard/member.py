@@ -96,7 +96,12 @@ class ShardMember:
                 log.info("shard map v%d changes shard %d's partition", new.version, self.shard_id)
             if time.monotonic() - seen_at < settings.PRUNE_DELAY.get_float():
                 continue
-            await self.apply(new)
+            try:
+                await self.apply(new)
+            except Exception:
+                # The old partition keeps serving; the next poll tries again.
+                log.exception("shard %d: switching to map v%d failed", self.shard_id, new.version)
+                continue
             seen_at = None
 
     async def apply(self, new: ShardMap) -> None:

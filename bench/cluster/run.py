@@ -18,6 +18,9 @@ Data path (documented, not the API, as bench/matcher/run.py): face rows and list
 COPY'd into PostgreSQL, and each shard's IndexSet (HNSW, default LUNA_MATCHER_* settings) is
 built here and saved as that shard's snapshot at the current FACES_CHANGES sequence.
 
+A third path, a proxy over shard 0 alone (`one_shard_via_proxy`), splits the fan-out cost into
+the proxy hop and the second shard.
+
 Measured, one request at a time: recall@1 and recall@k against the exact scan of the faces
 each path can see (2N via the proxy, shard 0's N directly), p50/p99 latency of REST through
 Envoy and of gRPC MatchFaces, and the fan-out's added latency: proxy path minus direct path.
@@ -269,6 +272,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             py = [sys.executable, "-m"]
             shard_addr = [f"127.0.0.1:{pick_free_port()}" for _ in range(SHARDS)]
             proxy_addr = f"127.0.0.1:{pick_free_port()}"
+            proxy1_addr = f"127.0.0.1:{pick_free_port()}"  # a proxy over shard 0 alone
             for s in range(SHARDS):
                 await procs.start(
                     f"shard{s}", [*py, "services.matcher"], LUNA_MATCHER_SHARD=str(s),
@@ -279,8 +283,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "proxy", [*py, "services.matcher.proxy"], LUNA_MATCHER_ADDRESS=proxy_addr,
                 LUNA_MATCHER_SHARD_ADDRESSES=";".join(shard_addr),
             )  # fmt: skip
+            await procs.start(
+                "proxy_one", [*py, "services.matcher.proxy"], LUNA_MATCHER_ADDRESS=proxy1_addr,
+                LUNA_MATCHER_SHARD_ADDRESSES=shard_addr[0], LUNA_MATCHER_SHARDS="1",
+            )  # fmt: skip
             t0 = time.perf_counter()
-            for a in (*shard_addr, proxy_addr):
+            for a in (*shard_addr, proxy_addr, proxy1_addr):
                 await wait_serving(a, 900)
             out["shards_serving_s"] = time.perf_counter() - t0
             out["shard_rss_mb"] = [
@@ -292,6 +300,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             for name, matcher in (
                 ("two_shards_via_proxy", proxy_addr),
                 ("one_shard_direct", shard_addr[0]),
+                ("one_shard_via_proxy", proxy1_addr),
             ):
                 ports = {k: str(pick_free_port()) for k in ("LUNA_PORT", "LUNA_TASKS_API_PORT",
                          "LUNA_SENDER_PORT", "LUNA_BACKPORT3_PORT")}  # fmt: skip
@@ -318,7 +327,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             k = args.k
             truth_all = exact_truth(data.gallery, queries, k)
             local = exact_truth(np.ascontiguousarray(data.gallery[rows[0]]), queries, k)
-            truth = {"two_shards_via_proxy": truth_all, "one_shard_direct": rows[0][local]}
+            truth = {
+                "two_shards_via_proxy": truth_all,
+                "one_shard_direct": rows[0][local],
+                "one_shard_via_proxy": rows[0][local],
+            }
             scope = account_pb2.AccountScope(account_id=account_id)
             calls: dict[str, Callable[[np.ndarray], Awaitable[list[int]]]] = {}
             channels = []
@@ -369,18 +382,26 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 save("cluster_run", out | {"variants": variants})
             for ch in channels:
                 await ch.close()
-            two, one = (
-                variants["rest_envoy_two_shards_via_proxy"],
-                variants["rest_envoy_one_shard_direct"],
-            )
-            g2, g1 = variants["grpc_two_shards_via_proxy"], variants["grpc_one_shard_direct"]
+
+            def diff(kind: str, a: str, b: str, stat: str) -> float:
+                return float(variants[f"{kind}_{a}"][stat] - variants[f"{kind}_{b}"][stat])
+
+            two, one, hop = "two_shards_via_proxy", "one_shard_direct", "one_shard_via_proxy"
+            # Fan-out vs one shard (the issue's figure), and its two parts: the proxy hop
+            # itself (a proxy over shard 0 alone vs shard 0 directly) and the second shard.
             out["fan_out_added_ms"] = {
-                "rest_p50": two["p50_ms"] - one["p50_ms"],
-                "rest_p99": two["p99_ms"] - one["p99_ms"],
-                "grpc_p50": g2["p50_ms"] - g1["p50_ms"],
+                "rest_p50": diff("rest_envoy", two, one, "p50_ms"),
+                "rest_p99": diff("rest_envoy", two, one, "p99_ms"),
+                "grpc_p50": diff("grpc", two, one, "p50_ms"),
+                "grpc_p99": diff("grpc", two, one, "p99_ms"),
+                "of_which_proxy_hop_rest_p50": diff("rest_envoy", hop, one, "p50_ms"),
+                "of_which_proxy_hop_grpc_p50": diff("grpc", hop, one, "p50_ms"),
+                "of_which_second_shard_rest_p50": diff("rest_envoy", two, hop, "p50_ms"),
                 "target_p50_ms": 2.0,
             }
-            out["ratio_rest_qps_two_vs_one"] = two["qps"] / one["qps"]
+            out["ratio_rest_qps_two_vs_one"] = (
+                variants[f"rest_envoy_{two}"]["qps"] / variants[f"rest_envoy_{one}"]["qps"]
+            )
             out["variants"] = variants
             log(f"fan-out added {out['fan_out_added_ms']}")
             if procs is not None:

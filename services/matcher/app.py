@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from luna.events.v1 import events_pb2_grpc
@@ -46,7 +48,7 @@ class MatcherState:
     ) -> None:
         self.nc = await nats_streams.connect(nats_url, name="matcher")
         js = self.nc.jetstream()
-        await nats_streams.ensure_streams(js)
+        await self._ensure_streams(js)
         self.channel = grpc_client.channel("faces", faces_address)
         faces = grpc_client.stub(faces_pb2_grpc.FacesServiceStub, self.channel)
         attributes = grpc_client.stub(attributes_pb2_grpc.AttributesServiceStub, self.channel)
@@ -94,6 +96,20 @@ class MatcherState:
             self.tasks.append(asyncio.create_task(self.member.watch()))
         self.sync = self.syncs[default]
         self.matching = VersionedMatching(by_version, default)
+
+    async def _ensure_streams(self, js: Any) -> None:
+        """A JetStream cluster busy electing leaders (many processes starting at once, as in
+        `luna up --cluster`) may time out a request: keep trying within the start timeout."""
+        deadline = time.monotonic() + settings.START_TIMEOUT.get_float()
+        while True:
+            try:
+                await nats_streams.ensure_streams(js)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+                log.info("JetStream did not answer the stream set-up yet; retrying")
+                await asyncio.sleep(0.5)
 
     async def stop(self, snapshot: bool = True) -> None:
         for task in self.tasks:

@@ -2,7 +2,8 @@
 servicers (the `world` of test_matcher_service): two shards behind the matcher proxy answer
 exactly what one matcher holding every face answers (a numpy scan of the live faces), and a
 third shard added under load (warming, then active, then the old owners drop what moved)
-keeps every match exact during and after the move."""
+keeps every match exact during and after the move; a shard restarts from its partition's
+snapshot."""
 
 from __future__ import annotations
 
@@ -206,6 +207,19 @@ async def test_shards_behind_the_proxy_match_exactly_and_a_new_shard_joins_under
         assert all(part.owns(truth.faces[f][0], f) for f in faces)
     stats = await stub.GetIndexStats(matcher_pb2.GetIndexStatsRequest())
     assert stats.faces == len(truth.faces) and stats.shard_map_version == 3
+
+    # A shard restarts from its own partition's snapshot (no reload from the faces service)
+    # and the proxy's channel finds it again.
+    state0, server0 = shards[0]
+    await server0.stop(None)
+    await state0.stop(snapshot=True)
+    snapshots = list((tmp_path / "shard0").glob("shard-0-*"))
+    assert [p.name for p in snapshots] == [f"shard-0-{final.partition(0).signature}"]
+    shards[0] = await start_shard(w, monkeypatch, tmp_path, 0, ports[0], map_path)
+    restarted = shards[0][0]
+    assert restarted.syncs[VERSION].snapshot_seq > 0  # loaded from the snapshot
+    assert owned_faces(restarted) == held[0]
+    await check()
 
     watcher.cancel()
     await channel.close()

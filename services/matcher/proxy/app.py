@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,14 @@ from services.matcher.shard import settings as shard_settings
 from services.matcher.shard.partition import ShardMap, ShardMapError
 
 log = logging.getLogger("luna.matcher.proxy")
+# A shard replica that comes back is found within a second: gRPC's default reconnect backoff
+# grows to 120 s, long enough to keep a restarted single replica unused for minutes.
+SHARD_CHANNEL_OPTIONS = [
+    *grpc_client.GRPC_OPTIONS,
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 
 class Shards:
@@ -40,7 +48,7 @@ class Shards:
             if not shard.address:
                 raise ShardMapError(f"shard {shard.id} has no address")
             if shard.address not in self._channels:
-                channel = grpc_client.channel("matcher", shard.address)
+                channel = grpc.aio.insecure_channel(shard.address, options=SHARD_CHANNEL_OPTIONS)
                 self._channels[shard.address] = channel
                 self._stubs[shard.address] = matcher_pb2_grpc.MatcherServiceStub(channel)
 
@@ -48,6 +56,11 @@ class Shards:
         shard = (shard_map or self.map).shard(shard_id)
         assert shard is not None
         return self._stubs[shard.address]
+
+    def channel(self, shard_id: int, shard_map: ShardMap | None = None) -> grpc.aio.Channel:
+        shard = (shard_map or self.map).shard(shard_id)
+        assert shard is not None
+        return self._channels[shard.address]
 
     def reload(self) -> bool:
         """Switch to the map file's version when it is newer; True when switched."""
@@ -87,9 +100,11 @@ async def call(
     request: Any,
     attempts: int,
     timeout: float | None = None,
+    ready: Callable[[], Awaitable[None]] | None = None,
 ) -> Any:
     """One shard call: the request id travels; UNAVAILABLE (no replica answered, or the
-    one picked died) is tried again while the channel moves to another replica; a shard's
+    one picked died) is tried again once the channel is ready again (`ready`, at most a
+    second per try: round_robin moves to another replica, or the replica is back); a shard's
     LUNA error is raised as the shard raised it."""
     metadata = ((REQUEST_ID_KEY, logs.request_id.get()),)
     for attempt in range(1, attempts + 1):
@@ -97,7 +112,11 @@ async def call(
             return await method(request, metadata=metadata, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < attempts:
-                await asyncio.sleep(0.05 * attempt)
+                if ready is None:
+                    await asyncio.sleep(0.05 * attempt)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ready(), 1.0)
                 continue
             raise grpc_client.luna_error_from_rpc(exc) from None
     raise AssertionError("unreachable")
@@ -114,7 +133,13 @@ class ProxyServicer(matcher_pb2_grpc.MatcherServiceServicer):
     ) -> list[Any]:
         timeout = context.time_remaining() if context is not None else None
         calls = [
-            call(getattr(self.shards.stub(s, shard_map), name), r, self.attempts, timeout)
+            call(
+                getattr(self.shards.stub(s, shard_map), name),
+                r,
+                self.attempts,
+                timeout,
+                self.shards.channel(s, shard_map).channel_ready,
+            )
             for s, r in requests.items()
         ]
         results = await asyncio.gather(*calls, return_exceptions=True)

@@ -68,6 +68,7 @@ def owned_faces(state: MatcherState) -> set[str]:
     return set(state.syncs[VERSION].ix._faces)
 
 
+@pytest.mark.timeout(240)
 async def test_shards_behind_the_proxy_match_exactly_and_a_new_shard_joins_under_load(
     world: World,
     pool: Any,
@@ -137,7 +138,8 @@ async def test_shards_behind_the_proxy_match_exactly_and_a_new_shard_joins_under
                     scope=scope,
                     references=[matcher_pb2.Reference(id="p", descriptor=raw(probe))],
                     candidates=cands,
-                )
+                ),
+                timeout=30,
             )
             got = [[m.face.face_id for m in c.matches] for c in resp.results[0].candidates]
             want = [truth.top(probe, 4, account)]

@@ -190,6 +190,12 @@ def is_connected(js: JetStreamContext) -> bool:
     return bool(js._nc.is_connected)
 
 
+def has_other_servers(js: JetStreamContext) -> bool:
+    """Whether the client knows more than one server (a cluster gossips its nodes' URLs), so
+    that a failed publish may succeed on another node or a newly elected leader soon."""
+    return len(js._nc.servers) > 1
+
+
 _running: set[asyncio.Future[None]] = set()
 
 

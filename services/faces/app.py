@@ -32,6 +32,13 @@ ADMIN_PASSWORD = config.declare(
 ADMIN_LOGIN = config.declare(
     "LUNA_ADMIN_LOGIN", "root@visionlabs.ai", "Login of the admin account."
 )
+PUBLISH_WAIT = config.declare(
+    "LUNA_FACES_PUBLISH_WAIT_S",
+    5.0,
+    "How long a face write waits for its FACES_CHANGES publish while a NATS cluster elects a "
+    "stream leader or the client moves to another node, so a match after the answer sees it "
+    "(seconds; a single NATS server never makes a write wait: its changes wait in the outbox).",
+)
 
 
 class FacesRuntime:
@@ -43,7 +50,7 @@ class FacesRuntime:
         self.nc = await nats_streams.connect(config.nats_url(), name="faces")
         await nats_streams.ensure_streams(self.nc.jetstream())
         # Faces, lists and accounts write their changes through the FACES_CHANGES outbox.
-        publisher = outbox.Publisher(self.pool, self.nc.jetstream())
+        publisher = outbox.Publisher(self.pool, self.nc.jetstream(), PUBLISH_WAIT.get_float())
         # What was committed while NATS was away goes out as soon as it is back.
         nats_streams.on_reconnect(self.nc, publisher.flush_quietly)
         self.accounts = Accounts(self.pool, publisher)

@@ -32,6 +32,7 @@ log = logging.getLogger("luna.faces.outbox")
 Kind = changes_pb2.FaceChange.Kind
 _LOCK_KEY = int.from_bytes(hashlib.sha256(b"luna.faces.outbox").digest()[:8], "big", signed=True)
 _BATCH = 500
+_RETRY_S = 0.1  # between tries while a NATS cluster recovers
 # Bound on one KIND_*_MANY message: NATS refuses payloads over max_payload (1 MiB by default).
 MAX_MANY_BYTES = 256 * 1024
 
@@ -196,14 +197,18 @@ async def enqueue(
 class Publisher:
     """Publishes the outbox on JetStream; `flush()` after each commit, `run()` as a safety net."""
 
-    def __init__(self, pool: AsyncConnectionPool, js: JetStreamContext | None) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, js: JetStreamContext | None, wait_s: float = 0.0
+    ) -> None:
         self._pool = pool
         self._js = js
+        # How long a write waits for FACES_CHANGES when NATS has another node to turn to.
+        self._wait_s = wait_s
         self._lock = asyncio.Lock()
         # The flush that has not started yet: every commit that asks for a flush meanwhile
         # shares it (group commit), instead of queueing one flush each behind the lock.
-        self._next: asyncio.Task[int] | None = None
-        self._tasks: set[asyncio.Task[int]] = set()
+        self._next: asyncio.Task[tuple[int, bool]] | None = None
+        self._tasks: set[asyncio.Task[tuple[int, bool]]] = set()
 
     async def flush(self) -> int:
         """Publish every pending row in seq order; returns how many were published. A NATS
@@ -213,16 +218,36 @@ class Publisher:
         committed rows are on the stream (read-your-writes); concurrent callers share one."""
         if self._js is None:
             return 0
-        if not nats_streams.is_connected(self._js):
-            return 0  # not even a database round trip: the rows wait for the reconnect
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait_s
+        published = 0
+        while True:
+            if nats_streams.is_connected(self._js):
+                done, ok = await asyncio.shield(self._shared())
+                published += done
+                if ok:
+                    return published
+            # A JetStream cluster elects a new stream leader (or the client moves to another
+            # node) within seconds: answering before the change is on the stream would let a
+            # match that follows the answer miss it. A lone server has nowhere else to go, and
+            # the write must not hang on it: its rows wait in the outbox for the reconnect.
+            if not self._may_wait() or loop.time() >= deadline:
+                return published
+            await asyncio.sleep(_RETRY_S)
+
+    def _may_wait(self) -> bool:
+        return self._wait_s > 0 and nats_streams.has_other_servers(self._js)
+
+    def _shared(self) -> asyncio.Task[tuple[int, bool]]:
         task = self._next
         if task is None:
             task = self._next = asyncio.ensure_future(self._flush_shared())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(task)
+        return task
 
-    async def _flush_shared(self) -> int:
+    async def _flush_shared(self) -> tuple[int, bool]:
+        """(rows published, whether the outbox was emptied of what it held)."""
         published = 0
         async with self._lock:
             self._next = None  # started: rows committed from now on need the next flush
@@ -234,10 +259,10 @@ class Publisher:
                         log.warning("publishing FACES_CHANGES failed (%s); will retry", exc)
                     else:
                         log.warning("publishing FACES_CHANGES failed; will retry", exc_info=True)
-                    return published
+                    return published, False
                 published += done
                 if not more:
-                    return published
+                    return published, True
 
     async def flush_quietly(self) -> None:
         await self.flush()

@@ -3,13 +3,16 @@ for a failed write; and nothing lost when NATS was unreachable at commit time.""
 
 from __future__ import annotations
 
+import time
 import uuid
+from typing import Any
 
 import numpy as np
 import pytest
 from luna.faces.v1 import changes_pb2
+from nats.js import errors as nats_js_errors
 
-from services.common import errors
+from services.common import errors, nats_streams
 from services.faces.descriptors import checked
 from services.faces.faces import Faces
 from services.faces.outbox import Publisher
@@ -164,3 +167,38 @@ async def test_links_into_one_list_overlap_and_carry_every_list(world: World) ->
     with pytest.raises(errors.LunaError) as refused:
         await world.lists.attach(world.a, second.list_id, [str(uuid.uuid4()) for _ in range(1001)])
     assert refused.value.code == errors.BAD_JSON
+
+
+async def test_a_write_waits_out_a_cluster_failover_but_never_a_lone_server(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first publishes fail as they do while a JetStream cluster elects a stream leader:
+    with another node to turn to, the create answers only once its change is on the stream
+    (read-your-writes for the match that follows); a lone server never makes it wait."""
+    real = nats_streams.publish_many
+    failures = {"left": 3}
+
+    async def leaderless_for_a_while(js: Any, items: Any) -> Any:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise nats_js_errors.ServiceUnavailableError()
+        return await real(js, items)
+
+    monkeypatch.setattr(nats_streams, "publish_many", leaderless_for_a_while)
+    publisher = Publisher(world.pool, world.js, wait_s=5.0)
+    faces = Faces(world.pool, publisher)
+
+    monkeypatch.setattr(nats_streams, "has_other_servers", lambda js: True)
+    face = await faces.create(world.a)
+    assert failures["left"] == 0
+    assert [c.face_id for c in await read_changes(world.js, world.a.account_id)] == [face.face_id]
+
+    failures["left"] = 3
+    monkeypatch.setattr(nats_streams, "has_other_servers", lambda js: False)
+    started = time.monotonic()
+    lone = await faces.create(world.b)
+    assert time.monotonic() - started < 1.0 and failures["left"] == 2  # one try, no waiting
+    assert await read_changes(world.js, world.b.account_id) == []
+    failures["left"] = 0
+    assert await publisher.flush() == 1  # the outbox kept it
+    assert [c.face_id for c in await read_changes(world.js, world.b.account_id)] == [lone.face_id]

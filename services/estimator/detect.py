@@ -45,15 +45,20 @@ class BodyDetection:
     keypoints: np.ndarray  # (17, 3): x, y, score in source pixels (COCO order)
 
 
-def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, float]:
-    """Scale the longer side to `size` and pad bottom/right with zeros; returns (canvas, scale)."""
+def _scaled(img: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """The image with its longer side scaled to `size`, and the scale."""
     h, w = img.shape[:2]
     scale = size / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(img, (nw, nh), interpolation=interp)
+    return cv2.resize(img, (nw, nh), interpolation=interp), scale
+
+
+def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """Scale the longer side to `size` and pad bottom/right with zeros; returns (canvas, scale)."""
+    resized, scale = _scaled(img, size)
     canvas = np.zeros((size, size, 3), dtype=img.dtype)
-    canvas[:nh, :nw] = resized
+    canvas[: resized.shape[0], : resized.shape[1]] = resized
     return canvas, scale
 
 
@@ -86,10 +91,15 @@ def _clip_box(box: np.ndarray, w: int, h: int) -> tuple[float, float, float, flo
 
 
 def yunet_input(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    canvas, scale = letterbox(rgb, YUNET_SIZE)
-    # YuNet takes BGR 0..255 (OpenCV's blobFromImage without scaling or swapRB).
-    blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32)
-    return np.ascontiguousarray(blob), scale
+    """The letterboxed image as YuNet's (1, 3, 640, 640) float32 BGR 0..255 blob (OpenCV's
+    blobFromImage without scaling or swapRB). Each channel is written once, straight into
+    the blob: no padded uint8 canvas, no transposed copy."""
+    resized, scale = _scaled(rgb, YUNET_SIZE)
+    nh, nw = resized.shape[:2]
+    blob = np.zeros((1, 3, YUNET_SIZE, YUNET_SIZE), np.float32)
+    for c in range(3):
+        blob[0, c, :nh, :nw] = resized[:, :, 2 - c]
+    return blob, scale
 
 
 def yunet_decode(

@@ -32,6 +32,19 @@ BATCH_MAX = config.declare(
     backends.MAX_BATCH,
     "onnxruntime backend: most rows (faces) one batched model run takes from the queue.",
 )
+INFERENCE_THREADS = config.declare(
+    "LUNA_ESTIMATOR_INFERENCE_THREADS",
+    backends.DEFAULT_INFERENCE_THREADS,
+    "onnxruntime backend: model runs in progress at once (worker threads; 0 = one per CPU "
+    "core). Further calls queue, and batched models concatenate them.",
+)
+INTRA_OP_THREADS = config.declare(
+    "LUNA_ESTIMATOR_INTRA_OP_THREADS",
+    backends.DEFAULT_INTRA_OP_THREADS,
+    "onnxruntime backend: threads one model run computes on (0 = onnxruntime's default, one "
+    "per core); parallelism comes from the inference threads, so 1 keeps the cores from being "
+    "oversubscribed.",
+)
 DETECTOR = config.declare(
     "LUNA_ESTIMATOR_DETECTOR",
     detect.DEFAULT_DETECTOR,

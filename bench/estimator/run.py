@@ -169,12 +169,15 @@ def bench_raw(repo: Path, images: list[tuple[str, bytes]], c: int, seconds: floa
             i += 1
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(c)]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return stats("raw_onnxruntime", c, lat, faces[0], time.perf_counter() - t0)
+    row = stats("raw_onnxruntime", c, lat, faces[0], time.perf_counter() - t0)
+    # this process's CPU over the timed loop only (not session creation or warm-up)
+    row["cpu_ms_per_req"] = round(1000 * (time.process_time() - cpu0) / max(1, len(lat)), 1)
+    return row
 
 
 # ---------------------------------------------------------------------------- (b) gRPC
@@ -348,14 +351,6 @@ async def measured(
     return row
 
 
-def raw_measured(repo: Path, images: list, c: int, seconds: float) -> dict[str, Any]:
-    own0 = time.process_time()
-    row = bench_raw(repo, images, c, seconds)
-    # includes session creation and one warm-up pass: a few ms per request at most
-    row["cpu_ms_per_req"] = round(1000 * (time.process_time() - own0) / max(1, row["requests"]), 1)
-    return row
-
-
 async def start_rest(
     stack: contextlib.AsyncExitStack, tmp: Path, repo: Path
 ) -> tuple[Callable[[bytes], Awaitable[int]], int]:
@@ -425,7 +420,7 @@ async def amain(
                 services.append(("rest_sdk", call, pid))
             for rnd in range(rounds):
                 for c in conc:
-                    raw_row = await asyncio.to_thread(raw_measured, repo, images, c, seconds)
+                    raw_row = await asyncio.to_thread(bench_raw, repo, images, c, seconds)
                     raw_row["round"] = rnd
                     raw_row["ratio_vs_raw"] = 1.0
                     runs.append(raw_row)

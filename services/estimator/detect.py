@@ -149,8 +149,10 @@ async def _prepared(prep: Callable[..., _T], rgb: np.ndarray, *args: object) -> 
     return prep(rgb, *args)
 
 
-async def detect_yunet(backend: InferenceBackend, rgb: np.ndarray) -> list[Detection]:
-    blob, scale = await _prepared(yunet_input, rgb)
+async def detect_yunet(
+    backend: InferenceBackend, rgb: np.ndarray, prepared: tuple[np.ndarray, float] | None = None
+) -> list[Detection]:
+    blob, scale = prepared or await _prepared(yunet_input, rgb)
     out = await backend.infer("yunet", {"input": blob})
     return yunet_decode(out, scale, rgb.shape[1], rgb.shape[0])
 
@@ -200,18 +202,31 @@ def retina_decode(
     return [Detection(_clip_box(boxes[i], w, h), float(s[i]), pts[i]) for i in nms(boxes, s, 0.4)]
 
 
-async def detect_retinaface(backend: InferenceBackend, rgb: np.ndarray) -> list[Detection]:
-    blob, scale = await _prepared(retina_input, rgb)
+async def detect_retinaface(
+    backend: InferenceBackend, rgb: np.ndarray, prepared: tuple[np.ndarray, float] | None = None
+) -> list[Detection]:
+    blob, scale = prepared or await _prepared(retina_input, rgb)
     out = await backend.infer("retinaface", {"input": blob})
     return retina_decode(out, scale, rgb.shape[1], rgb.shape[0])
 
 
+def detector_input(rgb: np.ndarray, detector: str | None = None) -> tuple[np.ndarray, float]:
+    """The face detector's input blob and scale, for `detect_faces(prepared=...)`: lets the
+    caller build it in the same worker thread that decoded the image."""
+    if (detector or DEFAULT_DETECTOR) == "retinaface":
+        return retina_input(rgb)
+    return yunet_input(rgb)
+
+
 async def detect_faces(
-    backend: InferenceBackend, rgb: np.ndarray, detector: str | None = None
+    backend: InferenceBackend,
+    rgb: np.ndarray,
+    detector: str | None = None,
+    prepared: tuple[np.ndarray, float] | None = None,
 ) -> list[Detection]:
     if (detector or DEFAULT_DETECTOR) == "retinaface":
-        return await detect_retinaface(backend, rgb)
-    return await detect_yunet(backend, rgb)
+        return await detect_retinaface(backend, rgb, prepared)
+    return await detect_yunet(backend, rgb, prepared)
 
 
 async def detect_bodies(

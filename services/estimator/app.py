@@ -52,6 +52,7 @@ def build_estimator(repo_dir: Path | None = None) -> Estimator:
             "max_batch": settings.BATCH_MAX.get_int(),
             "threads": settings.INFERENCE_THREADS.get_int(),
             "intra_op_threads": settings.INTRA_OP_THREADS.get_int(),
+            "batch_models": settings.BATCH_MODELS.get(),
         }
     est = Estimator(
         make_backend(

@@ -5,10 +5,13 @@ The ONNX Runtime backend schedules every model run itself, as Triton does server
   session computing on `intra_op_threads` threads (default 1) with spinning off. Concurrent
   requests then never oversubscribe the cores: an intra-op pool that spins while 8 requests
   share 2 cores burns about a third of the CPU (bench/estimator/run.py's CPU per request).
-- Calls of a model with a free batch dim are queued and concatenated (up to `max_batch` rows)
-  into one run: a call waits only while every worker is busy, or while a run of the same model
-  is in flight, for at most `batch_window_s` (newcomers then join it). A lone request waits for
-  nothing. A window of 0 turns batching off: each call is its own run, still on the workers.
+- Calls of a model with a free batch dim that `batch_models` names (see `batch_models_for`) are
+  queued and concatenated (up to `max_batch` rows) into one run: a call waits only while every
+  worker is busy, or while a run of the same model is in flight, for at most `batch_window_s`
+  (newcomers then join it). A lone request waits for nothing. A window of 0 turns batching off:
+  each call is its own run, still on the workers. On CPU only the models whose CPU per item
+  falls with the batch are concatenated (`batch_models_for`); the others, SFace and YuNet
+  among them, cost 9-36 % more per face or frame in a batch than alone.
 - When a worker frees, the queued call that has waited longest (over all models) goes next.
 """
 
@@ -33,6 +36,13 @@ MAX_BATCH = mr.MAX_BATCH_SIZE
 DEFAULT_BATCH_WAIT_MS = 2.0  # LUNA_ESTIMATOR_BATCH_WAIT_MS
 DEFAULT_INFERENCE_THREADS = 0  # LUNA_ESTIMATOR_INFERENCE_THREADS; 0 = one per CPU core
 DEFAULT_INTRA_OP_THREADS = 1  # LUNA_ESTIMATOR_INTRA_OP_THREADS
+DEFAULT_BATCH_MODELS = "auto"  # LUNA_ESTIMATOR_BATCH_MODELS
+# On CPU (one intra-op thread) concatenating requests pays only where a model's CPU per item
+# falls with the batch. b8 / b1 CPU per item, two runs of bench/estimator/batch_cost.py: age
+# 0.68 / 0.75, tddfa 0.94 / 0.87; gender 0.98 / 1.08, emotion 1.08 / 1.05, mask 1.05 / 1.06,
+# SFace 1.09 / 1.14, RetinaFace 1.10, YuNet 1.3 / 1.21, MobileFaceNet 1.36 / 1.39 (larger
+# activations fall out of cache). On a GPU every batchable model gains.
+CPU_BATCH_MODELS = ("age", "tddfa")
 
 
 # Defaults of LUNA_ESTIMATOR_BACKEND, LUNA_ESTIMATOR_DEVICE and LUNA_TRITON_URL (the app reads
@@ -59,6 +69,19 @@ def _dynamic_models(repo_dir: Path) -> set[str]:
     if isinstance(models, dict):
         return {n for n, m in models.items() if m.get("dynamic_batch")}
     return {m.name for m in mr.MODELS if m.dynamic_batch}
+
+
+def batch_models_for(setting: str, device: str) -> set[str] | None:
+    """LUNA_ESTIMATOR_BATCH_MODELS: `auto` (CPU_BATCH_MODELS on cpu, every batchable model on
+    cuda), `all`, `none`, or model names separated by commas. None means all."""
+    value = setting.strip().lower()
+    if value == "auto":
+        return None if device.lower() == "cuda" else set(CPU_BATCH_MODELS)
+    if value == "all":
+        return None
+    if value in ("none", ""):
+        return set()
+    return {m.strip() for m in value.split(",") if m.strip()}
 
 
 def cpu_cores() -> int:
@@ -97,6 +120,7 @@ class OnnxRuntimeBackend(InferenceBackend):
         max_batch: int = MAX_BATCH,
         threads: int | None = None,
         intra_op_threads: int = DEFAULT_INTRA_OP_THREADS,
+        batch_models: str = DEFAULT_BATCH_MODELS,
     ) -> None:
         import onnxruntime as ort
 
@@ -120,6 +144,9 @@ class OnnxRuntimeBackend(InferenceBackend):
             self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         else:
             self.providers = ["CPUExecutionProvider"]
+        on = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+        chosen = batch_models_for(batch_models, on)
+        self._concat = self._dynamic if chosen is None else self._dynamic & chosen
 
     def session_options(self) -> object:
         opts = self._ort.SessionOptions()
@@ -150,7 +177,12 @@ class OnnxRuntimeBackend(InferenceBackend):
             self.session(m)
 
     def is_batched(self, model: str) -> bool:
+        """The model has a free batch dim (requests over `max_batch` rows run in chunks)."""
         return model in self._dynamic
+
+    def concatenates(self, model: str) -> bool:
+        """Calls of concurrent requests for the model are concatenated into one run."""
+        return model in self._concat and self.batch_window_s > 0
 
     def run_sync(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         sess = self.session(model)
@@ -208,8 +240,7 @@ class OnnxRuntimeBackend(InferenceBackend):
     def _ready_at(self, model: str, q: _Queue, now: float) -> float:
         """When the queue of `model` may start a run: now, unless a run of the same model is
         in flight and the batch has neither filled up nor waited out the window."""
-        batching = self.is_batched(model) and self.batch_window_s > 0
-        if not batching or q.inflight == 0 or q.rows >= self.max_batch:
+        if not self.concatenates(model) or q.inflight == 0 or q.rows >= self.max_batch:
             return now
         return q.items[0].since + self.batch_window_s
 
@@ -242,7 +273,7 @@ class OnnxRuntimeBackend(InferenceBackend):
         in `max_batch` rows (a call is never split)."""
         head = q.items.popleft()
         group, rows = [head], head.rows
-        if self.is_batched(model) and self.batch_window_s > 0:
+        if self.concatenates(model):
             rest: deque[_Pending] = deque()
             while q.items:
                 p = q.items.popleft()

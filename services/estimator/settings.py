@@ -32,6 +32,13 @@ BATCH_MAX = config.declare(
     backends.MAX_BATCH,
     "onnxruntime backend: most rows (faces) one batched model run takes from the queue.",
 )
+BATCH_MODELS = config.declare(
+    "LUNA_ESTIMATOR_BATCH_MODELS",
+    backends.DEFAULT_BATCH_MODELS,
+    "onnxruntime backend: models whose calls from concurrent requests are concatenated into "
+    "one run: auto (on cpu the models whose CPU per item falls with the batch, age and tddfa; "
+    "on cuda all batchable models), all, none, or names separated by commas.",
+)
 INFERENCE_THREADS = config.declare(
     "LUNA_ESTIMATOR_INFERENCE_THREADS",
     backends.DEFAULT_INFERENCE_THREADS,

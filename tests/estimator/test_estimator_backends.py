@@ -14,7 +14,12 @@ import pytest
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from services.estimator.backends import OnnxRuntimeBackend, TritonBackend, make_backend
+from services.estimator.backends import (
+    OnnxRuntimeBackend,
+    TritonBackend,
+    batch_models_for,
+    make_backend,
+)
 from services.estimator.core import Estimator
 from services.estimator.kserve_server import start_server
 
@@ -38,7 +43,7 @@ async def kserve(model_repo: Path) -> AsyncIterator[str]:
 
 
 async def test_concurrent_requests_are_batched(model_repo: Path) -> None:
-    be = OnnxRuntimeBackend(model_repo, batch_window_s=0.01)
+    be = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, batch_models="all")
     calls: list[int] = []
     run = be.run_sync
 
@@ -63,10 +68,38 @@ async def test_concurrent_requests_are_batched(model_repo: Path) -> None:
     await be.close()
 
 
+async def test_cpu_concatenates_only_models_that_gain(model_repo: Path) -> None:
+    """`auto` on CPU: age and tddfa calls share runs, SFace and YuNet calls run alone
+    (batched, they cost more CPU per face or frame than alone); `none` turns it off."""
+    be = OnnxRuntimeBackend(model_repo, batch_window_s=0.01)
+    assert be.is_batched("sface") and be.is_batched("yunet")
+    assert not be.concatenates("sface") and not be.concatenates("yunet")
+    assert be.concatenates("age") and be.concatenates("tddfa") and not be.concatenates("gender")
+    calls: list[tuple[str, int]] = []
+    run = be.run_sync
+
+    def spy(model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        calls.append((model, next(iter(inputs.values())).shape[0]))
+        return run(model, inputs)
+
+    be.run_sync = spy  # type: ignore[method-assign]
+    x = {"data": np.zeros((2, 3, 112, 112), np.float32)}
+    a = {"images": np.zeros((1, 3, 64, 64), np.float32)}
+    await asyncio.gather(*(be.infer("sface", x) for _ in range(3)))
+    await asyncio.gather(*(be.infer("age", a) for _ in range(3)))
+    assert calls == [("sface", 2)] * 3 + [("age", 3)]
+    await be.close()
+    off = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, batch_models="none")
+    assert not any(off.concatenates(m) for m in ("age", "gender", "tddfa", "sface"))
+    await off.close()
+    assert batch_models_for("auto", "cuda") is None and batch_models_for("all", "cpu") is None
+    assert batch_models_for("sface, age", "cpu") == {"sface", "age"}
+
+
 async def test_detector_batches_across_requests(model_repo: Path) -> None:
     """YuNet's batch dim is free since the install-time Reshape edit: letterboxed frames of
     concurrent requests run as one batch, with the outputs each would get alone."""
-    be = OnnxRuntimeBackend(model_repo, batch_window_s=0.01)
+    be = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, batch_models="all")
     assert be.is_batched("yunet")
     calls: list[int] = []
     run = be.run_sync
@@ -172,14 +205,14 @@ async def test_batching_off_max_batch_and_busy_queue(model_repo: Path) -> None:
     assert [o["fc1"].shape[0] for o in outs] == [1, 2, 1, 3]
     await off.close()
     # max_batch caps the rows of one run; requests are never split
-    capped = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, max_batch=4)
+    capped = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, max_batch=4, batch_models="all")
     calls = spied(capped)
     outs = await asyncio.gather(*(capped.infer("sface", {"data": x}) for x in xs))
     assert sum(calls) == 7 and max(calls) <= 4 and len(calls) == 2
     assert [o["fc1"].shape[0] for o in outs] == [1, 2, 1, 3]
     await capped.close()
     # while a run is in flight, newcomers queue and go together when it finishes
-    busy = OnnxRuntimeBackend(model_repo, batch_window_s=5.0)
+    busy = OnnxRuntimeBackend(model_repo, batch_window_s=5.0, batch_models="all")
     calls = spied(busy)
     first = asyncio.ensure_future(busy.infer("sface", {"data": xs[0]}))
     await asyncio.sleep(0)  # the idle model starts the first request alone

@@ -23,9 +23,10 @@ DEVICE = config.declare(
 BATCH_WAIT_MS = config.declare(
     "LUNA_ESTIMATOR_BATCH_WAIT_MS",
     backends.DEFAULT_BATCH_WAIT_MS,
-    "onnxruntime backend: most milliseconds a request for a batched model (descriptors, "
-    "attributes) waits to share one model run with other requests while that model is busy "
-    "(an idle model runs at once); 0 turns batching across requests off.",
+    "onnxruntime backend: most milliseconds a call of a concatenated model (see "
+    "LUNA_ESTIMATOR_BATCH_MODELS) waits to share one run with other requests while a run of "
+    "that model is in flight (with nothing in flight it runs at once); 0 turns concatenation "
+    "off.",
 )
 BATCH_MAX = config.declare(
     "LUNA_ESTIMATOR_BATCH_MAX",

@@ -3,8 +3,9 @@
 The ONNX Runtime backend schedules every model run itself, as Triton does server-side:
 - Runs go to a fixed number of worker threads (`threads`, default one per CPU core), each
   session computing on `intra_op_threads` threads (default 1) with spinning off. Concurrent
-  requests then never oversubscribe the cores: an intra-op pool that spins while 8 requests
-  share 2 cores burns about a third of the CPU (bench/estimator/run.py's CPU per request).
+  requests then never oversubscribe the cores: with onnxruntime's default spinning pool, raw
+  calls at concurrency 8 on 2 shared cores spent 173-221 ms of CPU per request against
+  145-172 here (bench/estimator/run.py reports both).
 - Calls of a model with a free batch dim that `batch_models` names (see `batch_models_for`) are
   queued and concatenated (up to `max_batch` rows) into one run: a call waits only while every
   worker is busy, or while a run of the same model is in flight, for at most `batch_window_s`

@@ -16,18 +16,24 @@ One request = one photo; photos rotate. faces/s = faces found / wall time. Not a
 
 (b) runs once per `--batch-wait-ms` value (LUNA_ESTIMATOR_BATCH_WAIT_MS of the estimator it
 starts; 0 = no batching across requests), so batching off and on are compared with raw
-onnxruntime in the same run; `--compare-tree` adds the estimator of another checkout (say, the
-previous batcher) and `--rounds` repeats raw and every estimator back to back (each row's
-`ratio_vs_raw` is to the raw row of its own round).
+onnxruntime in the same run; `--variant 'label:ENV=V,ENV=V'` adds an estimator with other
+settings, `--compare-tree` the estimator of another checkout. All services (and the platform
+for (c)) start first; then `--rounds` rounds run raw, every gRPC estimator and REST back to
+back, so each row's `ratio_vs_raw` is to the raw row of its own round, and the medians over
+rounds are printed last. Every row also has the CPU milliseconds per request (raw: this
+process; a service: its process tree plus this client), which moves much less with the
+neighbours' load than faces/s on a shared machine; `cpu x` = raw's / the service's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +49,7 @@ import cv2
 import grpc
 import numpy as np
 import onnxruntime as ort
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from luna.estimator.v1 import estimator_pb2 as epb
 from luna.estimator.v1 import estimator_pb2_grpc
@@ -162,12 +169,15 @@ def bench_raw(repo: Path, images: list[tuple[str, bytes]], c: int, seconds: floa
             i += 1
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(c)]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return stats("raw_onnxruntime", c, lat, faces[0], time.perf_counter() - t0)
+    row = stats("raw_onnxruntime", c, lat, faces[0], time.perf_counter() - t0)
+    # this process's CPU over the timed loop only (not session creation or warm-up)
+    row["cpu_ms_per_req"] = round(1000 * (time.process_time() - cpu0) / max(1, len(lat)), 1)
+    return row
 
 
 # ---------------------------------------------------------------------------- (b) gRPC
@@ -229,26 +239,6 @@ def rest_call(http: aiohttp.ClientSession, url: str, auth: dict) -> Callable:
         return len(image["estimations"])
 
     return call
-
-
-async def bench_rest(images: list, conc: list[int], seconds: float) -> list[dict]:
-    out = []
-    with tempfile.TemporaryDirectory(prefix="luna-bench-") as tmp:
-        async with running_platform(Path(tmp)) as runtime, aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64)
-        ) as http:  # fmt: skip
-            url = runtime["url"]
-            login = f"bench{os.getpid()}@example.com"
-            async with http.post(
-                url + "/6/accounts",
-                json={"login": login, "password": "secret1", "account_type": "user"},
-            ) as resp:
-                assert resp.status == 201
-            auth = {"Authorization": aiohttp.encode_basic_auth(login, "secret1")}
-            call = rest_call(http, url, auth)
-            for c in conc:
-                out.append(await closed_loop("rest_sdk", call, images, c, seconds))
-    return out
 
 
 # ---------------------------------------------------------------------------- (d) dlib
@@ -322,6 +312,74 @@ def bench_face_recognition(images: list, conc: list[int], seconds: float) -> tup
 
 
 # ---------------------------------------------------------------------------- main
+# REST: only the processes a /6/sdk request goes through count, not the platform's idle rest
+# (NATS, PostgreSQL, the matcher's and the task workers' loops) that runs meanwhile.
+REST_PROCESSES = ("services.gateway", "services.estimator")
+
+
+def tree_cpu_s(pid: int, only: tuple[str, ...] = ()) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants (those
+    whose command line names one of `only`, when given)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            if only and not any(name in p.cmdline() for name in only):
+                continue
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+async def measured(
+    name: str,
+    call: Callable[[bytes], Awaitable[int]],
+    images: list[tuple[str, bytes]],
+    c: int,
+    seconds: float,
+    server_pid: int,
+    only: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """closed_loop, plus the CPU the server side (process tree) and this client spent per
+    request: on a shared machine wall-clock rates move with the neighbours' load, CPU per
+    request much less."""
+    for _, img in images:  # warm-up outside the counted CPU
+        await call(img)
+    cpu0, own0 = tree_cpu_s(server_pid, only), time.process_time()
+    row = await closed_loop(name, call, images, c, seconds)
+    n = max(1, row["requests"])
+    row["server_cpu_ms_per_req"] = round(1000 * (tree_cpu_s(server_pid, only) - cpu0) / n, 1)
+    row["client_cpu_ms_per_req"] = round(1000 * (time.process_time() - own0) / n, 1)
+    row["cpu_ms_per_req"] = round(row["server_cpu_ms_per_req"] + row["client_cpu_ms_per_req"], 1)
+    return row
+
+
+async def start_rest(
+    stack: contextlib.AsyncExitStack, tmp: Path, repo: Path
+) -> tuple[Callable[[bytes], Awaitable[int]], int]:
+    runtime = await stack.enter_async_context(
+        running_platform(tmp / "platform", {"LUNA_MODELS_DIR": str(repo)})
+    )
+    http = await stack.enter_async_context(
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+    )
+    url = runtime["url"]
+    login = f"bench{os.getpid()}@example.com"
+    async with http.post(
+        url + "/6/accounts",
+        json={"login": login, "password": "secret1", "account_type": "user"},
+    ) as resp:
+        assert resp.status == 201
+    auth = {"Authorization": aiohttp.encode_basic_auth(login, "secret1")}
+    return rest_call(http, url, auth), int(runtime["supervisor_pid"])
+
+
 async def amain(
     seconds: float,
     conc: list[int],
@@ -329,6 +387,7 @@ async def amain(
     rest: bool = True,
     rounds: int = 1,
     compare_trees: tuple[str, ...] = (),
+    variants_env: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     repo = mr.models_dir()
     images = photos(repo)
@@ -336,56 +395,97 @@ async def amain(
         "photos": [n for n, _ in images],
         "request": "one photo per request: detect faces + 128-D descriptor of each",
         "onnxruntime": ort.__version__,
+        "models": str(repo),
         "runs": [],
     }
     runs: list[dict[str, Any]] = results["runs"]
-    # One estimator per batching setting (and one per --compare-tree), all started first;
-    # then rounds of raw and each estimator back to back, so load drift hits every row alike.
+    # One estimator per batching setting, --variant and --compare-tree, and the platform for
+    # REST, all started first; then rounds of raw and every service back to back, so load
+    # drift hits every row alike. Each row's ratio is to the raw row of its own round.
     variants: list[tuple[str, dict[str, str]]] = [
         (f"grpc_estimator_wait{w:g}ms", {"LUNA_ESTIMATOR_BATCH_WAIT_MS": str(w)})
         for w in batch_waits
     ]
+    for spec in variants_env:
+        label, _, pairs = spec.partition(":")
+        env = dict(p.split("=", 1) for p in pairs.split(",") if p)
+        variants.append((f"grpc_{label}", env))
     for tree in compare_trees:
         variants.append((f"grpc_estimator_{Path(tree).name}", {"PYTHONPATH": f"{tree}:{tree}/gen"}))
+    services: list[tuple[str, Callable[[bytes], Awaitable[int]], int]] = []
     procs = []
-    stubs = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for k, (_, env) in enumerate(variants):
-                proc, address = await start_estimator(repo, Path(tmp) / f"est{k}.log", env)
+    async with contextlib.AsyncExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        try:
+            for k, (name, env) in enumerate(variants):
+                proc, address = await start_estimator(repo, tmp / f"est{k}.log", env)
                 procs.append(proc)
                 channel = grpc_client.channel("estimator", address)
-                stubs.append(
-                    (channel, grpc_client.stub(estimator_pb2_grpc.EstimatorServiceStub, channel))
-                )
+                stack.push_async_callback(channel.close)
+                stub = grpc_client.stub(estimator_pb2_grpc.EstimatorServiceStub, channel)
+                services.append((name, grpc_call(stub), proc.pid))
+            if rest:
+                call, pid = await start_rest(stack, tmp, repo)
+                services.append(("rest_sdk", call, pid))
             for rnd in range(rounds):
                 for c in conc:
                     raw_row = await asyncio.to_thread(bench_raw, repo, images, c, seconds)
                     raw_row["round"] = rnd
                     raw_row["ratio_vs_raw"] = 1.0
                     runs.append(raw_row)
-                    for (name, _), (_, stub) in zip(variants, stubs, strict=True):
-                        row = await closed_loop(name, grpc_call(stub), images, c, seconds)
+                    for name, call, pid in services:
+                        only = REST_PROCESSES if name == "rest_sdk" else ()
+                        row = await measured(name, call, images, c, seconds, pid, only)
                         row["round"] = rnd
                         row["ratio_vs_raw"] = round(row["faces_per_s"] / raw_row["faces_per_s"], 3)
+                        row["cpu_ratio_vs_raw"] = round(
+                            raw_row["cpu_ms_per_req"] / max(row["cpu_ms_per_req"], 1e-9), 3
+                        )
                         runs.append(row)
-    finally:
-        for channel, _ in stubs:
-            await channel.close()
-        for proc in procs:
-            proc.terminate()
-            await proc.wait()
-    raw = {r["concurrency"]: r["faces_per_s"] for r in runs if r["name"] == "raw_onnxruntime"}
+        finally:
+            for proc in procs:
+                proc.terminate()
+                await proc.wait()
     if rest:
-        runs.extend(await bench_rest(images, conc, seconds))
         fr_runs, note = await asyncio.to_thread(bench_face_recognition, images, conc, seconds)
+        raw = {r["concurrency"]: r["faces_per_s"] for r in runs if r["name"] == "raw_onnxruntime"}
+        for r in fr_runs:
+            r["ratio_vs_raw"] = round(r["faces_per_s"] / raw[r["concurrency"]], 3)
         runs.extend(fr_runs)
         results["face_recognition"] = note
     else:
         results["face_recognition"] = "not run (--no-rest)"
-    for r in runs:
-        r.setdefault("ratio_vs_raw", round(r["faces_per_s"] / raw[r["concurrency"]], 3))
+    results["medians"] = medians(runs)
     return results
+
+
+def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (run, concurrency): medians over the rounds of faces/s, ratio to raw, CPU ms per
+    request and its ratio (raw's CPU per request / the service's: > 1 = cheaper than raw)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["name"], r["concurrency"]), []).append(r)
+    out = []
+    for (name, c), rows in groups.items():
+
+        def med(key: str, rows: list[dict[str, Any]] = rows) -> float | None:
+            vals = [r[key] for r in rows if key in r]
+            return round(statistics.median(vals), 3) if vals else None
+
+        out.append(
+            {
+                "name": name,
+                "concurrency": c,
+                "rounds": len(rows),
+                "faces_per_s": med("faces_per_s"),
+                "ratio_vs_raw": med("ratio_vs_raw"),
+                "ratios": [r.get("ratio_vs_raw") for r in rows],
+                "cpu_ms_per_req": med("cpu_ms_per_req"),
+                "cpu_ratio_vs_raw": med("cpu_ratio_vs_raw"),
+                "p50_ms": med("p50_ms"),
+            }
+        )
+    return out
 
 
 def main() -> int:
@@ -395,6 +495,13 @@ def main() -> int:
     ap.add_argument("--batch-wait-ms", type=float, nargs="+", default=[2.0])
     ap.add_argument("--no-rest", action="store_true", help="raw and gRPC only")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of raw + every gRPC variant")
+    ap.add_argument(
+        "--variant",
+        nargs="*",
+        default=[],
+        help="also run an estimator with these settings, e.g. "
+        "'ort_default:LUNA_ESTIMATOR_INTRA_OP_THREADS=0,LUNA_ESTIMATOR_INFERENCE_THREADS=8'",
+    )
     ap.add_argument(
         "--compare-tree",
         nargs="*",
@@ -410,16 +517,26 @@ def main() -> int:
             rest=not args.no_rest,
             rounds=args.rounds,
             compare_trees=tuple(args.compare_tree),
+            variants_env=tuple(args.variant),
         )
     )
     print(f"photos: {', '.join(results['photos'])}; {results['request']}")
     print(
-        f"{'run':28} {'c':>2} {'faces/s':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'x raw':>6}"
+        f"{'run':28} {'rd':>2} {'c':>2} {'faces/s':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'x raw':>6} {'cpu/req':>8} {'cpu x':>6}"
     )
     for r in results["runs"]:
         print(
-            f"{r['name']:28} {r['concurrency']:>2} {r['faces_per_s']:>8} {r['requests_per_s']:>7}"
-            f" {r['p50_ms']:>8} {r['p99_ms']:>8} {r['ratio_vs_raw']:>6}"
+            f"{r['name']:28} {r.get('round', '-'):>2} {r['concurrency']:>2} {r['faces_per_s']:>8}"
+            f" {r['requests_per_s']:>7} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['ratio_vs_raw']:>6}"
+            f" {r.get('cpu_ms_per_req', '-'):>8} {r.get('cpu_ratio_vs_raw', '-'):>6}"
+        )
+    print("medians over rounds (x raw: faces/s ratio; cpu x: raw CPU per request / this one's)")
+    print(f"{'run':28} {'c':>2} {'faces/s':>8} {'x raw':>6} {'cpu/req':>8} {'cpu x':>6}  ratios")
+    for m in results["medians"]:
+        print(
+            f"{m['name']:28} {m['concurrency']:>2} {m['faces_per_s']:>8} {m['ratio_vs_raw']:>6}"
+            f" {m['cpu_ms_per_req'] or '-':>8} {m['cpu_ratio_vs_raw'] or '-':>6}  {m['ratios']}"
         )
     print(f"face_recognition: {results['face_recognition']}")
     path = save(f"estimator_{int(time.time())}", results)

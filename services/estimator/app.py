@@ -46,10 +46,13 @@ def build_estimator(repo_dir: Path | None = None) -> Estimator:
             f"estimator: LUNA_ESTIMATOR_BACKEND must be onnxruntime or triton, not {backend!r}"
         )
     batching: dict[str, object] = {}
-    if backend.lower() == "onnxruntime":  # Triton batches server-side (config.pbtxt)
+    if backend.lower() == "onnxruntime":  # Triton batches and schedules server-side
         batching = {
             "batch_window_s": settings.BATCH_WAIT_MS.get_float() / 1000,
             "max_batch": settings.BATCH_MAX.get_int(),
+            "threads": settings.INFERENCE_THREADS.get_int(),
+            "intra_op_threads": settings.INTRA_OP_THREADS.get_int(),
+            "batch_models": settings.BATCH_MODELS.get(),
         }
     est = Estimator(
         make_backend(

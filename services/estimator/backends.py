@@ -1,12 +1,19 @@
 """Inference backends behind one interface: in-process ONNX Runtime and Triton (KServe v2 gRPC).
 
-The ONNX Runtime backend batches concurrent requests itself, as Triton's dynamic batcher does
-server-side: requests for a model with a free batch dim are queued, concatenated (up to
-`max_batch` rows), run once in a worker thread, and split back. A request for an idle model
-goes at the next turn of the event loop (so requests arriving together still share a run, and a
-lone request waits for nothing); while a run of that model is in flight, newcomers queue until
-it finishes or `batch_window_s` has passed, whichever is first. A window of 0 turns batching
-off (every request runs on its own).
+The ONNX Runtime backend schedules every model run itself, as Triton does server-side:
+- Runs go to a fixed number of worker threads (`threads`, default one per CPU core), each
+  session computing on `intra_op_threads` threads (default 1) with spinning off. Concurrent
+  requests then never oversubscribe the cores: with onnxruntime's default spinning pool, raw
+  calls at concurrency 8 on 2 shared cores spent 173-221 ms of CPU per request against
+  145-172 here (bench/estimator/run.py reports both).
+- Calls of a model with a free batch dim that `batch_models` names (see `batch_models_for`) are
+  queued and concatenated (up to `max_batch` rows) into one run: a call waits only while every
+  worker is busy, or while a run of the same model is in flight, for at most `batch_window_s`
+  (newcomers then join it). A lone request waits for nothing. A window of 0 turns batching off:
+  each call is its own run, still on the workers. On CPU only the models whose CPU per item
+  falls with the batch are concatenated (`batch_models_for`); the others, SFace and YuNet
+  among them, cost 9-36 % more per face or frame in a batch than alone.
+- When a worker frees, the queued call that has waited longest (over all models) goes next.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import contextlib
 import json
 import os
 from abc import ABC, abstractmethod
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +35,15 @@ from services.estimator.metrics import observed
 
 MAX_BATCH = mr.MAX_BATCH_SIZE
 DEFAULT_BATCH_WAIT_MS = 2.0  # LUNA_ESTIMATOR_BATCH_WAIT_MS
+DEFAULT_INFERENCE_THREADS = 0  # LUNA_ESTIMATOR_INFERENCE_THREADS; 0 = one per CPU core
+DEFAULT_INTRA_OP_THREADS = 1  # LUNA_ESTIMATOR_INTRA_OP_THREADS
+DEFAULT_BATCH_MODELS = "auto"  # LUNA_ESTIMATOR_BATCH_MODELS
+# On CPU (one intra-op thread) concatenating requests pays only where a model's CPU per item
+# falls with the batch. b8 / b1 CPU per item, two runs of bench/estimator/batch_cost.py: age
+# 0.68 / 0.75, tddfa 0.94 / 0.87; gender 0.98 / 1.08, emotion 1.08 / 1.05, mask 1.05 / 1.06,
+# SFace 1.09 / 1.14, RetinaFace 1.10, YuNet 1.3 / 1.21, MobileFaceNet 1.36 / 1.39 (larger
+# activations fall out of cache). On a GPU every batchable model gains.
+CPU_BATCH_MODELS = ("age", "tddfa")
 
 
 # Defaults of LUNA_ESTIMATOR_BACKEND, LUNA_ESTIMATOR_DEVICE and LUNA_TRITON_URL (the app reads
@@ -55,19 +72,41 @@ def _dynamic_models(repo_dir: Path) -> set[str]:
     return {m.name for m in mr.MODELS if m.dynamic_batch}
 
 
+def batch_models_for(setting: str, device: str) -> set[str] | None:
+    """LUNA_ESTIMATOR_BATCH_MODELS: `auto` (CPU_BATCH_MODELS on cpu, every batchable model on
+    cuda), `all`, `none`, or model names separated by commas. None means all."""
+    value = setting.strip().lower()
+    if value == "auto":
+        return None if device.lower() == "cuda" else set(CPU_BATCH_MODELS)
+    if value == "all":
+        return None
+    if value in ("none", ""):
+        return set()
+    return {m.strip() for m in value.split(",") if m.strip()}
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 @dataclass
 class _Pending:
     inputs: dict[str, np.ndarray]
     future: asyncio.Future[dict[str, np.ndarray]]
     rows: int
+    since: float  # loop time it was queued
+    key: tuple[object, ...]  # non-batch dims and dtypes: only equal keys concatenate
 
 
 @dataclass
-class _Batcher:
-    queue: list[_Pending] = field(default_factory=list)
+class _Queue:
+    items: deque[_Pending] = field(default_factory=deque)
     rows: int = 0  # rows queued
     inflight: int = 0  # runs of this model in progress
-    flusher: asyncio.TimerHandle | asyncio.Handle | None = None
 
 
 class OnnxRuntimeBackend(InferenceBackend):
@@ -81,7 +120,8 @@ class OnnxRuntimeBackend(InferenceBackend):
         batch_window_s: float = DEFAULT_BATCH_WAIT_MS / 1000,
         max_batch: int = MAX_BATCH,
         threads: int | None = None,
-        intra_op_threads: int = 0,
+        intra_op_threads: int = DEFAULT_INTRA_OP_THREADS,
+        batch_models: str = DEFAULT_BATCH_MODELS,
     ) -> None:
         import onnxruntime as ort
 
@@ -90,20 +130,36 @@ class OnnxRuntimeBackend(InferenceBackend):
         self.device = (device or DEFAULT_DEVICE).lower()
         self.batch_window_s = batch_window_s
         self.max_batch = max(1, max_batch)
-        self.intra_op_threads = intra_op_threads
+        self.intra_op_threads = max(0, intra_op_threads)
+        self.threads = threads if threads and threads > 0 else cpu_cores()
         self._dynamic = _dynamic_models(self.repo_dir)
         self._sessions: dict[str, object] = {}
-        self._batchers: dict[str, _Batcher] = {}
+        self._queues: dict[str, _Queue] = {}
+        self._busy = 0  # workers running a model now
+        self._soon: asyncio.Handle | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._executor = ThreadPoolExecutor(
-            max_workers=threads or max(2, min(8, os.cpu_count() or 2)),
-            thread_name_prefix="ort",
-        )
+        self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="ort")
         avail = ort.get_available_providers()
         if self.device == "cuda" and "CUDAExecutionProvider" in avail:
             self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         else:
             self.providers = ["CPUExecutionProvider"]
+        on = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+        chosen = batch_models_for(batch_models, on)
+        self._concat = self._dynamic if chosen is None else self._dynamic & chosen
+
+    def session_options(self) -> object:
+        opts = self._ort.SessionOptions()
+        opts.intra_op_num_threads = self.intra_op_threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = self._ort.ExecutionMode.ORT_SEQUENTIAL
+        # A spinning intra-op pool holds its cores while it waits for work that another
+        # request's run is using them for; with the workers bounded, nothing waits to spin for.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        return opts
 
     def session(self, model: str) -> object:
         sess = self._sessions.get(model)
@@ -111,10 +167,9 @@ class OnnxRuntimeBackend(InferenceBackend):
             path = mr.model_path(self.repo_dir, model)
             if not path.is_file():
                 raise FileNotFoundError(f"model {model!r} not in repository {self.repo_dir}")
-            opts = self._ort.SessionOptions()
-            opts.intra_op_num_threads = self.intra_op_threads
-            opts.log_severity_level = 3
-            sess = self._ort.InferenceSession(str(path), opts, providers=self.providers)
+            sess = self._ort.InferenceSession(
+                str(path), self.session_options(), providers=self.providers
+            )
             self._sessions[model] = sess
         return sess
 
@@ -123,7 +178,12 @@ class OnnxRuntimeBackend(InferenceBackend):
             self.session(m)
 
     def is_batched(self, model: str) -> bool:
+        """The model has a free batch dim (requests over `max_batch` rows run in chunks)."""
         return model in self._dynamic
+
+    def concatenates(self, model: str) -> bool:
+        """Calls of concurrent requests for the model are concatenated into one run."""
+        return model in self._concat and self.batch_window_s > 0
 
     def run_sync(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         sess = self.session(model)
@@ -142,65 +202,102 @@ class OnnxRuntimeBackend(InferenceBackend):
 
     async def infer(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.session(model)  # fail fast (in the caller) for an unknown model
-        if not self.is_batched(model):
-            return await self._run(model, inputs)
-        rows = int(next(iter(inputs.values())).shape[0])
-        if rows >= self.max_batch:
-            return await self._run_chunked(model, inputs, rows)
-        if self.batch_window_s <= 0:  # batching off
-            return await self._run(model, inputs)
+        rows = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+        if self.is_batched(model) and rows > self.max_batch:
+            parts = []
+            for start in range(0, rows, self.max_batch):
+                chunk = {k: v[start : start + self.max_batch] for k, v in inputs.items()}
+                parts.append(await self.infer(model, chunk))
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         loop = asyncio.get_running_loop()
-        pending = _Pending(inputs, loop.create_future(), rows)
-        b = self._batchers.setdefault(model, _Batcher())
-        b.queue.append(pending)
-        b.rows += rows
-        if b.rows >= self.max_batch:
-            self._flush(model)
-        elif b.flusher is None:
-            if b.inflight == 0:
-                # Idle model: go at the next loop turn, with whatever arrived in this one.
-                b.flusher = loop.call_soon(self._flush, model)
-            else:
-                # Busy: wait for the run in flight to finish (it flushes), at most the window.
-                b.flusher = loop.call_later(self.batch_window_s, self._flush, model)
+        key = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(inputs.items()))
+        pending = _Pending(inputs, loop.create_future(), rows, loop.time(), key)
+        q = self._queues.setdefault(model, _Queue())
+        q.items.append(pending)
+        q.rows += rows
+        self._schedule(0.0)
         return await pending.future
 
-    async def _run_chunked(
-        self, model: str, inputs: dict[str, np.ndarray], rows: int
-    ) -> dict[str, np.ndarray]:
-        parts = []
-        for start in range(0, rows, self.max_batch):
-            chunk = {k: v[start : start + self.max_batch] for k, v in inputs.items()}
-            parts.append(await self._run(model, chunk))
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    # -------------------------------------------------------------- scheduling
+    def _schedule(self, delay: float) -> None:
+        """Run `_pump` at the next loop turn (calls that arrive in this one go together), or
+        after `delay` when only a batch window is left to wait out."""
+        loop = asyncio.get_running_loop()
+        if delay <= 0:
+            if self._soon is None:
+                self._soon = loop.call_soon(self._pump)
+            return
+        when = loop.time() + delay
+        if self._timer is not None and self._timer.when() <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._on_timer)
 
-    def _flush(self, model: str) -> None:
-        b = self._batchers[model]
-        if b.flusher is not None:
-            b.flusher.cancel()
-            b.flusher = None
-        while b.queue:
-            # At most max_batch rows per run; requests only concatenate when their non-batch
-            # dims agree (e.g. RetinaFace inputs of different sizes run separately).
-            batch: list[_Pending] = []
-            rows = 0
-            while b.queue and (not batch or rows + b.queue[0].rows <= self.max_batch):
-                p = b.queue.pop(0)
-                batch.append(p)
-                rows += p.rows
-            b.rows -= rows
-            groups: dict[tuple[object, ...], list[_Pending]] = {}
-            for p in batch:
-                key = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(p.inputs.items()))
-                groups.setdefault(key, []).append(p)
-            for group in groups.values():
-                b.inflight += 1
-                task = asyncio.create_task(self._run_group(model, b, group))
-                # keep a reference until done: the loop holds tasks only weakly
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._pump()
 
-    async def _run_group(self, model: str, b: _Batcher, group: list[_Pending]) -> None:
+    def _ready_at(self, model: str, q: _Queue, now: float) -> float:
+        """When the queue of `model` may start a run: now, unless a run of the same model is
+        in flight and the batch has neither filled up nor waited out the window."""
+        if not self.concatenates(model) or q.inflight == 0 or q.rows >= self.max_batch:
+            return now
+        return q.items[0].since + self.batch_window_s
+
+    def _pump(self) -> None:
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
+        loop = asyncio.get_running_loop()
+        wake: float | None = None
+        while self._busy < self.threads:
+            now = loop.time()
+            best: tuple[float, str] | None = None
+            for model, q in self._queues.items():
+                if not q.items:
+                    continue
+                at = self._ready_at(model, q, now)
+                if at > now:
+                    wake = at if wake is None else min(wake, at)
+                    continue
+                if best is None or q.items[0].since < best[0]:
+                    best = (q.items[0].since, model)
+            if best is None:
+                break
+            self._start(best[1])
+        if wake is not None and self._busy < self.threads:
+            self._schedule(max(0.0, wake - loop.time()))
+
+    def _take(self, model: str, q: _Queue) -> list[_Pending]:
+        """The oldest call and, for a batched model, the later ones of the same shape that fit
+        in `max_batch` rows (a call is never split)."""
+        head = q.items.popleft()
+        group, rows = [head], head.rows
+        if self.concatenates(model):
+            rest: deque[_Pending] = deque()
+            while q.items:
+                p = q.items.popleft()
+                if p.key == head.key and rows + p.rows <= self.max_batch:
+                    group.append(p)
+                    rows += p.rows
+                else:
+                    rest.append(p)
+            q.items = rest
+        q.rows -= rows
+        return group
+
+    def _start(self, model: str) -> None:
+        q = self._queues[model]
+        group = self._take(model, q)
+        q.inflight += 1
+        self._busy += 1
+        task = asyncio.create_task(self._run_group(model, q, group))
+        # keep a reference until done: the loop holds tasks only weakly
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_group(self, model: str, q: _Queue, group: list[_Pending]) -> None:
         try:
             if len(group) == 1:
                 merged = group[0].inputs
@@ -219,14 +316,14 @@ class OnnxRuntimeBackend(InferenceBackend):
                 if not p.future.done():
                     p.future.set_result(part)
         finally:
-            b.inflight -= 1
-            if b.queue:
-                self._flush(model)  # what queued behind this run goes now
+            q.inflight -= 1
+            self._busy -= 1
+            self._schedule(0.0)  # a worker is free: what queued goes now
 
     async def close(self) -> None:
-        for b in self._batchers.values():
-            if b.flusher is not None:
-                b.flusher.cancel()
+        for handle in (self._soon, self._timer):
+            if handle is not None:
+                handle.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._sessions.clear()
 

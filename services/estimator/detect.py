@@ -45,15 +45,20 @@ class BodyDetection:
     keypoints: np.ndarray  # (17, 3): x, y, score in source pixels (COCO order)
 
 
-def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, float]:
-    """Scale the longer side to `size` and pad bottom/right with zeros; returns (canvas, scale)."""
+def _scaled(img: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """The image with its longer side scaled to `size`, and the scale."""
     h, w = img.shape[:2]
     scale = size / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(img, (nw, nh), interpolation=interp)
+    return cv2.resize(img, (nw, nh), interpolation=interp), scale
+
+
+def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """Scale the longer side to `size` and pad bottom/right with zeros; returns (canvas, scale)."""
+    resized, scale = _scaled(img, size)
     canvas = np.zeros((size, size, 3), dtype=img.dtype)
-    canvas[:nh, :nw] = resized
+    canvas[: resized.shape[0], : resized.shape[1]] = resized
     return canvas, scale
 
 
@@ -86,10 +91,15 @@ def _clip_box(box: np.ndarray, w: int, h: int) -> tuple[float, float, float, flo
 
 
 def yunet_input(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    canvas, scale = letterbox(rgb, YUNET_SIZE)
-    # YuNet takes BGR 0..255 (OpenCV's blobFromImage without scaling or swapRB).
-    blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32)
-    return np.ascontiguousarray(blob), scale
+    """The letterboxed image as YuNet's (1, 3, 640, 640) float32 BGR 0..255 blob (OpenCV's
+    blobFromImage without scaling or swapRB). Each channel is written once, straight into
+    the blob: no padded uint8 canvas, no transposed copy."""
+    resized, scale = _scaled(rgb, YUNET_SIZE)
+    nh, nw = resized.shape[:2]
+    blob = np.zeros((1, 3, YUNET_SIZE, YUNET_SIZE), np.float32)
+    for c in range(3):
+        blob[0, c, :nh, :nw] = resized[:, :, 2 - c]
+    return blob, scale
 
 
 def yunet_decode(
@@ -139,8 +149,10 @@ async def _prepared(prep: Callable[..., _T], rgb: np.ndarray, *args: object) -> 
     return prep(rgb, *args)
 
 
-async def detect_yunet(backend: InferenceBackend, rgb: np.ndarray) -> list[Detection]:
-    blob, scale = await _prepared(yunet_input, rgb)
+async def detect_yunet(
+    backend: InferenceBackend, rgb: np.ndarray, prepared: tuple[np.ndarray, float] | None = None
+) -> list[Detection]:
+    blob, scale = prepared or await _prepared(yunet_input, rgb)
     out = await backend.infer("yunet", {"input": blob})
     return yunet_decode(out, scale, rgb.shape[1], rgb.shape[0])
 
@@ -190,18 +202,31 @@ def retina_decode(
     return [Detection(_clip_box(boxes[i], w, h), float(s[i]), pts[i]) for i in nms(boxes, s, 0.4)]
 
 
-async def detect_retinaface(backend: InferenceBackend, rgb: np.ndarray) -> list[Detection]:
-    blob, scale = await _prepared(retina_input, rgb)
+async def detect_retinaface(
+    backend: InferenceBackend, rgb: np.ndarray, prepared: tuple[np.ndarray, float] | None = None
+) -> list[Detection]:
+    blob, scale = prepared or await _prepared(retina_input, rgb)
     out = await backend.infer("retinaface", {"input": blob})
     return retina_decode(out, scale, rgb.shape[1], rgb.shape[0])
 
 
+def detector_input(rgb: np.ndarray, detector: str | None = None) -> tuple[np.ndarray, float]:
+    """The face detector's input blob and scale, for `detect_faces(prepared=...)`: lets the
+    caller build it in the same worker thread that decoded the image."""
+    if (detector or DEFAULT_DETECTOR) == "retinaface":
+        return retina_input(rgb)
+    return yunet_input(rgb)
+
+
 async def detect_faces(
-    backend: InferenceBackend, rgb: np.ndarray, detector: str | None = None
+    backend: InferenceBackend,
+    rgb: np.ndarray,
+    detector: str | None = None,
+    prepared: tuple[np.ndarray, float] | None = None,
 ) -> list[Detection]:
     if (detector or DEFAULT_DETECTOR) == "retinaface":
-        return await detect_retinaface(backend, rgb)
-    return await detect_yunet(backend, rgb)
+        return await detect_retinaface(backend, rgb, prepared)
+    return await detect_yunet(backend, rgb, prepared)
 
 
 async def detect_bodies(

@@ -74,19 +74,31 @@ def check_version(version: int, installed: tuple[int, ...]) -> int:
     return version
 
 
+def descriptor_input(
+    warps: list[np.ndarray], version: int = mr.SFACE_DESCRIPTOR_VERSION
+) -> np.ndarray:
+    """The input of `version`'s model for these 250x250 RGB samples (pure CPU work, so a
+    caller may build it in a worker thread and pass it to `extract_descriptors`)."""
+    for w in warps:
+        if w.shape != (WARP_SIZE, WARP_SIZE, 3):
+            raise ValueError(f"sample must be {WARP_SIZE}x{WARP_SIZE}x3, got {w.shape}")
+    return MODELS[version].prepare(warps)
+
+
 async def extract_descriptors(
     backend: InferenceBackend,
     warps: list[np.ndarray],
     version: int = mr.SFACE_DESCRIPTOR_VERSION,
+    *,
+    prepared: np.ndarray | None = None,
 ) -> list[Descriptor]:
-    """One descriptor of `version` per 250x250 RGB sample, in one batched model call."""
+    """One descriptor of `version` per 250x250 RGB sample, in one batched model call;
+    `prepared` is `descriptor_input(warps, version)` when the caller built it already."""
     if not warps:
         return []
-    for w in warps:
-        if w.shape != (WARP_SIZE, WARP_SIZE, 3):
-            raise ValueError(f"sample must be {WARP_SIZE}x{WARP_SIZE}x3, got {w.shape}")
     spec = MODELS[version]
-    out = await backend.infer(spec.model, {spec.input_name: spec.prepare(warps)})
+    inputs = prepared if prepared is not None else descriptor_input(warps, version)
+    out = await backend.infer(spec.model, {spec.input_name: inputs})
     vecs = codec.unit_rows(out[spec.output_name])
     return [Descriptor(codec.pack(v), version) for v in vecs]
 

@@ -139,15 +139,21 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
                 errors.FEATURE_DISABLED,
                 "Forbidden. Body warps turned off: no body model is installed on this platform",
             )
+        # Each read of a bytes field copies it out of the message (~1 ms for a 1.4 MB PNG on
+        # this machine): read every image once.
+        datas = [i.data for i in request.images]
         images.check_request_pixels(
-            [images.image_pixels(i.data, i.content_type or None) for i in request.images],
+            [
+                images.image_pixels(d, i.content_type or None)
+                for d, i in zip(datas, request.images, strict=True)
+            ],
             self._est.limits.request_pixels,
         )
 
-        async def one(image: pb.Image) -> pb.ImageResult:
+        async def one(image: pb.Image, data: bytes) -> pb.ImageResult:
             try:
                 result = await self._est.detect(
-                    image.data,
+                    data,
                     content_type=image.content_type or None,
                     multiface_policy=policy,
                     detect_face=request.detect_face or image_type == core.IMAGE_FACE_WARP,
@@ -161,7 +167,9 @@ class EstimatorServicer(estimator_pb2_grpc.EstimatorServiceServicer):
                 return pb.ImageResult(filename=image.filename, error=error_detail(err))
             return pb.ImageResult(filename=image.filename, detections=detections_pb(result))
 
-        results = await asyncio.gather(*(one(i) for i in request.images))
+        results = await asyncio.gather(
+            *(one(i, d) for i, d in zip(request.images, datas, strict=True))
+        )
         return pb.DetectResponse(results=results)
 
     async def Extract(

@@ -198,7 +198,7 @@ def install_models(
 ) -> dict[str, object]:
     """Build (or verify) the model repository in `repo_dir`; returns the manifest."""
     repo_dir = Path(repo_dir).resolve()
-    if not force and mr.manifest_is_valid(repo_dir):
+    if not force and mr.manifest_is_current(repo_dir):
         if progress:
             sys.stderr.write(f"model repository {repo_dir} is up to date\n")
         manifest = mr.load_manifest(repo_dir)

@@ -86,8 +86,8 @@ MODELS: tuple[ModelSpec, ...] = (
             "MIT",
         ),
         "int8_repair",
-        dynamic_batch=False,
-        notes="YuNet 2023mar; an internal Reshape pins batch 1.",
+        dynamic_batch=True,
+        notes="YuNet 2023mar; its heads' Reshapes to (1, -1, k) become (0, -1, k) (batch copied).",
     ),
     ModelSpec(
         "retinaface",
@@ -298,6 +298,19 @@ def manifest_is_valid(repo_dir: Path, *, check_hashes: bool = True) -> bool:
         if check_hashes and sha256_file(path) != digest:
             return False
     return True
+
+
+def manifest_is_current(repo_dir: Path) -> bool:
+    """Valid, and every model was built the way MODELS says now (a repository from before a
+    conversion changed, say YuNet's batch dim, still serves, but the installer rebuilds it)."""
+    if not manifest_is_valid(repo_dir):
+        return False
+    models = (load_manifest(repo_dir) or {}).get("models", {})
+    return all(
+        models[name].get("conversion") == spec.conversion  # type: ignore[index]
+        and models[name].get("dynamic_batch") == spec.dynamic_batch  # type: ignore[index]
+        for name, spec in MODEL_BY_NAME.items()
+    )
 
 
 # Read by `luna config` to list these lazily read settings.

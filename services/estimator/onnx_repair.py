@@ -102,12 +102,36 @@ def make_batch_dynamic(model: onnx.ModelProto) -> None:
     del model.graph.value_info[:]
 
 
+def free_reshape_batch(model: onnx.ModelProto) -> int:
+    """Reshapes of activations to a constant shape that starts with 1 (YuNet's heads: (1, -1,
+    4) and alike) pin the batch to 1; a leading 0 copies the input's batch dim instead, which
+    is the same shape at batch 1. Returns how many shape constants changed."""
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    changed: set[str] = set()
+    for node in graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[0] in inits:
+            continue
+        if _attr(node, "allowzero", 0):  # there 0 means an empty dim, not "copy"
+            continue
+        shape = inits.get(node.input[1])
+        if shape is None or shape.name in changed:
+            continue
+        value = numpy_helper.to_array(shape).copy()
+        if value.ndim == 1 and value.size > 1 and value[0] == 1:
+            value[0] = 0
+            shape.CopyFrom(numpy_helper.from_array(value, shape.name))
+            changed.add(shape.name)
+    return len(changed)
+
+
 def repair_int8(raw: bytes, *, dynamic_batch: bool) -> bytes:
     model = onnx.load_from_string(raw)
     fold_constant_dequantize(model)
     drop_unused(model)
     set_default_opset(model, 13)
     if dynamic_batch:
+        free_reshape_batch(model)
         make_batch_dynamic(model)
     onnx.checker.check_model(model)
     return model.SerializeToString()

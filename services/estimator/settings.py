@@ -23,14 +23,35 @@ DEVICE = config.declare(
 BATCH_WAIT_MS = config.declare(
     "LUNA_ESTIMATOR_BATCH_WAIT_MS",
     backends.DEFAULT_BATCH_WAIT_MS,
-    "onnxruntime backend: most milliseconds a request for a batched model (descriptors, "
-    "attributes) waits to share one model run with other requests while that model is busy "
-    "(an idle model runs at once); 0 turns batching across requests off.",
+    "onnxruntime backend: most milliseconds a call of a concatenated model (see "
+    "LUNA_ESTIMATOR_BATCH_MODELS) waits to share one run with other requests while a run of "
+    "that model is in flight (with nothing in flight it runs at once); 0 turns concatenation "
+    "off.",
 )
 BATCH_MAX = config.declare(
     "LUNA_ESTIMATOR_BATCH_MAX",
     backends.MAX_BATCH,
     "onnxruntime backend: most rows (faces) one batched model run takes from the queue.",
+)
+BATCH_MODELS = config.declare(
+    "LUNA_ESTIMATOR_BATCH_MODELS",
+    backends.DEFAULT_BATCH_MODELS,
+    "onnxruntime backend: models whose calls from concurrent requests are concatenated into "
+    "one run: auto (on cpu the models whose CPU per item falls with the batch, age and tddfa; "
+    "on cuda all batchable models), all, none, or names separated by commas.",
+)
+INFERENCE_THREADS = config.declare(
+    "LUNA_ESTIMATOR_INFERENCE_THREADS",
+    backends.DEFAULT_INFERENCE_THREADS,
+    "onnxruntime backend: model runs in progress at once (worker threads; 0 = one per CPU "
+    "core). Further calls queue, and batched models concatenate them.",
+)
+INTRA_OP_THREADS = config.declare(
+    "LUNA_ESTIMATOR_INTRA_OP_THREADS",
+    backends.DEFAULT_INTRA_OP_THREADS,
+    "onnxruntime backend: threads one model run computes on (0 = onnxruntime's default, one "
+    "per core); parallelism comes from the inference threads, so 1 keeps the cores from being "
+    "oversubscribed.",
 )
 DETECTOR = config.declare(
     "LUNA_ESTIMATOR_DETECTOR",

@@ -17,9 +17,10 @@ from services.estimator.install import install_models
 
 @pytest.fixture(scope="session")
 def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`<repo root>/models` when `make setup` built it, else a fresh install in a temp dir."""
+    """`<repo root>/models` when `make setup` built it as MODELS says now, else a fresh install
+    in a temp dir."""
     default = mr.models_dir()
-    if mr.manifest_is_valid(default):
+    if mr.manifest_is_current(default):
         return default
     repo = tmp_path_factory.mktemp("estimator") / "models"
     install_models(repo, progress=False)

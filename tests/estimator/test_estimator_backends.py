@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -12,7 +14,12 @@ import pytest
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from services.estimator.backends import OnnxRuntimeBackend, TritonBackend, make_backend
+from services.estimator.backends import (
+    OnnxRuntimeBackend,
+    TritonBackend,
+    batch_models_for,
+    make_backend,
+)
 from services.estimator.core import Estimator
 from services.estimator.kserve_server import start_server
 
@@ -36,7 +43,7 @@ async def kserve(model_repo: Path) -> AsyncIterator[str]:
 
 
 async def test_concurrent_requests_are_batched(model_repo: Path) -> None:
-    be = OnnxRuntimeBackend(model_repo, batch_window_s=0.01)
+    be = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, batch_models="all")
     calls: list[int] = []
     run = be.run_sync
 
@@ -55,9 +62,123 @@ async def test_concurrent_requests_are_batched(model_repo: Path) -> None:
         np.testing.assert_allclose(o["fc1"], single, atol=1e-4)
     # a fixed-batch model is never concatenated
     calls.clear()
-    blob = np.zeros((1, 3, 640, 640), np.float32)
-    await asyncio.gather(*(be.infer("yunet", {"input": blob}) for _ in range(2)))
+    face = np.zeros((1, 256, 256, 3), np.float32)
+    await asyncio.gather(*(be.infer("liveness", {"input": face}) for _ in range(2)))
     assert calls == [1, 1]
+    await be.close()
+
+
+async def test_cpu_concatenates_only_models_that_gain(model_repo: Path) -> None:
+    """`auto` on CPU: age and tddfa calls share runs, SFace and YuNet calls run alone
+    (batched, they cost more CPU per face or frame than alone); `none` turns it off."""
+    be = OnnxRuntimeBackend(model_repo, batch_window_s=0.01)
+    assert be.is_batched("sface") and be.is_batched("yunet")
+    assert not be.concatenates("sface") and not be.concatenates("yunet")
+    assert be.concatenates("age") and be.concatenates("tddfa") and not be.concatenates("gender")
+    calls: list[tuple[str, int]] = []
+    run = be.run_sync
+
+    def spy(model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        calls.append((model, next(iter(inputs.values())).shape[0]))
+        return run(model, inputs)
+
+    be.run_sync = spy  # type: ignore[method-assign]
+    x = {"data": np.zeros((2, 3, 112, 112), np.float32)}
+    a = {"images": np.zeros((1, 3, 64, 64), np.float32)}
+    await asyncio.gather(*(be.infer("sface", x) for _ in range(3)))
+    await asyncio.gather(*(be.infer("age", a) for _ in range(3)))
+    assert calls == [("sface", 2)] * 3 + [("age", 3)]
+    await be.close()
+    off = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, batch_models="none")
+    assert not any(off.concatenates(m) for m in ("age", "gender", "tddfa", "sface"))
+    await off.close()
+    assert batch_models_for("auto", "cuda") is None and batch_models_for("all", "cpu") is None
+    assert batch_models_for("sface, age", "cpu") == {"sface", "age"}
+
+
+async def test_detector_batches_across_requests(model_repo: Path) -> None:
+    """YuNet's batch dim is free since the install-time Reshape edit: letterboxed frames of
+    concurrent requests run as one batch, with the outputs each would get alone."""
+    be = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, batch_models="all")
+    assert be.is_batched("yunet")
+    calls: list[int] = []
+    run = be.run_sync
+
+    def spy(model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        calls.append(next(iter(inputs.values())).shape[0])
+        return run(model, inputs)
+
+    be.run_sync = spy  # type: ignore[method-assign]
+    rng = np.random.default_rng(3)
+    blobs = [rng.uniform(0, 255, (1, 3, 640, 640)).astype(np.float32) for _ in range(3)]
+    outs = await asyncio.gather(*(be.infer("yunet", {"input": b}) for b in blobs))
+    assert calls == [3]
+    for b, o in zip(blobs, outs, strict=True):
+        alone = run("yunet", {"input": b})
+        assert set(o) == set(alone)
+        for k in alone:
+            assert o[k].shape == alone[k].shape
+            np.testing.assert_allclose(o[k], alone[k], atol=1e-5)
+    await be.close()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+async def test_runs_are_bounded_by_the_workers(model_repo: Path, threads: int) -> None:
+    """However many requests wait, no more model runs are in progress than workers: concurrent
+    requests never oversubscribe the cores. Sessions compute on one thread without spinning."""
+    be = OnnxRuntimeBackend(model_repo, batch_window_s=0, threads=threads)
+    sess = be.session("sface")
+    opts = sess.get_session_options()  # type: ignore[attr-defined]
+    assert opts.intra_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    lock = threading.Lock()
+    running, peak = [0], [0]
+    run = be.run_sync
+
+    def spy(model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.01)  # long enough for the others to pile up if they could
+            return run(model, inputs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    be.run_sync = spy  # type: ignore[method-assign]
+    x = np.zeros((1, 3, 112, 112), np.float32)
+    g = np.zeros((1, 3, 32, 32), np.float32)
+    calls = [be.infer("sface", {"data": x}) for _ in range(6)]
+    calls += [be.infer("gender", {"images": g}) for _ in range(6)]
+    outs = await asyncio.gather(*calls)
+    assert len(outs) == 12 and peak[0] == threads
+    await be.close()
+
+
+async def test_oldest_call_goes_first_across_models(model_repo: Path) -> None:
+    """One worker, busy: the calls queued behind it start in the order they arrived, whatever
+    their model (a request's descriptor is not starved by newer requests' detections)."""
+    be = OnnxRuntimeBackend(model_repo, batch_window_s=0, threads=1)
+    order: list[str] = []
+    run = be.run_sync
+
+    def spy(model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        order.append(model)
+        return run(model, inputs)
+
+    be.run_sync = spy  # type: ignore[method-assign]
+    x = {"data": np.zeros((1, 3, 112, 112), np.float32)}
+    g = {"images": np.zeros((1, 3, 32, 32), np.float32)}
+    first = asyncio.ensure_future(be.infer("sface", x))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # running now
+    rest = []
+    for model, inputs in (("gender", g), ("sface", x), ("gender", g)):
+        rest.append(asyncio.ensure_future(be.infer(model, inputs)))
+        await asyncio.sleep(0.001)
+    await asyncio.gather(first, *rest)
+    assert order == ["sface", "gender", "sface", "gender"]
     await be.close()
 
 
@@ -84,14 +205,14 @@ async def test_batching_off_max_batch_and_busy_queue(model_repo: Path) -> None:
     assert [o["fc1"].shape[0] for o in outs] == [1, 2, 1, 3]
     await off.close()
     # max_batch caps the rows of one run; requests are never split
-    capped = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, max_batch=4)
+    capped = OnnxRuntimeBackend(model_repo, batch_window_s=0.01, max_batch=4, batch_models="all")
     calls = spied(capped)
     outs = await asyncio.gather(*(capped.infer("sface", {"data": x}) for x in xs))
     assert sum(calls) == 7 and max(calls) <= 4 and len(calls) == 2
     assert [o["fc1"].shape[0] for o in outs] == [1, 2, 1, 3]
     await capped.close()
     # while a run is in flight, newcomers queue and go together when it finishes
-    busy = OnnxRuntimeBackend(model_repo, batch_window_s=5.0)
+    busy = OnnxRuntimeBackend(model_repo, batch_window_s=5.0, batch_models="all")
     calls = spied(busy)
     first = asyncio.ensure_future(busy.infer("sface", {"data": xs[0]}))
     await asyncio.sleep(0)  # the idle model starts the first request alone

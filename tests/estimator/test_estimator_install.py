@@ -75,6 +75,42 @@ def test_repaired_models_run_in_onnxruntime(model_repo: Path) -> None:
     assert m.opset_import[0].version == 13
 
 
+def test_yunet_takes_a_batch(model_repo: Path) -> None:
+    """The heads' Reshapes copy the batch dim instead of pinning 1: a batch of two frames
+    gives exactly what each frame gives alone."""
+    sess = ort.InferenceSession(
+        str(model_repo / "yunet" / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    assert isinstance(sess.get_inputs()[0].shape[0], str)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 255, (2, 3, 640, 640)).astype(np.float32)
+    both = sess.run(None, {"input": x})
+    for i in range(2):
+        alone = sess.run(None, {"input": x[i : i + 1]})
+        for a, b in zip(alone, both, strict=True):
+            assert b.shape[0] == 2
+            np.testing.assert_allclose(b[i : i + 1], a, atol=1e-5)
+
+
+def test_installer_rebuilds_a_repository_of_older_conversions(
+    model_repo: Path, tmp_path: Path
+) -> None:
+    """A repository whose YuNet still has batch 1 (built before the edit) is valid, so the
+    service serves it unbatched, but not current: `luna models install` rebuilds it."""
+    import shutil
+
+    copy = tmp_path / "models"
+    shutil.copytree(model_repo, copy)
+    shutil.copytree(mr.test_images_dir(model_repo), mr.test_images_dir(copy))
+    assert mr.manifest_is_current(copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["models"]["yunet"]["dynamic_batch"] = False
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert mr.manifest_is_valid(copy) and not mr.manifest_is_current(copy)
+    install_models(copy, progress=False)
+    assert mr.manifest_is_current(copy)
+
+
 def _block_dq_model() -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     q = rng.integers(-128, 127, size=(4, 6), dtype=np.int8)

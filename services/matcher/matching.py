@@ -53,6 +53,8 @@ _FILTER_FIELDS = (
     "create_time_lt",
 )
 INLINE_REFS = 4  # searches of at most this many references run on the event loop
+# Event-loop turns nats-py needs to hand a request to the socket (its task, then its flusher).
+_SEND_TURNS = 3
 
 
 @dataclass
@@ -165,9 +167,32 @@ class Matching:
     async def match_faces(
         self, req: matcher_pb2.MatchFacesRequest
     ) -> matcher_pb2.MatchFacesResponse:
+        """Read-your-writes without paying its round trip on top of the search: the stream's
+        last sequence is asked for first, the match runs while the answer travels, and it
+        counts only if the follower had already applied that sequence when the match began;
+        otherwise (a change still on its way) it waits for the follower and matches again."""
         validate(req)
-        if self.consistency_wait > 0:
-            await self.sync.wait_applied(self.consistency_wait)
+        wait = self.consistency_wait
+        position = self.sync.read_position(wait) if wait > 0 else None
+        if position is None:
+            return await self._match(req)
+        try:
+            for _ in range(_SEND_TURNS):
+                await asyncio.sleep(0)  # the request leaves before the search holds the loop
+            seen = self.sync.applied_seq
+            out = await self._match(req)
+            target = await position
+        except BaseException:
+            # The match failed: nobody reads the position (nor an error it may have had).
+            if not position.cancel() and not position.cancelled():
+                position.exception()
+            raise
+        if target is not None and seen < target:
+            await self.sync.wait_for(target, wait)
+            out = await self._match(req)
+        return out
+
+    async def _match(self, req: matcher_pb2.MatchFacesRequest) -> matcher_pb2.MatchFacesResponse:
         ix = self.sync.ix
         scope = req.scope
         refs = await self._resolve_all(ix, scope, req.references)

@@ -406,24 +406,39 @@ class Sync:
             return int((await js.stream_info(STREAM)).state.last_seq)
         return int(state.get("last_seq", 0))
 
-    async def wait_applied(self, timeout: float | None) -> bool:
-        """Wait until everything the stream holds now is applied; False after `timeout`.
+    def read_position(self, timeout: float) -> asyncio.Future[int | None] | None:
+        """Start reading the stream's last sequence now (a request's read-your-writes target);
+        the future gives None when NATS is away or slow: the request is then answered from
+        the state applied so far (changes made meanwhile are still in the faces outbox, not
+        in the stream, so there is nothing newer to wait for anyway). None: not connected."""
+        if not nats_streams.is_connected(self.js):
+            return None
+        return asyncio.ensure_future(self._position(timeout))
 
-        With a timeout (a request), NATS being down or slow does not fail the request: it is
-        answered from the state applied so far (changes made meanwhile are still in the
-        faces outbox, not in the stream, so there is nothing newer to wait for anyway)."""
+    async def _position(self, timeout: float) -> int | None:
+        try:
+            return await self._last_seq(max(timeout, 0.5))
+        except Exception as exc:
+            if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
+                raise
+            log.warning("stream position unknown (%s); answering from applied state", exc)
+            return None
+
+    async def wait_applied(self, timeout: float | None) -> bool:
+        """Wait until everything the stream holds now is applied; False after `timeout`
+        (or when the stream's position cannot be read in time: see `read_position`)."""
         if timeout is not None:
-            if not nats_streams.is_connected(self.js):
-                return False
-            try:
-                target = await self._last_seq(max(timeout, 0.5))
-            except Exception as exc:
-                if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
-                    raise
-                log.warning("stream position unknown (%s); answering from applied state", exc)
+            pending = self.read_position(timeout)
+            target = None if pending is None else await pending
+            if target is None:
                 return False
         else:
             target = (await self.js.stream_info(STREAM)).state.last_seq
+        return await self.wait_for(target, timeout)
+
+    async def wait_for(self, target: int, timeout: float | None) -> bool:
+        """Wait until the follower has applied stream sequence `target`; False after
+        `timeout` (the request is answered anyway)."""
         if self.applied_seq >= target:
             return True
 

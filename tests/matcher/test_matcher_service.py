@@ -5,7 +5,9 @@ restarts, the full-load path, and LUNA errors."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -258,6 +260,37 @@ async def test_matchable_when_create_returns_and_gone_when_delete_returns(world:
         )
         assert fid not in ids_of(resp)
     assert sorted(waits)[len(waits) // 2] < 0.5  # the median match, wait included, is quick
+
+
+async def test_a_match_begun_behind_the_stream_waits_and_matches_again(world: World) -> None:
+    """The match runs while the stream position is read; when the follower had not applied
+    that position yet, the first answer is dropped: the face whose create returned is found."""
+    w = world
+    state, stub = await w.start_matcher()
+    sync = state.sync
+    person = identity(7)
+    gate = threading.Event()
+    real_apply = sync._apply_msgs
+
+    def held(ix: Any, msgs: Any) -> int:
+        gate.wait(10.0)
+        return real_apply(ix, msgs)
+
+    sync._apply_msgs = held  # type: ignore[method-assign]
+    try:
+        fid = await create_face(w, w.a, sample(person, 1), user_data="late")
+        stream_last = (await sync.js.stream_info("FACES_CHANGES")).state.last_seq
+        assert sync.applied_seq < stream_last  # the follower holds the create back
+        pending = asyncio.create_task(
+            match(stub, w.a, [by_descriptor(sample(person, 2))], matcher_pb2.FaceCandidates())
+        )
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # the answer without the face was not given
+    finally:
+        gate.set()
+    resp = await pending
+    assert ids_of(resp)[:1] == [fid]
+    assert resp.results[0].candidates[0].matches[0].face.user_data == "late"
 
 
 async def test_cached_face_records_follow_every_change(world: World) -> None:

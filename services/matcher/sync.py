@@ -167,6 +167,7 @@ class Sync:
         sequence to replay after, records)."""
         noted = (await self.js.stream_info(STREAM)).state.last_seq
         ix = IndexSet(version=self.version, dim=dim_of(self.version), config=self.config)
+        ix.hold_builds()  # one build per list at the end, not a merge per delta_max rows
         records = self._new_records()
         try:
             request = faces_pb2.StreamDescriptorsRequest(
@@ -179,6 +180,7 @@ class Sync:
         except BaseException:
             ix.close()
             raise
+        ix.release_builds()
         return ix, noted, records
 
     def _add_batch(

@@ -15,9 +15,12 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import errors, ids, times
 from services.common.scoping import Scope, readable, unique_ids
+from services.faces import outbox
 from services.faces.descriptors import AttributeData, BasicAttributes
+
+Kind = outbox.Kind
 
 DEFAULT_TTL_S = 300
 MAX_TTL_S = 86400
@@ -103,9 +106,33 @@ async def load_live(
     return data_of_row(row, (await _descriptors(conn, [attribute_id]))[attribute_id])
 
 
+def attribute_change(
+    kind: int,
+    account_id: str,
+    attribute_id: str = "",
+    *,
+    descriptor: bytes = b"",
+    descriptor_version: int = 0,
+    expire_time: datetime | None = None,
+) -> Any:
+    """A FACES_CHANGES message about a temporary attribute (see changes.proto)."""
+    c = outbox.change(
+        kind, account_id, descriptor=descriptor, descriptor_version=descriptor_version
+    )
+    c.attribute_id = attribute_id
+    if expire_time is not None:
+        c.expire_time.CopyFrom(times.to_timestamp(expire_time))
+    return c
+
+
 class Attributes:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, publisher: outbox.Publisher | None = None
+    ) -> None:
         self._pool = pool
+        # Creates are announced on FACES_CHANGES (a notice: the matcher then resolves an
+        # attribute reference without asking us) and deletes through the outbox.
+        self._publisher = publisher
 
     async def create(self, scope: Scope, data: AttributeData, *, ttl_s: int = 0) -> Attribute:
         """Store `data` (already checked by descriptors.checked) for `ttl_s` seconds."""
@@ -146,6 +173,18 @@ class Attributes:
             raise errors.LunaError(
                 errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
             ) from None
+        if self._publisher is not None and data.descriptors:
+            await self._publisher.notify(
+                attribute_change(
+                    Kind.KIND_ATTRIBUTE_CREATE,
+                    scope.account_id,
+                    attribute_id,
+                    descriptor=d,
+                    descriptor_version=v,
+                    expire_time=row["expire_time"],
+                )
+                for v, d in sorted(data.descriptors.items())
+            )
         return Attribute(
             attribute_id, scope.account_id, data, row["create_time"], row["expire_time"]
         )
@@ -198,14 +237,21 @@ class Attributes:
     async def delete(self, scope: Scope, attribute_id: str) -> None:
         if not ids.is_uuid(attribute_id):
             raise _not_found(attribute_id)
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "DELETE FROM temporary_attributes WHERE attribute_id = %s AND account_id = %s"
                 " AND expire_time > now()",
                 (attribute_id, scope.account_id),
             )
+            if cur.rowcount and self._publisher is not None:
+                await outbox.enqueue(
+                    conn,
+                    [attribute_change(Kind.KIND_ATTRIBUTE_DELETE, scope.account_id, attribute_id)],
+                )
         if cur.rowcount == 0:
             raise _not_found(attribute_id)
+        if self._publisher is not None:
+            await self._publisher.flush()  # on the stream before the delete returns
 
     async def purge_expired(self, unlink_retention_s: float = UNLINK_RETENTION_S) -> int:
         """Delete expired attributes and unlink records older than `unlink_retention_s`;

@@ -33,8 +33,9 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.common import descriptors as codec
 from services.common import errors, nats_streams, subjects
+from services.matcher.attribute_cache import AttributeCache
 from services.matcher.core import IndexSet, MatcherConfig
-from services.matcher.core.descriptors import dim_of
+from services.matcher.core.descriptors import dim_of, unpack_unit
 from services.matcher.core.snapshot import (
     SnapshotError,
     current_snapshot,
@@ -50,6 +51,7 @@ Kind = changes_pb2.FaceChange.Kind
 _BATCH = 5000
 # Messages that link or unlink many faces (see _apply_many).
 _MANY = frozenset((Kind.KIND_ATTACH_MANY, Kind.KIND_DETACH_MANY))
+_ATTRIBUTES = frozenset((Kind.KIND_ATTRIBUTE_CREATE, Kind.KIND_ATTRIBUTE_DELETE))
 
 
 class Sync:
@@ -64,9 +66,12 @@ class Sync:
         version: int,
         config: MatcherConfig,
         records: FaceRecords | None = None,
+        attributes: AttributeCache | None = None,
     ) -> None:
         self.js = js
         self.records = records if records is not None else FaceRecords()
+        # Temporary attributes' descriptors seen on the stream (attribute references).
+        self.attributes = attributes if attributes is not None else AttributeCache()
         self.faces = faces
         self.snapshot_root = snapshot_root
         self.version = version
@@ -305,6 +310,10 @@ class Sync:
             if seq <= last:
                 continue  # a redelivery after an ordered-consumer reset
             ch = changes_pb2.FaceChange.FromString(msg.data)
+            if ch.kind in _ATTRIBUTES:
+                self._apply_attribute(ix, ch)
+                last = seq
+                continue
             if ch.kind in _MANY:
                 self._apply_many(ix, ch)
                 last = seq
@@ -322,6 +331,21 @@ class Sync:
             )
             last = seq
         return last
+
+    def _apply_attribute(self, ix: IndexSet, ch: changes_pb2.FaceChange) -> None:
+        """KIND_ATTRIBUTE_CREATE (a notice: cached when it holds our version's descriptor)
+        and KIND_ATTRIBUTE_DELETE (one attribute, or an account's all)."""
+        if ch.kind == Kind.KIND_ATTRIBUTE_DELETE:
+            self.attributes.deleted(ch.attribute_id, ch.account_id)
+            return
+        if ch.descriptor_version != self.version or not ch.attribute_id:
+            return
+        try:
+            vec = unpack_unit(ch.descriptor, ix.dim)
+        except errors.LunaError:
+            return  # the faces service answers a reference to it with the documented error
+        expire = ch.expire_time.seconds + ch.expire_time.nanos / 1e9
+        self.attributes.created(ch.attribute_id, ch.account_id, expire, vec)
 
     def _apply_many(self, ix: IndexSet, ch: changes_pb2.FaceChange) -> None:
         """KIND_ATTACH_MANY / KIND_DETACH_MANY: what KIND_ATTACH / KIND_DETACH does for each

@@ -8,12 +8,13 @@ stores cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
 from luna.estimator.v1 import estimator_pb2 as epb
+from luna.faces.v1 import faces_pb2
 from luna.matcher.v1 import matcher_pb2 as mpb
 
 from services.common import times
@@ -89,6 +90,23 @@ def face_candidates(
     ):
         if key in filters:
             getattr(out, field).CopyFrom(times.to_timestamp(when(filters[key])))
+    return out
+
+
+def face_filter(filters: Mapping[str, Any]) -> faces_pb2.FaceFilter:
+    """LUNA face filters (GET /6/faces query, a task's `filters` for faces) as the faces
+    service's FaceFilter; a key the caller's schema does not allow is simply absent."""
+    out = faces_pb2.FaceFilter(
+        face_ids=filters.get("face_ids", []),
+        external_ids=filters.get("external_ids", []),
+        list_id=filters.get("list_id", ""),
+        event_id=filters.get("event_id", ""),
+        face_id_gte=filters.get("face_id__gte", ""),
+        face_id_lt=filters.get("face_id__lt", ""),
+    )
+    if "user_data" in filters:
+        out.user_data = filters["user_data"]
+    times.copy_times(filters, out, times.CREATE_TIMES)
     return out
 
 

@@ -7,9 +7,17 @@ and the JSON the gateway renders.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from datetime import datetime
+from typing import Any, TypeVar
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
+
+from services.common import times
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 
 def plain(value: Any) -> Any:
@@ -64,3 +72,46 @@ def _is_repeated(field: Any) -> bool:
     # protobuf 5+ has `is_repeated`; older releases only the label.
     repeated = getattr(field, "is_repeated", None)
     return bool(repeated) if repeated is not None else field.label == field.LABEL_REPEATED
+
+
+def dataclass_of(cls: type[T], msg: Any, **given: Any) -> T:
+    """The core's filter dataclass `cls` from the proto message `msg` that names its fields alike:
+    a repeated field as the dataclass default's kind (tuple or list), an unset field with
+    presence as None, a Timestamp as a datetime, anything else as is. `given` fields (those
+    with no plain proto counterpart) are taken as passed. The dataclass is the one list of
+    fields: a field the proto lacks is an error here, not a silently ignored filter."""
+    kwargs: dict[str, Any] = dict(given)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in given:
+            continue
+        pb_field = msg.DESCRIPTOR.fields_by_name[f.name]
+        value = getattr(msg, f.name)
+        if _is_repeated(pb_field):
+            kwargs[f.name] = list(value) if f.default_factory is list else tuple(value)
+        elif pb_field.has_presence and not msg.HasField(f.name):
+            kwargs[f.name] = None
+        elif isinstance(value, timestamp_pb2.Timestamp):
+            kwargs[f.name] = times.from_timestamp(value)
+        else:
+            kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def message_of(cls: type[M], obj: Any, **given: Any) -> M:
+    """The proto message `cls` from the core's dataclass `obj` that names its fields alike (the
+    way back of `dataclass_of`): a datetime as a Timestamp, a dict as a Struct where the field is
+    one, None as unset, anything else as is; `given` values replace the dataclass's own (enum
+    names to numbers, nested messages)."""
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = given[f.name] if f.name in given else getattr(obj, f.name)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            value = times.to_timestamp(value)
+        elif isinstance(value, dict) and (
+            cls.DESCRIPTOR.fields_by_name[f.name].message_type is struct_pb2.Struct.DESCRIPTOR
+        ):
+            value = to_struct(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

@@ -39,6 +39,11 @@ def from_timestamp(ts: Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
 
 
+def from_optional(message: Any, name: str) -> datetime | None:
+    """The Timestamp field `name` of `message` as a datetime, None when it is not set."""
+    return from_timestamp(getattr(message, name)) if message.HasField(name) else None
+
+
 # LUNA's create_time bounds: filter (or query) key -> the message's Timestamp field.
 CREATE_TIMES = {"create_time__gte": "create_time_gte", "create_time__lt": "create_time_lt"}
 

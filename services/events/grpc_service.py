@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from luna.common.v1 import info_pb2
 from luna.events.v1 import (
     events_pb2,
@@ -20,7 +19,14 @@ from luna.events.v1 import (
 
 from services.common import logs, times
 from services.common.grpc_server import counting, getting, listing, unary
-from services.common.pbjson import from_struct, from_value, to_list_value, to_struct
+from services.common.pbjson import (
+    dataclass_of,
+    from_struct,
+    from_value,
+    message_of,
+    to_list_value,
+    to_struct,
+)
 from services.common.scoping import Scope
 from services.common.version import VERSION
 from services.events import events_bulk, statistics
@@ -47,34 +53,15 @@ SERVICES = tuple(
 )
 
 
-def _ts(value: Any) -> Any:
-    return times.to_timestamp(value)
-
-
 def _opt(msg: Any, name: str) -> Any:
     return getattr(msg, name) if msg.HasField(name) else None
-
-
-def _time(msg: Any, name: str) -> Any:
-    return times.from_timestamp(getattr(msg, name)) if msg.HasField(name) else None
 
 
 # -- handlers ----------------------------------------------------------------------------------
 
 
 def handler_pb(h: Handler) -> handlers_pb2.Handler:
-    pb = handlers_pb2.Handler(
-        handler_id=h.handler_id,
-        account_id=h.account_id,
-        description=h.description,
-        handler_type=h.handler_type,
-        lambda_id=h.lambda_id or "",
-        create_time=_ts(h.create_time),
-        last_update_time=_ts(h.last_update_time),
-    )
-    if h.policies is not None:
-        pb.policies.CopyFrom(to_struct(h.policies))
-    return pb
+    return message_of(handlers_pb2.Handler, h)
 
 
 def handler_fields(pb: handlers_pb2.HandlerFields) -> HandlerFields:
@@ -87,7 +74,7 @@ def handler_fields(pb: handlers_pb2.HandlerFields) -> HandlerFields:
 
 
 def handler_filter(pb: handlers_pb2.HandlerFilter) -> HandlerFilter:
-    return HandlerFilter(_opt(pb, "description"), _opt(pb, "handler_type"))
+    return dataclass_of(HandlerFilter, pb)
 
 
 class HandlersServicer(handlers_pb2_grpc.HandlersServiceServicer):
@@ -129,15 +116,7 @@ class HandlersServicer(handlers_pb2_grpc.HandlersServiceServicer):
 
 
 def verifier_pb(v: Verifier) -> verifiers_pb2.Verifier:
-    return verifiers_pb2.Verifier(
-        verifier_id=v.verifier_id,
-        account_id=v.account_id,
-        description=v.description,
-        policies=to_struct(v.policies),
-        version=v.version,
-        create_time=_ts(v.create_time),
-        last_update_time=_ts(v.last_update_time),
-    )
+    return message_of(verifiers_pb2.Verifier, v)
 
 
 class VerifiersServicer(verifiers_pb2_grpc.VerifiersServiceServicer):
@@ -187,14 +166,7 @@ class VerifiersServicer(verifiers_pb2_grpc.VerifiersServiceServicer):
 
 
 def event_pb(e: StoredEvent) -> events_pb2.Event:
-    return events_pb2.Event(
-        event_id=e.event_id,
-        account_id=e.account_id,
-        handler_id=e.handler_id,
-        create_time=_ts(e.create_time),
-        end_time=_ts(e.end_time),
-        data=to_struct(e.data),
-    )
+    return message_of(events_pb2.Event, e)
 
 
 def _nullable(msg: Any, name: str) -> Nullable:
@@ -206,26 +178,17 @@ def _nullable(msg: Any, name: str) -> Nullable:
 
 def event_filter(pb: events_pb2.EventFilter) -> EventFilter:
     """The proto filter as the core's: each EventFilter field from the proto field of the same
-    name, read by the kind its default says (the dataclass is the one list of filters)."""
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(EventFilter):
-        if f.name == "meta":
-            kwargs["meta"] = tuple(
-                MetaFilter(
-                    m.path, m.operator or "eq", m.type or "string", tuple(m.values), m.with_null
-                )
-                for m in pb.meta
-            )
-        elif isinstance(f.default, Nullable):
-            kwargs[f.name] = _nullable(pb, f.name)
-        elif f.default == ():
-            kwargs[f.name] = tuple(getattr(pb, f.name))
-        elif f.default is None:
-            value = _opt(pb, f.name)
-            kwargs[f.name] = times.from_timestamp(value) if isinstance(value, Timestamp) else value
-        else:
-            kwargs[f.name] = getattr(pb, f.name)
-    return EventFilter(**kwargs)
+    name (the dataclass is the one list of filters); meta and the nullable sets by hand."""
+    meta = tuple(
+        MetaFilter(m.path, m.operator or "eq", m.type or "string", tuple(m.values), m.with_null)
+        for m in pb.meta
+    )
+    nullable = {
+        f.name: _nullable(pb, f.name)
+        for f in dataclasses.fields(EventFilter)
+        if isinstance(f.default, Nullable)
+    }
+    return dataclass_of(EventFilter, pb, meta=meta, **nullable)
 
 
 def events_in(request: events_pb2.SaveEventsRequest) -> list[EventIn]:
@@ -261,8 +224,8 @@ def statistics_of(
         Scope.from_pb(r.scope),
         [statistics.Target(t.column, t.aggregator) for t in r.targets],
         [statistics.Filter(f.column, f.operator, from_value(f.value)) for f in r.filters],
-        period_start=_time(r, "period_start"),
-        period_end=_time(r, "period_end"),
+        period_start=times.from_optional(r, "period_start"),
+        period_end=times.from_optional(r, "period_end"),
         group_by=r.group_by,
     )
 

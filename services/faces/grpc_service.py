@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
@@ -25,6 +24,7 @@ from luna.faces.v1 import (
 
 from services.common import permissions, times
 from services.common.grpc_server import counting, getting, listing, unary
+from services.common.pbjson import dataclass_of, message_of
 from services.common.scoping import Scope
 from services.faces import descriptors
 from services.faces.accounts import Account, Accounts
@@ -51,27 +51,17 @@ ChangeHook = Callable[[str, str], Awaitable[None]]
 
 
 def account_pb(account: Account) -> accounts_pb2.Account:
-    return accounts_pb2.Account(
-        account_id=account.account_id,
-        login=account.login,
-        account_type=ACCOUNT_TYPES[account.account_type],
-        description=account.description,
-        create_time=times.to_timestamp(account.create_time),
-        last_update_time=times.to_timestamp(account.last_update_time),
+    return message_of(
+        accounts_pb2.Account, account, account_type=ACCOUNT_TYPES[account.account_type]
     )
 
 
 def token_pb(token: Token) -> tokens_pb2.Token:
-    return tokens_pb2.Token(
-        token_id=token.token_id,
-        account_id=token.account_id,
-        description=token.description,
-        expiration_time=times.to_timestamp(token.expiration_time),
+    return message_of(
+        tokens_pb2.Token,
+        token,
         permissions=permissions.to_pb(token.permissions),
         visibility_area=VISIBILITY[token.visibility_area],
-        token=token.token,
-        create_time=times.to_timestamp(token.create_time),
-        last_update_time=times.to_timestamp(token.last_update_time),
     )
 
 
@@ -181,8 +171,8 @@ class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
             Scope.from_pb(r.scope),
             page=r.page.page or 1,
             page_size=r.page.page_size or 10,
-            create_time_gte=_time_or_none(r, "create_time_gte"),
-            create_time_lt=_time_or_none(r, "create_time_lt"),
+            create_time_gte=times.from_optional(r, "create_time_gte"),
+            create_time_lt=times.from_optional(r, "create_time_lt"),
         ),
         lambda tokens: tokens_pb2.ListTokensResponse(tokens=[token_pb(t) for t in tokens]),
     )
@@ -208,10 +198,6 @@ class TokensServicer(tokens_pb2_grpc.TokensServiceServicer):
 
 
 # --- Faces, lists, temporary attributes ------------------------------------------------------
-
-
-def _time_or_none(message: object, name: str) -> object:
-    return times.from_timestamp(getattr(message, name)) if message.HasField(name) else None  # type: ignore[attr-defined]
 
 
 def attribute_data_of(data: attributes_pb2.AttributeData) -> descriptors.AttributeData:
@@ -258,67 +244,27 @@ def attribute_source_of(source: faces_pb2.FaceAttributeInput) -> AttributeSource
 
 
 def face_pb(face: Face) -> faces_pb2.Face:
-    # The core's Face and the message name their fields alike; only times change type.
-    fields = dataclasses.asdict(face)
-    for name in ("create_time", "last_update_time"):
-        fields[name] = times.to_timestamp(fields[name])
-    return faces_pb2.Face(**fields)
+    return message_of(faces_pb2.Face, face)
 
 
 def face_attribute_pb(attribute: FaceAttribute) -> faces_pb2.FaceAttribute:
-    return faces_pb2.FaceAttribute(
-        face_id=attribute.face_id,
-        data=attribute_data_pb(attribute.data),
-        create_time=times.to_timestamp(attribute.create_time),
-    )
+    return message_of(faces_pb2.FaceAttribute, attribute, data=attribute_data_pb(attribute.data))
 
 
 def face_filter_of(f: faces_pb2.FaceFilter) -> FaceFilter:
-    return FaceFilter(
-        face_ids=tuple(f.face_ids),
-        external_ids=tuple(f.external_ids),
-        user_data=f.user_data if f.HasField("user_data") else None,
-        list_id=f.list_id,
-        event_id=f.event_id,
-        create_time_gte=_time_or_none(f, "create_time_gte"),  # type: ignore[arg-type]
-        create_time_lt=_time_or_none(f, "create_time_lt"),  # type: ignore[arg-type]
-        face_id_gte=f.face_id_gte,
-        face_id_lt=f.face_id_lt,
-    )
+    return dataclass_of(FaceFilter, f)
 
 
 def list_pb(item: FaceList) -> lists_pb2.List:
-    return lists_pb2.List(
-        list_id=item.list_id,
-        account_id=item.account_id,
-        user_data=item.user_data,
-        create_time=times.to_timestamp(item.create_time),
-        last_update_time=times.to_timestamp(item.last_update_time),
-    )
+    return message_of(lists_pb2.List, item)
 
 
 def list_filter_of(f: lists_pb2.ListFilter) -> ListFilter:
-    return ListFilter(
-        list_ids=tuple(f.list_ids),
-        user_data=f.user_data if f.HasField("user_data") else None,
-        user_data_eq=f.user_data_eq if f.HasField("user_data_eq") else None,
-        create_time_gte=_time_or_none(f, "create_time_gte"),  # type: ignore[arg-type]
-        create_time_lt=_time_or_none(f, "create_time_lt"),  # type: ignore[arg-type]
-        last_update_time_gte=_time_or_none(f, "last_update_time_gte"),  # type: ignore[arg-type]
-        last_update_time_lt=_time_or_none(f, "last_update_time_lt"),  # type: ignore[arg-type]
-        list_id_gte=f.list_id_gte,
-        list_id_lt=f.list_id_lt,
-    )
+    return dataclass_of(ListFilter, f)
 
 
 def attribute_pb(attribute: Attribute) -> attributes_pb2.Attribute:
-    return attributes_pb2.Attribute(
-        attribute_id=attribute.attribute_id,
-        account_id=attribute.account_id,
-        data=attribute_data_pb(attribute.data),
-        create_time=times.to_timestamp(attribute.create_time),
-        expire_time=times.to_timestamp(attribute.expire_time),
-    )
+    return message_of(attributes_pb2.Attribute, attribute, data=attribute_data_pb(attribute.data))
 
 
 class FacesServicer(faces_pb2_grpc.FacesServiceServicer):
@@ -548,16 +494,7 @@ BLOB_KIND_VALUES = {v: k for k, v in BLOB_KINDS.items()}
 
 
 def blob_pb(blob: Blob) -> blobs_pb2.Blob:
-    return blobs_pb2.Blob(
-        blob_id=blob.blob_id,
-        account_id=blob.account_id,
-        kind=BLOB_KIND_VALUES[blob.kind],
-        content_type=blob.content_type,
-        data=blob.data,
-        meta=blob.meta,
-        create_time=times.to_timestamp(blob.create_time),
-        size=blob.size,
-    )
+    return message_of(blobs_pb2.Blob, blob, kind=BLOB_KIND_VALUES[blob.kind])
 
 
 class BlobsServicer(blobs_pb2_grpc.BlobsServiceServicer):

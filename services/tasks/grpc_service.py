@@ -10,6 +10,7 @@ from luna.common.v1 import info_pb2
 from luna.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from services.common import errors, times
+from services.common.pbjson import dataclass_of
 from services.common.version import VERSION
 from services.tasks import engine
 from services.tasks.kinds import Deps
@@ -56,36 +57,12 @@ def error_pb(row: dict[str, Any]) -> tasks_pb2.TaskError:
     )
 
 
-def _time(msg: Any, field: str) -> Any:
-    return times.from_timestamp(getattr(msg, field)) if msg.HasField(field) else None
-
-
 def task_filter(f: tasks_pb2.TaskFilter) -> TaskFilter:
-    return TaskFilter(
-        account_id=f.account_id,
-        task_ids=list(f.task_ids),
-        task_type=f.task_type if f.HasField("task_type") else None,
-        task_status=f.task_status if f.HasField("task_status") else None,
-        create_time_gte=_time(f, "create_time_gte"),
-        create_time_lt=_time(f, "create_time_lt"),
-        end_time_gte=_time(f, "end_time_gte"),
-        end_time_lt=_time(f, "end_time_lt"),
-        result_id=f.result_id,
-        schedule_id=f.schedule_id,
-    )
+    return dataclass_of(TaskFilter, f)
 
 
 def error_filter(f: tasks_pb2.ErrorFilter) -> ErrorFilter:
-    return ErrorFilter(
-        account_id=f.account_id,
-        task_ids=list(f.task_ids),
-        error_ids=list(f.error_ids),
-        error_code=f.error_code if f.HasField("error_code") else None,
-        task_type=f.task_type if f.HasField("task_type") else None,
-        status_code=f.status_code if f.HasField("status_code") else None,
-        error_time_gte=_time(f, "error_time_gte"),
-        error_time_lt=_time(f, "error_time_lt"),
-    )
+    return dataclass_of(ErrorFilter, f)
 
 
 def _page(page: int, page_size: int) -> tuple[int, int]:
@@ -139,8 +116,8 @@ class SchedulesMixin:
         rows = await self.engine.schedules.list(
             request.account_id,
             request.task_type if request.HasField("task_type") else None,
-            _time(request, "create_time_gte"),
-            _time(request, "create_time_lt"),
+            times.from_optional(request, "create_time_gte"),
+            times.from_optional(request, "create_time_lt"),
             page,
             size,
         )

@@ -19,7 +19,7 @@ from jsonschema.exceptions import best_match
 from luna.common.v1 import account_pb2, paging_pb2
 from luna.faces.v1 import faces_pb2
 
-from services.common import errors, times
+from services.common import errors, luna_json
 from services.common.task_types import TASK_TYPES
 from services.tasks.store import ItemError
 
@@ -179,19 +179,6 @@ def check_filters_account(account_id: str, filters: dict[str, Any]) -> None:
         )
 
 
-def face_filter(filters: dict[str, Any]) -> faces_pb2.FaceFilter:
-    flt = faces_pb2.FaceFilter(
-        external_ids=filters.get("external_ids", []),
-        list_id=filters.get("list_id", ""),
-        face_id_gte=filters.get("face_id__gte", ""),
-        face_id_lt=filters.get("face_id__lt", ""),
-    )
-    if "user_data" in filters:
-        flt.user_data = filters["user_data"]
-    times.copy_times(filters, flt, times.CREATE_TIMES)
-    return flt
-
-
 PAGE = 1000
 
 
@@ -208,7 +195,8 @@ async def face_ids(deps: Deps, account_id: str, filters: dict[str, Any]) -> Asyn
             continue
         cursor = ""
         while True:
-            flt = face_filter(filters)
+            # The ids come in chunks, not all at once from the filters.
+            flt = luna_json.face_filter({k: v for k, v in filters.items() if k != "face_ids"})
             flt.face_ids.extend(chunk)
             lower = max(flt.face_id_gte, cursor) if cursor else flt.face_id_gte
             # face_id >= lower is inclusive: ask for one more and drop the cursor itself.

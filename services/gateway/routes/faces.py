@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from luna.faces.v1 import faces_pb2
 
-from services.common import times
+from services.common import luna_json
 from services.gateway import convert
 from services.gateway.auth import AuthRule
 from services.gateway.crud import Collection
@@ -27,19 +27,7 @@ def face_json(ctx: Ctx, face: faces_pb2.Face) -> dict[str, Any]:
 
 def face_filter(ctx: Ctx) -> faces_pb2.FaceFilter:
     """The validated query's filters (shared by get faces and get face count)."""
-    q = ctx.query
-    flt = faces_pb2.FaceFilter(
-        face_ids=q.get("face_ids", []),
-        external_ids=q.get("external_ids", []),
-        list_id=q.get("list_id", ""),
-        event_id=q.get("event_id", ""),
-        face_id_gte=q.get("face_id__gte", ""),
-        face_id_lt=q.get("face_id__lt", ""),
-    )
-    if "user_data" in q:
-        flt.user_data = q["user_data"]
-    times.copy_times(q, flt, times.CREATE_TIMES)
-    return flt
+    return luna_json.face_filter(ctx.query)
 
 
 def attribute_input(body: dict[str, Any]) -> faces_pb2.FaceAttributeInput:

@@ -13,7 +13,7 @@ from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2
 from luna.faces.v1 import attributes_pb2, faces_pb2, lists_pb2
 
-from services.common import errors
+from services.common import errors, luna_json
 from services.tasks import kinds
 from services.tasks.kinds import (
     FACES_FILTERS,
@@ -133,7 +133,7 @@ async def _face_id_parts(deps: Deps, account_id: str, filters: dict[str, Any]) -
     ids: list[str] = []
     async for batch in deps.faces.StreamFaceIds(
         faces_pb2.StreamFaceIdsRequest(
-            scope=kinds.scope(account_id), filter=kinds.face_filter(filters), batch_size=10000
+            scope=kinds.scope(account_id), filter=luna_json.face_filter(filters), batch_size=10000
         )
     ):
         ids.extend(batch.face_ids)

@@ -272,6 +272,50 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     return {"sizes": results, "duration_s": args.duration}
 
 
+TARGET_RATE = 1000.0  # matches/s at concurrency 1 (issue #14)
+TARGET_P99_MS = 3.0
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each size's REST rows against issue #14's small-list targets, plus where the time
+    goes: the matcher alone over gRPC, and the gateway's share (REST - gRPC)."""
+    out = []
+    for size in result["sizes"]:
+        rows = size["rows"]
+        for name in ("rest_raw", "rest_attr", "rest_batch10"):
+            row = rows[name]
+            out.append(
+                {
+                    "n": size["n"],
+                    "path": name,
+                    "matches_per_s": row["matches_per_s"],
+                    "rate_vs_target": round(row["matches_per_s"] / TARGET_RATE, 3),
+                    "p99_ms": row["p99_ms"],
+                    "p99_met": row["p99_ms"] <= TARGET_P99_MS,
+                    "ratio_to_raw_exact": row["ratio_to_raw_exact"],
+                    "ratio_to_raw_hnswlib": row["ratio_to_raw_hnswlib"],
+                    "grpc_p50_ms": rows["grpc_raw"]["p50_ms"],
+                    "gateway_p50_ms": round(row["p50_ms"] - rows["grpc_raw"]["p50_ms"], 3),
+                }
+            )
+    return out
+
+
+def targets_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        f"{'n':>7} {'path':<13} {'matches/s':>10} {'/1000':>6} {'p99 ms':>7} {'<=3ms':>6}"
+        f" {'/exact':>7} {'/hnsw':>7} {'grpc p50':>9} {'gw p50':>7}"
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['n']:>7} {r['path']:<13} {r['matches_per_s']:>10,.1f} {r['rate_vs_target']:>6}"
+            f" {r['p99_ms']:>7.2f} {'yes' if r['p99_met'] else 'no':>6}"
+            f" {r['ratio_to_raw_exact']:>7} {r['ratio_to_raw_hnswlib']:>7}"
+            f" {r['grpc_p50_ms']:>9.3f} {r['gateway_p50_ms']:>7.3f}"
+        )
+    return "\n".join(lines)
+
+
 def table(result: dict[str, Any]) -> str:
     lines = [
         f"{'n':>7} {'path':<13} {'matches/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
@@ -299,8 +343,11 @@ def main() -> None:
     args = ap.parse_args()
     args.sizes = [int(x) for x in args.sizes.split(",")]
     result = asyncio.run(bench(args))
+    result["targets"] = targets(result)
     path = save(args.name, result)
     print(table(result))
+    print("\nissue #14 small-list targets (REST >= 1,000 matches/s, p99 <= 3 ms):")
+    print(targets_table(result["targets"]))
     print(f"saved {path}")
 
 

@@ -16,9 +16,11 @@ Target: service_load <= 1.1 x raw_hnswlib.
 Snapshot load (one list of N faces with its graph, the account view, N face records),
 loaded the way the matcher starts (`load_snapshot` + `FaceRecords.load`), against
 raw_load = hnswlib load_index of the same graph file + np.load of the same arrays.
-Target: <= 10 s at 1M. The graph for this part may be built with a small
-ef_construction (`--snapshot-ef-construction`): the file layout and size depend on N and
-M only, so the load costs the same and the run fits in minutes.
+Target: <= 10 s at 1M. `--restart` also copies the snapshot into a running platform and
+times its matcher, SIGKILLed and restarted by the supervisor, from process start to gRPC
+SERVING (imports, NATS, the load, the replay check included). The graph for this part
+may be built with a small ef_construction (`--snapshot-ef-construction`): the file layout
+and size depend on N and M only, so the load costs the same and the run fits in minutes.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import asyncio  # noqa: E402
 import gc  # noqa: E402
+import json  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -38,16 +43,19 @@ from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import aiohttp  # noqa: E402
+import grpc  # noqa: E402
 import hnswlib  # noqa: E402
 import numpy as np  # noqa: E402
+from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import save  # noqa: E402
+from bench.common import running_platform, save  # noqa: E402
 from bench.matcher.data import load_or_generate  # noqa: E402
-from bench.matcher.run import bulk_records  # noqa: E402
+from bench.matcher.run import bulk_records, wait_serving  # noqa: E402
 from services.matcher import settings as matcher_settings  # noqa: E402
 from services.matcher.core import IndexSet, MatcherConfig  # noqa: E402
 from services.matcher.core.collection import LIST, CollectionKey  # noqa: E402
@@ -111,6 +119,10 @@ def raw_load(path: Path, graph_dir: Path, dim: int, n: int) -> None:
 
 def snapshot_part(args: argparse.Namespace, gallery: np.ndarray, cfg: MatcherConfig) -> dict:
     n = gallery.shape[0]
+    if args.snapshot_root is not None:  # one written by an earlier run: measure, keep it
+        path = current_snapshot(args.snapshot_root)
+        assert path is not None, f"no snapshot under {args.snapshot_root}"
+        return measure_load(args, args.snapshot_root, path, n, gallery.shape[1], cfg, {})
     cheap = replace(cfg, hnsw_ef_construction=args.snapshot_ef_construction)
     root = Path(tempfile.mkdtemp(prefix="bench-matcher-snap-"))
     try:
@@ -124,32 +136,90 @@ def snapshot_part(args: argparse.Namespace, gallery: np.ndarray, cfg: MatcherCon
         ix.close()
         ix = records = None  # type: ignore[assignment]
         gc.collect()
-        size_mb = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
-        log(f"snapshot of {n:,} faces written in {save_s:.1f}s ({size_mb:,.0f} MB)")
-        out: dict[str, Any] = {"n": n, "save_s": save_s, "mb": size_mb, "rounds": []}
-        graph_dir = next(p.parent for p in path.rglob("graph.bin"))
-        for _ in range(args.rounds):
-            row: dict[str, float] = {}
-
-            _, row["raw_load_s"] = timed(lambda: raw_load(path, graph_dir, gallery.shape[1], n))
-            gc.collect()
-            assert current_snapshot(root) == path
-            (loaded, row["load_snapshot_s"]) = timed(lambda: load_snapshot(root, cfg))
-            fresh = FaceRecords()
-            _, row["records_load_s"] = timed(lambda f=fresh: f.load(path))
-            row["matcher_load_s"] = row["load_snapshot_s"] + row["records_load_s"]
-            row["ratio_to_raw"] = row["matcher_load_s"] / row["raw_load_s"]
-            assert len(loaded[0]) == n and len(fresh) == n
-            loaded[0].close()
-            del loaded, fresh
-            gc.collect()
-            out["rounds"].append(row)
-            log(f"snapshot load {row}")
-        best = min(out["rounds"], key=lambda r: r["matcher_load_s"])
-        out["best"] = best
-        return out
+        log(f"snapshot of {n:,} faces written in {save_s:.1f}s")
+        return measure_load(args, root, path, n, gallery.shape[1], cfg, {"save_s": save_s})
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def measure_load(
+    args: argparse.Namespace,
+    root: Path,
+    path: Path,
+    n: int,
+    dim: int,
+    cfg: MatcherConfig,
+    out: dict[str, Any],
+) -> dict[str, Any]:
+    size_mb = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+    out.update({"n": n, "mb": size_mb, "rounds": []})
+    graph_dir = next(p.parent for p in path.rglob("graph.bin"))
+    for _ in range(args.rounds):
+        row: dict[str, float] = {}
+
+        _, row["raw_load_s"] = timed(lambda: raw_load(path, graph_dir, dim, n))
+        gc.collect()
+        assert current_snapshot(root) == path
+        (loaded, row["load_snapshot_s"]) = timed(lambda: load_snapshot(root, cfg))
+        fresh = FaceRecords()
+        _, row["records_load_s"] = timed(lambda f=fresh: f.load(path))
+        row["matcher_load_s"] = row["load_snapshot_s"] + row["records_load_s"]
+        row["ratio_to_raw"] = row["matcher_load_s"] / row["raw_load_s"]
+        assert len(loaded[0]) == n and len(fresh) == n
+        loaded[0].close()
+        del loaded, fresh
+        gc.collect()
+        out["rounds"].append(row)
+        log(f"snapshot load {row}")
+    best = min(out["rounds"], key=lambda r: r["matcher_load_s"])
+    out["best"] = best
+    if args.restart:
+        out["restart"] = asyncio.run(restart_part(path, args.rounds))
+    return out
+
+
+async def restart_part(snapshot: Path, rounds: int) -> dict[str, Any]:
+    """The platform's matcher, SIGKILLed and restarted by the supervisor, serving again from
+    this snapshot: process start to gRPC SERVING (imports, NATS, the load, the replay check)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-matcher-restart-"))
+    out: dict[str, Any] = {"rounds": []}
+    try:
+        async with running_platform(data_dir) as runtime, aiohttp.ClientSession() as http:
+            url = runtime["url"]
+            body = {"login": "restart@example.com", "password": "secret12", "account_type": "user"}
+            async with http.post(url + "/6/accounts", json=body) as resp:
+                assert resp.status == 201, await resp.text()
+            auth = {"Authorization": aiohttp.encode_basic_auth(body["login"], body["password"])}
+            async with http.post(url + "/6/faces", json={}, headers=auth) as resp:
+                assert resp.status == 201, await resp.text()  # FACES_CHANGES reaches seq 1
+            target = data_dir / "matcher"
+            shutil.copytree(snapshot, target / snapshot.name)
+            (target / "CURRENT").write_text(snapshot.name, encoding="utf-8")
+            address = runtime["services"]["matcher"]["address"]
+            rt_path = data_dir / "runtime.json"
+            for _ in range(rounds):
+                old_pid = json.loads(rt_path.read_text())["services"]["matcher"]["pid"]
+                os.kill(old_pid, signal.SIGKILL)
+                while True:
+                    pid = json.loads(rt_path.read_text())["services"]["matcher"]["pid"]
+                    if pid and pid != old_pid:
+                        break
+                    await asyncio.sleep(0.02)
+                t_spawn = time.perf_counter()
+                await wait_serving(address, 600)
+                row = {"process_start_to_serving_s": time.perf_counter() - t_spawn}
+                async with grpc.aio.insecure_channel(address) as ch:
+                    stats = await matcher_pb2_grpc.MatcherServiceStub(ch).GetIndexStats(
+                        matcher_pb2.GetIndexStatsRequest()
+                    )
+                row["faces"] = stats.faces
+                row["from_snapshot"] = stats.snapshot_seq > 0
+                out["rounds"].append(row)
+                log(f"restart {row}")
+        out["best_s"] = min(r["process_start_to_serving_s"] for r in out["rounds"])
+        return out
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main() -> None:
@@ -160,6 +230,17 @@ def main() -> None:
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--skip-snapshot", action="store_true")
     ap.add_argument("--snapshot-ef-construction", type=int, default=16)
+    ap.add_argument(
+        "--snapshot-root",
+        type=Path,
+        default=None,
+        help="measure an existing snapshot root (N must match) instead of writing one",
+    )
+    ap.add_argument(
+        "--restart",
+        action="store_true",
+        help="also restart the platform's matcher from the snapshot (start to serving)",
+    )
     ap.add_argument("--name", default="matcher_build")
     args = ap.parse_args()
     cfg = matcher_settings.core_config()
@@ -213,6 +294,10 @@ def main() -> None:
             f"{'load ' + str(args.n):<16} {s['matcher_load_s']:>9.2f}s {s['raw_load_s']:>9.2f}s"
             f" {s['ratio_to_raw']:>7.2f} {'<=10 s@1M':>8}"
         )
+        restart = out["snapshot"].get("restart")
+        if restart:
+            best = restart["best_s"]
+            print(f"{'restart ' + str(args.n):<16} {best:>9.2f}s {'':>10} {'':>7} {'<=10 s':>8}")
     print(f"saved {path}")
 
 

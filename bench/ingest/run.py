@@ -8,9 +8,13 @@ import, against the raw limit of the same rows written straight into PostgreSQL,
   raw_pg_c8           the same rows (face, attribute, descriptor, list link) inserted with
                       psycopg by 8 clients, one transaction per face, no API, no outbox, no
                       NATS: what PostgreSQL alone allows on this machine
-  bulk_import         FacesService.ImportFaces in batches of 1000 (`luna faces import`)
+  bulk_import         FacesService.ImportFaces in batches of 1000, --in-flight at a time
+                      (`luna faces import`), the matcher following FACES_CHANGES meanwhile
   raw_pg_copy         the same bulk rows COPY'd straight into the tables (the raw limit)
-Targets (issue #14): REST >= 300 faces/s at concurrency 8; bulk >= 5,000 faces/s.
+Also, per REST loop, the CPU milliseconds each process spent per face (gateway, faces,
+PostgreSQL, NATS, matcher, this client): on a machine whose cores they all share, where the
+time of a face goes. Targets (issue #14): REST >= 300 faces/s at concurrency 8; bulk >= 5,000
+faces/s.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 import shutil
 import sys
 import tempfile
@@ -65,6 +70,7 @@ async def rest(session: aiohttp.ClientSession, method: str, url: str, **kw: Any)
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     rows: dict[str, Any] = {}
+    cpu: dict[str, dict[str, float]] = {}
     try:
         async with running_platform(data_dir) as runtime, aiohttp.ClientSession() as http:
             url = runtime["url"]
@@ -90,8 +96,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 await rest(http, "POST", url + "/6/faces", json=face, headers=auth)
 
             for c in args.concurrency:
+                before = cpu_seconds(runtime)
                 stats = await closed_loop(f"rest_c{c}", create_one, c, args.duration)
                 rows[stats.name] = stats
+                spent = cpu_seconds(runtime)
+                cpu[stats.name] = {
+                    k: round(1000 * (spent[k] - before[k]) / stats.requests, 3) for k in spent
+                }
                 log(f"{stats}")
 
             # Raw limit: the same rows straight into PostgreSQL, one transaction per face.
@@ -146,9 +157,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         req.faces.add(descriptor=bulk[i].tobytes(), user_data=f"b{i}")
                     await stub.ImportFaces(req)
 
-                starts = list(range(0, n, 1000))
-                for s in range(0, len(starts), 2):  # two batches in flight, as the CLI
-                    await asyncio.gather(*(send(x) for x in starts[s : s + 2]))
+                # A window of batches in flight, as the CLI (services/faces/importer.py).
+                window = asyncio.Semaphore(args.in_flight)
+
+                async def windowed(s: int) -> None:
+                    async with window:
+                        await send(s)
+
+                await asyncio.gather(*(windowed(s) for s in range(0, n, 1000)))
             secs = time.perf_counter() - t0
             rows["bulk_import"] = {"faces": n, "seconds": round(secs, 3),
                                    "faces_per_s": round(n / secs, 1)}  # fmt: skip
@@ -179,7 +195,33 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 await conn.close()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return {"duration_s": args.duration, "rows": rows}
+    return {"duration_s": args.duration, "rows": rows, "cpu_ms_per_face": cpu}
+
+
+def _cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(runtime: dict[str, Any]) -> dict[str, float]:
+    """CPU seconds used so far per process of the platform (PostgreSQL with its backends) and
+    by this benchmark: where the time of a face goes on a machine whose cores they share."""
+    out = {name: _cpu_of(s["pid"]) for name, s in runtime["services"].items() if s.get("pid")}
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, IndexError, ProcessLookupError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    for name, rec in runtime.get("infrastructure", {}).items():
+        out[name] = _cpu_of(rec["pid"]) + sum(_cpu_of(c) for c in children.get(rec["pid"], ()))
+    out["bench"] = _cpu_of(os.getpid())
+    return out
 
 
 def table(result: dict[str, Any]) -> str:
@@ -196,6 +238,13 @@ def table(result: dict[str, Any]) -> str:
     for name in ("bulk_import", "raw_pg_copy"):
         rate = rows[name]["faces_per_s"]
         lines.append(f"{name:<14} {rate:>9,.1f} {'':>8} {'':>8} {rate / copy:>6.2f}")
+    for name, parts in result.get("cpu_ms_per_face", {}).items():
+        shown = {k: v for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v >= 0.05}
+        total = sum(parts.values())
+        lines.append(
+            f"{name} CPU ms/face: {total:.2f} = "
+            + ", ".join(f"{k} {v:.2f}" for k, v in shown.items())
+        )
     return "\n".join(lines)
 
 
@@ -204,6 +253,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per closed loop")
     ap.add_argument("--concurrency", default="1,8")
     ap.add_argument("--bulk", type=int, default=20_000, help="faces of the bulk rows")
+    ap.add_argument("--in-flight", type=int, default=4, help="bulk batches in flight (CLI: 4)")
     args = ap.parse_args()
     args.concurrency = [int(x) for x in args.concurrency.split(",")]
     result = asyncio.run(bench(args))

@@ -15,6 +15,8 @@ import numpy as np
 DTYPE = "<f4"
 # Far above any face model's size (SFace: 128, MobileFaceNet: 192); bounds request memory.
 MAX_DIMENSION = 4096
+# The size of each descriptor version this platform extracts: SFace (200), MobileFaceNet (201).
+VERSION_DIMS = {200: 128, 201: 192}
 
 
 class InvalidDescriptor(ValueError):

@@ -702,6 +702,36 @@ class Events:
         )
         return sorted(r["event_id"] for r in rows)
 
+    async def put_descriptors(
+        self, account_id: str, kind: int, items: list[tuple[str, int, bytes]]
+    ) -> list[str]:
+        """Add (event_id, version, descriptor) descriptors of `kind` to events of `account_id`
+        (another account's or a missing event is skipped); an event that has one of that kind
+        and version keeps it. Returns the events that got one."""
+        if kind not in (FACE, BODY):
+            raise errors.LunaError(errors.BAD_INPUT, "Descriptor kind must be face or body")
+        if len(items) > 1000:
+            raise errors.LunaError(errors.BAD_INPUT, "At most 1000 descriptors per call")
+        for event_id, version, descriptor in items:
+            if not ids.is_uuid(event_id) or not descriptor or version <= 0:
+                raise errors.LunaError(errors.BAD_INPUT, "Bad event descriptor")
+        rows = await db.fetch_all(
+            self._pool,
+            "INSERT INTO event_descriptors (event_id, kind, version, descriptor)"
+            " SELECT e.event_id, %s, t.version, t.descriptor FROM unnest(%s::uuid[], %s::int[],"
+            " %s::bytea[]) AS t(event_id, version, descriptor) JOIN events e"
+            " ON e.event_id = t.event_id AND e.account_id = %s"
+            " ON CONFLICT DO NOTHING RETURNING event_id::text AS event_id",
+            (
+                kind,
+                [e for e, _, _ in items],
+                [v for _, v, _ in items],
+                [d for _, _, d in items],
+                account_id,
+            ),
+        )
+        return sorted(r["event_id"] for r in rows)
+
     async def count(self, scope: Scope, flt: EventFilter) -> int:
         return await _TABLE.count(self._pool, *event_where(scope, flt))
 

@@ -4,7 +4,7 @@ selects as one streamed keyset scan, and one DELETE per filter with an idempoten
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -45,28 +45,52 @@ async def stream_ids(
             yield [r["event_id"] for r in rows]
 
 
+_KEPT = '? (@ != null && @ != "")'
 # What each deleted event referenced, computed by PostgreSQL (no event document leaves it).
 _REFS = (
-    "jsonb_build_object('event_id', e.event_id::text,"
-    " 'face', jsonb_path_query_array(e.data,"
-    " '$.face_detections[*].sample_id ? (@ != null && @ != \"\")'),"
-    " 'body', jsonb_path_query_array(e.data,"
-    " '$.body_detections[*].sample_id ? (@ != null && @ != \"\")'),"
-    " 'origins', jsonb_path_query_array(e.data,"
-    " '$.face_detections[*].image_origin ? (@ != null && @ != \"\")')"
-    " || jsonb_path_query_array(e.data,"
-    " '$.body_detections[*].image_origin ? (@ != null && @ != \"\")')) AS refs"
+    f"jsonb_path_query_array(e.data, '$.face_detections[*].sample_id {_KEPT}') AS face,"
+    f" jsonb_path_query_array(e.data, '$.body_detections[*].sample_id {_KEPT}') AS body,"
+    f" jsonb_path_query_array(e.data, '$.face_detections[*].image_origin {_KEPT}')"
+    f" || jsonb_path_query_array(e.data, '$.body_detections[*].image_origin {_KEPT}')"
+    " AS origins"
 )
+# An event's origins each once, in order (one origin, the usual case, needs no work).
+_ONCE = (
+    "CASE WHEN jsonb_array_length(origins) < 2 THEN origins ELSE (SELECT jsonb_agg(o ORDER BY n)"
+    " FROM (SELECT o, min(n) AS n FROM jsonb_array_elements(origins) WITH ORDINALITY AS x(o, n)"
+    " GROUP BY o) u) END"
+)
+# The gc result's items as compact JSON text (json_agg would put a newline between items and
+# jsonb would reorder their keys), and the body samples among their samples.
+_ANSWER = (
+    '(\'[\' || coalesce(string_agg(format(\'{"event_id":"%%s","samples":%%s,'
+    f"\"image_origins\":%%s}}', event_id, face || body, {_ONCE}), ',' ORDER BY event_id), '')"
+    " || ']')::json AS events,"
+    " coalesce((SELECT json_agg(s) FROM gone g, jsonb_array_elements(g.body) s), '[]')"
+    " AS body_samples"
+)
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What a delete removed: the gc items as JSON text, and the body samples among them."""
+
+    events_json: str
+    body_samples: list[str]
+
+
+def _removed(row: Any) -> Removed:
+    return Removed(str(row["events"]), list(row["body_samples"] or ()))
 
 
 async def delete_where(
     pool: AsyncConnectionPool, scope: Scope, flt: EventFilter, receipt: str
-) -> str:
+) -> Removed:
     """Delete the events of scope.account_id that `flt` selects, in one statement; what each
-    referenced, in id order, as a JSON array of {event_id, face, body, origins} (sample ids;
-    image origins, possibly repeated). A `receipt` seen before answers what its first call
+    referenced, in id order, as a JSON array of {event_id, samples, image_origins} (face then
+    body sample ids; origins each once). A `receipt` seen before answers what its first call
     removed and deletes nothing; a new one is stored by the same statement. The JSON stays
-    text end to end: a part of 10000 events is decoded once, by the caller."""
+    text end to end: a caller may store a part of 10000 events without decoding it."""
     if not scope.account_id:
         raise errors.LunaError(errors.BAD_INPUT, "Deleting events needs an account")
     where, params = event_where(scope, replace(flt, no_default_window=True))
@@ -74,38 +98,38 @@ async def delete_where(
         f"DELETE FROM events e WHERE {where} AND e.account_id = %s RETURNING e.event_id, {_REFS}"
     )
     params = [*params, scope.account_id]
-    answer = "coalesce(jsonb_agg(refs ORDER BY event_id), '[]')"
     async with pool.connection() as conn, conn.transaction():
         if not receipt:
             cur = await conn.execute(
-                f"WITH gone AS ({delete}) SELECT {answer}::text AS events FROM gone", params
+                f"WITH gone AS ({delete}) SELECT events::text AS events, body_samples"
+                f" FROM (SELECT {_ANSWER} FROM gone) a",
+                params,
             )
-            row = await cur.fetchone()
-            return str(row["events"]) if row else "[]"
+            return _removed(await cur.fetchone())
         stored = await _receipt(conn, receipt, scope.account_id)
         if stored is None:
             cur = await conn.execute(
                 f"WITH gone AS ({delete})"
-                " INSERT INTO events_delete_receipts (receipt, account_id, events)"
-                f" SELECT %s, %s, {answer} FROM gone"
-                " ON CONFLICT DO NOTHING RETURNING events::text AS events",
+                " INSERT INTO events_delete_receipts (receipt, account_id, events, body_samples)"
+                f" SELECT %s, %s, events, body_samples FROM (SELECT {_ANSWER} FROM gone) a"
+                " ON CONFLICT DO NOTHING RETURNING events::text AS events, body_samples",
                 (*params, receipt, scope.account_id),
             )
             row = await cur.fetchone()
             # None: a concurrent call with the receipt committed first; it holds the answer.
-            stored = str(row["events"]) if row else await _receipt(conn, receipt, scope.account_id)
+            stored = _removed(row) if row else await _receipt(conn, receipt, scope.account_id)
             await conn.execute(
                 "DELETE FROM events_delete_receipts"
                 f" WHERE create_time < now() - interval '{RECEIPT_DAYS} days'"
             )
-    return stored or "[]"
+    return stored or Removed("[]", [])
 
 
-async def _receipt(conn: Any, receipt: str, account_id: str) -> str | None:
+async def _receipt(conn: Any, receipt: str, account_id: str) -> Removed | None:
     cur = await conn.execute(
-        "SELECT events::text AS events FROM events_delete_receipts"
+        "SELECT events::text AS events, body_samples FROM events_delete_receipts"
         " WHERE receipt = %s AND account_id = %s",
         (receipt, account_id),
     )
     row = await cur.fetchone()
-    return None if row is None else str(row["events"])
+    return None if row is None else _removed(row)

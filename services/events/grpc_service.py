@@ -279,6 +279,14 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         ),
         lambda removed: events_pb2.DeleteEventDescriptorsResponse(event_ids=removed),
     )
+    PutEventDescriptors = unary(
+        lambda s, r: s._e.put_descriptors(
+            r.scope.account_id,
+            r.kind,
+            [(d.event_id, d.version, d.descriptor) for d in r.descriptors],
+        ),
+        lambda added: events_pb2.PutEventDescriptorsResponse(event_ids=added),
+    )
     CountEvents = counting("_e", event_filter, lambda n: events_pb2.CountEventsResponse(count=n))
     GetEventStatistics = unary(
         lambda s, r: statistics_of(s._stats, r),
@@ -332,7 +340,9 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):
         lambda s, r: events_bulk.delete_where(
             s._e.pool, Scope.from_pb(r.scope), event_filter(r.filter), r.receipt
         ),
-        lambda removed: events_pb2.DeleteEventsWhereResponse(events_json=removed.encode()),
+        lambda removed: events_pb2.DeleteEventsWhereResponse(
+            events_json=removed.events_json.encode(), body_sample_ids=removed.body_samples
+        ),
     )
 
 

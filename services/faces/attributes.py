@@ -6,7 +6,8 @@ once for clients; `purge_expired` (run periodically by the app) only reclaims th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,8 @@ from psycopg_pool import AsyncConnectionPool
 from services.common import errors, ids, times
 from services.common.scoping import Scope, readable, unique_ids
 from services.faces import outbox
+from services.faces.arrays import uuid_array
+from services.faces.coalesce import Coalescer
 from services.faces.descriptors import AttributeData, BasicAttributes
 
 Kind = outbox.Kind
@@ -125,6 +128,37 @@ def attribute_change(
     return c
 
 
+@dataclass(frozen=True)
+class _NewAttribute:
+    attribute_id: str
+    account_id: str
+    data: AttributeData
+    ttl_s: int
+
+
+# New temporary attributes, set-based. Samples travel as uuid[] literals (one text each: a
+# list of lists would not unnest row by row).
+_INSERT_ATTRIBUTES = """
+INSERT INTO temporary_attributes (attribute_id, account_id, age, gender, ethnicity,
+                                  descriptor_samples, basic_attributes_samples, expire_time)
+SELECT attribute_id, account_id, age, gender, ethnicity, ds::uuid[], bs::uuid[],
+       now() + make_interval(secs => ttl)
+FROM unnest(%s::uuid[], %s::uuid[], %s::smallint[], %s::smallint[], %s::smallint[],
+            %s::text[], %s::text[], %s::int[])
+     AS x(attribute_id, account_id, age, gender, ethnicity, ds, bs, ttl)
+RETURNING attribute_id::text AS attribute_id, create_time, expire_time"""
+
+
+def _basic_columns(basics: list[BasicAttributes | None]) -> list[list[int | None]]:
+    """Ages, genders and ethnicities (NULL where there are no basic attributes, and for an
+    ethnicity that was not estimated)."""
+    return [
+        [b.age if b else None for b in basics],
+        [b.gender if b else None for b in basics],
+        [(b.ethnicity or None) if b else None for b in basics],
+    ]
+
+
 class Attributes:
     def __init__(
         self, pool: AsyncConnectionPool, publisher: outbox.Publisher | None = None
@@ -133,61 +167,92 @@ class Attributes:
         # Creates are announced on FACES_CHANGES (a notice: the matcher then resolves an
         # attribute reference without asking us) and deletes through the outbox.
         self._publisher = publisher
+        self._creates: Coalescer[_NewAttribute, Attribute] = Coalescer(
+            self._create_batch, max_running=2
+        )
 
     async def create(self, scope: Scope, data: AttributeData, *, ttl_s: int = 0) -> Attribute:
-        """Store `data` (already checked by descriptors.checked) for `ttl_s` seconds."""
+        """Store `data` (already checked by descriptors.checked) for `ttl_s` seconds.
+        Concurrent creates share one transaction (coalesce.py)."""
         ttl_s = check_ttl(ttl_s)
         if data.empty:
             raise errors.bad_json("", "face_descriptors or basic_attributes is required")
-        attribute_id = ids.new_id()
-        basic = data.basic_attributes
-        try:
-            async with self._pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(
-                    """INSERT INTO temporary_attributes AS t (attribute_id, account_id, age,
-                           gender, ethnicity, descriptor_samples, basic_attributes_samples,
-                           expire_time)
-                       VALUES (%s, %s, %s, %s, %s, %s::uuid[], %s::uuid[], now() + %s)
-                       RETURNING t.create_time, t.expire_time""",
-                    (
-                        attribute_id,
-                        scope.account_id,
-                        basic.age if basic else None,
-                        basic.gender if basic else None,
-                        (basic.ethnicity or None) if basic else None,
-                        list(data.descriptor_samples),
-                        list(data.basic_attributes_samples),
-                        timedelta(seconds=ttl_s),
-                    ),
-                )
-                row = await cur.fetchone()
-                assert row is not None
-                if data.descriptors:
-                    async with conn.cursor() as c:
-                        await c.executemany(
-                            "INSERT INTO temporary_attribute_descriptors"
-                            " (attribute_id, version, descriptor) VALUES (%s, %s, %s)",
-                            [(attribute_id, v, d) for v, d in data.descriptors.items()],
-                        )
-        except psycopg.errors.ForeignKeyViolation:
-            raise errors.LunaError(
-                errors.ACCOUNT_NOT_FOUND, f"Account with id '{scope.account_id}' not found"
-            ) from None
+        attribute = await self._creates.submit(
+            _NewAttribute(ids.new_id(), scope.account_id, data, ttl_s)
+        )
         if self._publisher is not None and data.descriptors:
             await self._publisher.notify(
                 attribute_change(
                     Kind.KIND_ATTRIBUTE_CREATE,
                     scope.account_id,
-                    attribute_id,
+                    attribute.attribute_id,
                     descriptor=d,
                     descriptor_version=v,
-                    expire_time=row["expire_time"],
+                    expire_time=attribute.expire_time,
                 )
                 for v, d in sorted(data.descriptors.items())
             )
-        return Attribute(
-            attribute_id, scope.account_id, data, row["create_time"], row["expire_time"]
-        )
+        return attribute
+
+    async def _create_batch(
+        self, items: Sequence[_NewAttribute]
+    ) -> Sequence[Attribute | BaseException]:
+        try:
+            return await self._insert(items)
+        except errors.LunaError as exc:
+            if len(items) == 1:
+                return [exc]
+
+        # One of them was refused and the batch undone: each alone, for its own answer.
+        async def alone(item: _NewAttribute) -> Attribute:
+            return (await self._insert([item]))[0]
+
+        return await asyncio.gather(*(alone(item) for item in items), return_exceptions=True)
+
+    async def _insert(self, items: Sequence[_NewAttribute]) -> list[Attribute]:
+        """Attributes in one transaction and one round trip (pipeline mode: BEGIN, both
+        set-based inserts and COMMIT go out together)."""
+        descriptors = [
+            (i.attribute_id, version, blob)
+            for i in items
+            for version, blob in sorted(i.data.descriptors.items())
+        ]
+        try:
+            async with self._pool.connection() as conn:
+                async with conn.pipeline(), conn.transaction():
+                    cur = await conn.execute(
+                        _INSERT_ATTRIBUTES,
+                        [
+                            [i.attribute_id for i in items],
+                            [i.account_id for i in items],
+                            *_basic_columns([i.data.basic_attributes for i in items]),
+                            [uuid_array(i.data.descriptor_samples) for i in items],
+                            [uuid_array(i.data.basic_attributes_samples) for i in items],
+                            [i.ttl_s for i in items],
+                        ],
+                    )
+                    if descriptors:
+                        await conn.execute(
+                            "INSERT INTO temporary_attribute_descriptors"
+                            " (attribute_id, version, descriptor)"
+                            " SELECT * FROM unnest(%s::uuid[], %s::int[], %s::bytea[])",
+                            [list(column) for column in zip(*descriptors, strict=True)],
+                        )
+                rows = {r["attribute_id"]: r for r in await cur.fetchall()}
+        except psycopg.errors.ForeignKeyViolation:
+            raise errors.LunaError(
+                errors.ACCOUNT_NOT_FOUND, f"Account with id '{items[0].account_id}' not found"
+            ) from None
+        return [
+            Attribute(
+                i.attribute_id,
+                i.account_id,
+                i.data,
+                rows[i.attribute_id]["create_time"],
+                rows[i.attribute_id]["expire_time"],
+            )
+            for i in items
+        ]
 
     async def get_many(
         self, scope: Scope, attribute_ids: Iterable[str], *, descriptor_version: int = 0

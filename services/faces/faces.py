@@ -7,7 +7,8 @@ checked before the transaction starts, so a bad request never leaves a partial w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from services.common.scoping import (
     unique_ids,
 )
 from services.faces import attributes, outbox
+from services.faces.coalesce import Coalescer
 from services.faces.descriptors import AttributeData
 from services.faces.where import Where
 
@@ -196,42 +198,6 @@ def lists_not_found(list_id: str) -> errors.LunaError:
     )
 
 
-async def check_own_lists(
-    conn: AsyncConnection, account_id: str, list_ids: list[str], *, lock: bool = False
-) -> None:
-    """22005 naming the first of `list_ids` that is not a list of `account_id`. `lock` takes
-    them FOR NO KEY UPDATE in id order (writers that update their last_update_time)."""
-    if not list_ids:
-        return
-    cur = await conn.execute(
-        "SELECT list_id::text AS list_id FROM lists WHERE list_id = ANY(%s::uuid[])"
-        " AND account_id = %s" + (" ORDER BY list_id FOR NO KEY UPDATE" if lock else ""),
-        (list_ids, account_id),
-    )
-    found = {r["list_id"] for r in await cur.fetchall()}
-    missing = [x for x in list_ids if x not in found]
-    if missing:
-        raise lists_not_found(missing[0])
-
-
-async def _link_new_face(conn: AsyncConnection, face_id: str, lists: list[str]) -> None:
-    """A new face into `lists`, one by one so link_key follows the request's list order."""
-    if not lists:
-        return
-    async with conn.cursor() as c:
-        for list_id in lists:
-            await c.execute(
-                "INSERT INTO list_faces (list_id, face_id) VALUES (%s, %s)", (list_id, face_id)
-            )
-    # Last, and in id order: concurrent creates into one list (the usual watchlist load) wait
-    # for each other only from here to the commit, not for the whole transaction.
-    await conn.execute(
-        "UPDATE lists SET last_update_time = now() WHERE list_id IN (SELECT list_id FROM lists"
-        " WHERE list_id = ANY(%s::uuid[]) ORDER BY list_id FOR NO KEY UPDATE)",
-        (lists,),
-    )
-
-
 async def face_descriptors(conn: AsyncConnection, face_id: str) -> dict[int, bytes]:
     cur = await conn.execute(
         "SELECT version, descriptor FROM face_descriptors WHERE face_id = %s", (face_id,)
@@ -251,7 +217,11 @@ async def delete_locked_faces(
     ]
 
 
-async def _store_attribute(conn: AsyncConnection, face_id: str, data: AttributeData) -> datetime:
+async def _queue_attribute(
+    conn: AsyncConnection, face_id: str, data: AttributeData
+) -> psycopg.AsyncCursor[Any]:
+    """Insert a face's attribute; in pipeline mode nothing waits (the returned cursor gets
+    the create_time row once the pipeline is synced)."""
     basic = data.basic_attributes
     cur = await conn.execute(
         """INSERT INTO face_attributes (face_id, age, gender, ethnicity, descriptor_samples,
@@ -266,15 +236,103 @@ async def _store_attribute(conn: AsyncConnection, face_id: str, data: AttributeD
             list(data.basic_attributes_samples),
         ),
     )
-    row = await cur.fetchone()
-    assert row is not None
     if data.descriptors:
-        async with conn.cursor() as c:
-            await c.executemany(
-                "INSERT INTO face_descriptors (face_id, version, descriptor) VALUES (%s, %s, %s)",
-                [(face_id, v, d) for v, d in data.descriptors.items()],
-            )
+        versions, blobs = zip(*sorted(data.descriptors.items()), strict=True)
+        await conn.execute(
+            "INSERT INTO face_descriptors (face_id, version, descriptor)"
+            " SELECT %s, unnest(%s::int[]), unnest(%s::bytea[])",
+            (face_id, list(versions), list(blobs)),
+        )
+    return cur
+
+
+async def _store_attribute(conn: AsyncConnection, face_id: str, data: AttributeData) -> datetime:
+    row = await (await _queue_attribute(conn, face_id, data)).fetchone()
+    assert row is not None
     return row["create_time"]
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """One face to create: its fields, lists and attribute (a temporary attribute's id, data
+    given directly, or None)."""
+
+    account_id: str
+    face_id: str
+    event_id: str
+    user_data: str
+    external_id: str
+    avatar: str
+    attribute: AttributeSource
+    list_ids: tuple[str, ...]
+
+
+# New faces, set-based (one statement for any number). Parameters: face ids, account ids,
+# event ids, user data, external ids, avatars.
+_INSERT_FACES = """
+INSERT INTO faces (face_id, account_id, event_id, user_data, external_id, avatar)
+SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[])
+RETURNING face_id::text AS face_id, account_id::text AS account_id,
+          coalesce(event_id::text, '') AS event_id, user_data, external_id, avatar,
+          create_time, last_update_time"""
+
+# Live temporary attributes copied into new faces' attributes inside PostgreSQL, in one
+# statement (one snapshot: an attribute and its descriptors agree); a face whose attribute is
+# not a live one of its account gets no row. Parameters: face ids, attribute ids, account ids.
+_COPY_ATTRIBUTES = """
+WITH x AS (
+    SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[]) AS x(face_id, attribute_id,
+                                                                  account_id)
+), t AS (
+    SELECT x.face_id, ta.attribute_id, ta.age, ta.gender, ta.ethnicity, ta.descriptor_samples,
+           ta.basic_attributes_samples
+    FROM x JOIN temporary_attributes ta
+      ON ta.attribute_id = x.attribute_id AND ta.account_id = x.account_id
+     AND ta.expire_time > now()
+), a AS (
+    INSERT INTO face_attributes (face_id, age, gender, ethnicity, descriptor_samples,
+                                 basic_attributes_samples)
+    SELECT face_id, age, gender, ethnicity, descriptor_samples, basic_attributes_samples
+    FROM t
+    RETURNING face_id, age, gender, ethnicity, descriptor_samples::text[] AS ds,
+              basic_attributes_samples::text[] AS bs
+), d AS (
+    INSERT INTO face_descriptors (face_id, version, descriptor)
+    SELECT t.face_id, td.version, td.descriptor
+    FROM t JOIN temporary_attribute_descriptors td ON td.attribute_id = t.attribute_id
+    RETURNING face_id, version, descriptor
+)
+SELECT a.face_id::text AS face_id, a.age, a.gender, a.ethnicity, a.ds, a.bs,
+       ARRAY(SELECT d.version FROM d WHERE d.face_id = a.face_id ORDER BY d.version)
+           AS versions,
+       ARRAY(SELECT d.descriptor FROM d WHERE d.face_id = a.face_id ORDER BY d.version)
+           AS descriptors
+FROM a"""
+
+# New faces' list links in the order given (link_key follows it), each made only when the
+# list is the face's account's. Parameters: face ids, list ids, account ids (one per link).
+_LINK_NEW_FACES = """
+INSERT INTO list_faces (list_id, face_id)
+SELECT l.list_id, x.face_id
+FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[]) WITH ORDINALITY AS x(face_id, list_id,
+                                                                    account_id, n)
+JOIN lists l ON l.list_id = x.list_id AND l.account_id = x.account_id
+ORDER BY x.n
+RETURNING face_id::text AS face_id, list_id::text AS list_id"""
+
+
+def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as columns: the arrays a set-based statement unnests."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _attribute_missing(source: str, missing_code: int) -> errors.LunaError:
+    detail = (
+        f"Attributes with id '{source}' for update not found"
+        if missing_code == errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
+        else f"Attributes with id {source} not found"
+    )
+    return errors.LunaError(missing_code, detail)
 
 
 async def _resolve(
@@ -286,12 +344,7 @@ async def _resolve(
     if ids.is_uuid(source):
         data = await attributes.load_live(conn, account_id, source)
     if data is None:
-        detail = (
-            f"Attributes with id '{source}' for update not found"
-            if missing_code == errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
-            else f"Attributes with id {source} not found"
-        )
-        raise errors.LunaError(missing_code, detail)
+        raise _attribute_missing(source, missing_code)
     return data
 
 
@@ -305,6 +358,8 @@ class Faces:
         self._pool = pool
         self._publisher = publisher
         self._event_exists = event_exists
+        # Two batches at a time: one waiting on a busy list's lock does not hold up the rest.
+        self._creates: Coalescer[NewFace, Face] = Coalescer(self._create_batch, max_running=2)
 
     async def _check_event(self, scope: Scope, event_id: str) -> None:
         """A face may name only an event of its own account: another account's event id
@@ -328,50 +383,131 @@ class Faces:
         event_pending: bool = False,
     ) -> Face:
         """A new face; `event_pending`: the caller saves event `event_id` right after (the
-        events pipeline), so it is not looked up."""
+        events pipeline), so it is not looked up. Concurrent creates share one transaction
+        (coalesce.py); the face is on FACES_CHANGES when this returns."""
         check_face_fields(
             event_id=event_id, user_data=user_data, external_id=external_id, avatar=avatar
         )
         if not event_pending:
             await self._check_event(scope, event_id)
-        lists = unique_ids(list_ids, "lists")
-        face_id = face_id or ids.new_id()
+        lists = tuple(unique_ids(list_ids, "lists"))
+        if isinstance(attribute, str) and not ids.is_uuid(attribute):
+            raise _attribute_missing(attribute, errors.ATTRIBUTE_NOT_FOUND)
+        face = await self._creates.submit(
+            NewFace(
+                scope.account_id,
+                face_id or ids.new_id(),
+                event_id,
+                user_data,
+                external_id,
+                avatar,
+                attribute,
+                lists,
+            )
+        )
+        await self._publisher.flush()
+        return face
+
+    async def _create_batch(self, items: Sequence[NewFace]) -> Sequence[Face | BaseException]:
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                data = await _resolve(conn, scope.account_id, attribute, errors.ATTRIBUTE_NOT_FOUND)
-                # Checked without a lock: the list_faces foreign key keeps them from being
-                # deleted meanwhile (a KEY SHARE lock, which does not conflict with other
-                # creates' last_update_time updates below).
-                await check_own_lists(conn, scope.account_id, lists)
-                cur = await conn.execute(
-                    f"""INSERT INTO faces AS f (face_id, account_id, event_id, user_data,
-                                                external_id, avatar)
-                        VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
-                    (face_id, scope.account_id, event_id or None, user_data, external_id, avatar),
+            return await self._insert_new(items)
+        except errors.LunaError as exc:
+            if len(items) == 1:
+                return [exc]
+
+        # One of them was refused and the batch undone: each alone, for its own answer.
+        async def alone(item: NewFace) -> Face:
+            return (await self._insert_new([item]))[0]
+
+        return await asyncio.gather(*(alone(item) for item in items), return_exceptions=True)
+
+    async def _insert_new(self, items: Sequence[NewFace]) -> list[Face]:
+        """New faces in one transaction of two round trips (pipeline mode), or the LunaError
+        of the first one refused and nothing written."""
+        copies = [i for i in items if isinstance(i.attribute, str)]
+        links = [(i.face_id, list_id, i.account_id) for i in items for list_id in i.list_ids]
+        try:
+            async with (
+                self._pool.connection() as conn,
+                conn.pipeline() as pipeline,
+                conn.transaction(),
+            ):
+                # 1: the faces, their attributes (temporary ones copied inside PostgreSQL)
+                # and their links, each list checked to be the account's by the link itself.
+                inserted = await conn.execute(
+                    _INSERT_FACES,
+                    _columns(
+                        (i.face_id, i.account_id, i.event_id or None, i.user_data,
+                         i.external_id, i.avatar)
+                        for i in items
+                    ),
+                )  # fmt: skip
+                copied = None
+                if copies:
+                    copied = await conn.execute(
+                        _COPY_ATTRIBUTES,
+                        _columns((i.face_id, i.attribute, i.account_id) for i in copies),
+                    )
+                for item in items:
+                    if isinstance(item.attribute, AttributeData):
+                        await _queue_attribute(conn, item.face_id, item.attribute)
+                linked = await conn.execute(_LINK_NEW_FACES, _columns(links)) if links else None
+                await pipeline.sync()
+                data = {
+                    i.face_id: i.attribute for i in items if isinstance(i.attribute, AttributeData)
+                }
+                for row in await copied.fetchall() if copied else ():
+                    found = zip(row["versions"], map(bytes, row["descriptors"]), strict=True)
+                    data[row["face_id"]] = attributes.data_of_row(row, dict(found))
+                linked_to = (
+                    {(r["face_id"], r["list_id"]) for r in await linked.fetchall()}
+                    if linked
+                    else set()
                 )
-                row = await cur.fetchone()
-                assert row is not None
-                if data is not None:
-                    await _store_attribute(conn, face_id, data)
-                await _link_new_face(conn, face_id, lists)
+                for item in items:  # the first refusal, in the order of checks of one create
+                    if isinstance(item.attribute, str) and item.face_id not in data:
+                        raise _attribute_missing(item.attribute, errors.ATTRIBUTE_NOT_FOUND)
+                    for list_id in item.list_ids:
+                        if (item.face_id, list_id) not in linked_to:
+                            raise lists_not_found(list_id)
+                rows = {r["face_id"]: r for r in await inserted.fetchall()}
+                changes: list[changes_pb2.FaceChange] = []
+                for item in items:
+                    attribute = data.get(item.face_id)
+                    rows[item.face_id]["has_attribute"] = attribute is not None
+                    changes += outbox.upserts(
+                        item.account_id,
+                        item.face_id,
+                        attribute.descriptors if attribute else {},
+                        list(item.list_ids),
+                    )
+                # 2: the lists' last_update_time (in id order: concurrent creates into one
+                # list wait for each other only from here to the commit), the outbox, the
+                # commit.
+                lists = sorted({list_id for _, list_id, _ in links})
+                if lists:
+                    await conn.execute(
+                        "UPDATE lists SET last_update_time = now() WHERE list_id IN (SELECT"
+                        " list_id FROM lists WHERE list_id = ANY(%s::uuid[]) ORDER BY list_id"
+                        " FOR NO KEY UPDATE)",
+                        (lists,),
+                    )
                 await outbox.enqueue(
                     conn,
-                    outbox.upserts(
-                        scope.account_id, face_id, data.descriptors if data else {}, lists
-                    ),
-                    [outbox.face_record({**row, "has_attribute": data is not None}, lists)],
+                    changes,
+                    [outbox.face_record(rows[i.face_id], i.list_ids) for i in items],
                 )
         except psycopg.errors.ForeignKeyViolation as exc:
+            first = items[0]
             if (exc.diag.constraint_name or "").startswith("list_faces_list_id"):
                 # A list deleted between the check above and the link.
-                raise lists_not_found(lists[0]) from None
-            raise account_not_found(scope.account_id) from None
+                raise lists_not_found(first.list_ids[0]) from None
+            raise account_not_found(first.account_id) from None
         except psycopg.errors.UniqueViolation:
             raise errors.LunaError(
-                errors.FACE_EXISTS, f"Face with id '{face_id}' already exists"
+                errors.FACE_EXISTS, f"Face with id '{items[0].face_id}' already exists"
             ) from None
-        await self._publisher.flush()
-        return _face({**row, "has_attribute": data is not None}, lists)
+        return [_face(rows[i.face_id], i.list_ids) for i in items]
 
     async def import_faces(
         self, scope: Scope, *, version: int, list_ids: Iterable[str], items: list[Any]

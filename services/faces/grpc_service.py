@@ -440,7 +440,7 @@ class ListsServicer(lists_pb2_grpc.ListsServiceServicer):
         lambda n: lists_pb2.DeleteListsResponse(deleted_faces=n),
     )
     AttachFaces = unary(
-        lambda s, r: s._lists.attach(Scope.from_pb(r.scope), r.list_id, r.face_ids),
+        lambda s, r: s._lists.attach(Scope.from_pb(r.scope), r.list_id, r.face_ids, bulk=r.bulk),
         lambda changed: lists_pb2.AttachFacesResponse(attached_face_ids=changed),
     )
     DetachFaces = unary(

@@ -4,8 +4,9 @@ with a progress bar.
 
 One face per line: {"descriptor": "<base64 of packed little-endian float32>",
 "face_id": "<uuid, optional>", "user_data": "...", "external_id": "...", "avatar": "..."}.
-Batches of --batch faces, each one transaction (all or none), two in flight so the file is
-parsed while the service writes. A failed batch stops the import and says which lines it held.
+Batches of --batch faces, each one transaction (all or none), four in flight so the file is
+parsed while the service writes and batches overlap in the service (each locks its lists
+only from their update to its commit). A failed batch stops the import and says which lines it held.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ async def import_file(
     version: int,
     address: str | None = None,
     batch: int = 1000,
-    in_flight: int = 2,
+    in_flight: int = 4,
     out: TextIO = sys.stderr,
 ) -> int:
     """Import every line; returns the exit status (0: all imported)."""

@@ -26,6 +26,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import db, ids, nats_streams, subjects, times
+from services.faces.arrays import bytea_array, uuid_array
 
 log = logging.getLogger("luna.faces.outbox")
 Kind = changes_pb2.FaceChange.Kind
@@ -179,11 +180,17 @@ async def enqueue(
         return
     await _attach_records(conn, changes, {f.face_id: f for f in known})
     changes = [part for c in changes for part in split_many(c)]
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO faces_outbox (change_id, subject, payload) VALUES (%s, %s, %s)",
-            [(c.change_id, subject_for(c.account_id), c.SerializeToString()) for c in changes],
-        )
+    # One statement for any number of messages; seq follows their order.
+    await conn.execute(
+        "INSERT INTO faces_outbox (change_id, subject, payload)"
+        " SELECT c, s, p FROM unnest(%s::uuid[], %s::text[], %s::bytea[])"
+        " WITH ORDINALITY AS x(c, s, p, n) ORDER BY n",
+        (
+            uuid_array(c.change_id for c in changes),
+            [subject_for(c.account_id) for c in changes],
+            bytea_array(c.SerializeToString() for c in changes),
+        ),
+    )
 
 
 class Publisher:
@@ -254,7 +261,9 @@ class Publisher:
 
     async def _flush_batch(self) -> tuple[int, bool]:
         assert self._js is not None
-        async with self._pool.connection() as conn, conn.transaction():
+        # Pipeline mode: BEGIN, the lock and the read in one round trip, the delete and the
+        # commit in a second (a flush runs for every few face creates).
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
             # One publisher at a time across processes keeps seq order on the stream.
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             cur = await conn.execute(

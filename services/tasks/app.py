@@ -13,6 +13,7 @@ from services.tasks import settings
 from services.tasks.engine import Engine
 from services.tasks.grpc_service import TasksServicer
 from services.tasks.store import TaskStore
+from services.tasks.types import load_all
 from services.tasks.worker import ensure_consumer, make_deps
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -23,6 +24,7 @@ def make_app() -> ServiceApp:
     state: dict[str, object] = {}
 
     async def startup() -> None:
+        load_all()  # the task types' imports at start, not in the first request or plan
         pool = await resources.database("tasks", MIGRATIONS)
         js = (await resources.nats("tasks")).jetstream()
         work = settings.work()

@@ -140,6 +140,17 @@ class Kind(ABC):
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
         """Do one part; its effects must be idempotent for a redelivered part."""
 
+    # Parts of one task a worker may apply together (`run_many`): their claim, their outcome
+    # and their acks each become one step instead of one per part.
+    batch_parts: ClassVar[int] = 1
+
+    async def run_many(
+        self, deps: Deps, subtasks: list[dict[str, Any]]
+    ) -> list[Outcome | errors.LunaError]:
+        """Do several parts of one task; one outcome per part, in order, or the LunaError that
+        refused that part (any other exception retries them all)."""
+        return [await self.run(deps, s) for s in subtasks]
+
     def collect(
         self, task: dict[str, Any], results: list[Any], errors_json: list[dict[str, Any]]
     ) -> tuple[str, bytes]:
@@ -151,18 +162,13 @@ class Kind(ABC):
         return results
 
     # True where the result is the parts' JSON lists concatenated (gc, estimator): the
-    # collector then joins their stored text (`collect_flat`) instead of decoding and encoding
-    # every item of every part.
+    # collector has PostgreSQL join their stored text (engine._collect_flat) instead of
+    # decoding and encoding every item of every part.
     flat: ClassVar[bool] = False
 
-    def collect_flat(
-        self, task: dict[str, Any], texts: list[str | None], errors_json: list[dict[str, Any]]
-    ) -> tuple[str, bytes]:
-        """(content type, body) of a flat kind from its parts' result texts (JSON lists)."""
-        items = [t.strip()[1:-1].strip() for t in texts if t is not None]
-        joined = ",".join(i for i in items if i)
-        body = b'{"result":[' + joined.encode() + b'],"errors":' + orjson.dumps(errors_json) + b"}"
-        return "application/json", body
+    def stores_result(self, task: dict[str, Any]) -> bool:
+        """False where the task asked not to store a result (gc `store_results: false`)."""
+        return True
 
 
 def scope(account_id: str) -> account_pb2.AccountScope:

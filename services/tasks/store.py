@@ -26,8 +26,18 @@ FINISHED = (CANCELLED, FAILED, DONE)
 SUB_PENDING, SUB_IN_PROGRESS, SUB_CANCELLED, SUB_FAILED, SUB_DONE = 0, 1, 2, 3, 4
 
 
+@dataclass(frozen=True)
+class RawJson:
+    """A result that is JSON text already (a gc part's items as the events service wrote
+    them): stored as it is, never decoded and encoded again."""
+
+    text: bytes
+
+
 def fast_json(value: Any) -> Json:
     """A JSON parameter serialised by orjson (a gc part's result names 10000 events)."""
+    if isinstance(value, RawJson):
+        return Json(value, dumps=lambda raw: raw.text)
     return Json(value, dumps=orjson.dumps)
 
 
@@ -290,23 +300,36 @@ class TaskStore:
     async def claim_subtask(self, subtask_id: int) -> dict[str, Any] | None:
         """Mark a subtask in progress and count the attempt; None when it must not run (its
         task is gone, cancelled or finished, or the subtask already finished)."""
+        claimed = await self.claim_subtasks([subtask_id])
+        return claimed[0] if claimed else None
+
+    async def claim_subtasks(self, subtask_ids: list[int]) -> list[dict[str, Any]]:
+        """`claim_subtask` for several parts in one transaction (a worker applying parts of
+        one task together); the claimed ones, in the order asked."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "update tasks_subtasks s set subtask_status = %s, attempts = s.attempts + 1"
-                " from tasks_tasks t where s.subtask_id = %s and t.task_id = s.task_id"
+                " from tasks_tasks t where s.subtask_id = any(%s) and t.task_id = s.task_id"
                 " and s.subtask_status in (%s, %s) and t.task_status in (%s, %s)"
                 " returning s.subtask_id, s.task_id, s.part, s.content, s.attempts,"
                 " t.task_type, t.account_id, t.content as task_content, t.parts_all",
-                (SUB_IN_PROGRESS, subtask_id, SUB_PENDING, SUB_IN_PROGRESS, PENDING, IN_PROGRESS),
+                (
+                    SUB_IN_PROGRESS,
+                    subtask_ids,
+                    SUB_PENDING,
+                    SUB_IN_PROGRESS,
+                    PENDING,
+                    IN_PROGRESS,
+                ),
             )
-            row = await cur.fetchone()
-            if row is not None:
+            rows = {int(r["subtask_id"]): dict(r) for r in await cur.fetchall()}
+            for task_id in {r["task_id"] for r in rows.values()}:
                 await conn.execute(
                     "update tasks_tasks set task_status = %s, last_update_time = now()"
                     " where task_id = %s and task_status = %s",
-                    (IN_PROGRESS, row["task_id"], PENDING),
+                    (IN_PROGRESS, task_id, PENDING),
                 )
-        return None if row is None else dict(row)
+        return [rows[i] for i in subtask_ids if i in rows]
 
     async def part_items(self, subtask_id: int) -> dict[str, Any]:
         async with self.pool.connection() as conn:
@@ -333,27 +356,41 @@ class TaskStore:
     ) -> int | None:
         """Record a part's outcome once; returns the task's new status when this call was the
         one that finished the part (None when another delivery already did)."""
-        subtask_id, task_id = subtask["subtask_id"], subtask["task_id"]
+        return await self.finish_subtasks([(subtask, status, result, item_errors)])
+
+    async def finish_subtasks(
+        self, outcomes: list[tuple[dict[str, Any], int, Any, list[ItemError]]]
+    ) -> int | None:
+        """`finish_subtask` for parts of one task in one transaction (each still recorded only
+        by the delivery that finds it in progress); the task's new status when this call
+        finished at least one of them, else None."""
+        finished = 0
+        task_id = outcomes[0][0]["task_id"]
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "update tasks_subtasks set subtask_status = %s, result = %s, result_id = %s,"
-                " end_time = now() where subtask_id = %s and subtask_status = %s",
-                (
-                    status,
-                    None if result is None else fast_json(result),
-                    str(uuid.uuid4()) if status == SUB_DONE else None,
-                    subtask_id,
-                    SUB_IN_PROGRESS,
-                ),
-            )
-            if cur.rowcount == 0:
+            for subtask, status, result, item_errors in outcomes:
+                assert subtask["task_id"] == task_id
+                cur = await conn.execute(
+                    "update tasks_subtasks set subtask_status = %s, result = %s,"
+                    " result_id = %s, end_time = now()"
+                    " where subtask_id = %s and subtask_status = %s",
+                    (
+                        status,
+                        None if result is None else fast_json(result),
+                        str(uuid.uuid4()) if status == SUB_DONE else None,
+                        subtask["subtask_id"],
+                        SUB_IN_PROGRESS,
+                    ),
+                )
+                if cur.rowcount:
+                    finished += 1
+                    await self._insert_errors(conn, subtask, item_errors)
+            if not finished:
                 return None
-            await self._insert_errors(conn, subtask, item_errors)
             cur = await conn.execute(
-                "update tasks_tasks set parts_done = parts_done + 1, last_update_time = now(),"
-                " task_status = case when parts_done + 1 >= parts_all and task_status = %s"
+                "update tasks_tasks set parts_done = parts_done + %s, last_update_time = now(),"
+                " task_status = case when parts_done + %s >= parts_all and task_status = %s"
                 " then %s else task_status end where task_id = %s returning task_status",
-                (IN_PROGRESS, COLLECTING, task_id),
+                (finished, finished, IN_PROGRESS, COLLECTING, task_id),
             )
             row = await cur.fetchone()
         return None if row is None else int(row["task_status"])

@@ -25,7 +25,7 @@ from nats.js.errors import BadRequestError
 
 from services.common import config, db, errors, grpc_client, logs, nats_streams
 from services.tasks import engine, kinds, settings
-from services.tasks.kinds import Deps
+from services.tasks.kinds import Deps, Outcome
 from services.tasks.settings import Work
 from services.tasks.store import (
     CANCELLED,
@@ -41,6 +41,9 @@ log = logging.getLogger("luna.tasks.worker")
 
 DURABLE = "tasks-workers"
 CANCEL_POLL_S = 0.5
+# How long a worker waits for more parts of a task it can apply together (they are pulled only
+# when already waiting; a part never waits for others).
+BATCH_PULL_S = 0.05
 DEAD_LETTER = errors.INTERNAL
 
 
@@ -95,92 +98,159 @@ def _matcher_stub() -> Any:
     return grpc_client.stub(matcher_pb2_grpc.MatcherServiceStub, channel)
 
 
+async def _one(run: Any) -> list[Outcome | errors.LunaError]:
+    return [await run]
+
+
 class Worker:
     def __init__(self, store: TaskStore, deps: Deps, work: Work) -> None:
         self.store = store
         self.deps = deps
         self.work = work
 
+    async def handle_batch(self, sub: Any, msg: Any) -> None:
+        """`msg`'s part, with more parts of its task where its kind applies several together
+        (`Kind.batch_parts`): those already waiting are pulled without waiting and applied
+        with it. A part of anything else pulled alongside runs on its own afterwards, its ack
+        wait kept by heartbeats meanwhile. A failure leaves every part for redelivery."""
+        try:
+            batch_parts = kinds.kind_for(int(msg.subject.rsplit(".", 1)[-1])).batch_parts
+        except (ValueError, errors.LunaError):
+            batch_parts = 1
+        if batch_parts <= 1:
+            await self.handle(msg)
+            return
+        try:
+            extra = await sub.fetch(batch_parts - 1, timeout=BATCH_PULL_S)
+        except Exception:  # nothing waiting (a timeout), or NATS busy: this part alone
+            extra = []
+        task_id = orjson.loads(msg.data)["task_id"]
+        same = [
+            m
+            for m in extra
+            if m.subject == msg.subject and orjson.loads(m.data)["task_id"] == task_id
+        ]
+        others = [m for m in extra if all(m is not o for o in same)]
+        beats = [asyncio.create_task(self._heartbeat(m)) for m in others]
+        try:
+            await self.handle_many([msg, *same])
+            for other in others:
+                await self.handle(other)
+        except Exception:  # the database or NATS went away mid-part: retry later
+            log.exception("part delivery failed; it will be redelivered")
+            for m in (msg, *extra):
+                with contextlib.suppress(Exception):
+                    await m.nak(delay=5)
+        finally:
+            for beat in beats:
+                beat.cancel()
+
     async def handle(self, msg: Any) -> None:
         """Run one delivered part to its recorded outcome, then ack it."""
+        await self.handle_many([msg])
+
+    async def handle_many(self, msgs: list[Any]) -> None:
+        """Run delivered parts of one task (one, or several a kind applies together:
+        `Kind.batch_parts`) to their recorded outcomes, then ack them. They are claimed in one
+        transaction and recorded in one; each is still recorded only by the delivery that
+        finds it in progress, so a redelivered part changes nothing twice."""
         load_all()
-        ref = orjson.loads(msg.data)
-        subtask = await self.store.claim_subtask(int(ref["subtask_id"]))
+        refs = [int(orjson.loads(m.data)["subtask_id"]) for m in msgs]
+        claimed = {s["subtask_id"]: s for s in await self.store.claim_subtasks(refs)}
         started = time.perf_counter()
-        if subtask is None:  # finished, cancelled or deleted meanwhile
-            await msg.ack()
+        parts: list[tuple[Any, dict[str, Any]]] = []
+        for msg, subtask_id in zip(msgs, refs, strict=True):
+            subtask = claimed.get(subtask_id)
+            if subtask is None:  # finished, cancelled or deleted meanwhile
+                await msg.ack()
+                continue
+            if not subtask["content"]:
+                # The engine's one placeholder part of a task whose plan selected nothing: a
+                # kind's run never sees it, so no kind can read "no filter" as "everything".
+                await self._finish([msg], [(subtask, SUB_DONE, None, [])])
+                continue
+            if subtask["attempts"] > self.work.max_attempts:
+                abandoned = ItemError(
+                    DEAD_LETTER,
+                    f"Subtask {subtask_id} failed {self.work.max_attempts} times and was abandoned",
+                )
+                await self._finish([msg], [(subtask, SUB_FAILED, None, [abandoned])])
+                continue
+            parts.append((msg, subtask))
+        if not parts:
             return
-        subtask["content"] = subtask["content"] or {}
-        kind = kinds.kind_for(subtask["task_type"])
-        if subtask["attempts"] > self.work.max_attempts:
-            await self._finish(
-                msg,
-                subtask,
-                SUB_FAILED,
-                None,
-                [
-                    ItemError(
-                        DEAD_LETTER,
-                        f"Subtask {subtask['subtask_id']} failed {self.work.max_attempts} times"
-                        " and was abandoned",
-                    )
-                ],
-            )
-            return
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
-        run = asyncio.create_task(kind.run(self.deps, subtask))
+        msgs = [m for m, _ in parts]
+        subtasks = [s for _, s in parts]
+        task_id = subtasks[0]["task_id"]
+        kind = kinds.kind_for(subtasks[0]["task_type"])
+        beats = [asyncio.create_task(self._heartbeat(m)) for m in msgs]
+        if len(subtasks) == 1:
+            run = asyncio.create_task(_one(kind.run(self.deps, subtasks[0])))
+        else:
+            run = asyncio.create_task(kind.run_many(self.deps, subtasks))
+        names = ",".join(str(s["subtask_id"]) for s in subtasks)
         try:
             while not run.done():
                 await asyncio.wait({run}, timeout=CANCEL_POLL_S)
-                if not run.done() and await self.store.status(subtask["task_id"]) in (
-                    CANCELLED,
-                    None,
-                ):
+                if not run.done() and await self.store.status(task_id) in (CANCELLED, None):
                     run.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await run
-                    log.info("part %s stopped: its task was cancelled", subtask["subtask_id"])
-                    await msg.ack()
+                    log.info("part %s stopped: its task was cancelled", names)
+                    for msg in msgs:
+                        await msg.ack()
                     return
             try:
-                outcome = run.result()
+                outcomes = run.result()
             except errors.LunaError as err:
                 if err.code in engine.RETRYABLE:
                     raise
                 # The part itself is refused (its list was deleted, ...): retrying cannot help.
-                await self._finish(msg, subtask, SUB_FAILED, None, [ItemError.of(err)])
+                await self._finish(
+                    msgs, [(s, SUB_FAILED, None, [ItemError.of(err)]) for s in subtasks]
+                )
                 return
             ran = time.perf_counter() - started
-            await self._finish(msg, subtask, SUB_DONE, outcome.result, outcome.errors)
+            records: list[tuple[dict[str, Any], int, Any, list[ItemError]]] = []
+            for subtask, outcome in zip(subtasks, outcomes, strict=True):
+                if isinstance(outcome, errors.LunaError):
+                    if outcome.code in engine.RETRYABLE:
+                        raise outcome
+                    records.append((subtask, SUB_FAILED, None, [ItemError.of(outcome)]))
+                else:
+                    records.append((subtask, SUB_DONE, outcome.result, outcome.errors))
+            await self._finish(msgs, records)
             log.info(
                 "part %s of task %s done in %.3fs (recorded in %.3fs)",
-                subtask["subtask_id"],
-                subtask["task_id"],
+                names,
+                task_id,
                 ran,
                 time.perf_counter() - started - ran,
             )
         except Exception as exc:
             log.warning(
                 "part %s attempt %s failed: %s; it will be retried",
-                subtask["subtask_id"],
-                subtask["attempts"],
+                names,
+                subtasks[0]["attempts"],
                 exc,
             )
-            await msg.nak(delay=min(30.0, 2.0 ** subtask["attempts"]))
+            for msg, subtask in parts:
+                await msg.nak(delay=min(30.0, 2.0 ** subtask["attempts"]))
         finally:
-            heartbeat.cancel()
+            for beat in beats:
+                beat.cancel()
 
     async def _finish(
-        self, msg: Any, subtask: dict[str, Any], status: int, result: Any, errs: list[ItemError]
+        self, msgs: list[Any], outcomes: list[tuple[dict[str, Any], int, Any, list[ItemError]]]
     ) -> None:
-        new_status = await self.store.finish_subtask(subtask, status, result, errs)
-        await msg.ack()
+        new_status = await self.store.finish_subtasks(outcomes)
+        for msg in msgs:
+            await msg.ack()
         if new_status == COLLECTING:
+            task_id = outcomes[0][0]["task_id"]
             started = time.perf_counter()
-            await engine.collect(self.store, subtask["task_id"], self.work.max_result_errors)
-            log.info(
-                "task %s collected in %.3fs", subtask["task_id"], time.perf_counter() - started
-            )
+            await engine.collect(self.store, task_id, self.work.max_result_errors)
+            log.info("task %s collected in %.3fs", task_id, time.perf_counter() - started)
 
     async def _heartbeat(self, msg: Any) -> None:
         while True:
@@ -190,6 +260,9 @@ class Worker:
 
 
 async def serve() -> None:
+    # Every task type (and what it imports: numpy, scipy, hnswlib) before the first pull, so
+    # the first part of a task does not pay a second of imports inside its ack wait.
+    load_all()
     pool = await db.create_pool(config.database_url(), max_size=10)
     nc = await nats_streams.connect(config.nats_url(), name="tasks-worker")
     js = nc.jetstream()
@@ -221,11 +294,11 @@ async def serve() -> None:
                 log.warning("fetch failed: %s", exc)
                 await asyncio.sleep(1)
                 continue
-            for msg in msgs:
-                try:
-                    await worker.handle(msg)
-                except Exception:  # the database or NATS went away mid-part: retry later
-                    log.exception("part delivery failed; it will be redelivered")
+            try:
+                await worker.handle_batch(sub, msgs[0])
+            except Exception:  # the database or NATS went away mid-part: retry later
+                log.exception("part delivery failed; it will be redelivered")
+                for msg in msgs:
                     with contextlib.suppress(Exception):
                         await msg.nak(delay=5)
 

@@ -164,3 +164,25 @@ async def test_attribute_create_is_a_notice_and_delete_a_change(world: World) ->
     async with world.pool.connection() as conn:
         cur = await conn.execute("SELECT count(*) AS n FROM faces_outbox")
         assert (await cur.fetchone())["n"] == 0  # type: ignore[index]
+
+
+async def test_links_into_one_list_overlap_and_carry_every_list(world: World) -> None:
+    """Links into one list run side by side (the list is only KEY SHARE-locked); each change
+    names every list of its faces afterwards, the new one last; `bulk` takes 10000 ids."""
+    import asyncio
+
+    first, second = await world.lists.create(world.a), await world.lists.create(world.a)
+    made = [await world.faces.create(world.a, list_ids=[first.list_id]) for _ in range(6)]
+    ids = [f.face_id for f in made]
+    skip = len(await read_changes(world.js, world.a.account_id))
+    await asyncio.gather(
+        world.lists.attach(world.a, second.list_id, ids[:3]),
+        world.lists.attach(world.a, second.list_id, ids[3:], bulk=True),
+    )
+    got = (await read_changes(world.js, world.a.account_id))[skip:]
+    assert [c.kind for c in got] == [K.KIND_ATTACH_MANY] * 2
+    entries = {e.face_id: list(e.list_ids) for c in got for e in c.linked}
+    assert entries == {f: [first.list_id, second.list_id] for f in ids}
+    with pytest.raises(errors.LunaError) as refused:
+        await world.lists.attach(world.a, second.list_id, [str(uuid.uuid4()) for _ in range(1001)])
+    assert refused.value.code == errors.BAD_JSON

@@ -8,6 +8,7 @@ way the real kinds write theirs (a set operation), so "applied once" is observab
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -35,9 +36,12 @@ class Counting(Kind):
     schema = {"type": "object"}
     pool: Pool
     runs: dict[int, int]
+    batches: list[int]
     behaviour = "ok"
 
     async def plan(self, deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.behaviour == "selects nothing":
+            return []
         return [{"part": p, "items": [p * 10 + i for i in range(4)]} for p in range(3)]
 
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
@@ -55,14 +59,20 @@ class Counting(Kind):
                 )
         return Outcome(subtask["content"]["items"], [ItemError(22004, f"part {part} note")])
 
+    async def run_many(
+        self, deps: Deps, subtasks: list[dict[str, Any]]
+    ) -> list[Outcome | errors.LunaError]:
+        self.batches.append(len(subtasks))
+        return await super().run_many(deps, subtasks)
+
     def merge(self, task: dict[str, Any], results: list[Any]) -> Any:
-        return sorted(i for r in results for i in r)
+        return sorted(i for r in results if r for i in r)
 
 
 @pytest.fixture
 async def kind(pool: Pool) -> Counting:
     k = Counting()
-    k.pool, k.runs = pool, {}
+    k.pool, k.runs, k.batches = pool, {}, []
     kinds.register(k)
     async with pool.connection() as conn:
         await conn.execute(EFFECTS)
@@ -138,6 +148,67 @@ async def test_part_redelivered_after_a_crash_is_applied_once(
     # A late duplicate delivery of a finished part changes nothing.
     assert await store.claim_subtask(ref["subtask_id"]) is None
     assert await pull(nc, 1, timeout=2) == []
+
+
+async def test_parts_applied_together_after_a_crash_are_recorded_once_each(
+    pool: Pool, nc: NATS, kind: Counting, fast_acks: None
+) -> None:
+    """A kind with `batch_parts`: a worker that pulls one part pulls the task's other waiting
+    parts and applies them together; a batch whose worker died before recording it comes back
+    part by part and is applied, and recorded, once."""
+    kind.batch_parts = 3
+    store, _, task_id = await planned_task(pool, nc)
+    worker = Worker(store, Deps(), settings.work())
+    # The first worker claims and applies all three together, then dies before recording.
+    msgs = await pull(nc, 3)
+    claimed = await store.claim_subtasks([orjson.loads(m.data)["subtask_id"] for m in msgs])
+    assert len(claimed) == 3
+    await kind.run_many(Deps(), claimed)
+    # After the ack wait they come back; pulling one brings the others along.
+    sub = await nc.jetstream().pull_subscribe(
+        f"{engine.WORK_SUBJECT}.>", durable=DURABLE, stream="TASKS_WORK"
+    )
+    first: list[Any] = []
+    deadline = time.monotonic() + 10
+    while not first and time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            first = await sub.fetch(1, timeout=1)
+    assert first
+    await asyncio.sleep(0.3)  # the other two are back in the stream too
+    await worker.handle_batch(sub, first[0])
+    await sub.unsubscribe()
+    assert kind.batches == [3, 3]
+    assert kind.runs == {0: 2, 1: 2, 2: 2}  # each ran twice, each applied once
+    task = await store.get(task_id)
+    assert task["task_status"] == 5 and task["parts_done"] == task["parts_all"] == 3
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "select count(*) as n from test_effects where task_id = %s", (task_id,)
+        )
+        assert (await cur.fetchone())["n"] == 12
+    _, body = await store.result(task_id)
+    assert sorted(e["detail"] for e in orjson.loads(body)["errors"]) == [
+        f"part {p} note" for p in range(3)
+    ]
+    assert await pull(nc, 1, timeout=2) == []
+
+
+async def test_a_task_that_selects_nothing_runs_no_part(
+    pool: Pool, nc: NATS, kind: Counting
+) -> None:
+    """An empty plan becomes one placeholder part, which the worker finishes without handing it
+    to the kind (a gc reading its empty content as "no filter" once deleted every event)."""
+    kind.behaviour = "selects nothing"
+    store, _, task_id = await planned_task(pool, nc)
+    worker = Worker(store, Deps(), settings.work())
+    msgs = await pull(nc, 1)
+    assert len(msgs) == 1
+    await worker.handle(msgs[0])
+    assert kind.runs == {}
+    task = await store.get(task_id)
+    assert task["task_status"] == 5 and task["parts_done"] == task["parts_all"] == 1
+    _, body = await store.result(task_id)
+    assert orjson.loads(body)["result"] == []
 
 
 async def test_two_planners_split_a_task_once(pool: Pool, nc: NATS, kind: Counting) -> None:

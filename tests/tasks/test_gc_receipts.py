@@ -71,22 +71,28 @@ async def test_delete_where_receipt_answers_again_and_deletes_nothing(events_poo
     foreign = await _events(events_pool, OTHER, 2)
     scope = Scope(ACCOUNT)
     part = EventFilter(event_id_gte=ids[1], event_id_lt=ids[4])
-    first = orjson.loads(await events_bulk.delete_where(events_pool, scope, part, "tasks:1:1"))
+    removed = await events_bulk.delete_where(events_pool, scope, part, "tasks:1:1")
+    first = orjson.loads(removed.events_json)
     assert [r["event_id"] for r in first] == ids[1:4]
+    # The gc result's item: face then body samples, each origin once, in their order.
     assert first[0] == {
         "event_id": ids[1],
-        "face": ["s1"],
-        "body": ["b1"],
-        "origins": ["/6/images/a", "/6/images/a", "http://x/y.jpg"],
+        "samples": ["s1", "b1"],
+        "image_origins": ["/6/images/a", "http://x/y.jpg"],
     }
+    assert list(first[0]) == ["event_id", "samples", "image_origins"]
+    assert removed.body_samples == ["b1", "b1", "b1"]
     # The redelivered part: the same answer, although its events are gone.
     again = await events_bulk.delete_where(events_pool, scope, part, "tasks:1:1")
-    assert orjson.loads(again) == first
+    assert orjson.loads(again.events_json) == first
+    assert again.body_samples == removed.body_samples
     # Without a receipt the range is simply empty now; another account is never touched.
-    assert await events_bulk.delete_where(events_pool, scope, part, "") == "[]"
+    assert await events_bulk.delete_where(events_pool, scope, part, "") == events_bulk.Removed(
+        "[]", []
+    )
     everything = EventFilter()
-    rest = orjson.loads(await events_bulk.delete_where(events_pool, scope, everything, "tasks:1:2"))
-    assert [r["event_id"] for r in rest] == [ids[0], ids[4], ids[5]]
+    rest = await events_bulk.delete_where(events_pool, scope, everything, "tasks:1:2")
+    assert [r["event_id"] for r in orjson.loads(rest.events_json)] == [ids[0], ids[4], ids[5]]
     left = await db.fetch_all(events_pool, "select event_id::text as id from events", ())
     assert sorted(r["id"] for r in left) == foreign
 
@@ -98,8 +104,8 @@ async def test_concurrent_deliveries_of_one_receipt_agree(events_pool: Pool) -> 
         events_bulk.delete_where(events_pool, scope, flt, "tasks:7:3"),
         events_bulk.delete_where(events_pool, scope, flt, "tasks:7:3"),
     )
-    assert [r["event_id"] for r in orjson.loads(a)] == ids
-    assert orjson.loads(a) == orjson.loads(b)
+    assert [r["event_id"] for r in orjson.loads(a.events_json)] == ids
+    assert orjson.loads(a.events_json) == orjson.loads(b.events_json)
 
 
 async def test_stream_ids_with_a_stride_gives_part_bounds(events_pool: Pool) -> None:

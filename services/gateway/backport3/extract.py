@@ -52,8 +52,6 @@ PORTRAITS = config.declare(
     "Backport 3 keeps each descriptor's portrait (its face sample); 0: no samples are stored "
     "and the portrait resources answer 11070.",
 )
-# SFace: 128 float32.
-DESCRIPTOR_DIM = 128
 EMOTION_NAMES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 
 
@@ -302,6 +300,7 @@ async def extract(
             multiface_policy=epb.MULTIFACE_POLICY_ALL,
             detect_face=True,
             estimations=opts.estimations(),
+            descriptor_version=installed_version(),
         ),
         timeout=120,
     )
@@ -409,13 +408,21 @@ async def _create_face(
     return str(created.face.face_id)
 
 
-def given_descriptor(data: bytes, *, sdk: bool = True) -> bytes:
-    """A descriptor given as bytes (our installation's packed float32 vector), normalised.
+def installed_version() -> int:
+    """The installation's descriptor version (LUNA_DEFAULT_DESCRIPTOR_VERSION): what /4
+    extracts and what an SDK descriptor (a bare packed vector here) is taken to be."""
+    return DESCRIPTOR_VERSION.get_int()
+
+
+def given_descriptor(data: bytes, *, sdk: bool = True, version: int = 0) -> bytes:
+    """A descriptor given as bytes (a packed float32 vector of `version`, by default the
+    installation's), normalised.
 
     12038 when it is not one; a raw descriptor (`sdk` off) of a wrong length is 12034.
     """
+    dim = descriptors.VERSION_DIMS.get(version or installed_version(), 128)
     try:
-        return descriptors.normalise(data, DESCRIPTOR_DIM)
+        return descriptors.normalise(data, dim)
     except descriptors.InvalidDescriptor as exc:
         if exc.kind == "length" and not sdk:
             raise fail(errors.BAD_DESCRIPTOR_LENGTH, str(exc)) from None
@@ -423,8 +430,6 @@ def given_descriptor(data: bytes, *, sdk: bool = True) -> bytes:
 
 
 async def _store_descriptor(clients: Any, caller: Caller, data: bytes) -> Extraction:
-    created = await _create_face(
-        clients, caller, given_descriptor(data), DESCRIPTOR_VERSION.get_int(), ""
-    )
+    created = await _create_face(clients, caller, given_descriptor(data), installed_version(), "")
     await track(clients, caller, [created])
     return Extraction([Extracted(epb.Face(), {}, (0, 0), created)], from_descriptor=True)

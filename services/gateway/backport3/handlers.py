@@ -14,7 +14,7 @@ from google.protobuf import json_format, struct_pb2
 from luna.backport3.v1 import backport3_pb2 as bpb
 from luna.matcher.v1 import matcher_pb2 as mpb
 
-from services.common import errors, times
+from services.common import descriptors, errors, times
 from services.gateway import jsonbody
 from services.gateway.backport3 import extract as ex
 from services.gateway.backport3.candidates import (
@@ -48,7 +48,9 @@ TYPES = {
     "verify": bpb.HANDLER_TYPE_VERIFY,
     "identify": bpb.HANDLER_TYPE_IDENTIFY,
 }
-FLOAT_DESCRIPTOR_VERSIONS = (200,)
+# Raw descriptors of every version this platform extracts are compared (LUNA 3 takes a
+# version with each raw descriptor); an SDK descriptor is the installation's version.
+FLOAT_DESCRIPTOR_VERSIONS = tuple(descriptors.VERSION_DIMS)
 
 
 async def handler_of(clients: Any, c: Caller, name: str) -> Any:
@@ -247,7 +249,7 @@ def _raw_entities(body: dict[str, Any], key: str, binary: bool) -> list[mpb.RawE
                 )
             raw = data["descriptor"]
         elif kind == "sdk_descriptor":
-            version, raw = FLOAT_DESCRIPTOR_VERSIONS[0], data
+            version, raw = ex.installed_version(), data
         else:
             raise errors.bad_json(f"{path}.type", "one of raw_descriptor, sdk_descriptor, xpk_file")
         if isinstance(raw, bytes) and binary:
@@ -259,7 +261,7 @@ def _raw_entities(body: dict[str, Any], key: str, binary: bool) -> list[mpb.RawE
                 raise fail(
                     errors.BAD_BASE64, "Failed convert data from base64 to bytes", 400
                 ) from None
-        descriptor = ex.given_descriptor(vec_bytes, sdk=kind == "sdk_descriptor")
+        descriptor = ex.given_descriptor(vec_bytes, sdk=kind == "sdk_descriptor", version=version)
         out.append(
             mpb.RawEntity(
                 id=item["id"],

@@ -21,7 +21,7 @@ from luna.faces.v1 import blobs_pb2, faces_pb2
 from services.common import errors, times
 from services.tasks import kinds
 from services.tasks.kinds import UUID, Deps, Kind, Outcome, closed, one_of
-from services.tasks.store import ItemError
+from services.tasks.store import ItemError, RawJson
 from services.tasks.types.exporter import event_filter, stream_event_ids
 
 PART_SIZE = 1000
@@ -49,43 +49,38 @@ async def _delete_events(deps: Deps, scope: Any, subtask: dict[str, Any]) -> Out
             receipt=f"tasks:{subtask['task_id']}:{subtask['subtask_id']}",
         )
     )
+    flags = subtask["task_content"]
+    if not (flags.get("remove_samples") or flags.get("remove_image_origins")):
+        # The items are the part's result as they are: stored without decoding them.
+        return Outcome(RawJson(reply.events_json))
     removed = orjson.loads(reply.events_json)
     failures: list[ItemError] = []
-    if subtask["task_content"].get("remove_samples"):
-        failures += await _remove_samples(deps, scope, removed)
-    if subtask["task_content"].get("remove_image_origins"):
-        origins = dict.fromkeys(o for item in removed for o in item["origins"])
+    if flags.get("remove_samples"):
+        failures += await _remove_samples(deps, scope, removed, set(reply.body_sample_ids))
+    if flags.get("remove_image_origins"):
+        origins = dict.fromkeys(o for item in removed for o in item["image_origins"])
         for origin in origins:
             failure = await _remove_origin(deps, scope, origin)
             if failure is not None:
                 failures.append(failure)
-    result = [
-        {
-            "event_id": r["event_id"],
-            "samples": r["face"] + r["body"],
-            "image_origins": list(dict.fromkeys(r["origins"])),
-        }
-        for r in removed
-    ]
-    return Outcome(result, failures)
+    return Outcome(removed, failures)
 
 
 # Sample deletions a part keeps in flight (one DeleteBlob each; a part may hold 10000 events).
 SAMPLE_DELETES = 16
 
 
-async def _remove_samples(deps: Deps, scope: Any, removed: list[dict[str, Any]]) -> list[ItemError]:
+async def _remove_samples(
+    deps: Deps, scope: Any, removed: list[dict[str, Any]], body: set[str]
+) -> list[ItemError]:
     """Delete the face and body samples of deleted events, SAMPLE_DELETES at a time (one
     already gone is no failure); the failures in the events' order."""
     samples = [
-        (kind, sample_id)
+        (blobs_pb2.BLOB_KIND_BODY_SAMPLE if sample_id in body else blobs_pb2.BLOB_KIND_FACE_SAMPLE,
+         sample_id)
         for item in removed
-        for kind, key in (
-            (blobs_pb2.BLOB_KIND_FACE_SAMPLE, "face"),
-            (blobs_pb2.BLOB_KIND_BODY_SAMPLE, "body"),
-        )
-        for sample_id in item[key]
-    ]
+        for sample_id in item["samples"]
+    ]  # fmt: skip
     gate = asyncio.Semaphore(SAMPLE_DELETES)
 
     async def delete(kind: int, sample_id: str) -> ItemError | None:
@@ -198,6 +193,10 @@ class GC(Kind, name="gc"):
     async def run(self, deps: Deps, subtask: dict[str, Any]) -> Outcome:
         content = subtask["content"] or {}
         scope = kinds.scope(str(subtask["account_id"]))
+        if not content:
+            # The engine's one empty part of a task that selected nothing: it must delete
+            # nothing (an unfiltered DeleteEventsWhere would remove every event of the account).
+            return Outcome([])
         if "face_ids" in content:
             # Deleting a version's descriptor twice is a no-op, and every face of the part had
             # one when it was planned: the part's faces are its result on every delivery.
@@ -219,14 +218,23 @@ class GC(Kind, name="gc"):
             return Outcome(content["descriptor_event_ids"])
         return await _delete_events(deps, scope, subtask)
 
+    # A worker deletes up to five waiting ranges of a task at once (one claim, one record,
+    # one pull for all; each range stays one DELETE with its own receipt).
+    batch_parts = 5
+
+    async def run_many(
+        self, deps: Deps, subtasks: list[dict[str, Any]]
+    ) -> list[Outcome | errors.LunaError]:
+        done = await asyncio.gather(*(self.run(deps, s) for s in subtasks), return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, errors.LunaError):
+                raise outcome  # retried as a whole; the ranges already deleted answer receipts
+        return list(done)  # type: ignore[arg-type]
+
     flat = True
 
-    def collect_flat(
-        self, task: dict[str, Any], texts: list[str | None], errors_json: list[dict[str, Any]]
-    ) -> tuple[str, bytes]:
-        if not task["content"].get("store_results", True):
-            return "", b""
-        return super().collect_flat(task, texts, errors_json)
+    def stores_result(self, task: dict[str, Any]) -> bool:
+        return bool(task["content"].get("store_results", True))
 
 
 async def _event_ranges(deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]]:
@@ -241,17 +249,20 @@ async def _event_ranges(deps: Deps, task: dict[str, Any]) -> list[dict[str, Any]
     )
     if "handler_id" in filters:
         flt["handler_ids"] = [filters["handler_id"]]
-    # The first id of every EVENTS_PART_SIZE ids and the last id; the last one closes the
-    # final part (alone, when it also opens a run of its own).
+    # The first id of every EVENTS_PART_SIZE ids and the last id: the last one closes the
+    # final part (which holds one more event when the last id also starts a run of its own,
+    # rather than being a part of one event).
     found = [
         i
         async for batch in stream_event_ids(deps, str(task["account_id"]), flt, EVENTS_PART_SIZE)
         for i in batch
     ]
-    bounds = [*found[1:], _successor(found[-1])] if found else []
+    if not found:
+        return []
+    starts, ends = found[:-1] or found, [*found[1:-1], _successor(found[-1])]
     return [
         {**flt, "event_id__gte": lo, "event_id__lt": hi}
-        for lo, hi in zip(found, bounds, strict=True)
+        for lo, hi in zip(starts, ends, strict=True)
     ]
 
 

@@ -426,6 +426,22 @@ class DeleteEventDescriptorsResponse(_message.Message):
     event_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class PutEventDescriptorsRequest(_message.Message):
+    __slots__ = ("scope", "kind", "descriptors")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTORS_FIELD_NUMBER: _ClassVar[int]
+    scope: _account_pb2.AccountScope
+    kind: DescriptorKind
+    descriptors: _containers.RepeatedCompositeFieldContainer[EventDescriptorItem]
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., kind: _Optional[_Union[DescriptorKind, str]] = ..., descriptors: _Optional[_Iterable[_Union[EventDescriptorItem, _Mapping]]] = ...) -> None: ...
+
+class PutEventDescriptorsResponse(_message.Message):
+    __slots__ = ("event_ids",)
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class StreamEventIdsRequest(_message.Message):
     __slots__ = ("scope", "filter", "batch_size", "stride")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
@@ -455,7 +471,9 @@ class DeleteEventsWhereRequest(_message.Message):
     def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., filter: _Optional[_Union[EventFilter, _Mapping]] = ..., receipt: _Optional[str] = ...) -> None: ...
 
 class DeleteEventsWhereResponse(_message.Message):
-    __slots__ = ("events_json",)
+    __slots__ = ("events_json", "body_sample_ids")
     EVENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    BODY_SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
     events_json: bytes
-    def __init__(self, events_json: _Optional[bytes] = ...) -> None: ...
+    body_sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, events_json: _Optional[bytes] = ..., body_sample_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -82,6 +82,11 @@ class EventsServiceStub:
                 request_serializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsRequest.SerializeToString,
                 response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsResponse.FromString,
                 _registered_method=True)
+        self.PutEventDescriptors = channel.unary_unary(
+                '/luna.events.v1.EventsService/PutEventDescriptors',
+                request_serializer=luna_dot_events_dot_v1_dot_events__pb2.PutEventDescriptorsRequest.SerializeToString,
+                response_deserializer=luna_dot_events_dot_v1_dot_events__pb2.PutEventDescriptorsResponse.FromString,
+                _registered_method=True)
         self.SelectEventCandidates = channel.unary_unary(
                 '/luna.events.v1.EventsService/SelectEventCandidates',
                 request_serializer=luna_dot_events_dot_v1_dot_events__pb2.SelectEventCandidatesRequest.SerializeToString,
@@ -173,6 +178,15 @@ class EventsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutEventDescriptors(self, request, context):
+        """PutEventDescriptors adds descriptors of one kind and version to events of
+        scope.account_id; an event that already has one of that kind and version keeps it. The
+        additional_extract task's re-extraction of events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SelectEventCandidates(self, request, context):
         """SelectEventCandidates picks the events a LUNA event-candidate filter names (newest first)
         with their descriptors and a short event record, for matching against events.
@@ -246,6 +260,11 @@ def add_EventsServiceServicer_to_server(servicer, server):
                     servicer.DeleteEventDescriptors,
                     request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsRequest.FromString,
                     response_serializer=luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsResponse.SerializeToString,
+            ),
+            'PutEventDescriptors': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutEventDescriptors,
+                    request_deserializer=luna_dot_events_dot_v1_dot_events__pb2.PutEventDescriptorsRequest.FromString,
+                    response_serializer=luna_dot_events_dot_v1_dot_events__pb2.PutEventDescriptorsResponse.SerializeToString,
             ),
             'SelectEventCandidates': grpc.unary_unary_rpc_method_handler(
                     servicer.SelectEventCandidates,
@@ -509,6 +528,33 @@ class EventsService:
             '/luna.events.v1.EventsService/DeleteEventDescriptors',
             luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsRequest.SerializeToString,
             luna_dot_events_dot_v1_dot_events__pb2.DeleteEventDescriptorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutEventDescriptors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/luna.events.v1.EventsService/PutEventDescriptors',
+            luna_dot_events_dot_v1_dot_events__pb2.PutEventDescriptorsRequest.SerializeToString,
+            luna_dot_events_dot_v1_dot_events__pb2.PutEventDescriptorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -155,14 +155,16 @@ class DeleteListsResponse(_message.Message):
     def __init__(self, deleted_faces: _Optional[int] = ...) -> None: ...
 
 class AttachFacesRequest(_message.Message):
-    __slots__ = ("scope", "list_id", "face_ids")
+    __slots__ = ("scope", "list_id", "face_ids", "bulk")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     LIST_ID_FIELD_NUMBER: _ClassVar[int]
     FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    BULK_FIELD_NUMBER: _ClassVar[int]
     scope: _account_pb2.AccountScope
     list_id: str
     face_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., list_id: _Optional[str] = ..., face_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    bulk: bool
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., list_id: _Optional[str] = ..., face_ids: _Optional[_Iterable[str]] = ..., bulk: _Optional[bool] = ...) -> None: ...
 
 class AttachFacesResponse(_message.Message):
     __slots__ = ("attached_face_ids",)

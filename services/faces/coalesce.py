@@ -1,0 +1,71 @@
+"""Concurrent calls of one write, run together: group commit in the service.
+
+A call that finds fewer than `max_running` batches under way starts one at once (on the next
+loop turn, so calls made in the same turn join it); calls made while batches run wait and go
+together as the next batch. Nothing waits for a timer: alone, a call runs as soon as it
+would have without coalescing; under load, a batch takes everything queued meanwhile, so one
+transaction (one commit, one fsync, one pool checkout, set-based statements) serves many calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# What a batch answers: per item, its result or the exception that item's caller gets.
+BatchRun = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
+
+
+class Coalescer(Generic[T, R]):
+    def __init__(self, run: BatchRun[T, R], *, max_batch: int = 64, max_running: int = 1) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._max_running = max_running
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._running = 0  # batches scheduled or under way
+        self._scheduled = False  # one is scheduled and has not taken its calls yet
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: T) -> R:
+        """`item`'s result, from whichever batch it goes in."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        self._start()
+        return await future
+
+    def _start(self) -> None:
+        if self._queue and not self._scheduled and self._running < self._max_running:
+            self._running += 1
+            self._scheduled = True
+            task = asyncio.ensure_future(self._batch())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _batch(self) -> None:
+        try:
+            # Taken when the batch starts, not when it was scheduled: calls made in between
+            # join it. A caller that went away (cancelled) is left out.
+            self._scheduled = False
+            batch = [(item, f) for item, f in self._queue[: self._max_batch] if not f.done()]
+            del self._queue[: self._max_batch]
+            self._start()  # what is left over, when another batch may run
+            if not batch:
+                return
+            try:
+                results: Sequence[R | BaseException] = await self._run([i for i, _ in batch])
+            except Exception as exc:
+                results = [exc] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+        finally:
+            self._running -= 1
+            self._start()

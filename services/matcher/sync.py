@@ -52,6 +52,7 @@ _BATCH = 5000
 # Messages that link or unlink many faces (see _apply_many).
 _MANY = frozenset((Kind.KIND_ATTACH_MANY, Kind.KIND_DETACH_MANY))
 _ATTRIBUTES = frozenset((Kind.KIND_ATTRIBUTE_CREATE, Kind.KIND_ATTRIBUTE_DELETE))
+_SAME: Any = object()  # rebuild(): keep the partition
 
 
 class Sync:
@@ -86,6 +87,9 @@ class Sync:
         self._follow_task: asyncio.Task[None] | None = None
         self._snapshot_lock = asyncio.Lock()
         self._rebuild_lock = asyncio.Lock()
+        # A matcher shard's partition (services/matcher/shard): `owns(account_id, face_id)`
+        # says which faces this Sync loads and applies; None (one matcher) holds every face.
+        self.partition: Any = None
 
     # --- start ---------------------------------------------------------------------------
     async def start(self, retry_for: float = 600.0) -> str:
@@ -167,9 +171,10 @@ class Sync:
             return False
         return True
 
-    async def _full_load(self) -> tuple[IndexSet, int, FaceRecords]:
-        """Every descriptor and face record from the faces service; returns (IndexSet,
-        sequence to replay after, records)."""
+    async def _full_load(self, partition: Any = _SAME) -> tuple[IndexSet, int, FaceRecords]:
+        """Every descriptor and face record from the faces service (of `partition`'s faces
+        only, when sharded); returns (IndexSet, sequence to replay after, records)."""
+        partition = self.partition if partition is _SAME else partition
         noted = (await self.js.stream_info(STREAM)).state.last_seq
         ix = IndexSet(version=self.version, dim=dim_of(self.version), config=self.config)
         ix.hold_builds()  # one build per list at the end, not a merge per delta_max rows
@@ -181,7 +186,10 @@ class Sync:
                 batch_size=_BATCH,
             )
             async for batch in self.faces.StreamDescriptors(request):
-                await asyncio.to_thread(self._add_batch, ix, batch.descriptors, records)
+                items = batch.descriptors
+                if partition is not None:
+                    items = [d for d in items if partition.owns(d.account_id, d.face_id)]
+                await asyncio.to_thread(self._add_batch, ix, items, records)
         except BaseException:
             ix.close()
             raise
@@ -314,6 +322,11 @@ class Sync:
                 self._apply_attribute(ix, ch)
                 last = seq
                 continue
+            if self.partition is not None:
+                ch = self._mine(ch)
+                if ch is None:
+                    last = seq
+                    continue
             if ch.kind in _MANY:
                 self._apply_many(ix, ch)
                 last = seq
@@ -346,6 +359,23 @@ class Sync:
             return  # the faces service answers a reference to it with the documented error
         expire = ch.expire_time.seconds + ch.expire_time.nanos / 1e9
         self.attributes.created(ch.attribute_id, ch.account_id, expire, vec)
+
+    def _mine(self, ch: changes_pb2.FaceChange) -> changes_pb2.FaceChange | None:
+        """The part of a change that is this shard's: None for another shard's face; a link
+        message with only this shard's entries. A list deletion is everyone's."""
+        owns = self.partition.owns
+        if ch.kind in _MANY:
+            kept = [e for e in ch.linked if owns(ch.account_id, e.face_id)]
+            if len(kept) == len(ch.linked):
+                return ch
+            mine = changes_pb2.FaceChange()
+            mine.CopyFrom(ch)
+            del mine.linked[:]
+            mine.linked.extend(kept)
+            return mine
+        if ch.face_id and not owns(ch.account_id, ch.face_id):
+            return None
+        return ch
 
     def _apply_many(self, ix: IndexSet, ch: changes_pb2.FaceChange) -> None:
         """KIND_ATTACH_MANY / KIND_DETACH_MANY: what KIND_ATTACH / KIND_DETACH does for each
@@ -515,14 +545,21 @@ class Sync:
                     log.exception("periodic snapshot failed")
                 last = time.monotonic()
 
-    async def rebuild(self) -> int:
+    async def rebuild(self, partition: Any = _SAME, snapshot_root: Path | None = None) -> int:
         """Reload every descriptor from the faces service; searches use the old state until
-        the new one is swapped in, and then wait for it to catch up with the stream."""
+        the new one is swapped in, and then wait for it to catch up with the stream. A shard
+        whose partition changed passes the new one (and its snapshot directory): the old
+        state keeps following the stream with the old partition until the swap."""
         async with self._rebuild_lock:
-            ix, seq, records = await self._full_load()
+            ix, seq, records = await self._full_load(partition)
             await self._stop_follow()
             async with self._progress:
                 self._swap(ix, seq, records)
+                if partition is not _SAME:
+                    self.partition = partition
+                if snapshot_root is not None:
+                    self.snapshot_root = snapshot_root
+                    self.changes_since_snapshot += 1  # the next periodic snapshot writes it
             await self._start_follow()
             await self.wait_applied(timeout=None)
             return len(self.ix)

@@ -1,14 +1,14 @@
 """`luna up --cluster` (issue #15 item 5): REST flows through Envoy on the multi-process
 cluster, then kill -9 of one instance at a time under a steady load.
 
-The failover test kills, in turn, one NATS node, one matcher replica, one estimator, one
-gateway and one task worker while faces are created and matched, images detected and tasks
-submitted through Envoy. Afterwards every face that got 201 exists, is in its list once and is
-its own best match, and every task that got 202 is done. The error burst of each kill (failed
-requests, first and last failure after the kill) is printed and saved as failover.json in the
-test's tmp dir. The supervisor restarts what was killed, as `luna up` does; the errors counted
-are those while one instance is down and coming back, when the other one serves.
-"""
+The failover test kills, in turn, one NATS node, one matcher replica (of the shard holding the
+test's account), one matcher proxy, one estimator, one gateway and one task worker while faces
+are created and matched, images detected and tasks submitted through Envoy. Afterwards every
+face that got 201 exists, is in its list once and is its own best match, and every task that got
+202 is done. The error burst of each kill (failed requests, first and last failure after the
+kill) is printed and saved as failover.json in the test's tmp dir. The supervisor restarts what
+was killed, as `luna up` does; the errors counted are those while one instance is down and
+coming back, when the other one serves."""
 
 from __future__ import annotations
 
@@ -34,10 +34,20 @@ from taskstest import DONE, wait_task
 
 from services.launcher.embedded import _nats_answers
 from services.launcher.supervisor import wait_http, wait_serving
+from services.matcher.shard.partition import ShardMap
 
 VERSION = 200
 TIMEOUT = aiohttp.ClientTimeout(total=30)
-KILLS = ("nats_1", "matcher_1", "estimator_1", "gateway_1", "tasks_worker_1")
+# matcher_0_1 stands for replica 1 of the shard holding the test account (chosen at run
+# time); matcher_proxy_1 is one of the two matcher proxies.
+KILLS = (
+    "nats_1",
+    "matcher_0_1",
+    "matcher_proxy_1",
+    "estimator_1",
+    "gateway_1",
+    "tasks_worker_1",
+)
 STEADY_S = float(os.environ.get("LUNA_CLUSTER_STEADY_S", "4"))  # load between kills
 # A burst longer than this fails the test: the other instance should serve within seconds.
 MAX_BURST_S = float(os.environ.get("LUNA_CLUSTER_MAX_BURST_S", "30"))
@@ -330,7 +340,11 @@ async def test_kill_one_instance_at_a_time_under_load(
     url = cluster.url
     image = jpeg(np.asarray(Image.fromarray(data.astronaut()).resize((256, 256))))
     async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
-        _, auth = await create_account(http, url)
+        account_id, auth = await create_account(http, url)
+        # The matcher replica killed is one of the shard that holds this account's faces.
+        shards = ShardMap.load(Path(cluster.runtime()["matcher_shard_map"]))
+        holder = f"matcher_{shards.owner(account_id)}_1"
+        kill_order = [holder if n == "matcher_0_1" else n for n in KILLS]
         list_id = (await post(http, f"{url}/6/lists", auth, json={}))["list_id"]
         task_list = (await post(http, f"{url}/6/lists", auth, json={}))["list_id"]
         for i in range(3):
@@ -349,7 +363,7 @@ async def test_kill_one_instance_at_a_time_under_load(
         try:
             await asyncio.sleep(STEADY_S)
             baseline = burst(load, load.started, time.monotonic())
-            for name in KILLS:
+            for name in kill_order:
                 killed, kills[name] = await kill(cluster, name)
                 windows.append((name, killed))
                 await asyncio.sleep(STEADY_S)

@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import yaml
 
-from services.launcher.cluster import grpc_target, nats_conf
+from services.common import config
+from services.launcher.cluster import ClusterSupervisor, grpc_target, nats_conf
+from services.matcher.shard.partition import ShardMap
 
 REPO = Path(__file__).resolve().parents[2]
 ENVOY_BIN = Path(sys.executable).with_name("envoy")
@@ -78,3 +81,30 @@ def test_grpc_target_and_nats_conf(tmp_path: Path) -> None:
     assert "server_name: nats-1" in conf and "port: 4000" in conf
     assert "listen: 127.0.0.1:7001" in conf
     assert "routes: [nats://127.0.0.1:7000, nats://127.0.0.1:7001, nats://127.0.0.1:7002]" in conf
+
+
+def test_matcher_shards_replicas_and_proxies(tmp_path: Path, monkeypatch: Any) -> None:
+    """Two shards of two replicas, each replica its own process with its shard id, its own
+    address and snapshot directory and the shared map; the proxies are what every other
+    service calls the matcher, and the map routes to both shards' replica pairs."""
+    monkeypatch.setenv("LUNA_DATA_DIR", str(tmp_path))
+    sup = ClusterSupervisor()
+    sup.env = {config.SERVICE_ADDRESSES["matcher"].name: "proxies"}
+    instances = {name: (address, argv, env) for name, address, argv, env in sup._instances()}
+    shards = {n: i for n, i in instances.items() if n.startswith("matcher_") and "proxy" not in n}
+    proxies = {n: i for n, i in instances.items() if n.startswith("matcher_proxy_")}
+    assert sorted(shards) == ["matcher_0_1", "matcher_0_2", "matcher_1_1", "matcher_1_2"]
+    assert sorted(proxies) == ["matcher_proxy_1", "matcher_proxy_2"]
+    for name, (address, argv, env) in shards.items():
+        assert argv == ["services.matcher"]
+        assert env["LUNA_MATCHER_SHARD"] == name.split("_")[1]
+        assert env["LUNA_MATCHER_ADDRESS"] == address
+        assert env["LUNA_MATCHER_SNAPSHOT_DIR"].endswith(name)
+    assert len({a for a, _, _ in shards.values()}) == 4
+    for address, argv, env in proxies.values():
+        assert argv == ["services.matcher.proxy"] and env["LUNA_MATCHER_ADDRESS"] == address
+        assert "LUNA_MATCHER_SHARD" not in env
+    targets = [grpc_target(r) for r in sup.layout.matcher_shards]
+    assert all(t.startswith("ipv4:") and t.count(",") == 1 for t in targets)
+    m = ShardMap.uniform(2, targets)
+    assert [s.address for s in m.routed()] == targets

@@ -39,6 +39,7 @@ from tritonclient.grpc import model_config_pb2
 
 from services.common import config
 from services.common.metrics import METRICS_PORT_OFFSET
+from services.matcher.shard.partition import ShardMap
 
 # The oldest Kubernetes the manifests support (native gRPC probes are GA since 1.27; we pick a
 # release still in support) and the newest the schemas know.
@@ -232,8 +233,13 @@ def test_services_listen_where_the_others_call_them(overlay: str) -> None:
         host, _, port = settings[variable].rpartition(":")
         svc = find(objects, "Service", host)
         assert int(port) in {p["port"] for p in svc["spec"]["ports"]}, variable
-        module = f"services.{service}"
-        owners = [(w, c) for w, c in platform_containers(objects) if c["command"][2] == module]
+        # The matcher's address is the matcher proxy's where shards run behind it.
+        modules = {f"services.{service}", f"services.{service}.proxy"}
+        owners = [
+            (w, c)
+            for w, c in platform_containers(objects)
+            if c["command"][2] in modules and _selects(svc["spec"]["selector"], _labels(w))
+        ]
         assert owners, service
         for w, c in owners:
             # A service binds LUNA_<SVC>_ADDRESS: its own pod must say 0.0.0.0, not the Service.
@@ -340,16 +346,53 @@ def test_envoy_config_is_current_and_valid(overlay: str, tmp_path: Path) -> None
 
 
 def test_matcher_is_a_stateful_set_per_shard(overlay: str) -> None:
+    """single-node: one unsharded matcher the `matcher` Service names directly (no proxy).
+    cluster/gpu: shards 0 and 1 of two replicas, each its own headless Service and the
+    shard map mounted, behind the matcher proxy that the `matcher` Service selects; the map
+    names every shard's Service and parses."""
     objects = render(overlay)
     shards = [s for s in of_kind(objects, "StatefulSet") if _labels(s).get("luna-shard")]
-    assert [s["metadata"]["name"] for s in shards] == ["matcher-0"]
-    (shard,) = shards
-    assert shard["spec"]["template"]["metadata"]["labels"]["luna-shard"] == "0"
-    assert shard["spec"]["replicas"] == (1 if overlay == "single-node" else 2)
-    assert shard["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "snapshots"
-    (c,) = pod_spec(shard)["containers"]
-    snapshot_dir = _env(c)["LUNA_MATCHER_SNAPSHOT_DIR"]
-    assert any(snapshot_dir.startswith(m["mountPath"]) for m in c["volumeMounts"])
+    single = overlay == "single-node"
+    assert [s["metadata"]["name"] for s in shards] == (
+        ["matcher-0"] if single else ["matcher-0", "matcher-1"]
+    )
+    settings = find(objects, "ConfigMap", "luna-config")["data"]
+    matcher = find(objects, "Service", "matcher")
+    for n, shard in enumerate(shards):
+        assert shard["spec"]["template"]["metadata"]["labels"]["luna-shard"] == str(n)
+        assert shard["spec"]["replicas"] == (1 if single else 2)
+        assert shard["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "snapshots"
+        (c,) = pod_spec(shard)["containers"]
+        snapshot_dir = _env(c)["LUNA_MATCHER_SNAPSHOT_DIR"]
+        assert any(snapshot_dir.startswith(m["mountPath"]) for m in c["volumeMounts"])
+        assert find(objects, "Service", shard["spec"]["serviceName"])
+        assert _selects(matcher["spec"]["selector"], _labels(shard)) == single
+        if single:
+            assert "LUNA_MATCHER_SHARD" not in _env(c) and "LUNA_MATCHER_SHARD_MAP" not in settings
+            continue
+        assert _env(c)["LUNA_MATCHER_SHARD"] == str(n)
+        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        assert settings["LUNA_MATCHER_SHARD_MAP"].startswith(mounts["shard-map"])
+    if single:
+        assert "matcher-proxy" not in {
+            d["metadata"]["name"] for d in of_kind(objects, "Deployment")
+        }
+        return
+    proxy = find(objects, "Deployment", "matcher-proxy")
+    assert _selects(matcher["spec"]["selector"], _labels(proxy))
+    (c,) = pod_spec(proxy)["containers"]
+    assert c["command"] == ["python", "-m", "services.matcher.proxy"]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert settings["LUNA_MATCHER_SHARD_MAP"].startswith(mounts["shard-map"])
+    shard_map = ShardMap.from_json(
+        json.loads(find(objects, "ConfigMap", "matcher-shards")["data"]["shards.json"])
+    )
+    assert [s.id for s in shard_map.routed()] == [0, 1]
+    for s in shard_map.shards:
+        host, _, port = s.address.rpartition(":")
+        svc = find(objects, "Service", host)
+        assert svc["spec"]["selector"]["luna-shard"] == str(s.id)
+        assert int(port) in {p["port"] for p in svc["spec"]["ports"]}
 
 
 def test_gpu_overlay_runs_inference_on_triton() -> None:

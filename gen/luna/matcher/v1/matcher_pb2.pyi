@@ -217,18 +217,22 @@ class CollectionStats(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., account_id: _Optional[str] = ..., list_id: _Optional[str] = ..., live: _Optional[int] = ..., mode: _Optional[str] = ..., delta: _Optional[int] = ..., deleted: _Optional[int] = ...) -> None: ...
 
 class GetIndexStatsResponse(_message.Message):
-    __slots__ = ("faces", "descriptor_version", "applied_seq", "snapshot_seq", "collections")
+    __slots__ = ("faces", "descriptor_version", "applied_seq", "snapshot_seq", "collections", "shard_map_version", "shard_partition")
     FACES_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
     APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_SEQ_FIELD_NUMBER: _ClassVar[int]
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    SHARD_MAP_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHARD_PARTITION_FIELD_NUMBER: _ClassVar[int]
     faces: int
     descriptor_version: int
     applied_seq: int
     snapshot_seq: int
     collections: _containers.RepeatedCompositeFieldContainer[CollectionStats]
-    def __init__(self, faces: _Optional[int] = ..., descriptor_version: _Optional[int] = ..., applied_seq: _Optional[int] = ..., snapshot_seq: _Optional[int] = ..., collections: _Optional[_Iterable[_Union[CollectionStats, _Mapping]]] = ...) -> None: ...
+    shard_map_version: int
+    shard_partition: str
+    def __init__(self, faces: _Optional[int] = ..., descriptor_version: _Optional[int] = ..., applied_seq: _Optional[int] = ..., snapshot_seq: _Optional[int] = ..., collections: _Optional[_Iterable[_Union[CollectionStats, _Mapping]]] = ..., shard_map_version: _Optional[int] = ..., shard_partition: _Optional[str] = ...) -> None: ...
 
 class RebuildIndexRequest(_message.Message):
     __slots__ = ()

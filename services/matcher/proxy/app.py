@@ -1,0 +1,253 @@
+"""The matcher proxy's gRPC adapter: shard channels, the map reload, MatcherService."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from luna.common.v1 import info_pb2
+from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+
+from services.common import errors, grpc_client, logs
+from services.common.grpc_server import REQUEST_ID_KEY, ServiceApp, service_names
+from services.common.version import VERSION
+from services.matcher.shard import routing
+from services.matcher.shard import settings as shard_settings
+from services.matcher.shard.partition import ShardMap, ShardMapError
+
+log = logging.getLogger("luna.matcher.proxy")
+# A shard replica that comes back is found within a second: gRPC's default reconnect backoff
+# grows to 120 s, long enough to keep a restarted single replica unused for minutes.
+SHARD_CHANNEL_OPTIONS = [
+    *grpc_client.GRPC_OPTIONS,
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+class Shards:
+    """The current shard map and one channel per shard address (kept across map versions
+    while the address stays)."""
+
+    def __init__(self, shard_map: ShardMap, path: Path | None = None) -> None:
+        self.path = path
+        self.map = shard_map
+        self._stubs: dict[str, Any] = {}
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._connect(shard_map)
+
+    def _connect(self, shard_map: ShardMap) -> None:
+        for shard in shard_map.shards:
+            if not shard.address:
+                raise ShardMapError(f"shard {shard.id} has no address")
+            if shard.address not in self._channels:
+                channel = grpc.aio.insecure_channel(shard.address, options=SHARD_CHANNEL_OPTIONS)
+                self._channels[shard.address] = channel
+                self._stubs[shard.address] = matcher_pb2_grpc.MatcherServiceStub(channel)
+
+    def stub(self, shard_id: int, shard_map: ShardMap | None = None) -> Any:
+        shard = (shard_map or self.map).shard(shard_id)
+        assert shard is not None
+        return self._stubs[shard.address]
+
+    def channel(self, shard_id: int, shard_map: ShardMap | None = None) -> grpc.aio.Channel:
+        shard = (shard_map or self.map).shard(shard_id)
+        assert shard is not None
+        return self._channels[shard.address]
+
+    def reload(self) -> bool:
+        """Switch to the map file's version when it is newer; True when switched."""
+        if self.path is None:
+            return False
+        try:
+            new = ShardMap.load(self.path)
+        except ShardMapError as exc:
+            log.warning("shard map unreadable, keeping version %d: %s", self.map.version, exc)
+            return False
+        if new.version <= self.map.version:
+            return False
+        try:
+            self._connect(new)
+        except ShardMapError as exc:
+            log.warning(
+                "shard map v%d refused, keeping v%d: %s", new.version, self.map.version, exc
+            )
+            return False
+        old, self.map = self.map, new
+        log.info("shard map v%d -> v%d: routed %s", old.version, new.version,
+                 [s.id for s in new.routed()])  # fmt: skip
+        return True
+
+    async def watch(self, poll: float) -> None:
+        while True:
+            await asyncio.sleep(poll)
+            self.reload()
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+
+
+async def call(
+    method: Callable[..., Any],
+    request: Any,
+    attempts: int,
+    timeout: float | None = None,
+    ready: Callable[[], Awaitable[None]] | None = None,
+) -> Any:
+    """One shard call: the request id travels; UNAVAILABLE (no replica answered, or the
+    one picked died) is tried again once the channel is ready again (`ready`, at most a
+    second per try: round_robin moves to another replica, or the replica is back); a shard's
+    LUNA error is raised as the shard raised it."""
+    metadata = ((REQUEST_ID_KEY, logs.request_id.get()),)
+    for attempt in range(1, attempts + 1):
+        try:
+            return await method(request, metadata=metadata, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < attempts:
+                if ready is None:
+                    await asyncio.sleep(0.05 * attempt)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ready(), 1.0)
+                continue
+            raise grpc_client.luna_error_from_rpc(exc) from None
+    raise AssertionError("unreachable")
+
+
+class ProxyServicer(matcher_pb2_grpc.MatcherServiceServicer):
+    def __init__(self, shards: Shards, attempts: int = 3) -> None:
+        self.shards = shards
+        self.attempts = attempts
+        self._raw_turn = 0
+
+    async def _fan_out(
+        self, name: str, requests: dict[int, Any], context: Any, shard_map: ShardMap
+    ) -> list[Any]:
+        timeout = context.time_remaining() if context is not None else None
+        calls = [
+            call(
+                getattr(self.shards.stub(s, shard_map), name),
+                r,
+                self.attempts,
+                timeout,
+                self.shards.channel(s, shard_map).channel_ready,
+            )
+            for s, r in requests.items()
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for r in results:  # the first shard's error, in shard order (deterministic)
+            if isinstance(r, BaseException):
+                raise r
+        return list(results)
+
+    async def _everywhere(self, name: str, request: Any, context: Any) -> list[Any]:
+        shard_map = self.shards.map
+        ids = sorted(s.id for s in shard_map.routed())
+        return await self._fan_out(name, dict.fromkeys(ids, request), context, shard_map)
+
+    async def GetInfo(
+        self, request: matcher_pb2.GetInfoRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.GetInfoResponse:
+        return matcher_pb2.GetInfoResponse(
+            info=info_pb2.ServiceInfo(name="matcher", version=VERSION)
+        )
+
+    async def MatchFaces(
+        self, request: matcher_pb2.MatchFacesRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.MatchFacesResponse:
+        shard_map = self.shards.map  # one map for the whole request
+        ids = routing.targets(shard_map, request)
+        replies = await self._fan_out(
+            "MatchFaces", routing.requests_for(request, ids), context, shard_map
+        )
+        return routing.merge(request, replies)
+
+    async def MatchRaw(
+        self, request: matcher_pb2.MatchRawRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.MatchRawResponse:
+        """Holds no state: any shard computes it (turn by turn)."""
+        shard_map = self.shards.map
+        ids = sorted(s.id for s in shard_map.routed())
+        self._raw_turn += 1
+        shard = ids[self._raw_turn % len(ids)]
+        (reply,) = await self._fan_out("MatchRaw", {shard: request}, context, shard_map)
+        return reply  # type: ignore[no-any-return]
+
+    async def GetIndexStats(
+        self, request: matcher_pb2.GetIndexStatsRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.GetIndexStatsResponse:
+        return routing.merge_stats(await self._everywhere("GetIndexStats", request, context))
+
+    async def RebuildIndex(
+        self, request: matcher_pb2.RebuildIndexRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.RebuildIndexResponse:
+        """One replica of each shard (the one its channel picks)."""
+        began = time.perf_counter()
+        replies = await self._everywhere("RebuildIndex", request, context)
+        return matcher_pb2.RebuildIndexResponse(
+            faces=sum(r.faces for r in replies), seconds=time.perf_counter() - began
+        )
+
+    async def SaveSnapshot(
+        self, request: matcher_pb2.SaveSnapshotRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.SaveSnapshotResponse:
+        """One replica of each shard; the paths joined by ';', the lowest sequence."""
+        began = time.perf_counter()
+        replies = await self._everywhere("SaveSnapshot", request, context)
+        return matcher_pb2.SaveSnapshotResponse(
+            path=";".join(r.path for r in replies),
+            stream_seq=min(r.stream_seq for r in replies),
+            seconds=time.perf_counter() - began,
+        )
+
+
+def shards_from_settings() -> Shards:
+    path = shard_settings.map_path()
+    shard_map = shard_settings.current_map()
+    if not [s for s in shard_map.shards if s.address]:
+        raise errors.LunaError(
+            errors.INTERNAL,
+            "the matcher proxy needs LUNA_MATCHER_SHARD_MAP or LUNA_MATCHER_SHARD_ADDRESSES",
+        )
+    return Shards(shard_map, path)
+
+
+def make_app() -> ServiceApp:
+    state: dict[str, Any] = {}
+
+    async def startup() -> None:
+        shards = shards_from_settings()
+        state["shards"] = shards
+        state["watch"] = asyncio.create_task(shards.watch(shard_settings.MAP_POLL.get_float()))
+
+    def register(server: grpc.aio.Server) -> None:
+        servicer = ProxyServicer(state["shards"], shard_settings.PROXY_ATTEMPTS.get_int())
+        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(servicer, server)
+
+    async def shutdown() -> None:
+        task = state.get("watch")
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if "shards" in state:
+            await state["shards"].close()
+
+    return ServiceApp(
+        name="matcher-proxy",
+        service_names=service_names(matcher_pb2),
+        register=register,
+        startup=startup,
+        shutdown=shutdown,
+    )
+
+
+__all__: Sequence[str] = ("ProxyServicer", "Shards", "make_app")

@@ -47,6 +47,7 @@ from typing import Any  # noqa: E402
 
 import aiohttp  # noqa: E402
 import grpc  # noqa: E402
+import hnswlib  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
@@ -227,6 +228,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "ef": cfg.hnsw_ef,
                 "build_threads": cfg.effective_build_threads,
             }
+            if args.raw_build:
+                # Raw hnswlib's own build of the same rows (all cores), for the ratio.
+                t0 = time.perf_counter()
+                raw_ix = hnswlib.Index(space="ip", dim=data.gallery.shape[1])
+                raw_ix.init_index(
+                    max_elements=args.n, M=cfg.hnsw_m, ef_construction=cfg.hnsw_ef_construction
+                )
+                raw_ix.add_items(
+                    data.gallery, np.arange(args.n), num_threads=cfg.effective_build_threads
+                )
+                out["raw_build_s"] = time.perf_counter() - t0
+                del raw_ix
+                log(f"raw hnswlib build {out['raw_build_s']:.1f}s")
             trim_heap()
             rss0 = rss_mb()
             ix = IndexSet(version=VERSION, config=cfg)
@@ -427,9 +441,52 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue #14's targets at this size, each as measured / its limit (same run)."""
+    v = out.get("variants", {})
+    raw = v.get("a_raw_hnswlib", {}).get("qps")
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, limit: float | None, target: str, met: bool) -> None:
+        ratio = None if value is None or not limit else round(value / limit, 3)
+        rows.append({"target": name, "value": value, "ratio": ratio, "goal": target, "met": met})
+
+    for key, name, goal in (
+        ("b_grpc_matchfaces", "gRPC QPS / raw hnswlib", 0.70),
+        ("c_rest_matcher_faces", "REST QPS / raw hnswlib", 0.60),
+        ("c_rest_matcher_faces_unseen_probes", "REST new probes QPS / raw", 0.60),
+    ):
+        qps = v.get(key, {}).get("qps")
+        met = qps is not None and raw is not None and qps / raw >= goal
+        add(name, qps, raw, f">= {goal}", met)
+    p99 = v.get("c_rest_matcher_faces_unseen_probes", {}).get("p99_ms")
+    add("REST p99 ms, new probes", p99, 10.0, "<= 10 ms", p99 is not None and p99 <= 10.0)
+    build, raw_build = out.get("build", {}).get("seconds"), out.get("raw_build_s")
+    met = build is not None and raw_build is not None and build / raw_build <= 1.1
+    add("build s / raw hnswlib build", build, raw_build, "<= 1.1", met)
+    restart = out.get("restart", {}).get("process_start_to_serving_s")
+    add("snapshot start-to-serving s", restart, 10.0, "<= 10 s", bool(restart and restart <= 10))
+    return rows
+
+
+def targets_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'target':<30} {'value':>10} {'ratio':>7} {'goal':>9} {'met':>4}"]
+    for r in rows:
+        value = "-" if r["value"] is None else f"{r['value']:.2f}"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
+        met = "yes" if r["met"] else "no"
+        lines.append(f"{r['target']:<30} {value:>10} {ratio:>7} {r['goal']:>9} {met:>4}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument(
+        "--raw-build",
+        action="store_true",
+        help="also time raw hnswlib's build of the same rows (doubles the build time)",
+    )
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per gRPC/REST loop")
@@ -441,8 +498,11 @@ def main() -> None:
     )
     args = ap.parse_args()
     result = asyncio.run(bench(args))
+    result["targets"] = targets(result)
     path = save("matcher_run" if args.n >= 1_000_000 else f"matcher_run_{args.n}", result)
     print(json.dumps(result, indent=2, default=str))
+    print(f"\nissue #14 targets at n={args.n} (concurrency 1, this run):")
+    print(targets_table(result["targets"]))
     print(f"saved {path}")
 
 

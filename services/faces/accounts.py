@@ -165,6 +165,8 @@ class Accounts:
                 outbox.change(Kind.KIND_DELETE_LIST, account_id, list_id=row["list_id"])
                 for row in await cur.fetchall()
             ]
+            # Its temporary attributes go too (the matcher may hold their notices).
+            changes.append(outbox.change(Kind.KIND_ATTRIBUTE_DELETE, account_id))
             await outbox.enqueue(conn, changes)
             cur = await conn.execute("DELETE FROM accounts WHERE account_id = %s", (account_id,))
             if cur.rowcount == 0:

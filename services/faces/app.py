@@ -60,7 +60,7 @@ class FacesRuntime:
         self.events_channel = grpc_client.channel("events")
         self.faces = Faces(self.pool, publisher, event_refs.lookup(self.events_channel))
         self.lists = Lists(self.pool, publisher)
-        self.attributes = Attributes(self.pool)
+        self.attributes = Attributes(self.pool, publisher)
         self.blobs = Blobs(self.pool)
         self.background = background.start(publisher, self.attributes)
 

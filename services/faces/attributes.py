@@ -16,11 +16,14 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids
+from services.common import errors, ids, times
 from services.common.scoping import Scope, readable, unique_ids
+from services.faces import outbox
 from services.faces.arrays import uuid_array
 from services.faces.coalesce import Coalescer
 from services.faces.descriptors import AttributeData, BasicAttributes
+
+Kind = outbox.Kind
 
 DEFAULT_TTL_S = 300
 MAX_TTL_S = 86400
@@ -106,6 +109,25 @@ async def load_live(
     return data_of_row(row, (await _descriptors(conn, [attribute_id]))[attribute_id])
 
 
+def attribute_change(
+    kind: int,
+    account_id: str,
+    attribute_id: str = "",
+    *,
+    descriptor: bytes = b"",
+    descriptor_version: int = 0,
+    expire_time: datetime | None = None,
+) -> Any:
+    """A FACES_CHANGES message about a temporary attribute (see changes.proto)."""
+    c = outbox.change(
+        kind, account_id, descriptor=descriptor, descriptor_version=descriptor_version
+    )
+    c.attribute_id = attribute_id
+    if expire_time is not None:
+        c.expire_time.CopyFrom(times.to_timestamp(expire_time))
+    return c
+
+
 @dataclass(frozen=True)
 class _NewAttribute:
     attribute_id: str
@@ -138,8 +160,13 @@ def _basic_columns(basics: list[BasicAttributes | None]) -> list[list[int | None
 
 
 class Attributes:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, publisher: outbox.Publisher | None = None
+    ) -> None:
         self._pool = pool
+        # Creates are announced on FACES_CHANGES (a notice: the matcher then resolves an
+        # attribute reference without asking us) and deletes through the outbox.
+        self._publisher = publisher
         self._creates: Coalescer[_NewAttribute, Attribute] = Coalescer(
             self._create_batch, max_running=2
         )
@@ -150,9 +177,22 @@ class Attributes:
         ttl_s = check_ttl(ttl_s)
         if data.empty:
             raise errors.bad_json("", "face_descriptors or basic_attributes is required")
-        return await self._creates.submit(
+        attribute = await self._creates.submit(
             _NewAttribute(ids.new_id(), scope.account_id, data, ttl_s)
         )
+        if self._publisher is not None and data.descriptors:
+            await self._publisher.notify(
+                attribute_change(
+                    Kind.KIND_ATTRIBUTE_CREATE,
+                    scope.account_id,
+                    attribute.attribute_id,
+                    descriptor=d,
+                    descriptor_version=v,
+                    expire_time=attribute.expire_time,
+                )
+                for v, d in sorted(data.descriptors.items())
+            )
+        return attribute
 
     async def _create_batch(
         self, items: Sequence[_NewAttribute]
@@ -262,14 +302,21 @@ class Attributes:
     async def delete(self, scope: Scope, attribute_id: str) -> None:
         if not ids.is_uuid(attribute_id):
             raise _not_found(attribute_id)
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "DELETE FROM temporary_attributes WHERE attribute_id = %s AND account_id = %s"
                 " AND expire_time > now()",
                 (attribute_id, scope.account_id),
             )
+            if cur.rowcount and self._publisher is not None:
+                await outbox.enqueue(
+                    conn,
+                    [attribute_change(Kind.KIND_ATTRIBUTE_DELETE, scope.account_id, attribute_id)],
+                )
         if cur.rowcount == 0:
             raise _not_found(attribute_id)
+        if self._publisher is not None:
+            await self._publisher.flush()  # on the stream before the delete returns
 
     async def purge_expired(self, unlink_retention_s: float = UNLINK_RETENTION_S) -> int:
         """Delete expired attributes and unlink records older than `unlink_retention_s`;

@@ -267,6 +267,23 @@ class Publisher:
     async def flush_quietly(self) -> None:
         await self.flush()
 
+    async def notify(self, changes: Iterable[changes_pb2.FaceChange]) -> None:
+        """Publish notices that need no outbox (KIND_ATTRIBUTE_CREATE, see changes.proto):
+        plain NATS publishes onto the stream's subjects, no ack awaited, so the caller pays
+        no round trip; a notice lost costs a reader one lookup, nothing else."""
+        if self._js is None or not nats_streams.is_connected(self._js):
+            return
+        nc = self._js._nc
+        try:
+            for c in changes:
+                await nc.publish(
+                    subject_for(c.account_id),
+                    c.SerializeToString(),
+                    headers={"Nats-Msg-Id": c.change_id},
+                )
+        except Exception as exc:
+            log.info("FACES_CHANGES notice not sent (%s)", exc)
+
     async def _flush_batch(self) -> tuple[int, bool]:
         assert self._js is not None
         # Pipeline mode: BEGIN, the lock and the read in one round trip, the delete and the

@@ -23,6 +23,7 @@ from services.common import config, grpc_client, nats_streams
 from services.common.grpc_server import ServiceApp, service_names
 from services.matcher import metrics as matcher_metrics
 from services.matcher import settings
+from services.matcher.attribute_cache import AttributeCache
 from services.matcher.face_records import FaceRecords
 from services.matcher.grpc_service import MatcherServicer
 from services.matcher.matching import Matching, VersionedMatching
@@ -71,6 +72,7 @@ class MatcherState:
                 version=version,
                 config=settings.core_config(),
                 records=records if version == default else FaceRecords(records_capacity),
+                attributes=AttributeCache(settings.ATTRIBUTE_CACHE.get_int()),
             )
             self.syncs[version] = sync
             if self.member is not None:

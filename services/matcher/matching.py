@@ -53,6 +53,8 @@ _FILTER_FIELDS = (
     "create_time_lt",
 )
 INLINE_REFS = 4  # searches of at most this many references run on the event loop
+# Event-loop turns nats-py needs to hand a request to the socket (its task, then its flusher).
+_SEND_TURNS = 3
 
 
 @dataclass
@@ -165,9 +167,32 @@ class Matching:
     async def match_faces(
         self, req: matcher_pb2.MatchFacesRequest
     ) -> matcher_pb2.MatchFacesResponse:
+        """Read-your-writes without paying its round trip on top of the search: the stream's
+        last sequence is asked for first, the match runs while the answer travels, and it
+        counts only if the follower had already applied that sequence when the match began;
+        otherwise (a change still on its way) it waits for the follower and matches again."""
         validate(req)
-        if self.consistency_wait > 0:
-            await self.sync.wait_applied(self.consistency_wait)
+        wait = self.consistency_wait
+        position = self.sync.read_position(wait) if wait > 0 else None
+        if position is None:
+            return await self._match(req)
+        try:
+            for _ in range(_SEND_TURNS):
+                await asyncio.sleep(0)  # the request leaves before the search holds the loop
+            seen = self.sync.applied_seq
+            out = await self._match(req)
+            target = await position
+        except BaseException:
+            # The match failed: nobody reads the position (nor an error it may have had).
+            if not position.cancel() and not position.cancelled():
+                position.exception()
+            raise
+        if target is not None and seen < target:
+            await self.sync.wait_for(target, wait)
+            out = await self._match(req)
+        return out
+
+    async def _match(self, req: matcher_pb2.MatchFacesRequest) -> matcher_pb2.MatchFacesResponse:
         ix = self.sync.ix
         scope = req.scope
         refs = await self._resolve_all(ix, scope, req.references)
@@ -218,9 +243,17 @@ class Matching:
         # Several attribute references (a batch of probes): one GetAttributes for all of them
         # instead of a call each. Any not found this way goes through GetAttribute below,
         # which raises the documented error.
-        attr_ids = [r.attribute_id for r in refs if r.WhichOneof("source") == "attribute_id"]
-        known: dict[str, attributes_pb2.Attribute] = {}
+        cache = self.sync.attributes
+        account = search_account(scope)
+        attr_ids = [
+            r.attribute_id
+            for r in refs
+            if r.WhichOneof("source") == "attribute_id"
+            and cache.get(r.attribute_id, account) is None
+        ]
+        known: dict[str, tuple[attributes_pb2.Attribute, int]] = {}
         if len(attr_ids) > 1:
+            deletes = cache.deletes  # what a read may be kept against (AttributeCache)
             reply = await self.attributes.GetAttributes(
                 attributes_pb2.GetAttributesRequest(
                     scope=scope,
@@ -228,7 +261,7 @@ class Matching:
                     descriptor_version=self.version,
                 )
             )
-            known = {a.attribute_id: a for a in reply.attributes if a.data.descriptors}
+            known = {a.attribute_id: (a, deletes) for a in reply.attributes if a.data.descriptors}
         if len(refs) == 1:  # the common case: no task per reference
             parts = [await self._resolve(ix, scope, refs[0], known)]
         else:
@@ -243,7 +276,7 @@ class Matching:
         ix: IndexSet,
         scope: account_pb2.AccountScope,
         ref: matcher_pb2.Reference,
-        known: dict[str, attributes_pb2.Attribute] | None = None,
+        known: dict[str, tuple[attributes_pb2.Attribute, int]] | None = None,
     ) -> list[Resolved]:
         which = ref.WhichOneof("source")
         if which == "descriptor":
@@ -254,16 +287,7 @@ class Matching:
         if which in ("event_id", "event_external_id"):
             return await self._resolve_events(scope, ref)
         if which == "attribute_id":
-            attribute = (known or {}).get(ref.attribute_id)
-            if attribute is None:
-                reply = await self.attributes.GetAttribute(
-                    attributes_pb2.GetAttributeRequest(
-                        scope=scope, attribute_id=ref.attribute_id, descriptor_version=self.version
-                    )
-                )
-                attribute = reply.attribute
-            desc = attribute.data.descriptors[0]
-            return [Resolved(ref, "", unit_vector(desc.descriptor, desc.version, self.version))]
+            return [Resolved(ref, "", await self._attribute_vector(scope, ref.attribute_id, known))]
         # External id: every visible face carrying it is one reference.
         reply = await self.faces.ListFaces(
             faces_pb2.ListFacesRequest(
@@ -295,6 +319,35 @@ class Matching:
                 f"'{reply.faces[0].face_id}'.",
             )
         return out
+
+    async def _attribute_vector(
+        self,
+        scope: account_pb2.AccountScope,
+        attribute_id: str,
+        known: dict[str, tuple[attributes_pb2.Attribute, int]] | None,
+    ) -> np.ndarray:
+        """From the attribute cache (FACES_CHANGES notices, earlier reads), else from the
+        faces service, which raises the documented errors (22011 not found, 22018)."""
+        cache = self.sync.attributes
+        vec = cache.get(attribute_id, search_account(scope))
+        if vec is not None:
+            return vec
+        deletes = cache.deletes
+        read = (known or {}).get(attribute_id)
+        if read is not None:
+            attribute, deletes = read
+        else:
+            reply = await self.attributes.GetAttribute(
+                attributes_pb2.GetAttributeRequest(
+                    scope=scope, attribute_id=attribute_id, descriptor_version=self.version
+                )
+            )
+            attribute = reply.attribute
+        desc = attribute.data.descriptors[0]
+        vec = unit_vector(desc.descriptor, desc.version, self.version)
+        expire = attribute.expire_time.seconds + attribute.expire_time.nanos / 1e9
+        cache.put_read(attribute_id, attribute.account_id, expire, vec, deletes)
+        return vec
 
     async def _resolve_events(
         self, scope: account_pb2.AccountScope, ref: matcher_pb2.Reference

@@ -57,6 +57,13 @@ RECORD_CACHE = config.declare(
     "(kept current by FACES_CHANGES, saved in snapshots), so matches never read the faces "
     "service; 0: each match reads its faces' records from the faces service.",
 )
+ATTRIBUTE_CACHE = config.declare(
+    "LUNA_MATCHER_ATTRIBUTE_CACHE",
+    100_000,
+    "Temporary attributes whose descriptors the matcher keeps (from FACES_CHANGES notices "
+    "and earlier reads) to resolve attribute references without asking the faces service; "
+    "0 = ask every time.",
+)
 START_TIMEOUT = config.declare(
     "LUNA_MATCHER_START_TIMEOUT",
     600.0,

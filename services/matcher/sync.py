@@ -33,8 +33,9 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.common import descriptors as codec
 from services.common import errors, nats_streams, subjects
+from services.matcher.attribute_cache import AttributeCache
 from services.matcher.core import IndexSet, MatcherConfig
-from services.matcher.core.descriptors import dim_of
+from services.matcher.core.descriptors import dim_of, unpack_unit
 from services.matcher.core.snapshot import (
     SnapshotError,
     current_snapshot,
@@ -50,6 +51,7 @@ Kind = changes_pb2.FaceChange.Kind
 _BATCH = 5000
 # Messages that link or unlink many faces (see _apply_many).
 _MANY = frozenset((Kind.KIND_ATTACH_MANY, Kind.KIND_DETACH_MANY))
+_ATTRIBUTES = frozenset((Kind.KIND_ATTRIBUTE_CREATE, Kind.KIND_ATTRIBUTE_DELETE))
 _SAME: Any = object()  # rebuild(): keep the partition
 
 
@@ -65,9 +67,12 @@ class Sync:
         version: int,
         config: MatcherConfig,
         records: FaceRecords | None = None,
+        attributes: AttributeCache | None = None,
     ) -> None:
         self.js = js
         self.records = records if records is not None else FaceRecords()
+        # Temporary attributes' descriptors seen on the stream (attribute references).
+        self.attributes = attributes if attributes is not None else AttributeCache()
         self.faces = faces
         self.snapshot_root = snapshot_root
         self.version = version
@@ -172,6 +177,7 @@ class Sync:
         partition = self.partition if partition is _SAME else partition
         noted = (await self.js.stream_info(STREAM)).state.last_seq
         ix = IndexSet(version=self.version, dim=dim_of(self.version), config=self.config)
+        ix.hold_builds()  # one build per list at the end, not a merge per delta_max rows
         records = self._new_records()
         try:
             request = faces_pb2.StreamDescriptorsRequest(
@@ -187,6 +193,7 @@ class Sync:
         except BaseException:
             ix.close()
             raise
+        ix.release_builds()
         return ix, noted, records
 
     def _add_batch(
@@ -311,6 +318,10 @@ class Sync:
             if seq <= last:
                 continue  # a redelivery after an ordered-consumer reset
             ch = changes_pb2.FaceChange.FromString(msg.data)
+            if ch.kind in _ATTRIBUTES:
+                self._apply_attribute(ix, ch)
+                last = seq
+                continue
             if self.partition is not None:
                 ch = self._mine(ch)
                 if ch is None:
@@ -333,6 +344,21 @@ class Sync:
             )
             last = seq
         return last
+
+    def _apply_attribute(self, ix: IndexSet, ch: changes_pb2.FaceChange) -> None:
+        """KIND_ATTRIBUTE_CREATE (a notice: cached when it holds our version's descriptor)
+        and KIND_ATTRIBUTE_DELETE (one attribute, or an account's all)."""
+        if ch.kind == Kind.KIND_ATTRIBUTE_DELETE:
+            self.attributes.deleted(ch.attribute_id, ch.account_id)
+            return
+        if ch.descriptor_version != self.version or not ch.attribute_id:
+            return
+        try:
+            vec = unpack_unit(ch.descriptor, ix.dim)
+        except errors.LunaError:
+            return  # the faces service answers a reference to it with the documented error
+        expire = ch.expire_time.seconds + ch.expire_time.nanos / 1e9
+        self.attributes.created(ch.attribute_id, ch.account_id, expire, vec)
 
     def _mine(self, ch: changes_pb2.FaceChange) -> changes_pb2.FaceChange | None:
         """The part of a change that is this shard's: None for another shard's face; a link
@@ -436,24 +462,39 @@ class Sync:
             return int((await js.stream_info(STREAM)).state.last_seq)
         return int(state.get("last_seq", 0))
 
-    async def wait_applied(self, timeout: float | None) -> bool:
-        """Wait until everything the stream holds now is applied; False after `timeout`.
+    def read_position(self, timeout: float) -> asyncio.Future[int | None] | None:
+        """Start reading the stream's last sequence now (a request's read-your-writes target);
+        the future gives None when NATS is away or slow: the request is then answered from
+        the state applied so far (changes made meanwhile are still in the faces outbox, not
+        in the stream, so there is nothing newer to wait for anyway). None: not connected."""
+        if not nats_streams.is_connected(self.js):
+            return None
+        return asyncio.ensure_future(self._position(timeout))
 
-        With a timeout (a request), NATS being down or slow does not fail the request: it is
-        answered from the state applied so far (changes made meanwhile are still in the
-        faces outbox, not in the stream, so there is nothing newer to wait for anyway)."""
+    async def _position(self, timeout: float) -> int | None:
+        try:
+            return await self._last_seq(max(timeout, 0.5))
+        except Exception as exc:
+            if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
+                raise
+            log.warning("stream position unknown (%s); answering from applied state", exc)
+            return None
+
+    async def wait_applied(self, timeout: float | None) -> bool:
+        """Wait until everything the stream holds now is applied; False after `timeout`
+        (or when the stream's position cannot be read in time: see `read_position`)."""
         if timeout is not None:
-            if not nats_streams.is_connected(self.js):
-                return False
-            try:
-                target = await self._last_seq(max(timeout, 0.5))
-            except Exception as exc:
-                if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
-                    raise
-                log.warning("stream position unknown (%s); answering from applied state", exc)
+            pending = self.read_position(timeout)
+            target = None if pending is None else await pending
+            if target is None:
                 return False
         else:
             target = (await self.js.stream_info(STREAM)).state.last_seq
+        return await self.wait_for(target, timeout)
+
+    async def wait_for(self, target: int, timeout: float | None) -> bool:
+        """Wait until the follower has applied stream sequence `target`; False after
+        `timeout` (the request is answered anyway)."""
         if self.applied_seq >= target:
             return True
 

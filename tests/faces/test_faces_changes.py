@@ -137,14 +137,36 @@ async def test_deleting_an_account_announces_its_faces_and_lists(world: World) -
     other = await world.faces.create(world.b)
     await Accounts(world.pool, world.publisher).delete(world.a.account_id)
     got = (await read_changes(world.js, world.a.account_id))[1:]
-    assert [(c.kind, c.face_id) for c in got] == [
-        (K.KIND_DELETE_FACE, face.face_id),
-        (K.KIND_DELETE_LIST, ""),
+    assert [(c.kind, c.face_id, c.attribute_id) for c in got] == [
+        (K.KIND_DELETE_FACE, face.face_id, ""),
+        (K.KIND_DELETE_LIST, "", ""),
+        (K.KIND_ATTRIBUTE_DELETE, "", ""),  # every attribute of the account
     ]
     assert list(got[0].list_ids) == [lst.list_id] and got[1].list_id == lst.list_id
     assert await world.faces.get(world.b, other.face_id)  # the other account is untouched
     with pytest.raises(errors.LunaError):
         await world.faces.get(world.a, face.face_id)
+
+
+async def test_attribute_create_is_a_notice_and_delete_a_change(world: World) -> None:
+    """A created temporary attribute is announced (its descriptor, expiry) for the matcher's
+    attribute cache; its delete goes through the outbox, on the stream when it returns."""
+    from services.faces.attributes import Attributes
+
+    attributes = Attributes(world.pool, world.publisher)
+    data = checked([(raw(5), 200)], [], None, [])
+    made = await attributes.create(world.a, data, ttl_s=60)
+    await attributes.delete(world.a, made.attribute_id)
+    got = await read_changes(world.js, world.a.account_id)
+    assert [(c.kind, c.attribute_id) for c in got] == [
+        (K.KIND_ATTRIBUTE_CREATE, made.attribute_id),
+        (K.KIND_ATTRIBUTE_DELETE, made.attribute_id),
+    ]
+    assert got[0].descriptor == data.descriptors[200] and got[0].descriptor_version == 200
+    assert got[0].expire_time.seconds == int(made.expire_time.timestamp())
+    async with world.pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM faces_outbox")
+        assert (await cur.fetchone())["n"] == 0  # type: ignore[index]
 
 
 async def test_links_into_one_list_overlap_and_carry_every_list(world: World) -> None:

@@ -89,3 +89,41 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     assert parsed(found["2"]) == face("2", "b", "u2")
     assert again.get_many(["2"], "a") == ({}, [])
     assert not FaceRecords().load(tmp_path / "missing")
+
+
+def test_loaded_records_follow_every_change_and_save_again(tmp_path: Path) -> None:
+    """Records loaded from a snapshot stay in its blob until changed: every change kind
+    applies to them as to records set live, and a later snapshot holds the result."""
+    before = FaceRecords()
+    before.set_many(
+        [
+            face("1", lists=("L1", "L2")),
+            face("2", "b", lists=("L2",)),
+            face("3", user_data="u3"),
+            face("4", lists=("L1",)),
+            face("5", user_data="L2-lookalike"),
+        ]
+    )
+    before.save(tmp_path)
+    records = FaceRecords()
+    assert records.load(tmp_path) and len(records) == 5
+    found, _ = records.get_many(["1", "2", "3"], "a")
+    assert sorted(found) == ["1", "3"] and parsed(found["3"]).user_data == "u3"
+    records.drop_list("L2")
+    records.set_lists([("4", ["L1", "L3"])])
+    records.set(face("3", user_data="new"))
+    records.forget("1")
+    got = {k: parsed(v) for k, v in records.get_many(["1", "2", "3", "4", "5"], None)[0].items()}
+    assert sorted(got) == ["2", "3", "4", "5"] and len(records) == 4
+    assert list(got["2"].list_ids) == [] and got["2"].account_id == "b"
+    assert got["3"].user_data == "new"
+    assert list(got["4"].list_ids) == ["L1", "L3"]
+    assert got["5"].user_data == "L2-lookalike"  # its bytes hold the needle, not the list
+    again = tmp_path / "again"
+    again.mkdir()
+    records.save(again)
+    reloaded = FaceRecords()
+    assert reloaded.load(again) and len(reloaded) == 4
+    assert {k: parsed(v) for k, v in reloaded.get_many(list(got), None)[0].items()} == got
+    reloaded.clear()
+    assert len(reloaded) == 0 and reloaded.get_many(["2"], None) == ({}, ["2"])

@@ -5,7 +5,9 @@ restarts, the full-load path, and LUNA errors."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -122,7 +124,7 @@ async def world(
     faces_pb2_grpc.add_FacesServiceServicer_to_server(FacesServicer(Faces(pool, publisher)), server)
     lists_pb2_grpc.add_ListsServiceServicer_to_server(ListsServicer(Lists(pool, publisher)), server)
     attributes_pb2_grpc.add_AttributesServiceServicer_to_server(
-        AttributesServicer(Attributes(pool)), server
+        AttributesServicer(Attributes(pool, publisher)), server
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -258,6 +260,37 @@ async def test_matchable_when_create_returns_and_gone_when_delete_returns(world:
         )
         assert fid not in ids_of(resp)
     assert sorted(waits)[len(waits) // 2] < 0.5  # the median match, wait included, is quick
+
+
+async def test_a_match_begun_behind_the_stream_waits_and_matches_again(world: World) -> None:
+    """The match runs while the stream position is read; when the follower had not applied
+    that position yet, the first answer is dropped: the face whose create returned is found."""
+    w = world
+    state, stub = await w.start_matcher()
+    sync = state.sync
+    person = identity(7)
+    gate = threading.Event()
+    real_apply = sync._apply_msgs
+
+    def held(ix: Any, msgs: Any) -> int:
+        gate.wait(10.0)
+        return real_apply(ix, msgs)
+
+    sync._apply_msgs = held  # type: ignore[method-assign]
+    try:
+        fid = await create_face(w, w.a, sample(person, 1), user_data="late")
+        stream_last = (await sync.js.stream_info("FACES_CHANGES")).state.last_seq
+        assert sync.applied_seq < stream_last  # the follower holds the create back
+        pending = asyncio.create_task(
+            match(stub, w.a, [by_descriptor(sample(person, 2))], matcher_pb2.FaceCandidates())
+        )
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # the answer without the face was not given
+    finally:
+        gate.set()
+    resp = await pending
+    assert ids_of(resp)[:1] == [fid]
+    assert resp.results[0].candidates[0].matches[0].face.user_data == "late"
 
 
 async def test_cached_face_records_follow_every_change(world: World) -> None:
@@ -492,6 +525,53 @@ async def test_references_by_face_attribute_external_id(world: World) -> None:
         22011, match(stub, w.a, [*two, matcher_pb2.Reference(attribute_id=missing)], cands)
     )
     await expect_error(22011, match(stub, w.b, two, cands))
+
+
+async def create_attribute(
+    w: World, scope: account_pb2.AccountScope, vec: np.ndarray, ttl: int = 60
+) -> str:
+    made = await w.attrs.CreateAttribute(
+        attributes_pb2.CreateAttributeRequest(
+            scope=scope,
+            data=attributes_pb2.AttributeData(
+                descriptors=[
+                    attributes_pb2.Descriptor(
+                        descriptor=vec.astype("<f4").tobytes(), version=VERSION
+                    )
+                ]
+            ),
+            ttl_seconds=ttl,
+        )
+    )
+    return made.attribute.attribute_id
+
+
+async def test_attribute_references_resolve_from_the_stream_never_after_delete(
+    world: World,
+) -> None:
+    """A created attribute's notice reaches the matcher, which then matches by its id with
+    the faces service stopped; a deleted one is 22011 at once (faces decides)."""
+    w = world
+    state, stub = await w.start_matcher()
+    person = identity(11)
+    face = await create_face(w, w.a, sample(person, 1))
+    kept = await create_attribute(w, w.a, sample(person, 2))
+    gone = await create_attribute(w, w.a, sample(person, 3))
+    await w.attrs.DeleteAttribute(
+        attributes_pb2.DeleteAttributeRequest(scope=w.a, attribute_id=gone)
+    )
+    cands = matcher_pb2.FaceCandidates(face_ids=[face], limit=1)
+    await expect_error(22011, match(stub, w.a, [matcher_pb2.Reference(attribute_id=gone)], cands))
+    await expect_error(22011, match(stub, w.b, [matcher_pb2.Reference(attribute_id=kept)], cands))
+    cache = state.sync.attributes
+    assert cache.get(kept, w.a.account_id) is not None and cache.get(gone, None) is None
+    await w.faces_server.stop(None)
+    resp = await match(stub, w.a, [matcher_pb2.Reference(attribute_id=kept)], cands)
+    assert ids_of(resp) == [face]
+    # Another account's attribute stays invisible without the faces service too: no
+    # answer from the cache (the faces service would be asked, and it is down).
+    with pytest.raises(grpc.aio.AioRpcError):
+        await match(stub, w.b, [matcher_pb2.Reference(attribute_id=kept)], cands)
 
 
 async def test_bad_input_gets_luna_errors(world: World) -> None:

@@ -165,3 +165,29 @@ def test_concurrent_searches_never_see_deleted(make_index, data3k) -> None:
         stop.set()
         assert all(f.result() > 0 for f in futures)
     assert errors == []
+
+
+def test_held_builds_run_once_from_every_row_when_released(make_index, data3k, monkeypatch) -> None:
+    """A bulk load (the matcher's initial load) builds each graph once at its end from all
+    rows, instead of an early small graph plus a merge per delta_max rows."""
+    jobs: list[tuple[str, int]] = []
+    real_build = builder_mod.build_graph
+
+    def counted(labels, *args, **kwargs):
+        jobs.append(("build", int(labels.shape[0])))
+        return real_build(labels, *args, **kwargs)
+
+    monkeypatch.setattr(builder_mod, "build_graph", counted)
+    ix = make_index(threshold=500, delta_max=300)
+    ix.hold_builds()
+    ids = [fid(i) for i in range(3000)]
+    for s in range(0, 3000, 250):  # stream-sized batches, as StreamDescriptors sends them
+        ix.add_many(ACC, ids[s : s + 250], data3k.gallery[s : s + 250], 1, {LST})
+    assert ix.wait_for_builds(5)
+    assert stat(ix)["mode"] == "exact" and not stat(ix)["queued"]
+    assert top(ix, data3k.gallery[5], 1) == [ids[5]]  # searchable (exactly) meanwhile
+    ix.release_builds()
+    assert ix.wait_for_builds(60)
+    assert jobs == [("build", 3000)]
+    assert stat(ix)["mode"] == "hnsw" and stat(ix)["delta"] == 0 and stat(ix)["live"] == 3000
+    assert top(ix, data3k.gallery[2999], 1) == [ids[2999]]

@@ -72,6 +72,8 @@ class IndexSet:
         # so search threads can read them without a lock.
         self._list_accounts: dict[str, frozenset[str]] = {}
         self._accounts: frozenset[str] = frozenset()
+        # While True no background build is scheduled (a bulk load builds once at its end).
+        self._builds_held = False
         self._worker = BuildWorker(self._maintain)
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -82,6 +84,22 @@ class IndexSet:
     def wait_for_builds(self, timeout: float | None = None) -> bool:
         """Block until no background build is queued or running; False on timeout."""
         return self._worker.wait_idle(timeout)
+
+    def hold_builds(self) -> None:
+        """Schedule no build until `release_builds`: a bulk load (the matcher's initial load
+        of every descriptor, in stream batches) then builds each graph once, from all its
+        rows, with every build thread, as raw hnswlib's add_items would, instead of a small
+        graph early and a merge (a copy of the whole graph plus inserts) every delta_max rows.
+        Searches meanwhile scan exactly."""
+        with self._write_lock:
+            self._builds_held = True
+
+    def release_builds(self) -> None:
+        """Schedule every build that `hold_builds` held back."""
+        with self._write_lock:
+            self._builds_held = False
+            for coll in list(self._collections.values()):
+                self._maybe_schedule(coll)
 
     # --- collections -------------------------------------------------------------------
     def _collection(self, key: CollectionKey) -> Collection:
@@ -100,7 +118,7 @@ class IndexSet:
     def _maybe_schedule(self, coll: Collection) -> None:
         cfg = self.config
         with self._sched_lock:
-            if coll.build_queued or coll.dropped:
+            if coll.build_queued or coll.dropped or self._builds_held:
                 return
             if coll.pending_build(cfg.index_threshold, cfg.delta_max, cfg.rebuild_deleted_ratio):
                 coll.build_queued = True

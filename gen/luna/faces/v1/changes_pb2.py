@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from luna.faces.v1 import faces_pb2 as luna_dot_faces_dot_v1_dot_faces__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bluna/faces/v1/changes.proto\x12\rluna.faces.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19luna/faces/v1/faces.proto\"\xe6\x04\n\nFaceChange\x12\x11\n\tchange_id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.luna.faces.v1.FaceChange.Kind\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x04 \x01(\t\x12\x12\n\ndescriptor\x18\x05 \x01(\x0c\x12\x1a\n\x12\x64\x65scriptor_version\x18\x06 \x01(\x05\x12\x10\n\x08list_ids\x18\x07 \x03(\t\x12\x0f\n\x07list_id\x18\x08 \x01(\t\x12(\n\x04time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x04\x66\x61\x63\x65\x18\n \x01(\x0b\x32\x13.luna.faces.v1.Face\x12\x30\n\x06linked\x18\x0b \x03(\x0b\x32 .luna.faces.v1.FaceChange.Linked\x1a[\n\x06Linked\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12\x12\n\ndescriptor\x18\x02 \x01(\x0c\x12\x1a\n\x12\x64\x65scriptor_version\x18\x03 \x01(\x05\x12\x10\n\x08list_ids\x18\x04 \x03(\t\"\xc2\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10KIND_UPSERT_FACE\x10\x01\x12\x14\n\x10KIND_DELETE_FACE\x10\x02\x12\x0f\n\x0bKIND_ATTACH\x10\x03\x12\x0f\n\x0bKIND_DETACH\x10\x04\x12\x14\n\x10KIND_DELETE_LIST\x10\x05\x12\x14\n\x10KIND_UPDATE_FACE\x10\x06\x12\x14\n\x10KIND_ATTACH_MANY\x10\x07\x12\x14\n\x10KIND_DETACH_MANY\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bluna/faces/v1/changes.proto\x12\rluna.faces.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19luna/faces/v1/faces.proto\"\xe3\x05\n\nFaceChange\x12\x11\n\tchange_id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.luna.faces.v1.FaceChange.Kind\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x04 \x01(\t\x12\x12\n\ndescriptor\x18\x05 \x01(\x0c\x12\x1a\n\x12\x64\x65scriptor_version\x18\x06 \x01(\x05\x12\x10\n\x08list_ids\x18\x07 \x03(\t\x12\x0f\n\x07list_id\x18\x08 \x01(\t\x12(\n\x04time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x04\x66\x61\x63\x65\x18\n \x01(\x0b\x32\x13.luna.faces.v1.Face\x12\x30\n\x06linked\x18\x0b \x03(\x0b\x32 .luna.faces.v1.FaceChange.Linked\x12\x14\n\x0c\x61ttribute_id\x18\x0c \x01(\t\x12/\n\x0b\x65xpire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a[\n\x06Linked\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12\x12\n\ndescriptor\x18\x02 \x01(\x0c\x12\x1a\n\x12\x64\x65scriptor_version\x18\x03 \x01(\x05\x12\x10\n\x08list_ids\x18\x04 \x03(\t\"\xf8\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10KIND_UPSERT_FACE\x10\x01\x12\x14\n\x10KIND_DELETE_FACE\x10\x02\x12\x0f\n\x0bKIND_ATTACH\x10\x03\x12\x0f\n\x0bKIND_DETACH\x10\x04\x12\x14\n\x10KIND_DELETE_LIST\x10\x05\x12\x14\n\x10KIND_UPDATE_FACE\x10\x06\x12\x14\n\x10KIND_ATTACH_MANY\x10\x07\x12\x14\n\x10KIND_DETACH_MANY\x10\x08\x12\x19\n\x15KIND_ATTRIBUTE_CREATE\x10\t\x12\x19\n\x15KIND_ATTRIBUTE_DELETE\x10\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'luna.faces.v1.changes_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FACECHANGE']._serialized_start=107
-  _globals['_FACECHANGE']._serialized_end=721
-  _globals['_FACECHANGE_LINKED']._serialized_start=433
-  _globals['_FACECHANGE_LINKED']._serialized_end=524
-  _globals['_FACECHANGE_KIND']._serialized_start=527
-  _globals['_FACECHANGE_KIND']._serialized_end=721
+  _globals['_FACECHANGE']._serialized_end=846
+  _globals['_FACECHANGE_LINKED']._serialized_start=504
+  _globals['_FACECHANGE_LINKED']._serialized_end=595
+  _globals['_FACECHANGE_KIND']._serialized_start=598
+  _globals['_FACECHANGE_KIND']._serialized_end=846
 # @@protoc_insertion_point(module_scope)

@@ -123,13 +123,18 @@ class _Served:
     """Around one call: the request id in its logs; a LunaError it raises becomes the call's
     status, anything else unexpected too (see `_unexpected`)."""
 
-    __slots__ = ("context", "method", "rid", "token")
+    __slots__ = ("context", "method", "token")
 
-    def __init__(self, context: grpc.aio.ServicerContext, rid: str, method: str) -> None:
-        self.context, self.rid, self.method = context, rid, method
+    def __init__(self, context: grpc.aio.ServicerContext, method: str) -> None:
+        self.context, self.method = context, method
 
     async def __aenter__(self) -> None:
-        self.token = logs.request_id.set(self.rid)
+        rid = "-"
+        for key, value in self.context.invocation_metadata() or ():
+            if key == REQUEST_ID_KEY:
+                rid = value
+                break
+        self.token = logs.request_id.set(rid)
 
     async def __aexit__(self, _type: Any, exc: BaseException | None, _tb: Any) -> bool:
         try:
@@ -149,9 +154,8 @@ class ErrorInterceptor(grpc_wrap.CallWrapper):
     """Maps LunaError (and anything unexpected) to a status and carries the request id."""
 
     def around(self, details: grpc.HandlerCallDetails) -> grpc_wrap.Around:
-        rid = dict(details.invocation_metadata or ()).get(REQUEST_ID_KEY, "-")
         method = details.method
-        return lambda context: _Served(context, rid, method)
+        return lambda context: _Served(context, method)
 
 
 class DatabaseHealthServicer(health.aio.HealthServicer):

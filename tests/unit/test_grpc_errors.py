@@ -7,8 +7,8 @@ import pytest
 from luna.common.v1 import info_pb2
 from luna.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
-from services.common import errors, grpc_client
-from services.common.grpc_server import ErrorInterceptor
+from services.common import errors, grpc_client, logs
+from services.common.grpc_server import REQUEST_ID_KEY, ErrorInterceptor
 
 
 class _Failing(tasks_pb2_grpc.TasksServiceServicer):
@@ -64,5 +64,31 @@ async def test_success_passes_through() -> None:
                 tasks_pb2.GetInfoRequest()
             )
         assert reply.info.name == "t"
+    finally:
+        await server.stop(None)
+
+
+class _Echo(tasks_pb2_grpc.TasksServiceServicer):
+    async def GetInfo(self, request, context):  # type: ignore[override]
+        return tasks_pb2.GetInfoResponse(info=info_pb2.ServiceInfo(name=logs.request_id.get()))
+
+
+async def test_each_call_carries_its_own_request_id() -> None:
+    """The wrapped handler is built once per method; the request id is still each call's."""
+    interceptor = ErrorInterceptor()
+    server = grpc.aio.server(interceptors=[interceptor])
+    tasks_pb2_grpc.add_TasksServiceServicer_to_server(_Echo(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = tasks_pb2_grpc.TasksServiceStub(ch)
+            got = []
+            for rid in ("1536751345,aaaa", "1536751345,bbbb", None):
+                metadata = ((REQUEST_ID_KEY, rid),) if rid else None
+                reply = await stub.GetInfo(tasks_pb2.GetInfoRequest(), metadata=metadata)
+                got.append(reply.info.name)
+        assert got == ["1536751345,aaaa", "1536751345,bbbb", "-"]
+        assert list(interceptor._wrapped) == ["/luna.tasks.v1.TasksService/GetInfo"]
     finally:
         await server.stop(None)

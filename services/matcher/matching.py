@@ -173,6 +173,8 @@ class Matching:
         otherwise (a change still on its way) it waits for the follower and matches again."""
         validate(req)
         wait = self.consistency_wait
+        if req.HasField("min_applied_seq"):
+            return await self._match_at(req, req.min_applied_seq, wait)
         position = self.sync.read_position(wait) if wait > 0 else None
         if position is None:
             return await self._match(req)
@@ -190,6 +192,19 @@ class Matching:
         if target is not None and seen < target:
             await self.sync.wait_for(target, wait)
             out = await self._match(req)
+        return out
+
+    async def _match_at(
+        self, req: matcher_pb2.MatchFacesRequest, target: int, wait: float
+    ) -> matcher_pb2.MatchFacesResponse:
+        """The matcher proxy read the stream's position for every shard: wait for `target`
+        (0: no wait), match, and report what was applied when the match began, so the proxy
+        asks again when that is below the position it read meanwhile."""
+        if target and wait > 0:
+            await self.sync.wait_for(target, wait)
+        seen = self.sync.applied_seq
+        out = await self._match(req)
+        out.applied_seq = seen
         return out
 
     async def _match(self, req: matcher_pb2.MatchFacesRequest) -> matcher_pb2.MatchFacesResponse:

@@ -449,36 +449,11 @@ class Sync:
 
     # --- reads ---------------------------------------------------------------------------
     async def _last_seq(self, timeout: float) -> int:
-        """The stream's last sequence, by JetStream's STREAM.INFO request with only
-        `state.last_seq` read from the reply: nats-py's `stream_info` builds the whole info
-        and config objects, a third of this round trip that every match makes."""
-        js = self.js
-        try:
-            msg = await js._nc.request(f"{js._prefix}.STREAM.INFO.{STREAM}", b"", timeout=timeout)
-            state = orjson.loads(msg.data).get("state")
-        except nats.errors.NoRespondersError:
-            state = None
-        if state is None:  # JetStream answered an error, or not at all: nats-py raises it typed
-            return int((await js.stream_info(STREAM)).state.last_seq)
-        return int(state.get("last_seq", 0))
+        return await last_seq(self.js, timeout)
 
     def read_position(self, timeout: float) -> asyncio.Future[int | None] | None:
-        """Start reading the stream's last sequence now (a request's read-your-writes target);
-        the future gives None when NATS is away or slow: the request is then answered from
-        the state applied so far (changes made meanwhile are still in the faces outbox, not
-        in the stream, so there is nothing newer to wait for anyway). None: not connected."""
-        if not nats_streams.is_connected(self.js):
-            return None
-        return asyncio.ensure_future(self._position(timeout))
-
-    async def _position(self, timeout: float) -> int | None:
-        try:
-            return await self._last_seq(max(timeout, 0.5))
-        except Exception as exc:
-            if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
-                raise
-            log.warning("stream position unknown (%s); answering from applied state", exc)
-            return None
+        """See the module's `read_position`."""
+        return read_position(self.js, timeout)
 
     async def wait_applied(self, timeout: float | None) -> bool:
         """Wait until everything the stream holds now is applied; False after `timeout`
@@ -567,3 +542,38 @@ class Sync:
     async def close(self) -> None:
         await self._stop_follow()
         self.ix.close()
+
+
+# --- the stream's position (a matcher's and the matcher proxy's read-your-writes target) -----
+async def last_seq(js: JetStreamContext, timeout: float) -> int:
+    """The stream's last sequence, by JetStream's STREAM.INFO request with only
+    `state.last_seq` read from the reply: nats-py's `stream_info` builds the whole info
+    and config objects, a third of this round trip that every match makes."""
+    try:
+        msg = await js._nc.request(f"{js._prefix}.STREAM.INFO.{STREAM}", b"", timeout=timeout)
+        state = orjson.loads(msg.data).get("state")
+    except nats.errors.NoRespondersError:
+        state = None
+    if state is None:  # JetStream answered an error, or not at all: nats-py raises it typed
+        return int((await js.stream_info(STREAM)).state.last_seq)
+    return int(state.get("last_seq", 0))
+
+
+def read_position(js: JetStreamContext, timeout: float) -> asyncio.Future[int | None] | None:
+    """Start reading the stream's last sequence now (a request's read-your-writes target);
+    the future gives None when NATS is away or slow: the request is then answered from
+    the state applied so far (changes made meanwhile are still in the faces outbox, not
+    in the stream, so there is nothing newer to wait for anyway). None: not connected."""
+    if not nats_streams.is_connected(js):
+        return None
+    return asyncio.ensure_future(_position(js, timeout))
+
+
+async def _position(js: JetStreamContext, timeout: float) -> int | None:
+    try:
+        return await last_seq(js, max(timeout, 0.5))
+    except Exception as exc:
+        if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
+            raise
+        log.warning("stream position unknown (%s); answering from applied state", exc)
+        return None

@@ -13,10 +13,13 @@ from typing import Any
 import grpc
 from luna.common.v1 import info_pb2
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from nats.js import JetStreamContext
 
-from services.common import errors, grpc_client, logs
+from services.common import config, errors, grpc_client, logs, nats_streams
 from services.common.grpc_server import REQUEST_ID_KEY, ServiceApp, service_names
 from services.common.version import VERSION
+from services.matcher import settings as matcher_settings
+from services.matcher import sync
 from services.matcher.shard import routing
 from services.matcher.shard import settings as shard_settings
 from services.matcher.shard.partition import ShardMap, ShardMapError
@@ -123,9 +126,20 @@ async def call(
 
 
 class ProxyServicer(matcher_pb2_grpc.MatcherServiceServicer):
-    def __init__(self, shards: Shards, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        shards: Shards,
+        attempts: int = 3,
+        js: JetStreamContext | None = None,
+        consistency_wait: float = 0.0,
+    ) -> None:
+        """`js`: the proxy reads the changes stream's position once per fanned-out match
+        (read-your-writes for every shard) instead of each shard reading it; None: each
+        shard reads it itself, as a lone matcher does."""
         self.shards = shards
         self.attempts = attempts
+        self.js = js
+        self.consistency_wait = consistency_wait
         self._raw_turn = 0
 
     async def _fan_out(
@@ -165,9 +179,38 @@ class ProxyServicer(matcher_pb2_grpc.MatcherServiceServicer):
     ) -> matcher_pb2.MatchFacesResponse:
         shard_map = self.shards.map  # one map for the whole request
         ids = routing.targets(shard_map, request)
-        replies = await self._fan_out(
-            "MatchFaces", routing.requests_for(request, ids), context, shard_map
-        )
+        wait = self.consistency_wait
+        position = None
+        if len(ids) > 1 and self.js is not None and wait > 0:
+            # One shard: it reads the position itself, overlapped with its search, as a
+            # lone matcher. Several: read once here, overlapped with the shards' searches.
+            position = sync.read_position(self.js, wait)
+        if position is None:
+            replies = await self._fan_out(
+                "MatchFaces", routing.requests_for(request, ids), context, shard_map
+            )
+            return routing.merge(request, replies)
+        try:
+            request.min_applied_seq = 0  # answer now, say from which applied sequence
+            requests = routing.requests_for(request, ids)
+            replies = await self._fan_out("MatchFaces", requests, context, shard_map)
+            target = await position
+        except BaseException:
+            if not position.cancel() and not position.cancelled():
+                position.exception()  # nobody reads it: the match failed
+            raise
+        if target:
+            # A change still on its way to these shards: they wait for it, then match again.
+            again: dict[int, matcher_pb2.MatchFacesRequest] = {}
+            for i, s in enumerate(ids):
+                if replies[i].applied_seq < target:
+                    again[s] = matcher_pb2.MatchFacesRequest()
+                    again[s].CopyFrom(requests[s])
+                    again[s].min_applied_seq = target
+            if again:
+                fresh = await self._fan_out("MatchFaces", again, context, shard_map)
+                for s, reply in zip(again, fresh, strict=True):
+                    replies[ids.index(s)] = reply
         return routing.merge(request, replies)
 
     async def MatchRaw(
@@ -226,10 +269,19 @@ def make_app() -> ServiceApp:
     async def startup() -> None:
         shards = shards_from_settings()
         state["shards"] = shards
+        if matcher_settings.CONSISTENCY_WAIT.get_float() > 0:
+            nc = await nats_streams.connect(config.nats_url(), name="matcher-proxy")
+            state["nc"] = nc
+            state["js"] = nc.jetstream()
         state["watch"] = asyncio.create_task(shards.watch(shard_settings.MAP_POLL.get_float()))
 
     def register(server: grpc.aio.Server) -> None:
-        servicer = ProxyServicer(state["shards"], shard_settings.PROXY_ATTEMPTS.get_int())
+        servicer = ProxyServicer(
+            state["shards"],
+            shard_settings.PROXY_ATTEMPTS.get_int(),
+            state.get("js"),
+            matcher_settings.CONSISTENCY_WAIT.get_float(),
+        )
         matcher_pb2_grpc.add_MatcherServiceServicer_to_server(servicer, server)
 
     async def shutdown() -> None:
@@ -240,6 +292,8 @@ def make_app() -> ServiceApp:
                 await task
         if "shards" in state:
             await state["shards"].close()
+        if "nc" in state:
+            await state["nc"].close()
 
     return ServiceApp(
         name="matcher-proxy",

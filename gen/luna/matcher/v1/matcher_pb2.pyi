@@ -77,18 +77,20 @@ class FaceCandidates(_message.Message):
     def __init__(self, list_id: _Optional[str] = ..., face_ids: _Optional[_Iterable[str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., user_data: _Optional[str] = ..., event_id: _Optional[str] = ..., create_time_gte: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time_lt: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., face_id_gte: _Optional[str] = ..., face_id_lt: _Optional[str] = ..., limit: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class MatchFacesRequest(_message.Message):
-    __slots__ = ("scope", "references", "candidates", "event_candidates", "descriptor_version")
+    __slots__ = ("scope", "references", "candidates", "event_candidates", "descriptor_version", "min_applied_seq")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     EVENT_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MIN_APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
     scope: _account_pb2.AccountScope
     references: _containers.RepeatedCompositeFieldContainer[Reference]
     candidates: _containers.RepeatedCompositeFieldContainer[FaceCandidates]
     event_candidates: _containers.RepeatedCompositeFieldContainer[EventCandidates]
     descriptor_version: int
-    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[FaceCandidates, _Mapping]]] = ..., event_candidates: _Optional[_Iterable[_Union[EventCandidates, _Mapping]]] = ..., descriptor_version: _Optional[int] = ...) -> None: ...
+    min_applied_seq: int
+    def __init__(self, scope: _Optional[_Union[_account_pb2.AccountScope, _Mapping]] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[FaceCandidates, _Mapping]]] = ..., event_candidates: _Optional[_Iterable[_Union[EventCandidates, _Mapping]]] = ..., descriptor_version: _Optional[int] = ..., min_applied_seq: _Optional[int] = ...) -> None: ...
 
 class EventCandidates(_message.Message):
     __slots__ = ("filters", "limit", "threshold")
@@ -149,10 +151,12 @@ class ReferenceResult(_message.Message):
     def __init__(self, reference: _Optional[_Union[Reference, _Mapping]] = ..., face_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[CandidatesResult, _Mapping]]] = ..., reference_index: _Optional[int] = ..., event_id: _Optional[str] = ..., event_candidates: _Optional[_Iterable[_Union[EventCandidatesResult, _Mapping]]] = ...) -> None: ...
 
 class MatchFacesResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "applied_seq")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[ReferenceResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[ReferenceResult, _Mapping]]] = ...) -> None: ...
+    applied_seq: int
+    def __init__(self, results: _Optional[_Iterable[_Union[ReferenceResult, _Mapping]]] = ..., applied_seq: _Optional[int] = ...) -> None: ...
 
 class RawEntity(_message.Message):
     __slots__ = ("id", "descriptor")

@@ -20,7 +20,7 @@ from matcher.test_shard_rebalance import VERSION, start_shard
 from services.common import nats_streams
 from services.common.grpc_server import ErrorInterceptor
 from services.launcher.embedded import pick_free_port
-from services.matcher.proxy.app import ProxyServicer, Shards
+from services.matcher.proxy.app import ProxyServicer, Shards, add_to_server
 from services.matcher.shard.partition import ShardMap
 
 pg, template, pool = service_tests.pg, service_tests.template, service_tests.pool
@@ -53,7 +53,7 @@ async def test_a_shard_behind_the_proxys_position_waits_and_the_face_is_found(
     proxy_shards = Shards(ShardMap.load(map_path), map_path)
     proxy = grpc.aio.server(interceptors=[ErrorInterceptor()])
     servicer = ProxyServicer(proxy_shards, js=nc.jetstream(), consistency_wait=5.0)
-    matcher_pb2_grpc.add_MatcherServiceServicer_to_server(servicer, proxy)
+    add_to_server(servicer, proxy)  # MatchFaces in bytes where one shard answers
     proxy_port = proxy.add_insecure_port("127.0.0.1:0")
     await proxy.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{proxy_port}")
@@ -110,6 +110,17 @@ async def test_a_shard_behind_the_proxys_position_waits_and_the_face_is_found(
     resp = await match(w.a, sample(person, 101))
     assert resp.results[0].candidates[0].matches[0].face.face_id == fid
     assert position_reads == [0, 0]
+
+    # b's faces are on one shard: the match passes through as it came, and that shard
+    # reads the position itself (read-your-writes as a lone matcher's).
+    owner = shard_map.owner(w.b.account_id)
+    other = sample(identity(999), 1)
+    fid_b = await create_face(w, w.b, other, user_data="b")
+    resp = await match(w.b, sample(identity(999), 2))
+    best = resp.results[0].candidates[0].matches[0]
+    assert best.face.face_id == fid_b and best.face.user_data == "b"
+    assert position_reads[owner] == 1 and position_reads[1 - owner] == 0
+    assert resp.applied_seq == 0  # the shard's own reply, unchanged
 
     await channel.close()
     await proxy.stop(None)

@@ -35,6 +35,24 @@ SHARD_CHANNEL_OPTIONS = [
 ]
 
 
+MATCH_FACES = "/luna.matcher.v1.MatcherService/MatchFaces"
+
+
+class RawMatch:
+    """A MatchFaces request as it arrived: its bytes, forwarded unchanged to a lone target
+    shard (whose reply bytes come back unchanged too), and the message parsed for routing."""
+
+    __slots__ = ("data", "message")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.message = matcher_pb2.MatchFacesRequest.FromString(data)
+
+
+def _reply_bytes(reply: bytes | matcher_pb2.MatchFacesResponse) -> bytes:
+    return reply if isinstance(reply, bytes) else reply.SerializeToString()
+
+
 class Shards:
     """The current shard map and one channel per shard address (kept across map versions
     while the address stays)."""
@@ -43,6 +61,7 @@ class Shards:
         self.path = path
         self.map = shard_map
         self._stubs: dict[str, Any] = {}
+        self._raw_match: dict[str, Any] = {}  # MatchFaces, bytes in and out
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._connect(shard_map)
 
@@ -54,11 +73,17 @@ class Shards:
                 channel = grpc.aio.insecure_channel(shard.address, options=SHARD_CHANNEL_OPTIONS)
                 self._channels[shard.address] = channel
                 self._stubs[shard.address] = matcher_pb2_grpc.MatcherServiceStub(channel)
+                self._raw_match[shard.address] = channel.unary_unary(MATCH_FACES)
 
     def stub(self, shard_id: int, shard_map: ShardMap | None = None) -> Any:
         shard = (shard_map or self.map).shard(shard_id)
         assert shard is not None
         return self._stubs[shard.address]
+
+    def raw_match(self, shard_id: int, shard_map: ShardMap | None = None) -> Any:
+        shard = (shard_map or self.map).shard(shard_id)
+        assert shard is not None
+        return self._raw_match[shard.address]
 
     def channel(self, shard_id: int, shard_map: ShardMap | None = None) -> grpc.aio.Channel:
         shard = (shard_map or self.map).shard(shard_id)
@@ -142,6 +167,18 @@ class ProxyServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self.consistency_wait = consistency_wait
         self._raw_turn = 0
 
+    def _call(
+        self, method: Any, shard: int, request: Any, context: Any, shard_map: ShardMap
+    ) -> Any:
+        timeout = context.time_remaining() if context is not None else None
+        return call(
+            method,
+            request,
+            self.attempts,
+            timeout,
+            self.shards.channel(shard, shard_map).channel_ready,
+        )
+
     async def _fan_out(
         self, name: str, requests: dict[int, Any], context: Any, shard_map: ShardMap
     ) -> list[Any]:
@@ -177,8 +214,28 @@ class ProxyServicer(matcher_pb2_grpc.MatcherServiceServicer):
     async def MatchFaces(
         self, request: matcher_pb2.MatchFacesRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.MatchFacesResponse:
+        reply = await self.match_faces(request, None, context)
+        if isinstance(reply, bytes):
+            return matcher_pb2.MatchFacesResponse.FromString(reply)
+        return reply
+
+    async def match_faces_raw(
+        self, request: RawMatch, context: grpc.aio.ServicerContext
+    ) -> bytes | matcher_pb2.MatchFacesResponse:
+        """MatchFaces as served (see `add_to_server`): a match on one shard is passed through
+        without being encoded again, its reply without being decoded."""
+        return await self.match_faces(request.message, request.data, context)
+
+    async def match_faces(
+        self, request: matcher_pb2.MatchFacesRequest, data: bytes | None, context: Any
+    ) -> bytes | matcher_pb2.MatchFacesResponse:
         shard_map = self.shards.map  # one map for the whole request
         ids = routing.targets(shard_map, request)
+        if len(ids) == 1 and data is not None:
+            # One shard: the request as it came (that shard reads the stream's position
+            # itself, overlapped with its search, as a lone matcher), its reply as it goes.
+            method = self.shards.raw_match(ids[0], shard_map)
+            return await self._call(method, ids[0], data, context, shard_map)  # type: ignore[no-any-return]
         wait = self.consistency_wait
         position = None
         if len(ids) > 1 and self.js is not None and wait > 0:
@@ -252,6 +309,23 @@ class ProxyServicer(matcher_pb2_grpc.MatcherServiceServicer):
         )
 
 
+def add_to_server(servicer: ProxyServicer, server: grpc.aio.Server) -> None:
+    """The MatcherService, its MatchFaces taking and giving bytes where it can (a handler
+    registered first wins the method)."""
+    handler = grpc.method_handlers_generic_handler(
+        "luna.matcher.v1.MatcherService",
+        {
+            "MatchFaces": grpc.unary_unary_rpc_method_handler(
+                servicer.match_faces_raw,
+                request_deserializer=RawMatch,
+                response_serializer=_reply_bytes,
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((handler,))
+    matcher_pb2_grpc.add_MatcherServiceServicer_to_server(servicer, server)
+
+
 def shards_from_settings() -> Shards:
     path = shard_settings.map_path()
     shard_map = shard_settings.current_map()
@@ -282,7 +356,7 @@ def make_app() -> ServiceApp:
             state.get("js"),
             matcher_settings.CONSISTENCY_WAIT.get_float(),
         )
-        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(servicer, server)
+        add_to_server(servicer, server)
 
     async def shutdown() -> None:
         task = state.get("watch")
@@ -304,4 +378,4 @@ def make_app() -> ServiceApp:
     )
 
 
-__all__: Sequence[str] = ("ProxyServicer", "Shards", "make_app")
+__all__: Sequence[str] = ("ProxyServicer", "Shards", "add_to_server", "make_app")

@@ -343,11 +343,25 @@ def make_app() -> ServiceApp:
     async def startup() -> None:
         shards = shards_from_settings()
         state["shards"] = shards
-        if matcher_settings.CONSISTENCY_WAIT.get_float() > 0:
-            nc = await nats_streams.connect(config.nats_url(), name="matcher-proxy")
-            state["nc"] = nc
-            state["js"] = nc.jetstream()
         state["watch"] = asyncio.create_task(shards.watch(shard_settings.MAP_POLL.get_float()))
+        if matcher_settings.CONSISTENCY_WAIT.get_float() > 0:
+            state["connect"] = asyncio.create_task(connect_nats())
+
+    async def connect_nats() -> None:
+        """In the background: until NATS is reached the proxy serves as before it had a
+        connection (every shard reads the stream's position itself), so NATS is never a
+        condition of the proxy's start."""
+        while True:
+            try:
+                nc = await nats_streams.connect(config.nats_url(), name="matcher-proxy")
+                break
+            except Exception as exc:
+                log.warning("NATS not reached (%s); shards read the stream position", exc)
+                await asyncio.sleep(1.0)
+        state["nc"] = nc
+        state["js"] = nc.jetstream()
+        if "servicer" in state:
+            state["servicer"].js = state["js"]
 
     def register(server: grpc.aio.Server) -> None:
         servicer = ProxyServicer(
@@ -356,14 +370,16 @@ def make_app() -> ServiceApp:
             state.get("js"),
             matcher_settings.CONSISTENCY_WAIT.get_float(),
         )
+        state["servicer"] = servicer
         add_to_server(servicer, server)
 
     async def shutdown() -> None:
-        task = state.get("watch")
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for name in ("watch", "connect"):
+            task = state.get(name)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if "shards" in state:
             await state["shards"].close()
         if "nc" in state:

@@ -20,6 +20,7 @@ from matcher.test_shard_rebalance import VERSION, start_shard
 from services.common import nats_streams
 from services.common.grpc_server import ErrorInterceptor
 from services.launcher.embedded import pick_free_port
+from services.matcher import sync as sync_mod
 from services.matcher.proxy.app import ProxyServicer, Shards, add_to_server
 from services.matcher.shard.partition import ShardMap
 
@@ -129,3 +130,36 @@ async def test_a_shard_behind_the_proxys_position_waits_and_the_face_is_found(
     for state, server in shards:
         await server.stop(None)
         await state.stop(snapshot=False)
+
+
+async def test_the_proxy_serves_before_nats_and_reads_positions_once_connected(
+    nats_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NATS is no condition of the proxy's start: it connects in the background, and its
+    servicer reads positions from then on."""
+    from services.matcher.proxy import app as proxy_app
+
+    got: list[ProxyServicer] = []
+    real_add = proxy_app.add_to_server
+
+    def capture(servicer: ProxyServicer, server: Any) -> None:
+        got.append(servicer)
+        real_add(servicer, server)
+
+    monkeypatch.setattr(proxy_app, "add_to_server", capture)
+    monkeypatch.setenv("LUNA_NATS_URL", nats_server.url)
+    monkeypatch.setenv("LUNA_MATCHER_SHARD_ADDRESSES", "127.0.0.1:1;127.0.0.1:2")
+    app = proxy_app.make_app()
+    server = grpc.aio.server()
+    assert app.startup is not None and app.shutdown is not None
+    await app.startup()
+    app.register(server)
+    (servicer,) = got
+    for _ in range(100):
+        if servicer.js is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert servicer.js is not None and servicer.consistency_wait > 0
+    await nats_streams.ensure_streams(servicer.js)
+    assert await sync_mod.last_seq(servicer.js, 2.0) == 0  # an empty stream: sequence 0
+    await app.shutdown()

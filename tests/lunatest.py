@@ -1,13 +1,19 @@
-"""Helpers for REST tests: credentials headers, account creation and error assertions."""
+"""Helpers for REST tests: credentials headers, account creation, error assertions and the
+photos the recognition tests share."""
 
 from __future__ import annotations
 
 import base64
+import io
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
+from PIL import Image
+from skimage import data
 
 REQUEST_ID_RE = re.compile(
     r"^[0-9]{10},[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}$"
@@ -55,4 +61,30 @@ async def assert_error(
     if detail_part is not None:
         assert detail_part in body["detail"], body
     assert REQUEST_ID_RE.match(resp.headers["Luna-Request-Id"])
+    return body
+
+
+def jpeg(pixels: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def same_person_photos() -> dict[str, bytes]:
+    """A face to enrol, another photo of the same person (mirrored, smaller, harder JPEG) to
+    find it with, and a stranger's face (the installed test crop)."""
+    from services.estimator import model_repo as mr  # here: not every REST test needs models
+
+    mirrored = Image.fromarray(data.astronaut()[:, ::-1].copy()).resize((410, 410))
+    return {
+        "enrolled": jpeg(data.astronaut(), 90),
+        "probe": jpeg(np.asarray(mirrored), 60),
+        "stranger": (Path(mr.test_images_dir(mr.models_dir())) / "test_crop.jpg").read_bytes(),
+    }
+
+
+async def json_of(resp: Any, status: int) -> Any:
+    """The body of `resp`, once its status is `status` (the body is the assertion message)."""
+    body = await resp.json(content_type=None)
+    assert resp.status == status, body
     return body

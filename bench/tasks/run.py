@@ -1,7 +1,9 @@
 """Tasks against the raw limit they wrap, in one run on one platform:
 
 (a) linker of N faces into a new list  vs  the same links by one direct SQL statement;
-(b) gc of N events                     vs  one direct SQL delete of N other events;
+(b) gc of N events                     vs  one direct SQL delete of N other events, and vs
+                                            that delete answering what it removed (the
+                                            items of gc's stored result);
 (c) estimator task over P photos on a network disk  vs  the handler called image by image
     through REST by a client loop with the task's concurrency;
 (d) the same estimator task with 1 and with 2 worker processes (the second one started by
@@ -34,6 +36,7 @@ from PIL import Image
 
 from bench.common import running_platform, save
 from services.estimator import model_repo as mr
+from services.events import events_bulk
 
 LOGIN, PASSWORD = "bench-tasks@example.com", "secret123"
 # A worker sends at most LUNA_TASKS_ESTIMATOR_CONCURRENCY images at once; the loop matches it.
@@ -228,9 +231,9 @@ async def bench_gc(
     handler = (
         await rest(http, "POST", url + "/6/handlers", json={"handler_type": 1}, headers=auth)
     )["handler_id"]
-    other_handler = str(uuid.uuid4())
-    log(f"seeding {2 * events} events by SQL")
-    for h in (handler, other_handler):
+    other_handler, answered_handler = str(uuid.uuid4()), str(uuid.uuid4())
+    log(f"seeding {3 * events} events by SQL")
+    for h in (handler, other_handler, answered_handler):
         await sql_seconds(
             db,
             "insert into events (event_id, account_id, handler_id, create_time, end_time,"
@@ -246,7 +249,18 @@ async def bench_gc(
         db, "delete from events where handler_id = %s", (other_handler,)
     )
     assert deleted == events
+    # The same delete answering what it removed (the items gc's result lists, with
+    # store_results' default true), as the events service's own statement builds them:
+    # a direct-SQL reference that does the task's whole database work, without the task.
+    answered_s, _ = await sql_seconds(
+        db,
+        "WITH gone AS (DELETE FROM events e WHERE e.handler_id = %s AND e.account_id = %s"
+        f" RETURNING e.event_id, {events_bulk._REFS}) SELECT {events_bulk._ANSWER} FROM gone",
+        (answered_handler, account_id),
+    )
     out = ratio("events", events, task, task_s, sql_s)
+    out["direct_sql_with_result_s"] = round(answered_s, 3)
+    out["ratio_sql_with_result_over_task"] = round(answered_s / task_s, 3)
     log(f"gc: {out}")
     return out
 

@@ -8,16 +8,12 @@ installation's version (LUNA_DEFAULT_DESCRIPTOR_VERSION)."""
 from __future__ import annotations
 
 import base64
-import io
 import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from lunatest import create_account
-from PIL import Image
-from skimage import data
+from lunatest import create_account, json_of, same_person_photos
 
 from services.common import descriptors, errors
 from services.estimator import model_repo as mr
@@ -26,26 +22,9 @@ from services.gateway.backport3 import extract as ex
 MFN = mr.MOBILEFACENET_DESCRIPTOR_VERSION
 
 
-def _jpeg(pixels: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def photos() -> dict[str, bytes]:
-    mirrored = Image.fromarray(data.astronaut()[:, ::-1].copy()).resize((410, 410))
-    return {
-        "enrolled": _jpeg(data.astronaut(), 90),
-        "probe": _jpeg(np.asarray(mirrored), 60),
-        "stranger": (Path(mr.test_images_dir(mr.models_dir())) / "test_crop.jpg").read_bytes(),
-    }
-
-
-async def _json(resp: Any, status: int) -> Any:
-    body = await resp.json(content_type=None)
-    assert resp.status == status, body
-    return body
+    return same_person_photos()
 
 
 async def _descriptor(http: Any, url: str, auth: dict[str, str], image: bytes, v: int) -> bytes:
@@ -53,13 +32,13 @@ async def _descriptor(http: Any, url: str, auth: dict[str, str], image: bytes, v
     async with http.post(
         f"{url}/6/detector", data=image, headers={**auth, "Content-Type": "image/jpeg"}
     ) as r:
-        (img,) = (await _json(r, 201))["images"]
+        (img,) = (await json_of(r, 201))["images"]
     sample = img["detections"]["samples"][0]["face"]["sample_id"]
     query = f"?descriptor_version={v}&ttl=600"
     async with http.post(f"{url}/6/extractor{query}", json=[sample], headers=auth) as r:
-        (attr,) = await _json(r, 201)
+        (attr,) = await json_of(r, 201)
     async with http.get(f"{url}/6/attributes/{attr['attribute_id']}", headers=auth) as r:
-        return base64.b64decode((await _json(r, 200))["face_descriptor"])
+        return base64.b64decode((await json_of(r, 200))["face_descriptor"])
 
 
 def _entity(name: str, raw: bytes, version: int) -> dict[str, Any]:
@@ -71,7 +50,7 @@ async def _bp3_token(http: Any, url: str) -> dict[str, str]:
     email = f"v201{uuid.uuid4().hex[:10]}@example.com"
     body = {"organization_name": "Versions", "email": email, "password": "secret123"}
     async with http.post(url + "/4/accounts", json=body) as r:
-        return {"X-Auth-Token": (await _json(r, 201))["token"]}
+        return {"X-Auth-Token": (await json_of(r, 201))["token"]}
 
 
 async def test_raw_verification_of_version_201(platform: Any, http: Any, photos: dict) -> None:
@@ -91,7 +70,7 @@ async def test_raw_verification_of_version_201(platform: Any, http: Any, photos:
         ],
     }
     async with http.post(verify, json=body, headers=tok) as r:
-        (ref,) = (await _json(r, 200))["matches"]
+        (ref,) = (await json_of(r, 200))["matches"]
     assert ref["reference_id"] == "probe"
     best, other = ref["matches"]
     # The same person first, scored by the 201 model (same-person pairs score 0.91-0.95).
@@ -101,15 +80,15 @@ async def test_raw_verification_of_version_201(platform: Any, http: Any, photos:
     # A 201 descriptor of the wrong size is refused like any raw descriptor of a bad length.
     body["references"] = [_entity("probe", mfn["probe"][: 128 * 4], MFN)]
     async with http.post(verify, json=body, headers=tok) as r:
-        assert (await _json(r, 400))["error_code"] == errors.BAD_DESCRIPTOR_LENGTH
+        assert (await json_of(r, 400))["error_code"] == errors.BAD_DESCRIPTOR_LENGTH
     # Versions are never compared with each other.
     body["references"] = [_entity("probe", sface, 200)]
     async with http.post(verify, json=body, headers=tok) as r:
-        assert (await _json(r, 400))["error_code"] == errors.DESCRIPTOR_VERSION_MISMATCH
+        assert (await json_of(r, 400))["error_code"] == errors.DESCRIPTOR_VERSION_MISMATCH
     # A version no model here extracts is still "not registered".
     body["references"] = [_entity("probe", mfn["probe"], 46)]
     async with http.post(verify, json=body, headers=tok) as r:
-        assert (await _json(r, 400))["error_code"] == errors.DESCRIPTOR_VERSION_NOT_REGISTERED
+        assert (await json_of(r, 400))["error_code"] == errors.DESCRIPTOR_VERSION_NOT_REGISTERED
 
 
 def test_sdk_descriptors_are_the_installation_version(monkeypatch: pytest.MonkeyPatch) -> None:

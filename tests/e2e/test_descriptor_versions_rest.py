@@ -5,15 +5,11 @@ finds the right face among them; the matcher never compares the two versions."""
 from __future__ import annotations
 
 import base64
-import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from lunatest import create_account
-from PIL import Image
-from skimage import data
+from lunatest import create_account, json_of, same_person_photos
 from taskstest import DONE, wait_task
 
 from services.estimator import model_repo as mr
@@ -21,51 +17,34 @@ from services.estimator import model_repo as mr
 MFN = mr.MOBILEFACENET_DESCRIPTOR_VERSION
 
 
-def _jpeg(pixels: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def photos() -> dict[str, bytes]:
-    mirrored = Image.fromarray(data.astronaut()[:, ::-1].copy()).resize((410, 410))
-    return {
-        "enrolled": _jpeg(data.astronaut(), 90),
-        "probe": _jpeg(np.asarray(mirrored), 60),
-        "stranger": (Path(mr.test_images_dir(mr.models_dir())) / "test_crop.jpg").read_bytes(),
-    }
-
-
-async def _json(resp: Any, status: int) -> Any:
-    body = await resp.json(content_type=None)
-    assert resp.status == status, body
-    return body
+    return same_person_photos()
 
 
 async def detect(http, url: str, auth: dict[str, str], image: bytes) -> str:
     headers = {**auth, "Content-Type": "image/jpeg"}
     async with http.post(f"{url}/6/detector", data=image, headers=headers) as r:
-        (img,) = (await _json(r, 201))["images"]
+        (img,) = (await json_of(r, 201))["images"]
     return img["detections"]["samples"][0]["face"]["sample_id"]
 
 
 async def extract(http, url: str, auth: dict[str, str], ids: list[str], query: str = "") -> list:
     async with http.post(f"{url}/6/extractor{query}", json=ids, headers=auth) as r:
-        return await _json(r, 201)
+        return await json_of(r, 201)
 
 
 async def _face(http, url: str, auth: dict[str, str], sample_id: str) -> str:
     (attr,) = await extract(http, url, auth, [sample_id], "?ttl=600")
     body = {"attribute": {"attribute_id": attr["attribute_id"]}}
     async with http.post(url + "/6/faces", json=body, headers=auth) as r:
-        return (await _json(r, 201))["face_id"]
+        return (await json_of(r, 201))["face_id"]
 
 
 async def _match(http, url: str, auth: dict[str, str], ref: dict[str, Any], list_id: str) -> list:
     body = {"references": [ref], "candidates": [{"filters": {"list_id": list_id}, "limit": 5}]}
     async with http.post(url + "/6/matcher/faces", json=body, headers=auth) as r:
-        (match,) = await _json(r, 200)
+        (match,) = await json_of(r, 200)
     return [(x["face"]["face_id"], x["similarity"]) for x in match["matches"][0]["result"]]
 
 
@@ -79,7 +58,7 @@ async def test_additional_extract_to_mobilefacenet_then_match_by_version(
     astronaut = await _face(http, url, auth, await detect(http, url, auth, photos["enrolled"]))
     stranger = await _face(http, url, auth, await detect(http, url, auth, photos["stranger"]))
     async with http.post(url + "/6/lists", json={}, headers=auth) as r:
-        list_id = (await _json(r, 201))["list_id"]
+        list_id = (await json_of(r, 201))["list_id"]
     link = {"action": "attach", "face_ids": [astronaut, stranger]}
     async with http.patch(f"{url}/6/lists/{list_id}/faces", json=link, headers=auth) as r:
         assert r.status == 204, await r.text()
@@ -88,7 +67,7 @@ async def test_additional_extract_to_mobilefacenet_then_match_by_version(
     probe_sample = await detect(http, url, auth, photos["probe"])
     (probe,) = await extract(http, url, auth, [probe_sample], f"?descriptor_version={MFN}")
     async with http.get(f"{url}/6/attributes/{probe['attribute_id']}", headers=auth) as r:
-        raw = base64.b64decode((await _json(r, 200))["face_descriptor"])
+        raw = base64.b64decode((await json_of(r, 200))["face_descriptor"])
     assert len(raw) == 192 * 4
     ref = {"type": "raw_descriptor", "data": base64.b64encode(raw).decode(), "version": MFN}
 
@@ -112,7 +91,7 @@ async def test_additional_extract_to_mobilefacenet_then_match_by_version(
     async with http.get(
         f"{url}/6/faces/{astronaut}/attributes?descriptor_version={MFN}", headers=auth
     ) as r:
-        stored = base64.b64decode((await _json(r, 200))["attributes"]["face_descriptor"])
+        stored = base64.b64decode((await json_of(r, 200))["attributes"]["face_descriptor"])
     assert len(stored) == 192 * 4
 
     # The 201 reference finds the astronaut first, well above the stranger.
@@ -145,12 +124,12 @@ async def test_additional_extract_to_mobilefacenet_then_match_by_version(
         ],
     }
     async with http.post(url + "/6/handlers", json={"policies": policies}, headers=auth) as r:
-        handler_id = (await _json(r, 201))["handler_id"]
+        handler_id = (await json_of(r, 201))["handler_id"]
     headers = {**auth, "Content-Type": "image/jpeg"}
     async with http.post(
         f"{url}/6/handlers/{handler_id}/events", data=photos["probe"], headers=headers
     ) as r:
-        (event,) = (await _json(r, 201))["events"]
+        (event,) = (await json_of(r, 201))["events"]
     (matched,) = event["matches"]
     cands = [c["face"]["face_id"] for c in matched["candidates"]]
     assert cands[0] == astronaut and late not in cands, matched

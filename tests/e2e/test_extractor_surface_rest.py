@@ -20,19 +20,13 @@ import aiohttp
 import numpy as np
 import pytest
 import yaml
-from lunatest import UUID_RE, assert_error, create_account
+from lunatest import UUID_RE, assert_error, create_account, jpeg
 from PIL import Image
 from skimage import data
 
 from services.estimator import model_repo as mr
 
 SAME_PERSON = 0.5  # the matcher's calibrated same-person similarity (DECISIONS: Similarity)
-
-
-def jpeg(pixels: np.ndarray, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ JPEG-recompressed astronaut as the probe; an nsface test photo as the other pers
 from __future__ import annotations
 
 import asyncio
-import io
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,17 +16,11 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from lunatest import assert_error, create_account
+from lunatest import assert_error, create_account, jpeg
 from PIL import Image
 from skimage import data
 
 from services.estimator import model_repo as mr
-
-
-def jpeg(pixels: np.ndarray, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")

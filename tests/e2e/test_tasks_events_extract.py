@@ -5,16 +5,11 @@ event; an event whose face sample is not stored is a task error of that event.""
 from __future__ import annotations
 
 import asyncio
-import io
 import uuid
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from lunatest import create_account
-from PIL import Image
-from skimage import data
+from lunatest import create_account, json_of, same_person_photos
 from taskstest import DONE, wait_task
 
 from services.common import errors
@@ -23,26 +18,9 @@ from services.estimator import model_repo as mr
 MFN = mr.MOBILEFACENET_DESCRIPTOR_VERSION
 
 
-def _jpeg(pixels: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def photos() -> dict[str, bytes]:
-    mirrored = Image.fromarray(data.astronaut()[:, ::-1].copy()).resize((410, 410))
-    return {
-        "astronaut": _jpeg(data.astronaut(), 90),
-        "probe": _jpeg(np.asarray(mirrored), 60),
-        "stranger": (Path(mr.test_images_dir(mr.models_dir())) / "test_crop.jpg").read_bytes(),
-    }
-
-
-async def _json(resp: Any, status: int) -> Any:
-    body = await resp.json(content_type=None)
-    assert resp.status == status, body
-    return body
+    return same_person_photos()
 
 
 async def _event(http: Any, url: str, auth: dict, handler: str, image: bytes) -> dict[str, Any]:
@@ -51,7 +29,7 @@ async def _event(http: Any, url: str, auth: dict, handler: str, image: bytes) ->
         f"{url}/6/handlers/{handler}/events", data=image,
         headers={**auth, "Content-Type": "image/jpeg"},
     ) as r:  # fmt: skip
-        (event,) = (await _json(r, 201))["events"]
+        (event,) = (await json_of(r, 201))["events"]
     for _ in range(100):  # the handler may save its event just after answering
         async with http.head(f"{url}/6/events/{event['event_id']}", headers=auth) as r:
             if r.status == 200:
@@ -71,7 +49,7 @@ async def _raw_event(http: Any, url: str, auth: dict, handler: str, sample: str 
     async with http.post(
         f"{url}/6/handlers/{handler}/events/raw?wait_saving=1", json=body, headers=auth
     ) as r:
-        return (await _json(r, 201))["event_id"]
+        return (await json_of(r, 201))["event_id"]
 
 
 async def _probe(http: Any, url: str, auth: dict, image: bytes) -> dict[str, Any]:
@@ -79,13 +57,13 @@ async def _probe(http: Any, url: str, auth: dict, image: bytes) -> dict[str, Any
     async with http.post(
         f"{url}/6/detector", data=image, headers={**auth, "Content-Type": "image/jpeg"}
     ) as r:
-        (img,) = (await _json(r, 201))["images"]
+        (img,) = (await json_of(r, 201))["images"]
     sample = img["detections"]["samples"][0]["face"]["sample_id"]
     query = f"?descriptor_version={MFN}&ttl=600"
     async with http.post(f"{url}/6/extractor{query}", json=[sample], headers=auth) as r:
-        (attr,) = await _json(r, 201)
+        (attr,) = await json_of(r, 201)
     async with http.get(f"{url}/6/attributes/{attr['attribute_id']}", headers=auth) as r:
-        descriptor = (await _json(r, 200))["face_descriptor"]
+        descriptor = (await json_of(r, 200))["face_descriptor"]
     return {"type": "raw_descriptor", "data": descriptor, "version": MFN}
 
 
@@ -95,7 +73,7 @@ async def _match_events(http: Any, url: str, auth: dict, ref: dict, handler: str
         "candidates": [{"target": "events", "filters": {"handler_ids": [handler]}, "limit": 5}],
     }
     async with http.post(url + "/6/matcher/faces", json=body, headers=auth) as r:
-        (match,) = await _json(r, 200)
+        (match,) = await json_of(r, 200)
     return [(x["event"]["event_id"], x["similarity"]) for x in match["matches"][0]["result"]]
 
 
@@ -108,10 +86,10 @@ async def _extract(http: Any, url: str, auth: dict, filters: dict) -> dict[str, 
         }
     }
     async with http.post(url + "/6/tasks/additional_extract", json=task, headers=auth) as r:
-        task_id = (await _json(r, 202))["task_id"]
+        task_id = (await json_of(r, 202))["task_id"]
     assert (await wait_task(http, url + "/6", task_id, auth))["task_status"] == DONE
     async with http.get(f"{url}/6/tasks/{task_id}/result", headers=auth) as r:
-        return await _json(r, 200)
+        return await json_of(r, 200)
 
 
 async def test_additional_extract_of_events_to_mobilefacenet(platform, http, photos) -> None:
@@ -119,15 +97,15 @@ async def test_additional_extract_of_events_to_mobilefacenet(platform, http, pho
     _, auth = await create_account(http, url)
     policies = {"extract_policy": {"extract_face_descriptor": 1}}
     async with http.post(url + "/6/handlers", json={"policies": policies}, headers=auth) as r:
-        handler = (await _json(r, 201))["handler_id"]
+        handler = (await json_of(r, 201))["handler_id"]
     events = {
-        k: await _event(http, url, auth, handler, photos[k]) for k in ("astronaut", "stranger")
+        k: await _event(http, url, auth, handler, photos[k]) for k in ("enrolled", "stranger")
     }
     sample_of = {
         e["event_id"]: e["detections"][0]["samples"]["face"]["sample_id"] for e in events.values()
     }
     async with http.post(url + "/6/handlers", json={"handler_type": 1}, headers=auth) as r:
-        dynamic = (await _json(r, 201))["handler_id"]
+        dynamic = (await json_of(r, 201))["handler_id"]
     no_sample = await _raw_event(http, url, auth, dynamic, None)
     gone_sample = str(uuid.uuid4())
     sample_gone = await _raw_event(http, url, auth, dynamic, gone_sample)
@@ -148,8 +126,8 @@ async def test_additional_extract_of_events_to_mobilefacenet(platform, http, pho
 
     # Now the astronaut's event is found by the 201 reference, scored by the 201 model.
     found = await _match_events(http, url, auth, probe, handler)
-    assert found[0][0] == events["astronaut"]["event_id"] and found[0][1] > 0.85
-    assert [e for e, _ in found] == [events[k]["event_id"] for k in ("astronaut", "stranger")]
+    assert found[0][0] == events["enrolled"]["event_id"] and found[0][1] > 0.85
+    assert [e for e, _ in found] == [events[k]["event_id"] for k in ("enrolled", "stranger")]
     assert found[1][1] < 0.85
 
     # Nothing is missing any more: a second run extracts nothing (the errors stay errors).
@@ -171,11 +149,11 @@ async def test_additional_extract_of_events_bad_filters(platform, http) -> None:
     async with http.post(
         url + "/6/tasks/additional_extract", json={"content": content}, headers=auth
     ) as r:
-        assert (await _json(r, 400))["error_code"] == errors.BAD_JSON
+        assert (await json_of(r, 400))["error_code"] == errors.BAD_JSON
     content["filters"] = {"objects_type": "events", "insert_time__lt": "2026-01-01T00:00:00Z"}
     async with http.post(
         url + "/6/tasks/additional_extract", json={"content": content}, headers=auth
     ) as r:
-        assert (await _json(r, 501))["error_code"] == errors.NOT_IMPLEMENTED
+        assert (await json_of(r, 501))["error_code"] == errors.NOT_IMPLEMENTED
     async with http.get(url + "/6/tasks/count", headers=auth) as r:
-        assert (await _json(r, 200))["count"] == 0  # a refused task leaves nothing
+        assert (await json_of(r, 200))["count"] == 0  # a refused task leaves nothing

@@ -49,7 +49,6 @@ import aiohttp  # noqa: E402
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
-import psycopg  # noqa: E402
 from google.protobuf.timestamp_pb2 import Timestamp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +62,7 @@ from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc  # noqa: E402
 from bench.common import running_platform, save  # noqa: E402
 from bench.matcher.data import load_or_generate  # noqa: E402
 from bench.matcher.raw import exact_truth, face_id, face_index, recall  # noqa: E402
-from bench.matcher.run import BULK_TIME, latency_summary, rest, wait_serving  # noqa: E402
+from bench.matcher.run import BULK_TIME, copy_faces, latency_summary, rest, wait_serving  # noqa: E402
 from services.common import config, nats_streams  # noqa: E402
 from services.launcher.embedded import pick_free_port  # noqa: E402
 from services.launcher.supervisor import wait_http  # noqa: E402
@@ -80,30 +79,6 @@ SHARDS = 2
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-async def copy_faces(database_url: str, account_id: str, list_id: str, n: int) -> float:
-    t0 = time.perf_counter()
-    chunk = 100_000
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        async with conn.cursor() as cur:
-            async with cur.copy(
-                "COPY faces (face_id, account_id, create_time, last_update_time) FROM STDIN"
-            ) as copy:
-                for s in range(0, n, chunk):
-                    rows = "".join(
-                        f"{face_id(i)}\t{account_id}\t{BULK_TIME}\t{BULK_TIME}\n"
-                        for i in range(s, min(n, s + chunk))
-                    )
-                    await copy.write(rows.encode())
-            async with cur.copy("COPY list_faces (list_id, face_id) FROM STDIN") as copy:
-                for s in range(0, n, chunk):
-                    rows = "".join(
-                        f"{list_id}\t{face_id(i)}\n" for i in range(s, min(n, s + chunk))
-                    )
-                    await copy.write(rows.encode())
-        await conn.commit()
-    return time.perf_counter() - t0
 
 
 def records_of(account_id: str, list_id: str, rows: np.ndarray) -> FaceRecords:

@@ -216,20 +216,7 @@ async def _event_descriptor(
             errors.IMAGE_NOT_FOUND,
             f"Image with id '{samples[0]}' not found (face sample of event {event_id})",
         ) from None
-    extracted = await deps.estimator.Extract(
-        estimator_pb2.ExtractRequest(
-            samples=[
-                estimator_pb2.Sample(data=blob.blob.data, content_type=blob.blob.content_type)
-            ],
-            descriptor_version=version,
-        )
-    )
-    descriptor = extracted.descriptors[0]
-    if descriptor.version != version:
-        raise errors.LunaError(
-            errors.UNSUPPORTED_DESCRIPTOR_VERSION, f"Descriptor version {version} is not supported"
-        )
-    return samples[0], descriptor.data
+    return samples[0], await _extract(deps, blob.blob, version)
 
 
 async def _extract_one(deps: Deps, scope: Any, face_id: str, version: int) -> dict | None:
@@ -253,22 +240,10 @@ async def _extract_one(deps: Deps, scope: Any, face_id: str, version: int) -> di
             scope=scope, kind=blobs_pb2.BLOB_KIND_FACE_SAMPLE, blob_id=samples[0]
         )
     )
-    extracted = await deps.estimator.Extract(
-        estimator_pb2.ExtractRequest(
-            samples=[
-                estimator_pb2.Sample(data=blob.blob.data, content_type=blob.blob.content_type)
-            ],
-            descriptor_version=version,
-        )
-    )
-    descriptor = extracted.descriptors[0]
-    if descriptor.version != version:
-        raise errors.LunaError(
-            errors.UNSUPPORTED_DESCRIPTOR_VERSION, f"Descriptor version {version} is not supported"
-        )
+    descriptor = await _extract(deps, blob.blob, version)
     new = attributes_pb2.AttributeData()
     new.CopyFrom(data)
-    new.descriptors.append(attributes_pb2.Descriptor(descriptor=descriptor.data, version=version))
+    new.descriptors.append(attributes_pb2.Descriptor(descriptor=descriptor, version=version))
     if not new.descriptor_samples:
         new.descriptor_samples.append(samples[0])
     await deps.faces.PutFaceAttribute(
@@ -280,3 +255,19 @@ async def _extract_one(deps: Deps, scope: Any, face_id: str, version: int) -> di
 
 
 kinds.register(AdditionalExtract())
+
+
+async def _extract(deps: Deps, sample: blobs_pb2.Blob, version: int) -> bytes:
+    """The descriptor of version `version` of one stored face sample."""
+    extracted = await deps.estimator.Extract(
+        estimator_pb2.ExtractRequest(
+            samples=[estimator_pb2.Sample(data=sample.data, content_type=sample.content_type)],
+            descriptor_version=version,
+        )
+    )
+    descriptor = extracted.descriptors[0]
+    if descriptor.version != version:
+        raise errors.LunaError(
+            errors.UNSUPPORTED_DESCRIPTOR_VERSION, f"Descriptor version {version} is not supported"
+        )
+    return descriptor.data

@@ -171,6 +171,44 @@ def test_selectors_ports_and_names_line_up(overlay: str) -> None:
         assert any(_selects(selector, _labels(w)) for w in workloads), pdb["metadata"]["name"]
 
 
+def _policy_selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for rule in selector.get("matchExpressions", []):
+        assert rule["operator"] in ("In", "NotIn"), rule  # the only ones used here
+        inside = labels.get(rule["key"]) in rule["values"]
+        if inside != (rule["operator"] == "In"):
+            return False
+    return True
+
+
+def test_only_the_mesh_reaches_the_services_and_only_rest_reaches_envoy(overlay: str) -> None:
+    """The services' gRPC APIs trust the scope in each message: every platform pod but Envoy
+    takes ingress from the mesh's own pods only, and Envoy from anywhere on its public REST
+    port alone (its internal gRPC listener only from the mesh)."""
+    objects = render(overlay)
+    policies = of_kind(objects, "NetworkPolicy")
+    mesh = {"app.kubernetes.io/part-of": "luna-mesh"}
+    for w in of_kind(objects, *WORKLOADS):
+        labels = _labels(w)
+        governing = [p for p in policies if _policy_selects(p["spec"]["podSelector"], labels)]
+        assert governing, f"{key(w)}: no NetworkPolicy selects its pods"
+        rules = [r for p in governing for r in p["spec"]["ingress"]]
+        for rule in rules:
+            if "from" in rule:
+                assert all(peer == {"podSelector": {"matchLabels": mesh}} for peer in rule["from"])
+        open_ports = sorted(p["port"] for r in rules if "from" not in r for p in r["ports"])
+        public = labels.get("app.kubernetes.io/name") == "envoy"
+        assert open_ports == ([8080] if public else []), (key(w), open_ports)
+        if public:
+            listener = yaml.safe_load((K8S / "base/envoy/envoy.yaml").read_text())
+            ports = {
+                ls["name"]: ls["address"]["socket_address"]["port_value"]
+                for ls in listener["static_resources"]["listeners"]
+            }
+            assert ports == {"luna_front": 8080, "luna_internal": 8081}, ports
+
+
 def test_config_maps_and_secrets_exist(overlay: str) -> None:
     objects = render(overlay)
     config_maps = {o["metadata"]["name"]: o for o in of_kind(objects, "ConfigMap")}

@@ -88,3 +88,15 @@ async def json_of(resp: Any, status: int) -> Any:
     body = await resp.json(content_type=None)
     assert resp.status == status, body
     return body
+
+
+def enrol_policies(list_id: str) -> dict[str, Any]:
+    """Handler policies that store each detected face, linked to `list_id`, with its event
+    (saved before the answer): the enrolment step of the documented pipeline."""
+    return {
+        "extract_policy": {"extract_face_descriptor": 1},
+        "storage_policy": {
+            "face_policy": {"store_face": 1, "link_to_lists_policy": [{"list_id": list_id}]},
+            "event_policy": {"store_event": 1, "wait_saving": 1},
+        },
+    }

@@ -27,7 +27,7 @@ import aiohttp
 import numpy as np
 import psutil
 import pytest
-from lunatest import create_account
+from lunatest import create_account, enrol_policies
 from PIL import Image
 from skimage import data
 from taskstest import DONE, wait_task
@@ -86,18 +86,7 @@ async def test_rest_flows_through_envoy(cluster: Any) -> None:
             http,
             f"{url}/6/handlers",
             auth,
-            json={
-                "policies": {
-                    "extract_policy": {"extract_face_descriptor": 1},
-                    "storage_policy": {
-                        "face_policy": {
-                            "store_face": 1,
-                            "link_to_lists_policy": [{"list_id": list_id}],
-                        },
-                        "event_policy": {"store_event": 1, "wait_saving": 1},
-                    },
-                }
-            },
+            json={"policies": enrol_policies(list_id)},
         )
         got = await post(
             http,

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from lunatest import assert_error, create_account, jpeg
+from lunatest import assert_error, create_account, enrol_policies, jpeg
 from PIL import Image
 from skimage import data
 
@@ -89,18 +89,7 @@ async def test_generate_match_store_notify_and_verify(
         http,
         f"{url}/6/handlers",
         auth,
-        json={
-            "policies": {
-                "extract_policy": {"extract_face_descriptor": 1},
-                "storage_policy": {
-                    "face_policy": {
-                        "store_face": 1,
-                        "link_to_lists_policy": [{"list_id": list_id}],
-                    },
-                    "event_policy": {"store_event": 1, "wait_saving": 1},
-                },
-            }
-        },
+        json={"policies": enrol_policies(list_id)},
     )
     got = await _post(
         http,

@@ -254,8 +254,7 @@ async def bench_gc(
     # a direct-SQL reference that does the task's whole database work, without the task.
     answered_s, _ = await sql_seconds(
         db,
-        "WITH gone AS (DELETE FROM events e WHERE e.handler_id = %s AND e.account_id = %s"
-        f" RETURNING e.event_id, {events_bulk._REFS}) SELECT {events_bulk._ANSWER} FROM gone",
+        events_bulk.answered_delete("e.handler_id = %s AND e.account_id = %s"),
         (answered_handler, account_id),
     )
     out = ratio("events", events, task, task_s, sql_s)

@@ -83,6 +83,15 @@ def _removed(row: Any) -> Removed:
     return Removed(str(row["events"]), list(row["body_samples"] or ()))
 
 
+def answered_delete(where: str) -> str:
+    """The statement that deletes the events `where` (over `events e`) selects and answers the
+    gc result's items and body samples (`Removed`'s two columns, as JSON)."""
+    return (
+        f"WITH gone AS (DELETE FROM events e WHERE {where} RETURNING e.event_id, {_REFS})"
+        f" SELECT events::text AS events, body_samples FROM (SELECT {_ANSWER} FROM gone) a"
+    )
+
+
 async def delete_where(
     pool: AsyncConnectionPool, scope: Scope, flt: EventFilter, receipt: str
 ) -> Removed:
@@ -100,11 +109,7 @@ async def delete_where(
     params = [*params, scope.account_id]
     async with pool.connection() as conn, conn.transaction():
         if not receipt:
-            cur = await conn.execute(
-                f"WITH gone AS ({delete}) SELECT events::text AS events, body_samples"
-                f" FROM (SELECT {_ANSWER} FROM gone) a",
-                params,
-            )
+            cur = await conn.execute(answered_delete(f"{where} AND e.account_id = %s"), params)
             return _removed(await cur.fetchone())
         stored = await _receipt(conn, receipt, scope.account_id)
         if stored is None:

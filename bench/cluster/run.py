@@ -2,8 +2,11 @@
 vs N faces on one shard, in the same run, through Envoy and the gateway (REST
 `POST /6/matcher/faces`) and over gRPC.
 
-    python -m bench.cluster.run --n 1000000   # N faces per shard -> bench/results/cluster_run.json
-    python -m bench.cluster.run --n 100000      # what fits this 2-core box in minutes
+    python -m bench.cluster.run --n 1000000 --snapshot-cache /work/bigcache
+        # N faces per shard -> bench/results/cluster_run.json; the shards' snapshots are built
+        # once into the cache (bench/cluster/cache.py, ~15 min per 1M on 2 cores) and only
+        # loaded by later runs
+    python -m bench.cluster.run --n 20000      # no cache: built in a temp dir, then removed
 
 Layout (every part a process on loopback):
   - `luna up --free-ports` for PostgreSQL, NATS, faces, events, ... Its own matcher is told it
@@ -14,9 +17,11 @@ Layout (every part a process on loopback):
   - gateway A -> proxy -> shards 0 and 1 (every match of the list fans out to both);
     gateway B -> shard 0 directly (one shard of N faces, no proxy hop);
     an Envoy in front of each gateway (deploy/envoy/render.py, the real binary).
-Data path (documented, not the API, as bench/matcher/run.py): face rows and list links are
-COPY'd into PostgreSQL, and each shard's IndexSet (HNSW, default LUNA_MATCHER_* settings) is
-built here and saved as that shard's snapshot at the current FACES_CHANGES sequence.
+Data path (documented, not the API, as bench/matcher/run.py): the list row, face rows and list
+links are COPY'd into PostgreSQL, and each shard's IndexSet (HNSW, LUNA_MATCHER_* settings) comes
+from bench/cluster/cache.py: built with every core and saved with the matcher's save_snapshot,
+then installed as that shard's snapshot at the fresh stream's FACES_CHANGES sequence. Each shard
+must report that it loaded its snapshot (not a reload from faces) with the expected faces.
 
 A third path, a proxy over shard 0 alone (`one_shard_via_proxy`), splits the fan-out cost into
 the proxy hop and the second shard.
@@ -30,18 +35,22 @@ from __future__ import annotations
 
 import os
 
+# One BLAS thread in the bench and the processes it starts (they inherit the environment), as
+# a matcher serves one search per thread. hnswlib's builds use their own std::threads and are
+# not limited by this (bench/cluster/cache.py builds with every core).
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import base64  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
-from datetime import datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -49,53 +58,76 @@ import aiohttp  # noqa: E402
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
-from google.protobuf.timestamp_pb2 import Timestamp  # noqa: E402
+import psycopg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from luna.common.v1 import account_pb2  # noqa: E402
-from luna.faces.v1 import faces_pb2  # noqa: E402
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc  # noqa: E402
 
+from bench.cluster import cache  # noqa: E402
+from bench.cluster.cache import SHARDS, VERSION, log  # noqa: E402
 from bench.common import running_platform, save  # noqa: E402
-from bench.matcher.data import load_or_generate  # noqa: E402
 from bench.matcher.raw import exact_truth, face_id, face_index, recall  # noqa: E402
 from bench.matcher.run import BULK_TIME, copy_faces, latency_summary, rest, wait_serving  # noqa: E402
 from services.common import config, nats_streams  # noqa: E402
 from services.launcher.embedded import pick_free_port  # noqa: E402
 from services.launcher.supervisor import wait_http  # noqa: E402
 from services.matcher import settings as matcher_settings  # noqa: E402
-from services.matcher.core import IndexSet  # noqa: E402
-from services.matcher.core.snapshot import save_snapshot  # noqa: E402
-from services.matcher.face_records import FaceRecords  # noqa: E402
-from services.matcher.shard.partition import ShardMap  # noqa: E402
 
-VERSION = 200
 LOGIN, PASSWORD = "bench-cluster@example.com", "bench-pass-1"
-SHARDS = 2
+LOADED = re.compile(r"matcher loaded (\d+) faces from (\w+); applied stream sequence (\d+)")
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def records_of(account_id: str, list_id: str, rows: np.ndarray) -> FaceRecords:
-    ts = Timestamp(seconds=int(datetime.fromisoformat(BULK_TIME).timestamp()))
-    records = FaceRecords()
-    records.set_many(
-        faces_pb2.Face(
-            face_id=face_id(int(i)),
-            account_id=account_id,
-            create_time=ts,
-            last_update_time=ts,
-            list_ids=[list_id],
-            has_attribute=True,
-        )
-        for i in rows
+def truth_of(gallery: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """exact_truth in slices of 10 queries: at 2M rows a slice of 100 holds ~3 GB of scores
+    and argpartition indices at once."""
+    return np.concatenate(
+        [exact_truth(gallery, queries[i : i + 10], k) for i in range(0, len(queries), 10)]
     )
-    return records
+
+
+async def insert_list(database_url: str, account_id: str, list_id: str) -> None:
+    """The cached snapshots hold the list's id, so the list row is written with it (the same
+    bulk path as the faces; the REST API would pick a fresh id)."""
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        await conn.execute(
+            "INSERT INTO lists (list_id, account_id, create_time, last_update_time)"
+            " VALUES (%s, %s, %s, %s)",
+            (list_id, account_id, BULK_TIME, BULK_TIME),
+        )
+        await conn.commit()
+
+
+def loaded_from(log_path: Path) -> tuple[int, str, int] | None:
+    """(faces, "snapshot"/"faces", applied sequence) from a shard's start log line."""
+    found = LOADED.search(log_path.read_text(errors="replace"))
+    return (int(found[1]), found[2], int(found[3])) if found else None
+
+
+async def check_live_delete(
+    http: aiohttp.ClientSession,
+    url: str,
+    auth: dict[str, str],
+    calls: dict[str, Callable[[np.ndarray], Awaitable[list[int]]]],
+    query: np.ndarray,
+    gone: int,
+) -> dict[str, list[bool]]:
+    """The shards follow the fresh stream after their installed snapshots: delete the
+    query's exact top face through the API, and no path may answer it afterwards (a snapshot
+    sequence past the stream's would skip the change). {path: [found before, found after]}."""
+    seen = {name: [gone in await call(query)] for name, call in calls.items()}
+    await rest(
+        http, "DELETE", url + "/6/faces", json={"face_ids": [face_id(gone)]}, headers=auth
+    )  # fmt: skip
+    for name, call in calls.items():
+        seen[name].append(gone in await call(query))
+    if not any(before for before, _ in seen.values()) or any(after for _, after in seen.values()):
+        raise RuntimeError(f"face {gone} deleted through the API: found before/after {seen}")
+    log(f"live delete of face {gone}: found before/after {seen}")
+    return seen
 
 
 class Procs:
@@ -172,10 +204,36 @@ def render_envoy(
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     n_total = SHARDS * args.n
     out: dict[str, Any] = {"n_per_shard": args.n, "n_total": n_total, "k": args.k}
-    data = load_or_generate(n_total, n_queries=1000)
-    queries = np.ascontiguousarray(data.queries[: args.queries])
-    log(f"data {data.gallery.shape}")
+    out["load_average_start"] = os.getloadavg()
     data_dir = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
+    cfg = matcher_settings.core_config()
+    out["config"] = {"M": cfg.hnsw_m, "ef_construction": cfg.hnsw_ef_construction,
+                     "ef": cfg.hnsw_ef, "index_threshold": cfg.index_threshold}  # fmt: skip
+    # Without --snapshot-cache the cache lives in the run's temp dir: built, used, removed.
+    layout = cache.Layout.of(args.snapshot_cache or data_dir / "cache", args.n, args.seed, cfg)
+    t0 = time.perf_counter()
+    data, rows, builds = cache.ensure(layout)
+    out["cache"] = {"dir": str(layout.root), "ready_s": time.perf_counter() - t0,
+                    "build_s": [b["build_s"] for b in builds]}  # fmt: skip
+    out["build_s"] = out["cache"]["build_s"]
+    out["faces_per_shard"] = [len(r) for r in rows]
+    account_id, list_id, shard_map = layout.account_id, layout.list_id, layout.shard_map
+    queries = np.ascontiguousarray(data.queries[: args.queries])
+    log(
+        f"data {data.gallery.shape}; account {account_id}; faces per shard {out['faces_per_shard']}"
+    )
+    # The exact answers before any process starts: their scan is the run's largest transient.
+    k = args.k
+    t0 = time.perf_counter()
+    truth_all = truth_of(data.gallery, queries, k)
+    local = truth_of(np.ascontiguousarray(data.gallery[rows[0]]), queries, k)
+    truth = {
+        "two_shards_via_proxy": truth_all,
+        "one_shard_direct": rows[0][local],
+        "one_shard_via_proxy": rows[0][local],
+    }
+    log(f"exact truth in {time.perf_counter() - t0:.1f}s")
+    del data  # 1 GB per 1M faces that the bench no longer needs
     # The platform's matcher is shard 99 of a one-shard map: it holds nothing.
     platform_env = {"LUNA_MATCHER_SHARD": "99", "LUNA_MATCHER_EXTRA_DESCRIPTOR_VERSIONS": ""}
     procs: Procs | None = None
@@ -188,44 +246,28 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             made = await rest(
                 http, "POST", url + "/6/accounts",
                 json={"login": LOGIN, "password": PASSWORD, "account_type": "user"},
+                headers={"Luna-Account-Id": account_id},
             )  # fmt: skip
-            account_id = made["account_id"]
+            assert made["account_id"] == account_id, made
             auth = {
                 "Authorization": "Basic "
                 + base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()
             }
-            list_id = (await rest(http, "POST", url + "/6/lists", json={}, headers=auth))["list_id"]
-            shard_map = ShardMap.uniform(SHARDS, spread_accounts=[account_id])
-            owner = np.array([shard_map.owner(account_id, face_id(i)) for i in range(n_total)])
-            rows = [np.flatnonzero(owner == s) for s in range(SHARDS)]
-            out["faces_per_shard"] = [len(r) for r in rows]
-            log(f"account {account_id}; faces per shard {out['faces_per_shard']}")
 
-            # --- data: PostgreSQL rows, one snapshot per shard ----------------------------
+            # --- data: PostgreSQL rows, one cached snapshot per shard ----------------------
+            t0 = time.perf_counter()
+            await insert_list(runtime["database_url"], account_id, list_id)
+            await copy_faces(runtime["database_url"], account_id, list_id, n_total)
+            out["copy_to_postgres_s"] = time.perf_counter() - t0
+            # The snapshots reflect exactly the rows just copied, which published nothing: they
+            # are at the stream's current sequence, and the shards replay what comes after.
             nc = await nats_streams.connect(runtime["nats_url"], name="bench-cluster")
             seq = (await nc.jetstream().stream_info("FACES_CHANGES")).state.last_seq
             await nc.close()
-            out["copy_to_postgres_s"] = await copy_faces(
-                runtime["database_url"], account_id, list_id, n_total
-            )
-            cfg = matcher_settings.core_config()
-            out["config"] = {"M": cfg.hnsw_m, "ef_construction": cfg.hnsw_ef_construction,
-                             "ef": cfg.hnsw_ef, "index_threshold": cfg.index_threshold}  # fmt: skip
-            builds = []
             for s in range(SHARDS):
-                ix = IndexSet(version=VERSION, config=cfg)
-                t0 = time.perf_counter()
-                ids = [face_id(int(i)) for i in rows[s]]
-                ix.add_many(account_id, ids, np.ascontiguousarray(data.gallery[rows[s]]), VERSION,
-                            [list_id])  # fmt: skip
-                ix.wait_for_builds(None)
-                built = time.perf_counter() - t0
                 root = data_dir / f"shard{s}" / f"shard-{s}-{shard_map.partition(s).signature}"
-                save_snapshot(ix, root, seq, records_of(account_id, list_id, rows[s]).save)
-                ix.close()
-                builds.append(built)
-                log(f"shard {s}: {len(ids)} faces, HNSW build {built:.1f}s, snapshot saved")
-            out["build_s"] = builds
+                cache.install(layout, s, root, seq)
+            out["stream_seq"] = seq
 
             # --- processes ---------------------------------------------------------------
             base = {k: v for k, v in os.environ.items() if not k.startswith("LUNA_")}
@@ -266,6 +308,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             for a in (*shard_addr, proxy_addr, proxy1_addr):
                 await wait_serving(a, 900)
             out["shards_serving_s"] = time.perf_counter() - t0
+            for s in range(SHARDS):
+                got = loaded_from(data_dir / "logs" / f"shard{s}.log")
+                want = (len(rows[s]), "snapshot", seq)
+                if got != want:
+                    raise RuntimeError(
+                        f"shard {s} loaded {got}, expected {want} (faces, from, seq)"
+                    )
             out["shard_rss_mb"] = [
                 psutil.Process(procs.procs[f"shard{s}"].pid).memory_info().rss / 2**20
                 for s in range(SHARDS)
@@ -299,14 +348,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             log(f"paths {paths}")
 
             # --- measurements ------------------------------------------------------------
-            k = args.k
-            truth_all = exact_truth(data.gallery, queries, k)
-            local = exact_truth(np.ascontiguousarray(data.gallery[rows[0]]), queries, k)
-            truth = {
-                "two_shards_via_proxy": truth_all,
-                "one_shard_direct": rows[0][local],
-                "one_shard_via_proxy": rows[0][local],
-            }
             scope = account_pb2.AccountScope(account_id=account_id)
             calls: dict[str, Callable[[np.ndarray], Awaitable[list[int]]]] = {}
             channels = []
@@ -355,6 +396,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     variants[name] = summary
                     log(f"{name}: {summary}")
                 save("cluster_run", out | {"variants": variants})
+            out["live_delete"] = await check_live_delete(
+                http, url, auth, calls, queries[0], int(truth_all[0][0])
+            )
             for ch in channels:
                 await ch.close()
 
@@ -378,6 +422,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 variants[f"rest_envoy_{two}"]["qps"] / variants[f"rest_envoy_{one}"]["qps"]
             )
             out["variants"] = variants
+            out["load_average_end"] = os.getloadavg()
             log(f"fan-out added {out['fan_out_added_ms']}")
             if procs is not None:
                 await procs.stop()
@@ -395,7 +440,14 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per latency loop")
+    ap.add_argument("--seed", type=int, default=7, help="of the synthetic descriptors")
+    ap.add_argument(
+        "--snapshot-cache", type=Path, default=None,
+        help="keep the data and the shards' snapshots here across runs (bench/cluster/cache.py)",
+    )  # fmt: skip
     args = ap.parse_args()
+    # The HNSW builds' progress lines (services.matcher.core.hnsw_graph) when the cache builds.
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s")
     out = asyncio.run(bench(args))
     path = save("cluster_run", out)
     log(f"saved {path}")

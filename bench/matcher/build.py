@@ -129,7 +129,7 @@ def snapshot_part(args: argparse.Namespace, gallery: np.ndarray, cfg: MatcherCon
         ix = IndexSet(version=VERSION, config=cheap)
         ix.add_many(ACCOUNT, face_ids(n), gallery, VERSION, [LIST_ID])
         ix.wait_for_builds(None)
-        records = bulk_records(ACCOUNT, LIST_ID, n)
+        records = bulk_records(ACCOUNT, LIST_ID, range(n))
         t0 = time.perf_counter()
         path = save_snapshot(ix, root, 1, records.save)
         save_s = time.perf_counter() - t0

@@ -40,7 +40,7 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
+from collections.abc import Awaitable, Callable, Iterable  # noqa: E402
 from datetime import datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -135,21 +135,21 @@ async def rest(session: aiohttp.ClientSession, method: str, url: str, **kw: Any)
 BULK_TIME = "2026-01-01T00:00:00+00:00"
 
 
-def bulk_records(account_id: str, list_id: str, n: int) -> FaceRecords:
-    """The matcher's face records of the COPY'd faces (what FACES_CHANGES would carry), so
-    the snapshot answers matches without reading the faces service, as a live one does."""
+def bulk_records(account_id: str, list_id: str, rows: Iterable[int]) -> FaceRecords:
+    """The matcher's face records of the COPY'd faces `rows` (what FACES_CHANGES would carry),
+    so the snapshot answers matches without reading the faces service, as a live one does."""
     ts = Timestamp(seconds=int(datetime.fromisoformat(BULK_TIME).timestamp()))
     records = FaceRecords()
     records.set_many(
         faces_pb2.Face(
-            face_id=face_id(i),
+            face_id=face_id(int(i)),
             account_id=account_id,
             create_time=ts,
             last_update_time=ts,
             list_ids=[list_id],
             has_attribute=True,
         )
-        for i in range(n)
+        for i in rows
     )
     return records
 
@@ -318,7 +318,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             seq = (await js.stream_info("FACES_CHANGES")).state.last_seq
             copy_s = await copy_faces(runtime["database_url"], account_id, list_id, args.n)
             t0 = time.perf_counter()
-            records = bulk_records(account_id, list_id, args.n)
+            records = bulk_records(account_id, list_id, range(args.n))
             snap = save_snapshot(ix, data_dir / "matcher", seq, records.save)
             del records
             snap_s = time.perf_counter() - t0

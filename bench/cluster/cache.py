@@ -113,8 +113,9 @@ class Layout:
 
 
 class _Progress:
-    """A line every `every` seconds while a phase runs: its elapsed time and this process'
-    memory (the HNSW build itself logs its row count through logging)."""
+    """A line every `every` seconds while a phase runs: its elapsed time, the cores this
+    process got meanwhile (CPU seconds / wall seconds: on a shared box, well under its build
+    threads) and its memory. The HNSW build itself logs its row count through logging."""
 
     def __init__(self, what: str, every: float = 60.0) -> None:
         self.what, self.every = what, every
@@ -123,9 +124,13 @@ class _Progress:
         self.began = time.perf_counter()
 
     def _run(self) -> None:
+        me = psutil.Process()
+        cpu0 = sum(me.cpu_times()[:2])
         while not self._stop.wait(self.every):
-            rss = psutil.Process().memory_info().rss / 2**30
-            log(f"{self.what}: {time.perf_counter() - self.began:.0f} s, RSS {rss:.1f} GiB")
+            wall = time.perf_counter() - self.began
+            cores = (sum(me.cpu_times()[:2]) - cpu0) / wall
+            rss = me.memory_info().rss / 2**30
+            log(f"{self.what}: {wall:.0f} s, {cores:.2f} cores used, RSS {rss:.1f} GiB")
 
     def __enter__(self) -> _Progress:
         self._thread.start()
@@ -176,14 +181,17 @@ def build_shard(layout: Layout, shard: int, data: FaceData, rows: np.ndarray) ->
     return done
 
 
-def ensure(layout: Layout) -> tuple[FaceData, list[np.ndarray], list[dict]]:
+def ensure(
+    layout: Layout, shards: list[int] | None = None
+) -> tuple[FaceData, list[np.ndarray], list[dict]]:
     """The data, each shard's rows and each shard's build record, building what is missing
-    (one shard at a time: one build's memory, every core on it)."""
+    (one shard at a time: one build's memory, every core on it). `shards` limits it to those
+    (the build command's --shard, to build shards in separate processes)."""
     data = layout.data()
     rows = layout.rows()
     log(f"cache {layout.root}: faces per shard {[len(r) for r in rows]}")
     done = []
-    for s in range(SHARDS):
+    for s in range(SHARDS) if shards is None else shards:
         have = layout.built(s)
         if have is not None and have["faces"] == len(rows[s]):
             log(f"shard {s}: cached ({have['faces']} faces, built in {have['build_s']} s)")
@@ -224,13 +232,17 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000, help="faces per shard")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--snapshot-cache", type=Path, required=True)
+    ap.add_argument(
+        "--shard", type=int, action="append", choices=range(SHARDS),
+        help="build only this shard (repeatable); two processes may build two shards at once",
+    )  # fmt: skip
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s")
     from services.matcher import settings as matcher_settings
 
     layout = Layout.of(args.snapshot_cache, args.n, args.seed, matcher_settings.core_config())
     t0 = time.perf_counter()
-    _, _, done = ensure(layout)
+    _, _, done = ensure(layout, args.shard)
     log(f"cache ready in {time.perf_counter() - t0:.0f} s: {[d['build_s'] for d in done]}")
 
 

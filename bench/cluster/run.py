@@ -70,13 +70,12 @@ from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc  # noqa: E402
 from bench.cluster import cache  # noqa: E402
 from bench.cluster.cache import SHARDS, VERSION, log  # noqa: E402
 from bench.common import running_platform, save  # noqa: E402
-from bench.matcher.raw import exact_truth, face_id, face_index, recall, recall_matches  # noqa: E402
+from bench.matcher.raw import exact_truth, face_id, face_index, recall  # noqa: E402
 from bench.matcher.run import BULK_TIME, copy_faces, latency_summary, rest, wait_serving  # noqa: E402
 from services.common import config, nats_streams  # noqa: E402
 from services.launcher.embedded import pick_free_port  # noqa: E402
 from services.launcher.supervisor import wait_http  # noqa: E402
 from services.matcher import settings as matcher_settings  # noqa: E402
-from services.matcher.core.similarity import SFACE_COSINE_THRESHOLD  # noqa: E402
 
 LOGIN, PASSWORD = "bench-cluster@example.com", "bench-pass-1"
 LOADED = re.compile(r"matcher loaded (\d+) faces from (\w+); applied stream sequence (\d+)")
@@ -232,12 +231,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "two_shards_via_proxy": truth_all,
         "one_shard_direct": rows[0][local],
         "one_shard_via_proxy": rows[0][local],
-    }
-    # Which of the true top k are genuine matches (SFace's threshold): on this synthetic data
-    # the rest of a top 10 is random faces at cosine ~0.3-0.4, which recall@10 also counts.
-    genuine = {
-        name: np.einsum("qkd,qd->qk", data.gallery[ids], queries) >= SFACE_COSINE_THRESHOLD
-        for name, ids in truth.items()
     }
     log(f"exact truth in {time.perf_counter() - t0:.1f}s")
     del data  # 1 GB per 1M faces that the bench no longer needs
@@ -400,9 +393,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     path = name.removeprefix(kind + "_")
                     summary["recall@1"] = recall(found[name], truth[path], 1)
                     summary[f"recall@{k}"] = recall(found[name], truth[path], k)
-                    summary[f"recall@{k}_genuine"] = recall_matches(
-                        found[name], truth[path], genuine[path]
-                    )
                     variants[name] = summary
                     log(f"{name}: {summary}")
                 save("cluster_run", out | {"variants": variants})

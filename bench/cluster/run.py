@@ -272,17 +272,21 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             ]
             log(f"shards serving after {out['shards_serving_s']:.1f}s, RSS {out['shard_rss_mb']}")
             paths: dict[str, dict[str, str]] = {}
-            for name, matcher in (
-                ("two_shards_via_proxy", proxy_addr),
-                ("one_shard_direct", shard_addr[0]),
-                ("one_shard_via_proxy", proxy1_addr),
+            # The gateway of "two_shards_in_gateway" routes to the shards itself (the
+            # default when it has the shard map); the others call one matcher address.
+            in_gateway = {"LUNA_MATCHER_SHARD_ADDRESSES": ";".join(shard_addr)}
+            for name, matcher, extra in (
+                ("two_shards_via_proxy", proxy_addr, {}),
+                ("two_shards_in_gateway", proxy_addr, in_gateway),
+                ("one_shard_direct", shard_addr[0], {}),
+                ("one_shard_via_proxy", proxy1_addr, {}),
             ):
                 ports = {k: str(pick_free_port()) for k in ("LUNA_PORT", "LUNA_TASKS_API_PORT",
                          "LUNA_SENDER_PORT", "LUNA_BACKPORT3_PORT")}  # fmt: skip
                 gateway = f"127.0.0.1:{ports['LUNA_PORT']}"
                 await procs.start(
                     f"gateway_{name}", [*py, "services.gateway"], LUNA_HOST="127.0.0.1",
-                    LUNA_MATCHER_ADDRESS=matcher, **ports,
+                    LUNA_MATCHER_ADDRESS=matcher, **ports, **extra,
                 )  # fmt: skip
                 await wait_http(f"http://{gateway}/version", 120)
                 envoy_port = pick_free_port()
@@ -295,7 +299,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 await procs.start(f"envoy_{name}", [envoy, "-c", str(conf), "--use-dynamic-base-id",
                                                      "-l", "warning"])  # fmt: skip
                 await wait_http(f"http://127.0.0.1:{envoy_port}/version", 120)
-                paths[name] = {"rest": f"http://127.0.0.1:{envoy_port}", "grpc": matcher}
+                grpc_target = "" if extra else matcher  # no gRPC of its own: REST only
+                paths[name] = {"rest": f"http://127.0.0.1:{envoy_port}", "grpc": grpc_target}
             log(f"paths {paths}")
 
             # --- measurements ------------------------------------------------------------
@@ -304,6 +309,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             local = exact_truth(np.ascontiguousarray(data.gallery[rows[0]]), queries, k)
             truth = {
                 "two_shards_via_proxy": truth_all,
+                "two_shards_in_gateway": truth_all,
                 "one_shard_direct": rows[0][local],
                 "one_shard_via_proxy": rows[0][local],
             }
@@ -311,9 +317,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             calls: dict[str, Callable[[np.ndarray], Awaitable[list[int]]]] = {}
             channels = []
             for name, where in paths.items():
-                ch = grpc.aio.insecure_channel(where["grpc"])
-                channels.append(ch)
-                stub = matcher_pb2_grpc.MatcherServiceStub(ch)
+                stub: Any = None
+                if where["grpc"]:
+                    channels.append(grpc.aio.insecure_channel(where["grpc"]))
+                    stub = matcher_pb2_grpc.MatcherServiceStub(channels[-1])
 
                 async def grpc_call(q: np.ndarray, stub: Any = stub) -> list[int]:
                     reply = await stub.MatchFaces(
@@ -342,7 +349,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         face_index(r["face"]["face_id"]) for r in got[0]["matches"][0]["result"]
                     ]
 
-                calls[f"grpc_{name}"] = grpc_call
+                if stub is not None:
+                    calls[f"grpc_{name}"] = grpc_call
                 calls[f"rest_envoy_{name}"] = rest_call
             variants: dict[str, Any] = {}
             for kind in ("grpc", "rest_envoy"):
@@ -372,6 +380,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "of_which_proxy_hop_rest_p50": diff("rest_envoy", hop, one, "p50_ms"),
                 "of_which_proxy_hop_grpc_p50": diff("grpc", hop, one, "p50_ms"),
                 "of_which_second_shard_rest_p50": diff("rest_envoy", two, hop, "p50_ms"),
+                # The gateway routing itself (no proxy hop), the documented default.
+                "in_gateway_rest_p50": diff("rest_envoy", "two_shards_in_gateway", one, "p50_ms"),
+                "in_gateway_rest_p99": diff("rest_envoy", "two_shards_in_gateway", one, "p99_ms"),
                 "target_p50_ms": 2.0,
             }
             out["ratio_rest_qps_two_vs_one"] = (

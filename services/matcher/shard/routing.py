@@ -58,43 +58,50 @@ def _result_key(r: matcher_pb2.ReferenceResult) -> tuple[int, str, str]:
     return (r.reference_index, r.face_id, r.event_id)
 
 
+def _rank(row: tuple[float, str, object]) -> tuple[float, str]:
+    return (-row[0], row[1])
+
+
 def merge(
     request: matcher_pb2.MatchFacesRequest,
     replies: Sequence[matcher_pb2.MatchFacesResponse],
 ) -> matcher_pb2.MatchFacesResponse:
-    """One answer from the targets' answers (the first holds the event candidates)."""
+    """One answer from the targets' answers (the first holds the event candidates). The
+    first reply becomes the answer, its candidate lists replaced in place by the merged
+    top k: no copy of references, results or event candidates (the replies are the caller's
+    own, freshly decoded)."""
     if len(replies) == 1:
         return replies[0]
     first = replies[0]
+    first.applied_seq = 0  # a shard's, not the answer's (the router asked for it)
     limits = [c.limit or DEFAULT_LIMIT for c in request.candidates]
     # Results line up by (reference position, resolved face, resolved event): every shard
     # resolves the same references the same way; keyed anyway, never zipped blindly.
     others = [{_result_key(r): r for r in reply.results} for reply in replies[1:]]
-    out = matcher_pb2.MatchFacesResponse()
     for res in first.results:
-        merged = out.results.add()
-        merged.reference.CopyFrom(res.reference)
-        merged.face_id = res.face_id
-        merged.reference_index = res.reference_index
-        merged.event_id = res.event_id
-        merged.event_candidates.extend(res.event_candidates)
         key = _result_key(res)
         peers = [o[key] for o in others if key in o]
         for i, cand in enumerate(res.candidates):
-            pool = [m for m in cand.matches]
+            rows = [(m.similarity, m.face.face_id, m) for m in cand.matches]
             for peer in peers:
                 if i < len(peer.candidates):
-                    pool.extend(peer.candidates[i].matches)
-            best: dict[str, matcher_pb2.FaceMatch] = {}
-            for m in pool:
-                held = best.get(m.face.face_id)
-                if held is None or m.similarity > held.similarity:
-                    best[m.face.face_id] = m
-            ranked = sorted(best.values(), key=lambda m: (-m.similarity, m.face.face_id))
-            cr = merged.candidates.add()
-            cr.matches.extend(ranked[: limits[i] if i < len(limits) else DEFAULT_LIMIT])
-            cr.total_found = len(cr.matches)
-    return out
+                    rows.extend(
+                        (m.similarity, m.face.face_id, m) for m in peer.candidates[i].matches
+                    )
+            rows.sort(key=_rank)  # by similarity, the face id breaking ties
+            limit = limits[i] if i < len(limits) else DEFAULT_LIMIT
+            seen: set[str] = set()
+            top = []
+            for _, face_id, m in rows:  # a face two shards hold: its first (best) row
+                if face_id not in seen:
+                    seen.add(face_id)
+                    top.append(m)
+                    if len(top) == limit:
+                        break
+            del cand.matches[:]
+            cand.matches.extend(top)
+            cand.total_found = len(top)
+    return first
 
 
 def merge_stats(

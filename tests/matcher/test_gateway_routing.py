@@ -30,6 +30,7 @@ from services.faces.grpc_service import AccountsServicer
 from services.faces.tokens import Tokens
 from services.gateway import about
 from services.gateway.app import build_app
+from services.gateway.clients import routes_matches
 from services.launcher.embedded import pick_free_port
 from services.matcher.shard.partition import ShardMap
 from services.matcher.shard.router import Router
@@ -150,3 +151,16 @@ async def test_a_rest_match_fans_out_from_the_gateway_over_two_shards(
     for state, server in shards:
         await server.stop(None)
         await state.stop(snapshot=False)
+
+
+def test_the_gateway_routes_only_with_a_shard_map_and_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("LUNA_MATCHER_SHARD_MAP", "LUNA_MATCHER_SHARD_ADDRESSES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("LUNA_GATEWAY_ROUTE_MATCHES", raising=False)
+    assert not routes_matches()  # one matcher (`luna up`): LUNA_MATCHER_ADDRESS
+    monkeypatch.setenv("LUNA_MATCHER_SHARD_ADDRESSES", "127.0.0.1:1;127.0.0.1:2")
+    assert routes_matches()
+    monkeypatch.setenv("LUNA_GATEWAY_ROUTE_MATCHES", "0")  # through a proxy instead
+    assert not routes_matches()

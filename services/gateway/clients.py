@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ from services.matcher.shard import settings as shard_settings
 from services.matcher.shard.router import Router, Shards, ShardsHealth
 
 SERVICES = tuple(config.SERVICE_PORTS)
+log = logging.getLogger("luna.gateway")
 ROUTE_MATCHES = config.declare(
     "LUNA_GATEWAY_ROUTE_MATCHES",
     True,
@@ -90,6 +92,8 @@ class Clients:
             )
             self.matcher = self.matcher_router
             self.health["matcher"] = ShardsHealth(shards)
+            log.info("matches routed to the matcher shards here: map v%d, %s",
+                     shards.map.version, [s.address for s in shards.map.routed()])  # fmt: skip
             self._watch = asyncio.create_task(shards.watch(shard_settings.MAP_POLL.get_float()))
 
     def follow_stream(self, js: JetStreamContext) -> None:

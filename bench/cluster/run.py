@@ -355,11 +355,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             variants: dict[str, Any] = {}
             for kind in ("grpc", "rest_envoy"):
                 pair = {n: c for n, c in calls.items() if n.startswith(kind + "_")}
+                # CPU seconds of each path's gateway: its share of a match, which the load
+                # of a shared box does not inflate as it does wall times.
+                gateways = {p: psutil.Process(procs.procs[f"gateway_{p}"].pid) for p in paths}
+                cpu0 = {p: sum(g.cpu_times()[:2]) for p, g in gateways.items()}
                 summaries, found = await paired_loop(pair, queries, args.duration)
                 for name, summary in summaries.items():
                     path = name.removeprefix(kind + "_")
                     summary["recall@1"] = recall(found[name], truth[path], 1)
                     summary[f"recall@{k}"] = recall(found[name], truth[path], k)
+                    if kind == "rest_envoy":
+                        cpu = sum(gateways[path].cpu_times()[:2]) - cpu0[path]
+                        # (+5: the warm-up calls)
+                        summary["gateway_cpu_ms_per_match"] = 1000 * cpu / (summary["n"] + 5)
                     variants[name] = summary
                     log(f"{name}: {summary}")
                 save("cluster_run", out | {"variants": variants})

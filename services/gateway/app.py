@@ -89,7 +89,6 @@ def build_app(clients: Clients | None = None) -> web.Application:
             await nc.subscribe(subjects.AUTH_CHANGED, cb=invalidate)
             authenticator.follow(nc)
             app["nats"] = nc
-            clients.follow_stream(nc.jetstream())
             refollow_on_reconnect(app["sender_hub"], nc)
             await nats_streams.ensure_streams(nc.jetstream())
             await app["sender_hub"].follow(nc.jetstream())

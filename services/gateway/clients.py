@@ -25,10 +25,8 @@ from luna.faces.v1 import (
 )
 from luna.matcher.v1 import matcher_pb2_grpc
 from luna.tasks.v1 import tasks_pb2_grpc
-from nats.js import JetStreamContext
 
 from services.common import config, grpc_client
-from services.matcher import settings as matcher_settings
 from services.matcher.shard import settings as shard_settings
 from services.matcher.shard.router import Router, Shards, ShardsHealth
 
@@ -84,23 +82,12 @@ class Clients:
         }
         if routes_matches():
             shards = Shards.from_settings()
-            self.matcher_router = Router(
-                shards,
-                shard_settings.PROXY_ATTEMPTS.get_int(),
-                None,
-                matcher_settings.CONSISTENCY_WAIT.get_float(),
-            )
+            self.matcher_router = Router(shards, shard_settings.PROXY_ATTEMPTS.get_int())
             self.matcher = self.matcher_router
             self.health["matcher"] = ShardsHealth(shards)
             log.info("matches routed to the matcher shards here: map v%d, %s",
                      shards.map.version, [s.address for s in shards.map.routed()])  # fmt: skip
             self._watch = asyncio.create_task(shards.watch(shard_settings.MAP_POLL.get_float()))
-
-    def follow_stream(self, js: JetStreamContext) -> None:
-        """Read FACES_CHANGES' position once per fanned-out match (read-your-writes for
-        every shard; without it each shard reads it itself)."""
-        if self.matcher_router is not None:
-            self.matcher_router.js = js
 
     async def close(self) -> None:
         if self._watch is not None:

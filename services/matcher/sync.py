@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import nats.errors
+import orjson
 from luna.common.v1 import account_pb2
 from luna.faces.v1 import changes_pb2, faces_pb2
 from nats.aio.msg import Msg
@@ -30,8 +32,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.common import descriptors as codec
-from services.common import errors, subjects
-from services.common.stream_position import STREAM, last_seq, read_position
+from services.common import errors, nats_streams, subjects
 from services.matcher.attribute_cache import AttributeCache
 from services.matcher.core import IndexSet, MatcherConfig
 from services.matcher.core.descriptors import dim_of, unpack_unit
@@ -45,6 +46,7 @@ from services.matcher.face_records import FaceRecords
 
 log = logging.getLogger("luna.matcher.sync")
 
+STREAM = "FACES_CHANGES"
 Kind = changes_pb2.FaceChange.Kind
 _BATCH = 5000
 # Messages that link or unlink many faces (see _apply_many).
@@ -540,3 +542,38 @@ class Sync:
     async def close(self) -> None:
         await self._stop_follow()
         self.ix.close()
+
+
+# --- the stream's position (a matcher's and the matcher proxy's read-your-writes target) -----
+async def last_seq(js: JetStreamContext, timeout: float) -> int:
+    """The stream's last sequence, by JetStream's STREAM.INFO request with only
+    `state.last_seq` read from the reply: nats-py's `stream_info` builds the whole info
+    and config objects, a third of this round trip that every match makes."""
+    try:
+        msg = await js._nc.request(f"{js._prefix}.STREAM.INFO.{STREAM}", b"", timeout=timeout)
+        state = orjson.loads(msg.data).get("state")
+    except nats.errors.NoRespondersError:
+        state = None
+    if state is None:  # JetStream answered an error, or not at all: nats-py raises it typed
+        return int((await js.stream_info(STREAM)).state.last_seq)
+    return int(state.get("last_seq", 0))
+
+
+def read_position(js: JetStreamContext, timeout: float) -> asyncio.Future[int | None] | None:
+    """Start reading the stream's last sequence now (a request's read-your-writes target);
+    the future gives None when NATS is away or slow: the request is then answered from
+    the state applied so far (changes made meanwhile are still in the faces outbox, not
+    in the stream, so there is nothing newer to wait for anyway). None: not connected."""
+    if not nats_streams.is_connected(js):
+        return None
+    return asyncio.ensure_future(_position(js, timeout))
+
+
+async def _position(js: JetStreamContext, timeout: float) -> int | None:
+    try:
+        return await last_seq(js, max(timeout, 0.5))
+    except Exception as exc:
+        if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
+            raise
+        log.warning("stream position unknown (%s); answering from applied state", exc)
+        return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -13,16 +12,11 @@ from typing import Any
 import grpc
 from luna.common.v1 import info_pb2
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from nats.js import JetStreamContext
 
-from services.common import config, nats_streams
 from services.common.grpc_server import ServiceApp, service_names
 from services.common.version import VERSION
-from services.matcher import settings as matcher_settings
 from services.matcher.shard import settings as shard_settings
 from services.matcher.shard.router import Router, Shards
-
-log = logging.getLogger("luna.matcher.proxy")
 
 
 class RawMatch:
@@ -47,30 +41,12 @@ def _timeout(context: Any) -> float | None:
 class ProxyServicer(matcher_pb2_grpc.MatcherServiceServicer):
     """MatcherService over the Router (services/matcher/shard/router.py)."""
 
-    def __init__(
-        self,
-        shards: Shards,
-        attempts: int = 3,
-        js: JetStreamContext | None = None,
-        consistency_wait: float = 0.0,
-    ) -> None:
-        self.router = Router(shards, attempts, js, consistency_wait)
+    def __init__(self, shards: Shards, attempts: int = 3) -> None:
+        self.router = Router(shards, attempts)
 
     @property
     def shards(self) -> Shards:
         return self.router.shards
-
-    @property
-    def js(self) -> JetStreamContext | None:
-        return self.router.js
-
-    @js.setter
-    def js(self, js: JetStreamContext | None) -> None:
-        self.router.js = js
-
-    @property
-    def consistency_wait(self) -> float:
-        return self.router.consistency_wait
 
     async def GetInfo(
         self, request: matcher_pb2.GetInfoRequest, context: grpc.aio.ServicerContext
@@ -148,46 +124,19 @@ def make_app() -> ServiceApp:
         shards = Shards.from_settings()
         state["shards"] = shards
         state["watch"] = asyncio.create_task(shards.watch(shard_settings.MAP_POLL.get_float()))
-        if matcher_settings.CONSISTENCY_WAIT.get_float() > 0:
-            state["connect"] = asyncio.create_task(connect_nats())
-
-    async def connect_nats() -> None:
-        """In the background: until NATS is reached the proxy serves as before it had a
-        connection (every shard reads the stream's position itself), so NATS is never a
-        condition of the proxy's start."""
-        while True:
-            try:
-                nc = await nats_streams.connect(config.nats_url(), name="matcher-proxy")
-                break
-            except Exception as exc:
-                log.warning("NATS not reached (%s); shards read the stream position", exc)
-                await asyncio.sleep(1.0)
-        state["nc"] = nc
-        state["js"] = nc.jetstream()
-        if "servicer" in state:
-            state["servicer"].js = state["js"]
 
     def register(server: grpc.aio.Server) -> None:
-        servicer = ProxyServicer(
-            state["shards"],
-            shard_settings.PROXY_ATTEMPTS.get_int(),
-            state.get("js"),
-            matcher_settings.CONSISTENCY_WAIT.get_float(),
-        )
-        state["servicer"] = servicer
+        servicer = ProxyServicer(state["shards"], shard_settings.PROXY_ATTEMPTS.get_int())
         add_to_server(servicer, server)
 
     async def shutdown() -> None:
-        for name in ("watch", "connect"):
-            task = state.get(name)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        task = state.get("watch")
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if "shards" in state:
             await state["shards"].close()
-        if "nc" in state:
-            await state["nc"].close()
 
     return ServiceApp(
         name="matcher-proxy",

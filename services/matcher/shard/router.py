@@ -1,7 +1,8 @@
 """The routing layer as a library (LUNA's matcher proxy logic): channels to every shard that
 follow the shard map, and a Router that sends a match to the shards holding its candidates,
-fans out in parallel, keeps read-your-writes, retries on another replica and merges the top k
-exactly (`routing`).
+fans out in parallel, keeps read-your-writes (the first shard reads the changes stream's
+position, the others are held to it: `routing.requests_for`), retries on another replica and
+merges the top k exactly (`routing`).
 
 Two places run it: the gateway, in-process, when it is given the shard map (no hop between
 it and the shards: the documented default of a sharded deployment), and the matcher proxy
@@ -22,11 +23,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from nats.js import JetStreamContext
 
 from services.common import errors, grpc_client, logs
 from services.common.grpc_server import REQUEST_ID_KEY
-from services.common.stream_position import read_position
 from services.matcher.shard import routing
 from services.matcher.shard import settings as shard_settings
 from services.matcher.shard.partition import ShardMap, ShardMapError
@@ -156,20 +155,9 @@ class Router:
     MatcherService stub does (LunaError on failure), so the gateway uses it in the stub's
     place; the proxy's servicer answers through the lower-case ones."""
 
-    def __init__(
-        self,
-        shards: Shards,
-        attempts: int = 3,
-        js: JetStreamContext | None = None,
-        consistency_wait: float = 0.0,
-    ) -> None:
-        """`js`: read the changes stream's position once per fanned-out match
-        (read-your-writes for every shard) instead of each shard reading it; None: each
-        shard reads it itself, as a lone matcher does."""
+    def __init__(self, shards: Shards, attempts: int = 3) -> None:
         self.shards = shards
         self.attempts = attempts
-        self.js = js
-        self.consistency_wait = consistency_wait
         self._raw_turn = 0
 
     def _call(
@@ -233,37 +221,20 @@ class Router:
             method = self.shards.raw_match(ids[0], shard_map)
             body = request.SerializeToString() if data is None else data
             return await self._call(method, ids[0], body, timeout, shard_map)  # type: ignore[no-any-return]
-        wait = self.consistency_wait
-        position = None
-        if self.js is not None and wait > 0:
-            # Read once here, overlapped with the shards' searches.
-            position = read_position(self.js, wait)
-        if position is None:
-            replies = await self._match_bytes(
-                routing.requests_for(request, ids), timeout, shard_map
-            )
-            return routing.merge(request, replies)
-        try:
-            request.min_applied_seq = 0  # answer now, say from which applied sequence
-            requests = routing.requests_for(request, ids)
-            replies = await self._match_bytes(requests, timeout, shard_map)
-            target = await position
-        except BaseException:
-            if not position.cancel() and not position.cancelled():
-                position.exception()  # nobody reads it: the match failed
-            raise
-        if target:
-            # A change still on its way to these shards: they wait for it, then match again.
-            again: dict[int, matcher_pb2.MatchFacesRequest] = {}
-            for i, s in enumerate(ids):
-                if replies[i].applied_seq < target:
-                    again[s] = matcher_pb2.MatchFacesRequest()
-                    again[s].CopyFrom(requests[s])
-                    again[s].min_applied_seq = target
-            if again:
-                fresh = await self._match_bytes(again, timeout, shard_map)
-                for s, reply in zip(again, fresh, strict=True):
-                    replies[ids.index(s)] = reply
+        requests = routing.requests_for(request, ids)
+        replies = await self._match_bytes(requests, timeout, shard_map)
+        target = replies[0].stream_position  # what the first shard read and answered at
+        # A change still on its way to another shard: it waits for it, then matches again.
+        again: dict[int, matcher_pb2.MatchFacesRequest] = {}
+        for i, s in enumerate(ids[1:], 1):
+            if target and replies[i].applied_seq < target:
+                again[s] = matcher_pb2.MatchFacesRequest()
+                again[s].CopyFrom(requests[s])
+                again[s].min_applied_seq = target
+        if again:
+            fresh = await self._match_bytes(again, timeout, shard_map)
+            for s, reply in zip(again, fresh, strict=True):
+                replies[ids.index(s)] = reply
         return routing.merge(request, replies)
 
     async def match_raw(

@@ -11,6 +11,9 @@ exact merge of their answers (no network here; `services.matcher.proxy` is the a
   face id breaking ties, and cuts to `limit`: every face of the true top k is in its holding
   shard's top k, so the merge is exact.
 - Event candidates are no shard's partition: only the first target is asked for them.
+- Read-your-writes over several shards: the first target reads the changes stream's position
+  (as a lone matcher does, overlapped with its search) and reports it; the others answer at
+  once and report what they had applied; the router asks again one below that position.
 """
 
 from __future__ import annotations
@@ -44,13 +47,21 @@ def targets(shard_map: ShardMap, request: matcher_pb2.MatchFacesRequest) -> list
 def requests_for(
     request: matcher_pb2.MatchFacesRequest, shard_ids: Sequence[int]
 ) -> dict[int, matcher_pb2.MatchFacesRequest]:
-    """What each target is asked: the request itself; the event candidate sets only of the
-    first target (the others get a copy without them)."""
-    if len(shard_ids) == 1 or not request.event_candidates:
-        return dict.fromkeys(shard_ids, request)
-    rest = matcher_pb2.MatchFacesRequest()
-    rest.CopyFrom(request)
-    del rest.event_candidates[:]
+    """What each target is asked. The first: the request itself (with the event candidate
+    sets); it reads the changes stream's position for read-your-writes, as a lone matcher,
+    and reports it (`stream_position`). The others: a copy without event candidates and with
+    `min_applied_seq=0`: they answer at once from what they applied and say which sequence
+    that was (`applied_seq`), so the router asks again one that is below the position. A
+    request that brings its own `min_applied_seq` goes to every target as it is."""
+    if len(shard_ids) == 1:
+        return {shard_ids[0]: request}
+    rest = request
+    if request.event_candidates or not request.HasField("min_applied_seq"):
+        rest = matcher_pb2.MatchFacesRequest()
+        rest.CopyFrom(request)
+        del rest.event_candidates[:]
+        if not request.HasField("min_applied_seq"):
+            rest.min_applied_seq = 0
     return {s: (request if i == 0 else rest) for i, s in enumerate(shard_ids)}
 
 
@@ -73,7 +84,9 @@ def merge(
     if len(replies) == 1:
         return replies[0]
     first = replies[0]
-    first.applied_seq = 0  # a shard's, not the answer's (the router asked for it)
+    # A shard's applied sequence is not the answer's; the first shard's `stream_position`
+    # is: every shard answered at or past it, as a lone matcher answers.
+    first.applied_seq = 0
     limits = [c.limit or DEFAULT_LIMIT for c in request.candidates]
     # Results line up by (reference position, resolved face, resolved event): every shard
     # resolves the same references the same way; keyed anyway, never zipped blindly.

@@ -17,6 +17,7 @@ import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 from luna.common.v1 import account_pb2, paging_pb2
+from luna.events.v1 import events_pb2
 from luna.faces.v1 import faces_pb2
 
 from services.common import errors, luna_json
@@ -231,6 +232,24 @@ async def chunked_face_ids(
             parts.append([])
         parts[-1].append(fid)
     return parts if parts[0] else []
+
+
+async def event_face_descriptors(
+    deps: Deps, scope: account_pb2.AccountScope, event_ids: list[str], version: int
+) -> dict[str, bytes]:
+    """The face descriptors of `version` the events service keeps for `event_ids`, by event id
+    (an event holds at most one of a kind and version, so one call answers them all)."""
+    if not event_ids:
+        return {}
+    request = events_pb2.GetEventDescriptorsRequest(
+        scope=scope,
+        event_ids=event_ids,
+        kind=events_pb2.DESCRIPTOR_KIND_FACE,
+        version=version,
+        limit=len(event_ids),
+    )
+    reply = await deps.events.GetEventDescriptors(request)
+    return {d.event_id: d.descriptor for d in reply.descriptors}
 
 
 REGISTRY: dict[int, Kind] = {}

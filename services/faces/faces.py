@@ -7,7 +7,6 @@ checked before the transaction starts, so a bad request never leaves a partial w
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,7 @@ from services.common.scoping import (
     unique_ids,
 )
 from services.faces import attributes, outbox
-from services.faces.coalesce import Coalescer
+from services.faces.coalesce import Coalescer, each_alone_if_refused
 from services.faces.descriptors import AttributeData
 from services.faces.where import Where
 
@@ -359,7 +358,9 @@ class Faces:
         self._publisher = publisher
         self._event_exists = event_exists
         # Two batches at a time: one waiting on a busy list's lock does not hold up the rest.
-        self._creates: Coalescer[NewFace, Face] = Coalescer(self._create_batch, max_running=2)
+        self._creates: Coalescer[NewFace, Face] = Coalescer(
+            each_alone_if_refused(self._insert_new), max_running=2
+        )
 
     async def _check_event(self, scope: Scope, event_id: str) -> None:
         """A face may name only an event of its own account: another account's event id
@@ -407,19 +408,6 @@ class Faces:
         )
         await self._publisher.flush()
         return face
-
-    async def _create_batch(self, items: Sequence[NewFace]) -> Sequence[Face | BaseException]:
-        try:
-            return await self._insert_new(items)
-        except errors.LunaError as exc:
-            if len(items) == 1:
-                return [exc]
-
-        # One of them was refused and the batch undone: each alone, for its own answer.
-        async def alone(item: NewFace) -> Face:
-            return (await self._insert_new([item]))[0]
-
-        return await asyncio.gather(*(alone(item) for item in items), return_exceptions=True)
 
     async def _insert_new(self, items: Sequence[NewFace]) -> list[Face]:
         """New faces in one transaction of two round trips (pipeline mode), or the LunaError

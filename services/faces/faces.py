@@ -8,6 +8,7 @@ checked before the transaction starts, so a bad request never leaves a partial w
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -630,12 +631,19 @@ class Faces:
             await self._publisher.flush()
         return _face(row, lists)
 
-    async def delete(self, scope: Scope, face_id: str) -> None:
+    @asynccontextmanager
+    async def _own_face_locked(self, scope: Scope, face_id: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction in which `face_id`, a face the scope's account owns, is locked; the
+        face's "not found" when there is no such face."""
         if not ids.is_uuid(face_id):
             raise face_not_found(face_id)
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
                 raise face_not_found(face_id)
+            yield conn
+
+    async def delete(self, scope: Scope, face_id: str) -> None:
+        async with self._own_face_locked(scope, face_id) as conn:
             await outbox.enqueue(conn, await delete_locked_faces(conn, scope.account_id, [face_id]))
         await self._publisher.flush()
 
@@ -693,11 +701,7 @@ class Faces:
     ) -> FaceAttribute:
         if source is None:
             raise errors.bad_json("", "attribute is required")
-        if not ids.is_uuid(face_id):
-            raise face_not_found(face_id)
-        async with self._pool.connection() as conn, conn.transaction():
-            if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise face_not_found(face_id)
+        async with self._own_face_locked(scope, face_id) as conn:
             data = await _resolve(
                 conn, scope.account_id, source, errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
             )
@@ -719,11 +723,7 @@ class Faces:
         return FaceAttribute(face_id, data, created)
 
     async def delete_attribute(self, scope: Scope, face_id: str) -> None:
-        if not ids.is_uuid(face_id):
-            raise face_not_found(face_id)
-        async with self._pool.connection() as conn, conn.transaction():
-            if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise face_not_found(face_id)
+        async with self._own_face_locked(scope, face_id) as conn:
             cur = await conn.execute("DELETE FROM face_attributes WHERE face_id = %s", (face_id,))
             if cur.rowcount == 0:
                 raise errors.LunaError(

@@ -301,9 +301,7 @@ def body_string(body: dict[str, Any], name: str, max_len: int, *, required: bool
 
 
 def body_uuids(body: dict[str, Any], name: str) -> list[str]:
-    value = body.get(name)
-    if not isinstance(value, list) or not value:
-        raise errors.bad_json(name, "non-empty array required")
+    value = jsonbody.nonempty_array(body, name)
     for i, item in enumerate(value):
         if not isinstance(item, str) or not ids.is_uuid(item):
             raise errors.bad_json(f"{name}.{i}", "uuid4 required")

@@ -9,7 +9,7 @@ and merges the parts' results (`collect`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -187,6 +187,8 @@ def check_filters_account(account_id: str, filters: dict[str, Any]) -> None:
 
 
 PAGE = 1000
+# An id lower bound below every UUID: a listing bounded by id is ordered by id.
+FIRST_ID = "00000000-0000-0000-0000-000000000000"
 
 
 async def face_ids(deps: Deps, account_id: str, filters: dict[str, Any]) -> AsyncIterator[str]:
@@ -207,7 +209,7 @@ async def face_ids(deps: Deps, account_id: str, filters: dict[str, Any]) -> Asyn
             flt.face_ids.extend(chunk)
             lower = max(flt.face_id_gte, cursor) if cursor else flt.face_id_gte
             # face_id >= lower is inclusive: ask for one more and drop the cursor itself.
-            flt.face_id_gte = lower or "00000000-0000-0000-0000-000000000000"
+            flt.face_id_gte = lower or FIRST_ID
             reply = await deps.faces.ListFaces(
                 faces_pb2.ListFacesRequest(
                     scope=scope(account_id),
@@ -221,6 +223,38 @@ async def face_ids(deps: Deps, account_id: str, filters: dict[str, Any]) -> Asyn
             if len(reply.faces) < PAGE or not got:
                 break
             cursor = got[-1]
+
+
+async def faces_of(
+    deps: Deps, scope: account_pb2.AccountScope, face_ids: list[str], *, with_lists: bool = False
+) -> list[faces_pb2.Face]:
+    """The faces of `face_ids` (at most PAGE) that exist, in id order."""
+    reply = await deps.faces.ListFaces(
+        faces_pb2.ListFacesRequest(
+            scope=scope,
+            filter=faces_pb2.FaceFilter(face_ids=face_ids, face_id_gte=FIRST_ID),
+            page=paging_pb2.Page(page=1, page_size=PAGE),
+            with_lists=with_lists,
+        )
+    )
+    return list(reply.faces)
+
+
+async def events_of(
+    deps: Deps, scope: account_pb2.AccountScope, event_ids: list[str], targets: Sequence[str] = ()
+) -> list[events_pb2.Event]:
+    """The events of `event_ids` (at most PAGE) that exist, in id order; only the fields
+    `targets` names, when it names any."""
+    reply = await deps.events.ListEvents(
+        events_pb2.ListEventsRequest(
+            scope=scope,
+            filter=events_pb2.EventFilter(event_ids=event_ids, event_id_gte=FIRST_ID),
+            targets=targets,
+            page=paging_pb2.Page(page=1, page_size=PAGE),
+            order="asc",
+        )
+    )
+    return list(reply.events)
 
 
 async def chunked_face_ids(

@@ -251,11 +251,9 @@ class _ServerProcess:
     async def _spawn(self, argv: list[str], *, user: _Identity | None = None) -> None:
         with _open_log(self.log_path) as logf:
             self._log_offset = logf.tell()
-            kwargs: dict[str, object] = {}
-            if user is not None:
-                kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
+            ids = {} if user is None else {"uid": user.uid, "gid": user.gid}
             self._child = await asyncio.create_subprocess_exec(
-                *argv,
+                *die_with_parent(argv, self.stop_signal, **ids),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf,
                 stderr=logf,
@@ -264,8 +262,6 @@ class _ServerProcess:
                 # Own session: the terminal's Ctrl-C goes to the supervisor only, which stops
                 # the services first and the servers last.
                 start_new_session=True,
-                preexec_fn=die_with_parent(self.stop_signal),
-                **kwargs,  # type: ignore[arg-type]
             )
         self._adopted = None
 

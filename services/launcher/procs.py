@@ -1,8 +1,9 @@
 """Child processes that die with `luna up`, and finding the ones an earlier run left behind.
 
 Two lines of defence against orphans (a SIGKILLed supervisor cannot stop its children):
-- every child asks the kernel for a parent-death signal (`prctl(PR_SET_PDEATHSIG)`), set in
-  the forked child just before exec, so it is stopped the moment the supervisor dies;
+- every child asks the kernel for a parent-death signal (`prctl(PR_SET_PDEATHSIG)`), set by
+  a small exec wrapper (pdeathsig.py) just before the real program, so it is stopped the
+  moment the supervisor dies;
 - the supervisor records each child's pid, start time and command line in the data
   directory's runtime file, and a later `luna up` stops whatever of that still runs. The pid
   alone is not trusted (pids are reused): the process must have the recorded start time and
@@ -12,48 +13,62 @@ Two lines of defence against orphans (a SIGKILLed supervisor cannot stop its chi
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 log = logging.getLogger("luna.procs")
 
-_PR_SET_PDEATHSIG = 1
-_libc: Any = None
-if sys.platform.startswith("linux"):
-    try:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.prctl  # noqa: B018 - resolve it in the parent, never first in a forked child
-    except (OSError, AttributeError):
-        _libc = None
+_PDEATHSIG = str(Path(__file__).with_name("pdeathsig.py"))
 
 
-def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None] | None:
-    """A `preexec_fn` that makes the child receive `sig` when this process dies.
+def die_with_parent(
+    argv: Sequence[str],
+    sig: signal.Signals = signal.SIGTERM,
+    *,
+    uid: int | None = None,
+    gid: int | None = None,
+) -> list[str]:
+    """`argv` wrapped so that the child receives `sig` when this process dies (Linux), and
+    runs as `uid`/`gid` when given.
 
-    It runs in the forked child after any user/group switch (the kernel clears the setting
-    on a credential change) and before exec (which keeps it). If the parent already died
-    between fork and prctl, the child exits at once instead of living on as an orphan.
-    None where the kernel has no such feature.
+    The wrapper (pdeathsig.py) switches user, sets the signal (after the switch: the kernel
+    clears it on a credential change) and execs `argv` under the same pid, which keeps it.
+    If this process already died before the wrapper ran, the child exits at once instead of
+    living on as an orphan.
     """
-    if _libc is None:
-        return None
-    parent = os.getpid()
-    prctl = _libc.prctl
+    if os.access(sys.executable, os.X_OK):
+        ids = ["-" if uid is None else str(uid), "-" if gid is None else str(gid)]
+        wrapper = [sys.executable, "-I", "-S", _PDEATHSIG, str(int(sig)), str(os.getpid())]
+        return [*wrapper, *ids, *argv]
+    # Our interpreter is out of this user's reach (a launcher forked and switched to an
+    # unprivileged user, as a test does): util-linux's setpriv does the same, less the check
+    # that the parent is still alive.
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        log.warning("cannot set a parent-death signal for %s: no usable wrapper", argv[0])
+        return list(argv)
+    ids = [] if uid is None else [f"--reuid={uid}"]
+    ids += [] if gid is None else [f"--regid={gid}", "--clear-groups"]
+    return [setpriv, *ids, f"--pdeathsig={signal.Signals(sig).name}", "--", *argv]
 
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
 
-    return preexec
+def _unwrapped(cmdline: list[str]) -> list[str]:
+    """The command line a child runs once the wrapper has exec'd it (a record taken in the
+    instant before shows the wrapper's)."""
+    if len(cmdline) > 8 and cmdline[1:4] == ["-I", "-S", _PDEATHSIG]:
+        return cmdline[8:]
+    if cmdline and Path(cmdline[0]).name == "setpriv" and "--" in cmdline:
+        return cmdline[cmdline.index("--") + 1 :]
+    return cmdline
 
 
 @dataclass(frozen=True)
@@ -119,7 +134,7 @@ def still_ours(record: ProcessRecord) -> psutil.Process | None:
             return None
         if abs(proc.create_time() - record.create_time) > 0.05:
             return None
-        if proc.cmdline() != record.cmdline:
+        if _unwrapped(proc.cmdline()) != _unwrapped(record.cmdline):
             return None
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None

@@ -67,13 +67,12 @@ class Child:
         if self.log_file is None:
             self.log_file = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            *self.argv,
+            *die_with_parent(self.argv, signal.SIGTERM),
             env=self.env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self.log_file,
             stderr=self.log_file,
             start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children
-            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         self.started_at = time.monotonic()
 

@@ -26,8 +26,9 @@ _MIDDLE = """
 import signal, subprocess, sys, time
 from services.launcher.procs import die_with_parent
 use = sys.argv[1] == "1"
-child = subprocess.Popen(["sleep", "300"], start_new_session=True,
-                         preexec_fn=die_with_parent(signal.SIGTERM) if use else None)
+argv = ["sleep", "300"]
+child = subprocess.Popen(die_with_parent(argv, signal.SIGTERM) if use else argv,
+                         start_new_session=True)
 print(child.pid, flush=True)
 time.sleep(300)
 """

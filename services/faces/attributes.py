@@ -43,7 +43,7 @@ class Attribute:
 def check_ttl(ttl_s: int) -> int:
     ttl_s = ttl_s or DEFAULT_TTL_S
     if not 1 <= ttl_s <= MAX_TTL_S:
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'ttl'")
+        raise errors.bad_query("ttl")
     return ttl_s
 
 

@@ -132,7 +132,7 @@ def _batch_size(asked: int, default: int) -> int:
     """A stream's batch size: `default` when unset, else 1..10000."""
     size = asked or default
     if not 1 <= size <= 10000:
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'batch_size'")
+        raise errors.bad_query("batch_size")
     return size
 
 

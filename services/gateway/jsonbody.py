@@ -84,6 +84,4 @@ def check_query(query: Mapping[str, str]) -> None:
     """Refuse a NUL anywhere in the query string, declared parameter or not (12012)."""
     for name, value in query.items():
         if NUL in name or NUL in value:
-            raise errors.LunaError(
-                errors.BAD_QUERY_PARAM, f"Bad query parameters '{name.replace(NUL, '')}'"
-            )
+            raise errors.bad_query(name.replace(NUL, ""))

@@ -34,10 +34,6 @@ PLATFORM = Api("/6", 1000, True)
 TASKS_API = Api("/2", 100, False)
 
 
-def _bad(name: str) -> errors.LunaError:
-    return errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
-
-
 # Bounds of the protobuf fields values travel in: a value past them is a 400, not a
 # ValueError (500) while the request message is built.
 INT32_MAX = 2**31 - 1
@@ -52,11 +48,11 @@ def _int(q: Any, name: str, lo: int | None = None, hi: int | None = None) -> int
     try:
         value = int(raw)
     except ValueError:
-        raise _bad(name) from None
+        raise errors.bad_query(name) from None
     lo = -INT32_MAX - 1 if lo is None else lo
     hi = INT32_MAX if hi is None else hi
     if value < lo or value > hi:
-        raise _bad(name)
+        raise errors.bad_query(name)
     return value
 
 
@@ -67,7 +63,7 @@ def _time(q: Any, name: str) -> datetime | None:
     try:
         return times.parse_rfc3339(raw)
     except ValueError:
-        raise _bad(name) from None
+        raise errors.bad_query(name) from None
 
 
 def _ids(q: Any, name: str) -> list[int]:
@@ -77,16 +73,16 @@ def _ids(q: Any, name: str) -> list[int]:
     try:
         values = [int(v) for v in raw.split(",")]
     except ValueError:
-        raise _bad(name) from None
+        raise errors.bad_query(name) from None
     if not values or any(v < 1 or v > INT64_MAX for v in values):
-        raise _bad(name)
+        raise errors.bad_query(name)
     return values
 
 
 def _uuid(q: Any, name: str) -> str:
     raw = q.get(name, "")
     if raw and not ids.is_uuid(raw):
-        raise _bad(name)
+        raise errors.bad_query(name)
     return raw
 
 
@@ -114,9 +110,9 @@ def _path_id(ctx: Ctx, name: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise _bad(name) from None
+        raise errors.bad_query(name) from None
     if value < 1 or value > INT64_MAX:
-        raise _bad(name)
+        raise errors.bad_query(name)
     return value
 
 

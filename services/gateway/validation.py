@@ -45,7 +45,6 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from services.common import luna_json
 from services.common.errors import (
-    BAD_QUERY_PARAM,
     NO_DATA,
     NO_ONE_QUERY_PARAM,
     REQUIRED_QUERY_PARAM,
@@ -53,6 +52,7 @@ from services.common.errors import (
     UNSUPPORTED_MEDIA_TYPE,
     LunaError,
     bad_json,
+    bad_query,
 )
 from services.gateway import jsonbody
 
@@ -504,9 +504,9 @@ class RequestValidator:
             try:
                 value = p.convert(query[p.name])
             except (ValueError, TypeError):
-                raise LunaError(BAD_QUERY_PARAM, f"Bad query parameters '{p.name}'") from None
+                raise bad_query(p.name) from None
             if not p.fast.is_valid(value) and not p.validator.is_valid(value):
-                raise LunaError(BAD_QUERY_PARAM, f"Bad query parameters '{p.name}'")
+                raise bad_query(p.name)
             out[p.name] = value
         for group in op.require_one_of:
             if not any(name in query for name in group):

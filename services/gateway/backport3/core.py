@@ -173,16 +173,12 @@ async def token_caller(request: web.Request, token: str) -> Caller:
 
 
 # ------------------------------------------------------------------------------ query
-def bad_query(name: str) -> errors.LunaError:
-    return fail(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
-
-
 def q_flag(request: web.Request, name: str, default: int = 0) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
     if raw not in ("0", "1"):
-        raise bad_query(name)
+        raise errors.bad_query(name)
     return int(raw)
 
 
@@ -201,11 +197,11 @@ def q_number(
     try:
         value = parse(raw)
     except ValueError:
-        raise bad_query(name) from None
+        raise errors.bad_query(name) from None
     if not lo <= value <= hi:
         if ignore_out_of_range:
             return None
-        raise bad_query(name)
+        raise errors.bad_query(name)
     return value
 
 
@@ -228,7 +224,7 @@ def q_uuid(request: web.Request, name: str, *, required: bool = False) -> str:
             raise fail(errors.REQUIRED_QUERY_PARAM, f"Required parameters '{name}' not found")
         return ""
     if not ids.is_uuid(raw):
-        raise bad_query(name)
+        raise errors.bad_query(name)
     return raw
 
 
@@ -238,7 +234,7 @@ def q_uuids(request: web.Request, name: str) -> list[str]:
         return []
     values = [v.strip() for v in raw.split(",")]
     if not values or len(values) > 1000 or not all(ids.is_uuid(v) for v in values):
-        raise bad_query(name)
+        raise errors.bad_query(name)
     return list(dict.fromkeys(values))
 
 
@@ -247,14 +243,14 @@ def q_do(request: web.Request) -> bool:
     if raw is None:
         raise fail(errors.REQUIRED_QUERY_PARAM, "Required parameters 'do' not found")
     if raw not in ("attach", "detach"):
-        raise bad_query("do")
+        raise errors.bad_query("do")
     return raw == "attach"
 
 
 def q_string(request: web.Request, name: str, max_len: int) -> str | None:
     raw = request.query.get(name)
     if raw is not None and len(raw) > max_len:
-        raise bad_query(name)
+        raise errors.bad_query(name)
     return raw
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from luna.tasks.v1 import tasks_pb2
 
 from services.common import errors, ids, task_types, times
-from services.gateway import jsonbody
+from services.gateway import jsonbody, query
 from services.gateway.auth import AuthRule
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -42,18 +42,9 @@ INT64_MAX = 2**63 - 1
 
 def _int(q: Any, name: str, lo: int | None = None, hi: int | None = None) -> int | None:
     """An int32 query value (pass `hi=INT64_MAX` for an int64 one)."""
-    raw = q.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise errors.bad_query(name) from None
     lo = -INT32_MAX - 1 if lo is None else lo
     hi = INT32_MAX if hi is None else hi
-    if value < lo or value > hi:
-        raise errors.bad_query(name)
-    return value
+    return query.number(q, name, lo, hi, parse=int)
 
 
 def _time(q: Any, name: str) -> datetime | None:

@@ -20,7 +20,7 @@ from luna.backport3.v1 import backport3_pb2 as bpb
 from luna.common.v1 import account_pb2
 
 from services.common import errors, ids, subjects
-from services.gateway import jsonbody
+from services.gateway import jsonbody, query
 from services.gateway.auth import AuthRule
 from services.gateway.clients import Clients
 
@@ -191,18 +191,9 @@ def q_number(
     ignore_out_of_range: bool = False,
     parse: Callable[[str], float] = float,
 ) -> float | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = parse(raw)
-    except ValueError:
-        raise errors.bad_query(name) from None
-    if not lo <= value <= hi:
-        if ignore_out_of_range:
-            return None
-        raise errors.bad_query(name)
-    return value
+    return query.number(
+        request.query, name, lo, hi, parse=parse, ignore_out_of_range=ignore_out_of_range
+    )
 
 
 def q_int(request: web.Request, name: str, lo: int, hi: int, default: int) -> int:

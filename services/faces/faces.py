@@ -30,7 +30,7 @@ from services.common.scoping import (
 from services.faces import attributes, outbox
 from services.faces.coalesce import Coalescer, each_alone_if_refused
 from services.faces.descriptors import AttributeData
-from services.faces.where import Where
+from services.faces.where import Where, listing_order
 
 # (account_id, event_id) -> whether that account has the event. The events service owns
 # events: this is a call to its API, never a read of its tables.
@@ -68,10 +68,6 @@ class FaceFilter:
     create_time_lt: datetime | None = None
     face_id_gte: str = ""
     face_id_lt: str = ""
-
-    @property
-    def by_face_id(self) -> bool:
-        return bool(self.face_id_gte or self.face_id_lt)
 
 
 @dataclass(frozen=True)
@@ -557,8 +553,7 @@ class Faces:
     ) -> list[Face]:
         limit, offset = page_bounds(page, page_size)
         where, params = face_where(scope, flt)
-        # LUNA: sorted by face id when a face id bound is given, else by creation time.
-        order = "f.face_id" if flt.by_face_id else "f.create_time DESC, f.face_id DESC"
+        order = listing_order("f.face_id", flt.face_id_gte, flt.face_id_lt, "f.create_time")
         # Lists in the same statement: one round trip instead of two (the matcher reads match
         # records through here on every search).
         lists = f", {_LIST_IDS} AS list_ids" if with_lists else ""

@@ -34,7 +34,7 @@ from services.faces.faces import (
     lists_not_found,
     lock_own_faces,
 )
-from services.faces.where import Where
+from services.faces.where import Where, listing_order
 
 Kind = changes_pb2.FaceChange.Kind
 # Faces one bulk link may name (the linker task applies up to ten 1000-face parts at once).
@@ -63,10 +63,6 @@ class ListFilter:
     last_update_time_lt: datetime | None = None
     list_id_gte: str = ""
     list_id_lt: str = ""
-
-    @property
-    def by_list_id(self) -> bool:
-        return bool(self.list_id_gte or self.list_id_lt)
 
 
 _COLUMNS = (
@@ -220,7 +216,7 @@ class Lists:
     ) -> list[FaceList]:
         limit, offset = page_bounds(page, page_size)
         where, params = list_where(scope, flt)
-        order = "l.list_id" if flt.by_list_id else "l.create_time DESC, l.list_id DESC"
+        order = listing_order("l.list_id", flt.list_id_gte, flt.list_id_lt, "l.create_time")
         rows = await db.fetch_all(
             self._pool,
             f"SELECT {_COLUMNS} FROM lists l WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",

@@ -510,17 +510,11 @@ class Faces:
         )
 
     async def get(self, scope: Scope, face_id: str, *, with_lists: bool = True) -> Face:
-        if not ids.is_uuid(face_id):
-            raise face_not_found(face_id)
-        where, params = readable(scope, "f.account_id")
         lists = f", {_LIST_IDS} AS list_ids" if with_lists else ""
-        row = await db.fetch_one(
-            self._pool,
-            f"SELECT {_COLUMNS}{lists} FROM faces f WHERE f.face_id = %s AND {where}",
-            (face_id, *params),
+        select = f"SELECT {_COLUMNS}{lists} FROM faces f"
+        row = await db.fetch_readable(
+            self._pool, scope, select, "f.face_id", face_id, face_not_found(face_id), "f.account_id"
         )
-        if row is None:
-            raise face_not_found(face_id)
         return _face(row, row.pop("list_ids", ()))
 
     async def stream_ids(

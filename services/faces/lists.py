@@ -22,7 +22,6 @@ from services.common.scoping import (
     Scope,
     check_length,
     page_bounds,
-    readable,
     unique_ids,
 )
 from services.faces import outbox
@@ -199,16 +198,10 @@ class Lists:
         return FaceList(**row)
 
     async def get(self, scope: Scope, list_id: str) -> FaceList:
-        if not ids.is_uuid(list_id):
-            raise _not_found(list_id)
-        where, params = readable(scope, "l.account_id")
-        row = await db.fetch_one(
-            self._pool,
-            f"SELECT {_COLUMNS} FROM lists l WHERE l.list_id = %s AND {where}",
-            (list_id, *params),
+        select = f"SELECT {_COLUMNS} FROM lists l"
+        row = await db.fetch_readable(
+            self._pool, scope, select, "l.list_id", list_id, _not_found(list_id), "l.account_id"
         )
-        if row is None:
-            raise _not_found(list_id)
         return FaceList(**row)
 
     async def list(

@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from luna.common.v1 import info_pb2
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from nats.js import JetStreamContext
 
 from services.common import config, errors, grpc_client, logs, nats_streams
 from services.common.grpc_server import REQUEST_ID_KEY, ServiceApp, service_names
-from services.common.version import VERSION
 from services.matcher import settings as matcher_settings
 from services.matcher import sync
+from services.matcher.grpc_service import MatcherServicer
 from services.matcher.shard import routing
 from services.matcher.shard import settings as shard_settings
 from services.matcher.shard.partition import ShardMap, ShardMapError
@@ -204,12 +203,8 @@ class ProxyServicer(matcher_pb2_grpc.MatcherServiceServicer):
         ids = sorted(s.id for s in shard_map.routed())
         return await self._fan_out(name, dict.fromkeys(ids, request), context, shard_map)
 
-    async def GetInfo(
-        self, request: matcher_pb2.GetInfoRequest, context: grpc.aio.ServicerContext
-    ) -> matcher_pb2.GetInfoResponse:
-        return matcher_pb2.GetInfoResponse(
-            info=info_pb2.ServiceInfo(name="matcher", version=VERSION)
-        )
+    # Callers see the matcher the proxy stands for.
+    GetInfo = MatcherServicer.GetInfo
 
     async def MatchFaces(
         self, request: matcher_pb2.MatchFacesRequest, context: grpc.aio.ServicerContext

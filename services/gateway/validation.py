@@ -43,7 +43,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
-from services.common import luna_json
+from services.common import ids, luna_json
 from services.common.errors import (
     NO_DATA,
     NO_ONE_QUERY_PARAM,
@@ -60,7 +60,6 @@ INT32_MAX = 2**31 - 1
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 JSON_TYPES = ("application/json",)
 
-_UUID_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
 _DATETIME_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$"
 )
@@ -83,7 +82,7 @@ _FORMATS = FormatChecker(formats=())
 
 @_FORMATS.checks("uuid")
 def _is_uuid(value: object) -> bool:
-    return not isinstance(value, str) or bool(_UUID_RE.match(value))
+    return not isinstance(value, str) or ids.is_uuid(value)
 
 
 @_FORMATS.checks("date-time", raises=ValueError)

@@ -20,12 +20,11 @@ from luna.common.v1 import account_pb2, paging_pb2
 from luna.events.v1 import events_pb2
 from luna.faces.v1 import faces_pb2
 
-from services.common import errors, luna_json
+from services.common import errors, ids, luna_json
 from services.common.task_types import TASK_TYPES
 from services.tasks.store import ItemError
 
-UUID_PATTERN = "^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$"
-UUID = {"type": "string", "pattern": UUID_PATTERN}
+UUID = {"type": "string", "pattern": ids.UUID_PATTERN}
 DATE_TIME = {"type": "string", "format": "date-time"}
 
 

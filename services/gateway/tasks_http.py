@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from luna.tasks.v1 import tasks_pb2
 
-from services.common import errors, ids, task_types, times
+from services.common import errors, ids, luna_json, task_types, times
 from services.gateway import jsonbody, query
 from services.gateway.auth import AuthRule
 from services.gateway.routing import Ctx, RouteTable, json_response
@@ -134,18 +134,16 @@ def task_json(t: tasks_pb2.Task, api: Api) -> dict[str, Any]:
 
 
 def error_json(e: tasks_pb2.TaskError) -> dict[str, Any]:
-    return {
-        "error_id": e.error_id,
-        "task_id": e.task_id,
-        "subtask_id": e.subtask_id or None,
-        "error_code": e.error_code,
-        "description": e.description,
-        "detail": e.detail,
-        "additional_info": e.additional_info or None,
-        "error_time": _rfc(e, "error_time"),
-        "link": "https://docs.visionlabs.ai/info/luna/troubleshooting/errors-description/"
-        f"code-{e.error_code}",
-    }
+    return luna_json.task_error(
+        error_id=e.error_id,
+        task_id=e.task_id,
+        subtask_id=e.subtask_id or None,
+        error_code=e.error_code,
+        description=e.description,
+        detail=e.detail,
+        additional_info=e.additional_info or None,
+        error_time=times.from_optional(e, "error_time"),
+    )
 
 
 def _page(ctx: Ctx, api: Api) -> tuple[int, int]:

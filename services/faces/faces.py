@@ -72,6 +72,9 @@ class FaceFilter:
 
 @dataclass(frozen=True)
 class FaceAttribute:
+    """GET /6/faces/{id}/attributes: what the face's attribute holds (every descriptor
+    version unless one was asked for) and when it was made."""
+
     face_id: str
     data: AttributeData
     create_time: datetime
@@ -79,6 +82,9 @@ class FaceAttribute:
 
 @dataclass(frozen=True)
 class FaceDescriptor:
+    """One descriptor of one face as StreamDescriptors hands it to a matcher loading its
+    indexes."""
+
     face_id: str
     account_id: str
     descriptor: bytes

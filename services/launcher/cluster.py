@@ -322,25 +322,12 @@ class ClusterSupervisor(Supervisor):
         tmp.write_text(json.dumps(runtime, indent=2))
         tmp.replace(path)
 
-    async def stop(self) -> None:
-        """Envoy and the gateways first, then services and workers, NATS and PostgreSQL last."""
-        self._stopping.set()
-        for task in list(self._restarting.values()):
-            task.cancel()
-        groups = [
+    def stop_order(self) -> list[list[str]]:
+        """Envoy and the gateways first, then services and workers, the NATS nodes last
+        (PostgreSQL after them, as in every supervisor)."""
+        return [
             ["envoy"],
             [n for n in self.children if n.startswith("gateway_")],
             [n for n in self.children if n != "envoy" and not n.startswith(("gateway_", "nats_"))],
             [n for n in self.children if n.startswith("nats_")],
         ]
-        for group in groups:
-            await asyncio.gather(
-                *(self.children[n].stop() for n in group if n in self.children),
-                return_exceptions=True,
-            )
-        for child in self.children.values():
-            if child.log_file is not None:
-                child.log_file.close()
-        if self.postgres is not None:
-            await self.postgres.stop()
-        (self.data_dir / "runtime.json").unlink(missing_ok=True)

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from luna.common.v1 import info_pb2
 from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 
 from services.common.grpc_server import ServiceApp, service_names
-from services.common.version import VERSION
+from services.matcher.grpc_service import MatcherServicer
 from services.matcher.shard import settings as shard_settings
 from services.matcher.shard.router import Router, Shards
 
@@ -48,12 +47,8 @@ class ProxyServicer(matcher_pb2_grpc.MatcherServiceServicer):
     def shards(self) -> Shards:
         return self.router.shards
 
-    async def GetInfo(
-        self, request: matcher_pb2.GetInfoRequest, context: grpc.aio.ServicerContext
-    ) -> matcher_pb2.GetInfoResponse:
-        return matcher_pb2.GetInfoResponse(
-            info=info_pb2.ServiceInfo(name="matcher", version=VERSION)
-        )
+    # Callers see the matcher the proxy stands for.
+    GetInfo = MatcherServicer.GetInfo
 
     async def MatchFaces(
         self, request: matcher_pb2.MatchFacesRequest, context: grpc.aio.ServicerContext

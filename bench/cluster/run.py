@@ -19,7 +19,9 @@ COPY'd into PostgreSQL, and each shard's IndexSet (HNSW, default LUNA_MATCHER_* 
 built here and saved as that shard's snapshot at the current FACES_CHANGES sequence.
 
 A third path, a proxy over shard 0 alone (`one_shard_via_proxy`), splits the fan-out cost into
-the proxy hop and the second shard.
+the proxy hop and the second shard; a fourth, `two_shards_in_gateway` (REST only), has the
+gateway route to both shards itself, as it does by default when given the shard map. Each
+REST path reports its gateway's CPU per match (`gateway_cpu_ms_per_match`).
 
 Measured, one request at a time: recall@1 and recall@k against the exact scan of the faces
 each path can see (2N via the proxy, shard 0's N directly), p50/p99 latency of REST through

@@ -24,7 +24,9 @@ then installed as that shard's snapshot at the fresh stream's FACES_CHANGES sequ
 must report that it loaded its snapshot (not a reload from faces) with the expected faces.
 
 A third path, a proxy over shard 0 alone (`one_shard_via_proxy`), splits the fan-out cost into
-the proxy hop and the second shard.
+the proxy hop and the second shard; a fourth, `two_shards_in_gateway` (REST only), has the
+gateway route to both shards itself, as it does by default when given the shard map. Each
+REST path reports its gateway's CPU per match (`gateway_cpu_ms_per_match`).
 
 Measured, one request at a time: recall@1 and recall@k against the exact scan of the faces
 each path can see (2N via the proxy, shard 0's N directly), p50/p99 latency of REST through
@@ -229,6 +231,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     local = truth_of(np.ascontiguousarray(data.gallery[rows[0]]), queries, k)
     truth = {
         "two_shards_via_proxy": truth_all,
+        "two_shards_in_gateway": truth_all,
         "one_shard_direct": rows[0][local],
         "one_shard_via_proxy": rows[0][local],
     }
@@ -321,17 +324,21 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             ]
             log(f"shards serving after {out['shards_serving_s']:.1f}s, RSS {out['shard_rss_mb']}")
             paths: dict[str, dict[str, str]] = {}
-            for name, matcher in (
-                ("two_shards_via_proxy", proxy_addr),
-                ("one_shard_direct", shard_addr[0]),
-                ("one_shard_via_proxy", proxy1_addr),
+            # The gateway of "two_shards_in_gateway" routes to the shards itself (the
+            # default when it has the shard map); the others call one matcher address.
+            in_gateway = {"LUNA_MATCHER_SHARD_ADDRESSES": ";".join(shard_addr)}
+            for name, matcher, extra in (
+                ("two_shards_via_proxy", proxy_addr, {}),
+                ("two_shards_in_gateway", proxy_addr, in_gateway),
+                ("one_shard_direct", shard_addr[0], {}),
+                ("one_shard_via_proxy", proxy1_addr, {}),
             ):
                 ports = {k: str(pick_free_port()) for k in ("LUNA_PORT", "LUNA_TASKS_API_PORT",
                          "LUNA_SENDER_PORT", "LUNA_BACKPORT3_PORT")}  # fmt: skip
                 gateway = f"127.0.0.1:{ports['LUNA_PORT']}"
                 await procs.start(
                     f"gateway_{name}", [*py, "services.gateway"], LUNA_HOST="127.0.0.1",
-                    LUNA_MATCHER_ADDRESS=matcher, **ports,
+                    LUNA_MATCHER_ADDRESS=matcher, **ports, **extra,
                 )  # fmt: skip
                 await wait_http(f"http://{gateway}/version", 120)
                 envoy_port = pick_free_port()
@@ -344,7 +351,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 await procs.start(f"envoy_{name}", [envoy, "-c", str(conf), "--use-dynamic-base-id",
                                                      "-l", "warning"])  # fmt: skip
                 await wait_http(f"http://127.0.0.1:{envoy_port}/version", 120)
-                paths[name] = {"rest": f"http://127.0.0.1:{envoy_port}", "grpc": matcher}
+                grpc_target = "" if extra else matcher  # no gRPC of its own: REST only
+                paths[name] = {"rest": f"http://127.0.0.1:{envoy_port}", "grpc": grpc_target}
             log(f"paths {paths}")
 
             # --- measurements ------------------------------------------------------------
@@ -352,9 +360,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             calls: dict[str, Callable[[np.ndarray], Awaitable[list[int]]]] = {}
             channels = []
             for name, where in paths.items():
-                ch = grpc.aio.insecure_channel(where["grpc"])
-                channels.append(ch)
-                stub = matcher_pb2_grpc.MatcherServiceStub(ch)
+                stub: Any = None
+                if where["grpc"]:
+                    channels.append(grpc.aio.insecure_channel(where["grpc"]))
+                    stub = matcher_pb2_grpc.MatcherServiceStub(channels[-1])
 
                 async def grpc_call(q: np.ndarray, stub: Any = stub) -> list[int]:
                     reply = await stub.MatchFaces(
@@ -383,16 +392,25 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         face_index(r["face"]["face_id"]) for r in got[0]["matches"][0]["result"]
                     ]
 
-                calls[f"grpc_{name}"] = grpc_call
+                if stub is not None:
+                    calls[f"grpc_{name}"] = grpc_call
                 calls[f"rest_envoy_{name}"] = rest_call
             variants: dict[str, Any] = {}
             for kind in ("grpc", "rest_envoy"):
                 pair = {n: c for n, c in calls.items() if n.startswith(kind + "_")}
+                # CPU seconds of each path's gateway: its share of a match, which the load
+                # of a shared box does not inflate as it does wall times.
+                gateways = {p: psutil.Process(procs.procs[f"gateway_{p}"].pid) for p in paths}
+                cpu0 = {p: sum(g.cpu_times()[:2]) for p, g in gateways.items()}
                 summaries, found = await paired_loop(pair, queries, args.duration)
                 for name, summary in summaries.items():
                     path = name.removeprefix(kind + "_")
                     summary["recall@1"] = recall(found[name], truth[path], 1)
                     summary[f"recall@{k}"] = recall(found[name], truth[path], k)
+                    if kind == "rest_envoy":
+                        cpu = sum(gateways[path].cpu_times()[:2]) - cpu0[path]
+                        # (+5: the warm-up calls)
+                        summary["gateway_cpu_ms_per_match"] = 1000 * cpu / (summary["n"] + 5)
                     variants[name] = summary
                     log(f"{name}: {summary}")
                 save("cluster_run", out | {"variants": variants})
@@ -416,6 +434,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "of_which_proxy_hop_rest_p50": diff("rest_envoy", hop, one, "p50_ms"),
                 "of_which_proxy_hop_grpc_p50": diff("grpc", hop, one, "p50_ms"),
                 "of_which_second_shard_rest_p50": diff("rest_envoy", two, hop, "p50_ms"),
+                # The gateway routing itself (no proxy hop), the documented default.
+                "in_gateway_rest_p50": diff("rest_envoy", "two_shards_in_gateway", one, "p50_ms"),
+                "in_gateway_rest_p99": diff("rest_envoy", "two_shards_in_gateway", one, "p99_ms"),
                 "target_p50_ms": 2.0,
             }
             out["ratio_rest_qps_two_vs_one"] = (

@@ -35,10 +35,4 @@ def make_app() -> ServiceApp:
         servicer = Backport3Servicer(state["store"], settings.DESCRIPTOR_TTL.get_float())
         backport3_pb2_grpc.add_Backport3ServiceServicer_to_server(servicer, server)
 
-    return service_main.service_app(
-        "backport3",
-        list(backport3_pb2.DESCRIPTOR.services_by_name.values()),
-        register,
-        startup,
-        resources,
-    )
+    return service_main.service_app("backport3", [backport3_pb2], register, startup, resources)

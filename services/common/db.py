@@ -22,7 +22,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from services.common import config, errors
+from services.common import config, errors, ids
+from services.common.scoping import Scope, readable
 
 log = logging.getLogger("luna.db")
 
@@ -145,6 +146,26 @@ async def fetch_one(pool: Pool, sql: str, params: Sequence[Any] = ()) -> dict[st
     async with pool.connection() as conn:
         cur = await conn.execute(sql, params)
         return await cur.fetchone()
+
+
+async def fetch_readable(
+    pool: Pool,
+    scope: Scope,
+    select: str,
+    id_column: str,
+    row_id: str,
+    missing: errors.LunaError,
+    account_column: str = "account_id",
+) -> dict[str, Any]:
+    """The row `select` (a SELECT ... FROM ...) reads whose `id_column` is `row_id`, if `scope`
+    may read it; `missing` is raised when there is none (or `row_id` is not a UUID)."""
+    if not ids.is_uuid(row_id):
+        raise missing
+    where, params = readable(scope, account_column)
+    row = await fetch_one(pool, f"{select} WHERE {id_column} = %s AND {where}", (row_id, *params))
+    if row is None:
+        raise missing
+    return row
 
 
 async def fetch_all(pool: Pool, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

@@ -166,6 +166,12 @@ def bad_json(path: str, message: str) -> LunaError:
     )
 
 
+def bad_query(name: str, detail: str = "") -> LunaError:
+    """12012 as LUNA words it for a query (or path) parameter that fails validation."""
+    message = f"Bad query parameters '{name}'"
+    return LunaError(BAD_QUERY_PARAM, f"{message}: {detail}" if detail else message)
+
+
 _HTTP_TO_GRPC = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     401: grpc.StatusCode.UNAUTHENTICATED,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
-UUID_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
+UUID_PATTERN = r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$"
+UUID_RE = re.compile(UUID_PATTERN)
 
 
 def new_id() -> str:

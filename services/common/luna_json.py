@@ -1,4 +1,4 @@
-"""LUNA JSON vocabulary that the gateway and the events pipeline both speak.
+"""LUNA JSON vocabulary that the gateway and the events pipeline (or the tasks service) both speak.
 
 One copy of each piece that turns protobuf into LUNA's JSON (estimations; a box's rect is
 `services.common.boxes`'), LUNA's JSON request pieces into protobuf (face candidate filters)
@@ -32,6 +32,35 @@ INT_FIELDS = frozenset({"age", "gender", "prediction"})
 
 
 # -- protobuf -> LUNA JSON ---------------------------------------------------------------------
+
+# The page of LUNA's documentation on an error code; a task error links to its code's page.
+ERROR_DOC_URL = "https://docs.visionlabs.ai/info/luna/troubleshooting/errors-description/code-{}"
+
+
+def task_error(
+    *,
+    error_id: int,
+    task_id: int,
+    subtask_id: int | None,
+    error_code: int,
+    description: str,
+    detail: str,
+    additional_info: str | None,
+    error_time: datetime | None,
+) -> dict[str, Any]:
+    """A task error as LUNA renders it (Tasks API §4.3): in GET /tasks/errors and in the errors
+    of a task's result."""
+    return {
+        "error_id": error_id,
+        "task_id": task_id,
+        "subtask_id": subtask_id,
+        "error_code": error_code,
+        "description": description,
+        "detail": detail,
+        "additional_info": additional_info,
+        "error_time": times.to_rfc3339(error_time),
+        "link": ERROR_DOC_URL.format(error_code),
+    }
 
 
 def ints(value: Any) -> Any:

@@ -43,7 +43,7 @@ def readable(scope: Scope, column: str = "account_id") -> tuple[str, tuple[Any, 
 def check_uuid(value: str, name: str) -> str:
     """A filter value must be a UUID; the gateway checks first, this guards gRPC callers."""
     if not ids.is_uuid(value):
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
+        raise errors.bad_query(name)
     return value
 
 
@@ -62,7 +62,7 @@ def unique_query_ids(values: Iterable[str], name: str, limit: int = MAX_IDS) -> 
     """Ids of a query filter, as `unique_ids` but answered as a bad query parameter."""
     out = list(dict.fromkeys(values))
     if len(out) > limit:
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
+        raise errors.bad_query(name)
     for value in out:
         check_uuid(value, name)
     return out
@@ -73,9 +73,9 @@ def page_bounds(page: int, page_size: int) -> tuple[int, int]:
     page = page or 1
     page_size = page_size or 10
     if page < 1:
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'page'")
+        raise errors.bad_query("page")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'page_size'")
+        raise errors.bad_query("page_size")
     return page_size, (page - 1) * page_size
 
 

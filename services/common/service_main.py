@@ -9,7 +9,7 @@ at start, close what it opened in reverse order at stop, and describe itself as 
         ...
         resources.on_close(engine.stop)
 
-    return service_main.service_app("tasks", [TASKS_SERVICE], register, startup, resources)
+    return service_main.service_app("tasks", [tasks_pb2], register, startup, resources)
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf.descriptor import ServiceDescriptor
 from nats.aio.client import Client as NATS
 
 from services.common import config, db, nats_streams
-from services.common.grpc_server import ServiceApp
+from services.common.grpc_server import ServiceApp, service_names
 
 
 class Resources:
@@ -57,14 +56,15 @@ class Resources:
 
 def service_app(
     name: str,
-    services: Sequence[ServiceDescriptor],
+    pb2_modules: Sequence[Any],
     register: Callable[[grpc.aio.Server], None],
     startup: Callable[[], Awaitable[None]],
     resources: Resources,
 ) -> ServiceApp:
+    """The ServiceApp serving every gRPC service of `pb2_modules`, closing `resources` at stop."""
     return ServiceApp(
         name=name,
-        service_names=[s.full_name for s in services],
+        service_names=service_names(*pb2_modules),
         register=register,
         startup=startup,
         shutdown=resources.close,

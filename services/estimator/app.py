@@ -9,7 +9,8 @@ from pathlib import Path
 import grpc
 from luna.estimator.v1 import estimator_pb2, estimator_pb2_grpc
 
-from services.common.grpc_server import ServiceApp, service_names
+from services.common import service_main
+from services.common.grpc_server import ServiceApp
 from services.estimator import model_repo as mr
 from services.estimator import settings
 from services.estimator.backends import OnnxRuntimeBackend, describe, make_backend
@@ -78,12 +79,14 @@ def build_estimator(repo_dir: Path | None = None) -> Estimator:
 
 
 def make_app(repo_dir: Path | None = None) -> ServiceApp:
+    resources = service_main.Resources()
     state: dict[str, Estimator] = {}
     # Checked before anything listens, so `luna up` sees the process exit with the message.
     check_repository((repo_dir or mr.models_dir()).resolve())
 
     async def startup() -> None:
         est = build_estimator(repo_dir)
+        resources.on_close(est.close)
         if isinstance(est.backend, OnnxRuntimeBackend):
             # Load every session before reporting SERVING, so the first request does not pay
             # seconds of model loading (and time out behind the gateway).
@@ -95,15 +98,4 @@ def make_app(repo_dir: Path | None = None) -> ServiceApp:
             EstimatorServicer(state["estimator"]), server
         )
 
-    async def shutdown() -> None:
-        est = state.pop("estimator", None)
-        if est is not None:
-            await est.close()
-
-    return ServiceApp(
-        name="estimator",
-        service_names=service_names(estimator_pb2),
-        register=register,
-        startup=startup,
-        shutdown=shutdown,
-    )
+    return service_main.service_app("estimator", [estimator_pb2], register, startup, resources)

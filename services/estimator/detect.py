@@ -149,14 +149,6 @@ async def _prepared(prep: Callable[..., _T], rgb: np.ndarray, *args: object) -> 
     return prep(rgb, *args)
 
 
-async def detect_yunet(
-    backend: InferenceBackend, rgb: np.ndarray, prepared: tuple[np.ndarray, float] | None = None
-) -> list[Detection]:
-    blob, scale = prepared or await _prepared(yunet_input, rgb)
-    out = await backend.infer("yunet", {"input": blob})
-    return yunet_decode(out, scale, rgb.shape[1], rgb.shape[0])
-
-
 _RETINA_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)  # BGR
 _RETINA_STEPS = (8, 16, 32)
 _RETINA_SIZES = ((16, 32), (64, 128), (256, 512))
@@ -202,20 +194,30 @@ def retina_decode(
     return [Detection(_clip_box(boxes[i], w, h), float(s[i]), pts[i]) for i in nms(boxes, s, 0.4)]
 
 
-async def detect_retinaface(
-    backend: InferenceBackend, rgb: np.ndarray, prepared: tuple[np.ndarray, float] | None = None
-) -> list[Detection]:
-    blob, scale = prepared or await _prepared(retina_input, rgb)
-    out = await backend.infer("retinaface", {"input": blob})
-    return retina_decode(out, scale, rgb.shape[1], rgb.shape[0])
+@dataclass(frozen=True)
+class FaceDetector:
+    """A face detector model: its input blob and scale from an RGB image, its outputs decoded
+    into detections in the image's pixels."""
+
+    model: str
+    prepare: Callable[[np.ndarray], tuple[np.ndarray, float]]
+    decode: Callable[[dict[str, np.ndarray], float, int, int], list[Detection]]
+
+
+FACE_DETECTORS = {
+    "yunet": FaceDetector("yunet", yunet_input, yunet_decode),
+    "retinaface": FaceDetector("retinaface", retina_input, retina_decode),
+}
+
+
+def face_detector(detector: str | None = None) -> FaceDetector:
+    return FACE_DETECTORS.get(detector or DEFAULT_DETECTOR, FACE_DETECTORS[DEFAULT_DETECTOR])
 
 
 def detector_input(rgb: np.ndarray, detector: str | None = None) -> tuple[np.ndarray, float]:
     """The face detector's input blob and scale, for `detect_faces(prepared=...)`: lets the
     caller build it in the same worker thread that decoded the image."""
-    if (detector or DEFAULT_DETECTOR) == "retinaface":
-        return retina_input(rgb)
-    return yunet_input(rgb)
+    return face_detector(detector).prepare(rgb)
 
 
 async def detect_faces(
@@ -224,9 +226,10 @@ async def detect_faces(
     detector: str | None = None,
     prepared: tuple[np.ndarray, float] | None = None,
 ) -> list[Detection]:
-    if (detector or DEFAULT_DETECTOR) == "retinaface":
-        return await detect_retinaface(backend, rgb, prepared)
-    return await detect_yunet(backend, rgb, prepared)
+    model = face_detector(detector)
+    blob, scale = prepared or await _prepared(model.prepare, rgb)
+    out = await backend.infer(model.model, {"input": blob})
+    return model.decode(out, scale, rgb.shape[1], rgb.shape[0])
 
 
 async def detect_bodies(

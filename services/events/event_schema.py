@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.events.policies import UUID_PATTERN, PolicySchema, closed_object
+from services.events.policies import UUID, PolicySchema, closed_object
 
 TRACK_ID_PATTERN = r"^[a-zA-Z0-9_\-]{1,36}$"
 META_MAX_BYTES = 2 * 1024 * 1024
@@ -35,7 +35,7 @@ LOCATION = closed_object(
 _SAMPLE = {
     "type": "object",
     "properties": {
-        "sample_id": {"type": "string", "pattern": UUID_PATTERN},
+        "sample_id": UUID,
         "url": {"type": "string", "maxLength": 1024},
         "detection": {"type": "object"},
     },
@@ -57,9 +57,9 @@ DETECTION = {
 FACE = {
     "type": "object",
     "properties": {
-        "face_id": {"type": "string", "pattern": UUID_PATTERN},
+        "face_id": UUID,
         "url": {"type": "string", "maxLength": 1024},
-        "lists": {"type": "array", "items": {"type": "string", "pattern": UUID_PATTERN}},
+        "lists": {"type": "array", "items": UUID},
     },
     "required": ["face_id"],
     "additionalProperties": True,
@@ -85,7 +85,7 @@ INPUT_EVENT: dict[str, Any] = closed_object(
     {
         "detections": {"type": "array", "maxItems": 100, "items": DETECTION},
         "source": {"type": "string", "maxLength": 128},
-        "stream_id": {"type": "string", "pattern": UUID_PATTERN},
+        "stream_id": UUID,
         "location": LOCATION,
         "external_id": {"type": "string", "maxLength": 36},
         "user_data": {"type": "string", "maxLength": 128},

@@ -203,15 +203,11 @@ def not_found(event_id: str) -> errors.LunaError:
     return errors.LunaError(errors.EVENT_NOT_FOUND, f"Event with id {event_id} not found")
 
 
-def _bad_query(name: str) -> errors.LunaError:
-    return errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
-
-
 def meta_condition(mf: MetaFilter) -> tuple[str, list[Any]]:
     """SQL for one `meta.<path>__<op>:<type>` filter over column `e.meta`."""
     name = f"meta.{mf.path}"
     if not META_PATH.match(mf.path) or "__" in mf.path:
-        raise _bad_query(name)
+        raise errors.bad_query(name)
     path = mf.path.split(".")
     node = "e.meta #> %s::text[]"
     is_null = f"({node} IS NULL OR jsonb_typeof({node}) = 'null')"
@@ -226,16 +222,16 @@ def meta_condition(mf: MetaFilter) -> tuple[str, list[Any]]:
         convert = int if mf.type == "integer" else float
         typed_guard = f"jsonb_typeof({node}) = 'number'"
     else:
-        raise _bad_query(name)
+        raise errors.bad_query(name)
     value_params = [path, path] if mf.type != "string" else [path]
     try:
         values = [convert(v) for v in mf.values]
     except ValueError:
-        raise _bad_query(name) from None
+        raise errors.bad_query(name) from None
     op = mf.operator
     if op in ("like", "nlike"):
         if mf.type != "string" or mf.with_null or len(values) != 1:
-            raise _bad_query(name)
+            raise errors.bad_query(name)
         neg = "NOT " if op == "nlike" else ""
         return (
             f"({typed_guard} AND {neg}{value_sql} LIKE %s ESCAPE '\\')",
@@ -250,17 +246,17 @@ def meta_condition(mf: MetaFilter) -> tuple[str, list[Any]]:
             parts.append(is_null)
             params += [path, path]
         if not parts:
-            raise _bad_query(name)
+            raise errors.bad_query(name)
         cond = "(" + " OR ".join(parts) + ")"
         return (f"NOT COALESCE({cond}, FALSE)" if op == "nin" else cond), params
     if op not in META_OPS:
-        raise _bad_query(name)
+        raise errors.bad_query(name)
     if mf.with_null:
         if op not in ("eq", "neq"):
-            raise _bad_query(name)
+            raise errors.bad_query(name)
         return (is_null if op == "eq" else f"NOT {is_null}"), [path, path]
     if len(values) != 1:
-        raise _bad_query(name)
+        raise errors.bad_query(name)
     cond = f"({typed_guard} AND {value_sql} {META_OPS[op]} %s)"
     return cond, [path, *value_params, values[0]]
 
@@ -369,7 +365,7 @@ def _where_text(w: _Where, flt: EventFilter) -> None:
 def _where_geo(w: _Where, flt: EventFilter) -> None:
     if flt.origin_longitude is not None or flt.origin_latitude is not None:
         if flt.origin_longitude is None or flt.origin_latitude is None:
-            raise _bad_query(
+            raise errors.bad_query(
                 "origin_longitude" if flt.origin_longitude is None else "origin_latitude"
             )
         dlon = 0.01 if flt.longitude_delta is None else flt.longitude_delta
@@ -388,7 +384,7 @@ def _where_geo(w: _Where, flt: EventFilter) -> None:
 def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:
     for t in targets:
         if t not in TARGETS:
-            raise _bad_query("target")
+            raise errors.bad_query("target")
     return list(targets)
 
 
@@ -642,7 +638,7 @@ class Events:
         targets = check_targets(targets or [])
         limit, offset = page_bounds(page, page_size)
         if order not in ("", "asc", "desc"):
-            raise _bad_query("order")
+            raise errors.bad_query("order")
         direction = "ASC" if order == "asc" else "DESC"
         where, params = event_where(scope, flt)
         order_by = (
@@ -750,7 +746,7 @@ class Events:
             raise errors.LunaError(errors.BAD_INPUT, "Descriptor kind must be face or body")
         limit = limit or 1000
         if not 1 <= limit <= 10000:
-            raise _bad_query("limit")
+            raise errors.bad_query("limit")
         where, params = readable(scope, "e.account_id")
         conditions, values = [where, "d.kind = %s", "d.version = %s"], [*params, kind, version]
         if event_ids:

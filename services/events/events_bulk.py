@@ -24,7 +24,7 @@ async def stream_ids(
     with `stride` > 1 only the first of every `stride` ids and the last one."""
     batch_size = batch_size or 10000
     if not 1 <= batch_size <= 10000:
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'batch_size'")
+        raise errors.bad_query("batch_size")
     where, params = event_where(scope, replace(flt, no_default_window=True))
     sql = f"SELECT e.event_id::text AS event_id FROM events e WHERE {where} ORDER BY e.event_id"
     if stride > 1:

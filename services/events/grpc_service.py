@@ -46,11 +46,7 @@ from services.events.verifiers import Verifier, Verifiers
 
 Ctx = grpc.aio.ServicerContext
 # The store's gRPC services (the pipeline's PipelineService is wired by pipeline.wiring).
-SERVICES = tuple(
-    service
-    for module in (events_pb2, handlers_pb2, verifiers_pb2)
-    for service in module.DESCRIPTOR.services_by_name.values()
-)
+SERVICES = (events_pb2, handlers_pb2, verifiers_pb2)
 
 
 def _opt(msg: Any, name: str) -> Any:

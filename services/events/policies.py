@@ -20,8 +20,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
 from services.common import errors, luna_json
+from services.common.ids import UUID_PATTERN
 
-UUID_PATTERN = r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$"
 # A candidates' time filter is an RFC 3339 date-time or relative "now-<N><unit>" (LP 5.12).
 TIME_OR_NOW_PATTERN = (
     r"^(now-\d+[smhdwMy]|\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?)$"

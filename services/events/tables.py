@@ -32,18 +32,15 @@ class Table:
         return conditions, params
 
     async def get(self, pool: db.Pool, scope: Scope, row_id: str) -> dict[str, Any]:
-        if not ids.is_uuid(row_id):
-            raise self.missing(row_id)
-        where, params = readable(scope, f"{self.alias}.account_id")
-        row = await db.fetch_one(
+        return await db.fetch_readable(
             pool,
-            f"SELECT {self.columns} FROM {self.name} {self.alias} "
-            f"WHERE {self.alias}.{self.key} = %s AND {where}",
-            (row_id, *params),
+            scope,
+            f"SELECT {self.columns} FROM {self.name} {self.alias}",
+            f"{self.alias}.{self.key}",
+            row_id,
+            self.missing(row_id),
+            f"{self.alias}.account_id",
         )
-        if row is None:
-            raise self.missing(row_id)
-        return row
 
     async def page(
         self, pool: db.Pool, bounds: tuple[int, int], where: str, params: list[Any]

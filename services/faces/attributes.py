@@ -6,7 +6,6 @@ once for clients; `purge_expired` (run periodically by the app) only reclaims th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from services.common import errors, ids, times
 from services.common.scoping import Scope, readable, unique_ids
 from services.faces import outbox
 from services.faces.arrays import uuid_array
-from services.faces.coalesce import Coalescer
+from services.faces.coalesce import Coalescer, each_alone_if_refused
 from services.faces.descriptors import AttributeData, BasicAttributes
 
 Kind = outbox.Kind
@@ -44,7 +43,7 @@ class Attribute:
 def check_ttl(ttl_s: int) -> int:
     ttl_s = ttl_s or DEFAULT_TTL_S
     if not 1 <= ttl_s <= MAX_TTL_S:
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'ttl'")
+        raise errors.bad_query("ttl")
     return ttl_s
 
 
@@ -168,7 +167,7 @@ class Attributes:
         # attribute reference without asking us) and deletes through the outbox.
         self._publisher = publisher
         self._creates: Coalescer[_NewAttribute, Attribute] = Coalescer(
-            self._create_batch, max_running=2
+            each_alone_if_refused(self._insert), max_running=2
         )
 
     async def create(self, scope: Scope, data: AttributeData, *, ttl_s: int = 0) -> Attribute:
@@ -193,21 +192,6 @@ class Attributes:
                 for v, d in sorted(data.descriptors.items())
             )
         return attribute
-
-    async def _create_batch(
-        self, items: Sequence[_NewAttribute]
-    ) -> Sequence[Attribute | BaseException]:
-        try:
-            return await self._insert(items)
-        except errors.LunaError as exc:
-            if len(items) == 1:
-                return [exc]
-
-        # One of them was refused and the batch undone: each alone, for its own answer.
-        async def alone(item: _NewAttribute) -> Attribute:
-            return (await self._insert([item]))[0]
-
-        return await asyncio.gather(*(alone(item) for item in items), return_exceptions=True)
 
     async def _insert(self, items: Sequence[_NewAttribute]) -> list[Attribute]:
         """Attributes in one transaction and one round trip (pipeline mode: BEGIN, both

@@ -13,11 +13,32 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from services.common import errors
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 # What a batch answers: per item, its result or the exception that item's caller gets.
 BatchRun = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
+
+
+def each_alone_if_refused(insert: Callable[[Sequence[T]], Awaitable[list[R]]]) -> BatchRun[T, R]:
+    """The batch run of an all-or-nothing `insert`: every item in one transaction; when one is
+    refused (its LunaError undoes the batch), each item again alone, for its own answer."""
+
+    async def run(items: Sequence[T]) -> Sequence[R | BaseException]:
+        try:
+            return await insert(items)
+        except errors.LunaError as exc:
+            if len(items) == 1:
+                return [exc]
+
+        async def alone(item: T) -> R:
+            return (await insert([item]))[0]
+
+        return await asyncio.gather(*(alone(item) for item in items), return_exceptions=True)
+
+    return run
 
 
 class Coalescer(Generic[T, R]):

@@ -7,8 +7,8 @@ checked before the transaction starts, so a bad request never leaves a partial w
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,9 +28,9 @@ from services.common.scoping import (
     unique_ids,
 )
 from services.faces import attributes, outbox
-from services.faces.coalesce import Coalescer
+from services.faces.coalesce import Coalescer, each_alone_if_refused
 from services.faces.descriptors import AttributeData
-from services.faces.where import Where
+from services.faces.where import Where, listing_order
 
 # (account_id, event_id) -> whether that account has the event. The events service owns
 # events: this is a call to its API, never a read of its tables.
@@ -69,13 +69,12 @@ class FaceFilter:
     face_id_gte: str = ""
     face_id_lt: str = ""
 
-    @property
-    def by_face_id(self) -> bool:
-        return bool(self.face_id_gte or self.face_id_lt)
-
 
 @dataclass(frozen=True)
 class FaceAttribute:
+    """GET /6/faces/{id}/attributes: what the face's attribute holds (every descriptor
+    version unless one was asked for) and when it was made."""
+
     face_id: str
     data: AttributeData
     create_time: datetime
@@ -83,6 +82,9 @@ class FaceAttribute:
 
 @dataclass(frozen=True)
 class FaceDescriptor:
+    """One descriptor of one face as StreamDescriptors hands it to a matcher loading its
+    indexes."""
+
     face_id: str
     account_id: str
     descriptor: bytes
@@ -132,7 +134,7 @@ def _batch_size(asked: int, default: int) -> int:
     """A stream's batch size: `default` when unset, else 1..10000."""
     size = asked or default
     if not 1 <= size <= 10000:
-        raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'batch_size'")
+        raise errors.bad_query("batch_size")
     return size
 
 
@@ -359,7 +361,9 @@ class Faces:
         self._publisher = publisher
         self._event_exists = event_exists
         # Two batches at a time: one waiting on a busy list's lock does not hold up the rest.
-        self._creates: Coalescer[NewFace, Face] = Coalescer(self._create_batch, max_running=2)
+        self._creates: Coalescer[NewFace, Face] = Coalescer(
+            each_alone_if_refused(self._insert_new), max_running=2
+        )
 
     async def _check_event(self, scope: Scope, event_id: str) -> None:
         """A face may name only an event of its own account: another account's event id
@@ -407,19 +411,6 @@ class Faces:
         )
         await self._publisher.flush()
         return face
-
-    async def _create_batch(self, items: Sequence[NewFace]) -> Sequence[Face | BaseException]:
-        try:
-            return await self._insert_new(items)
-        except errors.LunaError as exc:
-            if len(items) == 1:
-                return [exc]
-
-        # One of them was refused and the batch undone: each alone, for its own answer.
-        async def alone(item: NewFace) -> Face:
-            return (await self._insert_new([item]))[0]
-
-        return await asyncio.gather(*(alone(item) for item in items), return_exceptions=True)
 
     async def _insert_new(self, items: Sequence[NewFace]) -> list[Face]:
         """New faces in one transaction of two round trips (pipeline mode), or the LunaError
@@ -525,17 +516,11 @@ class Faces:
         )
 
     async def get(self, scope: Scope, face_id: str, *, with_lists: bool = True) -> Face:
-        if not ids.is_uuid(face_id):
-            raise face_not_found(face_id)
-        where, params = readable(scope, "f.account_id")
         lists = f", {_LIST_IDS} AS list_ids" if with_lists else ""
-        row = await db.fetch_one(
-            self._pool,
-            f"SELECT {_COLUMNS}{lists} FROM faces f WHERE f.face_id = %s AND {where}",
-            (face_id, *params),
+        select = f"SELECT {_COLUMNS}{lists} FROM faces f"
+        row = await db.fetch_readable(
+            self._pool, scope, select, "f.face_id", face_id, face_not_found(face_id), "f.account_id"
         )
-        if row is None:
-            raise face_not_found(face_id)
         return _face(row, row.pop("list_ids", ()))
 
     async def stream_ids(
@@ -568,8 +553,7 @@ class Faces:
     ) -> list[Face]:
         limit, offset = page_bounds(page, page_size)
         where, params = face_where(scope, flt)
-        # LUNA: sorted by face id when a face id bound is given, else by creation time.
-        order = "f.face_id" if flt.by_face_id else "f.create_time DESC, f.face_id DESC"
+        order = listing_order("f.face_id", flt.face_id_gte, flt.face_id_lt, "f.create_time")
         # Lists in the same statement: one round trip instead of two (the matcher reads match
         # records through here on every search).
         lists = f", {_LIST_IDS} AS list_ids" if with_lists else ""
@@ -642,12 +626,19 @@ class Faces:
             await self._publisher.flush()
         return _face(row, lists)
 
-    async def delete(self, scope: Scope, face_id: str) -> None:
+    @asynccontextmanager
+    async def _own_face_locked(self, scope: Scope, face_id: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction in which `face_id`, a face the scope's account owns, is locked; the
+        face's "not found" when there is no such face."""
         if not ids.is_uuid(face_id):
             raise face_not_found(face_id)
         async with self._pool.connection() as conn, conn.transaction():
             if not await lock_own_faces(conn, scope.account_id, [face_id]):
                 raise face_not_found(face_id)
+            yield conn
+
+    async def delete(self, scope: Scope, face_id: str) -> None:
+        async with self._own_face_locked(scope, face_id) as conn:
             await outbox.enqueue(conn, await delete_locked_faces(conn, scope.account_id, [face_id]))
         await self._publisher.flush()
 
@@ -705,11 +696,7 @@ class Faces:
     ) -> FaceAttribute:
         if source is None:
             raise errors.bad_json("", "attribute is required")
-        if not ids.is_uuid(face_id):
-            raise face_not_found(face_id)
-        async with self._pool.connection() as conn, conn.transaction():
-            if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise face_not_found(face_id)
+        async with self._own_face_locked(scope, face_id) as conn:
             data = await _resolve(
                 conn, scope.account_id, source, errors.ATTRIBUTE_FOR_UPDATE_NOT_FOUND
             )
@@ -731,11 +718,7 @@ class Faces:
         return FaceAttribute(face_id, data, created)
 
     async def delete_attribute(self, scope: Scope, face_id: str) -> None:
-        if not ids.is_uuid(face_id):
-            raise face_not_found(face_id)
-        async with self._pool.connection() as conn, conn.transaction():
-            if not await lock_own_faces(conn, scope.account_id, [face_id]):
-                raise face_not_found(face_id)
+        async with self._own_face_locked(scope, face_id) as conn:
             cur = await conn.execute("DELETE FROM face_attributes WHERE face_id = %s", (face_id,))
             if cur.rowcount == 0:
                 raise errors.LunaError(

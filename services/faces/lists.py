@@ -22,7 +22,6 @@ from services.common.scoping import (
     Scope,
     check_length,
     page_bounds,
-    readable,
     unique_ids,
 )
 from services.faces import outbox
@@ -34,7 +33,7 @@ from services.faces.faces import (
     lists_not_found,
     lock_own_faces,
 )
-from services.faces.where import Where
+from services.faces.where import Where, listing_order
 
 Kind = changes_pb2.FaceChange.Kind
 # Faces one bulk link may name (the linker task applies up to ten 1000-face parts at once).
@@ -63,10 +62,6 @@ class ListFilter:
     last_update_time_lt: datetime | None = None
     list_id_gte: str = ""
     list_id_lt: str = ""
-
-    @property
-    def by_list_id(self) -> bool:
-        return bool(self.list_id_gte or self.list_id_lt)
 
 
 _COLUMNS = (
@@ -203,16 +198,10 @@ class Lists:
         return FaceList(**row)
 
     async def get(self, scope: Scope, list_id: str) -> FaceList:
-        if not ids.is_uuid(list_id):
-            raise _not_found(list_id)
-        where, params = readable(scope, "l.account_id")
-        row = await db.fetch_one(
-            self._pool,
-            f"SELECT {_COLUMNS} FROM lists l WHERE l.list_id = %s AND {where}",
-            (list_id, *params),
+        select = f"SELECT {_COLUMNS} FROM lists l"
+        row = await db.fetch_readable(
+            self._pool, scope, select, "l.list_id", list_id, _not_found(list_id), "l.account_id"
         )
-        if row is None:
-            raise _not_found(list_id)
         return FaceList(**row)
 
     async def list(
@@ -220,7 +209,7 @@ class Lists:
     ) -> list[FaceList]:
         limit, offset = page_bounds(page, page_size)
         where, params = list_where(scope, flt)
-        order = "l.list_id" if flt.by_list_id else "l.create_time DESC, l.list_id DESC"
+        order = listing_order("l.list_id", flt.list_id_gte, flt.list_id_lt, "l.create_time")
         rows = await db.fetch_all(
             self._pool,
             f"SELECT {_COLUMNS} FROM lists l WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",

@@ -12,6 +12,12 @@ from typing import Any
 from services.common.scoping import Scope, check_uuid, escape_like, readable, unique_ids
 
 
+def listing_order(id_column: str, id_gte: str, id_lt: str, time_column: str) -> str:
+    """LUNA's order of a listing: by id when the filter bounds the id (paging by id), else
+    newest first."""
+    return id_column if id_gte or id_lt else f"{time_column} DESC, {id_column} DESC"
+
+
 class Where:
     def __init__(self, scope: Scope, account_column: str) -> None:
         where, params = readable(scope, account_column)

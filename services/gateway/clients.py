@@ -1,8 +1,14 @@
-"""The gateway's gRPC stubs to every service, made once per process."""
+"""The gateway's gRPC stubs to every service, made once per process. Given the matcher's
+shard map, the gateway routes matches to the shards itself (services/matcher/shard/router.py)
+instead of calling a matcher proxy: one hop less on every match."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -21,8 +27,23 @@ from luna.matcher.v1 import matcher_pb2_grpc
 from luna.tasks.v1 import tasks_pb2_grpc
 
 from services.common import config, grpc_client
+from services.matcher.shard import settings as shard_settings
+from services.matcher.shard.router import Router, Shards, ShardsHealth
 
 SERVICES = tuple(config.SERVICE_PORTS)
+log = logging.getLogger("luna.gateway")
+ROUTE_MATCHES = config.declare(
+    "LUNA_GATEWAY_ROUTE_MATCHES",
+    True,
+    "With a matcher shard map (LUNA_MATCHER_SHARD_MAP or LUNA_MATCHER_SHARD_ADDRESSES) the "
+    "gateway sends matches to the shards itself, fanning out and merging as the matcher "
+    "proxy does; 0: it calls LUNA_MATCHER_ADDRESS (a proxy) like the other services.",
+)
+
+
+def routes_matches() -> bool:
+    sharded = bool(shard_settings.SHARD_MAP.get() or shard_settings.SHARD_ADDRESSES.get())
+    return sharded and ROUTE_MATCHES.get_bool()
 
 
 @dataclass
@@ -31,6 +52,9 @@ class Clients:
     grpc.aio channels bind to the loop they are created on."""
 
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    # Set when the gateway routes matches itself (see `routes_matches`).
+    matcher_router: Router | None = None
+    _watch: asyncio.Task[None] | None = None
 
     def open(self) -> None:
         for service in SERVICES:
@@ -53,8 +77,24 @@ class Clients:
         self.backport3 = stub(backport3_pb2_grpc.Backport3ServiceStub, self.channels["backport3"])
         # Health checks go over plain channels: a failing check must not raise LunaError.
         # Health checks use the raw stubs: a failing check is an answer, not an exception.
-        self.health = {s: health_pb2_grpc.HealthStub(ch) for s, ch in self.channels.items()}
+        self.health: dict[str, Any] = {
+            s: health_pb2_grpc.HealthStub(ch) for s, ch in self.channels.items()
+        }
+        if routes_matches():
+            shards = Shards.from_settings()
+            self.matcher_router = Router(shards, shard_settings.PROXY_ATTEMPTS.get_int())
+            self.matcher = self.matcher_router
+            self.health["matcher"] = ShardsHealth(shards)
+            log.info("matches routed to the matcher shards here: map v%d, %s",
+                     shards.map.version, [s.address for s in shards.map.routed()])  # fmt: skip
+            self._watch = asyncio.create_task(shards.watch(shard_settings.MAP_POLL.get_float()))
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        if self.matcher_router is not None:
+            await self.matcher_router.shards.close()
         for ch in self.channels.values():
             await ch.close()

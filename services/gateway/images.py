@@ -93,9 +93,7 @@ def _json_images(raw: bytes) -> list[epb.Image]:
     if not raw.strip():
         raise errors.LunaError(errors.NO_DATA, "Request does not contain data")
     body = jsonbody.loads(raw)
-    items = body.get("images") if isinstance(body, dict) else None
-    if not isinstance(items, list) or not items:
-        raise errors.bad_json("images", "non-empty array required")
+    items = jsonbody.nonempty_array(body, "images")
     return [json_image(item, f"images.{i}") for i, item in enumerate(items)]
 
 

@@ -46,6 +46,15 @@ def loads(raw: bytes | str, where: tuple[Any, ...] = ()) -> Any:
     return doc
 
 
+def nonempty_array(body: Any, key: str) -> list[Any]:
+    """The items of the array at `body[key]`, refused (12022 at `key`) unless it is a
+    non-empty array."""
+    items = body.get(key) if isinstance(body, Mapping) else None
+    if not isinstance(items, list) or not items:
+        raise errors.bad_json(key, "non-empty array required")
+    return items
+
+
 def check(doc: Any, where: tuple[Any, ...] = ()) -> None:
     """Refuse a parsed document nested too deep or holding a NUL; iterative, so any depth is
     safe to inspect."""
@@ -75,6 +84,4 @@ def check_query(query: Mapping[str, str]) -> None:
     """Refuse a NUL anywhere in the query string, declared parameter or not (12012)."""
     for name, value in query.items():
         if NUL in name or NUL in value:
-            raise errors.LunaError(
-                errors.BAD_QUERY_PARAM, f"Bad query parameters '{name.replace(NUL, '')}'"
-            )
+            raise errors.bad_query(name.replace(NUL, ""))

@@ -61,9 +61,7 @@ class Ctx:
         """The UUID in the path parameter `name`; anything else is LUNA's 12012."""
         value = self.request.match_info[name]
         if not ids.is_uuid(value):
-            raise errors.LunaError(
-                errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}': not a UUID: {value}"
-            )
+            raise errors.bad_query(name, f"not a UUID: {value}")
         return value
 
 

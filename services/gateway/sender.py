@@ -31,19 +31,15 @@ QUEUE_LIMIT = 1000
 Check = Callable[[dict[str, Any]], bool]
 
 
-def _bad(name: str) -> errors.LunaError:
-    return errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
-
-
 def _strings(
     name: str, raw: str, *, allowed: set[str] | None = None, max_len: int = 0
 ) -> list[str]:
     values = [v for v in raw.split(",") if v != ""]
     if not values:
-        raise _bad(name)
+        raise errors.bad_query(name)
     for v in values:
         if (allowed is not None and v not in allowed) or (max_len and len(v) > max_len):
-            raise _bad(name)
+            raise errors.bad_query(name)
     return values
 
 
@@ -51,9 +47,9 @@ def _ints(name: str, raw: str, allowed: range) -> set[int]:
     try:
         values = {int(v) for v in _strings(name, raw)}
     except ValueError:
-        raise _bad(name) from None
+        raise errors.bad_query(name) from None
     if not values <= set(allowed):
-        raise _bad(name)
+        raise errors.bad_query(name)
     return values
 
 
@@ -61,9 +57,9 @@ def _number(name: str, raw: str, lo: float | None = None, hi: float | None = Non
     try:
         value = float(raw)
     except ValueError:
-        raise _bad(name) from None
+        raise errors.bad_query(name) from None
     if value != value or (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise _bad(name)
+        raise errors.bad_query(name)
     return value
 
 
@@ -161,7 +157,7 @@ class Filters:
             elif name in ("stream_ids", "handler_ids"):
                 values = _strings(name, raw)
                 if not all(ids.is_uuid(v) for v in values):
-                    raise _bad(name)
+                    raise errors.bad_query(name)
                 checks.append(_in((name[:-1],), values))
             elif name in _CODES:
                 path, allowed = _CODES[name]
@@ -214,9 +210,7 @@ class Filters:
                 lengths = _strings(name, raw, allowed={"short", "long", "undefined"})
                 checks.append(_in(("upper_body", "sleeve", "length"), lengths))
             else:
-                raise errors.LunaError(
-                    errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}': not supported"
-                )
+                raise errors.bad_query(name, "not supported")
         return cls(checks)
 
 
@@ -224,16 +218,16 @@ def _geo(raw: str) -> Check:
     """`origin_longitude,<x>,origin_latitude,<y>[,longitude_delta,<dx>,latitude_delta,<dy>]`."""
     parts = raw.split(",")
     if len(parts) % 2:
-        raise _bad("geo_position")
+        raise errors.bad_query("geo_position")
     pairs = dict(zip(parts[::2], parts[1::2], strict=True))
     try:
         lon, lat = float(pairs["origin_longitude"]), float(pairs["origin_latitude"])
         dlon = float(pairs.get("longitude_delta", 0.01))
         dlat = float(pairs.get("latitude_delta", 0.01))
     except (KeyError, ValueError):
-        raise _bad("geo_position") from None
+        raise errors.bad_query("geo_position") from None
     if not (-180 <= lon <= 180 and -90 <= lat <= 90 and 0 <= dlon <= 90 and 0 <= dlat <= 90):
-        raise _bad("geo_position")
+        raise errors.bad_query("geo_position")
 
     def check(event: dict[str, Any]) -> bool:
         x = dig(event, "location", "geo_position", "longitude")
@@ -259,16 +253,16 @@ def _like(pattern: str) -> re.Pattern[str]:
 def _typed(name: str, raw: str, kind: str, op: str) -> Any:
     if raw == "none":
         if op not in _NONE_OK:
-            raise _bad(name)
+            raise errors.bad_query(name)
         return None
     if kind == "string":
         return raw
     try:
         value = int(raw) if kind == "integer" else float(raw)
     except ValueError:
-        raise _bad(name) from None
+        raise errors.bad_query(name) from None
     if value != value:  # NaN compares with nothing
-        raise _bad(name)
+        raise errors.bad_query(name)
     return value
 
 
@@ -290,9 +284,9 @@ def _general_check(name: str, raw: str) -> Check:
         spec, op = spec.rsplit("__", 1)
     path = tuple(spec.split("."))
     if kind not in _TYPES or op not in _OPERATORS or not all(path):
-        raise _bad(name)
+        raise errors.bad_query(name)
     if op in ("like", "nlike") and kind != "string":
-        raise _bad(name)
+        raise errors.bad_query(name)
     if op in ("in", "nin"):
         values = {_typed(name, v, kind, op) for v in raw.split(",")}
 
@@ -362,18 +356,16 @@ class GeneralFilters:
                 errors.REQUIRED_QUERY_PARAM, "Required parameters 'event_type' not found"
             )
         if not event_type:
-            raise _bad("event_type")
+            raise errors.bad_query("event_type")
         account_id = query.get("account_id")
         if account_id is not None and not ids.is_uuid(account_id):
-            raise _bad("account_id")
+            raise errors.bad_query("account_id")
         checks: list[Check] = []
         for name, raw in query.items():
             if name in ("event_type", "account_id"):
                 continue
             if not name.startswith("event."):
-                raise errors.LunaError(
-                    errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}': not supported"
-                )
+                raise errors.bad_query(name, "not supported")
             checks.append(_general_check(name, raw))
         return cls(event_type, account_id, checks)
 

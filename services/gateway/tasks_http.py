@@ -17,8 +17,8 @@ import orjson
 from aiohttp import web
 from luna.tasks.v1 import tasks_pb2
 
-from services.common import errors, ids, task_types, times
-from services.gateway import jsonbody
+from services.common import errors, ids, luna_json, task_types, times
+from services.gateway import jsonbody, query
 from services.gateway.auth import AuthRule
 from services.gateway.routing import Ctx, RouteTable, json_response
 
@@ -34,10 +34,6 @@ PLATFORM = Api("/6", 1000, True)
 TASKS_API = Api("/2", 100, False)
 
 
-def _bad(name: str) -> errors.LunaError:
-    return errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
-
-
 # Bounds of the protobuf fields values travel in: a value past them is a 400, not a
 # ValueError (500) while the request message is built.
 INT32_MAX = 2**31 - 1
@@ -46,18 +42,9 @@ INT64_MAX = 2**63 - 1
 
 def _int(q: Any, name: str, lo: int | None = None, hi: int | None = None) -> int | None:
     """An int32 query value (pass `hi=INT64_MAX` for an int64 one)."""
-    raw = q.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(name) from None
     lo = -INT32_MAX - 1 if lo is None else lo
     hi = INT32_MAX if hi is None else hi
-    if value < lo or value > hi:
-        raise _bad(name)
-    return value
+    return query.number(q, name, lo, hi, parse=int)
 
 
 def _time(q: Any, name: str) -> datetime | None:
@@ -67,7 +54,7 @@ def _time(q: Any, name: str) -> datetime | None:
     try:
         return times.parse_rfc3339(raw)
     except ValueError:
-        raise _bad(name) from None
+        raise errors.bad_query(name) from None
 
 
 def _ids(q: Any, name: str) -> list[int]:
@@ -77,16 +64,16 @@ def _ids(q: Any, name: str) -> list[int]:
     try:
         values = [int(v) for v in raw.split(",")]
     except ValueError:
-        raise _bad(name) from None
+        raise errors.bad_query(name) from None
     if not values or any(v < 1 or v > INT64_MAX for v in values):
-        raise _bad(name)
+        raise errors.bad_query(name)
     return values
 
 
 def _uuid(q: Any, name: str) -> str:
     raw = q.get(name, "")
     if raw and not ids.is_uuid(raw):
-        raise _bad(name)
+        raise errors.bad_query(name)
     return raw
 
 
@@ -114,9 +101,9 @@ def _path_id(ctx: Ctx, name: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise _bad(name) from None
+        raise errors.bad_query(name) from None
     if value < 1 or value > INT64_MAX:
-        raise _bad(name)
+        raise errors.bad_query(name)
     return value
 
 
@@ -147,18 +134,16 @@ def task_json(t: tasks_pb2.Task, api: Api) -> dict[str, Any]:
 
 
 def error_json(e: tasks_pb2.TaskError) -> dict[str, Any]:
-    return {
-        "error_id": e.error_id,
-        "task_id": e.task_id,
-        "subtask_id": e.subtask_id or None,
-        "error_code": e.error_code,
-        "description": e.description,
-        "detail": e.detail,
-        "additional_info": e.additional_info or None,
-        "error_time": _rfc(e, "error_time"),
-        "link": "https://docs.visionlabs.ai/info/luna/troubleshooting/errors-description/"
-        f"code-{e.error_code}",
-    }
+    return luna_json.task_error(
+        error_id=e.error_id,
+        task_id=e.task_id,
+        subtask_id=e.subtask_id or None,
+        error_code=e.error_code,
+        description=e.description,
+        detail=e.detail,
+        additional_info=e.additional_info or None,
+        error_time=times.from_optional(e, "error_time"),
+    )
 
 
 def _page(ctx: Ctx, api: Api) -> tuple[int, int]:

@@ -43,9 +43,8 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
-from services.common import luna_json
+from services.common import ids, luna_json
 from services.common.errors import (
-    BAD_QUERY_PARAM,
     NO_DATA,
     NO_ONE_QUERY_PARAM,
     REQUIRED_QUERY_PARAM,
@@ -53,6 +52,7 @@ from services.common.errors import (
     UNSUPPORTED_MEDIA_TYPE,
     LunaError,
     bad_json,
+    bad_query,
 )
 from services.gateway import jsonbody
 
@@ -60,7 +60,6 @@ INT32_MAX = 2**31 - 1
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 JSON_TYPES = ("application/json",)
 
-_UUID_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
 _DATETIME_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$"
 )
@@ -83,7 +82,7 @@ _FORMATS = FormatChecker(formats=())
 
 @_FORMATS.checks("uuid")
 def _is_uuid(value: object) -> bool:
-    return not isinstance(value, str) or bool(_UUID_RE.match(value))
+    return not isinstance(value, str) or ids.is_uuid(value)
 
 
 @_FORMATS.checks("date-time", raises=ValueError)
@@ -504,9 +503,9 @@ class RequestValidator:
             try:
                 value = p.convert(query[p.name])
             except (ValueError, TypeError):
-                raise LunaError(BAD_QUERY_PARAM, f"Bad query parameters '{p.name}'") from None
+                raise bad_query(p.name) from None
             if not p.fast.is_valid(value) and not p.validator.is_valid(value):
-                raise LunaError(BAD_QUERY_PARAM, f"Bad query parameters '{p.name}'")
+                raise bad_query(p.name)
             out[p.name] = value
         for group in op.require_one_of:
             if not any(name in query for name in group):

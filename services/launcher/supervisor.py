@@ -365,19 +365,23 @@ class Supervisor:
         finally:
             self._restarting.pop(server.name, None)
 
+    def stop_order(self) -> list[list[str]]:
+        """The children in the groups they stop in, each group after the one before: the
+        gateway first, so no request comes in while the services behind it go."""
+        return [["gateway"], [n for n in self.children if n != "gateway"]]
+
     async def stop(self) -> None:
+        """The children by `stop_order`, then embedded NATS and PostgreSQL."""
         self._stopping.set()
         for task in list(self._restarting.values()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        gateway = self.children.get("gateway")
-        if gateway is not None:
-            await gateway.stop()
-        await asyncio.gather(
-            *(c.stop() for n, c in self.children.items() if n != "gateway"),
-            return_exceptions=True,
-        )
+        for group in self.stop_order():
+            await asyncio.gather(
+                *(self.children[n].stop() for n in group if n in self.children),
+                return_exceptions=True,
+            )
         for child in self.children.values():
             if child.log_file is not None:
                 child.log_file.close()
@@ -385,8 +389,7 @@ class Supervisor:
             await self.nats.stop()
         if self.postgres is not None:
             await self.postgres.stop()
-        with contextlib.suppress(FileNotFoundError):
-            (self.data_dir / "runtime.json").unlink()
+        (self.data_dir / "runtime.json").unlink(missing_ok=True)
 
     async def run(self) -> None:
         self._lock()

@@ -192,6 +192,7 @@ class Matching:
         if target is not None and seen < target:
             await self.sync.wait_for(target, wait)
             out = await self._match(req)
+        out.stream_position = target or 0  # a router holds the other shards to it
         return out
 
     async def _match_at(

@@ -43,10 +43,4 @@ def make_app() -> ServiceApp:
             TasksServicer(store, eng.deps, eng), server
         )
 
-    return service_main.service_app(
-        "tasks",
-        [tasks_pb2.DESCRIPTOR.services_by_name["TasksService"]],
-        register,
-        startup,
-        resources,
-    )
+    return service_main.service_app("tasks", [tasks_pb2], register, startup, resources)

@@ -19,7 +19,7 @@ import orjson
 from nats.js import JetStreamContext
 from psycopg.types.json import Jsonb
 
-from services.common import db, errors, nats_streams
+from services.common import db, errors, luna_json, nats_streams
 from services.common.db import Pool
 from services.tasks import kinds
 from services.tasks.kinds import Deps
@@ -33,7 +33,6 @@ from services.tasks.store import (
     SUB_FAILED,
     ItemError,
     TaskStore,
-    error_json,
     fast_json_cursor,
 )
 from services.tasks.types import load_all
@@ -223,10 +222,12 @@ async def collect(store: TaskStore, task_id: int, max_errors: int) -> None:
         )
         statuses = [r["subtask_status"] for r in await cur.fetchall()]
         cur = await conn.execute(
-            "select * from tasks_errors where task_id = %s order by error_id limit %s",
+            "select error_id, task_id, subtask_id, error_code, description, detail,"
+            " additional_info, error_time from tasks_errors"
+            " where task_id = %s order by error_id limit %s",
             (task_id, max_errors),
         )
-        errors_json = [error_json(dict(r)) for r in await cur.fetchall()]
+        errors_json = [luna_json.task_error(**r) for r in await cur.fetchall()]
         if statuses and all(s == SUB_FAILED for s in statuses):
             await _finish_task(conn, task_id, FAILED)
             return

@@ -9,7 +9,7 @@ and merges the parts' results (`collect`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -17,14 +17,14 @@ import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 from luna.common.v1 import account_pb2, paging_pb2
+from luna.events.v1 import events_pb2
 from luna.faces.v1 import faces_pb2
 
-from services.common import errors, luna_json
+from services.common import errors, ids, luna_json
 from services.common.task_types import TASK_TYPES
 from services.tasks.store import ItemError
 
-UUID_PATTERN = "^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$"
-UUID = {"type": "string", "pattern": UUID_PATTERN}
+UUID = {"type": "string", "pattern": ids.UUID_PATTERN}
 DATE_TIME = {"type": "string", "format": "date-time"}
 
 
@@ -186,6 +186,8 @@ def check_filters_account(account_id: str, filters: dict[str, Any]) -> None:
 
 
 PAGE = 1000
+# An id lower bound below every UUID: a listing bounded by id is ordered by id.
+FIRST_ID = "00000000-0000-0000-0000-000000000000"
 
 
 async def face_ids(deps: Deps, account_id: str, filters: dict[str, Any]) -> AsyncIterator[str]:
@@ -206,7 +208,7 @@ async def face_ids(deps: Deps, account_id: str, filters: dict[str, Any]) -> Asyn
             flt.face_ids.extend(chunk)
             lower = max(flt.face_id_gte, cursor) if cursor else flt.face_id_gte
             # face_id >= lower is inclusive: ask for one more and drop the cursor itself.
-            flt.face_id_gte = lower or "00000000-0000-0000-0000-000000000000"
+            flt.face_id_gte = lower or FIRST_ID
             reply = await deps.faces.ListFaces(
                 faces_pb2.ListFacesRequest(
                     scope=scope(account_id),
@@ -222,6 +224,38 @@ async def face_ids(deps: Deps, account_id: str, filters: dict[str, Any]) -> Asyn
             cursor = got[-1]
 
 
+async def faces_of(
+    deps: Deps, scope: account_pb2.AccountScope, face_ids: list[str], *, with_lists: bool = False
+) -> list[faces_pb2.Face]:
+    """The faces of `face_ids` (at most PAGE) that exist, in id order."""
+    reply = await deps.faces.ListFaces(
+        faces_pb2.ListFacesRequest(
+            scope=scope,
+            filter=faces_pb2.FaceFilter(face_ids=face_ids, face_id_gte=FIRST_ID),
+            page=paging_pb2.Page(page=1, page_size=PAGE),
+            with_lists=with_lists,
+        )
+    )
+    return list(reply.faces)
+
+
+async def events_of(
+    deps: Deps, scope: account_pb2.AccountScope, event_ids: list[str], targets: Sequence[str] = ()
+) -> list[events_pb2.Event]:
+    """The events of `event_ids` (at most PAGE) that exist, in id order; only the fields
+    `targets` names, when it names any."""
+    reply = await deps.events.ListEvents(
+        events_pb2.ListEventsRequest(
+            scope=scope,
+            filter=events_pb2.EventFilter(event_ids=event_ids, event_id_gte=FIRST_ID),
+            targets=targets,
+            page=paging_pb2.Page(page=1, page_size=PAGE),
+            order="asc",
+        )
+    )
+    return list(reply.events)
+
+
 async def chunked_face_ids(
     deps: Deps, account_id: str, filters: dict[str, Any], size: int
 ) -> list[list[str]]:
@@ -231,6 +265,24 @@ async def chunked_face_ids(
             parts.append([])
         parts[-1].append(fid)
     return parts if parts[0] else []
+
+
+async def event_face_descriptors(
+    deps: Deps, scope: account_pb2.AccountScope, event_ids: list[str], version: int
+) -> dict[str, bytes]:
+    """The face descriptors of `version` the events service keeps for `event_ids`, by event id
+    (an event holds at most one of a kind and version, so one call answers them all)."""
+    if not event_ids:
+        return {}
+    request = events_pb2.GetEventDescriptorsRequest(
+        scope=scope,
+        event_ids=event_ids,
+        kind=events_pb2.DESCRIPTOR_KIND_FACE,
+        version=version,
+        limit=len(event_ids),
+    )
+    reply = await deps.events.GetEventDescriptors(request)
+    return {d.event_id: d.descriptor for d in reply.descriptors}
 
 
 REGISTRY: dict[int, Kind] = {}

@@ -207,7 +207,7 @@ class Schedules:
 
     async def set_status(self, schedule_id: int, account_id: str, action: str) -> None:
         if action not in ACTIONS:
-            raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'action'")
+            raise errors.bad_query("action")
         row = await self.get(schedule_id, account_id)
         status = ACTIONS[action]
         nxt = None

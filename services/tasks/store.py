@@ -453,23 +453,5 @@ class TaskStore:
         return await get_owned(self.pool, "tasks_errors", "error_id", error_id, account_id, missing)
 
 
-def error_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A task error as LUNA renders it (catalogue tasks-api §4.3)."""
-    from services.common import times
-
-    return {
-        "error_id": row["error_id"],
-        "task_id": row["task_id"],
-        "subtask_id": row["subtask_id"],
-        "error_code": row["error_code"],
-        "description": row["description"],
-        "detail": row["detail"],
-        "additional_info": row["additional_info"],
-        "error_time": times.to_rfc3339(row["error_time"]),
-        "link": "https://docs.visionlabs.ai/info/luna/troubleshooting/errors-description/"
-        f"code-{row['error_code']}",
-    }
-
-
 def dumps(value: Any) -> bytes:
     return orjson.dumps(value)

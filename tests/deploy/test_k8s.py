@@ -422,6 +422,12 @@ def test_matcher_is_a_stateful_set_per_shard(overlay: str) -> None:
     assert c["command"] == ["python", "-m", "services.matcher.proxy"]
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     assert settings["LUNA_MATCHER_SHARD_MAP"].startswith(mounts["shard-map"])
+    # The gateways route matches themselves (LUNA_GATEWAY_ROUTE_MATCHES defaults on): the
+    # map mounted where the setting names it.
+    (c,) = pod_spec(find(objects, "Deployment", "gateway"))["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert settings["LUNA_MATCHER_SHARD_MAP"].startswith(mounts["shard-map"])
+    assert settings.get("LUNA_GATEWAY_ROUTE_MATCHES", "1") == "1"
     shard_map = ShardMap.from_json(
         json.loads(find(objects, "ConfigMap", "matcher-shards")["data"]["shards.json"])
     )

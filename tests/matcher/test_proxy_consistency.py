@@ -1,6 +1,7 @@
-"""Read-your-writes through the matcher proxy: the proxy reads the changes stream's position
-once per fanned-out match (no shard reads it), and a shard whose follower is held back is
-asked again once it has applied that position, so a face whose create returned is found."""
+"""Read-your-writes through the matcher proxy: for a fanned-out match the first shard reads
+the changes stream's position (once per match, as a lone matcher, and reports it), the
+others do not; a shard whose follower is held back is asked again once it has applied that
+position, so a face whose create returned is found."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from matcher.test_shard_rebalance import VERSION, start_shard
 from services.common import nats_streams
 from services.common.grpc_server import ErrorInterceptor
 from services.launcher.embedded import pick_free_port
-from services.matcher import sync as sync_mod
 from services.matcher.proxy.app import ProxyServicer, Shards, add_to_server
 from services.matcher.shard.partition import ShardMap
 
@@ -53,7 +53,7 @@ async def test_a_shard_behind_the_proxys_position_waits_and_the_face_is_found(
     nc = await nats_streams.connect(nats_server.url)
     proxy_shards = Shards(ShardMap.load(map_path), map_path)
     proxy = grpc.aio.server(interceptors=[ErrorInterceptor()])
-    servicer = ProxyServicer(proxy_shards, js=nc.jetstream(), consistency_wait=5.0)
+    servicer = ProxyServicer(proxy_shards)
     add_to_server(servicer, proxy)  # MatchFaces in bytes where one shard answers
     proxy_port = proxy.add_insecure_port("127.0.0.1:0")
     await proxy.start()
@@ -105,12 +105,14 @@ async def test_a_shard_behind_the_proxys_position_waits_and_the_face_is_found(
     for resp in await asyncio.gather(*pending):
         best = resp.results[0].candidates[0].matches[0]
         assert best.face.face_id == fid and best.face.user_data == "late"
-    assert position_reads == [0, 0]  # the proxy read the position, for both shards
+    assert position_reads == [2, 0]  # the first shard read it, once per match, for both
 
-    # Up to date: one answer per shard, and still no shard reads the position.
+    # Up to date: one answer per shard, and still only the first shard reads the position.
     resp = await match(w.a, sample(person, 101))
     assert resp.results[0].candidates[0].matches[0].face.face_id == fid
-    assert position_reads == [0, 0]
+    assert position_reads == [3, 0]
+    # The answer is held to the position the first shard read, as a lone matcher's is.
+    assert resp.applied_seq == 0 and resp.stream_position > 0
 
     # b's faces are on one shard: the match passes through as it came, and that shard
     # reads the position itself (read-your-writes as a lone matcher's).
@@ -120,7 +122,7 @@ async def test_a_shard_behind_the_proxys_position_waits_and_the_face_is_found(
     resp = await match(w.b, sample(identity(999), 2))
     best = resp.results[0].candidates[0].matches[0]
     assert best.face.face_id == fid_b and best.face.user_data == "b"
-    assert position_reads[owner] == 1 and position_reads[1 - owner] == 0
+    assert position_reads == ([4, 0] if owner == 0 else [3, 1])
     assert resp.applied_seq == 0  # the shard's own reply, unchanged
 
     await channel.close()
@@ -130,36 +132,3 @@ async def test_a_shard_behind_the_proxys_position_waits_and_the_face_is_found(
     for state, server in shards:
         await server.stop(None)
         await state.stop(snapshot=False)
-
-
-async def test_the_proxy_serves_before_nats_and_reads_positions_once_connected(
-    nats_server: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """NATS is no condition of the proxy's start: it connects in the background, and its
-    servicer reads positions from then on."""
-    from services.matcher.proxy import app as proxy_app
-
-    got: list[ProxyServicer] = []
-    real_add = proxy_app.add_to_server
-
-    def capture(servicer: ProxyServicer, server: Any) -> None:
-        got.append(servicer)
-        real_add(servicer, server)
-
-    monkeypatch.setattr(proxy_app, "add_to_server", capture)
-    monkeypatch.setenv("LUNA_NATS_URL", nats_server.url)
-    monkeypatch.setenv("LUNA_MATCHER_SHARD_ADDRESSES", "127.0.0.1:1;127.0.0.1:2")
-    app = proxy_app.make_app()
-    server = grpc.aio.server()
-    assert app.startup is not None and app.shutdown is not None
-    await app.startup()
-    app.register(server)
-    (servicer,) = got
-    for _ in range(100):
-        if servicer.js is not None:
-            break
-        await asyncio.sleep(0.05)
-    assert servicer.js is not None and servicer.consistency_wait > 0
-    await nats_streams.ensure_streams(servicer.js)
-    assert await sync_mod.last_seq(servicer.js, 2.0) == 0  # an empty stream: sequence 0
-    await app.shutdown()

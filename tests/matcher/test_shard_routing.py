@@ -15,7 +15,6 @@ from luna.common.v1 import account_pb2, error_pb2
 from luna.matcher.v1 import matcher_pb2
 
 from services.common import errors
-from services.matcher.proxy.app import call
 from services.matcher.shard.partition import (
     ACTIVE,
     LEAVING,
@@ -25,6 +24,7 @@ from services.matcher.shard.partition import (
     ShardMap,
     ShardMapError,
 )
+from services.matcher.shard.router import call
 from services.matcher.shard.routing import merge, merge_stats, requests_for, targets
 
 KEYS = [str(uuid.UUID(int=i * 7919 + 13)) for i in range(20_000)]

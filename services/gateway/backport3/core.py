@@ -20,7 +20,7 @@ from luna.backport3.v1 import backport3_pb2 as bpb
 from luna.common.v1 import account_pb2
 
 from services.common import errors, ids, subjects
-from services.gateway import jsonbody
+from services.gateway import jsonbody, query
 from services.gateway.auth import AuthRule
 from services.gateway.clients import Clients
 
@@ -173,16 +173,12 @@ async def token_caller(request: web.Request, token: str) -> Caller:
 
 
 # ------------------------------------------------------------------------------ query
-def bad_query(name: str) -> errors.LunaError:
-    return fail(errors.BAD_QUERY_PARAM, f"Bad query parameters '{name}'")
-
-
 def q_flag(request: web.Request, name: str, default: int = 0) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
     if raw not in ("0", "1"):
-        raise bad_query(name)
+        raise errors.bad_query(name)
     return int(raw)
 
 
@@ -195,18 +191,9 @@ def q_number(
     ignore_out_of_range: bool = False,
     parse: Callable[[str], float] = float,
 ) -> float | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = parse(raw)
-    except ValueError:
-        raise bad_query(name) from None
-    if not lo <= value <= hi:
-        if ignore_out_of_range:
-            return None
-        raise bad_query(name)
-    return value
+    return query.number(
+        request.query, name, lo, hi, parse=parse, ignore_out_of_range=ignore_out_of_range
+    )
 
 
 def q_int(request: web.Request, name: str, lo: int, hi: int, default: int) -> int:
@@ -228,7 +215,7 @@ def q_uuid(request: web.Request, name: str, *, required: bool = False) -> str:
             raise fail(errors.REQUIRED_QUERY_PARAM, f"Required parameters '{name}' not found")
         return ""
     if not ids.is_uuid(raw):
-        raise bad_query(name)
+        raise errors.bad_query(name)
     return raw
 
 
@@ -238,7 +225,7 @@ def q_uuids(request: web.Request, name: str) -> list[str]:
         return []
     values = [v.strip() for v in raw.split(",")]
     if not values or len(values) > 1000 or not all(ids.is_uuid(v) for v in values):
-        raise bad_query(name)
+        raise errors.bad_query(name)
     return list(dict.fromkeys(values))
 
 
@@ -247,14 +234,14 @@ def q_do(request: web.Request) -> bool:
     if raw is None:
         raise fail(errors.REQUIRED_QUERY_PARAM, "Required parameters 'do' not found")
     if raw not in ("attach", "detach"):
-        raise bad_query("do")
+        raise errors.bad_query("do")
     return raw == "attach"
 
 
 def q_string(request: web.Request, name: str, max_len: int) -> str | None:
     raw = request.query.get(name)
     if raw is not None and len(raw) > max_len:
-        raise bad_query(name)
+        raise errors.bad_query(name)
     return raw
 
 
@@ -301,9 +288,7 @@ def body_string(body: dict[str, Any], name: str, max_len: int, *, required: bool
 
 
 def body_uuids(body: dict[str, Any], name: str) -> list[str]:
-    value = body.get(name)
-    if not isinstance(value, list) or not value:
-        raise errors.bad_json(name, "non-empty array required")
+    value = jsonbody.nonempty_array(body, name)
     for i, item in enumerate(value):
         if not isinstance(item, str) or not ids.is_uuid(item):
             raise errors.bad_json(f"{name}.{i}", "uuid4 required")

@@ -55,6 +55,17 @@ PORTRAITS = config.declare(
 EMOTION_NAMES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 
 
+# Options' yes/no flags by their Backport 3 name, the same in a query and in a policy.
+_FLAG_NAMES = {
+    "attributes": "estimate_attributes",
+    "emotions": "estimate_emotions",
+    "ethnicities": "estimate_ethnicities",
+    "quality": "estimate_quality",
+    "head_pose": "estimate_head_pose",
+    "exif": "extract_exif",
+}
+
+
 @dataclass
 class Options:
     """The extraction flags of /4/storage/descriptors (and of the handlers' policies)."""
@@ -79,12 +90,7 @@ class Options:
             if value is not None:
                 angles[angle] = value
         return cls(
-            attributes=bool(q_flag(request, "estimate_attributes")),
-            emotions=bool(q_flag(request, "estimate_emotions")),
-            ethnicities=bool(q_flag(request, "estimate_ethnicities")),
-            quality=bool(q_flag(request, "estimate_quality")),
-            head_pose=bool(q_flag(request, "estimate_head_pose")),
-            exif=bool(q_flag(request, "extract_exif")),
+            **{flag: bool(q_flag(request, name)) for flag, name in _FLAG_NAMES.items()},
             warped=bool(q_flag(request, "warped_image")),
             extract_descriptor=bool(q_flag(request, "extract_descriptor", 1))
             if allow_extract_flag
@@ -101,12 +107,7 @@ class Options:
             if float(policies.get(f"{a}_threshold", 180)) < 180
         }
         return cls(
-            attributes=bool(policies.get("estimate_attributes")),
-            emotions=bool(policies.get("estimate_emotions")),
-            ethnicities=bool(policies.get("estimate_ethnicities")),
-            quality=bool(policies.get("estimate_quality")),
-            head_pose=bool(policies.get("estimate_head_pose")),
-            exif=bool(policies.get("extract_exif")),
+            **{flag: bool(policies.get(name)) for flag, name in _FLAG_NAMES.items()},
             warped=warped,
             score_threshold=float(policies.get("score_threshold", 0.0)),
             angles=angles,

@@ -223,11 +223,8 @@ async def run_identify(request: web.Request) -> web.Response:
 
 # ------------------------------------------------------------------------------ raw verify
 def _raw_entities(body: dict[str, Any], key: str, binary: bool) -> list[mpb.RawEntity]:
-    items = body.get(key)
-    if not isinstance(items, list) or not items:
-        raise errors.bad_json(key, "non-empty array required")
     out = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(jsonbody.nonempty_array(body, key)):
         path = f"{key}.{i}"
         if not isinstance(item, dict) or set(item) != {"id", "type", "data"}:
             raise errors.bad_json(path, "object with id, type and data required")

@@ -340,7 +340,7 @@ async def create_list(request: web.Request) -> web.Response:
     c = await caller(request)
     kind_name = request.query.get("type", "persons")
     if kind_name not in ("persons", "descriptors"):
-        raise fail(errors.BAD_QUERY_PARAM, "Bad query parameters 'type'")
+        raise errors.bad_query("type")
     list_data = _list_data(await json_body(request, required=False), required=False) or ""
     clients = request.app["clients"]
     created = await clients.lists.CreateList(

@@ -38,6 +38,7 @@ from services.gateway.backport3.core import (
 )
 from services.gateway.backport3.operations import OPERATION_IDS
 from services.gateway.backport3.table import Table
+from services.gateway.liveness import estimate_liveness, liveness_json
 
 table = Table()
 SUCCESS = {"error_code": 0, "desc": "Success", "detail": "Success"}
@@ -249,15 +250,8 @@ async def liveness(request: web.Request) -> web.Response:
     await caller(request)
     aggregate = q_flag(request, "aggregate")
     images = await _liveness_images(request)
-    reply = await request.app["clients"].estimator.Detect(
-        epb.DetectRequest(
-            images=images,
-            image_type=epb.IMAGE_TYPE_RAW,
-            multiface_policy=epb.MULTIFACE_POLICY_BEST,
-            detect_face=True,
-            estimations=["liveness"],
-        ),
-        timeout=120,
+    reply = await estimate_liveness(
+        request.app["clients"].estimator, images, epb.MULTIFACE_POLICY_BEST
     )
     out = []
     live: list[tuple[float, float]] = []
@@ -271,16 +265,9 @@ async def liveness(request: web.Request) -> web.Response:
             item.update(status=0, liveness=None, error=failed.as_json())
         else:
             est = json_format.MessageToDict(result.detections.faces[0].estimations)["liveness"]
-            prob, qual = float(est["estimations"]["score"]), float(est["estimations"]["quality"])
-            live.append((prob, qual))
-            item.update(
-                status=1,
-                liveness={
-                    "prediction": int(est["prediction"]),
-                    "estimations": {"probability": prob, "quality": qual},
-                },
-                error=SUCCESS,
-            )
+            shown = liveness_json(est)
+            live.append((shown["estimations"]["probability"], shown["estimations"]["quality"]))
+            item.update(status=1, liveness=shown, error=SUCCESS)
         out.append(item)
     body: dict[str, Any] = {"images": out}
     if aggregate and live:

@@ -19,7 +19,6 @@ from services.common import errors, ids
 from services.gateway.backport3 import events as bp3_events
 from services.gateway.backport3.core import (
     Caller,
-    bad_query,
     basic_caller,
     caller,
     fail,
@@ -40,11 +39,11 @@ class Filters:
         q = request.query
         self.event_type = q.get("event_type")
         if self.event_type not in (None, "match", "extract"):
-            raise bad_query("event_type")
+            raise errors.bad_query("event_type")
         observe = q.get("observe")
         self.observe = {x.strip() for x in observe.split(",")} if observe else None
         if self.observe and not all(x == "basic" or ids.is_uuid(x) for x in self.observe):
-            raise bad_query("observe")
+            raise errors.bad_query("observe")
         # Events name tokens by their hash (see events.authorization).
         self.observed = (
             {x if x == "basic" else bp3_events.token_hash(x) for x in self.observe}
@@ -53,7 +52,7 @@ class Filters:
         )
         self.gender = q.get("gender")
         if self.gender not in (None, "male", "female"):
-            raise bad_query("gender")
+            raise errors.bad_query("gender")
         self.age_gt = self._num(q, "age__gt", 0)
         self.age_lt = self._num(q, "age__lt", 100)
         self.glasses_gt = self._num(q, "glasses__gt", 0)
@@ -61,7 +60,7 @@ class Filters:
         self.similarity_gt = self._num(q, "similarity__gt", 0)
         self.list_id = q.get("list")
         if self.list_id is not None and not ids.is_uuid(self.list_id):
-            raise bad_query("list")
+            raise errors.bad_query("list")
         self.ages = "age__gt" in q or "age__lt" in q
 
     @staticmethod
@@ -72,7 +71,7 @@ class Filters:
         try:
             return float(raw)
         except ValueError:
-            raise bad_query(name) from None
+            raise errors.bad_query(name) from None
 
     def passes(self, m: dict[str, Any]) -> bool:
         """Whether a Backport 3 event record (events.record_of) passes."""

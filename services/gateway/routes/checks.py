@@ -19,6 +19,7 @@ from services.gateway import iso_checks
 from services.gateway.auth import AuthRule
 from services.gateway.convert import SUCCESS, image_item
 from services.gateway.images import BASE64_TYPES, MULTIFACE, read_images, refuse_msgpack
+from services.gateway.liveness import estimate_liveness, liveness_json
 from services.gateway.routing import Ctx, RouteTable, json_response
 
 table = RouteTable()
@@ -131,15 +132,6 @@ async def iso(ctx: Ctx) -> web.Response:
 
 
 # ---------------------------------------------------------------------------- /6/liveness
-def _liveness_json(est: dict[str, Any]) -> dict[str, Any]:
-    # LUNA names the real-person score "probability".
-    e = est["estimations"]
-    return {
-        "prediction": int(est["prediction"]),
-        "estimations": {"probability": float(e["score"]), "quality": float(e["quality"])},
-    }
-
-
 @table.route(
     "POST",
     "/6/liveness",
@@ -149,17 +141,8 @@ def _liveness_json(est: dict[str, Any]) -> dict[str, Any]:
 async def liveness(ctx: Ctx) -> web.Response:
     # `meta` / `x_meta` parts are LUNA's deprecated device hints; the model does not use them.
     images = await read_images(ctx.request, skip_parts=frozenset({"meta", "x_meta"}))
-    reply = await ctx.clients.estimator.Detect(
-        epb.DetectRequest(
-            images=images,
-            image_type=epb.IMAGE_TYPE_RAW,
-            # One person per photo: several faces are this image's error 11038.
-            multiface_policy=epb.MULTIFACE_POLICY_SINGLE,
-            detect_face=True,
-            estimations=["liveness"],
-        ),
-        timeout=120,
-    )
+    # One person per photo: several faces are this image's error 11038.
+    reply = await estimate_liveness(ctx.clients.estimator, images, epb.MULTIFACE_POLICY_SINGLE)
     out = []
     found: list[dict[str, Any]] = []
     for result in reply.results:
@@ -172,10 +155,10 @@ async def liveness(ctx: Ctx) -> web.Response:
             continue
         est = luna_json.estimations(result.detections.faces[0])["liveness"]
         found.append(est)
-        item.update(status=1, error=SUCCESS, liveness=_liveness_json(est))
+        item.update(status=1, error=SUCCESS, liveness=liveness_json(est))
     body: dict[str, Any] = {"images": out}
     if ctx.query.get("aggregate"):
         body["aggregate_estimations"] = {
-            "liveness": _liveness_json(aggregation.mean_liveness(found)) if found else None
+            "liveness": liveness_json(aggregation.mean_liveness(found)) if found else None
         }
     return json_response(body)

@@ -67,7 +67,7 @@ def meta_filters(query: Any) -> list[events_pb2.MetaFilter]:
             continue
         m = META_KEY.match(key)
         if m is None:
-            raise errors.LunaError(errors.BAD_QUERY_PARAM, f"Bad query parameters '{key}'")
+            raise errors.bad_query(key)
         op = m.group("op") or "eq"
         raw = query[key]
         values = raw.split(",") if op in ("in", "nin") else [raw]
@@ -116,7 +116,7 @@ def event_filter(ctx: Ctx) -> events_pb2.EventFilter:
     if lon == "null" or lat == "null":
         # LUNA: a null origin asks for events without geo position (only without deltas).
         if "longitude_delta" in q or "latitude_delta" in q:
-            raise errors.LunaError(errors.BAD_QUERY_PARAM, "Bad query parameters 'geo_position'")
+            raise errors.bad_query("geo_position")
         flt.geo_null = True
     elif lon is not None or lat is not None:
         if lon is None or lat is None:

@@ -304,11 +304,8 @@ async def verify(ctx: Ctx) -> web.Response:
 
 
 def _raw_entities(body: dict[str, Any], name: str) -> list[ppb.RawEntity]:
-    items = body.get(name)
-    if not isinstance(items, list) or not items:
-        raise errors.bad_json(name, "non-empty array required")
     out = []
-    for i, e in enumerate(items):
+    for i, e in enumerate(jsonbody.nonempty_array(body, name)):
         path = f"{name}.{i}"
         if not isinstance(e, dict):
             raise errors.bad_json(path, "value is not a valid dict")

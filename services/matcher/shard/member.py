@@ -78,11 +78,20 @@ class ShardMember:
         if self.map_path is None:
             return
         seen_at: float | None = None
+        removed_in = 0
         while True:
             await asyncio.sleep(settings.MAP_POLL.get_float())
             new = self._read_map()
             if new is None or new.version <= self.map.version:
                 seen_at = None
+                continue
+            if new.shard(self.shard_id) is None:
+                # Removed from the map (rebalance remove): routers still on an older version
+                # may ask this shard until they poll, so it keeps what it holds until stopped.
+                if removed_in != new.version:
+                    removed_in = new.version
+                    log.info("shard %d is not in map v%d: serving as is until stopped",
+                             self.shard_id, new.version)  # fmt: skip
                 continue
             partition = new.partition(self.shard_id)
             if partition.signature == self.partition.signature:

@@ -148,6 +148,15 @@ class ShardMap:
             self.vnodes,
         )
 
+    def without_shard(self, shard_id: int) -> ShardMap:
+        """The next version without shard `shard_id`."""
+        return ShardMap(
+            self.version + 1,
+            tuple(s for s in self.shards if s.id != shard_id),
+            self.spread_accounts,
+            self.vnodes,
+        )
+
     # --- placement -------------------------------------------------------------------------
     @cached_property
     def routing_ring(self) -> Ring:

@@ -11,6 +11,9 @@ exact merge of their answers (no network here; `services.matcher.proxy` is the a
   face id breaking ties, and cuts to `limit`: every face of the true top k is in its holding
   shard's top k, so the merge is exact.
 - Event candidates are no shard's partition: only the first target is asked for them.
+- Read-your-writes over several shards: the first target reads the changes stream's position
+  (as a lone matcher does, overlapped with its search) and reports it; the others answer at
+  once and report what they had applied; the router asks again one below that position.
 """
 
 from __future__ import annotations
@@ -44,13 +47,21 @@ def targets(shard_map: ShardMap, request: matcher_pb2.MatchFacesRequest) -> list
 def requests_for(
     request: matcher_pb2.MatchFacesRequest, shard_ids: Sequence[int]
 ) -> dict[int, matcher_pb2.MatchFacesRequest]:
-    """What each target is asked: the request itself; the event candidate sets only of the
-    first target (the others get a copy without them)."""
-    if len(shard_ids) == 1 or not request.event_candidates:
-        return dict.fromkeys(shard_ids, request)
-    rest = matcher_pb2.MatchFacesRequest()
-    rest.CopyFrom(request)
-    del rest.event_candidates[:]
+    """What each target is asked. The first: the request itself (with the event candidate
+    sets); it reads the changes stream's position for read-your-writes, as a lone matcher,
+    and reports it (`stream_position`). The others: a copy without event candidates and with
+    `min_applied_seq=0`: they answer at once from what they applied and say which sequence
+    that was (`applied_seq`), so the router asks again one that is below the position. A
+    request that brings its own `min_applied_seq` goes to every target as it is."""
+    if len(shard_ids) == 1:
+        return {shard_ids[0]: request}
+    rest = request
+    if request.event_candidates or not request.HasField("min_applied_seq"):
+        rest = matcher_pb2.MatchFacesRequest()
+        rest.CopyFrom(request)
+        del rest.event_candidates[:]
+        if not request.HasField("min_applied_seq"):
+            rest.min_applied_seq = 0
     return {s: (request if i == 0 else rest) for i, s in enumerate(shard_ids)}
 
 
@@ -58,43 +69,52 @@ def _result_key(r: matcher_pb2.ReferenceResult) -> tuple[int, str, str]:
     return (r.reference_index, r.face_id, r.event_id)
 
 
+def _rank(row: tuple[float, str, object]) -> tuple[float, str]:
+    return (-row[0], row[1])
+
+
 def merge(
     request: matcher_pb2.MatchFacesRequest,
     replies: Sequence[matcher_pb2.MatchFacesResponse],
 ) -> matcher_pb2.MatchFacesResponse:
-    """One answer from the targets' answers (the first holds the event candidates)."""
+    """One answer from the targets' answers (the first holds the event candidates). The
+    first reply becomes the answer, its candidate lists replaced in place by the merged
+    top k: no copy of references, results or event candidates (the replies are the caller's
+    own, freshly decoded)."""
     if len(replies) == 1:
         return replies[0]
     first = replies[0]
+    # A shard's applied sequence is not the answer's; the first shard's `stream_position`
+    # is: every shard answered at or past it, as a lone matcher answers.
+    first.applied_seq = 0
     limits = [c.limit or DEFAULT_LIMIT for c in request.candidates]
     # Results line up by (reference position, resolved face, resolved event): every shard
     # resolves the same references the same way; keyed anyway, never zipped blindly.
     others = [{_result_key(r): r for r in reply.results} for reply in replies[1:]]
-    out = matcher_pb2.MatchFacesResponse()
     for res in first.results:
-        merged = out.results.add()
-        merged.reference.CopyFrom(res.reference)
-        merged.face_id = res.face_id
-        merged.reference_index = res.reference_index
-        merged.event_id = res.event_id
-        merged.event_candidates.extend(res.event_candidates)
         key = _result_key(res)
         peers = [o[key] for o in others if key in o]
         for i, cand in enumerate(res.candidates):
-            pool = [m for m in cand.matches]
+            rows = [(m.similarity, m.face.face_id, m) for m in cand.matches]
             for peer in peers:
                 if i < len(peer.candidates):
-                    pool.extend(peer.candidates[i].matches)
-            best: dict[str, matcher_pb2.FaceMatch] = {}
-            for m in pool:
-                held = best.get(m.face.face_id)
-                if held is None or m.similarity > held.similarity:
-                    best[m.face.face_id] = m
-            ranked = sorted(best.values(), key=lambda m: (-m.similarity, m.face.face_id))
-            cr = merged.candidates.add()
-            cr.matches.extend(ranked[: limits[i] if i < len(limits) else DEFAULT_LIMIT])
-            cr.total_found = len(cr.matches)
-    return out
+                    rows.extend(
+                        (m.similarity, m.face.face_id, m) for m in peer.candidates[i].matches
+                    )
+            rows.sort(key=_rank)  # by similarity, the face id breaking ties
+            limit = limits[i] if i < len(limits) else DEFAULT_LIMIT
+            seen: set[str] = set()
+            top = []
+            for _, face_id, m in rows:  # a face two shards hold: its first (best) row
+                if face_id not in seen:
+                    seen.add(face_id)
+                    top.append(m)
+                    if len(top) == limit:
+                        break
+            del cand.matches[:]
+            cand.matches.extend(top)
+            cand.total_found = len(top)
+    return first
 
 
 def merge_stats(

@@ -139,16 +139,7 @@ async def _extract_events(deps: Deps, scope: Any, event_ids: list[str], version:
     without a stored sample."""
     if not event_ids:
         return Outcome([])
-    have = await deps.events.GetEventDescriptors(
-        events_pb2.GetEventDescriptorsRequest(
-            scope=scope,
-            event_ids=event_ids,
-            kind=events_pb2.DESCRIPTOR_KIND_FACE,
-            version=version,
-            limit=PART_SIZE,
-        )
-    )
-    done = {d.event_id for d in have.descriptors}
+    done = await kinds.event_face_descriptors(deps, scope, event_ids, version)
     wanted = [e for e in event_ids if e not in done]
     if not wanted:
         return Outcome([])

@@ -42,87 +42,87 @@ IMAGE_TYPES = {
 }
 _IMAGE_TYPE = {"type": "integer", "enum": [0, 1, 2]}
 _PREFIXES = {"prefix": {"type": "string"}, "postfix": {"type": "string"}}
+_BOOLEAN = {"type": "boolean"}
+
+
+def _source(
+    source_type: str, reference: dict[str, Any], required: tuple[str, ...] = (), **more: Any
+) -> dict[str, Any]:
+    """One kind of image source: its `source_type`, its `reference` (both required), the
+    properties only it takes and the `image_type` every source takes."""
+    return closed(
+        {
+            "source_type": {"const": source_type},
+            "reference": reference,
+            **more,
+            "image_type": _IMAGE_TYPE,
+        },
+        required=["source_type", "reference", *required],
+    )
+
+
 SOURCE_SCHEMA: dict[str, Any] = {
     "oneOf": [
-        closed(
-            {
-                "source_type": {"const": "zip"},
-                "reference": {"type": "string", "format": "uri"},
-                "authorization": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {"password": {"type": "string", "maxLength": 128}},
+        _source(
+            "zip",
+            {"type": "string", "format": "uri"},
+            authorization={
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"password": {"type": "string", "maxLength": 128}},
+            },
+        ),
+        _source(
+            "network_disk",
+            closed(
+                {"path": {"type": "string"}, "follow_links": _BOOLEAN, **_PREFIXES},
+                required=["path"],
+            ),
+            recursive=_BOOLEAN,
+        ),
+        _source(
+            "ftp",
+            closed(
+                {
+                    "host": {"type": "string"},
+                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                    "user": {"type": "string"},
+                    "password": {"type": "string"},
+                    "max_sessions": {"type": "integer", "minimum": 1, "maximum": 50},
+                    "path": {"type": "string"},
+                    **_PREFIXES,
                 },
-                "image_type": _IMAGE_TYPE,
+                required=["host"],
+            ),
+            authorization={
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"user": {"type": "string"}, "password": {"type": "string"}},
             },
-            required=["source_type", "reference"],
+            recursive=_BOOLEAN,
         ),
-        closed(
-            {
-                "source_type": {"const": "network_disk"},
-                "reference": closed(
-                    {
-                        "path": {"type": "string"},
-                        "follow_links": {"type": "boolean"},
-                        **_PREFIXES,
-                    },
-                    required=["path"],
-                ),
-                "recursive": {"type": "boolean"},
-                "image_type": _IMAGE_TYPE,
-            },
-            required=["source_type", "reference"],
-        ),
-        closed(
-            {
-                "source_type": {"const": "ftp"},
-                "reference": closed(
-                    {
-                        "host": {"type": "string"},
-                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                        "user": {"type": "string"},
-                        "password": {"type": "string"},
-                        "max_sessions": {"type": "integer", "minimum": 1, "maximum": 50},
-                        "path": {"type": "string"},
-                        **_PREFIXES,
-                    },
-                    required=["host"],
-                ),
-                "authorization": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {"user": {"type": "string"}, "password": {"type": "string"}},
+        _source(
+            "s3",
+            closed(
+                {
+                    "endpoint": {"type": "string", "format": "uri"},
+                    "bucket_name": {"type": "string", "minLength": 1},
+                    "prefix": {"type": "string"},
+                    "region": {"type": "string"},
                 },
-                "recursive": {"type": "boolean"},
-                "image_type": _IMAGE_TYPE,
-            },
-            required=["source_type", "reference"],
-        ),
-        closed(
-            {
-                "source_type": {"const": "s3"},
-                "reference": closed(
-                    {
-                        "endpoint": {"type": "string", "format": "uri"},
-                        "bucket_name": {"type": "string", "minLength": 1},
-                        "prefix": {"type": "string"},
-                        "region": {"type": "string"},
-                    },
-                    required=["bucket_name"],
-                ),
-                "authorization": closed(
-                    {
-                        "public_access_key": {"type": "string"},
-                        "secret_access_key": {"type": "string"},
-                        "signature_version": one_of("s3v2", "s3v4"),
-                    },
-                    required=["public_access_key", "secret_access_key"],
-                ),
-                "recursive": {"type": "boolean"},
-                "save_origin": {"type": "boolean"},
-                "image_type": _IMAGE_TYPE,
-            },
-            required=["source_type", "reference", "authorization"],
+                required=["bucket_name"],
+            ),
+            required=("authorization",),
+            authorization=closed(
+                {
+                    "public_access_key": {"type": "string"},
+                    "secret_access_key": {"type": "string"},
+                    "signature_version": one_of("s3v2", "s3v4"),
+                },
+                required=["public_access_key", "secret_access_key"],
+            ),
+            recursive=_BOOLEAN,
+            save_origin=_BOOLEAN,
         ),
     ]
 }

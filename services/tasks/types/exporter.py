@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 from google.protobuf.json_format import MessageToDict
-from luna.common.v1 import paging_pb2
 from luna.events.v1 import events_pb2
 from luna.faces.v1 import blobs_pb2, faces_pb2
 
@@ -255,17 +254,7 @@ async def object_rows(
     images: list[dict[str, str]] = []
     failures: list[ItemError] = []
     if faces:
-        reply = await deps.faces.ListFaces(
-            faces_pb2.ListFacesRequest(
-                scope=scope,
-                filter=faces_pb2.FaceFilter(
-                    face_ids=ids, face_id_gte="00000000-0000-0000-0000-000000000000"
-                ),
-                page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-                with_lists=True,
-            )
-        )
-        for face in reply.faces:
+        for face in await kinds.faces_of(deps, scope, ids, with_lists=True):
             rows.append((face.face_id, face_row(face, columns)))
             if save_images and face.has_attribute:
                 attr = await deps.faces.GetFaceAttribute(
@@ -275,17 +264,7 @@ async def object_rows(
                 samples = dict.fromkeys([*data.descriptor_samples, *data.basic_attributes_samples])
                 await _add_samples(deps, scope, face.face_id, samples, images, failures)
         return rows, images, failures
-    reply = await deps.events.ListEvents(
-        events_pb2.ListEventsRequest(
-            scope=scope,
-            filter=events_pb2.EventFilter(
-                event_ids=ids, event_id_gte="00000000-0000-0000-0000-000000000000"
-            ),
-            page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-            order="asc",
-        )
-    )
-    for e in reply.events:
+    for e in await kinds.events_of(deps, scope, ids):
         event = MessageToDict(e.data)
         rows.append((event["event_id"], event_row(event, columns)))
         if save_images:

@@ -183,18 +183,10 @@ async def _faces_from_events(deps: Deps, subtask: dict[str, Any]) -> Outcome:
     scope = kinds.scope(str(subtask["account_id"]))
     if not wanted:
         return Outcome({"list_id": list_id, "face_ids": []})
-    listed = await deps.events.ListEvents(
-        events_pb2.ListEventsRequest(
-            scope=scope,
-            filter=events_pb2.EventFilter(
-                event_ids=wanted, event_id_gte="00000000-0000-0000-0000-000000000000"
-            ),
-            targets=["event_id", "user_data", "external_id", "face_detections"],
-            page=paging_pb2.Page(page=1, page_size=PART_SIZE),
-            order="asc",
-        )
+    listed = await kinds.events_of(
+        deps, scope, wanted, ["event_id", "user_data", "external_id", "face_detections"]
     )
-    found = {e.event_id: MessageToDict(e.data) for e in listed.events}
+    found = {e.event_id: MessageToDict(e.data) for e in listed}
     descriptors = await deps.events.GetEventDescriptors(
         events_pb2.GetEventDescriptorsRequest(
             scope=scope,

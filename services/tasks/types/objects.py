@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from luna.events.v1 import events_pb2
 from luna.faces.v1 import attributes_pb2, faces_pb2
 
 from services.common import descriptors as codec
@@ -111,17 +110,7 @@ async def descriptors(
                     if d.version == version:
                         got[attr.attribute_id] = d.descriptor
         else:
-            reply = await deps.events.GetEventDescriptors(
-                events_pb2.GetEventDescriptorsRequest(
-                    scope=scope,
-                    event_ids=chunk,
-                    kind=events_pb2.DESCRIPTOR_KIND_FACE,
-                    version=version,
-                    limit=CHUNK,
-                )
-            )
-            for d in reply.descriptors:
-                got[d.event_id] = d.descriptor
+            got.update(await kinds.event_face_descriptors(deps, scope, chunk, version))
     kept = [i for i in ids if i in got]
     if not kept:
         return [], np.zeros((0, 128), dtype=np.float32)

@@ -15,8 +15,6 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-from luna.common.v1 import paging_pb2
-from luna.faces.v1 import faces_pb2
 
 from services.common import errors
 from services.tasks import analytics, kinds
@@ -103,16 +101,8 @@ class Roc(Kind, name="roc"):
         seen: set[str] = set()
         for s in range(0, len(wanted), objects.CHUNK):
             chunk = wanted[s : s + objects.CHUNK]
-            reply = await deps.faces.ListFaces(
-                faces_pb2.ListFacesRequest(
-                    scope=kinds.scope(account_id),
-                    filter=faces_pb2.FaceFilter(
-                        face_ids=chunk, face_id_gte="00000000-0000-0000-0000-000000000000"
-                    ),
-                    page=paging_pb2.Page(page=1, page_size=objects.CHUNK),
-                )
-            )
-            seen.update(f.face_id for f in reply.faces)
+            found = await kinds.faces_of(deps, kinds.scope(account_id), chunk)
+            seen.update(f.face_id for f in found)
         missing = [f for f in wanted if f not in seen]
         if missing:
             raise errors.LunaError(errors.FACE_NOT_FOUND, f"Face with id '{missing[0]}' not found")

@@ -151,12 +151,14 @@ class ReferenceResult(_message.Message):
     def __init__(self, reference: _Optional[_Union[Reference, _Mapping]] = ..., face_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[CandidatesResult, _Mapping]]] = ..., reference_index: _Optional[int] = ..., event_id: _Optional[str] = ..., event_candidates: _Optional[_Iterable[_Union[EventCandidatesResult, _Mapping]]] = ...) -> None: ...
 
 class MatchFacesResponse(_message.Message):
-    __slots__ = ("results", "applied_seq")
+    __slots__ = ("results", "applied_seq", "stream_position")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    STREAM_POSITION_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[ReferenceResult]
     applied_seq: int
-    def __init__(self, results: _Optional[_Iterable[_Union[ReferenceResult, _Mapping]]] = ..., applied_seq: _Optional[int] = ...) -> None: ...
+    stream_position: int
+    def __init__(self, results: _Optional[_Iterable[_Union[ReferenceResult, _Mapping]]] = ..., applied_seq: _Optional[int] = ..., stream_position: _Optional[int] = ...) -> None: ...
 
 class RawEntity(_message.Message):
     __slots__ = ("id", "descriptor")

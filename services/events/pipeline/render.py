@@ -45,7 +45,7 @@ def face_json(face: faces_pb2.Face) -> dict[str, Any]:
         "account_id": face.account_id,
         "event_id": face.event_id or None,
         "user_data": face.user_data,
-        "external_id": face.external_id or None,
+        "external_id": face.external_id,
         "avatar": face.avatar,
         "create_time": times.to_rfc3339(times.from_timestamp(face.create_time)),
         "lists": list(face.list_ids),

@@ -544,7 +544,7 @@ class Sync:
         self.ix.close()
 
 
-# --- the stream's position (a matcher's and the matcher proxy's read-your-writes target) -----
+# --- the stream's position (a match's read-your-writes target) ------------------------------
 async def last_seq(js: JetStreamContext, timeout: float) -> int:
     """The stream's last sequence, by JetStream's STREAM.INFO request with only
     `state.last_seq` read from the reply: nats-py's `stream_info` builds the whole info

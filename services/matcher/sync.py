@@ -563,17 +563,33 @@ def read_position(js: JetStreamContext, timeout: float) -> asyncio.Future[int | 
     """Start reading the stream's last sequence now (a request's read-your-writes target);
     the future gives None when NATS is away or slow: the request is then answered from
     the state applied so far (changes made meanwhile are still in the faces outbox, not
-    in the stream, so there is nothing newer to wait for anyway). None: not connected."""
-    if not nats_streams.is_connected(js):
+    in the stream, so there is nothing newer to wait for anyway). None: not connected to a
+    lone server."""
+    if not nats_streams.is_connected(js) and not nats_streams.has_other_servers(js):
         return None
     return asyncio.ensure_future(_position(js, timeout))
 
 
 async def _position(js: JetStreamContext, timeout: float) -> int | None:
-    try:
-        return await last_seq(js, max(timeout, 0.5))
-    except Exception as exc:
-        if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
-            raise
-        log.warning("stream position unknown (%s); answering from applied state", exc)
-        return None
+    """In a NATS cluster a node's loss is not "NATS is away": another node has acknowledged
+    writes this matcher has not seen, so the read is retried on the node the client
+    reconnects to, within `timeout`, rather than answered from a stale state (the first shard
+    of a fanned-out match would otherwise hand every shard a position of 0)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(timeout, 0.5)
+    while True:
+        try:
+            if not nats_streams.is_connected(js):
+                raise nats_streams.NatsUnavailable("not connected to NATS")
+            return await last_seq(js, max(min(deadline - loop.time(), 1.0), 0.05))
+        except Exception as exc:
+            if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
+                raise
+            if nats_streams.has_other_servers(js) and loop.time() + _RETRY_S < deadline:
+                await asyncio.sleep(_RETRY_S)
+                continue
+            log.warning("stream position unknown (%s); answering from applied state", exc)
+            return None
+
+
+_RETRY_S = 0.05

@@ -4,8 +4,6 @@ instead of calling a matcher proxy: one hop less on every match."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +52,6 @@ class Clients:
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     # Set when the gateway routes matches itself (see `routes_matches`).
     matcher_router: Router | None = None
-    _watch: asyncio.Task[None] | None = None
 
     def open(self) -> None:
         for service in SERVICES:
@@ -75,8 +72,7 @@ class Clients:
         self.pipeline = stub(pipeline_pb2_grpc.PipelineServiceStub, self.channels["events"])
         self.tasks = stub(tasks_pb2_grpc.TasksServiceStub, self.channels["tasks"])
         self.backport3 = stub(backport3_pb2_grpc.Backport3ServiceStub, self.channels["backport3"])
-        # Health checks go over plain channels: a failing check must not raise LunaError.
-        # Health checks use the raw stubs: a failing check is an answer, not an exception.
+        # Health checks use the raw stubs: a failing check is an answer, not a LunaError.
         self.health: dict[str, Any] = {
             s: health_pb2_grpc.HealthStub(ch) for s, ch in self.channels.items()
         }
@@ -87,13 +83,9 @@ class Clients:
             self.health["matcher"] = ShardsHealth(shards)
             log.info("matches routed to the matcher shards here: map v%d, %s",
                      shards.map.version, [s.address for s in shards.map.routed()])  # fmt: skip
-            self._watch = asyncio.create_task(shards.watch(shard_settings.MAP_POLL.get_float()))
+            shards.follow()
 
     async def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
         if self.matcher_router is not None:
             await self.matcher_router.shards.close()
         for ch in self.channels.values():

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -116,20 +114,14 @@ def make_app() -> ServiceApp:
     state: dict[str, Any] = {}
 
     async def startup() -> None:
-        shards = Shards.from_settings()
-        state["shards"] = shards
-        state["watch"] = asyncio.create_task(shards.watch(shard_settings.MAP_POLL.get_float()))
+        state["shards"] = Shards.from_settings()
+        state["shards"].follow()
 
     def register(server: grpc.aio.Server) -> None:
         servicer = ProxyServicer(state["shards"], shard_settings.PROXY_ATTEMPTS.get_int())
         add_to_server(servicer, server)
 
     async def shutdown() -> None:
-        task = state.get("watch")
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         if "shards" in state:
             await state["shards"].close()
 

@@ -53,6 +53,7 @@ class Shards:
         self._stubs: dict[str, Any] = {}
         self._raw_match: dict[str, Any] = {}  # MatchFaces, bytes in and out
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._follow: asyncio.Task[None] | None = None
         self._connect(shard_map)
 
     @classmethod
@@ -118,7 +119,17 @@ class Shards:
             await asyncio.sleep(poll)
             self.reload()
 
+    def follow(self) -> None:
+        """Follow the map file's new versions (every LUNA_MATCHER_SHARD_MAP_POLL s) until
+        `close`."""
+        if self.path is not None and self._follow is None:
+            self._follow = asyncio.create_task(self.watch(shard_settings.MAP_POLL.get_float()))
+
     async def close(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
         for channel in self._channels.values():
             await channel.close()
 

@@ -5,6 +5,7 @@ import's CPU). Only for values already validated (uuids) or encoded here (bytes 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 def uuid_array(values: Iterable[str]) -> str:
@@ -15,3 +16,13 @@ def uuid_array(values: Iterable[str]) -> str:
 def bytea_array(values: Iterable[bytes]) -> str:
     """A bytea[] literal (hex format)."""
     return "{" + ",".join(f'"\\\\x{v.hex()}"' for v in values) + "}"
+
+
+def columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows of `width` values as columns: the arrays a set-based statement unnests (empty
+    ones for no rows)."""
+    out: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(out, row, strict=True):
+            column.append(value)
+    return out

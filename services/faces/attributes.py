@@ -15,10 +15,10 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common import errors, ids, times
+from services.common import db, errors, ids, times
 from services.common.scoping import Scope, readable, unique_ids
 from services.faces import outbox
-from services.faces.arrays import uuid_array
+from services.faces.arrays import columns, uuid_array
 from services.faces.coalesce import Coalescer, each_alone_if_refused
 from services.faces.descriptors import AttributeData, BasicAttributes
 
@@ -135,17 +135,26 @@ class _NewAttribute:
     ttl_s: int
 
 
-# New temporary attributes, set-based. Samples travel as uuid[] literals (one text each: a
-# list of lists would not unnest row by row).
+# New temporary attributes and their descriptors, set-based, in one statement (its own
+# transaction: the descriptors' foreign keys are checked at its end, when the attributes are
+# there). Samples travel as uuid[] literals (one text each: a list of lists would not unnest
+# row by row). Parameters: the attributes' columns, then the descriptors'.
 _INSERT_ATTRIBUTES = """
-INSERT INTO temporary_attributes (attribute_id, account_id, age, gender, ethnicity,
-                                  descriptor_samples, basic_attributes_samples, expire_time)
-SELECT attribute_id, account_id, age, gender, ethnicity, ds::uuid[], bs::uuid[],
-       now() + make_interval(secs => ttl)
-FROM unnest(%s::uuid[], %s::uuid[], %s::smallint[], %s::smallint[], %s::smallint[],
-            %s::text[], %s::text[], %s::int[])
-     AS x(attribute_id, account_id, age, gender, ethnicity, ds, bs, ttl)
-RETURNING attribute_id::text AS attribute_id, create_time, expire_time"""
+WITH a AS (
+    INSERT INTO temporary_attributes (attribute_id, account_id, age, gender, ethnicity,
+                                      descriptor_samples, basic_attributes_samples,
+                                      expire_time)
+    SELECT attribute_id, account_id, age, gender, ethnicity, ds::uuid[], bs::uuid[],
+           now() + make_interval(secs => ttl)
+    FROM unnest(%s::uuid[], %s::uuid[], %s::smallint[], %s::smallint[], %s::smallint[],
+                %s::text[], %s::text[], %s::int[])
+         AS x(attribute_id, account_id, age, gender, ethnicity, ds, bs, ttl)
+    RETURNING attribute_id::text AS attribute_id, create_time, expire_time
+), d AS (
+    INSERT INTO temporary_attribute_descriptors (attribute_id, version, descriptor)
+    SELECT * FROM unnest(%s::uuid[], %s::int[], %s::bytea[])
+)
+SELECT * FROM a"""
 
 
 def _basic_columns(basics: list[BasicAttributes | None]) -> list[list[int | None]]:
@@ -194,34 +203,26 @@ class Attributes:
         return attribute
 
     async def _insert(self, items: Sequence[_NewAttribute]) -> list[Attribute]:
-        """Attributes in one transaction and one round trip (pipeline mode: BEGIN, both
-        set-based inserts and COMMIT go out together)."""
+        """Attributes in one statement: one command, one round trip (db.autocommit)."""
         descriptors = [
             (i.attribute_id, version, blob)
             for i in items
             for version, blob in sorted(i.data.descriptors.items())
         ]
         try:
-            async with self._pool.connection() as conn:
-                async with conn.pipeline(), conn.transaction():
-                    cur = await conn.execute(
-                        _INSERT_ATTRIBUTES,
-                        [
-                            [i.attribute_id for i in items],
-                            [i.account_id for i in items],
-                            *_basic_columns([i.data.basic_attributes for i in items]),
-                            [uuid_array(i.data.descriptor_samples) for i in items],
-                            [uuid_array(i.data.basic_attributes_samples) for i in items],
-                            [i.ttl_s for i in items],
-                        ],
-                    )
-                    if descriptors:
-                        await conn.execute(
-                            "INSERT INTO temporary_attribute_descriptors"
-                            " (attribute_id, version, descriptor)"
-                            " SELECT * FROM unnest(%s::uuid[], %s::int[], %s::bytea[])",
-                            [list(column) for column in zip(*descriptors, strict=True)],
-                        )
+            async with db.autocommit(self._pool) as conn:
+                cur = await conn.execute(
+                    _INSERT_ATTRIBUTES,
+                    [
+                        [i.attribute_id for i in items],
+                        [i.account_id for i in items],
+                        *_basic_columns([i.data.basic_attributes for i in items]),
+                        [uuid_array(i.data.descriptor_samples) for i in items],
+                        [uuid_array(i.data.basic_attributes_samples) for i in items],
+                        [i.ttl_s for i in items],
+                        *columns(descriptors, 3),
+                    ],
+                )  # fmt: skip
                 rows = {r["attribute_id"]: r for r in await cur.fetchall()}
         except psycopg.errors.ForeignKeyViolation:
             raise errors.LunaError(

@@ -28,6 +28,7 @@ from services.common.scoping import (
     unique_ids,
 )
 from services.faces import attributes, outbox
+from services.faces.arrays import columns
 from services.faces.coalesce import Coalescer, each_alone_if_refused
 from services.faces.descriptors import AttributeData
 from services.faces.where import Where, listing_order
@@ -269,20 +270,25 @@ class NewFace:
     list_ids: tuple[str, ...]
 
 
-# New faces, set-based (one statement for any number). Parameters: face ids, account ids,
-# event ids, user data, external ids, avatars.
-_INSERT_FACES = """
-INSERT INTO faces (face_id, account_id, event_id, user_data, external_id, avatar)
-SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[])
-RETURNING face_id::text AS face_id, account_id::text AS account_id,
-          coalesce(event_id::text, '') AS event_id, user_data, external_id, avatar,
-          create_time, last_update_time"""
-
-# Live temporary attributes copied into new faces' attributes inside PostgreSQL, in one
-# statement (one snapshot: an attribute and its descriptors agree); a face whose attribute is
-# not a live one of its account gets no row. Parameters: face ids, attribute ids, account ids.
-_COPY_ATTRIBUTES = """
-WITH x AS (
+# New faces with their attributes and list links, set-based, in one statement (one command
+# of the transaction for any number of faces):
+# - the faces; parameters: face ids, account ids, event ids, user data, external ids, avatars;
+# - live temporary attributes copied into their attributes inside PostgreSQL (one snapshot: an
+#   attribute and its descriptors agree); a face whose attribute is not a live one of its
+#   account gets none; parameters: face ids, attribute ids, account ids;
+# - the links in the order given (link_key follows it), each made only when the list is the
+#   face's account's; parameters: face ids, list ids, account ids (one per link).
+# The foreign keys between the CTEs' rows are checked at the statement's end, when all are
+# there. One row per face: its record, whether an attribute was copied and what it holds, and
+# the lists it was linked to.
+_CREATE_FACES = """
+WITH f AS (
+    INSERT INTO faces (face_id, account_id, event_id, user_data, external_id, avatar)
+    SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::text[],
+                         %s::text[])
+    RETURNING face_id, account_id, event_id, user_data, external_id, avatar, create_time,
+              last_update_time
+), x AS (
     SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[]) AS x(face_id, attribute_id,
                                                                   account_id)
 ), t AS (
@@ -303,29 +309,29 @@ WITH x AS (
     SELECT t.face_id, td.version, td.descriptor
     FROM t JOIN temporary_attribute_descriptors td ON td.attribute_id = t.attribute_id
     RETURNING face_id, version, descriptor
+), l AS (
+    INSERT INTO list_faces (list_id, face_id)
+    SELECT l.list_id, y.face_id
+    FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[]) WITH ORDINALITY AS y(face_id, list_id,
+                                                                        account_id, n)
+    JOIN lists l ON l.list_id = y.list_id AND l.account_id = y.account_id
+    ORDER BY y.n
+    RETURNING face_id, list_id
 )
-SELECT a.face_id::text AS face_id, a.age, a.gender, a.ethnicity, a.ds, a.bs,
-       ARRAY(SELECT d.version FROM d WHERE d.face_id = a.face_id ORDER BY d.version)
+SELECT f.face_id::text AS face_id, f.account_id::text AS account_id,
+       coalesce(f.event_id::text, '') AS event_id, f.user_data, f.external_id, f.avatar,
+       f.create_time, f.last_update_time,
+       a.face_id IS NOT NULL AS copied, a.age, a.gender, a.ethnicity, a.ds, a.bs,
+       ARRAY(SELECT d.version FROM d WHERE d.face_id = f.face_id ORDER BY d.version)
            AS versions,
-       ARRAY(SELECT d.descriptor FROM d WHERE d.face_id = a.face_id ORDER BY d.version)
-           AS descriptors
-FROM a"""
+       ARRAY(SELECT d.descriptor FROM d WHERE d.face_id = f.face_id ORDER BY d.version)
+           AS descriptors,
+       ARRAY(SELECT l.list_id::text FROM l WHERE l.face_id = f.face_id) AS linked
+FROM f LEFT JOIN a ON a.face_id = f.face_id"""
 
-# New faces' list links in the order given (link_key follows it), each made only when the
-# list is the face's account's. Parameters: face ids, list ids, account ids (one per link).
-_LINK_NEW_FACES = """
-INSERT INTO list_faces (list_id, face_id)
-SELECT l.list_id, x.face_id
-FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[]) WITH ORDINALITY AS x(face_id, list_id,
-                                                                    account_id, n)
-JOIN lists l ON l.list_id = x.list_id AND l.account_id = x.account_id
-ORDER BY x.n
-RETURNING face_id::text AS face_id, list_id::text AS list_id"""
-
-
-def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows as columns: the arrays a set-based statement unnests."""
-    return [list(column) for column in zip(*rows, strict=True)]
+# Columns of _CREATE_FACES's row that are not the face record's.
+_CREATED_EXTRA = ("copied", "age", "gender", "ethnicity", "ds", "bs", "versions", "descriptors",
+                  "linked")  # fmt: skip
 
 
 def _attribute_missing(source: str, missing_code: int) -> errors.LunaError:
@@ -415,7 +421,6 @@ class Faces:
     async def _insert_new(self, items: Sequence[NewFace]) -> list[Face]:
         """New faces in one transaction of two round trips (pipeline mode), or the LunaError
         of the first one refused and nothing written."""
-        copies = [i for i in items if isinstance(i.attribute, str)]
         links = [(i.face_id, list_id, i.account_id) for i in items for list_id in i.list_ids]
         try:
             async with (
@@ -425,43 +430,42 @@ class Faces:
             ):
                 # 1: the faces, their attributes (temporary ones copied inside PostgreSQL)
                 # and their links, each list checked to be the account's by the link itself.
-                inserted = await conn.execute(
-                    _INSERT_FACES,
-                    _columns(
-                        (i.face_id, i.account_id, i.event_id or None, i.user_data,
-                         i.external_id, i.avatar)
-                        for i in items
-                    ),
+                created = await conn.execute(
+                    _CREATE_FACES,
+                    [
+                        *columns(
+                            ((i.face_id, i.account_id, i.event_id or None, i.user_data,
+                              i.external_id, i.avatar) for i in items),
+                            6,
+                        ),
+                        *columns(
+                            ((i.face_id, i.attribute, i.account_id)
+                             for i in items if isinstance(i.attribute, str)),
+                            3,
+                        ),
+                        *columns(links, 3),
+                    ],
                 )  # fmt: skip
-                copied = None
-                if copies:
-                    copied = await conn.execute(
-                        _COPY_ATTRIBUTES,
-                        _columns((i.face_id, i.attribute, i.account_id) for i in copies),
-                    )
                 for item in items:
                     if isinstance(item.attribute, AttributeData):
                         await _queue_attribute(conn, item.face_id, item.attribute)
-                linked = await conn.execute(_LINK_NEW_FACES, _columns(links)) if links else None
                 await pipeline.sync()
-                data = {
-                    i.face_id: i.attribute for i in items if isinstance(i.attribute, AttributeData)
-                }
-                for row in await copied.fetchall() if copied else ():
-                    found = zip(row["versions"], map(bytes, row["descriptors"]), strict=True)
-                    data[row["face_id"]] = attributes.data_of_row(row, dict(found))
-                linked_to = (
-                    {(r["face_id"], r["list_id"]) for r in await linked.fetchall()}
-                    if linked
-                    else set()
-                )
+                rows = {r["face_id"]: r for r in await created.fetchall()}
+                data: dict[str, AttributeData] = {}
                 for item in items:  # the first refusal, in the order of checks of one create
-                    if isinstance(item.attribute, str) and item.face_id not in data:
+                    row = rows[item.face_id]
+                    if isinstance(item.attribute, AttributeData):
+                        data[item.face_id] = item.attribute
+                    elif row["copied"]:
+                        found = zip(row["versions"], map(bytes, row["descriptors"]), strict=True)
+                        data[item.face_id] = attributes.data_of_row(row, dict(found))
+                    elif item.attribute is not None:
                         raise _attribute_missing(item.attribute, errors.ATTRIBUTE_NOT_FOUND)
                     for list_id in item.list_ids:
-                        if (item.face_id, list_id) not in linked_to:
+                        if list_id not in row["linked"]:
                             raise lists_not_found(list_id)
-                rows = {r["face_id"]: r for r in await inserted.fetchall()}
+                    for name in _CREATED_EXTRA:
+                        del row[name]
                 changes: list[changes_pb2.FaceChange] = []
                 for item in items:
                     attribute = data.get(item.face_id)

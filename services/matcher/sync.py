@@ -49,6 +49,11 @@ log = logging.getLogger("luna.matcher.sync")
 STREAM = "FACES_CHANGES"
 Kind = changes_pb2.FaceChange.Kind
 _BATCH = 5000
+# A batch of at most this many changes is applied on the event loop: each is a few dict and
+# delta-matrix updates (tens of microseconds), less than the thread hop that keeps a large
+# replay off the loop, and under a steady write load (two messages per face created) that hop
+# was most of the follower's CPU.
+_INLINE = 16
 # Messages that link or unlink many faces (see _apply_many).
 _MANY = frozenset((Kind.KIND_ATTACH_MANY, Kind.KIND_DETACH_MANY))
 _ATTRIBUTES = frozenset((Kind.KIND_ATTRIBUTE_CREATE, Kind.KIND_ATTRIBUTE_DELETE))
@@ -301,7 +306,10 @@ class Sync:
             for _ in range(min(sub.pending_msgs, _BATCH - 1)):
                 batch.append(await sub.next_msg(timeout=1.0))
             try:
-                last = await asyncio.to_thread(self._apply_msgs, ix, batch)
+                if len(batch) <= _INLINE:
+                    last = self._apply_msgs(ix, batch)
+                else:
+                    last = await asyncio.to_thread(self._apply_msgs, ix, batch)
             except Exception:
                 # A bug here must not stop the follower for good; the message is skipped.
                 log.exception("applying FACES_CHANGES failed")

@@ -73,6 +73,17 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     cpu: dict[str, dict[str, float]] = {}
     transactions: dict[str, float] = {}
+    wakeups: dict[str, dict[str, float]] = {}
+
+    def result() -> dict[str, Any]:
+        return {
+            "duration_s": args.duration,
+            "rows": rows,
+            "cpu_ms_per_face": cpu,
+            "transactions_per_face": transactions,
+            "wakeups_per_face": wakeups,
+        }
+
     try:
         async with running_platform(data_dir) as runtime, aiohttp.ClientSession() as http:
             url = runtime["url"]
@@ -114,19 +125,25 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
             for c in args.concurrency:
                 before, commits = cpu_seconds(runtime), await pg_transactions(runtime)
+                slept = sleeps(runtime)
                 stats = await closed_loop(f"rest_c{c}", create_one, c, args.duration)
                 rows[stats.name] = stats
                 spent = cpu_seconds(runtime)
                 cpu[stats.name] = {
                     k: round(1000 * (spent[k] - before[k]) / stats.requests, 3) for k in spent
                 }
+                now_slept = sleeps(runtime)
+                wakeups[stats.name] = {
+                    k: round((now_slept[k] - slept[k]) / stats.requests, 2)
+                    for k in now_slept
+                    if now_slept[k] - slept[k] >= stats.requests / 10
+                }
                 # How well concurrent creates share transactions (group commit).
                 per_face = (await pg_transactions(runtime) - commits) / stats.requests
                 transactions[stats.name] = round(per_face, 3)
                 log(f"{stats} PostgreSQL transactions/face {per_face:.2f}")
             if args.skip_raw:
-                return {"duration_s": args.duration, "rows": rows, "cpu_ms_per_face": cpu,
-                        "transactions_per_face": transactions}  # fmt: skip
+                return result()
 
             # Raw limit: the same rows straight into PostgreSQL, one transaction per face.
             db = runtime["database_url"]
@@ -218,8 +235,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 await conn.close()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return {"duration_s": args.duration, "rows": rows, "cpu_ms_per_face": cpu,
-            "transactions_per_face": transactions}  # fmt: skip
+    return result()
 
 
 async def pg_transactions(runtime: dict[str, Any]) -> int:
@@ -257,6 +273,26 @@ def cpu_seconds(runtime: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _sleeps_of(pid: int) -> int:
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def sleeps(runtime: dict[str, Any]) -> dict[str, int]:
+    """Times each Python service's threads went to sleep waiting (voluntary context
+    switches): on a shared, virtualised machine each wake-up after one costs more than the
+    work it wakes for, so a per-face count of them shows where round trips go, and it does
+    not vary with the machine's load as CPU seconds do."""
+    return {name: _sleeps_of(s["pid"]) for name, s in runtime["services"].items() if s.get("pid")}
+
+
 def table(result: dict[str, Any]) -> str:
     rows = result["rows"]
     raw = rows["raw_pg_c8"].rps if "raw_pg_c8" in rows else float("nan")
@@ -280,6 +316,10 @@ def table(result: dict[str, Any]) -> str:
         )
     for name, per_face in result.get("transactions_per_face", {}).items():
         lines.append(f"{name} PostgreSQL writing transactions/face: {per_face:.2f}")
+    for name, parts in result.get("wakeups_per_face", {}).items():
+        lines.append(
+            f"{name} wake-ups/face: " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+        )
     return "\n".join(lines)
 
 

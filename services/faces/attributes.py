@@ -176,7 +176,7 @@ class Attributes:
         # attribute reference without asking us) and deletes through the outbox.
         self._publisher = publisher
         self._creates: Coalescer[_NewAttribute, Attribute] = Coalescer(
-            each_alone_if_refused(self._insert), max_running=2
+            each_alone_if_refused(self._insert), max_running=1
         )
 
     async def create(self, scope: Scope, data: AttributeData, *, ttl_s: int = 0) -> Attribute:

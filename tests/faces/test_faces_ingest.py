@@ -12,6 +12,7 @@ import pytest
 from luna.faces.v1 import changes_pb2
 
 from services.common import errors
+from services.common.scoping import Scope
 from services.faces.descriptors import BasicAttributes, checked
 from services.faces.faces import FaceFilter
 
@@ -134,3 +135,38 @@ async def test_concurrent_creates_with_data_and_an_existing_face_id(world: World
         assert stored.data.descriptors == data[i].descriptors
         assert stored.data.basic_attributes == BasicAttributes(40, 0, 2)
     assert await code_of(w.faces.create(a, attribute="not-a-uuid")) == 22011
+
+
+async def test_a_refused_attribute_among_concurrent_ones(world: World) -> None:
+    """Attribute creates in one burst go as one statement: descriptors of two versions, basic
+    attributes alone, and one of an account that does not exist. That one gets 'account not
+    found'; the others are stored whole, and nothing of the refused one is."""
+    w, a = world, world.a
+    gone = Scope(str(uuid.uuid4()))
+    data = [
+        checked([(raw(1), 200), (raw(2), 59)], [], None, []),
+        checked([], [], BasicAttributes(33, 1, 0), []),
+        checked([(raw(3), 200)], [], None, []),
+    ]
+    got = await asyncio.gather(
+        w.attributes.create(a, data[0]),
+        w.attributes.create(gone, data[2]),
+        w.attributes.create(a, data[1]),
+        return_exceptions=True,
+    )
+    assert isinstance(got[1], errors.LunaError) and got[1].code == errors.ACCOUNT_NOT_FOUND
+    for made, sent in ((got[0], data[0]), (got[2], data[1])):
+        assert not isinstance(made, BaseException)
+        assert (await w.attributes.get(a, made.attribute_id)).data == sent
+    async with w.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM temporary_attribute_descriptors d"
+            " JOIN temporary_attributes t USING (attribute_id)"
+        )
+        row = await cur.fetchone()
+        orphans = await conn.execute(
+            "SELECT count(*) AS n FROM temporary_attributes WHERE account_id = %s",
+            (gone.account_id,),
+        )
+        assert row is not None and row["n"] == 2  # the first attribute's two versions
+        assert (await orphans.fetchone())["n"] == 0  # type: ignore[index]

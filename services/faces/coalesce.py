@@ -5,6 +5,11 @@ loop turn, so calls made in the same turn join it); calls made while batches run
 together as the next batch. Nothing waits for a timer: alone, a call runs as soon as it
 would have without coalescing; under load, a batch takes everything queued meanwhile, so one
 transaction (one commit, one fsync, one pool checkout, set-based statements) serves many calls.
+
+`spare_after_s` bounds head-of-line blocking: once the oldest batch under way has run that
+long (waiting on a lock, say), one more batch may start, so calls that would not wait on that
+lock are not held up behind it. Under a steady load batches end well before that, and
+batches stay few and large (fewer transactions per call).
 """
 
 from __future__ import annotations
@@ -42,14 +47,24 @@ def each_alone_if_refused(insert: Callable[[Sequence[T]], Awaitable[list[R]]]) -
 
 
 class Coalescer(Generic[T, R]):
-    def __init__(self, run: BatchRun[T, R], *, max_batch: int = 64, max_running: int = 1) -> None:
+    def __init__(
+        self,
+        run: BatchRun[T, R],
+        *,
+        max_batch: int = 64,
+        max_running: int = 1,
+        spare_after_s: float | None = None,
+    ) -> None:
         self._run = run
         self._max_batch = max_batch
         self._max_running = max_running
+        self._spare_after_s = spare_after_s
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._running = 0  # batches scheduled or under way
         self._scheduled = False  # one is scheduled and has not taken its calls yet
         self._tasks: set[asyncio.Task[None]] = set()
+        self._started: dict[object, float] = {}  # batch -> when it took its calls (loop time)
+        self._timer: asyncio.TimerHandle | None = None
 
     async def submit(self, item: T) -> R:
         """`item`'s result, from whichever batch it goes in."""
@@ -58,8 +73,25 @@ class Coalescer(Generic[T, R]):
         self._start()
         return await future
 
+    def _limit(self) -> int:
+        """Batches that may run now: one more than `max_running` while the oldest one under
+        way is older than `spare_after_s` (a timer calls _start again when it will be)."""
+        if self._spare_after_s is None or not self._started:
+            return self._max_running
+        loop = asyncio.get_running_loop()
+        due = min(self._started.values()) + self._spare_after_s
+        if loop.time() >= due:
+            return self._max_running + 1
+        if self._running >= self._max_running and self._timer is None:
+            self._timer = loop.call_at(due, self._on_timer)
+        return self._max_running
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._start()
+
     def _start(self) -> None:
-        if self._queue and not self._scheduled and self._running < self._max_running:
+        if self._queue and not self._scheduled and self._running < self._limit():
             self._running += 1
             self._scheduled = True
             task = asyncio.ensure_future(self._batch())
@@ -67,10 +99,12 @@ class Coalescer(Generic[T, R]):
             task.add_done_callback(self._tasks.discard)
 
     async def _batch(self) -> None:
+        me = object()
         try:
             # Taken when the batch starts, not when it was scheduled: calls made in between
             # join it. A caller that went away (cancelled) is left out.
             self._scheduled = False
+            self._started[me] = asyncio.get_running_loop().time()
             batch = [(item, f) for item, f in self._queue[: self._max_batch] if not f.done()]
             del self._queue[: self._max_batch]
             self._start()  # what is left over, when another batch may run
@@ -88,5 +122,6 @@ class Coalescer(Generic[T, R]):
                 else:
                     future.set_result(result)
         finally:
+            self._started.pop(me, None)
             self._running -= 1
             self._start()

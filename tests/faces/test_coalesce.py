@@ -82,3 +82,54 @@ async def test_a_cancelled_caller_is_left_out_and_batches_respect_max_batch() ->
         await gone
     assert 99 not in [i for b in rec.batches for i in b]
     assert all(len(b) <= 2 for b in rec.batches)
+
+
+class Stalled(Recorder):
+    """A batch run in which a batch holding item 1 waits for `gate` (a lock held elsewhere)
+    and any other answers at once."""
+
+    async def run(self, items: Sequence[int]) -> list[int | BaseException]:
+        self.batches.append(list(items))
+        if 1 in items:
+            await self.gate.wait()
+        return [i * 10 for i in items]
+
+
+async def test_a_stalled_batch_lets_one_spare_batch_run_beside_it() -> None:
+    """With spare_after_s, calls made while the batch under way is stalled past it go in a
+    batch of their own instead of waiting for it; never more than one beside it."""
+    rec = Stalled()
+    rec.gate.clear()
+    c: Coalescer[int, int] = Coalescer(rec.run, spare_after_s=0.0)
+    first = asyncio.ensure_future(c.submit(1))
+    await asyncio.sleep(0.01)  # under way, stalled
+    # (Bounded waits: without the spare these calls would wait for the stalled batch.)
+    assert await asyncio.wait_for(asyncio.gather(c.submit(2), c.submit(3)), 10) == [20, 30]
+    assert await asyncio.wait_for(c.submit(4), 10) == 40  # the spare ended, so another starts
+    assert not first.done() and rec.batches == [[1], [2, 3], [4]]
+    # A spare that stalls too: the next calls wait for one of the two.
+    second = asyncio.ensure_future(c.submit(1))
+    await asyncio.sleep(0.01)
+    third = asyncio.ensure_future(c.submit(5))
+    await asyncio.sleep(0.01)
+    assert rec.batches == [[1], [2, 3], [4], [1]] and not third.done()
+    rec.gate.set()
+    assert await asyncio.gather(first, second, third) == [10, 10, 50]
+
+
+async def test_a_spare_batch_starts_when_the_stall_reaches_spare_after_s() -> None:
+    """Before spare_after_s the calls wait (they will share the next batch); once the batch
+    under way has run that long a timer starts the spare, no new call needed."""
+    rec = Stalled()
+    rec.gate.clear()
+    c: Coalescer[int, int] = Coalescer(rec.run, spare_after_s=0.05)
+    first = asyncio.ensure_future(c.submit(1))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # under way
+    waiting = asyncio.ensure_future(c.submit(2))
+    await asyncio.sleep(0)
+    assert rec.batches == [[1]]
+    assert await asyncio.wait_for(waiting, 10) == 20  # the timer's spare, first still stalled
+    assert not first.done()
+    rec.gate.set()
+    assert await first == 10

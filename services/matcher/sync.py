@@ -306,10 +306,7 @@ class Sync:
             for _ in range(min(sub.pending_msgs, _BATCH - 1)):
                 batch.append(await sub.next_msg(timeout=1.0))
             try:
-                if len(batch) <= _INLINE:
-                    last = self._apply_msgs(ix, batch)
-                else:
-                    last = await asyncio.to_thread(self._apply_msgs, ix, batch)
+                last = await self._apply(ix, batch)
             except Exception:
                 # A bug here must not stop the follower for good; the message is skipped.
                 log.exception("applying FACES_CHANGES failed")
@@ -318,6 +315,13 @@ class Sync:
                 self.applied_seq = max(self.applied_seq, last)
                 self.changes_since_snapshot += len(batch)
                 self._progress.notify_all()
+
+    async def _apply(self, ix: IndexSet, msgs: list[Msg]) -> int:
+        """Apply a batch; the last stream sequence it reflects. A small one on the loop (see
+        _INLINE), a large one in a thread."""
+        if len(msgs) <= _INLINE:
+            return self._apply_msgs(ix, msgs)
+        return await asyncio.to_thread(self._apply_msgs, ix, msgs)
 
     def _apply_msgs(self, ix: IndexSet, msgs: list[Msg]) -> int:
         last = self.applied_seq

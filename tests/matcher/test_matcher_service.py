@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -269,14 +268,14 @@ async def test_a_match_begun_behind_the_stream_waits_and_matches_again(world: Wo
     state, stub = await w.start_matcher()
     sync = state.sync
     person = identity(7)
-    gate = threading.Event()
-    real_apply = sync._apply_msgs
+    gate = asyncio.Event()
+    real_apply = sync._apply
 
-    def held(ix: Any, msgs: Any) -> int:
-        gate.wait(10.0)
-        return real_apply(ix, msgs)
+    async def held(ix: Any, msgs: Any) -> int:
+        await gate.wait()
+        return await real_apply(ix, msgs)
 
-    sync._apply_msgs = held  # type: ignore[method-assign]
+    sync._apply = held  # type: ignore[method-assign]
     try:
         fid = await create_face(w, w.a, sample(person, 1), user_data="late")
         stream_last = (await sync.js.stream_info("FACES_CHANGES")).state.last_seq

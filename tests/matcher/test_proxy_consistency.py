@@ -6,7 +6,6 @@ position, so a face whose create returned is found."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +68,13 @@ async def test_a_shard_behind_the_proxys_position_waits_and_the_face_is_found(
             )
         )
 
-    gate = threading.Event()
+    gate = asyncio.Event()
     held = syncs[1]
-    real_apply = held._apply_msgs
+    real_apply = held._apply
 
-    def held_back(ix: Any, msgs: Any) -> int:
-        gate.wait(10.0)
-        return real_apply(ix, msgs)
+    async def held_back(ix: Any, msgs: Any) -> int:
+        await gate.wait()
+        return await real_apply(ix, msgs)
 
     try:
         # Both followers up to date, then shard 1's held back: a face it owns is not applied.
@@ -83,7 +82,7 @@ async def test_a_shard_behind_the_proxys_position_waits_and_the_face_is_found(
         for sync in syncs:
             assert await sync.wait_applied(5.0)
         position_reads[:] = [0, 0]  # wait_applied reads it: count from here
-        held._apply_msgs = held_back  # type: ignore[method-assign]
+        held._apply = held_back  # type: ignore[method-assign]
         n = 1
         while True:
             person = identity(100 + n)  # one face per identity: the best match is that face

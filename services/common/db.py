@@ -144,7 +144,11 @@ async def autocommit(pool: Pool) -> AsyncIterator[AsyncConnection[DictRow]]:
         try:
             yield conn
         finally:
-            await conn.set_autocommit(False)
+            # Only an idle connection can switch (and only an idle one goes back into the
+            # pool: a broken or busy one is closed by it), so a failure is never replaced
+            # by the switch's own error.
+            if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                await conn.set_autocommit(False)
 
 
 # The pools this process opened: what its gRPC health reports as its database's state.

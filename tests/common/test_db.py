@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from services.common.db import MigrationError, create_pool, migrate
+from services.common.db import MigrationError, autocommit, create_pool, is_outage, migrate
 
 M1 = "create table items (id int primary key);\ncreate table log (step text);\n"
 M2 = "insert into log values ('two');\nalter table items add column name text not null;\n"
@@ -137,5 +137,31 @@ async def test_out_of_order_and_misnamed_files_refuse(fresh_db: str, tmp_path: P
         misnamed = _write(tmp_path / "x", {"1_init.sql": M1})
         with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
             await migrate(pool, "tasks", misnamed)
+    finally:
+        await pool.close()
+
+
+async def test_autocommit_connections_go_back_to_the_pool_as_they_came(fresh_db: str) -> None:
+    """db.autocommit: one statement is its own transaction; the connection goes back in the
+    pool's mode; a connection lost meanwhile raises its own (outage) error, not the mode
+    switch's, and the pool goes on with a fresh one."""
+    pool = await create_pool(fresh_db, max_size=1)
+    try:
+        async with autocommit(pool) as conn:
+            await conn.execute("CREATE TABLE t (x int)")
+            await conn.execute("INSERT INTO t VALUES (1)")
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        async with pool.connection() as conn:
+            assert not conn.autocommit
+            row = await (await conn.execute("SELECT count(*) AS n FROM t")).fetchone()
+            assert row == {"n": 1}
+        with pytest.raises(psycopg.OperationalError) as info:
+            async with autocommit(pool) as conn:
+                await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        assert is_outage(info.value)
+        async with autocommit(pool) as conn:
+            await conn.execute("INSERT INTO t VALUES (2)")
+        async with pool.connection() as conn:
+            assert not conn.autocommit
     finally:
         await pool.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -220,14 +221,23 @@ class Matching:
             if cands is None:
                 per_set.append([[] for _ in refs])
                 continue
-            args = (account, queries, cands, c.limit or DEFAULT_LIMIT, c.threshold, self.version)
+            search = partial(
+                ix.search,
+                account,
+                queries,
+                cands,
+                c.limit or DEFAULT_LIMIT,
+                c.threshold,
+                self.version,
+                unit=True,  # each reference's vector is unit_vector's (or the index's own)
+            )
             if len(refs) <= INLINE_REFS and not isinstance(cands, AccountCandidates):
                 # A list or a face id set is an HNSW graph or an exact scan of at most the
                 # index threshold: well under a millisecond, less than the thread hop itself
                 # (handing work to a thread and back was a quarter of a watchlist match).
-                found = ix.search(*args)
+                found = search()
             else:
-                found = await asyncio.to_thread(ix.search, *args)
+                found = await asyncio.to_thread(search)
             per_set.append(found)
         event_sets = [await self._match_events(scope, e, queries) for e in req.event_candidates]
         records = await self._face_records(

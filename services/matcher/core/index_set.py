@@ -351,17 +351,21 @@ class IndexSet:
         limit: int,
         threshold: float = 0.0,
         version: int | None = None,
+        *,
+        unit: bool = False,
     ) -> list[list[Match]]:
         """Top `limit` matches with similarity >= `threshold` for each query row, best first.
 
         `account_id` None searches every account (LUNA allows matching without an account);
-        `version`, when given, must equal the IndexSet's descriptor version.
+        `version`, when given, must equal the IndexSet's descriptor version. `unit`: `query`
+        is already `as_unit_rows`' output (the matcher validated each reference so), and is
+        not normalised again.
         """
         if limit < 1:
             raise ValueError("limit must be >= 1")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError("threshold must be within [0, 1]")
-        queries = as_unit_rows(query, self.dim)
+        queries = query if unit else as_unit_rows(query, self.dim)
         if version is not None and self.version is not None:
             check_version(version, self.version)
         # Push the similarity threshold down as a cosine bound (the map is monotone); the

@@ -54,8 +54,6 @@ _FILTER_FIELDS = (
     "create_time_lt",
 )
 INLINE_REFS = 4  # searches of at most this many references run on the event loop
-# Event-loop turns nats-py needs to hand a request to the socket (its task, then its flusher).
-_SEND_TURNS = 3
 
 
 @dataclass
@@ -180,8 +178,8 @@ class Matching:
         if position is None:
             return await self._match(req)
         try:
-            for _ in range(_SEND_TURNS):
-                await asyncio.sleep(0)  # the request leaves before the search holds the loop
+            # The position's request is already written (position.PositionReads): the
+            # search overlaps its round trip without yielding to the event loop first.
             seen = self.sync.applied_seq
             out = await self._match(req)
             target = await position

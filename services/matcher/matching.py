@@ -53,7 +53,7 @@ _FILTER_FIELDS = (
     "create_time_gte",
     "create_time_lt",
 )
-INLINE_REFS = 4  # searches of at most this many references run on the event loop
+INLINE_REFS = 10  # searches of at most this many references run on the event loop
 
 
 @dataclass
@@ -264,36 +264,63 @@ class Matching:
     async def _resolve_all(
         self, ix: IndexSet, scope: account_pb2.AccountScope, refs: Sequence[matcher_pb2.Reference]
     ) -> list[Resolved]:
-        # Several attribute references (a batch of probes): one GetAttributes for all of them
-        # instead of a call each. Any not found this way goes through GetAttribute below,
-        # which raises the documented error.
-        cache = self.sync.attributes
         account = search_account(scope)
-        attr_ids = [
-            r.attribute_id
-            for r in refs
-            if r.WhichOneof("source") == "attribute_id"
-            and cache.get(r.attribute_id, account) is None
-        ]
-        known: dict[str, tuple[attributes_pb2.Attribute, int]] = {}
-        if len(attr_ids) > 1:
-            deletes = cache.deletes  # what a read may be kept against (AttributeCache)
-            reply = await self.attributes.GetAttributes(
-                attributes_pb2.GetAttributesRequest(
-                    scope=scope,
-                    attribute_ids=list(dict.fromkeys(attr_ids)),
-                    descriptor_version=self.version,
+        # What the matcher holds resolves here, without a coroutine or task per reference
+        # (a batch of cached probes spent more on those than on its search).
+        parts: list[list[Resolved] | None] = [self._held(ix, account, r) for r in refs]
+        away = [i for i, part in enumerate(parts) if part is None]
+        if away:
+            # Several attribute references (a batch of probes): one GetAttributes for all of
+            # them instead of a call each. Any not found this way goes through GetAttribute
+            # in _resolve, which raises the documented error.
+            attr_ids = [
+                refs[i].attribute_id for i in away if refs[i].WhichOneof("source") == "attribute_id"
+            ]
+            known: dict[str, tuple[attributes_pb2.Attribute, int]] = {}
+            if len(attr_ids) > 1:
+                deletes = self.sync.attributes.deletes  # what a read may be kept against
+                reply = await self.attributes.GetAttributes(
+                    attributes_pb2.GetAttributesRequest(
+                        scope=scope,
+                        attribute_ids=list(dict.fromkeys(attr_ids)),
+                        descriptor_version=self.version,
+                    )
                 )
-            )
-            known = {a.attribute_id: (a, deletes) for a in reply.attributes if a.data.descriptors}
-        if len(refs) == 1:  # the common case: no task per reference
-            parts = [await self._resolve(ix, scope, refs[0], known)]
-        else:
-            parts = await asyncio.gather(*(self._resolve(ix, scope, r, known) for r in refs))
+                known = {
+                    a.attribute_id: (a, deletes) for a in reply.attributes if a.data.descriptors
+                }
+            if len(away) == 1:  # no task for a lone reference
+                parts[away[0]] = await self._resolve(ix, scope, refs[away[0]], known)
+            else:
+                got = await asyncio.gather(
+                    *(self._resolve(ix, scope, refs[i], known) for i in away)
+                )
+                for i, part in zip(away, got, strict=True):
+                    parts[i] = part
+        out = []
         for i, part in enumerate(parts):
+            assert part is not None
             for r in part:
                 r.index = i
-        return [r for part in parts for r in part]
+                out.append(r)
+        return out
+
+    def _held(
+        self, ix: IndexSet, account: str | None, ref: matcher_pb2.Reference
+    ) -> list[Resolved] | None:
+        """A reference resolved from what the matcher holds (a raw descriptor, an indexed
+        face, a cached attribute); None when it needs its owner (`_resolve`)."""
+        which = ref.WhichOneof("source")
+        if which == "descriptor":
+            vec = unit_vector(ref.descriptor.descriptor, ref.descriptor.version, self.version)
+            return [Resolved(ref, "", vec)]
+        if which == "attribute_id":
+            held = self.sync.attributes.get(ref.attribute_id, account)
+            return None if held is None else [Resolved(ref, "", held)]
+        if which == "face_id":
+            held = local_descriptor(ix, ref.face_id, account)
+            return None if held is None else [Resolved(ref, ref.face_id, held)]
+        return None
 
     async def _resolve(
         self,
@@ -302,10 +329,7 @@ class Matching:
         ref: matcher_pb2.Reference,
         known: dict[str, tuple[attributes_pb2.Attribute, int]] | None = None,
     ) -> list[Resolved]:
-        which = ref.WhichOneof("source")
-        if which == "descriptor":
-            vec = unit_vector(ref.descriptor.descriptor, ref.descriptor.version, self.version)
-            return [Resolved(ref, "", vec)]
+        which = ref.WhichOneof("source")  # a raw descriptor is always `_held`
         if which == "face_id":
             return [Resolved(ref, ref.face_id, await self._face_vector(ix, scope, ref.face_id))]
         if which in ("event_id", "event_external_id"):

@@ -380,11 +380,20 @@ class IndexSet:
                 for c in self._resolve(account_id, candidates)
             ]
             per_query = [merge_hits([p[j] for p in parts], limit) for j in range(queries.shape[0])]
+        # One similarity map for every query's hits (a numpy call each cost more than it).
+        flat = (
+            cosine_to_similarity(np.concatenate([cosines for _, cosines in per_query])).tolist()
+            if per_query
+            else []
+        )
         out: list[list[Match]] = []
-        for labels, cosines in per_query:
-            sims = cosine_to_similarity(cosines)
+        at = 0
+        for labels, _ in per_query:
+            slots = labels.tolist()
+            sims = flat[at : at + len(slots)]
+            at += len(slots)
             row = []
-            for slot, sim in zip(labels.tolist(), sims.tolist(), strict=True):
+            for slot, sim in zip(slots, sims, strict=True):
                 fid = self._slot_face[slot]
                 if fid is not None and sim >= threshold:
                     row.append(Match(fid, sim))

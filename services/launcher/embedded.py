@@ -34,6 +34,7 @@ import stat
 import subprocess
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BufferedWriter
@@ -96,11 +97,42 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     return True
 
 
+# A port handed out is claimed machine-wide for a while: between the pick and the child's bind
+# (seconds, longer for a whole cluster layout) another launcher could find it free and pick it
+# too, and one of the two children then fails to bind.
+_CLAIMS_DIR = Path(tempfile.gettempdir()) / "luna-port-claims"
+_CLAIM_SECONDS = 300.0
+
+
+def _claim(port: int) -> bool:
+    """True when this process now holds the claim on `port` (none held, or only a stale one)."""
+    path = _CLAIMS_DIR / str(port)
+    for _ in range(2):
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return True
+        except FileNotFoundError:
+            _CLAIMS_DIR.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(PermissionError):
+                _CLAIMS_DIR.chmod(0o1777)  # shared by every user's launchers, like /tmp
+        except FileExistsError:
+            try:
+                if time.time() - path.stat().st_mtime < _CLAIM_SECONDS:
+                    return False
+                path.unlink()  # stale: whoever re-creates it first holds it
+            except FileNotFoundError:
+                pass
+        except PermissionError:
+            return True  # claims unusable here (another user's directory): pick unclaimed
+    return False
+
+
 def pick_free_port(host: str = LOOPBACK) -> int:
-    """A free loopback port outside RESERVED_PORTS (random, so parallel test runs do not clash)."""
+    """A free loopback port outside RESERVED_PORTS (random, so parallel test runs do not clash),
+    claimed so that no other launcher on this machine picks it in the next minutes."""
     for _ in range(200):
         port = random.randrange(*_PORT_RANGE)
-        if port not in RESERVED_PORTS and port_is_free(port, host):
+        if port not in RESERVED_PORTS and port_is_free(port, host) and _claim(port):
             return port
     # Crowded range: let the kernel choose an ephemeral port instead.
     for _ in range(20):

@@ -86,32 +86,36 @@ def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.Rp
     )
     clock = time.perf_counter
 
+    async def failed(context: grpc.aio.ServicerContext, exc: BaseException) -> str:
+        """The outcome of a call that raised `exc`; a handler's error becomes the call's
+        status here (on_error aborts, which raises) unless the handler aborted itself."""
+        if not isinstance(exc, Exception):
+            return "CANCELLED"  # cancelled, or the client stopped reading a stream
+        if on_error is not None and not isinstance(exc, grpc.aio.AbortError):
+            await on_error(context, exc, method)
+        return "UNKNOWN"
+
+    def finish(context: grpc.aio.ServicerContext, started: float, outcome: str, token: Any) -> None:
+        if observer is not None:
+            observer.done(context, started, outcome)
+        if token is not None:
+            rid.reset(token)  # type: ignore[union-attr]
+
     if handler.unary_unary:
         fn = handler.unary_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             token = rid.set(_request_id(context, key)) if rid is not None else None
-            started = clock()
-            outcome = "UNKNOWN"
+            started, outcome = clock(), "UNKNOWN"
             try:
                 reply = await fn(request, context)
                 outcome = "OK"
                 return reply
-            except grpc.aio.AbortError:  # the handler (or on_error) aborted: its status
-                raise
-            except Exception as exc:
-                if on_error is None:
-                    raise
-                await on_error(context, exc, method)
-                raise
-            except BaseException:
-                outcome = "CANCELLED"
+            except BaseException as exc:
+                outcome = await failed(context, exc)
                 raise
             finally:
-                if observer is not None:
-                    observer.done(context, started, outcome)
-                if token is not None:
-                    rid.reset(token)  # type: ignore[union-attr]
+                finish(context, started, outcome, token)
 
         return grpc.unary_unary_rpc_method_handler(
             unary,
@@ -123,27 +127,16 @@ def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.Rp
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             token = rid.set(_request_id(context, key)) if rid is not None else None
-            started = clock()
-            outcome = "UNKNOWN"
+            started, outcome = clock(), "UNKNOWN"
             try:
                 async for item in gen(request, context):
                     yield item
                 outcome = "OK"
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                if on_error is None:
-                    raise
-                await on_error(context, exc, method)
-                raise
-            except BaseException:
-                outcome = "CANCELLED"  # cancelled, or the client stopped reading a stream
+            except BaseException as exc:
+                outcome = await failed(context, exc)
                 raise
             finally:
-                if observer is not None:
-                    observer.done(context, started, outcome)
-                if token is not None:
-                    rid.reset(token)  # type: ignore[union-attr]
+                finish(context, started, outcome, token)
 
         return grpc.unary_stream_rpc_method_handler(
             stream,

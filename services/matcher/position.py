@@ -29,6 +29,9 @@ log = logging.getLogger("luna.matcher")
 
 STREAM = "FACES_CHANGES"
 _RETRY_S = 0.05
+# The longest one request is waited for: a read lost with a NATS node is asked again (on the
+# node the client reconnects to) within what is left of the match's wait.
+_ATTEMPT_S = 1.0
 _READS_ATTR = "_luna_position_reads"  # the PositionReads of a connection, on the client
 
 
@@ -126,7 +129,7 @@ def read_position(js: JetStreamContext, timeout: float) -> asyncio.Future[int | 
     loop = asyncio.get_running_loop()
     began = loop.time()
     reads: PositionReads | None = getattr(js._nc, _READS_ATTR, None)
-    sent = reads.send(timeout) if reads is not None else None
+    sent = reads.send(min(timeout, _ATTEMPT_S)) if reads is not None else None
     if sent is None:
         return asyncio.ensure_future(_position(js, timeout, began))
     out: asyncio.Future[int | None] = loop.create_future()
@@ -169,7 +172,7 @@ async def _position(js: JetStreamContext, timeout: float, began: float | None = 
         try:
             if not nats_streams.is_connected(js):
                 raise nats_streams.NatsUnavailable("not connected to NATS")
-            return await last_seq(js, max(min(deadline - loop.time(), 1.0), 0.05))
+            return await last_seq(js, max(min(deadline - loop.time(), _ATTEMPT_S), 0.05))
         except Exception as exc:
             if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
                 raise

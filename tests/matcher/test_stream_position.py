@@ -160,3 +160,21 @@ async def test_an_unanswered_read_asks_the_general_way_and_late_answers_resolve_
     reply = nc._transport.written[1].split()[2].decode()
     await nc.callbacks[0](SimpleNamespace(subject=reply, data=orjson.dumps({"state": {}})))
     assert await second == 0  # an empty stream's state has no last_seq
+
+
+async def test_a_read_lost_with_its_node_is_asked_again_within_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a cluster, the usual read whose node is lost (its answer never comes) is given up
+    after one attempt's time, not the whole wait: the wait's remainder retries on the node
+    the client reconnects to (the general path) and finds the position."""
+    monkeypatch.setattr(position, "_ATTEMPT_S", 0.1)
+    nc = QuietNats()
+    nc.servers.extend(["nats://127.0.0.1:4223", "nats://127.0.0.1:4224"])
+    nc.fail_first = 2  # the client is still reconnecting for the first two retries
+    js = js_of(nc)
+    await position.open_position_reads(js)
+    pending = sync.read_position(js, timeout=1.0)
+    assert pending is not None
+    assert await pending == 7
+    assert nc.requests == 3

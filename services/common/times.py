@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -37,6 +37,17 @@ def to_timestamp(value: datetime | None) -> Timestamp | None:
 
 def from_timestamp(ts: Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def timestamp_rfc3339(ts: Timestamp) -> str:
+    """`to_rfc3339(from_timestamp(ts))`, the same text at half the cost: JSON renders
+    one per record (three per match result), and the aware datetime, its UTC conversion and
+    the offset rewrite are all no-ops for a Timestamp, which is UTC by definition."""
+    whole = _EPOCH + timedelta(seconds=ts.seconds)  # no fraction: isoformat() shows none
+    return f"{whole.isoformat()}.{ts.nanos // 1000:06d}Z"
 
 
 def from_optional(message: Any, name: str) -> datetime | None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import ipaddress
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -157,8 +157,10 @@ class Authenticator:
                 self._cache.pop(key, None)
 
     async def _verify(
-        self, key: str, method: str, request: accounts_pb2.VerifyCredentialsRequest
+        self, key: str, method: str, request: Callable[[], accounts_pb2.VerifyCredentialsRequest]
     ) -> Principal:
+        """The principal of credentials cached under `key`; `request()` (which may refuse
+        malformed credentials) is built only when they must be verified."""
         if self._cache_trusted():
             hit = self._cache.get(key)
             if hit is not None and hit[0] > time.monotonic():
@@ -168,7 +170,7 @@ class Authenticator:
         # CPU at concurrency 64); they share one verification instead.
         pending = self._inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._fetch(key, method, request))
+            pending = asyncio.ensure_future(self._fetch(key, method, request()))
             self._inflight[key] = pending
             pending.add_done_callback(lambda done: self._settled(key, done))
         return await asyncio.shield(pending)
@@ -225,21 +227,16 @@ class Authenticator:
         scheme, _, value = authorization.partition(" ")
         scheme = scheme.lower()
         if scheme == "basic" and rule.basic:
-            login, password = _basic_pair(value.strip())
-            digest = hashlib.sha256(f"{login}\0{password}".encode()).hexdigest()
-            return await self._verify(
-                f"b:{digest}",
-                "basic",
-                accounts_pb2.VerifyCredentialsRequest(
-                    login_password=accounts_pb2.VerifyCredentialsRequest.LoginPassword(
-                        login=login, password=password
-                    )
-                ),
-            )
+            # Keyed by a hash of the header's credentials as sent, so that a cached caller
+            # costs one hash: no decoding, no request built (a malformed header never
+            # verifies, so it is never cached and is refused on every request).
+            credentials = value.strip()
+            digest = hashlib.sha256(credentials.encode("utf-8", "surrogateescape")).hexdigest()
+            return await self._verify(f"b:{digest}", "basic", lambda: _basic_request(credentials))
         if scheme == "bearer" and rule.bearer:
             token = value.strip()
             principal = await self._verify(
-                f"t:{token}", "bearer", accounts_pb2.VerifyCredentialsRequest(token=token)
+                f"t:{token}", "bearer", lambda: accounts_pb2.VerifyCredentialsRequest(token=token)
             )
             if rule.resource is not None and not principal.allows(rule.resource, rule.action or ""):
                 raise errors.LunaError(
@@ -290,7 +287,7 @@ class Authenticator:
             return await self._verify(
                 f"a:{account_id}",
                 "account_id",
-                accounts_pb2.VerifyCredentialsRequest(account_id=account_id),
+                lambda: accounts_pb2.VerifyCredentialsRequest(account_id=account_id),
             )
         except errors.LunaError as err:
             if err.code == errors.ACCOUNT_NOT_FOUND:
@@ -301,10 +298,19 @@ class Authenticator:
             raise
 
 
+def _basic_request(credentials: str) -> accounts_pb2.VerifyCredentialsRequest:
+    login, password = _basic_pair(credentials)
+    return accounts_pb2.VerifyCredentialsRequest(
+        login_password=accounts_pb2.VerifyCredentialsRequest.LoginPassword(
+            login=login, password=password
+        )
+    )
+
+
 def _basic_pair(value: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), non-ASCII text, or not UTF-8 inside
         decoded = ""
     login, sep, password = decoded.partition(":")
     if not sep or not login:

@@ -36,7 +36,7 @@ SUCCESS = {"error_code": 0, "desc": "Success", "detail": "Success"}
 
 
 def ts(value: Timestamp, present: bool = True) -> str | None:
-    return times.to_rfc3339(times.from_timestamp(value)) if present else None
+    return times.timestamp_rfc3339(value) if present else None
 
 
 def record_times(record: Any) -> dict[str, str | None]:

@@ -306,6 +306,31 @@ def _apply_defaults(schema: Any, instance: Any) -> None:
                 _apply_defaults(items, item)
 
 
+def _defaults_only(schema: Any) -> dict[str, Any] | None:
+    """The parts of `schema` that `_apply_defaults` acts on (the properties, allOf branches
+    and items leading to a `default`), or None where it would do nothing: computed once per
+    operation, so a request walks only the paths to its defaults, most requests none."""
+    if not isinstance(schema, Mapping):
+        return None
+    out: dict[str, Any] = {}
+    props: dict[str, Any] = {}
+    for name, sub in schema.get("properties", {}).items():
+        pruned = _defaults_only(sub)
+        if isinstance(sub, Mapping) and "default" in sub:
+            pruned = {**(pruned or {}), "default": sub["default"]}
+        if pruned is not None:
+            props[name] = pruned
+    if props:
+        out["properties"] = props
+    all_of = [p for p in (_defaults_only(sub) for sub in schema.get("allOf", ())) if p]
+    if all_of:
+        out["allOf"] = all_of
+    items = _defaults_only(schema.get("items"))
+    if items is not None:
+        out["items"] = items
+    return out or None
+
+
 # ---------------------------------------------------------------------------------------------
 # Query parameters
 
@@ -363,6 +388,7 @@ class _Operation:
     body_schema: dict[str, Any] | None = None
     body_validator: Draft202012Validator | None = None
     body_fast: FastValidator | None = None
+    body_defaults: dict[str, Any] | None = None
 
 
 class RequestValidator:
@@ -430,6 +456,7 @@ class RequestValidator:
                 op.body_schema = schema
                 op.body_validator = Draft202012Validator(schema, format_checker=_FORMATS)
                 op.body_fast = FastValidator(schema)
+                op.body_defaults = _defaults_only(schema)
         return op
 
     # -- introspection --------------------------------------------------------------------
@@ -481,7 +508,8 @@ class RequestValidator:
             errors = list(op.body_validator.iter_errors(body))
             if errors:
                 raise _body_error(_pick(errors))
-        _apply_defaults(op.body_schema, body)
+        if op.body_defaults is not None:
+            _apply_defaults(op.body_defaults, body)
         return body
 
     def validate_query(self, operation_id: str, query: Mapping[str, str]) -> dict[str, Any]:

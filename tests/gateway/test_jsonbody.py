@@ -51,3 +51,21 @@ def test_query_without_nul() -> None:
             jsonbody.check_query(query)
         assert err.value.code == errors.BAD_QUERY_PARAM
         assert "\x00" not in err.value.detail
+
+
+def test_limits_hold_whichever_way_a_document_is_checked() -> None:
+    """Small documents are judged from their text, larger ones walked: both refuse the same."""
+    small_nul = b'{"a": "\\u0000"}'
+    assert "Path: 'a'" in _error(small_nul).detail
+    assert "Path: 'a'" in _error(small_nul.decode()).detail  # str input too
+    # Many containers (past the text shortcut) but shallow: accepted; with a NUL: refused.
+    wide = b"[" + b",".join(b'{"k": [1]}' for _ in range(40)) + b"]"
+    assert len(jsonbody.loads(wide)) == 40
+    wide_nul = wide[:-1] + b',{"k": ["\\u0000"]}]'
+    assert "Path: '40.k.0'" in _error(wide_nul).detail
+    # An escaped backslash before "u0000" is no NUL: the full check lets it through.
+    assert jsonbody.loads(b'{"a": "\\\\u0000"}') == {"a": "\\u0000"}
+    # Brackets inside strings count against the shortcut only, never against the document.
+    assert jsonbody.loads(b'{"a": "' + b"[" * 100 + b'"}') == {"a": "[" * 100}
+    assert jsonbody.loads("[" * 24 + "1" + "]" * 24) is not None
+    assert "nested deeper" in _error("[" * 25 + "1" + "]" * 25).detail

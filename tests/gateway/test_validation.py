@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,46 @@ def json_detail(path: str, message: str) -> str:
 def test_valid_body_gets_defaults(validator: RequestValidator) -> None:
     body = validator.validate_body("createAccount", dict(ACCOUNT))
     assert body == {**ACCOUNT, "description": ""}
+
+
+def _skeleton(schema: Any, depth: int = 0) -> Any:
+    """An instance holding every property of `schema` that has no default (each in turn a
+    skeleton), so that defaults deep down are reached, and none that has one."""
+    if not isinstance(schema, dict) or depth > 12:
+        return None
+    if "properties" in schema or "allOf" in schema:
+        out: dict[str, Any] = {}
+        for sub in [schema, *schema.get("allOf", [])]:
+            for name, prop in sub.get("properties", {}).items():
+                if isinstance(prop, dict) and "default" not in prop:
+                    out[name] = _skeleton(prop, depth + 1)
+        return out
+    if isinstance(schema.get("items"), dict):
+        return [_skeleton(schema["items"], depth + 1)]
+    return None
+
+
+def test_defaults_applied_from_the_pruned_schema_are_the_full_schemas(
+    validator: RequestValidator,
+) -> None:
+    """Each operation applies defaults from a schema pruned to the paths leading to them;
+    on any instance that must fill in exactly what the whole schema would."""
+    from services.gateway.validation import _apply_defaults
+
+    with_defaults = 0
+    for op_id in sorted(validator.operation_ids):
+        schema = validator.body_schema(op_id)
+        if schema is None:
+            continue
+        pruned = validator._op(op_id).body_defaults
+        for instance in ({}, [{}], _skeleton(schema)):
+            full, fast = copy.deepcopy(instance), copy.deepcopy(instance)
+            _apply_defaults(schema, full)
+            if pruned is not None:
+                _apply_defaults(pruned, fast)
+            assert fast == full, op_id
+            with_defaults += full != instance
+    assert with_defaults > 10  # the comparison did reach defaults
 
 
 def test_unknown_field(validator: RequestValidator) -> None:

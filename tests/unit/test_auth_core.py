@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import time
+import uuid
 from typing import Any
 
 import pytest
@@ -19,12 +21,21 @@ def test_request_ids_are_generated_in_luna_format() -> None:
     assert not request_ids.is_valid("1536751345,not-a-uuid")
     assert not request_ids.is_valid("153675134,8b8b5937-2e9c-4e8b-a7a7-5caf86621b5a")
     assert request_ids.new_request_id() != rid
+    for _ in range(200):  # every one a version 4 UUID of the RFC 4122 variant
+        seconds, made = request_ids.new_request_id().split(",")
+        parsed = uuid.UUID(made)
+        assert str(parsed) == made and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert abs(int(seconds) - time.time()) < 5
 
 
 def test_basic_header_parsing() -> None:
     raw = base64.b64encode(b"luna@visionlabs.ru:pa:ss").decode()
     assert _basic_pair(raw) == ("luna@visionlabs.ru", "pa:ss")
-    for bad in ("!!!", base64.b64encode(b"no-colon").decode(), base64.b64encode(b":pw").decode()):
+    bad_ones = ("!!!", base64.b64encode(b"no-colon").decode(), base64.b64encode(b":pw").decode())
+    # Non-ASCII header text (aiohttp hands obs-text bytes over surrogate-escaped), and
+    # base64 of bytes that are not UTF-8: a 401 like any malformed header, never a 500.
+    bad_ones += ("\u00e9abc", "YWJj\udce9", base64.b64encode(b"\xff:pw").decode())
+    for bad in bad_ones:
         with pytest.raises(errors.LunaError) as exc:
             _basic_pair(bad)
         assert exc.value.code == errors.BAD_BASIC_AUTH
@@ -94,9 +105,14 @@ async def test_concurrent_misses_share_one_verification_and_invalidation_is_hono
             )
 
     auth = Authenticator(SimpleNamespace(accounts=Accounts()))  # type: ignore[arg-type]
-    request = accounts_pb2.VerifyCredentialsRequest(
-        login_password=accounts_pb2.VerifyCredentialsRequest.LoginPassword(login="a", password="p")
-    )
+
+    def request() -> accounts_pb2.VerifyCredentialsRequest:
+        return accounts_pb2.VerifyCredentialsRequest(
+            login_password=accounts_pb2.VerifyCredentialsRequest.LoginPassword(
+                login="a", password="p"
+            )
+        )
+
     got = await asyncio.gather(*(auth._verify("k", "basic", request) for _ in range(64)))
     assert len(calls) == 1 and {p.account_id for p in got} == {"acc-1"}
     assert (await auth._verify("k", "basic", request)).account_id == "acc-1"  # cached
@@ -109,3 +125,43 @@ async def test_concurrent_misses_share_one_verification_and_invalidation_is_hono
     second = await auth._verify("k", "basic", request)
     assert (await first).account_id == "acc-2" and second.account_id == "acc-3"
     assert (await auth._verify("k", "basic", request)).account_id == "acc-3"
+
+
+async def test_cached_basic_callers_cost_a_hash_and_malformed_headers_are_never_cached() -> None:
+    from types import SimpleNamespace
+
+    from luna.faces.v1 import accounts_pb2
+
+    from services.gateway.auth import Authenticator, AuthRule
+
+    verified: list[tuple[str, str]] = []
+
+    class Accounts:
+        async def VerifyCredentials(self, request: Any) -> Any:
+            verified.append((request.login_password.login, request.login_password.password))
+            return accounts_pb2.VerifyCredentialsResponse(
+                account_id="acc-1", account_type=accounts_pb2.ACCOUNT_TYPE_USER
+            )
+
+    auth = Authenticator(SimpleNamespace(accounts=Accounts()))  # type: ignore[arg-type]
+
+    def caller(authorization: str) -> Any:
+        return SimpleNamespace(headers={"Authorization": authorization})
+
+    good = "Basic " + base64.b64encode(b"user@example.com:pass:word").decode()
+    for _ in range(3):
+        principal = await auth.authenticate(caller(good), AuthRule())
+        assert principal.account_id == "acc-1" and principal.method == "basic"
+    assert verified == [("user@example.com", "pass:word")]
+    # Another password for the same login is verified on its own, not served from the cache.
+    other = "Basic " + base64.b64encode(b"user@example.com:guess").decode()
+    await auth.authenticate(caller(other), AuthRule())
+    assert verified[-1] == ("user@example.com", "guess")
+    for _ in range(2):  # refused each time: nothing about it was cached
+        with pytest.raises(errors.LunaError) as exc:
+            await auth.authenticate(caller("Basic \udce9\udce9"), AuthRule())
+        assert exc.value.code == errors.BAD_BASIC_AUTH
+    # Invalidation drops the cached caller: the next request verifies again.
+    auth.forget(account_id="acc-1")
+    await auth.authenticate(caller(good), AuthRule())
+    assert len(verified) == 3

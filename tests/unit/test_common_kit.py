@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common import config, errors, times
 from services.faces import jwt_tokens, passwords
@@ -61,6 +62,17 @@ def test_times_round_trip() -> None:
     assert times.parse_rfc3339(text) == now
     assert times.from_timestamp(times.to_timestamp(now)) == now
     assert times.parse_rfc3339("2021-08-11T14:57:18.416928+03:00").utcoffset() is not None
+
+
+def test_timestamp_text_is_the_datetime_text() -> None:
+    """The fast Timestamp -> RFC 3339 renderer says exactly what the datetime path says, at
+    the edges of the range, whole seconds, before the epoch and sub-microsecond nanos."""
+    cases = [(0, 0), (1, 999), (1, 999_999_999), (-1, 5000), (-62135596800, 0)]
+    cases += [(253402300799, 999_999_999), (1765141489, 123_456_789), (1765141489, 1000)]
+    for seconds, nanos in cases:
+        stamp = Timestamp(seconds=seconds, nanos=nanos)
+        assert times.timestamp_rfc3339(stamp) == times.to_rfc3339(times.from_timestamp(stamp))
+    assert times.timestamp_rfc3339(Timestamp(seconds=0)) == "1970-01-01T00:00:00.000000Z"
 
 
 def test_jwt_issue_and_decode() -> None:

@@ -7,6 +7,7 @@ documented bulk path, also timed: faces/s), then at concurrency 1:
   raw_exact      numpy BLAS scan of the N x 128 gallery + top-k (the exact limit)
   raw_hnswlib    hnswlib knn_query on an index of the same descriptors (built here)
   grpc_raw       MatcherService.MatchFaces directly (the gateway's share = rest_raw - this)
+  grpc_batch10   ten raw-descriptor references in one MatchFaces (per-reference rate)
   stream_info_rtt  the JetStream stream-info round trip of the read-your-writes wait
   rest_raw       POST /6/matcher/faces, reference = raw descriptor
   rest_attr      POST /6/matcher/faces, reference = temporary attribute (the documented
@@ -241,6 +242,26 @@ async def one_size(
             float(np.mean([f[0] == exact[i, 0] for i, f in enumerate(first)])), 4
         )
         rows["grpc_raw"] = stats
+
+        async def grpc_batch(i: int) -> None:
+            refs = [
+                matcher_pb2.Reference(
+                    descriptor=matcher_pb2.RawDescriptor(
+                        descriptor=queries[(i + j) % nq].astype("<f4").tobytes(),
+                        version=VERSION,
+                    )
+                )
+                for j in range(10)
+            ]
+            await mstub.MatchFaces(
+                matcher_pb2.MatchFacesRequest(
+                    scope=scope,
+                    references=refs,
+                    candidates=[matcher_pb2.FaceCandidates(list_id=list_id, limit=k)],
+                )
+            )
+
+        rows["grpc_batch10"], _ = await cpu_loop(ctx["pids"], grpc_batch, nq, args.duration, 10)
     nc = await nats_streams.connect(ctx["nats_url"], name="bench-small")
     js = nc.jetstream()
 
@@ -262,7 +283,7 @@ async def one_size(
             )
         rows[name] = stats
         log(f"n={n} {name}: {stats}")
-    for name in ("grpc_raw", "rest_raw", "rest_attr", "rest_batch10"):
+    for name in ("grpc_raw", "grpc_batch10", "rest_raw", "rest_attr", "rest_batch10"):
         for raw in ("raw_exact", "raw_hnswlib"):
             rows[name][f"ratio_to_{raw}"] = round(
                 rows[name]["matches_per_s"] / rows[raw]["matches_per_s"], 3
@@ -366,6 +387,20 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(result: dict[str, Any]) -> str:
+    """CPU milliseconds per match of each process, per measured path: where a match's cost
+    lies (a quiet-box figure, unlike wall time, barely moves with other load)."""
+    names = ("gateway", "matcher", "faces", "client")
+    lines = [f"{'n':>7} {'path':<13} " + " ".join(f"{n:>8}" for n in names)]
+    for size in result["sizes"]:
+        for path, row in size["rows"].items():
+            cpu = row.get("cpu_ms_per_match")
+            if cpu:
+                cells = " ".join(f"{cpu.get(n, 0.0):>8.3f}" for n in names)
+                lines.append(f"{size['n']:>7} {path:<13} {cells}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1000,4000,20000")
@@ -381,6 +416,8 @@ def main() -> None:
     print(table(result))
     print("\nissue #14 small-list targets (REST >= 1,000 matches/s, p99 <= 3 ms):")
     print(targets_table(result["targets"]))
+    print("\nCPU ms per match, per process:")
+    print(cpu_table(result))
     print(f"saved {path}")
 
 

@@ -7,6 +7,7 @@ plus LUNA error code, so handlers only contain their own logic.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -119,43 +120,34 @@ def _unexpected(exc: Exception, method: str) -> errors.LunaError:
     return errors.LunaError(errors.INTERNAL)
 
 
-class _Served:
-    """Around one call: the request id in its logs; a LunaError it raises becomes the call's
-    status, anything else unexpected too (see `_unexpected`)."""
-
-    __slots__ = ("context", "method", "token")
-
-    def __init__(self, context: grpc.aio.ServicerContext, method: str) -> None:
-        self.context, self.method = context, method
-
-    async def __aenter__(self) -> None:
-        rid = "-"
-        for key, value in self.context.invocation_metadata() or ():
-            if key == REQUEST_ID_KEY:
-                rid = value
-                break
-        self.token = logs.request_id.set(rid)
-
-    async def __aexit__(self, _type: Any, exc: BaseException | None, _tb: Any) -> bool:
-        try:
-            if isinstance(exc, errors.LunaError):
-                await _abort(self.context, exc)
-                return True
-            # Cancellation (a BaseException) and an abort the handler made itself pass on.
-            if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
-                await _abort(self.context, _unexpected(exc, self.method))
-                return True
-            return False
-        finally:
-            logs.request_id.reset(self.token)
+async def _map_error(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+    """A LunaError a handler raised becomes the call's status, anything else unexpected too
+    (see `_unexpected`)."""
+    await _abort(context, exc if isinstance(exc, errors.LunaError) else _unexpected(exc, method))
 
 
 class ErrorInterceptor(grpc_wrap.CallWrapper):
     """Maps LunaError (and anything unexpected) to a status and carries the request id."""
 
     def around(self, details: grpc.HandlerCallDetails) -> grpc_wrap.Around:
-        method = details.method
-        return lambda context: _Served(context, method)
+        return grpc_wrap.Around(
+            on_error=_map_error, request_id=logs.request_id, id_key=REQUEST_ID_KEY
+        )
+
+
+class ServedInterceptor(ErrorInterceptor):
+    """ErrorInterceptor, and the call's metrics when collected: what `serve` puts around
+    every call, in one wrapper."""
+
+    def __init__(self, with_metrics: bool) -> None:
+        super().__init__()
+        self._with_metrics = with_metrics
+
+    def around(self, details: grpc.HandlerCallDetails) -> grpc_wrap.Around:
+        around = super().around(details)
+        if not self._with_metrics:
+            return around
+        return dataclasses.replace(around, observer=metrics.CallMetrics(details.method))
 
 
 class DatabaseHealthServicer(health.aio.HealthServicer):
@@ -187,7 +179,7 @@ class DatabaseHealthServicer(health.aio.HealthServicer):
 async def serve(app: ServiceApp, address: str) -> None:
     """Run `app` on `address` until SIGINT/SIGTERM, then stop gracefully."""
     server = grpc.aio.server(
-        interceptors=[*metrics.interceptors(), ErrorInterceptor()],
+        interceptors=[ServedInterceptor(with_metrics=metrics.enabled())],
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),

@@ -156,36 +156,26 @@ def _child(metric: Any, *labels: str) -> Any:
     return child
 
 
-class _Timed:
-    """Around one call: its duration, and its final status code counted."""
+class CallMetrics:
+    """One method's call count by final status code, and its call durations."""
 
-    __slots__ = ("context", "method", "seconds", "started")
+    __slots__ = ("method", "seconds")
 
-    def __init__(self, context: grpc.aio.ServicerContext, method: str, seconds: Any) -> None:
-        self.context, self.method, self.seconds = context, method, seconds
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.seconds = _child(RPC_SECONDS, method)
 
-    async def __aenter__(self) -> None:
-        self.started = time.perf_counter()
-
-    async def __aexit__(self, exc_type: Any, _exc: Any, _tb: Any) -> bool:
-        self.seconds.observe(time.perf_counter() - self.started)
-        if exc_type is None:
-            outcome = "OK"
-        elif issubclass(exc_type, Exception):
-            outcome = "UNKNOWN"
-        else:
-            outcome = "CANCELLED"  # cancelled, or the client stopped reading a stream
-        _child(RPC_HANDLED, self.method, _code_of(self.context, outcome)).inc()
-        return False
+    def done(self, context: grpc.aio.ServicerContext, started: float, outcome: str) -> None:
+        self.seconds.observe(time.perf_counter() - started)
+        _child(RPC_HANDLED, self.method, _code_of(context, outcome)).inc()
 
 
 class MetricsInterceptor(grpc_wrap.CallWrapper):
-    """Counts every RPC by method and final status code and times it."""
+    """Counts every RPC by method and final status code and times it (a server that also
+    maps errors runs grpc_server.ServedInterceptor instead, which does both at once)."""
 
     def around(self, details: grpc.HandlerCallDetails) -> grpc_wrap.Around:
-        method = details.method
-        seconds = _child(RPC_SECONDS, method)
-        return lambda context: _Timed(context, method, seconds)
+        return grpc_wrap.Around(observer=CallMetrics(details.method))
 
 
 def interceptors() -> list[grpc.aio.ServerInterceptor]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -52,9 +53,9 @@ _FILTER_FIELDS = (
     "create_time_gte",
     "create_time_lt",
 )
-INLINE_REFS = 4  # searches of at most this many references run on the event loop
-# Event-loop turns nats-py needs to hand a request to the socket (its task, then its flusher).
-_SEND_TURNS = 3
+# Searches of at most this many references run on the event loop: a batch of 10 probes of a
+# watchlist searches in less time than the thread hop (bench.matcher.small grpc_batch10).
+INLINE_REFS = 10
 
 
 @dataclass
@@ -179,8 +180,8 @@ class Matching:
         if position is None:
             return await self._match(req)
         try:
-            for _ in range(_SEND_TURNS):
-                await asyncio.sleep(0)  # the request leaves before the search holds the loop
+            # The position's request is already written (position.PositionReads): the
+            # search overlaps its round trip without yielding to the event loop first.
             seen = self.sync.applied_seq
             out = await self._match(req)
             target = await position
@@ -220,14 +221,23 @@ class Matching:
             if cands is None:
                 per_set.append([[] for _ in refs])
                 continue
-            args = (account, queries, cands, c.limit or DEFAULT_LIMIT, c.threshold, self.version)
+            search = partial(
+                ix.search,
+                account,
+                queries,
+                cands,
+                c.limit or DEFAULT_LIMIT,
+                c.threshold,
+                self.version,
+                unit=True,  # each reference's vector is unit_vector's (or the index's own)
+            )
             if len(refs) <= INLINE_REFS and not isinstance(cands, AccountCandidates):
                 # A list or a face id set is an HNSW graph or an exact scan of at most the
                 # index threshold: well under a millisecond, less than the thread hop itself
                 # (handing work to a thread and back was a quarter of a watchlist match).
-                found = ix.search(*args)
+                found = search()
             else:
-                found = await asyncio.to_thread(ix.search, *args)
+                found = await asyncio.to_thread(search)
             per_set.append(found)
         event_sets = [await self._match_events(scope, e, queries) for e in req.event_candidates]
         records = await self._face_records(
@@ -256,36 +266,63 @@ class Matching:
     async def _resolve_all(
         self, ix: IndexSet, scope: account_pb2.AccountScope, refs: Sequence[matcher_pb2.Reference]
     ) -> list[Resolved]:
-        # Several attribute references (a batch of probes): one GetAttributes for all of them
-        # instead of a call each. Any not found this way goes through GetAttribute below,
-        # which raises the documented error.
-        cache = self.sync.attributes
         account = search_account(scope)
-        attr_ids = [
-            r.attribute_id
-            for r in refs
-            if r.WhichOneof("source") == "attribute_id"
-            and cache.get(r.attribute_id, account) is None
-        ]
-        known: dict[str, tuple[attributes_pb2.Attribute, int]] = {}
-        if len(attr_ids) > 1:
-            deletes = cache.deletes  # what a read may be kept against (AttributeCache)
-            reply = await self.attributes.GetAttributes(
-                attributes_pb2.GetAttributesRequest(
-                    scope=scope,
-                    attribute_ids=list(dict.fromkeys(attr_ids)),
-                    descriptor_version=self.version,
+        # What the matcher holds resolves here, without a coroutine or task per reference
+        # (a batch of cached probes spent more on those than on its search).
+        parts: list[list[Resolved] | None] = [self._held(ix, account, r) for r in refs]
+        away = [i for i, part in enumerate(parts) if part is None]
+        if away:
+            # Several attribute references (a batch of probes): one GetAttributes for all of
+            # them instead of a call each. Any not found this way goes through GetAttribute
+            # in _resolve, which raises the documented error.
+            attr_ids = [
+                refs[i].attribute_id for i in away if refs[i].WhichOneof("source") == "attribute_id"
+            ]
+            known: dict[str, tuple[attributes_pb2.Attribute, int]] = {}
+            if len(attr_ids) > 1:
+                deletes = self.sync.attributes.deletes  # what a read may be kept against
+                reply = await self.attributes.GetAttributes(
+                    attributes_pb2.GetAttributesRequest(
+                        scope=scope,
+                        attribute_ids=list(dict.fromkeys(attr_ids)),
+                        descriptor_version=self.version,
+                    )
                 )
-            )
-            known = {a.attribute_id: (a, deletes) for a in reply.attributes if a.data.descriptors}
-        if len(refs) == 1:  # the common case: no task per reference
-            parts = [await self._resolve(ix, scope, refs[0], known)]
-        else:
-            parts = await asyncio.gather(*(self._resolve(ix, scope, r, known) for r in refs))
+                known = {
+                    a.attribute_id: (a, deletes) for a in reply.attributes if a.data.descriptors
+                }
+            if len(away) == 1:  # no task for a lone reference
+                parts[away[0]] = await self._resolve(ix, scope, refs[away[0]], known)
+            else:
+                got = await asyncio.gather(
+                    *(self._resolve(ix, scope, refs[i], known) for i in away)
+                )
+                for i, part in zip(away, got, strict=True):
+                    parts[i] = part
+        out = []
         for i, part in enumerate(parts):
+            assert part is not None
             for r in part:
                 r.index = i
-        return [r for part in parts for r in part]
+                out.append(r)
+        return out
+
+    def _held(
+        self, ix: IndexSet, account: str | None, ref: matcher_pb2.Reference
+    ) -> list[Resolved] | None:
+        """A reference resolved from what the matcher holds (a raw descriptor, an indexed
+        face, a cached attribute); None when it needs its owner (`_resolve`)."""
+        which = ref.WhichOneof("source")
+        if which == "descriptor":
+            vec = unit_vector(ref.descriptor.descriptor, ref.descriptor.version, self.version)
+            return [Resolved(ref, "", vec)]
+        if which == "attribute_id":
+            held = self.sync.attributes.get(ref.attribute_id, account)
+            return None if held is None else [Resolved(ref, "", held)]
+        if which == "face_id":
+            held = local_descriptor(ix, ref.face_id, account)
+            return None if held is None else [Resolved(ref, ref.face_id, held)]
+        return None
 
     async def _resolve(
         self,
@@ -294,10 +331,7 @@ class Matching:
         ref: matcher_pb2.Reference,
         known: dict[str, tuple[attributes_pb2.Attribute, int]] | None = None,
     ) -> list[Resolved]:
-        which = ref.WhichOneof("source")
-        if which == "descriptor":
-            vec = unit_vector(ref.descriptor.descriptor, ref.descriptor.version, self.version)
-            return [Resolved(ref, "", vec)]
+        which = ref.WhichOneof("source")  # a raw descriptor is always `_held`
         if which == "face_id":
             return [Resolved(ref, ref.face_id, await self._face_vector(ix, scope, ref.face_id))]
         if which in ("event_id", "event_external_id"):

@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import nats.errors
-import orjson
 from luna.common.v1 import account_pb2
 from luna.faces.v1 import changes_pb2, faces_pb2
 from nats.aio.msg import Msg
@@ -32,7 +30,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.common import descriptors as codec
-from services.common import errors, nats_streams, subjects
+from services.common import errors, subjects
 from services.matcher.attribute_cache import AttributeCache
 from services.matcher.core import IndexSet, MatcherConfig
 from services.matcher.core.descriptors import dim_of, unpack_unit
@@ -43,10 +41,10 @@ from services.matcher.core.snapshot import (
     save_snapshot,
 )
 from services.matcher.face_records import FaceRecords
+from services.matcher.position import STREAM, last_seq, open_position_reads, read_position
 
 log = logging.getLogger("luna.matcher.sync")
 
-STREAM = "FACES_CHANGES"
 Kind = changes_pb2.FaceChange.Kind
 _BATCH = 5000
 # A batch of at most this many changes is applied on the event loop: each is a few dict and
@@ -114,6 +112,7 @@ class Sync:
             ix, seq, records = await self._retrying(self._full_load, retry_for)
             self._swap(ix, seq, records)
         await self._start_follow()
+        await open_position_reads(self.js)
         await self.wait_applied(timeout=None)
         log.info(
             "matcher loaded %d faces from %s; applied stream sequence %d",
@@ -464,7 +463,7 @@ class Sync:
         return await last_seq(self.js, timeout)
 
     def read_position(self, timeout: float) -> asyncio.Future[int | None] | None:
-        """See the module's `read_position`."""
+        """See `position.read_position`."""
         return read_position(self.js, timeout)
 
     async def wait_applied(self, timeout: float | None) -> bool:
@@ -554,54 +553,3 @@ class Sync:
     async def close(self) -> None:
         await self._stop_follow()
         self.ix.close()
-
-
-# --- the stream's position (a match's read-your-writes target) ------------------------------
-async def last_seq(js: JetStreamContext, timeout: float) -> int:
-    """The stream's last sequence, by JetStream's STREAM.INFO request with only
-    `state.last_seq` read from the reply: nats-py's `stream_info` builds the whole info
-    and config objects, a third of this round trip that every match makes."""
-    try:
-        msg = await js._nc.request(f"{js._prefix}.STREAM.INFO.{STREAM}", b"", timeout=timeout)
-        state = orjson.loads(msg.data).get("state")
-    except nats.errors.NoRespondersError:
-        state = None
-    if state is None:  # JetStream answered an error, or not at all: nats-py raises it typed
-        return int((await js.stream_info(STREAM)).state.last_seq)
-    return int(state.get("last_seq", 0))
-
-
-def read_position(js: JetStreamContext, timeout: float) -> asyncio.Future[int | None] | None:
-    """Start reading the stream's last sequence now (a request's read-your-writes target);
-    the future gives None when NATS is away or slow: the request is then answered from
-    the state applied so far (changes made meanwhile are still in the faces outbox, not
-    in the stream, so there is nothing newer to wait for anyway). None: not connected to a
-    lone server."""
-    if not nats_streams.is_connected(js) and not nats_streams.has_other_servers(js):
-        return None
-    return asyncio.ensure_future(_position(js, timeout))
-
-
-async def _position(js: JetStreamContext, timeout: float) -> int | None:
-    """In a NATS cluster a node's loss is not "NATS is away": another node has acknowledged
-    writes this matcher has not seen, so the read is retried on the node the client
-    reconnects to, within `timeout`, rather than answered from a stale state (the first shard
-    of a fanned-out match would otherwise hand every shard a position of 0)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(timeout, 0.5)
-    while True:
-        try:
-            if not nats_streams.is_connected(js):
-                raise nats_streams.NatsUnavailable("not connected to NATS")
-            return await last_seq(js, max(min(deadline - loop.time(), 1.0), 0.05))
-        except Exception as exc:
-            if not isinstance(exc, TimeoutError) and not nats_streams.is_outage(exc):
-                raise
-            if nats_streams.has_other_servers(js) and loop.time() + _RETRY_S < deadline:
-                await asyncio.sleep(_RETRY_S)
-                continue
-            log.warning("stream position unknown (%s); answering from applied state", exc)
-            return None
-
-
-_RETRY_S = 0.05

@@ -12,6 +12,7 @@ from services.matcher.core import (
     IndexSet,
     ListCandidates,
 )
+from services.matcher.core.exact_matrix import ExactMatrix
 from services.matcher.core.similarity import cosine_to_similarity
 
 ACC = "acc-a"
@@ -137,3 +138,18 @@ def test_version_and_descriptor_errors(make_index, data3k) -> None:
         ix.search(ACC, np.zeros((2, 128), np.float32), ListCandidates(LST), 1, 0.0)
     assert e.value.code == 26302
     assert len(ix) == 1
+
+
+def test_a_batch_scan_picks_and_orders_each_query_as_a_lone_scan_does() -> None:
+    """Several queries share one partition and sort (no cosine bound): every query gets
+    exactly the labels, order (ties included) and values its own scan gives it."""
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n, q, k = (int(x) for x in (rng.integers(1, 60), rng.integers(2, 8), rng.integers(1, 10)))
+        vecs = rng.integers(-3, 4, size=(n, 4)).astype(np.float32)
+        queries = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=q)]  # many ties
+        matrix = ExactMatrix.from_arrays(np.arange(100, 100 + n), vecs)
+        batch = matrix.search(queries, k, -1.0, frozenset())
+        for j in range(q):
+            lone = matrix.search(queries[j : j + 1], k, -1.0, frozenset())[0]
+            assert np.array_equal(batch[j][0], lone[0]) and np.array_equal(batch[j][1], lone[1])

@@ -3,13 +3,19 @@ nodes retries on the one it reconnects to; a lone server's outage answers None a
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 import orjson
+import pytest
 
-from services.matcher import sync
+from services.common import nats_streams, subjects
+from services.launcher.testing import running_nats
+from services.matcher import position, sync
 
 
 class FakeNats:
@@ -59,3 +65,116 @@ async def test_a_lone_server_that_is_away_answers_from_applied_state_at_once() -
     nc.fail_first = 1
     pending = sync.read_position(js_of(nc), timeout=2.0)
     assert pending is not None and await pending is None and nc.requests == 1
+
+
+# --- the usual form: PositionReads over a live connection ------------------------------------
+@pytest.fixture
+async def live_js(tmp_path: Path) -> AsyncIterator[Any]:
+    async with running_nats(tmp_path / "nats") as server:
+        nc = await nats_streams.connect(server.url, name="position-test")
+        js = nc.jetstream()
+        await nats_streams.ensure_streams(js)
+        yield js
+        await nc.close()
+
+
+async def test_the_position_is_read_without_nats_py_requests_once_reads_are_open(
+    live_js: Any,
+) -> None:
+    js = live_js
+    for i in range(3):
+        await js.publish(f"{subjects.FACES_CHANGES_PREFIX}.test", str(i).encode())
+    await position.open_position_reads(js)
+    await position.open_position_reads(js)  # once per connection: a second Sync shares it
+
+    async def no_request(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("the usual read went through nats-py's request")
+
+    real_request, js._nc.request = js._nc.request, no_request
+    try:
+        for _ in range(3):
+            pending = sync.read_position(js, timeout=2.0)
+            assert pending is not None
+            assert await pending == 3
+    finally:
+        js._nc.request = real_request
+    assert (await js.stream_info("FACES_CHANGES")).state.last_seq == 3
+
+
+async def test_an_error_answer_is_raised_typed_as_before(live_js: Any) -> None:
+    js = live_js
+    await position.open_position_reads(js)
+    await js.delete_stream("FACES_CHANGES")
+    pending = sync.read_position(js, timeout=2.0)
+    assert pending is not None
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await pending
+
+
+class SilentTransport:
+    """A connection whose requests never reach a server."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+class QuietNats(FakeNats):
+    """FakeNats with the transport and subscription calls PositionReads uses."""
+
+    def __init__(self) -> None:
+        super().__init__(servers=1, fail_first=0, last_seq=7)
+        self.is_connected = True
+        self._transport = SilentTransport()
+        self.callbacks: list[Any] = []
+
+    def new_inbox(self) -> str:
+        return "_INBOX.test"
+
+    async def subscribe(self, subject: str, cb: Any) -> None:
+        self.callbacks.append(cb)
+
+    async def flush(self) -> None:
+        pass
+
+
+async def test_an_unanswered_read_asks_the_general_way_and_late_answers_resolve_nothing() -> None:
+    nc = QuietNats()
+    js = js_of(nc)
+    await position.open_position_reads(js)
+    pending = sync.read_position(js, timeout=0.2)
+    assert pending is not None
+    sent = nc._transport.written[0]
+    assert sent.startswith(b"PUB $JS.API.STREAM.INFO.FACES_CHANGES _INBOX.test.")
+    assert await pending == 7  # after the quiet read's timeout, through nc.request
+    assert nc.requests == 1
+    # the late answer to that read, and an answer to nothing, change nothing
+    reply = sent.split()[2].decode()
+    state = orjson.dumps({"state": {"last_seq": 1}})
+    for subject in (reply, "_INBOX.test.999"):
+        await nc.callbacks[0](SimpleNamespace(subject=subject, data=state))
+    second = sync.read_position(js, timeout=2.0)
+    assert second is not None
+    reply = nc._transport.written[1].split()[2].decode()
+    await nc.callbacks[0](SimpleNamespace(subject=reply, data=orjson.dumps({"state": {}})))
+    assert await second == 0  # an empty stream's state has no last_seq
+
+
+async def test_a_read_lost_with_its_node_is_asked_again_within_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a cluster, the usual read whose node is lost (its answer never comes) is given up
+    after one attempt's time, not the whole wait: the wait's remainder retries on the node
+    the client reconnects to (the general path) and finds the position."""
+    monkeypatch.setattr(position, "_ATTEMPT_S", 0.1)
+    nc = QuietNats()
+    nc.servers.extend(["nats://127.0.0.1:4223", "nats://127.0.0.1:4224"])
+    nc.fail_first = 2  # the client is still reconnecting for the first two retries
+    js = js_of(nc)
+    await position.open_position_reads(js)
+    pending = sync.read_position(js, timeout=1.0)
+    assert pending is not None
+    assert await pending == 7
+    assert nc.requests == 3

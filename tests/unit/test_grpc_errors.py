@@ -8,7 +8,7 @@ from luna.common.v1 import info_pb2
 from luna.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from services.common import errors, grpc_client, logs
-from services.common.grpc_server import REQUEST_ID_KEY, ErrorInterceptor
+from services.common.grpc_server import REQUEST_ID_KEY, ErrorInterceptor, ServedInterceptor
 
 
 class _Failing(tasks_pb2_grpc.TasksServiceServicer):
@@ -29,8 +29,13 @@ class _Failing(tasks_pb2_grpc.TasksServiceServicer):
         (RuntimeError("boom"), errors.INTERNAL, grpc.StatusCode.INTERNAL),
     ],
 )
-async def test_exceptions_map_to_status_and_luna_code(exc, code, status) -> None:
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+@pytest.mark.parametrize(
+    "interceptor",
+    [ErrorInterceptor, lambda: ServedInterceptor(with_metrics=True)],
+    ids=["errors", "served"],  # alone, and as `serve` runs it: with the metrics, in one wrapper
+)
+async def test_exceptions_map_to_status_and_luna_code(exc, code, status, interceptor) -> None:
+    server = grpc.aio.server(interceptors=[interceptor()])
     tasks_pb2_grpc.add_TasksServiceServicer_to_server(_Failing(exc), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -73,9 +78,10 @@ class _Echo(tasks_pb2_grpc.TasksServiceServicer):
         return tasks_pb2.GetInfoResponse(info=info_pb2.ServiceInfo(name=logs.request_id.get()))
 
 
-async def test_each_call_carries_its_own_request_id() -> None:
+@pytest.mark.parametrize("with_metrics", [False, True])
+async def test_each_call_carries_its_own_request_id(with_metrics: bool) -> None:
     """The wrapped handler is built once per method; the request id is still each call's."""
-    interceptor = ErrorInterceptor()
+    interceptor = ServedInterceptor(with_metrics=with_metrics)
     server = grpc.aio.server(interceptors=[interceptor])
     tasks_pb2_grpc.add_TasksServiceServicer_to_server(_Echo(), server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -14,9 +14,10 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from luna.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
-from services.common import metrics
-from services.common.grpc_server import ErrorInterceptor
+from services.common import errors, metrics
+from services.common.grpc_server import ErrorInterceptor, ServedInterceptor
 from services.gateway import metrics as http_metrics
 from services.gateway import middleware
 from services.gateway.sender import Hub
@@ -183,3 +184,36 @@ async def test_consumer_lag_refresher_reads_the_subscription() -> None:
     metrics.track_consumer(exposition, gauge, "S", "c", Sub)
     samples = metrics.parse((await exposition.render()).decode())
     assert _value(samples, "lag", stream="S", consumer="c") == 10
+
+
+async def test_the_served_interceptor_counts_a_mapped_error_under_its_status() -> None:
+    """`serve`'s one wrapper: the LunaError becomes the status, and the metrics count that
+    status (not UNKNOWN) and time the call."""
+    server = grpc.aio.server(interceptors=[ServedInterceptor(with_metrics=True)])
+    tasks_pb2_grpc.add_TasksServiceServicer_to_server(_NotFound(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    method = "/luna.tasks.v1.TasksService/GetInfo"
+
+    def handled(code: str) -> float:
+        text = metrics.generate_latest(metrics.PROCESS.registry).decode()
+        return _value(
+            metrics.parse(text), "grpc_server_handled_total", grpc_method=method, grpc_code=code
+        )
+
+    before = handled("NOT_FOUND")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as exc:
+                await tasks_pb2_grpc.TasksServiceStub(channel).GetInfo(tasks_pb2.GetInfoRequest())
+            assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await server.stop(None)
+    assert handled("NOT_FOUND") - before == 1
+    samples = metrics.parse(metrics.generate_latest(metrics.PROCESS.registry).decode())
+    assert _value(samples, "grpc_server_handling_seconds_count", grpc_method=method) >= 1
+
+
+class _NotFound(tasks_pb2_grpc.TasksServiceServicer):
+    async def GetInfo(self, request, context):  # type: ignore[override]
+        raise errors.LunaError(22002, "Face with id 'x' not found")

@@ -116,6 +116,8 @@ class ExactMatrix:
             return [empty for _ in range(queries.shape[0])]
         scores = self.vecs[: self.n] @ queries.T  # (n, q): one BLAS call for all queries
         labels = self.labels[: self.n]
+        if not exclude and cos_min <= -1.0 and queries.shape[0] > 1:
+            return _top_k_columns(scores, labels, k)
         # Excluded rows (tombstones of a frozen segment) are skipped by over-fetching.
         kk = min(self.n, k + len(exclude)) if exclude else k
         out = []
@@ -127,3 +129,21 @@ class ExactMatrix:
                 labs, vals = labs[keep][:k], vals[keep][:k]
             out.append((labs.copy(), vals.copy()))
         return out
+
+
+def _top_k_columns(
+    scores: np.ndarray, labels: np.ndarray, k: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`top_k` of every column of `scores` (no cosine bound) in one partition and one sort
+    for the whole batch instead of two per query; each column's picks and order are those
+    `top_k` gives it (the same selection and stable sort, run along an axis)."""
+    n = scores.shape[0]
+    if n > k:
+        part = np.argpartition(-scores, k - 1, axis=0)[:k]
+    else:
+        part = np.broadcast_to(np.arange(n)[:, None], scores.shape)
+    vals = np.take_along_axis(scores, part, axis=0)
+    order = np.argsort(-vals, axis=0, kind="stable")
+    picked = np.take_along_axis(part, order, axis=0)
+    best = np.take_along_axis(vals, order, axis=0)
+    return [(labels[picked[:, j]], best[:, j].copy()) for j in range(scores.shape[1])]

@@ -351,17 +351,21 @@ class IndexSet:
         limit: int,
         threshold: float = 0.0,
         version: int | None = None,
+        *,
+        unit: bool = False,
     ) -> list[list[Match]]:
         """Top `limit` matches with similarity >= `threshold` for each query row, best first.
 
         `account_id` None searches every account (LUNA allows matching without an account);
-        `version`, when given, must equal the IndexSet's descriptor version.
+        `version`, when given, must equal the IndexSet's descriptor version. `unit`: `query`
+        is already `as_unit_rows`' output (the matcher validated each reference so), and is
+        not normalised again.
         """
         if limit < 1:
             raise ValueError("limit must be >= 1")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError("threshold must be within [0, 1]")
-        queries = as_unit_rows(query, self.dim)
+        queries = query if unit else as_unit_rows(query, self.dim)
         if version is not None and self.version is not None:
             check_version(version, self.version)
         # Push the similarity threshold down as a cosine bound (the map is monotone); the
@@ -376,11 +380,20 @@ class IndexSet:
                 for c in self._resolve(account_id, candidates)
             ]
             per_query = [merge_hits([p[j] for p in parts], limit) for j in range(queries.shape[0])]
+        # One similarity map for every query's hits (a numpy call each cost more than it).
+        flat = (
+            cosine_to_similarity(np.concatenate([cosines for _, cosines in per_query])).tolist()
+            if per_query
+            else []
+        )
         out: list[list[Match]] = []
-        for labels, cosines in per_query:
-            sims = cosine_to_similarity(cosines)
+        at = 0
+        for labels, _ in per_query:
+            slots = labels.tolist()
+            sims = flat[at : at + len(slots)]
+            at += len(slots)
             row = []
-            for slot, sim in zip(labels.tolist(), sims.tolist(), strict=True):
+            for slot, sim in zip(slots, sims, strict=True):
                 fid = self._slot_face[slot]
                 if fid is not None and sim >= threshold:
                     row.append(Match(fid, sim))

@@ -30,6 +30,9 @@ from services.matcher.matching import Matching, VersionedMatching
 from services.matcher.shard.member import ShardMember
 from services.matcher.sync import Sync
 
+# Request timeout of the follower's consumer creation after a reconnect (see Sync.resume_js).
+RESUME_TIMEOUT_S = 1.0
+
 log = logging.getLogger("luna.matcher")
 
 
@@ -73,6 +76,7 @@ class MatcherState:
                 config=settings.core_config(),
                 records=records if version == default else FaceRecords(records_capacity),
                 attributes=AttributeCache(settings.ATTRIBUTE_CACHE.get_int()),
+                resume_js=self.nc.jetstream(timeout=RESUME_TIMEOUT_S),
             )
             self.syncs[version] = sync
             if self.member is not None:

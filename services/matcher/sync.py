@@ -71,8 +71,13 @@ class Sync:
         config: MatcherConfig,
         records: FaceRecords | None = None,
         attributes: AttributeCache | None = None,
+        resume_js: JetStreamContext | None = None,
     ) -> None:
         self.js = js
+        # Re-following after a NATS node's loss asks for a consumer while the stream may still
+        # be electing its leader; a short request timeout retries soon after the election
+        # instead of up to a whole default timeout (5 s) later, past the read-your-writes wait.
+        self.resume_js = resume_js or js
         self.records = records if records is not None else FaceRecords()
         # Temporary attributes' descriptors seen on the stream (attribute references).
         self.attributes = attributes if attributes is not None else AttributeCache()
@@ -256,11 +261,11 @@ class Sync:
             old.close()
 
     # --- follow --------------------------------------------------------------------------
-    async def _start_follow(self) -> None:
+    async def _start_follow(self, js: JetStreamContext | None = None) -> None:
         cfg = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.applied_seq + 1
         )
-        self._sub = await self.js.subscribe(
+        self._sub = await (js or self.js).subscribe(
             f"{subjects.FACES_CHANGES_PREFIX}.>",
             stream=STREAM,
             ordered_consumer=True,
@@ -268,20 +273,21 @@ class Sync:
         )
         self._follow_task = asyncio.create_task(self._follow(self._sub, self.ix))
 
-    async def resume_follow(self, attempts: int = 30) -> None:
+    async def resume_follow(self, attempts: int = 60) -> None:
         """Follow the stream again from the last applied change: after a NATS restart the
         server no longer knows our (in-memory, ordered) consumer."""
         async with self._rebuild_lock:
             for attempt in range(attempts):
                 await self._stop_follow()
                 try:
-                    await self._start_follow()
+                    await self._start_follow(self.resume_js)
                 except Exception as exc:
                     log.warning("re-following FACES_CHANGES failed (%s); retrying", exc)
-                    await asyncio.sleep(min(2.0, 0.2 * (attempt + 1)))
+                    await asyncio.sleep(min(1.0, 0.1 * (attempt + 1)))
                     continue
                 log.info("following FACES_CHANGES again from %d", self.applied_seq + 1)
                 return
+            log.error("FACES_CHANGES not followed again after %d attempts", attempts)
 
     async def _stop_follow(self) -> None:
         task, sub = self._follow_task, self._sub

@@ -15,7 +15,7 @@ import pytest
 
 from services.common import nats_streams, subjects
 from services.launcher.testing import running_nats
-from services.matcher import position, sync
+from services.matcher import position, settings, sync
 
 
 class FakeNats:
@@ -178,3 +178,44 @@ async def test_a_read_lost_with_its_node_is_asked_again_within_the_wait(
     assert pending is not None
     assert await pending == 7
     assert nc.requests == 3
+
+
+class FlakyJetStream:
+    """Consumer creation that times out (no stream leader yet) `fail_first` times."""
+
+    def __init__(self, fail_first: int) -> None:
+        self.fail_first = fail_first
+        self.calls = 0
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.fail_first:
+            raise nats.errors.TimeoutError
+        return SimpleNamespace(next_msg=self._idle, unsubscribe=self._none)
+
+    async def _idle(self, timeout: float) -> Any:
+        raise TimeoutError
+
+    async def _none(self) -> None:
+        return None
+
+
+async def test_resuming_the_follower_after_a_node_loss_uses_its_own_quick_context(
+    tmp_path: Path,
+) -> None:
+    usual, quick = FlakyJetStream(0), FlakyJetStream(fail_first=3)
+    s = sync.Sync(
+        usual,  # type: ignore[arg-type]
+        None,
+        snapshot_root=tmp_path,
+        version=settings.DESCRIPTOR_VERSION.get_int(),
+        config=settings.core_config(),
+        resume_js=quick,  # type: ignore[arg-type]
+    )
+    s.applied_seq = 7
+    await s.resume_follow()
+    try:
+        assert (quick.calls, usual.calls) == (4, 0)  # 3 timeouts during the election, then on
+        assert s._sub is not None and s._follow_task is not None
+    finally:
+        await s._stop_follow()

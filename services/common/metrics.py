@@ -30,7 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.common import config, grpc_wrap
+from services.common import config
 
 log = logging.getLogger("luna.metrics")
 
@@ -168,18 +168,6 @@ class CallMetrics:
     def done(self, context: grpc.aio.ServicerContext, started: float, outcome: str) -> None:
         self.seconds.observe(time.perf_counter() - started)
         _child(RPC_HANDLED, self.method, _code_of(context, outcome)).inc()
-
-
-class MetricsInterceptor(grpc_wrap.CallWrapper):
-    """Counts every RPC by method and final status code and times it (a server that also
-    maps errors runs grpc_server.ServedInterceptor instead, which does both at once)."""
-
-    def around(self, details: grpc.HandlerCallDetails) -> grpc_wrap.Around:
-        return grpc_wrap.Around(observer=CallMetrics(details.method))
-
-
-def interceptors() -> list[grpc.aio.ServerInterceptor]:
-    return [MetricsInterceptor()] if enabled() else []
 
 
 def track_consumer(

@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from luna.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from services.common import errors, metrics
-from services.common.grpc_server import ErrorInterceptor, ServedInterceptor
+from services.common.grpc_server import ServedInterceptor
 from services.gateway import metrics as http_metrics
 from services.gateway import middleware
 from services.gateway.sender import Hub
@@ -72,13 +72,13 @@ async def test_metrics_disabled_means_no_route_and_no_middleware(
     monkeypatch.setenv("LUNA_METRICS_ENABLED", "0")
     app = web.Application(middlewares=[middleware.luna_middleware])
     assert http_metrics.install(app) is None
-    assert metrics.interceptors() == []
+    assert not metrics.enabled()  # serve() then wraps calls without metrics
     async with TestClient(TestServer(app)) as client:
         assert (await client.get("/metrics")).status == 404
 
 
 async def test_grpc_interceptor_counts_codes_and_times() -> None:
-    server = grpc.aio.server(interceptors=[metrics.MetricsInterceptor(), ErrorInterceptor()])
+    server = grpc.aio.server(interceptors=[ServedInterceptor(with_metrics=True)])
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     await servicer.set("known", health_pb2.HealthCheckResponse.SERVING)

@@ -20,11 +20,12 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import nats.js.errors
 from luna.common.v1 import account_pb2
 from luna.faces.v1 import changes_pb2, faces_pb2
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -56,6 +57,21 @@ _INLINE = 16
 _MANY = frozenset((Kind.KIND_ATTACH_MANY, Kind.KIND_DETACH_MANY))
 _ATTRIBUTES = frozenset((Kind.KIND_ATTRIBUTE_CREATE, Kind.KIND_ATTRIBUTE_DELETE))
 _SAME: Any = object()  # rebuild(): keep the partition
+# Catching up by single gets while no consumer can be made (Sync._catch_up_by_get).
+_CATCH_UP_MAX = 1000
+_CATCH_UP_TIMEOUT_S = 1.0
+# How long a match waits for a follower that does not move before reading by sequence.
+_STALL_S = 0.75
+
+
+class _Got:
+    """A change read by sequence, with what `_apply_msgs` reads of a delivered Msg."""
+
+    __slots__ = ("data", "metadata")
+
+    def __init__(self, data: bytes, seq: int) -> None:
+        self.data = data
+        self.metadata = SimpleNamespace(sequence=SimpleNamespace(stream=seq))
 
 
 class Sync:
@@ -95,6 +111,8 @@ class Sync:
         self._follow_task: asyncio.Task[None] | None = None
         self._snapshot_lock = asyncio.Lock()
         self._rebuild_lock = asyncio.Lock()
+        self._apply_lock = asyncio.Lock()  # the follower and a catch-up apply one at a time
+        self._catch_up: asyncio.Task[None] | None = None
         # A matcher shard's partition (services/matcher/shard): `owns(account_id, face_id)`
         # says which faces this Sync loads and applies; None (one matcher) holds every face.
         self.partition: Any = None
@@ -283,6 +301,7 @@ class Sync:
                     await self._start_follow(self.resume_js)
                 except Exception as exc:
                     log.warning("re-following FACES_CHANGES failed (%s); retrying", exc)
+                    await self._start_catch_up()
                     await asyncio.sleep(min(1.0, 0.1 * (attempt + 1)))
                     continue
                 log.info("following FACES_CHANGES again from %d", self.applied_seq + 1)
@@ -310,6 +329,12 @@ class Sync:
             # Whatever is already buffered goes in the same thread hop.
             for _ in range(min(sub.pending_msgs, _BATCH - 1)):
                 batch.append(await sub.next_msg(timeout=1.0))
+            await self._apply_and_advance(ix, batch)
+
+    async def _apply_and_advance(self, ix: IndexSet, batch: Sequence[Any]) -> None:
+        # Changes at or below applied_seq are skipped (_apply_msgs), so a change both a
+        # catch-up and the follower bring is applied once.
+        async with self._apply_lock:
             try:
                 last = await self._apply(ix, batch)
             except Exception:
@@ -321,14 +346,50 @@ class Sync:
                 self.changes_since_snapshot += len(batch)
                 self._progress.notify_all()
 
-    async def _apply(self, ix: IndexSet, msgs: list[Msg]) -> int:
+    def _start_catch_up(self) -> asyncio.Task[None]:
+        """One catch-up by single gets at a time, however many matches wait."""
+        if self._catch_up is None or self._catch_up.done():
+            self._catch_up = asyncio.ensure_future(self._catch_up_by_get())
+        return self._catch_up
+
+    async def _catch_up_by_get(self, most: int = _CATCH_UP_MAX) -> None:
+        """Read the changes the follower lacks one by one (STREAM.MSG.GET) and apply them.
+
+        Used while no consumer can be made after a NATS node's loss, and when a match has
+        waited _STALL_S for a follower that does not move (its consumer lived on the lost node
+        and nats-py's reset of it failed: no reconnect tells us). A consumer needs JetStream's
+        metadata leader, whose election took 6 s when the lost node held it, but the stream's
+        own leader still takes writes and answers position reads and gets. So matches keep
+        read-your-writes through that election instead of answering stale after their
+        wait."""
+        js = self.resume_js
+        try:
+            target = await last_seq(js, _CATCH_UP_TIMEOUT_S)
+        except Exception:
+            return
+        got: list[_Got] = []
+        seq = self.applied_seq + 1
+        while seq <= target and len(got) < most:
+            try:
+                raw = await js.get_msg(STREAM, seq)
+            except nats.js.errors.NotFoundError:
+                seq += 1  # removed by the stream's limits: nothing to apply
+                continue
+            except Exception:
+                break
+            got.append(_Got(raw.data or b"", seq))
+            seq += 1
+        if got:
+            await self._apply_and_advance(self.ix, got)
+
+    async def _apply(self, ix: IndexSet, msgs: Sequence[Any]) -> int:
         """Apply a batch; the last stream sequence it reflects. A small one on the loop (see
         _INLINE), a large one in a thread."""
         if len(msgs) <= _INLINE:
             return self._apply_msgs(ix, msgs)
         return await asyncio.to_thread(self._apply_msgs, ix, msgs)
 
-    def _apply_msgs(self, ix: IndexSet, msgs: list[Msg]) -> int:
+    def _apply_msgs(self, ix: IndexSet, msgs: Sequence[Any]) -> int:
         last = self.applied_seq
         for msg in msgs:
             seq = msg.metadata.sequence.stream
@@ -494,6 +555,13 @@ class Sync:
             async with self._progress:
                 await self._progress.wait_for(lambda: self.applied_seq >= target)
 
+        async def unstick() -> None:
+            while self.applied_seq < target:
+                await asyncio.sleep(_STALL_S)
+                if self.applied_seq < target:
+                    await asyncio.shield(self._start_catch_up())
+
+        helper = asyncio.ensure_future(unstick())
         try:
             await asyncio.wait_for(reached(), timeout)
         except TimeoutError:
@@ -504,6 +572,8 @@ class Sync:
                 timeout or 0.0,
             )
             return False
+        finally:
+            helper.cancel()
         return True
 
     # --- snapshots and admin ---------------------------------------------------------------

@@ -12,6 +12,7 @@ import nats.errors
 import nats.js.errors
 import orjson
 import pytest
+from luna.faces.v1 import changes_pb2
 
 from services.common import nats_streams, subjects
 from services.launcher.testing import running_nats
@@ -217,5 +218,54 @@ async def test_resuming_the_follower_after_a_node_loss_uses_its_own_quick_contex
     try:
         assert (quick.calls, usual.calls) == (4, 0)  # 3 timeouts during the election, then on
         assert s._sub is not None and s._follow_task is not None
+    finally:
+        await s._stop_follow()
+
+
+class ElectingJetStream(FlakyJetStream):
+    """No consumer while the metadata leader is elected, but the stream's leader answers
+    its position and single gets (STREAM.INFO, STREAM.MSG.GET)."""
+
+    def __init__(self, fail_first: int, changes: list[bytes]) -> None:
+        super().__init__(fail_first)
+        self.changes = changes
+        self.gets: list[int] = []
+        self._prefix = "$JS.API"
+        self._nc = self
+
+    async def request(self, subject: str, payload: bytes, timeout: float) -> Any:
+        assert subject.endswith(".STREAM.INFO.FACES_CHANGES")
+        return SimpleNamespace(data=orjson.dumps({"state": {"last_seq": len(self.changes)}}))
+
+    async def get_msg(self, stream: str, seq: int) -> Any:
+        self.gets.append(seq)
+        if seq == 2:
+            raise nats.js.errors.NotFoundError  # removed by the stream's limits
+        return SimpleNamespace(data=self.changes[seq - 1])
+
+
+async def test_while_no_consumer_can_be_made_the_follower_catches_up_by_single_gets(
+    tmp_path: Path,
+) -> None:
+    deleted = changes_pb2.FaceChange(
+        kind=changes_pb2.FaceChange.KIND_ATTRIBUTE_DELETE,
+        attribute_id="00000000-0000-4000-8000-000000000001",
+        account_id="00000000-0000-4000-8000-0000000000aa",
+    ).SerializeToString()
+    quick = ElectingJetStream(fail_first=2, changes=[deleted, b"", deleted])
+    s = sync.Sync(
+        FlakyJetStream(0),  # type: ignore[arg-type]
+        None,
+        snapshot_root=tmp_path,
+        version=settings.DESCRIPTOR_VERSION.get_int(),
+        config=settings.core_config(),
+        resume_js=quick,  # type: ignore[arg-type]
+    )
+    await s.resume_follow()
+    try:
+        # Caught up during the first failed attempt (1, gone 2, 3), nothing read twice after.
+        assert quick.gets == [1, 2, 3]
+        assert s.applied_seq == 3
+        assert quick.calls == 3  # and following again once a consumer could be made
     finally:
         await s._stop_follow()

@@ -90,9 +90,9 @@ class Sync:
         resume_js: JetStreamContext | None = None,
     ) -> None:
         self.js = js
-        # Re-following after a NATS node's loss asks for a consumer while the stream may still
-        # be electing its leader; a short request timeout retries soon after the election
-        # instead of up to a whole default timeout (5 s) later, past the read-your-writes wait.
+        # Re-following after a NATS node's loss asks for a consumer while JetStream may still
+        # be electing its metadata leader; a short request timeout retries soon after the
+        # election instead of up to a whole default timeout (5 s) later.
         self.resume_js = resume_js or js
         self.records = records if records is not None else FaceRecords()
         # Temporary attributes' descriptors seen on the stream (attribute references).

@@ -122,6 +122,10 @@ def _claim(port: int) -> bool:
                 path.unlink()  # stale: whoever re-creates it first holds it
             except FileNotFoundError:
                 pass
+            except PermissionError:
+                # Another user's stale claim in the sticky directory: it cannot be removed,
+                # but stale means nobody holds the port; take it unclaimed.
+                return True
         except PermissionError:
             return True  # claims unusable here (another user's directory): pick unclaimed
     return False

@@ -49,3 +49,22 @@ def test_a_fresh_claim_is_respected(claims: Path) -> None:
     (claims / "21004").touch()
     assert embedded._claim(21004) is False
     assert embedded._claim(21005) is True
+
+
+def test_another_users_stale_claim_does_not_stop_the_pick(
+    claims: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the shared sticky directory a stale claim of another user cannot be removed (EPERM,
+    as CI saw when a launcher running as `nobody` met root's old claims): the port is free, so
+    it is picked, not an error."""
+    claims.mkdir()
+    stale = claims / "21006"
+    stale.touch()
+    old = time.time() - embedded._CLAIM_SECONDS - 5
+    os.utime(stale, (old, old))
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    assert embedded._claim(21006) is True

@@ -14,6 +14,7 @@ from luna.faces.v1 import faces_pb2
 
 from services.backport3.store import Store
 from services.common import errors
+from services.common.stopping import cancel_and_wait
 
 log = logging.getLogger("luna.backport3.collector")
 BATCH = 500
@@ -67,7 +68,4 @@ class Collector:
                 log.exception("descriptor collection failed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)

@@ -5,12 +5,12 @@ stops the service from publishing or purging later."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from services.common import config
+from services.common.stopping import cancel_and_wait
 from services.faces import attributes, outbox
 
 log = logging.getLogger("luna.faces.background")
@@ -49,11 +49,7 @@ class Background:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(cancel_and_wait(task) for task in self.tasks))
 
 
 def start(publisher: outbox.Publisher, attrs: attributes.Attributes) -> Background:

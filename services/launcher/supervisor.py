@@ -29,6 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import config
+from services.common.stopping import cancel_and_wait
 from services.launcher import runtime_metrics as metrics
 from services.launcher.embedded import EmbeddedNats, EmbeddedPostgres, pick_free_port
 from services.launcher.procs import (
@@ -374,9 +375,7 @@ class Supervisor:
         """The children by `stop_order`, then embedded NATS and PostgreSQL."""
         self._stopping.set()
         for task in list(self._restarting.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         for group in self.stop_order():
             await asyncio.gather(
                 *(self.children[n].stop() for n in group if n in self.children),

@@ -7,7 +7,6 @@ health only reports SERVING (and `luna up` only proceeds) once matches see every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from nats.aio.client import Client as NATS
 
 from services.common import config, grpc_client, nats_streams
 from services.common.grpc_server import ServiceApp, service_names
+from services.common.stopping import cancel_and_wait
 from services.matcher import metrics as matcher_metrics
 from services.matcher import settings
 from services.matcher.attribute_cache import AttributeCache
@@ -119,9 +119,7 @@ class MatcherState:
 
     async def stop(self, snapshot: bool = True) -> None:
         for task in self.tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         for sync in self.syncs.values():
             await sync._stop_follow()
             if snapshot:

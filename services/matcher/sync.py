@@ -32,6 +32,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.common import descriptors as codec
 from services.common import errors, subjects
+from services.common.stopping import cancel_and_wait
 from services.matcher.attribute_cache import AttributeCache
 from services.matcher.core import IndexSet, MatcherConfig
 from services.matcher.core.descriptors import dim_of, unpack_unit
@@ -311,16 +312,17 @@ class Sync:
     async def _stop_follow(self) -> None:
         task, sub = self._follow_task, self._sub
         self._follow_task = self._sub = None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
     async def _follow(self, sub: Subscription, ix: IndexSet) -> None:
-        while True:
+        # Ends when _stop_follow unsets _follow_task, not only by cancellation: next_msg's
+        # wait_for drops a cancellation that meets a buffered message (Python 3.11), which is
+        # every read while the follower has a backlog (services/common/stopping.py).
+        me = asyncio.current_task()
+        while self._follow_task is me:
             try:
                 first = await sub.next_msg(timeout=30.0)
             except TimeoutError:
@@ -335,6 +337,10 @@ class Sync:
         # Changes at or below applied_seq are skipped (_apply_msgs), so a change both a
         # catch-up and the follower bring is applied once.
         async with self._apply_lock:
+            if ix is not self.ix:
+                # Read for a state a rebuild has since swapped out: applying it would move
+                # applied_seq past changes the new state has not seen.
+                return
             try:
                 last = await self._apply(ix, batch)
             except Exception:
@@ -387,7 +393,16 @@ class Sync:
         _INLINE), a large one in a thread."""
         if len(msgs) <= _INLINE:
             return self._apply_msgs(ix, msgs)
-        return await asyncio.to_thread(self._apply_msgs, ix, msgs)
+        applying = asyncio.get_running_loop().run_in_executor(None, self._apply_msgs, ix, msgs)
+        try:
+            return await asyncio.shield(applying)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped: keep _apply_lock until it is done with `ix`, so a
+            # rebuild never swaps out and closes an index a thread still writes to.
+            while not applying.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({applying})
+            raise
 
     def _apply_msgs(self, ix: IndexSet, msgs: Sequence[Any]) -> int:
         last = self.applied_seq
@@ -615,7 +630,7 @@ class Sync:
         async with self._rebuild_lock:
             ix, seq, records = await self._full_load(partition)
             await self._stop_follow()
-            async with self._progress:
+            async with self._apply_lock, self._progress:
                 self._swap(ix, seq, records)
                 if partition is not _SAME:
                     self.partition = partition

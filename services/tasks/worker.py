@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError
 
 from services.common import config, db, errors, grpc_client, logs, nats_streams
+from services.common.stopping import cancel_and_wait
 from services.tasks import engine, kinds, settings
 from services.tasks.kinds import Deps, Outcome
 from services.tasks.settings import Work
@@ -193,9 +194,7 @@ class Worker:
             while not run.done():
                 await asyncio.wait({run}, timeout=CANCEL_POLL_S)
                 if not run.done() and await self.store.status(task_id) in (CANCELLED, None):
-                    run.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await run
+                    await cancel_and_wait(run)
                     log.info("part %s stopped: its task was cancelled", names)
                     for msg in msgs:
                         await msg.ack()

@@ -8,7 +8,9 @@ snapshot."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from matcher import test_matcher_service as service_tests
 from matcher.test_matcher_service import World, create_face, create_list, identity, raw, sample
 
 from services.common.grpc_server import ErrorInterceptor
+from services.common.stopping import cancel_and_wait
 from services.launcher.embedded import pick_free_port
 from services.matcher.app import MatcherState
 from services.matcher.proxy.app import ProxyServicer
@@ -69,6 +72,24 @@ async def start_shard(
 
 def owned_faces(state: MatcherState) -> set[str]:
     return set(state.syncs[VERSION].ix._faces)
+
+
+async def stop_shards(shards: list[tuple[MatcherState, grpc.aio.Server]]) -> None:
+    while shards:
+        state, server = shards.pop()
+        await server.stop(None)
+        await state.stop(snapshot=False)
+
+
+@pytest.fixture
+async def teardown() -> AsyncIterator[list[Callable[[], Awaitable[object]]]]:
+    """Stops what a test started even when it fails: shards or a load left running would keep
+    working on the session's event loop, and the servers they use could not stop after."""
+    later: list[Callable[[], Awaitable[object]]] = []
+    yield later
+    for stop in reversed(later):
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(stop(), 30)
 
 
 async def more_accounts(pool: Any, n: int) -> list[account_pb2.AccountScope]:
@@ -165,6 +186,7 @@ async def test_shards_behind_the_proxy_match_exactly_and_a_new_shard_joins_under
     nats_server: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    teardown: list[Callable[[], Awaitable[object]]],
 ) -> None:
     w = world
     w.faces_server_url = nats_server.url  # type: ignore[attr-defined]
@@ -176,14 +198,21 @@ async def test_shards_behind_the_proxy_match_exactly_and_a_new_shard_joins_under
     ports = [pick_free_port() for _ in range(3)]
     map_path = tmp_path / "shards.json"
     ShardMap.uniform(2, [f"127.0.0.1:{p}" for p in ports[:2]], [spread]).save(map_path)
-    shards = [await start_shard(w, monkeypatch, tmp_path, i, ports[i], map_path) for i in (0, 1)]
+    shards: list[tuple[MatcherState, grpc.aio.Server]] = []
+    teardown.append(lambda: stop_shards(shards))
+    for i in (0, 1):
+        shards.append(await start_shard(w, monkeypatch, tmp_path, i, ports[i], map_path))
     proxy_shards = Shards(ShardMap.load(map_path), map_path)
     proxy = grpc.aio.server(interceptors=[ErrorInterceptor()])
     matcher_pb2_grpc.add_MatcherServiceServicer_to_server(ProxyServicer(proxy_shards), proxy)
     proxy_port = proxy.add_insecure_port("127.0.0.1:0")
     await proxy.start()
+    teardown.append(proxy_shards.close)
+    teardown.append(lambda: proxy.stop(None))
     watcher = asyncio.create_task(proxy_shards.watch(0.1))
+    teardown.append(lambda: cancel_and_wait(watcher))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{proxy_port}")
+    teardown.append(channel.close)
     stub = matcher_pb2_grpc.MatcherServiceStub(channel)
 
     lists = {s.account_id: await create_list(w, s) for s in accounts}
@@ -209,6 +238,7 @@ async def test_shards_behind_the_proxy_match_exactly_and_a_new_shard_joins_under
 
     # --- a third shard joins while faces are written, deleted and matched -----------------
     loader = asyncio.create_task(traffic.load())
+    teardown.append(lambda: cancel_and_wait(loader))
     shards.append(await start_shard(w, monkeypatch, tmp_path, 2, ports[2], map_path))
     warming, final = await asyncio.wait_for(add_shard(map_path, 2, f"127.0.0.1:{ports[2]}"), 60)
     assert (warming.version, final.version) == (2, 3)
@@ -243,14 +273,6 @@ async def test_shards_behind_the_proxy_match_exactly_and_a_new_shard_joins_under
     assert owned_faces(restarted) == held[0]
     await check()
 
-    watcher.cancel()
-    await channel.close()
-    await proxy.stop(None)
-    await proxy_shards.close()
-    for state, server in shards:
-        await server.stop(None)
-        await state.stop(snapshot=False)
-
 
 @pytest.mark.timeout(240)
 async def test_a_shard_is_removed_under_load_and_its_faces_move_to_the_others(
@@ -259,6 +281,7 @@ async def test_a_shard_is_removed_under_load_and_its_faces_move_to_the_others(
     nats_server: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    teardown: list[Callable[[], Awaitable[object]]],
 ) -> None:
     """Three shards -> two (`rebalance remove`): the leaving shard serves its keys while the
     others rebuild theirs with its share, then the routers (here the Router the gateway
@@ -271,9 +294,14 @@ async def test_a_shard_is_removed_under_load_and_its_faces_move_to_the_others(
     ports = [pick_free_port() for _ in range(3)]
     map_path = tmp_path / "shards.json"
     ShardMap.uniform(3, [f"127.0.0.1:{p}" for p in ports], [w.a.account_id]).save(map_path)
-    shards = [await start_shard(w, monkeypatch, tmp_path, i, ports[i], map_path) for i in range(3)]
+    shards: list[tuple[MatcherState, grpc.aio.Server]] = []
+    teardown.append(lambda: stop_shards(shards))
+    for i in range(3):
+        shards.append(await start_shard(w, monkeypatch, tmp_path, i, ports[i], map_path))
     router = Router(Shards(ShardMap.load(map_path), map_path))
+    teardown.append(router.shards.close)
     watcher = asyncio.create_task(router.shards.watch(0.1))
+    teardown.append(lambda: cancel_and_wait(watcher))
     lists = {s.account_id: await create_list(w, s) for s in accounts}
     traffic = Traffic(w, accounts, lists, router.MatchFaces)
     for scope in accounts:
@@ -284,6 +312,7 @@ async def test_a_shard_is_removed_under_load_and_its_faces_move_to_the_others(
     assert all(held) and sum(map(len, held)) == len(traffic.truth.faces)
 
     loader = asyncio.create_task(traffic.load())
+    teardown.append(lambda: cancel_and_wait(loader))
     leaving, final = await asyncio.wait_for(remove_shard(map_path, 2), 60)
     assert (leaving.version, final.version) == (2, 3)
     assert [s.id for s in final.shards] == [0, 1]
@@ -312,9 +341,3 @@ async def test_a_shard_is_removed_under_load_and_its_faces_move_to_the_others(
     one = ShardMap.uniform(1, ["127.0.0.1:1"])
     with pytest.raises(ShardMapError):  # the last shard cannot leave
         one.with_shard(Shard(0, LEAVING, "127.0.0.1:1"))
-
-    watcher.cancel()
-    await router.shards.close()
-    for state, server in shards:
-        await server.stop(None)
-        await state.stop(snapshot=False)

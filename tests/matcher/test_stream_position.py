@@ -3,6 +3,7 @@ nodes retries on the one it reconnects to; a lone server's outage answers None a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -269,3 +270,39 @@ async def test_while_no_consumer_can_be_made_the_follower_catches_up_by_single_g
         assert quick.calls == 3  # and following again once a consumer could be made
     finally:
         await s._stop_follow()
+
+
+async def test_a_follower_with_a_backlog_stops_when_asked(live_js: Any, tmp_path: Path) -> None:
+    """A rebuild (a shard taking its new partition) stops the follower first. With messages
+    buffered, nats-py's next_msg drops a cancellation (Python 3.11's wait_for), so a follower
+    stopped by `cancel(); await` alone read on and the rebuild waited for it forever (the
+    shard-removal test hung this way under load)."""
+    js = live_js
+    change = changes_pb2.FaceChange(
+        kind=changes_pb2.FaceChange.KIND_ATTRIBUTE_DELETE,
+        attribute_id="00000000-0000-4000-8000-000000000001",
+        account_id="00000000-0000-4000-8000-0000000000aa",
+    ).SerializeToString()
+    for _ in range(30_000):  # core publishes into the stream: a backlog in well under a second
+        await js._nc.publish(f"{subjects.FACES_CHANGES_PREFIX}.test", change)
+    await js._nc.flush()
+    s = sync.Sync(
+        js,
+        None,  # type: ignore[arg-type]
+        snapshot_root=tmp_path,
+        version=settings.DESCRIPTOR_VERSION.get_int(),
+        config=settings.core_config(),
+    )
+    stops = 0
+    while s.applied_seq < 25_000 and stops < 20:
+        await s._start_follow()
+        await s.wait_for(1_000 * (stops + 1), timeout=5)
+        task = s._follow_task
+        assert task is not None
+        await asyncio.wait_for(s._stop_follow(), 5)
+        assert task.done() and s._follow_task is None
+        at = s.applied_seq
+        await asyncio.sleep(0.05)
+        assert s.applied_seq == at  # nothing applied after the stop
+        stops += 1
+    assert stops >= 5

@@ -8,7 +8,6 @@ its LUNA 3 filters and sends each as LUNA 3's `message_from_ws`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -16,6 +15,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from services.common import errors, ids
+from services.common.stopping import cancel_and_wait
 from services.gateway.backport3 import events as bp3_events
 from services.gateway.backport3.core import (
     Caller,
@@ -156,9 +156,7 @@ async def _serve(request: web.Request, c: Caller) -> web.WebSocketResponse:
                 break
     finally:
         hub.subscriptions.discard(sub)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await cancel_and_wait(task)
     return ws
 
 

@@ -26,6 +26,7 @@ from luna.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 
 from services.common import errors, grpc_client, logs
 from services.common.grpc_server import REQUEST_ID_KEY
+from services.common.stopping import cancel_and_wait
 from services.matcher.shard import routing
 from services.matcher.shard import settings as shard_settings
 from services.matcher.shard.partition import ShardMap, ShardMapError
@@ -126,10 +127,7 @@ class Shards:
             self._follow = asyncio.create_task(self.watch(shard_settings.MAP_POLL.get_float()))
 
     async def close(self) -> None:
-        if self._follow is not None:
-            self._follow.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow
+        await cancel_and_wait(self._follow)
         for channel in self._channels.values():
             await channel.close()
 

@@ -789,17 +789,18 @@ class EmbeddedPostgres(_ServerProcess):
             "--no-locale",
             "--no-instructions",
         ]  # fmt: skip
-        kwargs: dict[str, object] = {}
-        if self.identity is not None:
-            kwargs = {"user": self.identity.uid, "group": self.identity.gid, "extra_groups": []}
+        # The user switch is the wrapper's, not subprocess's `user=`/`group=`: those make
+        # CPython fork instead of vfork, and a forked child of a process with gRPC threads ran
+        # gRPC's fork handlers and died of SIGSEGV before exec (initdb failed (-11) in a loaded
+        # test run), as `preexec_fn` children did before (see die_with_parent).
+        ids = {} if self.identity is None else {"uid": self.identity.uid, "gid": self.identity.gid}
         proc = await asyncio.create_subprocess_exec(
-            *argv,
+            *die_with_parent(argv, signal.SIGTERM, **ids),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd="/",
             env=_clean_env(),
-            **kwargs,  # type: ignore[arg-type]
         )
         out, _ = await proc.communicate()
         if proc.returncode != 0:

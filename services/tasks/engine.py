@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from services.common import db, errors, luna_json, nats_streams
 from services.common.db import Pool
+from services.common.stopping import cancel_and_wait
 from services.tasks import kinds
 from services.tasks.kinds import Deps
 from services.tasks.settings import Work
@@ -89,12 +90,7 @@ class Engine:
         self._loop = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            try:
-                await self._loop
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._loop)
 
     async def _run(self) -> None:
         while True:

@@ -5,7 +5,7 @@ completes: the caller gets the result and keeps running. nats-py's `Subscription
 awaits a `wait_for` in a task, so a follower cancelled while messages stream in (a matcher
 rebuilding its shard under load) went on reading, and `task.cancel(); await task` waited for
 it forever. Measured with a queue fed on every loop turn: 1,184 of 2,000 single cancels were
-lost (`tests/unit/test_stopping.py` keeps that reproduction).
+lost (`tests/unit/test_stopping.py` keeps a milder form of that reproduction).
 """
 
 from __future__ import annotations

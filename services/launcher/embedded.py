@@ -109,25 +109,26 @@ def _claim(port: int) -> bool:
     path = _CLAIMS_DIR / str(port)
     for _ in range(2):
         try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            return True
-        except FileNotFoundError:
-            _CLAIMS_DIR.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(PermissionError):
-                _CLAIMS_DIR.chmod(0o1777)  # shared by every user's launchers, like /tmp
-        except FileExistsError:
             try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+                return True
+            except FileNotFoundError:
+                _CLAIMS_DIR.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(PermissionError):
+                    _CLAIMS_DIR.chmod(0o1777)  # shared by every user's launchers, like /tmp
+            except FileExistsError:
                 if time.time() - path.stat().st_mtime < _CLAIM_SECONDS:
                     return False
-                path.unlink()  # stale: whoever re-creates it first holds it
-            except FileNotFoundError:
-                pass
-            except PermissionError:
-                # Another user's stale claim in the sticky directory: it cannot be removed,
-                # but stale means nobody holds the port; take it unclaimed.
-                return True
+                # Stale: whoever re-creates it first holds it.
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        except FileNotFoundError:
+            pass  # the stale claim went between our look and our unlink
         except PermissionError:
-            return True  # claims unusable here (another user's directory): pick unclaimed
+            # Claims unusable here (another user's directory), or another user's stale claim
+            # in the sticky directory, which we cannot remove: stale means nobody holds the
+            # port, so it is picked unclaimed.
+            return True
     return False
 
 
@@ -287,9 +288,8 @@ class _ServerProcess:
     async def _spawn(self, argv: list[str], *, user: _Identity | None = None) -> None:
         with _open_log(self.log_path) as logf:
             self._log_offset = logf.tell()
-            ids = {} if user is None else {"uid": user.uid, "gid": user.gid}
             self._child = await asyncio.create_subprocess_exec(
-                *die_with_parent(argv, self.stop_signal, **ids),
+                *_as_user(argv, self.stop_signal, user),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf,
                 stderr=logf,
@@ -552,6 +552,13 @@ class _Identity:
     name: str
 
 
+def _as_user(argv: list[str], sig: signal.Signals, user: _Identity | None) -> list[str]:
+    """`argv` wrapped to die with us and, when `user` is given, to run as that user."""
+    if user is None:
+        return die_with_parent(argv, sig)
+    return die_with_parent(argv, sig, uid=user.uid, gid=user.gid)
+
+
 def ensure_system_user(name: str = PG_SYSTEM_USER) -> pwd.struct_passwd:
     """Return the passwd entry of system user `name`, creating it (needs root) if missing."""
     with contextlib.suppress(KeyError):
@@ -793,9 +800,8 @@ class EmbeddedPostgres(_ServerProcess):
         # CPython fork instead of vfork, and a forked child of a process with gRPC threads ran
         # gRPC's fork handlers and died of SIGSEGV before exec (initdb failed (-11) in a loaded
         # test run), as `preexec_fn` children did before (see die_with_parent).
-        ids = {} if self.identity is None else {"uid": self.identity.uid, "gid": self.identity.gid}
         proc = await asyncio.create_subprocess_exec(
-            *die_with_parent(argv, signal.SIGTERM, **ids),
+            *_as_user(argv, signal.SIGTERM, self.identity),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
